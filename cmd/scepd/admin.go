@@ -1,0 +1,645 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/revocation"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// adminFlags are shared by the operator commands: where to act (a running
+// server's API, or the data directory / database directly) and how to print.
+type adminFlags struct {
+	fs       *flag.FlagSet
+	server   *string
+	token    *string
+	dataDir  *string
+	database *string
+	output   *string
+}
+
+func newAdminFlags(name string, stderr io.Writer) *adminFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &adminFlags{
+		fs:       fs,
+		server:   fs.String("server", os.Getenv("SCEPD_SERVER"), "act through a running server's API at this base URL (env SCEPD_SERVER); default: on the data directory/database directly"),
+		token:    fs.String("token", "", "API token for --server (default: env SCEPD_TOKEN; a flag value shows in ps)"),
+		dataDir:  fs.String("data", envDefault("SCEPD_DATA", "./scepd-data"), "data directory (env SCEPD_DATA)"),
+		database: fs.String("database", envDefault("SCEPD_DATABASE", ""), "postgres://... (env SCEPD_DATABASE); empty: SQLite in the data directory"),
+		output:   fs.String("o", "text", "output: text or json"),
+	}
+}
+
+// api opens the API the flags name. close releases a local store.
+func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), err error) {
+	if *f.server != "" {
+		tok := *f.token
+		if tok == "" {
+			tok = os.Getenv("SCEPD_TOKEN")
+		}
+		if tok == "" {
+			return nil, nil, errors.New("--server needs a token: set SCEPD_TOKEN (or --token)")
+		}
+		return &admin.Client{BaseURL: *f.server, Token: tok}, func() {}, nil
+	}
+	st, err := openStore(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2})
+	if err != nil {
+		return nil, nil, err
+	}
+	ks, err := keySource(*f.dataDir)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log}
+	// Approvals and revocations need the CAs' keys: load what a server
+	// would serve (errors leave those operations unavailable, not the rest).
+	if serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL")}); err == nil {
+		byID := map[string]*enroll.Profile{}
+		for _, p := range serving.Profiles {
+			byID[p.ID()] = p.Enroll()
+		}
+		svc.Profile = func(id string) *enroll.Profile { return byID[id] }
+		svc.Enroll = enroll.New(st, time.Now, log)
+		svc.Revocation = &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return serving.CAs }, Now: time.Now, Log: log}
+	}
+	return svc.As(admin.LocalAdmin), func() { st.Close() }, nil
+}
+
+func (f *adminFlags) print(w io.Writer, v any, text func(w *tabwriter.Writer)) error {
+	if *f.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	text(tw)
+	return tw.Flush()
+}
+
+type command struct {
+	usage string
+	run   func(ctx context.Context, f *adminFlags, args []string, stdout io.Writer) error
+}
+
+// runAdmin dispatches "scepd GROUP VERB [flags] [args]".
+func runAdmin(group string, cmds map[string]command, args []string, stdout, stderr io.Writer) int {
+	usage := func() {
+		fmt.Fprintf(stderr, "Usage:\n")
+		for verb, c := range cmds {
+			fmt.Fprintf(stderr, "  scepd %s %s %s\n", group, verb, c.usage)
+		}
+		fmt.Fprintf(stderr, "Common flags: --server URL (with SCEPD_TOKEN) | --data DIR --database URL, -o text|json\n")
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "scepd %s: unknown command %q\n", group, args[0])
+		usage()
+		return 2
+	}
+	f := newAdminFlags(group+" "+args[0], stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.run(ctx, f, args[1:], stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "scepd %s %s: %v\n", group, args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// parse parses flags, accepting positional arguments before or after them.
+func (f *adminFlags) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = f.fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func withAPI(ctx context.Context, f *adminFlags, fn func(api admin.API) error) error {
+	api, closeFn, err := f.api(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return fn(api)
+}
+
+func caCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("ca", map[string]command{
+		"list": {"", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				cas, err := api.ListCAs(ctx)
+				if err != nil {
+					return err
+				}
+				return f.print(w, cas, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "ID\tSUBJECT\tKEY\tNOT AFTER\tROOT")
+					for _, c := range cas {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", c.ID, c.Subject, c.KeyType, c.NotAfter.Format("2006-01-02"), c.Root)
+					}
+				})
+			})
+		}},
+		"show": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one CA id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				c, err := api.GetCA(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				return f.print(w, c, func(tw *tabwriter.Writer) {
+					for _, kv := range [][2]string{{"id", c.ID}, {"subject", c.Subject}, {"issuer", c.Issuer}, {"serial", c.Serial}, {"key", c.KeyType},
+						{"not before", c.NotBefore.Format(time.RFC3339)}, {"not after", c.NotAfter.Format(time.RFC3339)}, {"root", fmt.Sprint(c.Root)},
+						{"chain length", fmt.Sprint(c.ChainLen)}, {"sha256", c.SHA256}, {"CA mode capable", fmt.Sprint(c.CAMode)}} {
+						fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+					}
+				})
+			})
+		}},
+		"export": {"ID [--format pem|der] [--out FILE]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			format := f.fs.String("format", "pem", "pem: the whole chain; der: the CA certificate alone")
+			out := f.fs.String("out", "", "write to FILE instead of stdout")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one CA id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				chain, err := api.CAChain(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				var b []byte
+				switch *format {
+				case "pem":
+					for _, d := range chain {
+						b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+					}
+				case "der":
+					b = chain[0]
+				default:
+					return fmt.Errorf("--format %q: want pem or der", *format)
+				}
+				return writeOut(*out, w, b)
+			})
+		}},
+		"create-root":         {"--id ID --subject DN [--key-type T] [--validity D] [--allow-ca-mode]", createCA(false)},
+		"create-intermediate": {"--id ID --parent ID --subject DN [--key-type T] [--validity D] [--allow-ca-mode]", createCA(true)},
+		"import": {"--id ID (--cert CHAIN.pem --key KEY.pem | --pkcs12 FILE.p12, password in env SCEPD_PKCS12_PASSWORD)", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			id := f.fs.String("id", "", "CA id")
+			certPath := f.fs.String("cert", "", "PEM chain, the CA certificate first")
+			keyPath := f.fs.String("key", "", "PEM key (encrypted PKCS#8 needs SCEPD_KEY_PASSPHRASE)")
+			p12 := f.fs.String("pkcs12", "", "PKCS#12 bundle instead of --cert and --key")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			spec := config.CA{ID: *id, Import: &config.CAImport{}}
+			if *p12 != "" {
+				// The bundle is converted to PEM here, so the API only ever
+				// receives inline PEM.
+				certs, keyPEM, err := pkcs12ToPEM(*p12, os.Getenv("SCEPD_PKCS12_PASSWORD"))
+				if err != nil {
+					return err
+				}
+				spec.Import.Cert, spec.Import.Key = certs, keyPEM
+			} else {
+				c, err := os.ReadFile(*certPath)
+				if err != nil {
+					return err
+				}
+				k, err := os.ReadFile(*keyPath)
+				if err != nil {
+					return err
+				}
+				spec.Import.Cert, spec.Import.Key = string(c), string(k)
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				c, err := api.CreateCA(ctx, spec)
+				if err != nil {
+					return err
+				}
+				return f.print(w, c, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "imported CA %s: %s\n", c.ID, c.Subject) })
+			})
+		}},
+	}, args, stdout, stderr)
+}
+
+func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+	return func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+		id := f.fs.String("id", "", "CA id (lowercase letters, digits, dashes)")
+		subject := f.fs.String("subject", "", `subject, e.g. "CN=Corp Devices CA,O=Corp"`)
+		keyType := f.fs.String("key-type", "ecdsa-p256", "ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096")
+		validity := f.fs.Duration("validity", 0, "validity (default 20 years for a root, 10 for an intermediate)")
+		allowCAMode := f.fs.Bool("allow-ca-mode", false, "add keyEncipherment so profiles can use the CA in CA mode (RSA only)")
+		var parent *string
+		if intermediate {
+			parent = f.fs.String("parent", "", "issuing CA id")
+		}
+		if _, err := f.parse(args); err != nil {
+			return err
+		}
+		spec := config.CA{ID: *id, Create: &config.CACreate{Subject: *subject, KeyType: *keyType, AllowCAMode: *allowCAMode}}
+		spec.Create.Validity = caDuration(*validity)
+		if parent != nil {
+			if *parent == "" {
+				return errors.New("--parent is required")
+			}
+			spec.Create.Parent = *parent
+		}
+		return withAPI(ctx, f, func(api admin.API) error {
+			c, err := api.CreateCA(ctx, spec)
+			if err != nil {
+				return err
+			}
+			return f.print(w, c, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "created CA %s: %s (%s, until %s)\n", c.ID, c.Subject, c.KeyType, c.NotAfter.Format("2006-01-02"))
+			})
+		})
+	}
+}
+
+func profileCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("profile", map[string]command{
+		"list": {"", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				ps, err := api.ListProfiles(ctx)
+				if err != nil {
+					return err
+				}
+				return f.print(w, ps, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "ID\tCA\tCHALLENGE\tSOURCE\tPATH")
+					for _, p := range ps {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.CA, p.ChallengeMode, p.Source, p.Path)
+					}
+				})
+			})
+		}},
+		"show": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one profile id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				p, err := api.GetProfile(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				if *f.output != "json" {
+					*f.output = "json" // a profile is a tree; JSON is its readable form
+				}
+				return f.print(w, p, nil)
+			})
+		}},
+		"apply": {"--file PROFILE.yaml (a profiles entry; a static challenge from env SCEPD_PROFILE_CHALLENGE)", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			file := f.fs.String("file", "", "YAML or JSON file holding one profile, as in the config file's profiles list")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(*file)
+			if err != nil {
+				return err
+			}
+			cf, err := config.Parse(append([]byte("profiles:\n"), indentAsItem(b)...))
+			if err != nil || len(cf.Profiles) != 1 {
+				return errOr(err, "the file must hold exactly one profile")
+			}
+			spec := cf.Profiles[0]
+			if pw := os.Getenv("SCEPD_PROFILE_CHALLENGE"); pw != "" && (spec.Challenge.Mode == "" || spec.Challenge.Mode == "static") {
+				spec.Challenge.Password = pw
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				p, err := api.PutProfile(ctx, spec)
+				if err != nil {
+					return err
+				}
+				return f.print(w, p, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "profile %s ready at %s\n", p.ID, p.Path) })
+			})
+		}},
+	}, args, stdout, stderr)
+}
+
+// indentAsItem turns a YAML mapping into one item of a YAML list.
+func indentAsItem(b []byte) []byte {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	for i, l := range lines {
+		if i == 0 {
+			lines[i] = "  - " + l
+		} else {
+			lines[i] = "    " + l
+		}
+	}
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+func certCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("cert", map[string]command{
+		"list": {"[--profile P] [--subject S] [--status valid|revoked] [--expiring-within D] [--limit N]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "", "only this profile")
+			subject := f.fs.String("subject", "", "subject contains (case-insensitive)")
+			status := f.fs.String("status", "", "valid or revoked")
+			within := f.fs.Duration("expiring-within", 0, "only certificates expiring within this duration, e.g. 720h")
+			limit := f.fs.Int("limit", 100, "at most this many")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			filter := store.CertificateFilter{ProfileID: *profile, Subject: *subject, Status: *status, Limit: *limit}
+			if *within > 0 {
+				filter.ExpiringBefore = time.Now().Add(*within)
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				cs, err := api.ListCertificates(ctx, filter)
+				if err != nil {
+					return err
+				}
+				return f.print(w, cs, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "SERIAL\tPROFILE\tSUBJECT\tNOT AFTER\tSTATUS")
+					for _, c := range cs {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Profile, c.Subject, c.NotAfter.Format("2006-01-02"), c.Status)
+					}
+				})
+			})
+		}},
+		"show": {"SERIAL", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one serial")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				c, err := api.GetCertificate(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				return f.print(w, c, func(tw *tabwriter.Writer) {
+					for _, kv := range [][2]string{{"serial", c.Serial}, {"profile", c.Profile}, {"subject", c.Subject}, {"SANs", strings.Join(c.SANs, ", ")},
+						{"not before", c.NotBefore.Format(time.RFC3339)}, {"not after", c.NotAfter.Format(time.RFC3339)}, {"status", c.Status},
+						{"transaction", c.TransactionID}} {
+						fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+					}
+				})
+			})
+		}},
+		"revoke": {"SERIAL [--reason R] | --subject DN [--reason R]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			reason := f.fs.String("reason", "unspecified", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...")
+			subject := f.fs.String("subject", "", "revoke every valid certificate with exactly this subject")
+			pos, err := f.parse(args)
+			if err != nil || (len(pos) != 1) == (*subject == "") {
+				return errOr(err, "want one serial, or --subject")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				var list []admin.CertView
+				if *subject != "" {
+					if list, err = api.RevokeSubject(ctx, *subject, *reason); err != nil {
+						return err
+					}
+				} else {
+					c, err := api.Revoke(ctx, pos[0], *reason)
+					if err != nil {
+						return err
+					}
+					list = []admin.CertView{c}
+				}
+				return f.print(w, list, func(tw *tabwriter.Writer) {
+					for _, c := range list {
+						fmt.Fprintf(tw, "revoked %s (%s)\n", c.Serial, c.Subject)
+					}
+				})
+			})
+		}},
+		"export": {"SERIAL [--format pem|der] [--out FILE]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			format := f.fs.String("format", "pem", "pem or der")
+			out := f.fs.String("out", "", "write to FILE instead of stdout")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one serial")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				c, err := api.GetCertificate(ctx, pos[0])
+				if err != nil {
+					return err
+				}
+				b := c.DER
+				if *format == "pem" {
+					b = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
+				}
+				return writeOut(*out, w, b)
+			})
+		}},
+	}, args, stdout, stderr)
+}
+
+func requestCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("request", map[string]command{
+		"list": {"[--profile P] [--status pending|issued|rejected]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "", "only this profile")
+			status := f.fs.String("status", "pending", "pending, issued or rejected")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				rs, err := api.ListRequests(ctx, *profile, *status)
+				if err != nil {
+					return err
+				}
+				return f.print(w, rs, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "PROFILE\tTRANSACTION\tSTATUS\tSUBJECT\tCREATED")
+					for _, r := range rs {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Profile, r.TransactionID, r.Status, r.Subject, r.Created.Format(time.RFC3339))
+					}
+				})
+			})
+		}},
+		"approve": {"--profile P TRANSACTION", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "default", "profile of the request")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one transaction id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				c, err := api.Approve(ctx, *profile, pos[0])
+				if err != nil {
+					return err
+				}
+				return f.print(w, c, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "issued %s (%s)\n", c.Serial, c.Subject) })
+			})
+		}},
+		"reject": {"--profile P TRANSACTION [--reason TEXT]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "default", "profile of the request")
+			reason := f.fs.String("reason", "", "told to the client in failInfoText")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one transaction id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error { return api.Reject(ctx, *profile, pos[0], *reason) })
+		}},
+	}, args, stdout, stderr)
+}
+
+func tokenCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("token", map[string]command{
+		"create": {"--role admin|operator|mdm|auditor [--profile P]... [--name N]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			role := f.fs.String("role", "", "admin, operator, mdm or auditor")
+			name := f.fs.String("name", "", "a label for the audit log")
+			var profiles multiFlag
+			f.fs.Var(&profiles, "profile", "limit the token to this profile (repeatable)")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				t, err := api.CreateToken(ctx, admin.TokenRequest{Name: *name, Role: admin.Role(*role), Profiles: profiles})
+				if err != nil {
+					return err
+				}
+				return f.print(w, t, func(tw *tabwriter.Writer) {
+					fmt.Fprintf(tw, "%s\n", t.Token)
+				})
+			})
+		}},
+		"list": {"", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				ts, err := api.ListTokens(ctx)
+				if err != nil {
+					return err
+				}
+				return f.print(w, ts, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "ID\tNAME\tROLE\tPROFILES\tCREATED\tREVOKED")
+					for _, t := range ts {
+						rev := ""
+						if !t.Revoked.IsZero() {
+							rev = t.Revoked.Format(time.RFC3339)
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, strings.Join(t.Profiles, ","), t.Created.Format(time.RFC3339), rev)
+					}
+				})
+			})
+		}},
+		"revoke": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one token id")
+			}
+			return withAPI(ctx, f, func(api admin.API) error { return api.RevokeToken(ctx, pos[0]) })
+		}},
+	}, args, stdout, stderr)
+}
+
+func policyCmd(args []string, stdout, stderr io.Writer) int {
+	return runAdmin("policy", map[string]command{
+		"test": {"--profile P CSR.pem", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "default", "profile whose policy to apply")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one CSR file (PEM or DER)")
+			}
+			b, err := os.ReadFile(pos[0])
+			if err != nil {
+				return err
+			}
+			if block, _ := pem.Decode(b); block != nil {
+				b = block.Bytes
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				r, err := api.PolicyTest(ctx, *profile, b)
+				if err != nil {
+					return err
+				}
+				if err := f.print(w, r, func(tw *tabwriter.Writer) {
+					if !r.Allowed {
+						fmt.Fprintf(tw, "refused: %s\n", r.Reason)
+						return
+					}
+					fmt.Fprintf(tw, "would issue: %s, SANs %s, until %s\n%s", r.Subject, strings.Join(r.SANs, ", "), r.NotAfter.Format(time.RFC3339), r.Certificate)
+				}); err != nil {
+					return err
+				}
+				if !r.Allowed {
+					return errors.New("the policy refuses this request")
+				}
+				return nil
+			})
+		}},
+	}, args, stdout, stderr)
+}
+
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "validate" {
+		fmt.Fprintln(stderr, "Usage: scepd config validate FILE")
+		return 2
+	}
+	f, err := config.Load(args[1])
+	if err == nil {
+		err = f.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s is not valid:\n%v\n", args[1], err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d CAs, %d profiles\n", args[1], len(f.CAs), len(f.Profiles))
+	return 0
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(msg)
+}
+
+func writeOut(path string, w io.Writer, b []byte) error {
+	if path == "" {
+		_, err := w.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,108 @@
+// Command scepd is a SCEP (RFC 8894) certificate enrollment server and CA.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+const usage = `scepd: SCEP (RFC 8894) certificate enrollment server and CA
+
+Usage:
+  scepd serve  [flags]          run the server (no flags needed: ./scepd-data, SQLite, a new CA)
+  scepd client getcaps|getca|enroll [flags]
+                                a SCEP client for testing and operations
+  scepd ca list|show|export|create-root|create-intermediate|import
+  scepd profile list|show|apply
+  scepd cert list|show|export|revoke
+  scepd request list|approve|reject
+  scepd token create|list|revoke
+  scepd challenge create|rotate --profile P
+  scepd entity register|list --profile P
+  scepd policy test --profile P CSR.pem
+                                operator commands: on the data directory/database, or with
+                                --server URL (and SCEPD_TOKEN) through a running server's API
+  scepd config validate FILE    check a config file and explain every error
+  scepd bench -url URL -challenge PW [-n N] [-c C] [-pid PID] [-o json]
+                                load-test any SCEP server, verifying every answer
+  scepd inspect [--key KEY] FILE   explain a SCEP message, certificate or CSR (DER, PEM, base64)
+  scepd store check             check the store's integrity (certificates, transactions, audit chain)
+  scepd audit verify|export     verify the audit hash chain (names the first tampered event) or export JSON lines
+  scepd version
+
+Run "scepd COMMAND -h" for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(args[1:], stdout, stderr)
+	case "challenge":
+		return challengeCmd(args[1:], stdout, stderr)
+	case "ca":
+		return caCmd(args[1:], stdout, stderr)
+	case "profile":
+		return profileCmd(args[1:], stdout, stderr)
+	case "cert":
+		return certCmd(args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "entity":
+		return entityCmd(args[1:], stdout, stderr)
+	case "request":
+		return requestCmd(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
+	case "inspect":
+		return inspectCmd(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "scepd", version)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "scepd: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// envDefault returns the SCEPD_* environment value for a flag default.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// envInt returns an integer SCEPD_* environment value for a flag default.
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}

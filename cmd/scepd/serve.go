@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/console"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/metrics"
+	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/revocation"
+	"github.com/scepd/scepd/internal/server"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// setting resolves one setting: a flag given on the command line wins, then
+// its SCEPD_* environment variable, then the config file, then the default.
+func setting(fs *flag.FlagSet, name, env, fromFile, def string) string {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if set {
+		return fs.Lookup(name).Value.String()
+	}
+	if v, ok := os.LookupEnv(env); ok && v != "" {
+		return v
+	}
+	if fromFile != "" {
+		return fromFile
+	}
+	return def
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("SCEPD_CONFIG"), "YAML config file declaring CAs and profiles (env SCEPD_CONFIG); see scepd.example.yaml")
+	fs.String("addr", ":8080", "SCEP listen address (env SCEPD_ADDR; config listen.addr)")
+	fs.String("admin-addr", "", "serve the REST API on this address instead of --addr (env SCEPD_ADMIN_ADDR; config listen.admin_addr)")
+	fs.String("admin-tls-cert", "", "PEM certificate for the admin listener (env SCEPD_ADMIN_TLS_CERT)")
+	fs.String("admin-tls-key", "", "PEM key for the admin listener (env SCEPD_ADMIN_TLS_KEY)")
+	fs.String("data", "./scepd-data", "data directory: SQLite database and keys (env SCEPD_DATA; config data_dir)")
+	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE)")
+	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
+	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: 4 per CPU (env SCEPD_MAX_CONCURRENT)")
+	queueWait := fs.Duration("queue-wait", 250*time.Millisecond, "how long a PKIOperation waits for a free slot before the 503")
+	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
+	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.ECDSAP256)),
+		fmt.Sprintf("without --config: key type of the created CA, one of %v (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
+	raKeyType := fs.String("ra-key-type", envDefault("SCEPD_RA_KEY_TYPE", string(ca.RSA2048)),
+		"without --config: key type of the default profile's RA, rsa-2048|rsa-3072|rsa-4096 (env SCEPD_RA_KEY_TYPE)")
+	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),
+		"without --config: the default profile's challenge, static (SCEPD_CHALLENGE) or dynamic (env SCEPD_CHALLENGE_MODE)")
+	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	log := slog.New(h)
+
+	file := &config.File{}
+	if *configPath != "" {
+		var err error
+		if file, err = config.Load(*configPath); err != nil {
+			log.Error("scepd stopped", "error", err.Error())
+			return 1
+		}
+		if err := file.Validate(); err != nil {
+			fmt.Fprintf(stderr, "scepd: %s is not valid:\n%v\n", *configPath, err)
+			return 1
+		}
+	}
+	cfg := serveConfig{
+		file:       file,
+		configured: *configPath != "",
+		addr:       setting(fs, "addr", "SCEPD_ADDR", file.Listen.Addr, ":8080"),
+		adminAddr:  setting(fs, "admin-addr", "SCEPD_ADMIN_ADDR", file.Listen.AdminAddr, ""),
+		adminCert:  setting(fs, "admin-tls-cert", "SCEPD_ADMIN_TLS_CERT", file.Listen.AdminTLSCert, ""),
+		adminKey:   setting(fs, "admin-tls-key", "SCEPD_ADMIN_TLS_KEY", file.Listen.AdminTLSKey, ""),
+		publicURL:  setting(fs, "public-url", "SCEPD_PUBLIC_URL", file.PublicURL, ""),
+		store: storeFlags{
+			dataDir:    setting(fs, "data", "SCEPD_DATA", file.DataDir, "./scepd-data"),
+			database:   setting(fs, "database", "SCEPD_DATABASE", file.Database, ""),
+			dbMaxConns: *dbMaxConns,
+		},
+		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait,
+		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
+	}
+	if cfg.store.dbMaxConns == 0 {
+		cfg.store.dbMaxConns = file.DBMaxConns
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServer(ctx, cfg, stdout, log); err != nil {
+		log.Error("scepd stopped", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+type serveConfig struct {
+	file       *config.File
+	configured bool
+	addr       string
+	adminAddr  string
+	adminCert  string
+	adminKey   string
+	publicURL  string
+	store      storeFlags
+
+	maxConcurrent int
+	queueWait     time.Duration
+
+	// Zero-config (no --config) settings for the default CA and profile.
+	caKeyType, raKeyType ca.KeyType
+	challengeMode        string
+	challenge            string
+	allowDES             bool
+}
+
+// keySource returns the key store with the passphrase from
+// SCEPD_KEY_PASSPHRASE or the file SCEPD_KEY_PASSPHRASE_FILE names (never
+// a flag: flag values show in ps).
+func keySource(dataDir string) (keys.Source, error) {
+	ks := keys.Source{Dir: dataDir}
+	if p := os.Getenv("SCEPD_KEY_PASSPHRASE"); p != "" {
+		ks.Passphrase = []byte(p)
+	} else if f := os.Getenv("SCEPD_KEY_PASSPHRASE_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return ks, fmt.Errorf("SCEPD_KEY_PASSPHRASE_FILE: %w", err)
+		}
+		ks.Passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
+	}
+	return ks, nil
+}
+
+func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) error {
+	raw, err := openStore(ctx, cfg.store)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	var srv *server.Server
+	// Scrapes read the raw store; everything else goes through the timed one.
+	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
+	st := met.Instrument(raw)
+	ks, err := keySource(cfg.store.dataDir)
+	if err != nil {
+		return err
+	}
+	defaultProfile := provision.DefaultID
+	if cfg.configured {
+		if err := provision.ApplyConfig(ctx, st, ks, cfg.file, provision.FromFiles(), time.Now(), log); err != nil {
+			return fmt.Errorf("applying %s: %w", "the config file", err)
+		}
+		defaultProfile = cfg.file.DefaultProfile
+		if defaultProfile == "" && len(cfg.file.Profiles) > 0 {
+			defaultProfile = cfg.file.Profiles[0].ID
+		}
+	} else if err := zeroConfig(ctx, cfg, st, ks, stdout, log); err != nil {
+		return err
+	}
+
+	overrides := provision.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log}
+	serving, err := provision.Load(ctx, st, ks, overrides)
+	if err != nil {
+		return err
+	}
+	enroller := enroll.New(st, time.Now, log)
+	rev := &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return srv.CAs() }, Now: time.Now, Log: log}
+	srv, err = server.New(server.Options{
+		Profiles:       serving.Profiles,
+		CAs:            serving.CAs,
+		DefaultProfile: defaultProfile,
+		Enroller:       enroller,
+		Revocation:     rev,
+		Logger:         log,
+		Ready:          st.Ping,
+		MaxConcurrent:  cfg.maxConcurrent,
+		QueueWait:      cfg.queueWait,
+		Observe:        func(p, t, o string, d time.Duration) { met.Observe(p, t, o, d) },
+		OnChallenge:    func(p, via string) { met.Challenge(p, via) },
+		Authorize: func(ctx context.Context, token, profile string) (bool, bool) {
+			a, err := admin.Authenticate(ctx, st, token)
+			if err != nil {
+				return false, false
+			}
+			return true, a.Allowed(admin.ActChallenge, profile)
+		},
+		Audit: func(ctx context.Context, action, object string, details map[string]string) {
+			if err := st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "mdm", Action: action, Object: object, Outcome: "ok", Details: details}); err != nil {
+				log.Error("audit append failed", "error", err.Error())
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	reload := func(ctx context.Context) error {
+		s, err := provision.Load(ctx, st, ks, overrides)
+		if err != nil {
+			return err
+		}
+		return srv.SetProfiles(s.Profiles, s.CAs)
+	}
+	profileOf := func(id string) *enroll.Profile {
+		if p := srv.Profile(id); p != nil {
+			return p.Enroll()
+		}
+		return nil
+	}
+	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload,
+		Profile: profileOf, Enroll: enroller, Revocation: rev}
+	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
+	web, err := (&console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}).Routes()
+	if err != nil {
+		return err
+	}
+
+	// The REST API and /metrics go on the admin listener when there is
+	// one, else next to SCEP.
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/api/", api)
+	adminMux.Handle("GET /metrics", met.Handler())
+	adminMux.Handle("/console/", web)
+	handler := srv.Handler()
+	if cfg.adminAddr == "" {
+		handler = server.Mount(handler, "/console/", web)
+		handler = server.Mount(handler, "/api/", api)
+		handler = server.Mount(handler, "GET /metrics", met.Handler())
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{server.NewHTTPServer(cfg.addr, handler, log)}
+	errc := make(chan error, 2)
+	go func() { errc <- servers[0].Serve(ln) }()
+	if cfg.adminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.adminAddr)
+		if err != nil {
+			return err
+		}
+		as := server.NewHTTPServer(cfg.adminAddr, adminMux, log)
+		servers = append(servers, as)
+		go func() {
+			if cfg.adminCert != "" {
+				errc <- as.ServeTLS(aln, cfg.adminCert, cfg.adminKey)
+			} else {
+				errc <- as.Serve(aln)
+			}
+		}()
+		log.Info("serving the admin API", "addr", aln.Addr().String(), "tls", cfg.adminCert != "")
+	}
+	for _, p := range serving.Profiles {
+		log.Info("serving SCEP", "profile", p.ID(), "url", scepURL(ln.Addr(), p.ID()))
+	}
+	if cfg.allowDES && !cfg.configured {
+		log.Warn("single DES accepted on the default profile (SCEPD_ALLOW_DES=1)")
+	}
+	go refreshProfiles(ctx, st, reload, log)
+	go rev.Run(ctx, 10*time.Minute)
+	go expirePending(ctx, st, log)
+	if err := startEvents(ctx, cfg, st, met, log); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroConfig creates the default CA and profile on first start.
+func zeroConfig(ctx context.Context, cfg serveConfig, st store.Store, ks keys.Source, stdout io.Writer, log *slog.Logger) error {
+	if !validKeyType(cfg.caKeyType) {
+		return fmt.Errorf("--ca-key-type %q: want one of %v", cfg.caKeyType, ca.KeyTypes)
+	}
+	switch cfg.raKeyType {
+	case ca.RSA2048, ca.RSA3072, ca.RSA4096:
+	default:
+		return fmt.Errorf("--ra-key-type %q: an RA key must be RSA (rsa-2048, rsa-3072 or rsa-4096)", cfg.raKeyType)
+	}
+	if cfg.challenge != "" && len(cfg.challenge) < 8 {
+		return errors.New("SCEPD_CHALLENGE must have at least 8 characters")
+	}
+	switch cfg.challengeMode {
+	case store.ChallengeStatic, store.ChallengeDynamic:
+	default:
+		return fmt.Errorf("--challenge-mode %q: want static or dynamic", cfg.challengeMode)
+	}
+	res, err := provision.EnsureDefault(ctx, st, ks, provision.Options{
+		CAKeyType: cfg.caKeyType, RAKeyType: cfg.raKeyType, ChallengeMode: cfg.challengeMode, Challenge: cfg.challenge, Now: time.Now, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("provisioning: %w", err)
+	}
+	if res.GeneratedChallenge != "" {
+		// Shown once, on stdout and not in the log; only its hash is stored.
+		fmt.Fprintf(stdout, "\nThe default profile's challenge password (shown only now; set SCEPD_CHALLENGE to choose your own):\n\n    %s\n\n", res.GeneratedChallenge)
+	}
+	return nil
+}
+
+// refreshProfiles picks up profile and CA changes other replicas (or the
+// CLI on the database) made: every 15 s it compares a cheap fingerprint
+// of the profile rows and reloads when it moved.
+func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Context) error, log *slog.Logger) {
+	last := ""
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		fp, err := profilesFingerprint(ctx, st)
+		if err == nil && last != "" && fp != last {
+			if err := reload(ctx); err != nil {
+				log.Error("reloading profiles failed", "error", err.Error())
+			} else {
+				log.Info("profiles reloaded")
+			}
+		}
+		if err == nil {
+			last = fp
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// expirePending rejects pending requests nobody decided in time and
+// purges one-time challenges that expired unused.
+func expirePending(ctx context.Context, st store.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := st.ExpirePending(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("expiring pending requests failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info("pending requests expired", "count", n)
+		}
+		if n, err := st.PurgeChallenges(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("purging expired challenges failed", "error", err.Error())
+		} else if n > 0 {
+			log.Info("expired challenges purged", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func profilesFingerprint(ctx context.Context, st store.Store) (string, error) {
+	ps, err := st.ListProfiles(ctx)
+	if err != nil {
+		return "", err
+	}
+	cas, err := st.ListCAs(ctx)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	now := time.Now()
+	for _, p := range ps {
+		fmt.Fprintf(&b, "%s@%d%s;", p.ID, p.Updated.UnixNano(), provision.Phase(p, now))
+	}
+	for _, c := range cas {
+		fmt.Fprintf(&b, "%s;", c.ID)
+	}
+	return b.String(), nil
+}
+
+func validKeyType(t ca.KeyType) bool {
+	for _, k := range ca.KeyTypes {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+func scepURL(a net.Addr, profile string) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return fmt.Sprintf("http://%s/scep/%s/pkiclient.exe", net.JoinHostPort(host, port), profile)
+}

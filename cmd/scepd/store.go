@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/postgres"
+	"github.com/scepd/scepd/internal/store/sqlite"
+)
+
+// storeFlags are the flags every command that opens the database shares.
+type storeFlags struct {
+	dataDir    string
+	database   string
+	dbMaxConns int
+}
+
+// openStore opens PostgreSQL when database is a postgres:// URL, else the
+// SQLite file in the data directory.
+func openStore(ctx context.Context, f storeFlags) (store.Store, error) {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(f.database, "postgres://"), strings.HasPrefix(f.database, "postgresql://"):
+		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
+	case f.database == "", f.database == "sqlite":
+		return sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
+	}
+	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
+}
+
+// redactURL hides a password in a database URL before it is printed.
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+			return u[:scheme+3] + "***" + u[at:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,154 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store/sqlite"
+)
+
+func TestAllowed(t *testing.T) {
+	scoped := Actor{Role: RoleMDM, Profiles: []string{"laptops"}}
+	for _, tt := range []struct {
+		a       Actor
+		act     Action
+		profile string
+		want    bool
+	}{
+		{Actor{Role: RoleAdmin}, ActTokens, "", true},
+		{Actor{Role: RoleAdmin}, ActManage, "x", true},
+		{Actor{Role: RoleOperator}, ActRead, "x", true},
+		{Actor{Role: RoleOperator}, ActChallenge, "x", true},
+		{Actor{Role: RoleOperator}, ActManage, "x", false},
+		{Actor{Role: RoleOperator}, ActTokens, "", false},
+		{Actor{Role: RoleOperator}, ActReadTokens, "", false},
+		{Actor{Role: RoleAuditor}, ActRead, "", true},
+		{Actor{Role: RoleAuditor}, ActReadTokens, "", true},
+		{Actor{Role: RoleAuditor}, ActChallenge, "x", false},
+		{scoped, ActChallenge, "laptops", true},
+		{scoped, ActChallenge, "routers", false},
+		{scoped, ActRead, "laptops", false},
+		{Actor{Role: "root"}, ActRead, "", false},
+	} {
+		if got := tt.a.Allowed(tt.act, tt.profile); got != tt.want {
+			t.Errorf("%+v.Allowed(%d, %q) = %v, want %v", tt.a, tt.act, tt.profile, got, tt.want)
+		}
+	}
+}
+
+func newService(t *testing.T) *Service {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Service{Store: st, Keys: keys.Source{Dir: t.TempDir()}, Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func TestAuthenticate(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	v, err := s.As(LocalAdmin).CreateToken(ctx, TokenRequest{Name: "ops", Role: RoleAuditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Authenticate(ctx, s.Store, v.Token)
+	if err != nil || a.Role != RoleAuditor || !strings.Contains(a.Name, "(ops)") {
+		t.Fatalf("Authenticate = %+v, %v", a, err)
+	}
+	last := v.Token[len(v.Token)-1]
+	flipped := v.Token[:len(v.Token)-1] + string(map[bool]byte{true: 'A', false: 'B'}[last != 'A'])
+	for _, bad := range []string{"", "scepd_", "bearer", v.Token + "x", flipped, strings.Replace(v.Token, "scepd_", "scepX_", 1)} {
+		if _, err := Authenticate(ctx, s.Store, bad); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+	if err := s.As(LocalAdmin).RevokeToken(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Authenticate(ctx, s.Store, v.Token); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	// The secret is never stored.
+	tok, _ := s.Store.GetToken(ctx, v.ID)
+	if strings.Contains(string(tok.Hash), v.Token) {
+		t.Fatal("token stored in clear")
+	}
+	events, _ := s.Store.ListAudit(ctx, 10)
+	for _, e := range events {
+		if strings.Contains(e.Object+e.Actor+strings.Join(mapValues(e.Details), ""), v.Token[len(v.Token)-20:]) {
+			t.Fatal("token secret in the audit log")
+		}
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestOpenAPIMatchesRoutes: every operation the document lists is served
+// (without a token: 401, not 404), and every route of the table is in it.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	s := newService(t)
+	srv := httptest.NewServer((&Handler{Service: s, Log: s.Log}).Routes())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	n := 0
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			n++
+			url := srv.URL + pathParam.ReplaceAllString(path, "x")
+			req, _ := http.NewRequest(strings.ToUpper(method), url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s: %d, want 401 (the route must exist and require a token)", method, path, resp.StatusCode)
+			}
+		}
+	}
+	if n != len(routes) {
+		t.Errorf("the document has %d operations, the route table %d", n, len(routes))
+	}
+	for _, rt := range routes {
+		if _, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is served but not documented", rt.method, rt.path)
+		}
+	}
+	resp, _ = http.Get(srv.URL + "/api/v1/nothing")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown route: %d, want 404", resp.StatusCode)
+	}
+	var e apiError
+	json.NewDecoder(resp.Body).Decode(&e)
+	if e.Error.Code != "not_found" {
+		t.Errorf("unknown route error %+v", e)
+	}
+}

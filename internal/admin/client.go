@@ -1,0 +1,259 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// Client drives a running server's API with a token: the CLI's --server mode.
+type Client struct {
+	BaseURL string
+	Token   string
+	HTTP    *http.Client
+}
+
+var _ API = (*Client)(nil)
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/pkcs10"
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return err
+		}
+		rd, ct = bytes.NewReader(j), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: time.Minute}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
+			return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		}
+		return &APIError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = data
+		return nil
+	default:
+		return json.Unmarshal(data, out)
+	}
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+func (c *Client) ListCAs(ctx context.Context) ([]CAView, error) {
+	var v []CAView
+	return v, c.do(ctx, "GET", "/api/v1/cas", nil, &v)
+}
+
+func (c *Client) GetCA(ctx context.Context, id string) (CAView, error) {
+	var v CAView
+	return v, c.do(ctx, "GET", "/api/v1/cas/"+esc(id), nil, &v)
+}
+
+func (c *Client) CAChain(ctx context.Context, id string) ([][]byte, error) {
+	var b []byte
+	if err := c.do(ctx, "GET", "/api/v1/cas/"+esc(id)+"/chain?format=pem", nil, &b); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			break
+		}
+		out = append(out, block.Bytes)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("admin: the chain answer holds no certificate")
+	}
+	return out, nil
+}
+
+func (c *Client) CreateCA(ctx context.Context, spec config.CA) (CAView, error) {
+	var v CAView
+	return v, c.do(ctx, "POST", "/api/v1/cas", spec, &v)
+}
+
+func (c *Client) ListProfiles(ctx context.Context) ([]ProfileView, error) {
+	var v []ProfileView
+	return v, c.do(ctx, "GET", "/api/v1/profiles", nil, &v)
+}
+
+func (c *Client) GetProfile(ctx context.Context, id string) (ProfileView, error) {
+	var v ProfileView
+	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(id), nil, &v)
+}
+
+func (c *Client) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
+	var v ProfileView
+	return v, c.do(ctx, "PUT", "/api/v1/profiles/"+esc(spec.ID), spec, &v)
+}
+
+func (c *Client) PolicyTest(ctx context.Context, profile string, csrDER []byte) (PolicyResult, error) {
+	var v PolicyResult
+	return v, c.do(ctx, "POST", "/api/v1/profiles/"+esc(profile)+"/policy-test", csrDER, &v)
+}
+
+func (c *Client) CreateChallenge(ctx context.Context, profile, bind string) (ChallengeView, error) {
+	var v ChallengeView
+	q := ""
+	if bind != "" {
+		q = "?bind=" + url.QueryEscape(bind)
+	}
+	return v, c.do(ctx, "POST", "/api/v1/profiles/"+esc(profile)+"/challenges"+q, nil, &v)
+}
+
+func (c *Client) RotateChallenge(ctx context.Context, profile, secret string, overlap time.Duration) (ChallengeView, error) {
+	var v ChallengeView
+	body := map[string]string{"password": secret}
+	if overlap > 0 {
+		body["overlap"] = overlap.String()
+	}
+	return v, c.do(ctx, "POST", "/api/v1/profiles/"+esc(profile)+"/challenge/rotate", body, &v)
+}
+
+func (c *Client) PutEntity(ctx context.Context, profile string, e EntityRequest) (EntityView, error) {
+	var v EntityView
+	return v, c.do(ctx, "PUT", "/api/v1/profiles/"+esc(profile)+"/entities/"+esc(e.Username), e, &v)
+}
+
+func (c *Client) ListEntities(ctx context.Context, profile string) ([]EntityView, error) {
+	var v []EntityView
+	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(profile)+"/entities", nil, &v)
+}
+
+func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter) ([]CertView, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"profile": f.ProfileID, "subject": f.Subject, "status": f.Status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.ExpiringBefore.IsZero() {
+		q.Set("expiring_before", f.ExpiringBefore.UTC().Format(time.RFC3339))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Offset > 0 {
+		q.Set("offset", strconv.Itoa(f.Offset))
+	}
+	var v []CertView
+	return v, c.do(ctx, "GET", "/api/v1/certificates?"+q.Encode(), nil, &v)
+}
+
+func (c *Client) GetCertificate(ctx context.Context, serial string) (CertView, error) {
+	var v CertView
+	if err := c.do(ctx, "GET", "/api/v1/certificates/"+esc(serial), nil, &v); err != nil {
+		return v, err
+	}
+	var der []byte
+	if err := c.do(ctx, "GET", "/api/v1/certificates/"+esc(serial)+".der", nil, &der); err != nil {
+		return v, err
+	}
+	v.DER = der
+	return v, nil
+}
+
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (NewTokenView, error) {
+	var v NewTokenView
+	return v, c.do(ctx, "POST", "/api/v1/tokens", req, &v)
+}
+
+func (c *Client) ListTokens(ctx context.Context) ([]TokenView, error) {
+	var v []TokenView
+	return v, c.do(ctx, "GET", "/api/v1/tokens", nil, &v)
+}
+
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/tokens/"+esc(id), nil, nil)
+}
+
+func (c *Client) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
+	var v []store.AuditEvent
+	return v, c.do(ctx, "GET", "/api/v1/audit?limit="+strconv.Itoa(limit), nil, &v)
+}
+
+func (c *Client) Revoke(ctx context.Context, serial, reason string) (CertView, error) {
+	var v CertView
+	return v, c.do(ctx, "POST", "/api/v1/certificates/"+esc(serial)+"/revoke", revokeRequest{Reason: reason}, &v)
+}
+
+func (c *Client) RevokeSubject(ctx context.Context, subject, reason string) ([]CertView, error) {
+	var v []CertView
+	return v, c.do(ctx, "POST", "/api/v1/certificates/revoke-subject", revokeRequest{Subject: subject, Reason: reason}, &v)
+}
+
+func (c *Client) ListRequests(ctx context.Context, profile, status string) ([]RequestView, error) {
+	q := url.Values{}
+	if profile != "" {
+		q.Set("profile", profile)
+	}
+	if status != "" {
+		q.Set("status", status)
+	}
+	var v []RequestView
+	return v, c.do(ctx, "GET", "/api/v1/requests?"+q.Encode(), nil, &v)
+}
+
+func (c *Client) Approve(ctx context.Context, profile, transactionID string) (CertView, error) {
+	var v CertView
+	return v, c.do(ctx, "POST", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID)+"/approve", nil, &v)
+}
+
+func (c *Client) Reject(ctx context.Context, profile, transactionID, reason string) error {
+	return c.do(ctx, "POST", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID)+"/reject", revokeRequest{Reason: reason}, nil)
+}

@@ -1,0 +1,584 @@
+// Package config is the schema of scepd's YAML configuration file and of
+// the CA and profile objects the REST API accepts: strict decoding,
+// defaults in one place, and a Validate that names the path of every error.
+// Other packages take what they need from it; none of them is imported here
+// except for shared value types.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/events"
+)
+
+// File is the whole configuration file. Every field is optional; flags and
+// SCEPD_* variables override the listener, data and database settings.
+type File struct {
+	// Listen configures the HTTP listeners.
+	Listen Listen `yaml:"listen" json:"listen"`
+	// PublicURL is the base URL devices and relying parties reach scepd at,
+	// e.g. https://pki.example.com. When set, issued certificates carry an
+	// AIA caIssuers URL under it, and the CA certificates are served at
+	// /ca/{id}.crt (DER) and /ca/{id}.pem. Default: none.
+	PublicURL string `yaml:"public_url" json:"public_url"`
+	// DataDir holds the SQLite database and key files. Default ./scepd-data.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// Database is a postgres:// URL; empty means SQLite in DataDir.
+	Database string `yaml:"database" json:"database"`
+	// DBMaxConns sizes the PostgreSQL pool; 0 means max(4, CPUs).
+	DBMaxConns int `yaml:"db_max_conns" json:"db_max_conns"`
+	// DefaultProfile is served at /cgi-bin/pkiclient.exe and
+	// /certsrv/mscep/mscep.dll. Default: the first profile declared.
+	DefaultProfile string `yaml:"default_profile" json:"default_profile"`
+	// CAs are created or imported at start when missing.
+	CAs []CA `yaml:"cas" json:"cas"`
+	// Profiles are created or updated at start; the file is authoritative
+	// for the profiles it declares.
+	Profiles []Profile `yaml:"profiles" json:"profiles"`
+	// Events: sinks for notifications (webhook, log).
+	Events Events `yaml:"events" json:"events"`
+}
+
+// Listen configures the HTTP listeners.
+type Listen struct {
+	// Addr serves SCEP, health checks and CA downloads. Default ":8080".
+	Addr string `yaml:"addr" json:"addr"`
+	// AdminAddr serves the REST API on its own listener; empty means the
+	// API shares Addr. Default: empty.
+	AdminAddr string `yaml:"admin_addr" json:"admin_addr"`
+	// AdminTLSCert and AdminTLSKey (PEM files) serve the admin listener
+	// over TLS. Default: plain HTTP.
+	AdminTLSCert string `yaml:"admin_tls_cert" json:"admin_tls_cert"`
+	AdminTLSKey  string `yaml:"admin_tls_key" json:"admin_tls_key"`
+}
+
+// CA declares a CA: exactly one of Create or Import.
+type CA struct {
+	// ID names the CA in profiles and URLs: lowercase letters, digits and
+	// dashes.
+	ID     string    `yaml:"id" json:"id"`
+	Create *CACreate `yaml:"create,omitempty" json:"create,omitempty"`
+	Import *CAImport `yaml:"import,omitempty" json:"import,omitempty"`
+}
+
+// CACreate makes a new root (no Parent) or intermediate CA.
+type CACreate struct {
+	// Parent is the issuing CA's ID for an intermediate; empty for a root.
+	Parent string `yaml:"parent,omitempty" json:"parent,omitempty"`
+	// KeyType: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+	KeyType string `yaml:"key_type,omitempty" json:"key_type,omitempty"`
+	// Subject, e.g. "CN=Corp Devices CA,O=Corp". Required.
+	Subject string `yaml:"subject" json:"subject"`
+	// Validity: default 20 years for a root, 10 for an intermediate
+	// (never past the parent's).
+	Validity ca.Duration `yaml:"validity,omitempty" json:"validity,omitempty"`
+	// AllowCAMode adds keyEncipherment so that profiles may use this CA in
+	// CA mode (RSA keys only). Default false.
+	AllowCAMode bool `yaml:"allow_ca_mode,omitempty" json:"allow_ca_mode,omitempty"`
+}
+
+// CAImport brings an existing CA: a PEM chain (the CA first) and its PEM
+// key, or a PKCS#12 bundle. In the API the PEM travels inline.
+type CAImport struct {
+	Cert string `yaml:"cert,omitempty" json:"cert,omitempty"` // file path (config) or PEM (API)
+	Key  string `yaml:"key,omitempty" json:"key,omitempty"`   // file path (config) or PEM (API)
+	// PKCS12 is a .p12 file path; its password comes from the environment
+	// variable PKCS12PasswordEnv.
+	PKCS12            string `yaml:"pkcs12,omitempty" json:"pkcs12,omitempty"`
+	PKCS12PasswordEnv string `yaml:"pkcs12_password_env,omitempty" json:"pkcs12_password_env,omitempty"`
+}
+
+// Profile declares one SCEP endpoint, /scep/{id}/pkiclient.exe.
+type Profile struct {
+	// ID is the URL segment: lowercase letters, digits and dashes.
+	ID string `yaml:"id" json:"id"`
+	// CA is the issuing CA's ID. Required.
+	CA string `yaml:"ca" json:"ca"`
+	// CAMode lets the CA itself answer SCEP instead of a separate RA; only
+	// for an RSA CA whose certificate has keyEncipherment. Default false.
+	CAMode bool `yaml:"ca_mode,omitempty" json:"ca_mode,omitempty"`
+	// RAKeyType of the profile's generated RA: rsa-2048 (default),
+	// rsa-3072, rsa-4096.
+	RAKeyType string `yaml:"ra_key_type,omitempty" json:"ra_key_type,omitempty"`
+	// IncludeCACert: GetCACert and CertRep carry the CA chain (some clients
+	// need it, Juniper refuses it in CertRep). Default true.
+	IncludeCACert *bool `yaml:"include_ca_cert,omitempty" json:"include_ca_cert,omitempty"`
+	// FullChain: the chain goes up to the root, not just the issuing CA.
+	// Default true.
+	FullChain *bool `yaml:"full_chain,omitempty" json:"full_chain,omitempty"`
+	// AllowDES accepts single-DES requests from legacy devices. Default false.
+	AllowDES bool `yaml:"allow_des,omitempty" json:"allow_des,omitempty"`
+	// Challenge says how first enrollments are authorised.
+	Challenge Challenge `yaml:"challenge" json:"challenge"`
+	// Policy is the certificate policy; see ca.PolicyConfig.
+	Policy ca.PolicyConfig `yaml:"policy,omitempty" json:"policy,omitempty"`
+	// Lifecycle: renewal and approval.
+	Lifecycle `yaml:",inline"`
+}
+
+// Lifecycle says how a profile renews and approves; stored as JSON.
+type Lifecycle struct {
+	// Renewal governs RenewalReq and PKCSReqs signed with a certificate this
+	// CA issued (sscep renews that way): no challenge, the old certificate
+	// authenticates.
+	Renewal Renewal `yaml:"renewal,omitempty" json:"renewal,omitempty"`
+	// Approval: auto (default) issues at once; manual answers PENDING and
+	// waits for an operator (`scepd request approve`); clients poll.
+	Approval string `yaml:"approval,omitempty" json:"approval,omitempty"`
+	// PendingTTL: a request nobody decided is rejected after this. Default 72h.
+	PendingTTL ca.Duration `yaml:"pending_ttl,omitempty" json:"pending_ttl,omitempty"`
+	// Rollover prepares the profile's next CA (RFC 8894 GetNextCACert).
+	Rollover Rollover `yaml:"rollover,omitempty" json:"rollover,omitempty"`
+	// ExpiryNotices: how long before a certificate expires the
+	// certificate.expiring event is raised, e.g. [720h, 168h]. Default
+	// 720h and 168h (30 and 7 days); an empty list turns notices off.
+	ExpiryNotices []ca.Duration `yaml:"expiry_notices" json:"expiry_notices"`
+}
+
+// Notices returns the expiry notice thresholds with the default applied.
+func (l Lifecycle) Notices() []time.Duration {
+	if l.ExpiryNotices == nil {
+		return []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour}
+	}
+	out := make([]time.Duration, len(l.ExpiryNotices))
+	for i, d := range l.ExpiryNotices {
+		out[i] = time.Duration(d)
+	}
+	return out
+}
+
+// Events configures where events go: issuance, renewal, revocation,
+// expiry notices, pending and rejected requests, failed enrollments and
+// repeated failures from one address.
+type Events struct {
+	// Sinks receive the events; none by default.
+	Sinks []Sink `yaml:"sinks" json:"sinks"`
+	// ExpiryScan is how often certificates are checked for expiry
+	// notices. Default 1h.
+	ExpiryScan ca.Duration `yaml:"expiry_scan,omitempty" json:"expiry_scan,omitempty"`
+}
+
+// Sink is one event destination.
+type Sink struct {
+	// Name identifies the sink's delivery position in the database;
+	// a renamed sink starts afresh with new events.
+	Name string `yaml:"name" json:"name"`
+	// Type is webhook or log.
+	Type string `yaml:"type" json:"type"`
+	// URL (webhook) receives a POST of JSON per event.
+	URL string `yaml:"url,omitempty" json:"url,omitempty"`
+	// SecretEnv (webhook) names the environment variable holding the
+	// HMAC key that signs each body (X-Scepd-Signature).
+	SecretEnv string `yaml:"secret_env,omitempty" json:"secret_env,omitempty"`
+	// Timeout per webhook attempt. Default 10s.
+	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Events lists the event types to send; empty means all.
+	Events []string `yaml:"events,omitempty" json:"events,omitempty"`
+	// Profiles limits the sink to these profiles; empty means all.
+	Profiles []string `yaml:"profiles,omitempty" json:"profiles,omitempty"`
+	// GiveUpAfter drops an event still undelivered after retrying this
+	// long (logged and counted). Default 24h.
+	GiveUpAfter ca.Duration `yaml:"give_up_after,omitempty" json:"give_up_after,omitempty"`
+}
+
+// Rollover moves a profile to its next CA at a set time. Before it,
+// GetNextCACert hands out the next CA and its RA; from it, the profile
+// issues under the next CA while certificates of the old one still renew
+// (keep this block until they have) and stay on the old CA's CRL.
+type Rollover struct {
+	// NextCA is the next CA's ID (a new root, or a CA cross-signed as the
+	// operator chooses).
+	NextCA string `yaml:"next_ca,omitempty" json:"next_ca,omitempty"`
+	// At is the switch time, RFC 3339.
+	At time.Time `yaml:"at,omitempty" json:"at,omitzero"`
+}
+
+// Renewal settings. The zero value allows renewal at any time with a new
+// key and the same subject.
+type Renewal struct {
+	// Disabled refuses certificate-based renewal. Default false.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+	// Window is the fraction of the old certificate's lifetime that must
+	// have passed, 0 to 1. Default 0 (any time); EJBCA uses 0.5.
+	Window float64 `yaml:"window,omitempty" json:"window,omitempty"`
+	// AllowKeyReuse accepts the old certificate's key again. Default false.
+	AllowKeyReuse bool `yaml:"allow_key_reuse,omitempty" json:"allow_key_reuse,omitempty"`
+	// RevokeOld revokes the renewed certificate (reason superseded) once
+	// the new one is stored. Default false.
+	RevokeOld bool `yaml:"revoke_old,omitempty" json:"revoke_old,omitempty"`
+	// AllowSubjectChange lets the issued subject differ from the old
+	// certificate's. Default false.
+	AllowSubjectChange bool `yaml:"allow_subject_change,omitempty" json:"allow_subject_change,omitempty"`
+}
+
+// Challenge configures a profile's challenge mode.
+type Challenge struct {
+	// Mode: static (one shared secret) or dynamic (one-time). Default static.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// A static secret comes from one of: the environment variable
+	// PasswordEnv, the file PasswordFile, or PasswordHash (an argon2id PHC
+	// string). Config files never hold the secret itself. In the API,
+	// Password carries it once (it is hashed at once and never returned).
+	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordHash string `yaml:"password_hash,omitempty" json:"password_hash,omitempty"`
+	Password     string `yaml:"-" json:"password,omitempty"`
+	// TTL of dynamic challenges. Default 60m.
+	TTL ca.Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	// MaxPending caps unused dynamic challenges. Default 100.
+	MaxPending int `yaml:"max_pending,omitempty" json:"max_pending,omitempty"`
+	// RotationOverlap (static): when the secret changes, the old one is
+	// still accepted this long. Default 0.
+	RotationOverlap ca.Duration `yaml:"rotation_overlap,omitempty" json:"rotation_overlap,omitempty"`
+	// NDES (dynamic) serves the NDES-compatible admin page Jamf Pro,
+	// Workspace ONE, Ivanti and Okta call: /scep/{id}/mscep_admin/ (and
+	// /certsrv/mscep_admin/ for the default profile).
+	NDES *NDES `yaml:"ndes,omitempty" json:"ndes,omitempty"`
+	// Jamf (dynamic) accepts Jamf Pro's SCEPChallenge webhook at
+	// /scep/{id}/jamf-challenge.
+	Jamf bool `yaml:"jamf,omitempty" json:"jamf,omitempty"`
+	// Webhook (mode webhook) is the operator's validation service.
+	Webhook *Webhook `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	// Intune (mode intune) is the Microsoft Intune tenant that validates.
+	Intune *Intune `yaml:"intune,omitempty" json:"intune,omitempty"`
+}
+
+// NDES configures the NDES-compatible admin page. Callers authenticate with
+// HTTP Basic: Username and a password (from PasswordEnv, or PasswordHash, an
+// argon2id PHC string), or any user name with an API token (role mdm,
+// operator or admin for the profile) as the password.
+type NDES struct {
+	Username     string `yaml:"username,omitempty" json:"username,omitempty"`
+	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	PasswordHash string `yaml:"password_hash,omitempty" json:"password_hash,omitempty"`
+	// Encoding of the page: utf-16le (NDES's, default) or utf-8.
+	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitempty"`
+}
+
+// Webhook is an operator's validation service.
+type Webhook struct {
+	URL string `yaml:"url" json:"url"`
+	// SecretEnv names the environment variable holding the HMAC key.
+	SecretEnv string `yaml:"secret_env" json:"secret_env"`
+	// Timeout per call. Default 5s.
+	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Notify also reports issued and failed requests. Default false.
+	Notify bool `yaml:"notify,omitempty" json:"notify,omitempty"`
+}
+
+// Intune identifies the Entra ID app that holds the Intune permission
+// scep_challenge_provider.
+type Intune struct {
+	Tenant   string `yaml:"tenant" json:"tenant"`
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ClientSecretEnv names the environment variable holding the secret.
+	ClientSecretEnv string `yaml:"client_secret_env" json:"client_secret_env"`
+	// LoginURL and GraphURL override Microsoft's endpoints (tests, sovereign clouds).
+	LoginURL string `yaml:"login_url,omitempty" json:"login_url,omitempty"`
+	GraphURL string `yaml:"graph_url,omitempty" json:"graph_url,omitempty"`
+}
+
+// Load reads and strictly decodes a config file: unknown keys are errors.
+// It does not validate; call Validate.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse strictly decodes YAML (JSON is YAML too).
+func Parse(b []byte) (*File, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &f, nil
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidID reports whether s can name a CA or profile (it appears in URLs).
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Errors collects validation errors, each prefixed by its path.
+type Errors []string
+
+func (e Errors) Error() string { return strings.Join(e, "\n") }
+
+func (e *Errors) add(path, format string, args ...any) {
+	*e = append(*e, path+": "+fmt.Sprintf(format, args...))
+}
+
+var keyTypes = map[string]bool{"ecdsa-p256": true, "ecdsa-p384": true, "rsa-2048": true, "rsa-3072": true, "rsa-4096": true}
+var raKeyTypes = map[string]bool{"": true, "rsa-2048": true, "rsa-3072": true, "rsa-4096": true}
+
+// Validate checks the whole file and returns every problem found, each
+// with its path (profiles[1].challenge.mode: ...).
+func (f *File) Validate() error {
+	var errs Errors
+	if f.PublicURL != "" && !strings.HasPrefix(f.PublicURL, "http://") && !strings.HasPrefix(f.PublicURL, "https://") {
+		errs.add("public_url", "%q must start with http:// or https://", f.PublicURL)
+	}
+	if (f.Listen.AdminTLSCert == "") != (f.Listen.AdminTLSKey == "") {
+		errs.add("listen", "admin_tls_cert and admin_tls_key go together")
+	}
+	if f.Listen.AdminTLSCert != "" && f.Listen.AdminAddr == "" {
+		errs.add("listen.admin_addr", "required when the admin listener has TLS")
+	}
+	if f.Database != "" && !strings.HasPrefix(f.Database, "postgres://") && !strings.HasPrefix(f.Database, "postgresql://") {
+		errs.add("database", "want a postgres:// URL, or nothing for SQLite")
+	}
+	cas := map[string]bool{}
+	for i, c := range f.CAs {
+		path := fmt.Sprintf("cas[%d]", i)
+		if err := c.Validate(cas); err != nil {
+			for _, e := range err.(Errors) {
+				errs = append(errs, path+"."+e)
+			}
+		}
+		cas[c.ID] = true
+	}
+	ids := map[string]bool{}
+	for i, p := range f.Profiles {
+		path := fmt.Sprintf("profiles[%d]", i)
+		if ids[p.ID] {
+			errs.add(path+".id", "%q is declared twice", p.ID)
+		}
+		ids[p.ID] = true
+		if err := p.Validate(); err != nil {
+			for _, e := range err.(Errors) {
+				errs = append(errs, path+"."+e)
+			}
+		}
+		if p.CA != "" && len(f.CAs) > 0 && !cas[p.CA] {
+			errs.add(path+".ca", "no CA %q is declared in cas", p.CA)
+		}
+	}
+	if f.DefaultProfile != "" && !ids[f.DefaultProfile] {
+		errs.add("default_profile", "no profile %q is declared", f.DefaultProfile)
+	}
+	f.Events.validate(&errs)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Validate checks one CA declaration; known holds the IDs declared before it.
+func (c CA) Validate(known map[string]bool) error {
+	var errs Errors
+	if !ValidID(c.ID) {
+		errs.add("id", "%q must be lowercase letters, digits and dashes", c.ID)
+	}
+	if known[c.ID] {
+		errs.add("id", "%q is declared twice", c.ID)
+	}
+	switch {
+	case (c.Create == nil) == (c.Import == nil):
+		errs.add("create", "exactly one of create and import is required")
+	case c.Create != nil:
+		if c.Create.Subject == "" {
+			errs.add("create.subject", "required")
+		} else if _, err := ca.ParseName(c.Create.Subject); err != nil {
+			errs.add("create.subject", "%v", err)
+		}
+		if c.Create.KeyType != "" && !keyTypes[c.Create.KeyType] {
+			errs.add("create.key_type", "%q: want ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096", c.Create.KeyType)
+		}
+		if c.Create.Parent != "" && known != nil && !known[c.Create.Parent] {
+			errs.add("create.parent", "no CA %q is declared before this one", c.Create.Parent)
+		}
+		if c.Create.Validity < 0 {
+			errs.add("create.validity", "must be positive")
+		}
+		if c.Create.AllowCAMode && !strings.HasPrefix(c.Create.KeyType, "rsa-") {
+			errs.add("create.allow_ca_mode", "CA mode needs an RSA key (key_type rsa-*)")
+		}
+	case c.Import != nil:
+		im := c.Import
+		if im.PKCS12 != "" {
+			if im.Cert != "" || im.Key != "" {
+				errs.add("import", "either pkcs12, or cert and key")
+			}
+		} else if im.Cert == "" || im.Key == "" {
+			errs.add("import", "cert and key are both required (or pkcs12)")
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Validate checks one profile declaration.
+func (p Profile) Validate() error {
+	var errs Errors
+	if !ValidID(p.ID) {
+		errs.add("id", "%q must be lowercase letters, digits and dashes", p.ID)
+	}
+	if p.CA == "" {
+		errs.add("ca", "required")
+	}
+	if !raKeyTypes[p.RAKeyType] {
+		errs.add("ra_key_type", "%q: an RA key must be rsa-2048, rsa-3072 or rsa-4096", p.RAKeyType)
+	}
+	if p.CAMode && p.RAKeyType != "" {
+		errs.add("ra_key_type", "a profile in CA mode has no RA of its own")
+	}
+	c := p.Challenge
+	switch c.Mode {
+	case "", "static":
+		n := 0
+		for _, s := range []string{c.PasswordEnv, c.PasswordFile, c.PasswordHash, c.Password} {
+			if s != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			errs.add("challenge", "a static challenge needs exactly one of password_env, password_file, password_hash (or password in the API)")
+		}
+		if c.Password != "" && len(c.Password) < 8 {
+			errs.add("challenge.password", "at least 8 characters")
+		}
+		if c.TTL != 0 || c.MaxPending != 0 {
+			errs.add("challenge", "ttl and max_pending apply to dynamic challenges only")
+		}
+		if c.RotationOverlap < 0 {
+			errs.add("challenge.rotation_overlap", "must be positive")
+		}
+	case "dynamic":
+		if c.PasswordEnv != "" || c.PasswordFile != "" || c.PasswordHash != "" || c.Password != "" {
+			errs.add("challenge", "a dynamic challenge takes no password")
+		}
+		if c.TTL < 0 || (c.TTL != 0 && c.TTL < ca.Duration(1e9)) {
+			errs.add("challenge.ttl", "at least 1s")
+		}
+		if c.MaxPending < 0 || c.MaxPending > 100000 {
+			errs.add("challenge.max_pending", "%d is outside 0..100000", c.MaxPending)
+		}
+	case "webhook":
+		if c.Webhook == nil || !strings.HasPrefix(c.Webhook.URL, "http") || c.Webhook.SecretEnv == "" {
+			errs.add("challenge.webhook", "url (http or https) and secret_env are required")
+		}
+	case "intune":
+		if c.Intune == nil || c.Intune.Tenant == "" || c.Intune.ClientID == "" || c.Intune.ClientSecretEnv == "" {
+			errs.add("challenge.intune", "tenant, client_id and client_secret_env are required")
+		}
+		if p.Approval == "manual" {
+			errs.add("approval", "Intune has no pending state: an intune profile cannot require manual approval")
+		}
+	case "entity":
+		if p.Approval == "manual" {
+			errs.add("approval", "entity profiles issue at once; manual approval is not supported with them")
+		}
+	default:
+		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune or entity", c.Mode)
+	}
+	if (c.NDES != nil || c.Jamf) && c.Mode != "dynamic" {
+		errs.add("challenge", "ndes and jamf hand out one-time challenges: they need mode dynamic")
+	}
+	if c.NDES != nil {
+		switch c.NDES.Encoding {
+		case "", "utf-16le", "utf-8":
+		default:
+			errs.add("challenge.ndes.encoding", "%q: want utf-16le or utf-8", c.NDES.Encoding)
+		}
+		if c.NDES.Username != "" && c.NDES.PasswordEnv == "" && c.NDES.PasswordHash == "" {
+			errs.add("challenge.ndes", "a username needs password_env or password_hash")
+		}
+	}
+	switch p.Approval {
+	case "", "auto", "manual":
+	default:
+		errs.add("approval", "%q: want auto or manual", p.Approval)
+	}
+	if p.PendingTTL < 0 {
+		errs.add("pending_ttl", "must be positive")
+	}
+	for i, d := range p.ExpiryNotices {
+		if d < ca.Duration(time.Minute) {
+			errs.add(fmt.Sprintf("expiry_notices[%d]", i), "%v: want at least 1m", time.Duration(d))
+		}
+	}
+	if (p.Rollover.NextCA == "") != p.Rollover.At.IsZero() {
+		errs.add("rollover", "next_ca and at go together")
+	}
+	if p.Rollover.NextCA != "" && p.Rollover.NextCA == p.CA {
+		errs.add("rollover.next_ca", "is the profile's current CA")
+	}
+	if p.Renewal.Window < 0 || p.Renewal.Window > 1 {
+		errs.add("renewal.window", "%v is outside 0..1", p.Renewal.Window)
+	}
+	if _, err := p.Policy.Compile(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs.add("policy."+strings.SplitN(line, ":", 2)[0], "%s", strings.TrimSpace(strings.SplitN(line, ":", 2)[1]))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Bool reads an optional boolean with its default.
+func Bool(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+func (e Events) validate(errs *Errors) {
+	if e.ExpiryScan < 0 || (e.ExpiryScan > 0 && e.ExpiryScan < ca.Duration(time.Second)) {
+		errs.add("events.expiry_scan", "want at least 1s")
+	}
+	names := map[string]bool{}
+	for i, s := range e.Sinks {
+		path := fmt.Sprintf("events.sinks[%d]", i)
+		if !idPattern.MatchString(s.Name) {
+			errs.add(path+".name", "%q must be lowercase letters, digits and dashes", s.Name)
+		}
+		if names[s.Name] {
+			errs.add(path+".name", "%q is declared twice", s.Name)
+		}
+		names[s.Name] = true
+		switch s.Type {
+		case "webhook":
+			if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
+				errs.add(path+".url", "%q: want an http:// or https:// URL", s.URL)
+			}
+			if s.SecretEnv == "" {
+				errs.add(path+".secret_env", "required: events are signed")
+			}
+		case "log":
+			if s.URL != "" || s.SecretEnv != "" {
+				errs.add(path, "url and secret_env are for webhook sinks")
+			}
+		default:
+			errs.add(path+".type", "%q: want webhook or log", s.Type)
+		}
+		for j, t := range s.Events {
+			if !slices.Contains(events.Types, t) {
+				errs.add(fmt.Sprintf("%s.events[%d]", path, j), "%q: want one of %s", t, strings.Join(events.Types, ", "))
+			}
+		}
+		if s.Timeout < 0 || s.GiveUpAfter < 0 {
+			errs.add(path, "timeout and give_up_after must be positive")
+		}
+	}
+}

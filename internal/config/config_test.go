@@ -1,0 +1,95 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExampleFileIsValid(t *testing.T) {
+	f, err := Load("../../scepd.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("the reference file does not validate:\n%v", err)
+	}
+	if len(f.CAs) != 2 || len(f.Profiles) != 2 || f.Profiles[0].Policy.SANs.DNS[0] != "*.laptops.corp.example" {
+		t.Fatalf("decoded %+v", f)
+	}
+}
+
+func TestStrictDecoding(t *testing.T) {
+	for _, doc := range []string{
+		"listen: {adr: ':1'}",
+		"profiles: [{id: a, ca: b, challange: {mode: static}}]",
+		"profiles: [{id: a, ca: b, policy: {validty: 1h}}]",
+		"profiles: [{id: a, ca: b, policy: {validity: forever}}]",
+		"profiles: [{id: a, ca: b, challenge: {password: x}}]", // the secret itself is not accepted in a file
+	} {
+		if _, err := Parse([]byte(doc)); err == nil {
+			t.Errorf("Parse(%q) accepted an unknown or malformed key", doc)
+		}
+	}
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	doc := `
+public_url: pki.example.com
+database: mysql://x
+listen: {admin_tls_cert: a.pem}
+default_profile: nope
+cas:
+  - id: Root
+    create: {subject: "CN=x", key_type: dsa-1024}
+  - id: sub
+    create: {parent: missing, subject: "XX=y"}
+  - id: both
+    create: {subject: "CN=x"}
+    import: {cert: a, key: b}
+  - id: half
+    import: {cert: a}
+profiles:
+  - id: a
+    ca: unknown
+    challenge: {mode: static}
+  - id: a
+    ca: sub
+    ra_key_type: ecdsa-p256
+    challenge: {mode: magic}
+  - id: b
+    ca: sub
+    challenge: {mode: dynamic, password_env: X, ttl: 1ms}
+    policy: {validity: 1m, ext_key_usage: [bogus]}
+    expiry_notices: [1s]
+events:
+  expiry_scan: 1ms
+  sinks:
+    - {name: Hook, type: webhook, url: "ftp://x", events: [certificate.exploded]}
+    - {name: log, type: log, url: "http://x"}
+    - {name: log, type: pager}
+`
+	f, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a broken file")
+	}
+	for _, want := range []string{
+		"public_url:", "database:", "listen:", "default_profile:",
+		"cas[0].id:", "cas[0].create.key_type:", "cas[1].create.parent:", "cas[1].create.subject:",
+		"cas[2].create: exactly one", "cas[3].import:",
+		"profiles[0].ca: no CA \"unknown\"", "profiles[0].challenge: a static challenge needs",
+		"profiles[1].id: \"a\" is declared twice", "profiles[1].ra_key_type:", "profiles[1].challenge.mode:",
+		"profiles[2].challenge: a dynamic challenge takes no password", "profiles[2].challenge.ttl:",
+		"profiles[2].policy.validity:", "profiles[2].policy.ext_key_usage:", "profiles[2].expiry_notices[0]:",
+		"events.expiry_scan:", "events.sinks[0].name:", "events.sinks[0].url:", "events.sinks[0].secret_env: required",
+		"events.sinks[0].events[0]: \"certificate.exploded\"", "events.sinks[1]: url and secret_env",
+		"events.sinks[2].name: \"log\" is declared twice", "events.sinks[2].type:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}

@@ -1,0 +1,298 @@
+// Package console is the operator web console scepd serves itself:
+// server-rendered HTML over the same operations (and role rules) as the
+// REST API, with sign-in by API token, database-backed sessions and a
+// CSRF token on every form. No build step: templates, CSS and the few
+// lines of JavaScript are embedded in the binary.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/store"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Store is what the console needs beyond the admin service.
+type Store interface {
+	admin.TokenStore
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error)
+	DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error
+	IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
+	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
+	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Handler serves the console under /console/.
+type Handler struct {
+	Admin *admin.Service
+	Store Store
+	// PublicURL is the base of the SCEP URLs shown; empty means the
+	// address the console was reached at.
+	PublicURL string
+	// SessionTTL is how long a sign-in lasts. Default 8h.
+	SessionTTL time.Duration
+	Now        func() time.Time
+	Log        *slog.Logger
+
+	pages map[string]*template.Template
+}
+
+const (
+	sessionCookie = "scepd_session"
+	loginCookie   = "scepd_login"
+	cookiePath    = "/console/"
+)
+
+// Routes returns the console's handler; it parses every template first,
+// so a broken template fails at start, not on a page view.
+func (h *Handler) Routes() (http.Handler, error) {
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.SessionTTL <= 0 {
+		h.SessionTTL = 8 * time.Hour
+	}
+	if err := h.parse(); err != nil {
+		return nil, err
+	}
+	static, _ := fs.Sub(assets, "static")
+	mux := http.NewServeMux()
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /console/login", h.loginPage)
+	mux.HandleFunc("POST /console/login", h.login)
+	mux.Handle("POST /console/logout", h.authed(h.logout))
+	mux.Handle("GET /console/dashboard", h.authed(h.dashboard))
+	mux.Handle("GET /console/profiles", h.authed(h.profiles))
+	mux.Handle("GET /console/profiles/new", h.authed(h.profileForm))
+	mux.Handle("POST /console/profiles", h.authed(h.profileSave))
+	mux.Handle("GET /console/profiles/{id}", h.authed(h.profile))
+	mux.Handle("GET /console/certificates", h.authed(h.certificates))
+	mux.Handle("GET /console/certificates/{serial}", h.authed(h.certificate))
+	mux.Handle("GET /console/certificates/{serial}/download", h.authed(h.download))
+	mux.Handle("POST /console/certificates/{serial}/revoke", h.authed(h.revoke))
+	mux.Handle("GET /console/requests", h.authed(h.requests))
+	mux.Handle("POST /console/requests/{profile}/{tx}/{decision}", h.authed(h.decide))
+	mux.Handle("GET /console/challenges", h.authed(h.challenges))
+	mux.Handle("POST /console/challenges", h.authed(h.challengeCreate))
+	mux.Handle("GET /console/audit", h.authed(h.audit))
+	return securityHeaders(mux), nil
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin") // "no-referrer" would make browsers send Origin: null on our own forms
+		if !strings.HasPrefix(r.URL.Path, "/console/static/") {
+			hd.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// session is a signed-in request's context.
+type session struct {
+	store.Session
+	Actor admin.Actor
+	API   admin.API
+}
+
+type authedFunc func(w http.ResponseWriter, r *http.Request, s *session)
+
+// authed resolves the session cookie to a live session of a valid token,
+// and checks CSRF on every POST; otherwise it sends the browser to sign in.
+func (h *Handler) authed(fn authedFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := h.session(r)
+		if err != nil {
+			if !errors.Is(err, errNoSession) {
+				h.Log.Error("console session lookup failed", "error", err.Error())
+				h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
+				return
+			}
+			if r.Method != http.MethodGet {
+				h.fail(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again.")
+				return
+			}
+			http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+				h.Log.Warn("console form refused: CSRF check failed", "path", r.URL.Path, "actor", s.Actor.Name, "origin", r.Header.Get("Origin"))
+				h.fail(w, r, s, http.StatusForbidden, "This form did not come from this console (CSRF check failed). Reload the page and try again.")
+				return
+			}
+		}
+		fn(w, r, s)
+	})
+}
+
+var errNoSession = errors.New("no session")
+
+func (h *Handler) session(r *http.Request) (*session, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || len(c.Value) < 40 || len(c.Value) > 64 {
+		return nil, errNoSession
+	}
+	sum := sha256.Sum256([]byte(c.Value))
+	se, err := h.Store.GetSession(r.Context(), sum[:], h.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	tok, err := h.Store.GetToken(r.Context(), se.TokenID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !tok.Revoked.IsZero()) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := admin.ActorOf(tok)
+	a.Name += " via console"
+	return &session{Session: se, Actor: a, API: h.Admin.As(a)}, nil
+}
+
+// sameOrigin refuses requests a browser marks as coming from elsewhere
+// (defence in depth next to the CSRF token). Browsers that send
+// Sec-Fetch-Site are believed; otherwise the Origin header, when present,
+// must name this host.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host
+	}
+	return true
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: cookiePath, MaxAge: maxAge,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	nonce := randomToken()
+	h.setCookie(w, r, loginCookie, nonce, 600)
+	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// safeNext keeps a post-login redirect inside the console.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/console/dashboard"
+	}
+	return next
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c, err := r.Cookie(loginCookie)
+	if err != nil || !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("nonce"))) != 1 {
+		h.fail(w, r, nil, http.StatusForbidden, "The sign-in form expired or did not come from this console. Reload it and try again.")
+		return
+	}
+	actor, err := admin.Authenticate(ctx, h.Store, strings.TrimSpace(r.PostFormValue("token")))
+	if err != nil {
+		if !errors.Is(err, admin.ErrUnauthenticated) {
+			h.Log.Error("console sign-in failed", "error", err.Error())
+			h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
+			return
+		}
+		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": clientIP(r)})
+		nonce := randomToken()
+		h.setCookie(w, r, loginCookie, nonce, 600)
+		h.render(w, r, nil, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.PostFormValue("next")),
+			"Error": "That token is not valid (unknown, revoked or mistyped)."})
+		return
+	}
+	id := randomToken()
+	sum := sha256.Sum256([]byte(id))
+	now := h.Now()
+	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRF: randomToken(), Created: now, Expires: now.Add(h.SessionTTL)}); err != nil {
+		h.Log.Error("console session create failed", "error", err.Error())
+		h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
+		return
+	}
+	h.Store.DeleteSessions(ctx, nil, now) // tidy expired ones
+	h.auditEvent(ctx, actor.Name, "console.signin", "ok", map[string]string{"client_ip": clientIP(r), "role": string(actor.Role)})
+	h.setCookie(w, r, loginCookie, "", -1)
+	h.setCookie(w, r, sessionCookie, id, int(h.SessionTTL/time.Second))
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	if err := h.Store.DeleteSessions(r.Context(), s.IDHash, h.Now()); err != nil {
+		h.Log.Error("console sign-out failed", "error", err.Error())
+	}
+	h.auditEvent(r.Context(), s.Actor.Name, "console.signout", "ok", nil)
+	h.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+}
+
+func (h *Handler) auditEvent(ctx context.Context, actor, action, outcome string, details map[string]string) {
+	if err := h.Store.AppendAudit(ctx, store.AuditEvent{Time: h.Now(), Actor: actor, Action: action, Object: "console", Outcome: outcome, Details: details}); err != nil {
+		h.Log.Error("audit append failed", "action", action, "error", err.Error())
+	}
+}
+
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// apiError renders an admin error with the status the REST API would use.
+func (h *Handler) apiError(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	switch {
+	case errors.Is(err, admin.ErrForbidden):
+		h.fail(w, r, s, http.StatusForbidden, "Your token's role ("+string(s.Actor.Role)+") does not allow this.")
+	case errors.Is(err, admin.ErrNotFound):
+		h.fail(w, r, s, http.StatusNotFound, "Not found.")
+	case errors.Is(err, admin.ErrInvalid):
+		h.fail(w, r, s, http.StatusBadRequest, err.Error())
+	default:
+		h.Log.Error("console operation failed", "path", r.URL.Path, "error", err.Error())
+		h.fail(w, r, s, http.StatusInternalServerError, "Something went wrong on the server; the details are in scepd's log.")
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, s *session, status int, msg string) {
+	h.render(w, r, s, status, "error", fmt.Sprintf("%d %s", status, http.StatusText(status)), map[string]any{"Message": msg})
+}

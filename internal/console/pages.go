@@ -1,0 +1,553 @@
+package console
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/store"
+)
+
+func redirectMsg(w http.ResponseWriter, r *http.Request, path, msg string) {
+	http.Redirect(w, r, path+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+}
+
+// ---- dashboard ----
+
+type profileStat struct {
+	ID                          string
+	Valid, Revoked, Exp7, Exp30 int
+}
+
+type reasonCount struct {
+	Reason string
+	Count  int
+}
+
+func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	if !s.Actor.Allowed(admin.ActRead, "") {
+		h.apiError(w, r, s, admin.ErrForbidden)
+		return
+	}
+	days := 30
+	if r.URL.Query().Get("days") == "90" {
+		days = 90
+	}
+	now := h.Now().UTC()
+	since := now.Truncate(24*time.Hour).AddDate(0, 0, -days+1)
+	perDay, err := h.Store.IssuedPerDay(ctx, since)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	perDay = slices.DeleteFunc(perDay, func(d store.DayCount) bool { return !s.Actor.Allowed(admin.ActRead, d.ProfileID) })
+	stats := map[string]*profileStat{}
+	for _, within := range []time.Duration{7 * 24 * time.Hour, 30 * 24 * time.Hour} {
+		list, err := h.Store.CertificateStats(ctx, now, within)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		for _, st := range list {
+			if !s.Actor.Allowed(admin.ActRead, st.ProfileID) {
+				continue
+			}
+			p := stats[st.ProfileID]
+			if p == nil {
+				p = &profileStat{ID: st.ProfileID, Valid: st.Valid, Revoked: st.Revoked}
+				stats[st.ProfileID] = p
+			}
+			if within == 7*24*time.Hour {
+				p.Exp7 = st.Expiring
+			} else {
+				p.Exp30 = st.Expiring
+			}
+		}
+	}
+	var profs []profileStat
+	total := profileStat{ID: "all"}
+	for _, p := range stats {
+		profs = append(profs, *p)
+		total.Valid += p.Valid
+		total.Revoked += p.Revoked
+		total.Exp7 += p.Exp7
+		total.Exp30 += p.Exp30
+	}
+	slices.SortFunc(profs, func(a, b profileStat) int { return cmp.Compare(a.ID, b.ID) })
+	pending, err := s.API.ListRequests(ctx, "", store.StatusPending)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	// Failures come from the audit trail, which not every role may read
+	// (the API decides; operators act, auditors and admins read).
+	var failures []reasonCount
+	events, err := s.API.ListAudit(ctx, 1000)
+	auditVisible := !errors.Is(err, admin.ErrForbidden)
+	if err != nil && auditVisible {
+		h.apiError(w, r, s, err)
+		return
+	}
+	byReason := map[string]int{}
+	for _, e := range events {
+		if e.Action == "enroll" && e.Outcome == "rejected" && now.Sub(e.Time) < 7*24*time.Hour {
+			byReason[e.Details["reason"]]++
+		}
+	}
+	for reason, n := range byReason {
+		failures = append(failures, reasonCount{reason, n})
+	}
+	slices.SortFunc(failures, func(a, b reasonCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
+	})
+	h.render(w, r, s, http.StatusOK, "dashboard", "Dashboard", map[string]any{
+		"Days": days, "Chart": buildChart(perDay, since, days), "PerDay": perDay, "Profiles": profs, "Total": total,
+		"Pending": len(pending), "Failures": failures, "AuditVisible": auditVisible,
+	})
+}
+
+// chart is a server-drawn stacked bar chart (SVG, no script).
+type chart struct {
+	Width, Height int
+	Max           int
+	Bars          []bar
+	Legend        []legend
+	Total         int
+}
+
+type bar struct {
+	X, W  int
+	Day   string
+	Total int
+	Segs  []seg
+}
+
+type seg struct {
+	Y, H  int
+	Color string
+	Title string
+}
+
+type legend struct{ Profile, Color string }
+
+var palette = []string{"#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563"}
+
+func buildChart(perDay []store.DayCount, since time.Time, days int) chart {
+	c := chart{Width: 720, Height: 160}
+	byDay := map[string]map[string]int{}
+	colors := map[string]string{}
+	for _, d := range perDay {
+		if byDay[d.Day] == nil {
+			byDay[d.Day] = map[string]int{}
+		}
+		byDay[d.Day][d.ProfileID] += d.Count
+		if _, ok := colors[d.ProfileID]; !ok {
+			colors[d.ProfileID] = palette[len(colors)%len(palette)]
+			c.Legend = append(c.Legend, legend{d.ProfileID, colors[d.ProfileID]})
+		}
+	}
+	slices.SortFunc(c.Legend, func(a, b legend) int { return cmp.Compare(a.Profile, b.Profile) })
+	for i := range days {
+		day := since.AddDate(0, 0, i).Format("2006-01-02")
+		n := 0
+		for _, v := range byDay[day] {
+			n += v
+		}
+		c.Max = max(c.Max, n)
+		c.Total += n
+	}
+	scale := float64(c.Height-20) / float64(max(c.Max, 1))
+	w := c.Width / days
+	for i := range days {
+		day := since.AddDate(0, 0, i).Format("2006-01-02")
+		b := bar{X: i * w, W: max(w-2, 1), Day: day}
+		y := c.Height
+		for _, l := range c.Legend {
+			n := byDay[day][l.Profile]
+			if n == 0 {
+				continue
+			}
+			hgt := max(int(float64(n)*scale), 1)
+			y -= hgt
+			b.Segs = append(b.Segs, seg{Y: y, H: hgt, Color: l.Color, Title: fmt.Sprintf("%s: %d issued on %s", l.Profile, n, day)})
+			b.Total += n
+		}
+		c.Bars = append(c.Bars, b)
+	}
+	return c
+}
+
+// ---- profiles ----
+
+func (h *Handler) scepBase(r *http.Request) string {
+	if h.PublicURL != "" {
+		return strings.TrimSuffix(h.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, s *session) {
+	list, err := s.API.ListProfiles(r.Context())
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	h.render(w, r, s, http.StatusOK, "profiles", "Profiles", map[string]any{"Profiles": list, "Base": h.scepBase(r)})
+}
+
+func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
+	p, err := s.API.GetProfile(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	policy, _ := yaml.Marshal(p.Policy)
+	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": h.scepBase(r) + p.Path, "Policy": string(policy)})
+}
+
+const profileTemplate = `id: new-profile
+ca: CA-ID
+challenge:
+  mode: dynamic
+  ttl: 60m
+policy:
+  validity: 8760h
+  ext_key_usage: [clientAuth]
+`
+
+func (h *Handler) profileForm(w http.ResponseWriter, r *http.Request, s *session) {
+	if !s.Actor.Allowed(admin.ActManage, "") {
+		h.apiError(w, r, s, admin.ErrForbidden)
+		return
+	}
+	spec := profileTemplate
+	if id := r.URL.Query().Get("id"); id != "" {
+		spec = strings.Replace(spec, "new-profile", id, 1)
+	}
+	h.render(w, r, s, http.StatusOK, "profile_form", "Create or replace a profile", map[string]any{"Spec": spec})
+}
+
+func (h *Handler) profileSave(w http.ResponseWriter, r *http.Request, s *session) {
+	spec := r.PostFormValue("spec")
+	var p config.Profile
+	dec := yaml.NewDecoder(strings.NewReader(spec))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		h.render(w, r, s, http.StatusBadRequest, "profile_form", "Create or replace a profile", map[string]any{"Spec": spec, "Error": "YAML: " + err.Error()})
+		return
+	}
+	v, err := s.API.PutProfile(r.Context(), p)
+	if err != nil {
+		if errors.Is(err, admin.ErrInvalid) {
+			h.render(w, r, s, http.StatusBadRequest, "profile_form", "Create or replace a profile", map[string]any{"Spec": spec, "Error": err.Error()})
+			return
+		}
+		h.apiError(w, r, s, err)
+		return
+	}
+	redirectMsg(w, r, "/console/profiles/"+v.ID, "Profile "+v.ID+" saved.")
+}
+
+// ---- certificates ----
+
+const pageSize = 50
+
+func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *session) {
+	q := r.URL.Query()
+	f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: strings.TrimSpace(q.Get("subject")), SAN: strings.TrimSpace(q.Get("san")),
+		Status: q.Get("status"), Limit: pageSize + 1}
+	var problems []string
+	if v := q.Get("expires_from"); v != "" {
+		t, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			problems = append(problems, "expires from: want a date")
+		}
+		f.ExpiringAfter = t
+	}
+	if v := q.Get("expires_to"); v != "" {
+		t, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			problems = append(problems, "expires to: want a date")
+		}
+		f.ExpiringBefore = t.AddDate(0, 0, 1)
+	}
+	pageNo, _ := strconv.Atoi(q.Get("page"))
+	pageNo = max(pageNo, 1)
+	f.Offset = (pageNo - 1) * pageSize
+	data := map[string]any{"Q": q, "Page": pageNo, "Problems": problems}
+	if serial := strings.ToLower(strings.TrimSpace(strings.ReplaceAll(q.Get("serial"), ":", ""))); serial != "" {
+		serial = strings.TrimLeft(serial, "0")
+		c, err := s.API.GetCertificate(r.Context(), serial)
+		if err != nil && !errors.Is(err, admin.ErrNotFound) {
+			h.apiError(w, r, s, err)
+			return
+		}
+		if err == nil {
+			data["Certs"] = []admin.CertView{c}
+		} else {
+			data["Certs"] = []admin.CertView{}
+		}
+	} else {
+		list, err := s.API.ListCertificates(r.Context(), f)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		if len(list) > pageSize {
+			list = list[:pageSize]
+			data["Next"] = pageURL(q, pageNo+1)
+		}
+		if pageNo > 1 {
+			data["Prev"] = pageURL(q, pageNo-1)
+		}
+		data["Certs"] = list
+	}
+	profiles, _ := s.API.ListProfiles(r.Context())
+	data["Profiles"] = profiles
+	h.render(w, r, s, http.StatusOK, "certificates", "Certificates", data)
+}
+
+// pageURL is the certificate search q at another page.
+func pageURL(q url.Values, page int) string {
+	v := url.Values{}
+	for k, vs := range q {
+		v[k] = vs
+	}
+	v.Set("page", strconv.Itoa(page))
+	return "/console/certificates?" + v.Encode()
+}
+
+func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	c, err := s.API.GetCertificate(ctx, r.PathValue("serial"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	// The renewal chain: what this certificate renewed, back to the
+	// first, and what renewed it, forward to the newest.
+	var chain []admin.CertView
+	for prev, i := c.RenewedSerial, 0; prev != "" && i < 20; i++ {
+		p, err := s.API.GetCertificate(ctx, prev)
+		if err != nil {
+			break
+		}
+		chain = append([]admin.CertView{p}, chain...)
+		prev = p.RenewedSerial
+	}
+	chain = append(chain, c)
+	for cur, i := c.Serial, 0; i < 20; i++ {
+		next, err := s.API.ListCertificates(ctx, store.CertificateFilter{RenewedSerial: cur, ProfileID: c.Profile, Limit: 1})
+		if err != nil || len(next) == 0 {
+			break
+		}
+		chain = append(chain, next[0])
+		cur = next[0].Serial
+	}
+	sum := sha256.Sum256(c.DER)
+	h.render(w, r, s, http.StatusOK, "certificate", "Certificate "+c.Serial, map[string]any{
+		"C": c, "Decoded": decode(c.DER), "SHA256": strings.ToUpper(hex.EncodeToString(sum[:])), "Chain": chain,
+		"Reasons": revocationReasons, "ReasonName": reasonName(c.RevocationReason),
+	})
+}
+
+var revocationReasons = []string{"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn"}
+
+func reasonName(code int) string {
+	for name, c := range ca.Reasons {
+		if c == code {
+			return name
+		}
+	}
+	return strconv.Itoa(code)
+}
+
+func (h *Handler) download(w http.ResponseWriter, r *http.Request, s *session) {
+	c, err := s.API.GetCertificate(r.Context(), r.PathValue("serial"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	if r.URL.Query().Get("format") == "der" {
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+c.Serial+`.cer"`)
+		w.Write(c.DER)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+c.Serial+`.pem"`)
+	pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, s *session) {
+	serial := r.PathValue("serial")
+	if r.PostFormValue("confirm") != "yes" {
+		h.fail(w, r, s, http.StatusBadRequest, "Tick the confirmation box to revoke.")
+		return
+	}
+	c, err := s.API.Revoke(r.Context(), serial, r.PostFormValue("reason"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	redirectMsg(w, r, "/console/certificates/"+c.Serial, "Certificate revoked; the CRL was published again.")
+}
+
+// ---- pending requests ----
+
+func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
+	status := r.URL.Query().Get("status")
+	if status == "" {
+		status = store.StatusPending
+	}
+	list, err := s.API.ListRequests(r.Context(), r.URL.Query().Get("profile"), status)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	h.render(w, r, s, http.StatusOK, "requests", "Requests", map[string]any{"Requests": list, "Status": status})
+}
+
+func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
+	profile, tx := r.PathValue("profile"), r.PathValue("tx")
+	switch r.PathValue("decision") {
+	case "approve":
+		c, err := s.API.Approve(r.Context(), profile, tx)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		redirectMsg(w, r, "/console/requests", "Approved: certificate "+c.Serial+" issued; the device receives it when it polls.")
+	case "reject":
+		reason := strings.TrimSpace(r.PostFormValue("comment"))
+		if reason == "" {
+			reason = "rejected by an operator"
+		}
+		if err := s.API.Reject(r.Context(), profile, tx, reason); err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		redirectMsg(w, r, "/console/requests", "Rejected request "+tx+".")
+	default:
+		h.fail(w, r, s, http.StatusNotFound, "No such decision.")
+	}
+}
+
+// ---- dynamic challenges ----
+
+type challengeRow struct {
+	Profile                string
+	Pending, Used, Expired int
+}
+
+func (h *Handler) challengeRows(r *http.Request, s *session) ([]challengeRow, error) {
+	list, err := s.API.ListProfiles(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var rows []challengeRow
+	for _, p := range list {
+		if p.ChallengeMode != store.ChallengeDynamic {
+			continue
+		}
+		row := challengeRow{Profile: p.ID}
+		if row.Pending, row.Used, row.Expired, err = h.Store.ChallengeCounts(r.Context(), p.ID, h.Now()); err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session) {
+	rows, err := h.challengeRows(r, s)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows})
+}
+
+func (h *Handler) challengeCreate(w http.ResponseWriter, r *http.Request, s *session) {
+	v, err := s.API.CreateChallenge(r.Context(), r.PostFormValue("profile"), strings.TrimSpace(r.PostFormValue("bind")))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	rows, err := h.challengeRows(r, s)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	// Shown once, in this response only (no-store); never stored in clear.
+	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows, "New": v, "NewProfile": r.PostFormValue("profile")})
+}
+
+// ---- audit ----
+
+func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
+	events, err := s.API.ListAudit(r.Context(), 1000)
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	q := r.URL.Query()
+	actor, action, object := strings.ToLower(q.Get("actor")), strings.ToLower(q.Get("action")), strings.ToLower(q.Get("object"))
+	var since, until time.Time
+	if v := q.Get("since"); v != "" {
+		since, _ = time.Parse("2006-01-02", v)
+	}
+	if v := q.Get("until"); v != "" {
+		if t, err := time.Parse("2006-01-02", v); err == nil {
+			until = t.AddDate(0, 0, 1)
+		}
+	}
+	out := events[:0]
+	for _, e := range events {
+		if (actor != "" && !strings.Contains(strings.ToLower(e.Actor), actor)) ||
+			(action != "" && !strings.Contains(strings.ToLower(e.Action), action)) ||
+			(object != "" && !strings.Contains(strings.ToLower(e.Object), object)) ||
+			(!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && !e.Time.Before(until)) {
+			continue
+		}
+		out = append(out, e)
+	}
+	h.render(w, r, s, http.StatusOK, "audit", "Audit log", map[string]any{"Events": out, "Q": q, "Searched": len(events)})
+}
+
+// detailString renders an audit event's details as "k=v" pairs, sorted.
+func detailString(d map[string]string) string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		fmt.Fprintf(&b, "%s=%s", k, d[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
+)
+
+func postRaw(t *testing.T, s *sceptest.Server, body []byte) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(s.URL("default")+"?operation=PKIOperation", "application/x-pki-message", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// request builds a PKIOperation from raw parts with the library (as a
+// misbehaving client would), signed by a self-signed certificate of key.
+func request(t *testing.T, key *rsa.PrivateKey, csr []byte, recipient *x509.Certificate, c cms.Cipher, h crypto.Hash) []byte {
+	t.Helper()
+	self := selfSignedCert(t, key, "hostile")
+	msg, _, err := scep.Builder{Cert: self, Key: key}.NewRequest(scep.Request{
+		Type: scep.PKCSReq, TransactionID: "tx-" + self.SerialNumber.Text(16), Body: csr, Recipient: recipient, Cipher: c, Digest: h,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func selfSignedCert(t *testing.T, key *rsa.PrivateKey, cn string) *x509.Certificate {
+	t.Helper()
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func csrFor(t *testing.T, key crypto.Signer, cn, pw string) []byte {
+	t.Helper()
+	der, err := scep.NewCSR(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// TestHostileInput sends what broken or hostile clients send to the real
+// binary: each gets a clear refusal, nothing is stored, and the server
+// keeps serving.
+func TestHostileInput(t *testing.T) {
+	s := startServer(t)
+	certs := getCACert(t, s)
+	ra, err := client.Recipient(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raCMS := cms.FromX509(ra)
+	key := newKey(t)
+	good := request(t, key, csrFor(t, key, "ok", challenge), ra, cms.AES128, crypto.SHA256)
+
+	t.Run("not CMS", func(t *testing.T) {
+		if code, body := postRaw(t, s, []byte("hello, I am not a PKIMessage")); code != 400 || !strings.Contains(string(body), "malformed SCEP message") {
+			t.Fatalf("got %d %q", code, body)
+		}
+	})
+	t.Run("truncated", func(t *testing.T) {
+		if code, body := postRaw(t, s, good[:len(good)/2]); code != 400 {
+			t.Fatalf("got %d %q", code, body)
+		}
+	})
+	t.Run("empty body", func(t *testing.T) {
+		if code, _ := postRaw(t, s, nil); code != 400 {
+			t.Fatalf("got %d", code)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		if code, _ := postRaw(t, s, make([]byte, 1<<20+1)); code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("got %d, want 413", code)
+		}
+	})
+	t.Run("bad signature on the PKIMessage", func(t *testing.T) {
+		bad := bytes.Clone(good)
+		bad[len(bad)-10] ^= 0xff // inside the RSA signature, the last element
+		if code, body := postRaw(t, s, bad); code != 400 || !strings.Contains(string(body), "verification") {
+			t.Fatalf("got %d %q", code, body)
+		}
+	})
+
+	failure := func(t *testing.T, msg []byte, want scep.FailInfo, text string) {
+		t.Helper()
+		code, body := postRaw(t, s, msg)
+		if code != 200 {
+			t.Fatalf("got HTTP %d %q, want a CertRep", code, body)
+		}
+		rep, err := scep.Parse(body, raCMS)
+		if err != nil {
+			t.Fatalf("reply does not verify against the RA: %v", err)
+		}
+		if rep.Status != scep.StatusFailure || rep.FailInfo != want || !strings.Contains(rep.FailInfoText, text) {
+			t.Fatalf("reply %s/%s %q, want FAILURE %s containing %q", rep.Status, rep.FailInfo, rep.FailInfoText, want, text)
+		}
+	}
+	t.Run("encrypted to another recipient", func(t *testing.T) {
+		other := selfSignedCert(t, newKey(t), "not the RA")
+		failure(t, request(t, key, csrFor(t, key, "x", challenge), other, cms.AES256, crypto.SHA256), scep.BadMessageCheck, "not encrypted to this profile")
+	})
+	t.Run("RSA-1024 CSR", func(t *testing.T) {
+		small, _ := rsa.GenerateKey(rand.Reader, 1024)
+		failure(t, request(t, key, csrFor(t, small, "small", challenge), ra, cms.AES256, crypto.SHA256), scep.BadRequest, "RSA key of 1024 bits")
+	})
+	t.Run("CSR signature does not verify", func(t *testing.T) {
+		csr := csrFor(t, key, "forged", challenge)
+		csr[len(csr)-5] ^= 0x55
+		failure(t, request(t, key, csr, ra, cms.AES256, crypto.SHA256), scep.BadMessageCheck, "CSR signature")
+	})
+	t.Run("no decryption oracle", func(t *testing.T) {
+		// A failed key unwrap, bad content padding and content that is not a
+		// CSR all get the same answer.
+		notCSR := request(t, key, []byte("garbage that decrypts fine"), ra, cms.TripleDES, crypto.SHA1)
+		badKey := tamperEnvelope(t, key, ra, func(e []byte, keyAt, contentAt int) { e[keyAt] ^= 0xff })
+		// Flipping the last byte of the next-to-last ciphertext block flips
+		// the last plaintext byte (the pad length) deterministically; flipping
+		// the last block itself would randomise it and leave valid padding
+		// one time in 256.
+		badPad := tamperEnvelope(t, key, ra, func(e []byte, keyAt, contentAt int) { e[len(e)-1-aes.BlockSize] ^= 0xff })
+		var texts []string
+		for _, msg := range [][]byte{notCSR, badKey, badPad} {
+			code, body := postRaw(t, s, msg)
+			rep, err := scep.Parse(body, raCMS)
+			if code != 200 || err != nil || rep.Status != scep.StatusFailure {
+				t.Fatalf("got %d %v", code, err)
+			}
+			texts = append(texts, string(rep.FailInfo)+"|"+rep.FailInfoText)
+		}
+		if texts[0] != texts[1] || texts[1] != texts[2] {
+			t.Fatalf("distinguishable answers: %q", texts)
+		}
+	})
+	t.Run("missing challenge", func(t *testing.T) {
+		failure(t, request(t, key, csrFor(t, key, "nopw", ""), ra, cms.AES128, crypto.SHA256), scep.BadRequest, "challenge password")
+	})
+	t.Run("captured sscep request with MD5", func(t *testing.T) {
+		raw, err := os.ReadFile("../scep/testdata/captures/Keyfactor-ejbca-ce/MessagesUnitTest__sscep.der")
+		if err != nil {
+			t.Fatal(err)
+		}
+		failure(t, raw, scep.BadAlg, "MD5")
+	})
+	t.Run("same transactionID with another key", func(t *testing.T) {
+		self := selfSignedCert(t, key, "tx-owner")
+		b := scep.Builder{Cert: self, Key: key}
+		first, _, _ := b.NewRequest(scep.Request{Type: scep.PKCSReq, TransactionID: "shared-tx", Body: csrFor(t, key, "tx-owner", challenge), Recipient: ra, Cipher: cms.AES128, Digest: crypto.SHA256})
+		code, body := postRaw(t, s, first)
+		rep, err := scep.Parse(body, raCMS)
+		if code != 200 || err != nil || rep.Status != scep.StatusSuccess {
+			t.Fatalf("first enrollment: %d %v", code, err)
+		}
+		// A retransmission gets the same certificate, not a second one.
+		code, body = postRaw(t, s, first)
+		again, err := scep.Parse(body, raCMS)
+		if code != 200 || err != nil || again.Status != scep.StatusSuccess {
+			t.Fatalf("retransmission: %d %v", code, err)
+		}
+		c1, _ := rep.CertificatesOf(key, self)
+		c2, _ := again.CertificatesOf(key, self)
+		if len(c1) == 0 || !bytes.Equal(c1[0], c2[0]) {
+			t.Fatal("a retransmission got a different certificate")
+		}
+		thief := newKey(t)
+		tb := scep.Builder{Cert: selfSignedCert(t, thief, "thief"), Key: thief}
+		stolen, _, _ := tb.NewRequest(scep.Request{Type: scep.PKCSReq, TransactionID: "shared-tx", Body: csrFor(t, thief, "thief", challenge), Recipient: ra, Cipher: cms.AES128, Digest: crypto.SHA256})
+		failure(t, stolen, scep.BadRequest, "different key")
+	})
+	t.Run("GET with unescaped + and / (Apple)", func(t *testing.T) {
+		k := newKey(t)
+		msg := request(t, k, csrFor(t, k, "apple-style", challenge), ra, cms.TripleDES, crypto.SHA1)
+		b64 := base64.StdEncoding.EncodeToString(msg)
+		if !strings.ContainsAny(b64, "+/") {
+			t.Skip("this message's base64 happens to have neither + nor /")
+		}
+		resp, err := http.Get(s.URL("default") + "?operation=PKIOperation&message=" + b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		rep, err := scep.Parse(body, raCMS)
+		if err != nil || rep.Status != scep.StatusSuccess {
+			t.Fatalf("GET with raw base64: %d %v %+v", resp.StatusCode, err, rep)
+		}
+	})
+
+	// Only the two legitimate enrollments above are stored; the server still works.
+	if n := len(s.Certificates()); n != 2 {
+		t.Errorf("%d certificates stored, want 2 (the tx owner and the Apple-style GET)", n)
+	}
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "still-serving"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	if strings.Contains(s.Log(), challenge) {
+		t.Error("the challenge appears in the log")
+	}
+}
+
+// TestOverload: beyond --max-concurrent, PKIOperation answers 503 with
+// Retry-After at once; whatever was answered SUCCESS is stored.
+func TestOverload(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--max-concurrent", "1", "--queue-wait", "1ms"}})
+	l := newLoad(t, []*sceptest.Server{s}, "flood")
+	issued, failed := l.run(context.Background(), 40, 12, challenge)
+	busy := 0
+	for _, err := range failed {
+		if !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "busy") {
+			t.Fatalf("unexpected failure under overload: %v", err)
+		}
+		busy++
+	}
+	if busy == 0 || len(issued) == 0 {
+		t.Fatalf("%d issued, %d refused: want both under 12 clients and one slot", len(issued), busy)
+	}
+	checkStored(t, s, issued)
+	if n := len(s.Certificates()); n != len(issued) {
+		t.Fatalf("%d stored, %d reported issued", n, len(issued))
+	}
+	t.Logf("under 12 clients with 1 slot: %d issued, %d answered 503", len(issued), busy)
+}
+
+// tamperEnvelope builds a valid request and corrupts its EnvelopedData
+// (then re-signs the message, so only the envelope is wrong).
+func tamperEnvelope(t *testing.T, key *rsa.PrivateKey, ra *x509.Certificate, mutate func(env []byte, keyAt, contentAt int)) []byte {
+	t.Helper()
+	csr := csrFor(t, key, "tamper", challenge)
+	env, err := cms.Encrypt(csr, cms.FromX509(ra), cms.AES128, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The encrypted key is the 256-byte OCTET STRING; flip a byte in its middle.
+	keyAt := bytes.Index(env, []byte{0x04, 0x82, 0x01, 0x00}) + 4 + 128
+	mutate(env, keyAt, 0)
+	self := selfSignedCert(t, key, "tamper")
+	signer := cms.Signer{Cert: cms.FromX509(self), Key: key, Hash: crypto.SHA256, Certificates: [][]byte{self.Raw}}
+	msg, err := signer.Sign(env, scepAttrs(t, "tamper-"+self.SerialNumber.Text(16)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// scepAttrs are the signed attributes of a PKCSReq.
+func scepAttrs(t *testing.T, txid string) []cms.Attribute {
+	t.Helper()
+	str := func(s string) []byte { b, _ := asn1.MarshalWithParams(s, "printable"); return b }
+	nonce, _ := asn1.Marshal(bytes.Repeat([]byte{7}, 16))
+	return []cms.Attribute{
+		{Type: asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}, Values: [][]byte{str("19")}},
+		{Type: asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}, Values: [][]byte{str(txid)}},
+		{Type: asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 5}, Values: [][]byte{nonce}},
+	}
+}
+
+// TestHTTP10: Cisco IOS may speak HTTP/1.0.
+func TestHTTP10(t *testing.T) {
+	s := startServer(t)
+	conn, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /scep/default/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n")
+	resp, err := io.ReadAll(conn)
+	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200") || !strings.Contains(string(resp), "SCEPStandard") {
+		t.Fatalf("HTTP/1.0 GetCACaps: %v\n%s", err, resp)
+	}
+}
+
+// TestFlood floods the real binary from scepd bench with far more clients
+// than it has slots (SCEPD_FLOOD_SECONDS, 10 by default; 30 for the full
+// check), then checks memory stayed bounded, nothing is corrupt, and it
+// still enrolls.
+func TestFlood(t *testing.T) {
+	secs := 10
+	if v := os.Getenv("SCEPD_FLOOD_SECONDS"); v != "" {
+		fmt.Sscan(v, &secs)
+	}
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--max-concurrent", "2", "--queue-wait", "10ms"}})
+	pid := s.PID()
+	out, err := sceptest.Run(t, time.Duration(secs+60)*time.Second, []string{"SCEPD_CHALLENGE=" + challenge}, "", sceptest.Binary(t),
+		"bench", "-url", s.URL("default"), "-n", "40", "-c", "64", "-keys", "4", "-duration", fmt.Sprintf("%ds", secs), "-pid", fmt.Sprint(pid), "-o", "json")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var res struct {
+		Sent    int            `json:"sent"`
+		Answers map[string]int `json:"answers_by_status"`
+		PeakRSS int64          `json:"server_peak_rss_bytes"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		t.Fatalf("bench output: %v\n%s", err, out)
+	}
+	t.Logf("flood of %d s: %d requests, answers %v, server peak RSS %.1f MB", secs, res.Sent, res.Answers, float64(res.PeakRSS)/(1<<20))
+	for status := range res.Answers {
+		if status != "200" && status != "503" {
+			t.Errorf("answers with status %s under flood", status)
+		}
+	}
+	if res.Answers["503"] == 0 {
+		t.Error("64 clients against 2 slots never saw a 503")
+	}
+	const bound = 150 << 20 // stated in docs/security.md
+	if res.PeakRSS == 0 || res.PeakRSS > bound {
+		t.Errorf("peak RSS %d bytes, bound %d", res.PeakRSS, bound)
+	}
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "after-flood"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	r, err := s.Store().CheckIntegrity(context.Background())
+	if err != nil || len(r.Problems) > 0 {
+		t.Fatalf("integrity after the flood: %+v %v", r, err)
+	}
+}

@@ -1,0 +1,672 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
+)
+
+const (
+	ndesPassword  = "ndes-admin-password"
+	webhookSecret = "webhook-hmac-secret-e2e"
+	intuneSecret  = "intune-client-secret-e2e"
+)
+
+// startMDM starts scepd with one profile per challenge mode; the webhook
+// and Intune profiles point at servers the test runs on loopback.
+func startMDM(t *testing.T, webhookURL, intuneURL string) *sceptest.Server {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scepd.yaml")
+	os.WriteFile(cfg, []byte(`
+default_profile: ndes
+cas:
+  - id: root
+    create: {subject: "CN=MDM Root,O=E2E", key_type: ecdsa-p256}
+profiles:
+  - id: ndes
+    ca: root
+    allow_des: true
+    challenge:
+      mode: dynamic
+      max_pending: 3
+      ndes: {username: mdmadmin, password_env: E2E_NDES_PASSWORD}
+      jamf: true
+  - id: ndes8
+    ca: root
+    challenge: {mode: dynamic, ndes: {encoding: utf-8}}
+  - id: short
+    ca: root
+    challenge: {mode: dynamic, ttl: 2s}
+  - id: hook
+    ca: root
+    challenge:
+      mode: webhook
+      webhook: {url: "`+webhookURL+`", secret_env: E2E_WEBHOOK_SECRET, timeout: 1s, notify: true}
+  - id: hookbadkey
+    ca: root
+    challenge:
+      mode: webhook
+      webhook: {url: "`+webhookURL+`", secret_env: E2E_WRONG_SECRET}
+  - id: intune
+    ca: root
+    challenge:
+      mode: intune
+      intune: {tenant: contoso.example, client_id: app-123, client_secret_env: E2E_INTUNE_SECRET, login_url: "`+intuneURL+`", graph_url: "`+intuneURL+`"}
+  - id: entity
+    ca: root
+    challenge: {mode: entity}
+  - id: rotating
+    ca: root
+    challenge: {password_env: E2E_STATIC}
+`), 0o600)
+	return sceptest.Start(t, sceptest.Options{
+		DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg},
+		Env: []string{"E2E_NDES_PASSWORD=" + ndesPassword, "E2E_WEBHOOK_SECRET=" + webhookSecret, "E2E_WRONG_SECRET=not-the-receivers-key",
+			"E2E_INTUNE_SECRET=" + intuneSecret, "E2E_STATIC=" + challenge},
+	})
+}
+
+// serve runs an HTTP handler on loopback for the test's duration.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func enrollWith(s *sceptest.Server, profile, cn, pw string) (*x509.Certificate, error) {
+	certs, err := client.New(s.URL(profile)).Enroll(context.Background(), client.Enrollment{
+		Key: mustKey(), Subject: pkix.Name{CommonName: cn}, Challenge: pw, Cipher: cms.AES128, Digest: crypto.SHA256,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return certs[0], nil
+}
+
+var ndesPasswordRE = regexp.MustCompile(`(?i)The enrollment challenge password is: <B> (\S+) </B>`)
+
+// fetchNDES GETs an NDES admin page with Basic auth and decodes it the way
+// MDM clients do (UTF-16LE or UTF-8).
+func fetchNDES(t *testing.T, url, user, pass string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if user != "" || pass != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	page := string(raw)
+	if len(raw) >= 2 && raw[1] == 0 { // UTF-16LE: every ASCII character followed by NUL
+		u := make([]uint16, len(raw)/2)
+		for i := range u {
+			u[i] = uint16(raw[2*i]) | uint16(raw[2*i+1])<<8
+		}
+		page = string(utf16.Decode(u))
+	}
+	return resp.StatusCode, page, resp.Header
+}
+
+// TestNDESAdminPage: what Jamf Pro ("Dynamic-Microsoft CA"), Okta, Workspace
+// ONE and Ivanti do: fetch the page with Basic auth, extract the password,
+// enroll with it once.
+func TestNDESAdminPage(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1")
+	page := s.BaseURL() + "/certsrv/mscep_admin/"
+
+	code, body, hdr := fetchNDES(t, page, "", "")
+	if code != 401 || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic") || !strings.Contains(body, "You do not have sufficient permission to enroll with SCEP") {
+		t.Fatalf("unauthenticated: %d %q %q", code, hdr.Get("WWW-Authenticate"), body)
+	}
+	if code, _, _ := fetchNDES(t, page, "mdmadmin", "wrong"); code != 401 {
+		t.Fatalf("wrong password: %d", code)
+	}
+	code, body, hdr = fetchNDES(t, page, "mdmadmin", ndesPassword)
+	m := ndesPasswordRE.FindStringSubmatch(body)
+	if code != 200 || m == nil || !strings.Contains(hdr.Get("Content-Type"), "utf-16") || !strings.Contains(body, "can be used only once") {
+		t.Fatalf("NDES page: %d %s\n%s", code, hdr.Get("Content-Type"), body)
+	}
+	root := caCerts(t, s, "ndes")
+	thumb := sha1.Sum(root[len(root)-1].Raw)
+	if !strings.Contains(body, strings.ToUpper(hex.EncodeToString(thumb[:]))) {
+		t.Error("the page lacks the CA thumbprint")
+	}
+	secret := m[1]
+
+	// Redeem it with micromdm's scepclient; a second use is refused.
+	bin := sceptest.RequireTool(t, "scepclient", "scep")
+	ra, _ := client.Recipient(caCerts(t, s, "ndes"))
+	fp := sha256.Sum256(ra.Raw)
+	run := func(cn string) error {
+		dir := t.TempDir()
+		out, err := sceptest.Run(t, time.Minute, nil, dir, bin, "-server-url", s.URL("ndes"), "-private-key", filepath.Join(dir, "k.pem"),
+			"-challenge", secret, "-cn", cn, "-ca-fingerprint", hex.EncodeToString(fp[:]))
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := run("ndes-device-1"); err != nil {
+		t.Fatalf("scepclient with the NDES challenge: %v", err)
+	}
+	if err := run("ndes-device-2"); err == nil {
+		t.Fatal("an NDES challenge was accepted twice")
+	}
+
+	// The cache holds 3: the fourth fetch gets NDES's "cache is full" page.
+	for i := 0; i < 3; i++ {
+		fetchNDES(t, page, "mdmadmin", ndesPassword)
+	}
+	if _, body, _ := fetchNDES(t, page, "mdmadmin", ndesPassword); !strings.Contains(body, "The password cache is full.") {
+		t.Fatalf("full cache page: %s", body)
+	}
+
+	// UTF-8 page, authenticated with an API token as the Basic password.
+	tok, err := cli(t, s, nil, "token", "create", "--role", "mdm", "--profile", "ndes8", "--data", s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok = strings.TrimSpace(tok)
+	code, body, hdr = fetchNDES(t, s.URL("ndes8")[:strings.LastIndex(s.URL("ndes8"), "/")]+"/mscep_admin/", "okta", tok)
+	if m := ndesPasswordRE.FindStringSubmatch(body); code != 200 || m == nil || !strings.Contains(hdr.Get("Content-Type"), "utf-8") {
+		t.Fatalf("UTF-8 page with a token: %d %s", code, body)
+	} else if _, err := enrollWith(s, "ndes8", "okta-device", m[1]); err != nil {
+		t.Fatalf("enrolling with the UTF-8 page's challenge: %v", err)
+	}
+	// The same token may not mint for another profile: NDES's permission page.
+	if code, body, _ := fetchNDES(t, page, "okta", tok); code != 403 || !strings.Contains(body, "sufficient permission") {
+		t.Fatalf("token scoped to another profile: %d %s", code, body)
+	}
+}
+
+// TestJamfWebhook: Jamf Pro POSTs its SCEPChallenge webhook and uses the
+// plain-text answer as the challenge; certmonger enrolls with it.
+func TestJamfWebhook(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1")
+	tok, err := cli(t, s, nil, "token", "create", "--role", "mdm", "--profile", "ndes", "--name", "jamf", "--data", s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok = strings.TrimSpace(tok)
+	hook := `{"webhook": {"id": 7, "name": "scepd", "webhookEvent": "SCEPChallenge", "eventTimestamp": 1700000000000},
+	  "event": {"scepServerUrl": "` + s.URL("ndes") + `", "payloadIdentifier": "com.example.scep", "payloadTypes": ["com.apple.security.scep"],
+	            "device": {"serialNumber": "C02XJAMF01", "udid": "0000-UDID-1"}}}`
+	post := func(auth, body string) (int, string) {
+		req, _ := http.NewRequest("POST", s.BaseURL()+"/scep/ndes/jamf-challenge", strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := post("", hook); code != 401 {
+		t.Fatalf("no credentials: %d", code)
+	}
+	if code, _ := post("Bearer "+tok, `{"webhook": {"webhookEvent": "ComputerAdded"}}`); code != 400 {
+		t.Fatalf("another event: %d", code)
+	}
+	code, secret := post("Basic "+base64.StdEncoding.EncodeToString([]byte("jamf:"+tok)), hook)
+	if code != 200 || len(secret) < 30 {
+		t.Fatalf("webhook with Basic auth: %d %q", code, secret)
+	}
+	sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
+	cm := sceptest.StartCertmonger(t)
+	root := caCerts(t, s, "ndes")
+	caPEM := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caPEM, pemOf(root[len(root)-1].Raw), 0o644)
+	if out, err := cm.Getcert("add-scep-ca", "-c", "jamf", "-u", s.URL("ndes"), "-N", caPEM); err != nil {
+		t.Fatalf("add-scep-ca: %v\n%s", err, out)
+	}
+	key, cert := cm.KeyAndCertPaths(t, "jamf")
+	if out, err := cm.Getcert("request", "-c", "jamf", "-k", key, "-f", cert, "-N", "CN=C02XJAMF01", "-L", secret, "-w", "-v"); err != nil {
+		t.Fatalf("getcert with the Jamf challenge: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(cert)
+	checkChain(t, parsePEM(t, b), root[len(root)-1], nil)
+	// The device identity was recorded with the challenge.
+	if !s.LogContains("certificate issued") {
+		t.Fatal("no issuance logged")
+	}
+	audit, _ := cliAudit(t, s)
+	if !strings.Contains(audit, "jamf serial=C02XJAMF01") {
+		t.Errorf("the audit log lacks the Jamf device identity")
+	}
+}
+
+func cliAudit(t *testing.T, s *sceptest.Server) (string, error) {
+	t.Helper()
+	events, err := s.Store().ListAudit(context.Background(), 1000)
+	b, _ := json.Marshal(events)
+	return string(b), err
+}
+
+// TestDynamicChallenges: subject binding, expiry, and 50 concurrent
+// enrollments racing for one challenge.
+func TestDynamicChallenges(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1")
+	mint := func(profile, bind string) string {
+		t.Helper()
+		args := []string{"challenge", "create", "--profile", profile, "--data", s.DataDir}
+		if bind != "" {
+			args = append(args, "--bind", bind)
+		}
+		out, err := cli(t, s, nil, args...)
+		if err != nil {
+			t.Fatalf("challenge create: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	bound := mint("ndes", "device-a")
+	if _, err := enrollWith(s, "ndes", "device-b", bound); err == nil || !strings.Contains(err.Error(), "issued for another device") {
+		t.Fatalf("another device redeeming a bound challenge: %v", err)
+	}
+	if _, err := enrollWith(s, "ndes", "device-a", bound); err != nil {
+		t.Fatalf("the bound device: %v", err)
+	}
+
+	short := mint("short", "")
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := enrollWith(s, "short", "late", short); failInfo(err) != scep.BadRequest {
+		t.Fatalf("an expired challenge: %v", err)
+	}
+
+	race := mint("ndes8", "")
+	ra, _ := client.Recipient(caCerts(t, s, "ndes8"))
+	const n = 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, lost := 0, 0
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := client.New(s.URL("ndes8")).Enroll(context.Background(), client.Enrollment{Key: sharedKeys[i%len(sharedKeys)], Subject: pkix.Name{CommonName: fmt.Sprint("racer-", i)},
+				Challenge: race, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: fmt.Sprint("race-", i), Recipient: ra})
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				won++
+			} else if failInfo(err) == scep.BadRequest {
+				lost++
+			} else {
+				t.Errorf("racer %d: %v", i, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if won != 1 || lost != n-1 {
+		t.Fatalf("%d concurrent enrollments with one challenge: %d certificates, %d refusals; want 1 and %d", n, won, lost, n-1)
+	}
+}
+
+// webhookReceiver is an operator's validation service: it checks the
+// HMAC signature, allows CNs starting with "ok-", sleeps for "slow-", and
+// records notifications.
+type webhookReceiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (wr *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	m := hmac.New(sha256.New, []byte(webhookSecret))
+	m.Write(body)
+	if !hmac.Equal([]byte(r.Header.Get("X-Scepd-Signature")), []byte("sha256="+hex.EncodeToString(m.Sum(nil)))) {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var req map[string]any
+	json.Unmarshal(body, &req)
+	wr.mu.Lock()
+	wr.events = append(wr.events, req)
+	wr.mu.Unlock()
+	subject, _ := req["subject"].(string)
+	switch {
+	case req["event"] != "validate":
+		w.WriteHeader(204)
+	case strings.HasPrefix(subject, "CN=slow-"):
+		time.Sleep(3 * time.Second)
+		fmt.Fprint(w, `{"allow": true}`)
+	case strings.HasPrefix(subject, "CN=ok-") && req["challenge"] == "device-token" && strings.Contains(req["csr"].(string), "BEGIN CERTIFICATE REQUEST"):
+		fmt.Fprint(w, `{"allow": true}`)
+	default:
+		fmt.Fprint(w, `{"allow": false, "reason": "not on the list"}`)
+	}
+}
+
+func (wr *webhookReceiver) saw(event string) bool {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	for _, e := range wr.events {
+		if e["event"] == event {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWebhookValidation(t *testing.T) {
+	rcv := &webhookReceiver{}
+	s := startMDM(t, serve(t, rcv), "http://127.0.0.1:1")
+	c, err := enrollWith(s, "hook", "ok-laptop", "device-token")
+	if err != nil {
+		t.Fatalf("allowed request: %v", err)
+	}
+	if c.Subject.CommonName != "ok-laptop" {
+		t.Fatal(c.Subject)
+	}
+	if _, err := enrollWith(s, "hook", "stranger", "device-token"); err == nil || !strings.Contains(err.Error(), "not on the list") {
+		t.Fatalf("denied request: %v", err)
+	}
+	if _, err := enrollWith(s, "hook", "slow-laptop", "device-token"); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("a receiver slower than the timeout must fail closed: %v", err)
+	}
+	if _, err := enrollWith(s, "hookbadkey", "ok-laptop", "device-token"); err == nil || !strings.Contains(err.Error(), "no clear answer") {
+		t.Fatalf("signed with the wrong key, the receiver refuses and scepd fails closed: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !rcv.saw("issued") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !rcv.saw("issued") {
+		t.Fatal("no issued notification reached the receiver")
+	}
+	if n := len(s.Certificates()); n != 1 {
+		t.Fatalf("%d certificates, want only the allowed one", n)
+	}
+}
+
+// fakeIntune speaks Intune's third-party CA protocol: the Entra ID token
+// endpoint, Graph endpoint discovery and the ScepActions calls. It checks
+// what scepd sends and decides by the challenge blob in the CSR.
+type fakeIntune struct {
+	t        *testing.T
+	base     string
+	mu       sync.Mutex
+	calls    []string
+	problems []string
+}
+
+func (f *fakeIntune) problem(format string, args ...any) {
+	f.mu.Lock()
+	f.problems = append(f.problems, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
+	f.mu.Unlock()
+	switch {
+	case r.URL.Path == "/contoso.example/oauth2/v2.0/token":
+		r.ParseForm()
+		if r.Form.Get("grant_type") != "client_credentials" || r.Form.Get("client_id") != "app-123" || r.Form.Get("client_secret") != intuneSecret {
+			f.problem("token request %v", r.Form)
+			http.Error(w, "invalid_client", 401)
+			return
+		}
+		scope := r.Form.Get("scope")
+		if scope != "https://api.manage.microsoft.com//.default" && scope != "https://graph.microsoft.com/.default" {
+			f.problem("scope %q", scope)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "tok:" + scope, "expires_in": 3600, "token_type": "Bearer"})
+	case r.URL.Path == "/v1.0/servicePrincipals/appId=0000000a-0000-0000-c000-000000000000/endpoints":
+		if r.Header.Get("Authorization") != "Bearer tok:https://graph.microsoft.com/.default" {
+			f.problem("discovery auth %q", r.Header.Get("Authorization"))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"value": []map[string]any{
+			{"providerName": "SomethingElse", "uri": f.base + "/wrong"},
+			{"providerName": "ScepRequestValidationFEService", "uri": f.base + "/scep"},
+		}})
+	case strings.HasPrefix(r.URL.Path, "/scep/ScepActions/"):
+		if r.Header.Get("Authorization") != "Bearer tok:https://api.manage.microsoft.com//.default" || r.Header.Get("api-version") != "2018-02-20" ||
+			len(r.Header.Get("client-request-id")) != 36 {
+			f.problem("headers %v", r.Header)
+		}
+		var body map[string]map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		action := strings.TrimPrefix(r.URL.Path, "/scep/ScepActions/")
+		switch action {
+		case "validateRequest":
+			req := body["request"]
+			der, _ := base64.StdEncoding.DecodeString(req["certificateRequest"].(string))
+			csr, err := x509.ParseCertificateRequest(der)
+			if err != nil || req["transactionId"] == "" {
+				f.problem("validateRequest body %v", req)
+				json.NewEncoder(w).Encode(map[string]any{"code": "BadRequest"})
+				return
+			}
+			blob, _ := scep.ChallengePassword(csr)
+			if blob == "intune-blob-good" {
+				json.NewEncoder(w).Encode(map[string]any{"code": "Success", "errorDescription": ""})
+			} else {
+				json.NewEncoder(w).Encode(map[string]any{"code": "ChallengeExpired", "errorDescription": "the challenge expired"})
+			}
+		case "successNotification":
+			n := body["notification"]
+			for _, k := range []string{"transactionId", "certificateRequest", "certificateThumbprint", "certificateSerialNumber", "certificateExpirationDateUtc", "issuingCertificateAuthority", "caConfiguration", "certificateAuthority"} {
+				if n[k] == nil || n[k] == "" {
+					f.problem("successNotification lacks %s", k)
+				}
+			}
+			if _, err := time.Parse(time.RFC3339, fmt.Sprint(n["certificateExpirationDateUtc"])); err != nil {
+				f.problem("expiration date %v", n["certificateExpirationDateUtc"])
+			}
+			json.NewEncoder(w).Encode(map[string]any{"code": "Success"})
+		default:
+			f.problem("unexpected action %s", action)
+			http.NotFound(w, r)
+		}
+	default:
+		f.problem("unexpected %s %s", r.Method, r.URL.Path)
+		http.NotFound(w, r)
+	}
+}
+
+func TestIntune(t *testing.T) {
+	f := &fakeIntune{t: t}
+	f.base = serve(t, f)
+	s := startMDM(t, "http://127.0.0.1:1", f.base)
+	c, err := enrollWith(s, "intune", "intune-device", "intune-blob-good")
+	if err != nil {
+		t.Fatalf("Intune-approved request: %v", err)
+	}
+	if _, err := enrollWith(s, "intune", "intune-device-2", "intune-blob-stale"); err == nil || !strings.Contains(err.Error(), "ChallengeExpired") {
+		t.Fatalf("Intune-refused request: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		done := strings.Contains(strings.Join(f.calls, " "), "successNotification")
+		f.mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !strings.Contains(strings.Join(f.calls, " "), "successNotification") {
+		t.Fatalf("no successNotification; calls: %v", f.calls)
+	}
+	if len(f.problems) > 0 {
+		t.Fatalf("scepd spoke Intune's protocol wrongly: %v", f.problems)
+	}
+	discoveries := strings.Count(strings.Join(f.calls, " "), "/endpoints")
+	if discoveries != 1 {
+		t.Errorf("endpoint discovered %d times, want once (cached)", discoveries)
+	}
+	_ = c
+}
+
+func TestEntitiesAndRotation(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1")
+	out, err := cli(t, s, []string{"SCEPD_ENTITY_CODE=alice-enrollment-code"}, "entity", "register", "--profile", "entity", "--username", "alice", "--uses", "1", "--data", s.DataDir)
+	if err != nil {
+		t.Fatalf("entity register: %v\n%s", err, out)
+	}
+	if _, err := enrollWith(s, "entity", "bob", "alice-enrollment-code"); err == nil {
+		t.Fatal("another subject used alice's code")
+	}
+	if _, err := enrollWith(s, "entity", "alice", "wrong-code-entirely"); err == nil {
+		t.Fatal("a wrong code was accepted")
+	}
+	if _, err := enrollWith(s, "entity", "alice", "alice-enrollment-code"); err != nil {
+		t.Fatalf("alice with her code: %v", err)
+	}
+	if _, err := enrollWith(s, "entity", "alice", "alice-enrollment-code"); err == nil || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("a one-use code used twice: %v", err)
+	}
+
+	// Static rotation with overlap through the API (an API-owned profile).
+	tok, _ := cli(t, s, nil, "token", "create", "--role", "admin", "--data", s.DataDir)
+	tok = strings.TrimSpace(tok)
+	if code, body := api(t, s, tok, "POST", "/api/v1/profiles", map[string]any{"id": "api-static", "ca": "root", "challenge": map[string]any{"password": "first-static-secret"}}); code != 200 {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	out, err = cli(t, s, []string{"SCEPD_TOKEN=" + tok, "SCEPD_NEW_CHALLENGE=second-static-secret"}, "challenge", "rotate", "--profile", "api-static", "--overlap", "1h", "--server", s.BaseURL())
+	if err != nil {
+		t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	for _, pw := range []string{"first-static-secret", "second-static-secret"} {
+		if _, err := enrollWith(s, "api-static", "rot-"+pw[:5], pw); err != nil {
+			t.Fatalf("during the overlap %q: %v", pw, err)
+		}
+	}
+	if code, _ := api(t, s, tok, "POST", "/api/v1/profiles/api-static/challenge/rotate", map[string]any{"password": "third-static-secret"}); code != 200 {
+		t.Fatal("rotate without overlap")
+	}
+	if _, err := enrollWith(s, "api-static", "rot-old", "second-static-secret"); err == nil {
+		t.Fatal("the replaced challenge still works without an overlap")
+	}
+	if _, err := enrollWith(s, "api-static", "rot-new", "third-static-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := api(t, s, tok, "POST", "/api/v1/profiles/rotating/challenge/rotate", map[string]any{}); code != 409 {
+		t.Fatal("a config-owned profile's challenge was rotated through the API")
+	}
+}
+
+func TestFailedAttemptLimit(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1")
+	for i := range 10 {
+		if _, err := enrollWith(s, "rotating", fmt.Sprint("guess-", i), fmt.Sprintf("guess-%d-wrong", i)); err == nil {
+			t.Fatal("a wrong challenge was accepted")
+		}
+	}
+	_, err := enrollWith(s, "rotating", "after-guessing", challenge)
+	if err == nil || !strings.Contains(err.Error(), "too many failed attempts") {
+		t.Fatalf("after 10 failures the right challenge must be refused unchecked: %v", err)
+	}
+	// Another profile is not affected.
+	tok, _ := cli(t, s, nil, "challenge", "create", "--profile", "ndes8", "--data", s.DataDir)
+	if _, err := enrollWith(s, "ndes8", "other-profile", strings.TrimSpace(tok)); err != nil {
+		t.Fatalf("another profile from the same address: %v", err)
+	}
+}
+
+// TestNoSecretsInLogsOrDatabase runs the MDM modes and then searches every
+// log line and the database file for the secrets used.
+func TestNoSecretsInLogsOrDatabase(t *testing.T) {
+	rcv := &webhookReceiver{}
+	f := &fakeIntune{t: t}
+	f.base = serve(t, f)
+	s := startMDM(t, serve(t, rcv), f.base)
+	code, body, _ := fetchNDES(t, s.BaseURL()+"/certsrv/mscep_admin/", "mdmadmin", ndesPassword)
+	m := ndesPasswordRE.FindStringSubmatch(body)
+	if code != 200 || m == nil {
+		t.Fatal("no NDES challenge")
+	}
+	if _, err := enrollWith(s, "ndes", "dev", m[1]); err != nil {
+		t.Fatal(err)
+	}
+	enrollWith(s, "rotating", "dev2", challenge)
+	enrollWith(s, "rotating", "dev3", "a-wrong-static-guess")
+	enrollWith(s, "hook", "ok-dev", "device-token")
+	enrollWith(s, "intune", "idev", "intune-blob-good")
+	cli(t, s, []string{"SCEPD_ENTITY_CODE=entity-secret-code"}, "entity", "register", "--profile", "entity", "--username", "ent", "--data", s.DataDir)
+	enrollWith(s, "entity", "ent", "entity-secret-code")
+	s.Stop()
+	var db []byte
+	filepath.Walk(s.DataDir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && strings.Contains(info.Name(), "scepd.db") {
+			b, _ := os.ReadFile(p)
+			db = append(db, b...)
+		}
+		return nil
+	})
+	for _, secret := range []string{ndesPassword, m[1], challenge, "a-wrong-static-guess", "device-token", webhookSecret, intuneSecret, "intune-blob-good", "entity-secret-code"} {
+		if strings.Contains(s.Log(), secret) {
+			t.Errorf("secret %q is in the server log", secret)
+		}
+		if bytes.Contains(db, []byte(secret)) {
+			t.Errorf("secret %q is in the database", secret)
+		}
+	}
+}
+
+var sharedKeys = func() []*rsaKey {
+	out := make([]*rsaKey, 4)
+	for i := range out {
+		out[i] = mustKey()
+	}
+	return out
+}()
+
+func mustKey() *rsaKey {
+	k, err := generateRSA()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+type rsaKey = rsa.PrivateKey
+
+func generateRSA() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) }

@@ -1,0 +1,167 @@
+// Package keys loads and stores private keys. A key is named by a
+// reference: "file:PATH" for a PEM file (PATH relative to the data
+// directory unless absolute), encrypted at rest (PKCS#8 PBES2, AES-256)
+// when the operator gives a passphrase.
+package keys
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Source resolves key references relative to a base directory.
+type Source struct {
+	Dir string
+	// Passphrase encrypts keys written by Save and decrypts encrypted keys
+	// on Load. Empty: keys are written unencrypted (mode 0600), and an
+	// encrypted key cannot be loaded.
+	Passphrase []byte
+}
+
+// Load returns the signer a reference names. A key file readable by group
+// or others is refused: a private key must be private.
+func (s Source) Load(ref string) (crypto.Signer, error) {
+	path, err := s.path(ref)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %w", ref, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("keys: %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: reading %s: %w", ref, err)
+	}
+	k, err := s.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return k, nil
+}
+
+// Parse parses a PEM key with the source's passphrase.
+func (s Source) Parse(b []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(b)
+	if block != nil && x509.IsEncryptedPEMBlock(block) { //nolint:staticcheck // legacy "Proc-Type: 4,ENCRYPTED" keys exist in the field
+		// Legacy OpenSSL encryption (weak, MD5-based key derivation): read
+		// only, never written; an empty passphrase is tried when none is set.
+		der, err := x509.DecryptPEMBlock(block, s.Passphrase) //nolint:staticcheck
+		if err != nil {
+			return nil, fmt.Errorf("%w: legacy encrypted PEM: %v", ErrPassphrase, err)
+		}
+		b = pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: der})
+	}
+	if block != nil && block.Type == "ENCRYPTED PRIVATE KEY" {
+		if len(s.Passphrase) == 0 {
+			return nil, fmt.Errorf("%w: the key is encrypted and no passphrase was given (set SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE)", ErrPassphrase)
+		}
+		der, err := decryptPKCS8(block.Bytes, s.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		b = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	return ParsePEM(b)
+}
+
+// Save writes key as PKCS#8 PEM with mode 0600 (atomically: a crash leaves
+// the old file or the new one, never half of one) and returns its reference.
+func (s Source) Save(name string, key crypto.Signer) (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", fmt.Errorf("keys: marshal: %w", err)
+	}
+	block := &pem.Block{Type: "PRIVATE KEY", Bytes: der}
+	if len(s.Passphrase) > 0 {
+		enc, err := encryptPKCS8(der, s.Passphrase)
+		if err != nil {
+			return "", fmt.Errorf("keys: encrypting: %w", err)
+		}
+		block = &pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: enc}
+	}
+	ref := "file:" + name
+	path, err := s.path(ref)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
+	if err != nil {
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := pem.Encode(tmp, block); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("keys: writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	return ref, nil
+}
+
+// Remove deletes the key a reference names (best effort: used to clean up
+// a key whose database row was never written).
+func (s Source) Remove(ref string) {
+	if path, err := s.path(ref); err == nil {
+		os.Remove(path)
+	}
+}
+
+func (s Source) path(ref string) (string, error) {
+	p, ok := strings.CutPrefix(ref, "file:")
+	if !ok || p == "" {
+		return "", fmt.Errorf("keys: unsupported key reference %q (want file:PATH)", ref)
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.Dir, p)
+	}
+	return p, nil
+}
+
+// ParsePEM parses a PEM private key: PKCS#8, PKCS#1 RSA or SEC 1 EC.
+func ParsePEM(b []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("keys: no PEM block found")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("keys: unsupported PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("keys: %T is not a signing key", key)
+	}
+	return signer, nil
+}

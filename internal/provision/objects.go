@@ -1,0 +1,416 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// ErrInvalid wraps a request that cannot be carried out as given (a bad
+// spec, a missing CA); the API answers it with 400 or 404.
+var ErrInvalid = errors.New("invalid")
+
+// ErrManaged is returned when the API tries to change a profile the config
+// file declares: the file is authoritative for it.
+var ErrManaged = errors.New("the profile is declared in the config file; change it there")
+
+// Inputs resolves the file paths and environment variables a config
+// refers to. The API passes inline values instead (Inline).
+type Inputs struct {
+	// ReadFile reads a path from the config; nil means the spec's strings
+	// are the content itself (API requests carry inline PEM).
+	ReadFile func(path string) ([]byte, error)
+	Getenv   func(string) string
+}
+
+// FromFiles resolves paths on disk and the process environment (config files).
+func FromFiles() Inputs { return Inputs{ReadFile: os.ReadFile, Getenv: os.Getenv} }
+
+// Inline takes spec strings as content (API requests); no environment.
+func Inline() Inputs { return Inputs{Getenv: func(string) string { return "" }} }
+
+func (in Inputs) content(s string) ([]byte, error) {
+	if in.ReadFile == nil {
+		return []byte(s), nil
+	}
+	return in.ReadFile(s)
+}
+
+// CreateCA creates (root or intermediate) or imports the CA a spec declares
+// and stores it. The key file is written before the row; if the row
+// cannot be written the file is removed.
+func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in Inputs, now time.Time) (store.CA, error) {
+	if err := spec.Validate(nil); err != nil {
+		return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var issuer *ca.CA
+	switch {
+	case spec.Create != nil:
+		c := spec.Create
+		kt := ca.KeyType(c.KeyType)
+		if kt == "" {
+			kt = ca.ECDSAP256
+		}
+		subject, _ := ca.ParseName(c.Subject) // validated above
+		key, err := ca.GenerateKey(kt)
+		if err != nil {
+			return store.CA{}, err
+		}
+		var opts []ca.CAOption
+		if c.AllowCAMode {
+			opts = append(opts, ca.WithKeyEncipherment())
+		}
+		if c.Parent == "" {
+			validity := time.Duration(c.Validity)
+			if validity == 0 {
+				validity = 20 * 365 * 24 * time.Hour
+			}
+			if issuer, err = ca.NewRoot(key, subject, validity, now, opts...); err != nil {
+				return store.CA{}, err
+			}
+		} else {
+			parentRow, err := st.GetCA(ctx, c.Parent)
+			if errors.Is(err, store.ErrNotFound) {
+				return store.CA{}, fmt.Errorf("%w: parent CA %q does not exist", ErrInvalid, c.Parent)
+			}
+			if err != nil {
+				return store.CA{}, err
+			}
+			parent, err := LoadCA(parentRow, ks)
+			if err != nil {
+				return store.CA{}, err
+			}
+			validity := time.Duration(c.Validity)
+			if validity == 0 {
+				validity = 10 * 365 * 24 * time.Hour
+			}
+			if issuer, err = parent.NewIntermediate(key, subject, validity, now, opts...); err != nil {
+				return store.CA{}, err
+			}
+		}
+	case spec.Import != nil:
+		im := spec.Import
+		var chain []*x509.Certificate
+		if im.PKCS12 != "" {
+			b, err := in.content(im.PKCS12)
+			if err != nil {
+				return store.CA{}, fmt.Errorf("%w: reading %s: %v", ErrInvalid, im.PKCS12, err)
+			}
+			key, certs, err := ca.ParsePKCS12(b, in.Getenv(im.PKCS12PasswordEnv))
+			if err != nil {
+				return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			if issuer, err = ca.Import(certs, key); err != nil {
+				return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			break
+		}
+		certPEM, err := in.content(im.Cert)
+		if err != nil {
+			return store.CA{}, fmt.Errorf("%w: reading the CA certificate: %v", ErrInvalid, err)
+		}
+		if chain, err = ca.ParseCertificatesPEM(certPEM); err != nil {
+			return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		keyPEM, err := in.content(im.Key)
+		if err != nil {
+			return store.CA{}, fmt.Errorf("%w: reading the CA key: %v", ErrInvalid, err)
+		}
+		key, err := ks.Parse(keyPEM)
+		if err != nil {
+			return store.CA{}, fmt.Errorf("%w: CA key: %v", ErrInvalid, err)
+		}
+		if issuer, err = ca.Import(chain, key); err != nil {
+			return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
+	ref, err := ks.Save(uniqueName("ca/"+spec.ID), issuer.Signer)
+	if err != nil {
+		return store.CA{}, err
+	}
+	row := store.CA{ID: spec.ID, CertDER: issuer.Cert.Raw, KeyRef: ref, Created: now}
+	for _, c := range issuer.Chain {
+		row.ChainDER = append(row.ChainDER, c.Raw)
+	}
+	if err := st.CreateCA(ctx, row); err != nil {
+		ks.Remove(ref)
+		return store.CA{}, err
+	}
+	return row, nil
+}
+
+// UpsertProfile creates the profile a spec declares, or brings an existing
+// one in line with it: settings are replaced; the RA is kept unless the
+// profile changed CA or switched in or out of CA mode. source says who
+// owns it; an API write to a config-owned profile is ErrManaged.
+func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Profile, source string, in Inputs, now time.Time) (store.Profile, bool, error) {
+	if err := spec.Validate(); err != nil {
+		return store.Profile{}, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	policy, _ := json.Marshal(spec.Policy)
+	lifecycle, _ := json.Marshal(spec.Lifecycle)
+	caRow, err := st.GetCA(ctx, spec.CA)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Profile{}, false, fmt.Errorf("%w: CA %q does not exist", ErrInvalid, spec.CA)
+	}
+	if err != nil {
+		return store.Profile{}, false, err
+	}
+	issuer, err := LoadCA(caRow, ks)
+	if err != nil {
+		return store.Profile{}, false, err
+	}
+	if spec.CAMode {
+		if _, ok := issuer.Cert.PublicKey.(*rsa.PublicKey); !ok || issuer.Cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
+		}
+	}
+
+	existing, err := st.GetProfile(ctx, spec.ID)
+	created := errors.Is(err, store.ErrNotFound)
+	if err != nil && !created {
+		return store.Profile{}, false, err
+	}
+	if !created && existing.Source == store.SourceConfig && source != store.SourceConfig {
+		return store.Profile{}, false, ErrManaged
+	}
+	p := existing
+	if created {
+		p = store.Profile{ID: spec.ID, Created: now}
+	}
+	needRA := created || p.CAID != spec.CA || p.CAMode != spec.CAMode
+	p.CAID, p.CAMode, p.Source, p.Updated = spec.CA, spec.CAMode, source, now
+	p.AllowDES = spec.AllowDES
+	p.IncludeCACert = config.Bool(spec.IncludeCACert, true)
+	p.FullChain = config.Bool(spec.FullChain, true)
+	p.Policy, p.Lifecycle = policy, lifecycle
+	if err := applyChallenge(ctx, &p, spec.Challenge, in); err != nil {
+		return store.Profile{}, false, err
+	}
+	var newKeyRef, nextKeyRef string
+	// A finished rollover: the profile now names the CA its next RA was
+	// issued by, so that RA becomes the profile's RA.
+	if needRA && !spec.CAMode && len(p.NextRACertDER) > 0 {
+		if next, err := x509.ParseCertificate(p.NextRACertDER); err == nil && bytes.Equal(next.RawIssuer, issuer.Cert.RawSubject) {
+			p.RACertDER, p.RAKeyRef, p.NextRACertDER, p.NextRAKeyRef = p.NextRACertDER, p.NextRAKeyRef, nil, ""
+			needRA = false
+		}
+	}
+	if spec.Rollover.NextCA == "" {
+		p.NextRACertDER, p.NextRAKeyRef = nil, ""
+	} else if nextRow, err := st.GetCA(ctx, spec.Rollover.NextCA); errors.Is(err, store.ErrNotFound) {
+		return store.Profile{}, false, fmt.Errorf("%w: rollover.next_ca %q does not exist", ErrInvalid, spec.Rollover.NextCA)
+	} else if err != nil {
+		return store.Profile{}, false, err
+	} else if spec.CAMode {
+		p.NextRACertDER, p.NextRAKeyRef = nextRow.CertDER, nextRow.KeyRef
+	} else if cur, err := x509.ParseCertificate(p.NextRACertDER); err != nil || !bytes.Equal(cur.RawIssuer, mustSubject(nextRow.CertDER)) {
+		next, err := LoadCA(nextRow, ks)
+		if err != nil {
+			return store.Profile{}, false, err
+		}
+		raCert, ref, err := newRA(ks, next, spec, now)
+		if err != nil {
+			return store.Profile{}, false, err
+		}
+		p.NextRACertDER, p.NextRAKeyRef, nextKeyRef = raCert, ref, ref
+	}
+	if needRA {
+		if spec.CAMode {
+			p.RACertDER, p.RAKeyRef = caRow.CertDER, caRow.KeyRef
+		} else {
+			raCert, ref, err := newRA(ks, issuer, spec, now)
+			if err != nil {
+				return store.Profile{}, false, err
+			}
+			p.RACertDER, p.RAKeyRef, newKeyRef = raCert, ref, ref
+		}
+	}
+	if created {
+		err = st.CreateProfile(ctx, p)
+	} else {
+		err = st.UpdateProfile(ctx, p)
+	}
+	if err != nil {
+		for _, ref := range []string{newKeyRef, nextKeyRef} {
+			if ref != "" {
+				ks.Remove(ref)
+			}
+		}
+		return store.Profile{}, false, err
+	}
+	return p, created, nil
+}
+
+// newRA generates an RA key and has issuer certify it.
+func newRA(ks keys.Source, issuer *ca.CA, spec config.Profile, now time.Time) ([]byte, string, error) {
+	kt := ca.KeyType(spec.RAKeyType)
+	if kt == "" {
+		kt = ca.RSA2048
+	}
+	raKey, err := ca.GenerateKey(kt)
+	if err != nil {
+		return nil, "", err
+	}
+	raCert, err := issuer.IssueRA(raKey.Public(), raSubject(spec.ID), 10*365*24*time.Hour, now)
+	if err != nil {
+		return nil, "", err
+	}
+	ref, err := ks.Save(uniqueName("profiles/"+spec.ID+"/ra"), raKey)
+	if err != nil {
+		return nil, "", err
+	}
+	return raCert.Raw, ref, nil
+}
+
+func mustSubject(certDER []byte) []byte {
+	c, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil
+	}
+	return c.RawSubject
+}
+
+// applyChallenge sets the profile's challenge fields from a spec. A static
+// secret is re-hashed only when it changed, so restarts keep the hash.
+func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, in Inputs) error {
+	// The mode's settings, never a secret: secrets are named by env var.
+	settings := c
+	settings.Password, settings.PasswordEnv, settings.PasswordFile, settings.PasswordHash = "", "", "", ""
+	if settings.NDES != nil && settings.NDES.PasswordEnv != "" {
+		n := *settings.NDES
+		if n.PasswordHash == "" {
+			secret := in.Getenv(n.PasswordEnv)
+			if len(secret) < challenge.MinStaticLength {
+				return fmt.Errorf("%w: challenge.ndes.password_env: %s must hold at least %d characters", ErrInvalid, n.PasswordEnv, challenge.MinStaticLength)
+			}
+			h, err := challenge.HashPassword(secret)
+			if err != nil {
+				return err
+			}
+			n.PasswordHash = h
+		}
+		n.PasswordEnv = ""
+		settings.NDES = &n
+	}
+	p.ChallengeConfig, _ = json.Marshal(settings)
+	switch c.Mode {
+	case "webhook", "intune", "entity":
+		p.ChallengeMode, p.ChallengeHash = c.Mode, ""
+		return nil
+	case "dynamic":
+		p.ChallengeMode, p.ChallengeHash = store.ChallengeDynamic, ""
+		p.ChallengeTTL = time.Duration(c.TTL)
+		if p.ChallengeTTL == 0 {
+			p.ChallengeTTL = DefaultChallengeTTL
+		}
+		p.ChallengeMaxPending = c.MaxPending
+		if p.ChallengeMaxPending == 0 {
+			p.ChallengeMaxPending = DefaultChallengeMaxPending
+		}
+		return nil
+	}
+	p.ChallengeMode, p.ChallengeTTL, p.ChallengeMaxPending = store.ChallengeStatic, DefaultChallengeTTL, DefaultChallengeMaxPending
+	if c.PasswordHash != "" {
+		if _, err := challenge.NewStatic(c.PasswordHash); err != nil {
+			return fmt.Errorf("%w: challenge.password_hash: %v", ErrInvalid, err)
+		}
+		p.ChallengeHash = c.PasswordHash
+		return nil
+	}
+	secret := c.Password
+	switch {
+	case c.PasswordEnv != "":
+		if secret = in.Getenv(c.PasswordEnv); secret == "" {
+			return fmt.Errorf("%w: challenge.password_env: the environment variable %s is not set", ErrInvalid, c.PasswordEnv)
+		}
+	case c.PasswordFile != "":
+		if in.ReadFile == nil {
+			return fmt.Errorf("%w: challenge.password_file is for config files", ErrInvalid)
+		}
+		b, err := in.ReadFile(c.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%w: challenge.password_file: %v", ErrInvalid, err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if len(secret) < challenge.MinStaticLength {
+		return fmt.Errorf("%w: a static challenge needs at least %d characters", ErrInvalid, challenge.MinStaticLength)
+	}
+	if p.ChallengeHash != "" {
+		if v, err := challenge.NewStatic(p.ChallengeHash); err == nil {
+			if _, err := v.Validate(ctx, challenge.Request{Password: secret}); err == nil {
+				return nil // unchanged
+			}
+		}
+	}
+	hash, err := challenge.HashPassword(secret)
+	if err != nil {
+		return err
+	}
+	if p.ChallengeHash != "" && c.RotationOverlap > 0 {
+		// Rotation without downtime: devices still configured with the old
+		// secret keep enrolling for the overlap.
+		p.ChallengePrevHash, p.ChallengePrevUntil = p.ChallengeHash, time.Now().Add(time.Duration(c.RotationOverlap))
+	} else {
+		p.ChallengePrevHash, p.ChallengePrevUntil = "", time.Time{}
+	}
+	p.ChallengeHash = hash
+	return nil
+}
+
+// ApplyConfig brings the database in line with a config file: missing CAs
+// are created or imported (existing ones are kept as they are), declared
+// profiles are created or updated.
+func ApplyConfig(ctx context.Context, st Store, ks keys.Source, f *config.File, in Inputs, now time.Time, log Logger) error {
+	for _, spec := range f.CAs {
+		if _, err := st.GetCA(ctx, spec.ID); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		row, err := CreateCA(ctx, st, ks, spec, in, now)
+		if errors.Is(err, store.ErrConflict) {
+			continue // another replica created it meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("CA %q: %w", spec.ID, err)
+		}
+		log.Info("CA ready", "ca", row.ID, "how", map[bool]string{true: "created", false: "imported"}[spec.Create != nil])
+		audit(ctx, st, now, "ca.create", "ca:"+row.ID, map[string]string{"source": store.SourceConfig})
+	}
+	for _, spec := range f.Profiles {
+		p, created, err := UpsertProfile(ctx, st, ks, spec, store.SourceConfig, in, now)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("profile %q: %w", spec.ID, err)
+		}
+		action := "profile.update"
+		if created {
+			action = "profile.create"
+			log.Info("created profile", "profile", p.ID, "ca", p.CAID, "challenge", p.ChallengeMode)
+		}
+		audit(ctx, st, now, action, "profile:"+p.ID, map[string]string{"source": store.SourceConfig})
+	}
+	return nil
+}
+
+// Logger is the logging provisioning needs.
+type Logger interface {
+	Info(msg string, args ...any)
+}

@@ -1,0 +1,185 @@
+// Package revocation keeps revocation status published: it revokes,
+// signs numbered CRLs (on revocation and before nextUpdate), and answers
+// OCSP (RFC 6960) from the store.
+package revocation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// Store is the persistence revocation needs.
+type Store interface {
+	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
+	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
+	ListRevoked(ctx context.Context, caID string) ([]store.Certificate, error)
+	NextCRLNumber(ctx context.Context, caID string) (int64, error)
+	SaveCRL(ctx context.Context, c store.CRL) error
+	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
+}
+
+// Service publishes revocation status.
+type Service struct {
+	Store Store
+	// CAs returns the CAs currently loaded (with their keys).
+	CAs func() map[string]*ca.CA
+	Now func() time.Time
+	Log *slog.Logger
+	// Lifetime of a CRL (nextUpdate - thisUpdate). Default 24h; a new one
+	// is signed once half of it has passed.
+	Lifetime time.Duration
+}
+
+// ErrUnknownCA names a CA that is not loaded.
+var ErrUnknownCA = errors.New("revocation: unknown CA")
+
+func (s *Service) lifetime() time.Duration {
+	if s.Lifetime <= 0 {
+		return 24 * time.Hour
+	}
+	return s.Lifetime
+}
+
+// Revoke revokes a certificate and publishes a new CRL of its CA at once.
+func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor string) (store.Certificate, error) {
+	c, err := s.Store.GetCertificate(ctx, serial)
+	if err != nil {
+		return c, err
+	}
+	now := s.Now()
+	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",
+		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"reason": fmt.Sprint(reason), "subject": c.Subject}}); err != nil {
+		return c, err
+	}
+	if c.CAID != "" {
+		if _, err := s.Refresh(ctx, c.CAID); err != nil {
+			// Revoked in the store: the next refresh publishes it.
+			s.Log.Error("publishing the CRL after a revocation failed", "ca", c.CAID, "error", err.Error())
+		}
+	}
+	return s.Store.GetCertificate(ctx, serial)
+}
+
+// Refresh signs and stores a new CRL for a CA.
+func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
+	issuer := s.CAs()[caID]
+	if issuer == nil {
+		return store.CRL{}, fmt.Errorf("%w %q", ErrUnknownCA, caID)
+	}
+	revoked, err := s.Store.ListRevoked(ctx, caID)
+	if err != nil {
+		return store.CRL{}, err
+	}
+	entries := make([]ca.Revoked, 0, len(revoked))
+	for _, r := range revoked {
+		n, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok {
+			return store.CRL{}, fmt.Errorf("revocation: stored serial %q is not hex", r.Serial)
+		}
+		entries = append(entries, ca.Revoked{Serial: n, At: r.RevokedAt, Reason: r.RevocationReason})
+	}
+	num, err := s.Store.NextCRLNumber(ctx, caID)
+	if err != nil {
+		return store.CRL{}, err
+	}
+	now := s.Now()
+	next := now.Add(s.lifetime())
+	der, err := issuer.CRL(entries, num, now, next)
+	if err != nil {
+		return store.CRL{}, err
+	}
+	c := store.CRL{CAID: caID, Number: num, ThisUpdate: now, NextUpdate: next, DER: der}
+	if err := s.Store.SaveCRL(ctx, c); err != nil {
+		return store.CRL{}, err
+	}
+	s.Log.Info("CRL published", "ca", caID, "number", num, "revoked", len(entries))
+	return c, nil
+}
+
+// CRL returns a CA's current CRL, signing a new one when there is none or
+// half its lifetime has passed.
+func (s *Service) CRL(ctx context.Context, caID string) (store.CRL, error) {
+	c, err := s.Store.LatestCRL(ctx, caID)
+	if err == nil && s.Now().Before(c.ThisUpdate.Add(s.lifetime()/2)) {
+		return c, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return c, err
+	}
+	return s.Refresh(ctx, caID)
+}
+
+// Run refreshes every loaded CA's CRL before it goes stale, until ctx ends.
+// Several replicas may run it: CRL numbers come from the database, so they
+// stay monotonic whoever signs.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for id := range s.CAs() {
+			if _, err := s.CRL(ctx, id); err != nil && ctx.Err() == nil {
+				s.Log.Error("CRL refresh failed", "ca", id, "error", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// OCSP answers a DER OCSP request for a CA (RFC 6960), signed by the CA.
+func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, error) {
+	issuer := s.CAs()[caID]
+	if issuer == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
+	}
+	r, err := ocsp.ParseRequest(req)
+	if err != nil {
+		return ocsp.MalformedRequestErrorResponse, nil
+	}
+	now := s.Now()
+	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}
+	// The request must name this CA (hash of its name and key).
+	if !r.HashAlgorithm.Available() || !matchesIssuer(r, issuer) {
+		tmpl.Status = ocsp.Unknown
+	} else {
+		c, err := s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
+		switch {
+		case errors.Is(err, store.ErrNotFound) || (err == nil && c.CAID != caID):
+			tmpl.Status = ocsp.Unknown
+		case err != nil:
+			return nil, err
+		case c.Status == store.CertRevoked:
+			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt, c.RevocationReason
+		default:
+			tmpl.Status = ocsp.Good
+		}
+	}
+	return ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Signer)
+}
+
+func matchesIssuer(r *ocsp.Request, issuer *ca.CA) bool {
+	h := r.HashAlgorithm.New()
+	h.Write(issuer.Cert.RawSubject)
+	if string(h.Sum(nil)) != string(r.IssuerNameHash) {
+		return false
+	}
+	spki, err := subjectPublicKeyBits(issuer.Cert.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return false
+	}
+	h = r.HashAlgorithm.New()
+	h.Write(spki)
+	return string(h.Sum(nil)) == string(r.IssuerKeyHash)
+}

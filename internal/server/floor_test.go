@@ -1,0 +1,119 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// floor runs the private- and public-key operations one enrollment cannot
+// avoid, with the same keys: the RA decrypts the content key, the CA signs
+// the certificate, the RA signs the CertRep, the request's and the CSR's
+// signatures are verified, and the reply's content key is encrypted.
+func floor(b *testing.B, caKey crypto.Signer, raKey *rsa.PrivateKey, devKey *rsa.PrivateKey, n int) time.Duration {
+	digest := sha256.Sum256([]byte("message"))
+	devSig, _ := rsa.SignPKCS1v15(rand.Reader, devKey, crypto.SHA256, digest[:])
+	ek, _ := rsa.EncryptPKCS1v15(rand.Reader, &raKey.PublicKey, make([]byte, 32))
+	start := cpuTime()
+	for range n {
+		if _, err := raKey.Decrypt(rand.Reader, ek, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 32}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := caKey.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raKey.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
+		for range 2 {
+			if err := rsa.VerifyPKCS1v15(&devKey.PublicKey, crypto.SHA256, digest[:], devSig); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := rsa.EncryptPKCS1v15(rand.Reader, &devKey.PublicKey, make([]byte, 32)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return (cpuTime() - start) / time.Duration(n)
+}
+
+// BenchmarkServerVsFloor measures the server's CPU per enrollment (the
+// handler alone: requests are built before the clock starts, replies are
+// not decrypted) and the crypto floor in the same run, and reports both and
+// their ratio. Run: go test -run '^$' -bench ServerVsFloor ./internal/server
+func BenchmarkServerVsFloor(b *testing.B) {
+	for _, kt := range []ca.KeyType{ca.RSA2048, ca.ECDSAP256} {
+		b.Run(string(kt), func(b *testing.B) {
+			hs, _ := newServer(b, kt)
+			defer hs.Close()
+			c := client.New(hs.URL + "/scep/default/pkiclient.exe")
+			certs, err := c.GetCACert(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			ra, _ := client.Recipient(certs)
+			devKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			self, _ := client.SelfSigned(devKey, pkix.Name{CommonName: "bench"})
+			msgs := make([][]byte, b.N)
+			for i := range msgs {
+				csr, _ := scep.NewCSR(devKey, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fmt.Sprint("bench-", i)}}, challenge)
+				msgs[i], _, err = scep.Builder{Cert: self, Key: devKey}.NewRequest(scep.Request{Type: scep.PKCSReq,
+					TransactionID: fmt.Sprintf("%s-%d-%d", kt, b.N, i), Body: csr, Recipient: ra, Cipher: cms.AES256, Digest: crypto.SHA256})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			h := hs.Config.Handler
+			b.ResetTimer()
+			start := cpuTime()
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest(http.MethodPost, "/scep/default/pkiclient.exe?operation=PKIOperation", bytes.NewReader(msgs[i]))
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+				}
+			}
+			server := (cpuTime() - start) / time.Duration(b.N)
+			b.StopTimer()
+			raKey, caKey := raAndCAKeys(b, hs.URL, kt)
+			fl := floor(b, caKey, raKey, devKey, 200)
+			b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
+			b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
+			b.ReportMetric(float64(server)/float64(fl), "x-floor")
+		})
+	}
+}
+
+// raAndCAKeys makes keys of the same kinds as the server's (the floor only
+// depends on key type and size).
+func raAndCAKeys(b *testing.B, _ string, kt ca.KeyType) (*rsa.PrivateKey, crypto.Signer) {
+	ra, _ := rsa.GenerateKey(rand.Reader, 2048)
+	caKey, err := ca.GenerateKey(kt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ra, caKey
+}

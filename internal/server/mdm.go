@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/scepd/scepd/internal/challenge"
+)
+
+// NDESPage configures the NDES-compatible admin page of a profile.
+type NDESPage struct {
+	// Username and Password (an argon2id validator) authenticate callers
+	// besides API tokens; Password nil means tokens only.
+	Username string
+	Password *challenge.Static
+	// UTF8 serves the page in UTF-8 instead of NDES's UTF-16LE.
+	UTF8 bool
+}
+
+// Authorizer checks an API token: whether it is a valid token at all, and
+// whether it may mint challenges for the profile.
+type Authorizer func(ctx context.Context, token, profile string) (valid, allowed bool)
+
+// credentials returns the secret a caller presented: a Bearer token, or the
+// password of HTTP Basic (with its user name).
+func credentials(r *http.Request) (user, secret string, ok bool) {
+	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+		return "", strings.TrimSpace(tok), true
+	}
+	return r.BasicAuth()
+}
+
+// mayMint authenticates a caller of the challenge endpoints.
+func (s *Server) mayMint(r *http.Request, p *Profile) (authenticated, allowed bool) {
+	user, secret, ok := credentials(r)
+	if !ok || secret == "" {
+		return false, false
+	}
+	if n := p.cfg.NDES; n != nil && n.Password != nil && n.Username != "" && user == n.Username {
+		_, err := n.Password.Validate(r.Context(), challenge.Request{Password: secret})
+		return err == nil, err == nil
+	}
+	if s.opts.Authorize == nil {
+		return false, false
+	}
+	return s.opts.Authorize(r.Context(), secret, p.ID())
+}
+
+// mint creates a one-time challenge for an MDM.
+func (s *Server) mint(ctx context.Context, p *Profile, note string) (string, time.Time, error) {
+	if p.cfg.Dynamic == nil {
+		return "", time.Time{}, errors.New("this profile does not hand out one-time challenges")
+	}
+	secret, exp, err := p.cfg.Dynamic.CreateFor(ctx, "", note)
+	if err == nil && s.opts.OnChallenge != nil {
+		via := note
+		if i := strings.IndexByte(via, ' '); i > 0 {
+			via = via[:i]
+		}
+		s.opts.OnChallenge(p.ID(), via)
+	}
+	if err == nil {
+		s.audit(ctx, "challenge.create", "profile:"+p.ID(), map[string]string{"via": note, "expires_at": exp.UTC().Format(time.RFC3339)})
+	}
+	return secret, exp, err
+}
+
+// ndesAdmin serves the page NDES serves at /certsrv/mscep_admin/: Jamf Pro
+// ("Dynamic-Microsoft CA"), Okta's generic dynamic SCEP, Workspace ONE and
+// Ivanti fetch it and extract the password from
+// "The enrollment challenge password is: <B> ... </B>".
+func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
+	if p == nil || p.cfg.NDES == nil {
+		http.Error(w, "no NDES admin page for this profile", http.StatusNotFound)
+		return
+	}
+	authenticated, allowed := s.mayMint(r, p)
+	if !authenticated {
+		w.Header().Set("WWW-Authenticate", `Basic realm="scepd NDES admin"`)
+		s.ndesPage(w, p, http.StatusUnauthorized, "<P> You do not have sufficient permission to enroll with SCEP. Please contact your system administrator. </P>")
+		return
+	}
+	if !allowed {
+		s.ndesPage(w, p, http.StatusForbidden, "<P> You do not have sufficient permission to enroll with SCEP. Please contact your system administrator. </P>")
+		return
+	}
+	secret, exp, err := s.mint(r.Context(), p, "ndes")
+	if errors.Is(err, challenge.ErrCacheFull) {
+		// NDES answers a full cache with this page and 200.
+		s.ndesPage(w, p, http.StatusOK, "<P> The password cache is full. </P>")
+		return
+	}
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "NDES admin: minting a challenge failed", slog.String("profile", p.ID()), slog.String("error", err.Error()))
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	thumb := sha1.Sum(p.cfg.Enroll.CA.Cert.Raw)
+	minutes := int(time.Until(exp).Round(time.Minute) / time.Minute)
+	body := fmt.Sprintf(`<P> To complete certificate enrollment for your network device you will need the following information: `+
+		`<P> The thumbprint (hash value) for the CA certificate is: <B> %s </B> `+
+		`<P> The enrollment challenge password is: <B> %s </B> `+
+		`<P> This password can be used only once and will expire within %d minutes. `+
+		`<P> Each enrollment requires a new challenge password. You can refresh this web page to obtain a new challenge password. </P>`,
+		strings.ToUpper(hex.EncodeToString(thumb[:])), secret, minutes)
+	s.ndesPage(w, p, http.StatusOK, body)
+}
+
+func (s *Server) ndesPage(w http.ResponseWriter, p *Profile, status int, body string) {
+	charset := "UTF-16"
+	if p.cfg.NDES != nil && p.cfg.NDES.UTF8 {
+		charset = "UTF-8"
+	}
+	page := `<HTML><Head><Meta HTTP-Equiv="Content-Type" Content="text/html; charset=` + charset + `">` +
+		`<Title>Network Device Enrollment Service</Title></Head><Body BgColor=#FFFFFF><Font ID=locPageFont Face="Arial">` +
+		`<P ID=locPageTitle><B> Network Device Enrollment Service </B></P>` +
+		`<P> Network Device Enrollment Service allows you to obtain certificates for routers or other network devices using the Simple Certificate Enrollment Protocol (SCEP). </P>` +
+		body + `</Font></Body></HTML>`
+	w.Header().Set("Cache-Control", "no-store")
+	if charset == "UTF-8" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		io.WriteString(w, page)
+		return
+	}
+	// UTF-16LE without a BOM, as Windows NDES answers.
+	units := utf16.Encode([]rune(page))
+	out := make([]byte, 2*len(units))
+	for i, u := range units {
+		out[2*i], out[2*i+1] = byte(u), byte(u>>8)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-16le")
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+// jamfWebhook is the body of Jamf Pro's SCEPChallenge webhook.
+type jamfWebhook struct {
+	Webhook struct {
+		ID             int    `json:"id"`
+		Name           string `json:"name"`
+		WebhookEvent   string `json:"webhookEvent"`
+		EventTimestamp int64  `json:"eventTimestamp"`
+	} `json:"webhook"`
+	Event struct {
+		ScepServerURL     string   `json:"scepServerUrl"`
+		PayloadIdentifier string   `json:"payloadIdentifier"`
+		PayloadTypes      []string `json:"payloadTypes"`
+		Device            struct {
+			SerialNumber string `json:"serialNumber"`
+			UDID         string `json:"udid"`
+			DeviceName   string `json:"deviceName"`
+		} `json:"device"`
+	} `json:"event"`
+}
+
+// jamfChallenge answers Jamf Pro's "Dynamic" SCEP challenge webhook: the
+// response body, as plain text, is the challenge Jamf puts in the profile.
+func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
+	p := s.Profile(r.PathValue("profile"))
+	if p == nil || !p.cfg.Jamf {
+		http.Error(w, "no Jamf challenge endpoint for this profile", http.StatusNotFound)
+		return
+	}
+	authenticated, allowed := s.mayMint(r, p)
+	switch {
+	case !authenticated:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
+		http.Error(w, "missing or invalid credentials", http.StatusUnauthorized)
+		return
+	case !allowed:
+		http.Error(w, "this token may not mint challenges for this profile", http.StatusForbidden)
+		return
+	}
+	var hook jamfWebhook
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&hook); err != nil || hook.Webhook.WebhookEvent != "SCEPChallenge" {
+		http.Error(w, "expected a Jamf SCEPChallenge webhook", http.StatusBadRequest)
+		return
+	}
+	note := "jamf"
+	if d := hook.Event.Device; d.SerialNumber != "" || d.UDID != "" {
+		note = fmt.Sprintf("jamf serial=%.64s udid=%.64s", d.SerialNumber, d.UDID)
+	}
+	secret, _, err := s.mint(r.Context(), p, note)
+	switch {
+	case errors.Is(err, challenge.ErrCacheFull):
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "the pending challenge limit is reached", http.StatusTooManyRequests)
+		return
+	case err != nil:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "Jamf webhook: minting a challenge failed", slog.String("profile", p.ID()), slog.String("error", err.Error()))
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, secret)
+}
+
+func (s *Server) audit(ctx context.Context, action, object string, details map[string]string) {
+	if s.opts.Audit != nil {
+		s.opts.Audit(ctx, action, object, details)
+	}
+}

@@ -1,0 +1,355 @@
+package server
+
+import (
+	"crypto"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// Content types of RFC 8894 §4.
+const (
+	ctCaps       = "text/plain"
+	ctCACert     = "application/x-x509-ca-cert"
+	ctCARACert   = "application/x-x509-ca-ra-cert"
+	ctPKIMessage = "application/x-pki-message"
+)
+
+func (s *Server) scep(w http.ResponseWriter, r *http.Request, profileID string) {
+	p := s.Profile(profileID)
+	if p == nil {
+		// Windows shows a 404 as 0x80190194; say loudly in the log which URL was wrong.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "SCEP request for an unknown profile",
+			slog.String("path", r.URL.Path), slog.String("profile", profileID), slog.String("remote", r.RemoteAddr))
+		http.Error(w, fmt.Sprintf("no SCEP profile %q here", profileID), http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "SCEP uses GET and POST", http.StatusMethodNotAllowed)
+		return
+	}
+	// The operation parameter names are case-sensitive in RFC 8894, but some
+	// clients vary the case; the value of message= is ignored for
+	// GetCACaps/GetCACert (MobileIron, Windows and sscep send fixed strings).
+	op := r.URL.Query().Get("operation")
+	switch op {
+	case "GetCACaps":
+		w.Header().Set("Content-Type", ctCaps)
+		io.WriteString(w, p.caps)
+	case "GetCACert":
+		w.Header().Set("Content-Type", p.caCertCT)
+		w.Write(p.caCert)
+	case "GetNextCACert":
+		if p.nextCA == nil {
+			http.Error(w, "no next CA certificate is scheduled for this profile", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-x509-next-ca-cert")
+		w.Write(p.nextCA)
+	case "PKIOperation":
+		s.pkiOperation(w, r, p)
+	case "":
+		http.Error(w, "missing operation parameter", http.StatusBadRequest)
+	default:
+		http.Error(w, fmt.Sprintf("operation %q is not supported", truncate(op, 64)), http.StatusBadRequest)
+	}
+}
+
+func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile) {
+	start := time.Now()
+	msgType, outcome := "unknown", "http-400"
+	if s.opts.Observe != nil {
+		defer func() { s.opts.Observe(p.ID(), msgType, outcome, time.Since(start)) }()
+	}
+	if !s.acquire(r.Context()) {
+		outcome = "overloaded"
+		// Fast and explicit beyond capacity: clients retry, nothing queues
+		// without bound.
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "server busy, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.release()
+	body, err := s.readMessage(r)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "unreadable PKIOperation",
+			slog.String("profile", p.ID()), slog.String("remote", r.RemoteAddr), slog.String("error", err.Error()))
+		http.Error(w, err.Error(), status)
+		return
+	}
+	msg, err := scep.Parse(body)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "malformed PKIOperation",
+			slog.String("profile", p.ID()), slog.String("remote", r.RemoteAddr), slog.String("error", err.Error()))
+		http.Error(w, "malformed SCEP message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	msgType = msg.Type.String()
+	reply, err := s.decide(r, p, msg)
+	if err != nil {
+		outcome = "http-5xx"
+		if errors.Is(err, store.ErrUnavailable) {
+			outcome = "unavailable"
+		}
+		s.internalError(w, r, p, msg, err)
+		return
+	}
+	out, err := p.builder.CertRep(msg, reply)
+	if err != nil {
+		outcome = "http-5xx"
+		s.internalError(w, r, p, msg, fmt.Errorf("building CertRep: %w", err))
+		return
+	}
+	outcome = map[scep.PKIStatus]string{scep.StatusSuccess: "success", scep.StatusPending: "pending"}[reply.Status]
+	if reply.Status == scep.StatusFailure {
+		outcome = "failure:" + reply.FailInfo.String()
+	}
+	level, attrs := slog.LevelInfo, []slog.Attr{
+		slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID),
+		slog.String("message_type", msg.Type.String()), slog.String("method", r.Method),
+		slog.String("digest", msg.Digest.String()), slog.String("cipher", cipherName(reply.Cipher)),
+		slog.String("status", statusName(reply.Status)), slog.String("remote", r.RemoteAddr),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if reply.Status == scep.StatusFailure {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("fail_info", reply.FailInfo.String()), slog.String("reason", reply.FailText))
+	}
+	s.log.LogAttrs(r.Context(), level, "PKIOperation", attrs...)
+	w.Header().Set("Content-Type", ctPKIMessage)
+	w.Write(out)
+}
+
+// decide turns a verified message into the reply. From here on every
+// refusal is a signed CertRep FAILURE with its failInfo (RFC 8894 §3.3.2.2).
+// An error is an internal failure: HTTP 500, so the client retries later
+// rather than taking a FAILURE as final.
+func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Reply, error) {
+	var cipher cms.Cipher // known once the envelope is parsed; logged with failures too
+	fail := func(fi scep.FailInfo, format string, args ...any) (scep.Reply, error) {
+		return scep.Reply{Status: scep.StatusFailure, FailInfo: fi, FailText: fmt.Sprintf(format, args...), Cipher: cipher}, nil
+	}
+	switch msg.Type {
+	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq, scep.CertPoll, scep.GetCert, scep.GetCRL:
+	default:
+		return fail(scep.BadRequest, "unknown messageType %q", string(msg.Type))
+	}
+	if msg.Digest == crypto.MD5 {
+		return fail(scep.BadAlg, "MD5 message digests are refused")
+	}
+	env, err := msg.OpenEnvelope()
+	if err != nil {
+		return fail(scep.BadMessageCheck, "pkcsPKIEnvelope is malformed")
+	}
+	cipher = env.Cipher
+	switch {
+	case env.Cipher == 0:
+		return fail(scep.BadAlg, "content cipher %s is not supported", env.CipherOID)
+	case env.Cipher == cms.DES && !p.cfg.AllowDES:
+		return fail(scep.BadAlg, "single DES content encryption is disabled on this profile; use AES or 3DES")
+	}
+	plain, err := env.Decrypt(p.decrypter, p.raCMS)
+	if errors.Is(err, cms.ErrNoRecipient) {
+		return fail(scep.BadMessageCheck, "the request is not encrypted to this profile's RA certificate")
+	}
+	// One answer for every way the envelope can be wrong: a failed key
+	// unwrap, bad content padding, or content that is not what the message
+	// type needs. Telling them apart would be a padding oracle (RFC 3218 §2.3).
+	undecryptable := func() (scep.Reply, error) {
+		return fail(scep.BadMessageCheck, "the request cannot be decrypted")
+	}
+	if err != nil {
+		return undecryptable()
+	}
+	// Certificates this CA issued parse in Go; a self-signed requester that
+	// does not is simply not one of ours.
+	signer := msg.Signer.X509
+	success := func(certs ...[]byte) (scep.Reply, error) {
+		return scep.Reply{Status: scep.StatusSuccess, Certificates: append(certs, p.chain...), Cipher: env.Cipher}, nil
+	}
+	var res enroll.Result
+	switch msg.Type {
+	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq:
+		csr, err := scep.ParseCSR(plain)
+		if err != nil {
+			return undecryptable()
+		}
+		password, err := scep.ChallengePassword(csr)
+		if err != nil {
+			return fail(scep.BadRequest, "the challengePassword attribute is malformed")
+		}
+		res, err = s.opts.Enroller.PKCSReq(r.Context(), p.cfg.Enroll, enroll.Request{
+			TransactionID: msg.TransactionID, CSR: csr, Password: password, RemoteAddr: r.RemoteAddr,
+			Renewal: msg.Type != scep.PKCSReq, Signer: signer,
+		})
+		if rej, ok := asRejection(err); ok {
+			return fail(rej.FailInfo, "%s", rej.Reason)
+		}
+		if err != nil {
+			return scep.Reply{}, err
+		}
+	case scep.CertPoll:
+		if _, err := scep.ParseIssuerAndSubject(plain); err != nil {
+			return undecryptable()
+		}
+		res, err = s.opts.Enroller.Poll(r.Context(), p.cfg.Enroll, msg.TransactionID)
+		if rej, ok := asRejection(err); ok {
+			return fail(rej.FailInfo, "%s", rej.Reason)
+		}
+		if err != nil {
+			return scep.Reply{}, err
+		}
+	case scep.GetCert:
+		ias, err := scep.ParseIssuerAndSerial(plain)
+		if err != nil {
+			return undecryptable()
+		}
+		c, err := s.opts.Enroller.GetCert(r.Context(), p.cfg.Enroll, ias.Issuer, ias.Serial, signer)
+		if rej, ok := asRejection(err); ok {
+			return fail(rej.FailInfo, "%s", rej.Reason)
+		}
+		if err != nil {
+			return scep.Reply{}, err
+		}
+		return success(c.Raw)
+	case scep.GetCRL:
+		if _, err := scep.ParseIssuerAndSerial(plain); err != nil {
+			return undecryptable()
+		}
+		if s.opts.Revocation == nil {
+			return fail(scep.BadRequest, "no CRL is published here")
+		}
+		crl, err := s.opts.Revocation.CRL(r.Context(), p.cfg.Enroll.CAID)
+		if err != nil {
+			return scep.Reply{}, err
+		}
+		return scep.Reply{Status: scep.StatusSuccess, CRL: crl.DER, Cipher: env.Cipher}, nil
+	}
+	if res.Pending {
+		return scep.Reply{Status: scep.StatusPending, Cipher: env.Cipher}, nil
+	}
+	// The cipher is never a default: answer in the cipher the client used.
+	return success(res.Cert.Raw)
+}
+
+func asRejection(err error) (*enroll.Rejection, bool) {
+	var rej *enroll.Rejection
+	ok := errors.As(err, &rej)
+	return rej, ok
+}
+
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, p *Profile, msg *scep.Message, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "PKIOperation: database unavailable",
+			slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "temporarily unavailable, retry later (transaction "+msg.TransactionID+")", http.StatusServiceUnavailable)
+		return
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelError, "PKIOperation internal error",
+		slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID), slog.String("error", err.Error()))
+	http.Error(w, "internal error (transaction "+msg.TransactionID+")", http.StatusInternalServerError)
+}
+
+// readMessage returns the PKIOperation message: the POST body, or the
+// base64 message parameter of a GET.
+func (s *Server) readMessage(r *http.Request) ([]byte, error) {
+	if r.Method == http.MethodPost {
+		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, s.opts.MaxBody)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading body: %w", err)
+		}
+		if len(b) == 0 {
+			return nil, errors.New("empty PKIOperation body")
+		}
+		return b, nil
+	}
+	if int64(len(r.URL.RawQuery)) > s.opts.MaxBody*4/3+1024 {
+		return nil, fmt.Errorf("%w: query string of %d bytes", errTooLarge, len(r.URL.RawQuery))
+	}
+	return DecodeGETMessage(r.URL.RawQuery)
+}
+
+// DecodeGETMessage extracts and base64-decodes the message parameter of a
+// GET PKIOperation from a raw query string. Clients differ: Apple sends
+// '+' and '/' unescaped (a form decoder would turn '+' into a space),
+// others percent-encode, some wrap lines. All of these decode.
+func DecodeGETMessage(rawQuery string) ([]byte, error) {
+	var value string
+	found := false
+	for _, kv := range strings.Split(rawQuery, "&") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == "message" {
+			value, found = v, true
+			break
+		}
+	}
+	if !found || value == "" {
+		return nil, errors.New("GET PKIOperation without a message parameter")
+	}
+	// PathUnescape decodes %XX but leaves '+' alone.
+	unescaped, err := url.PathUnescape(value)
+	if err != nil {
+		return nil, fmt.Errorf("message parameter: %w", err)
+	}
+	cleaned := strings.Map(func(r rune) rune {
+		switch r {
+		case '\r', '\n', '\t':
+			return -1
+		case ' ': // a '+' that something decoded as a space
+			return '+'
+		}
+		return r
+	}, unescaped)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(cleaned); err == nil && len(b) > 0 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("message parameter is not base64")
+}
+
+func statusName(s scep.PKIStatus) string {
+	switch s {
+	case scep.StatusSuccess:
+		return "SUCCESS"
+	case scep.StatusFailure:
+		return "FAILURE"
+	case scep.StatusPending:
+		return "PENDING"
+	}
+	return string(s)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+func cipherName(c cms.Cipher) string {
+	if c == 0 {
+		return "-"
+	}
+	return c.String()
+}

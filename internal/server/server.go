@@ -1,0 +1,424 @@
+// Package server is scepd's SCEP HTTP surface (RFC 8894 §4): routing,
+// request decoding and the mapping of outcomes to HTTP. Decisions are made
+// by the enroll package; wire formats by the scep package.
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// DefaultMaxBody bounds a PKIOperation body. Real requests are a few KB.
+const DefaultMaxBody = 1 << 20
+
+// Enroller is the enrollment use case the handlers drive.
+type Enroller interface {
+	PKCSReq(ctx context.Context, p *enroll.Profile, r enroll.Request) (enroll.Result, error)
+	Poll(ctx context.Context, p *enroll.Profile, transactionID string) (enroll.Result, error)
+	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
+}
+
+// Revocation publishes CRLs and answers OCSP.
+type Revocation interface {
+	CRL(ctx context.Context, caID string) (store.CRL, error)
+	OCSP(ctx context.Context, caID string, req []byte) ([]byte, error)
+}
+
+// ProfileConfig is everything needed to serve one profile.
+type ProfileConfig struct {
+	Enroll *enroll.Profile
+	// RACert and RAKey are the identity clients encrypt to and that signs
+	// replies. The key must be RSA.
+	RACert *x509.Certificate
+	RAKey  crypto.Signer
+	// CAMode: the CA answers SCEP itself; RACert is the CA certificate.
+	CAMode bool
+	// AllowDES accepts single-DES requests (legacy devices, micromdm's scepclient).
+	AllowDES bool
+	// IncludeCACert adds the CA chain to GetCACert and to CertRep replies
+	// (after the issued certificate).
+	IncludeCACert bool
+	// FullChain makes that chain go up to the root; otherwise it is the
+	// issuing CA alone.
+	FullChain bool
+	// Next is the CA a scheduled rollover moves to, with its RA; nil when
+	// none is scheduled.
+	Next *NextCA
+	// Dynamic mints one-time challenges for the MDM endpoints below.
+	Dynamic *challenge.Dynamic
+	// NDES serves the NDES-compatible admin page; Jamf the Jamf webhook.
+	NDES *NDESPage
+	Jamf bool
+}
+
+// NextCA is what GetNextCACert hands out before a rollover.
+type NextCA struct {
+	CA     *ca.CA
+	RACert *x509.Certificate
+}
+
+// Profile is a profile prepared for serving: everything derivable is
+// computed once here, not per request.
+type Profile struct {
+	cfg       ProfileConfig
+	decrypter crypto.Decrypter
+	raCMS     *cms.Certificate
+	builder   scep.Builder
+	caCert    []byte // GetCACert body
+	caCertCT  string // its content type
+	nextCA    []byte // GetNextCACert body, nil without a scheduled rollover
+	caps      string
+	chain     [][]byte // CA certificates appended to CertRep
+}
+
+// NewProfile prepares a profile.
+func NewProfile(cfg ProfileConfig) (*Profile, error) {
+	dec, ok := cfg.RAKey.(crypto.Decrypter)
+	if _, isRSA := cfg.RAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
+		return nil, fmt.Errorf("server: profile %q: the RA key must be an RSA key", cfg.Enroll.ID)
+	}
+	var chain [][]byte
+	if cfg.IncludeCACert {
+		chain = cfg.Enroll.CA.ChainDER()
+		if !cfg.FullChain {
+			chain = chain[:1]
+		}
+	}
+	p := &Profile{
+		cfg:       cfg,
+		decrypter: dec,
+		raCMS:     cms.FromX509(cfg.RACert),
+		chain:     chain,
+	}
+	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: p.raCMS, Key: cfg.RAKey}
+	caps := []scep.Capability{scep.CapAES, scep.CapDES3}
+	if cfg.Next != nil {
+		// RFC 8894 §4.7: a signed certs-only PKCS#7 of the next CA (and its
+		// RA), signed by the current RA so clients can trust it.
+		certs := cfg.Next.CA.ChainDER()
+		if !cfg.CAMode {
+			certs = append([][]byte{cfg.Next.RACert.Raw}, certs...)
+		}
+		inner, err := cms.Degenerate(certs)
+		if err != nil {
+			return nil, err
+		}
+		signer := cms.Signer{Cert: cms.FromX509(cfg.RACert), Key: cfg.RAKey, Hash: crypto.SHA256, Certificates: [][]byte{cfg.RACert.Raw}}
+		if p.nextCA, err = signer.Sign(inner, nil, nil); err != nil {
+			return nil, fmt.Errorf("server: profile %q: GetNextCACert body: %w", cfg.Enroll.ID, err)
+		}
+		caps = append(caps, scep.CapGetNextCACert)
+	}
+	caps = append(caps, scep.CapPOSTPKIOperation)
+	if !cfg.Enroll.Renewal.Disabled {
+		// Apple's profile client needs Renewal advertised to renew at all.
+		caps = append(caps, scep.CapRenewal)
+	}
+	p.caps = scep.FormatCaps(append(caps, scep.CapSCEPStandard, scep.CapSHA1, scep.CapSHA256, scep.CapSHA512))
+	// GetCACert (RFC 8894 §4.2.1): a CA answering alone is one DER
+	// certificate; otherwise a certs-only PKCS#7 with the RA first.
+	certs := [][]byte{cfg.RACert.Raw}
+	if cfg.CAMode {
+		certs = nil
+		if !cfg.IncludeCACert {
+			chain = cfg.Enroll.CA.ChainDER()[:1]
+		}
+	}
+	certs = append(certs, chain...)
+	if len(certs) == 1 && cfg.CAMode {
+		p.caCert, p.caCertCT = certs[0], ctCACert
+	} else {
+		der, err := cms.Degenerate(certs)
+		if err != nil {
+			return nil, fmt.Errorf("server: profile %q: GetCACert body: %w", cfg.Enroll.ID, err)
+		}
+		p.caCert, p.caCertCT = der, ctCARACert
+	}
+	return p, nil
+}
+
+// ID is the profile's URL segment.
+func (p *Profile) ID() string { return p.cfg.Enroll.ID }
+
+// Enroll is the profile as enrollment sees it.
+func (p *Profile) Enroll() *enroll.Profile { return p.cfg.Enroll }
+
+// Options configure a Server.
+type Options struct {
+	Profiles []*Profile
+	// CAs are served at /ca/{id}.crt (DER) and /ca/{id}.pem.
+	CAs map[string]*ca.CA
+	// DefaultProfile serves the compatibility paths /cgi-bin/pkiclient.exe
+	// and /certsrv/mscep/mscep.dll.
+	DefaultProfile string
+	Enroller       Enroller
+	Revocation     Revocation
+	Logger         *slog.Logger
+	// MaxBody bounds request bodies; 0 means DefaultMaxBody.
+	MaxBody int64
+	// Ready reports whether the server can take requests (for /readyz):
+	// typically a database ping.
+	Ready func(ctx context.Context) error
+	// MaxConcurrent bounds PKIOperations in progress; beyond it requests
+	// wait at most QueueWait and then get 503 with Retry-After. 0 means
+	// 4 per CPU.
+	MaxConcurrent int
+	QueueWait     time.Duration
+	// Authorize checks API tokens on the MDM challenge endpoints.
+	Authorize Authorizer
+	// Audit records MDM challenge requests.
+	Audit func(ctx context.Context, action, object string, details map[string]string)
+	// Observe, when set, is told about every PKIOperation answered
+	// (outcome: success, pending, failure:<failInfo>, overloaded, http-4xx/5xx).
+	Observe func(profile, messageType, outcome string, d time.Duration)
+	// OnChallenge, when set, is told about every challenge an MDM endpoint hands out.
+	OnChallenge func(profile, via string)
+}
+
+// Server serves SCEP.
+type Server struct {
+	set  atomic.Pointer[profileSet]
+	opts Options
+	log  *slog.Logger
+	// slots bounds concurrent PKIOperations: enrollment is CPU-bound, so
+	// queueing beyond a few per core only adds latency and memory.
+	slots    chan struct{}
+	overload atomic.Int64
+}
+
+// profileSet is replaced whole when profiles change, so a request sees
+// one consistent set without locks.
+type profileSet struct {
+	byID map[string]*Profile
+	cas  map[string]*ca.CA
+}
+
+// New builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 4 * runtime.NumCPU()
+	}
+	if opts.QueueWait <= 0 {
+		opts.QueueWait = 250 * time.Millisecond
+	}
+	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
+	if err := s.SetProfiles(opts.Profiles, opts.CAs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetProfiles replaces the served profiles and CAs (after an operator
+// changed them); requests in flight finish with the old set.
+func (s *Server) SetProfiles(profiles []*Profile, cas map[string]*ca.CA) error {
+	set := &profileSet{byID: map[string]*Profile{}, cas: cas}
+	for _, p := range profiles {
+		if _, dup := set.byID[p.ID()]; dup {
+			return fmt.Errorf("server: profile %q configured twice", p.ID())
+		}
+		set.byID[p.ID()] = p
+	}
+	s.set.Store(set)
+	return nil
+}
+
+// Profile returns a served profile by id.
+func (s *Server) Profile(id string) *Profile { return s.set.Load().byID[id] }
+
+// Handler returns the HTTP handler for every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	// /healthz: the process is alive. /readyz: it can serve (the database
+	// answers); load balancers route on it.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeOK(w) })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	byName := func(w http.ResponseWriter, r *http.Request) { s.scep(w, r, r.PathValue("profile")) }
+	// Cisco IOS appends /pkiclient.exe to whatever URL it is given, and
+	// others use the bare profile URL: accept any subpath.
+	mux.HandleFunc("/scep/{profile}", byName)
+	mux.HandleFunc("/scep/{profile}/{rest...}", byName)
+	byDefault := func(w http.ResponseWriter, r *http.Request) { s.scep(w, r, s.opts.DefaultProfile) }
+	mux.HandleFunc("/cgi-bin/pkiclient.exe", byDefault)
+	mux.HandleFunc("/certsrv/mscep/mscep.dll", byDefault)
+	mux.HandleFunc("/certsrv/mscep/mscep.dll/{rest...}", byDefault)
+	mux.HandleFunc("GET /scep/{profile}/mscep_admin/", func(w http.ResponseWriter, r *http.Request) { s.ndesAdmin(w, r, s.Profile(r.PathValue("profile"))) })
+	mux.HandleFunc("GET /scep/{profile}/mscep_admin", func(w http.ResponseWriter, r *http.Request) { s.ndesAdmin(w, r, s.Profile(r.PathValue("profile"))) })
+	mux.HandleFunc("GET /certsrv/mscep_admin/", func(w http.ResponseWriter, r *http.Request) { s.ndesAdmin(w, r, s.Profile(s.opts.DefaultProfile)) })
+	mux.HandleFunc("POST /scep/{profile}/jamf-challenge", s.jamfChallenge)
+	mux.HandleFunc("GET /ca/{file}", s.caDownload)
+	mux.HandleFunc("GET /crl/{file}", s.crl)
+	mux.HandleFunc("POST /ocsp/{ca}", s.ocsp)
+	mux.HandleFunc("GET /ocsp/{ca}/{request...}", s.ocsp)
+	return mux
+}
+
+// Overloaded counts PKIOperations refused with 503 since start.
+func (s *Server) Overloaded() int64 { return s.overload.Load() }
+
+// acquire takes an enrollment slot, waiting at most QueueWait.
+func (s *Server) acquire(ctx context.Context) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(s.opts.QueueWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.overload.Add(1)
+	return false
+}
+
+func (s *Server) release() { <-s.slots }
+
+// CAs returns the loaded CAs (for CRL refreshing).
+func (s *Server) CAs() map[string]*ca.CA { return s.set.Load().cas }
+
+// crl serves a CA's current CRL: /crl/{id}.crl DER, /crl/{id}.pem PEM.
+func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
+	id, ext, _ := strings.Cut(r.PathValue("file"), ".")
+	if s.set.Load().cas[id] == nil || (ext != "crl" && ext != "pem") || s.opts.Revocation == nil {
+		http.Error(w, "no such CRL", http.StatusNotFound)
+		return
+	}
+	c, err := s.opts.Revocation.CRL(r.Context(), id)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "CRL unavailable", slog.String("ca", id), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "CRL temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Last-Modified", c.ThisUpdate.UTC().Format(http.TimeFormat))
+	w.Header().Set("Expires", c.NextUpdate.UTC().Format(http.TimeFormat))
+	if ext == "pem" {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: c.DER})
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Write(c.DER)
+}
+
+// ocsp answers RFC 6960 requests: POST with the DER body, or GET with it
+// base64 in the path (§A.1).
+func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("ca")
+	if s.set.Load().cas[id] == nil || s.opts.Revocation == nil {
+		http.Error(w, "no such OCSP responder", http.StatusNotFound)
+		return
+	}
+	var req []byte
+	var err error
+	if r.Method == http.MethodPost {
+		req, err = io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
+	} else {
+		var raw string
+		if raw, err = url.PathUnescape(r.PathValue("request")); err == nil {
+			req, err = base64.StdEncoding.DecodeString(raw)
+		}
+	}
+	if err != nil {
+		http.Error(w, "malformed OCSP request", http.StatusBadRequest)
+		return
+	}
+	resp, err := s.opts.Revocation.OCSP(r.Context(), id, req)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "OCSP failed", slog.String("ca", id), slog.String("error", err.Error()))
+		http.Error(w, "OCSP temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/ocsp-response")
+	w.Write(resp)
+}
+
+// Mount adds extra routes (the admin API when it shares the listener).
+func Mount(h http.Handler, prefix string, extra http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.Handle(prefix, extra)
+	return mux
+}
+
+// caDownload serves CA certificates for AIA caIssuers URLs and for relying
+// parties (an IdP wants the intermediate): /ca/{id}.crt is DER, .pem PEM.
+func (s *Server) caDownload(w http.ResponseWriter, r *http.Request) {
+	file := r.PathValue("file")
+	id, ext, _ := strings.Cut(file, ".")
+	c := s.set.Load().cas[id]
+	if c == nil || (ext != "crt" && ext != "pem" && ext != "der") {
+		http.Error(w, "no such CA certificate", http.StatusNotFound)
+		return
+	}
+	if ext == "pem" {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-cert")
+	w.Write(c.Cert.Raw)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed", slog.String("error", err.Error()))
+			http.Error(w, "not ready: database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	writeOK(w)
+}
+
+func writeOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// NewHTTPServer wraps h in an http.Server with timeouts, so slow or idle
+// clients cannot hold connections open indefinitely.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+var errTooLarge = errors.New("request body too large")

@@ -1,0 +1,76 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/scepd/scepd/internal/store"
+)
+
+// CreateSession stores a console session.
+func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		se.IDHash, se.TokenID, se.CSRF, se.Created, se.Expires); err != nil {
+		return fmt.Errorf("postgres: create session: %w", mapErr(err))
+	}
+	return nil
+}
+
+// GetSession returns an unexpired session.
+func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error) {
+	se := store.Session{IDHash: idHash}
+	err := s.pool.QueryRow(ctx, `SELECT token_id, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = $1 AND expires_at > $2`,
+		idHash, now).Scan(&se.TokenID, &se.CSRF, &se.Created, &se.Expires)
+	if err != nil {
+		return se, fmt.Errorf("postgres: session: %w", mapErr(err))
+	}
+	se.Created, se.Expires = se.Created.UTC(), se.Expires.UTC()
+	return se, nil
+}
+
+// DeleteSessions removes one session, or the expired ones when idHash is nil.
+func (s *Store) DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error {
+	var err error
+	if idHash != nil {
+		_, err = s.pool.Exec(ctx, `DELETE FROM console_sessions WHERE id_hash = $1`, idHash)
+	} else {
+		_, err = s.pool.Exec(ctx, `DELETE FROM console_sessions WHERE expires_at <= $1`, now)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: delete sessions: %w", mapErr(err))
+	}
+	return nil
+}
+
+// IssuedPerDay counts issued certificates per UTC day and profile.
+func (s *Store) IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, profile_id, count(*) FROM certificates
+		WHERE created_at >= $1 GROUP BY day, profile_id ORDER BY day, profile_id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: issued per day: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.DayCount
+	for rows.Next() {
+		var d store.DayCount
+		if err := rows.Scan(&d.Day, &d.ProfileID, &d.Count); err != nil {
+			return nil, fmt.Errorf("postgres: issued per day: %w", mapErr(err))
+		}
+		out = append(out, d)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// ChallengeCounts counts a profile's one-time challenges by state.
+func (s *Store) ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE used_at IS NULL AND expires_at > $2),
+		count(*) FILTER (WHERE used_at IS NOT NULL),
+		count(*) FILTER (WHERE used_at IS NULL AND expires_at <= $2)
+		FROM challenges WHERE profile_id = $1`, profileID, now).Scan(&pending, &used, &expired)
+	if err != nil {
+		err = fmt.Errorf("postgres: challenge counts: %w", mapErr(err))
+	}
+	return
+}

@@ -1,0 +1,482 @@
+// Package store defines scepd's persistence: the domain records, the Store
+// interface every backend implements, and the errors backends map their
+// driver errors onto. The conformance suite in storetest checks backends.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors every backend maps its driver errors onto.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: already exists")
+	// ErrLimit: a per-profile cap (pending challenges) is reached.
+	ErrLimit = errors.New("store: limit reached")
+	// ErrChallengeSpent: the one-time challenge of an enrollment was used,
+	// expired or unknown when the enrollment committed; nothing was written.
+	ErrChallengeSpent = errors.New("store: one-time challenge already used or expired")
+	// ErrUnavailable: the database cannot be reached or is out of space;
+	// the request may succeed later.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// CA is an issuer's certificate and where its key lives.
+type CA struct {
+	ID      string
+	CertDER []byte
+	// ChainDER holds the certificates above CertDER, root last; empty for a root.
+	ChainDER [][]byte
+	KeyRef   string
+	Created  time.Time
+}
+
+// Challenge modes.
+const (
+	ChallengeStatic  = "static"
+	ChallengeDynamic = "dynamic"
+	ChallengeNone    = "none"
+)
+
+// Profile is one SCEP endpoint's stored configuration.
+type Profile struct {
+	ID        string
+	CAID      string
+	RACertDER []byte
+	RAKeyRef  string
+	// ChallengeMode is ChallengeStatic, ChallengeDynamic or ChallengeNone.
+	ChallengeMode string
+	// ChallengeHash is the PHC-encoded hash of a static challenge; never the secret.
+	ChallengeHash string
+	// ChallengeConfig is the mode's settings as JSON (config.Challenge
+	// without secrets): webhook URL, Intune tenant, NDES page options.
+	ChallengeConfig []byte
+	// ChallengePrevHash is the static challenge a rotation replaced; it is
+	// still accepted until ChallengePrevUntil.
+	ChallengePrevHash  string
+	ChallengePrevUntil time.Time
+	// ChallengeTTL is the lifetime of dynamic challenges.
+	ChallengeTTL time.Duration
+	// ChallengeMaxPending caps the unused, unexpired dynamic challenges.
+	ChallengeMaxPending int
+	// AllowDES accepts single-DES requests from legacy devices.
+	AllowDES bool
+	// IncludeCACert puts the CA chain in GetCACert and CertRep.
+	IncludeCACert bool
+	// CAMode: the CA itself is the RA (RSA CA with keyEncipherment only);
+	// RACertDER and RAKeyRef are then the CA's.
+	CAMode bool
+	// FullChain: GetCACert and CertRep carry the whole chain up to the
+	// root, not just the issuing CA.
+	FullChain bool
+	// Policy is the profile's certificate policy as JSON (ca.PolicyConfig).
+	Policy []byte
+	// Lifecycle is the profile's renewal, approval and rollover settings as
+	// JSON (config.Lifecycle).
+	Lifecycle []byte
+	// NextRACertDER and NextRAKeyRef are the RA issued by the next CA of a
+	// rollover (GetNextCACert hands it out before the switch).
+	NextRACertDER []byte
+	NextRAKeyRef  string
+	// Source is "config" for profiles the config file declares (the file
+	// is authoritative for them), "api" for those created at run time, and
+	// "default" for the zero-config profile.
+	Source  string
+	Created time.Time
+	Updated time.Time
+}
+
+// Profile sources.
+const (
+	SourceConfig  = "config"
+	SourceAPI     = "api"
+	SourceDefault = "default"
+)
+
+// Transaction statuses.
+const (
+	StatusIssued   = "issued"
+	StatusPending  = "pending"
+	StatusRejected = "rejected"
+)
+
+// Transaction is one SCEP enrollment, keyed by profile and transactionID.
+// It makes retransmissions idempotent.
+type Transaction struct {
+	ProfileID     string
+	TransactionID string
+	Status        string
+	// PublicKeySHA256 identifies the requester's key: the same transactionID
+	// with another key is a different request.
+	PublicKeySHA256 []byte
+	CSRDER          []byte
+	CertSerial      string
+	// ChallengeHash is a one-time challenge reserved by a pending request.
+	ChallengeHash []byte
+	// Expires is when a pending request lapses.
+	Expires time.Time
+	// DecidedBy and Reason record an operator's decision on a pending
+	// request, or why it was rejected.
+	DecidedBy string
+	Reason    string
+	Created   time.Time
+	Updated   time.Time
+}
+
+// TransactionFilter selects transactions to list.
+type TransactionFilter struct {
+	ProfileID string
+	Status    string
+	Limit     int
+}
+
+// Certificate statuses.
+const (
+	CertValid   = "valid"
+	CertRevoked = "revoked"
+)
+
+// Certificate is an issued certificate.
+type Certificate struct {
+	// Serial is lowercase hex without leading zeros.
+	Serial        string
+	ProfileID     string
+	TransactionID string
+	Subject       string
+	SANs          []string
+	NotBefore     time.Time
+	NotAfter      time.Time
+	DER           []byte
+	Status        string
+	// CAID is the issuing CA (profiles may move to another CA; a
+	// certificate's CRL is its issuer's).
+	CAID string
+	// RenewedSerial is the certificate this one renewed, if any.
+	RenewedSerial string
+	// RevokedAt and RevocationReason (RFC 5280 §5.3.1) are set once revoked.
+	RevokedAt        time.Time
+	RevocationReason int
+	Created          time.Time
+}
+
+// CertificateStat is one profile's certificate counts.
+type CertificateStat struct {
+	ProfileID string
+	Valid     int
+	Revoked   int
+	Expiring  int
+}
+
+// CRL is a signed certificate revocation list of one CA.
+type CRL struct {
+	CAID       string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	DER        []byte
+}
+
+// AuditEvent is one entry of the append-only, hash-chained audit log.
+type AuditEvent struct {
+	Seq     int64             `json:"seq"`
+	Time    time.Time         `json:"time"`
+	Actor   string            `json:"actor"`
+	Action  string            `json:"action"`
+	Object  string            `json:"object"`
+	Outcome string            `json:"outcome"`
+	Details map[string]string `json:"details,omitempty"`
+	// PrevHash and Hash chain the log: Hash = SHA-256(PrevHash || event).
+	PrevHash []byte `json:"prev_hash"`
+	Hash     []byte `json:"hash"`
+}
+
+// ChainVerifier checks an audit hash chain fed oldest first.
+type ChainVerifier struct {
+	prev []byte
+	n    int
+}
+
+// Next checks one event; it returns a description of the break, or "".
+func (v *ChainVerifier) Next(e AuditEvent) string {
+	v.n++
+	if v.prev == nil {
+		v.prev = []byte{}
+	}
+	if string(e.PrevHash) != string(v.prev) {
+		return fmt.Sprintf("audit event %d does not link to the event before it", e.Seq)
+	}
+	h, err := e.ChainHash(v.prev)
+	if err != nil || string(h) != string(e.Hash) {
+		return fmt.Sprintf("audit event %d was altered (hash mismatch)", e.Seq)
+	}
+	v.prev = e.Hash
+	return ""
+}
+
+// ChainHash computes an event's hash from the previous hash and its fields.
+// Backends call it inside the transaction that appends the event.
+func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
+	details, err := json.Marshal(e.Details) // map keys are sorted: deterministic
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write(prev)
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(e.Time.UTC().UnixMicro()))
+	h.Write(ts[:])
+	for _, f := range []string{e.Actor, e.Action, e.Object, e.Outcome, string(details)} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	return h.Sum(nil), nil
+}
+
+// Challenge is a one-time (dynamic) challenge. Only the SHA-256 of the
+// secret is stored: the secret is 192 random bits, so a fast hash is
+// enough and lets the database look it up by value.
+type Challenge struct {
+	Hash      []byte
+	ProfileID string
+	Created   time.Time
+	Expires   time.Time
+	// Used is zero while the challenge is pending.
+	Used       time.Time
+	UsedSerial string
+	// ReservedBy is the transactionID of a pending request holding it.
+	ReservedBy string
+	// BoundTo, when set, is a CN or SAN value the request must carry.
+	BoundTo string
+	// Note records who asked for it (an MDM's device identity).
+	Note string
+}
+
+// Entity is a pre-registered end entity: a username (the certificate's
+// CN) and a hashed enrollment code usable a number of times.
+type Entity struct {
+	ProfileID string
+	Username  string
+	CodeHash  []byte
+	UsesLeft  int
+	Expires   time.Time
+	Created   time.Time
+}
+
+// Issued is everything one successful enrollment commits, atomically.
+type Issued struct {
+	Transaction Transaction
+	Certificate Certificate
+	Audit       AuditEvent
+	// ChallengeHash, when set, names a one-time challenge consumed in the
+	// same transaction: if it is no longer pending, nothing is written and
+	// RecordIssued returns ErrChallengeSpent.
+	ChallengeHash []byte
+	// FromPending issues an approved pending request: its transaction row
+	// is updated (it must still be pending, else ErrConflict) instead of
+	// inserted.
+	FromPending bool
+	// EntityUser, when set, spends one use of that end entity's code in
+	// the same transaction (ErrChallengeSpent if none is left or it expired).
+	EntityUser string
+}
+
+// IntegrityReport is the outcome of Store.CheckIntegrity.
+type IntegrityReport struct {
+	Certificates int
+	Transactions int
+	AuditEvents  int
+	// Problems lists every inconsistency found; empty means sound.
+	Problems []string
+}
+
+// CertificateFilter selects certificates to list.
+type CertificateFilter struct {
+	ProfileID string
+	// Subject matches certificates whose subject contains it (case-insensitive).
+	Subject string
+	// Status is CertValid or CertRevoked; empty means any.
+	Status string
+	// ExpiringBefore keeps certificates whose notAfter is before it;
+	// ExpiringAfter those whose notAfter is at or after it.
+	ExpiringBefore time.Time
+	ExpiringAfter  time.Time
+	// SAN matches certificates with a SAN containing it (case-insensitive).
+	SAN string
+	// RenewedSerial keeps the certificates that renewed this one.
+	RenewedSerial string
+	Limit         int
+	Offset        int
+}
+
+// Token is an API token. The secret is shown once at creation; only its
+// SHA-256 is stored (it is 256 random bits, so a fast hash is enough).
+type Token struct {
+	// ID is the public part of the token, used to find it.
+	ID   string
+	Hash []byte
+	Name string
+	// Role is admin, operator, mdm or auditor.
+	Role string
+	// Profiles limits the token to these profiles; empty means all.
+	Profiles []string
+	Created  time.Time
+	// Revoked is zero while the token is valid.
+	Revoked time.Time
+}
+
+// Session is a signed-in web console session. Only the SHA-256 of the
+// cookie value is stored; the token is checked again on every request.
+type Session struct {
+	IDHash  []byte
+	TokenID string
+	// CSRF is the per-session token every console form carries.
+	CSRF    string
+	Created time.Time
+	Expires time.Time
+}
+
+// DayCount is the number of certificates a profile issued on a UTC day.
+type DayCount struct {
+	Day       string // YYYY-MM-DD
+	ProfileID string
+	Count     int
+}
+
+// Store is the persistence interface. Every method is safe for concurrent
+// use, and every multi-record change is one database transaction.
+type Store interface {
+	CreateCA(ctx context.Context, ca CA) error
+	GetCA(ctx context.Context, id string) (CA, error)
+	ListCAs(ctx context.Context) ([]CA, error)
+
+	CreateProfile(ctx context.Context, p Profile) error
+	GetProfile(ctx context.Context, id string) (Profile, error)
+	// UpdateProfile replaces a profile's mutable fields (everything but ID,
+	// CAID and Created).
+	UpdateProfile(ctx context.Context, p Profile) error
+	ListProfiles(ctx context.Context) ([]Profile, error)
+
+	GetTransaction(ctx context.Context, profileID, transactionID string) (Transaction, error)
+	ListTransactions(ctx context.Context, f TransactionFilter) ([]Transaction, error)
+	// RecordPending stores a request awaiting approval, reserving its
+	// one-time challenge (ErrChallengeSpent if it is gone).
+	RecordPending(ctx context.Context, t Transaction, audit AuditEvent) error
+	// RejectPending rejects a pending request and frees its challenge;
+	// ErrNotFound if it is not pending.
+	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit AuditEvent) error
+	// ExpirePending rejects pending requests whose time ran out.
+	ExpirePending(ctx context.Context, now time.Time) (int, error)
+	// RecordIssued commits an issued certificate, its transaction and its
+	// audit event together. A transaction that already exists is ErrConflict
+	// and nothing is written.
+	RecordIssued(ctx context.Context, rec Issued) error
+
+	GetCertificate(ctx context.Context, serial string) (Certificate, error)
+	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)
+	// CertificateStats counts certificates per profile: valid (not yet
+	// expired), revoked, and valid ones expiring within the given window.
+	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)
+	// RevokeCertificate marks a certificate revoked with its audit event;
+	// revoking again changes nothing (the first time and reason stay).
+	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit AuditEvent) error
+	// ListRevoked returns a CA's revoked certificates (Serial, RevokedAt,
+	// RevocationReason set) for its CRL.
+	ListRevoked(ctx context.Context, caID string) ([]Certificate, error)
+
+	// NextCRLNumber hands out the CA's next CRL number, atomically and
+	// monotonically across replicas.
+	NextCRLNumber(ctx context.Context, caID string) (int64, error)
+	SaveCRL(ctx context.Context, c CRL) error
+	// LatestCRL returns the CA's CRL with the highest number.
+	LatestCRL(ctx context.Context, caID string) (CRL, error)
+
+	// CreateChallenge stores a pending one-time challenge unless the profile
+	// already has maxPending pending ones (ErrLimit).
+	CreateChallenge(ctx context.Context, c Challenge, maxPending int) error
+	// GetChallenge returns a challenge of a profile by hash.
+	GetChallenge(ctx context.Context, profileID string, hash []byte) (Challenge, error)
+	// PurgeChallenges deletes challenges that expired before t and were never used.
+	PurgeChallenges(ctx context.Context, t time.Time) (int, error)
+
+	// PutEntity creates or replaces an end entity registration.
+	PutEntity(ctx context.Context, e Entity) error
+	GetEntity(ctx context.Context, profileID, username string) (Entity, error)
+	ListEntities(ctx context.Context, profileID string) ([]Entity, error)
+
+	CreateToken(ctx context.Context, t Token) error
+	GetToken(ctx context.Context, id string) (Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+	// RevokeToken marks a token revoked; revoking twice is not an error.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns the newest events first.
+	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// AuditAfter returns up to limit events with Seq > after, oldest first
+	// (for exporting and verifying the whole chain page by page).
+	AuditAfter(ctx context.Context, after int64, limit int) ([]AuditEvent, error)
+
+	// ClaimSink takes or renews the delivery lease of an event sink for
+	// holder until the given time, when the lease is free, expired or
+	// holder's already. It returns the sink's cursor: the last audit seq
+	// delivered. A sink seen for the first time starts at the newest event
+	// (it is not sent the history). ok is false while another holds it;
+	// the cursor is returned either way.
+	ClaimSink(ctx context.Context, name, holder string, now, until time.Time) (cursor int64, ok bool, err error)
+	// AdvanceSink moves a sink's cursor to seq if holder still holds the
+	// lease; ErrConflict when the lease was lost (another replica took it).
+	AdvanceSink(ctx context.Context, name, holder string, seq int64) error
+
+	// DueExpiryNotices returns up to limit valid certificates of a profile
+	// expiring after now and no later than now+before, not renewed by a
+	// newer certificate, without a notice recorded for this threshold;
+	// soonest expiry first.
+	DueExpiryNotices(ctx context.Context, profileID string, before time.Duration, now time.Time, limit int) ([]Certificate, error)
+	// RecordExpiryNotice records notices for a certificate for each
+	// threshold and, when audit is not nil and the first threshold was not
+	// recorded before, appends audit, all in one transaction. It reports
+	// whether the first threshold's notice is new (raised exactly once,
+	// also across replicas).
+	RecordExpiryNotice(ctx context.Context, serial string, thresholds []time.Duration, at time.Time, audit *AuditEvent) (bool, error)
+
+	// CreateSession stores a console session; DeleteSessions removes a
+	// session (idHash) or, with nil, every session that expired before now.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns an unexpired session; ErrNotFound otherwise.
+	GetSession(ctx context.Context, idHash []byte, now time.Time) (Session, error)
+	DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error
+
+	// IssuedPerDay counts certificates issued since a time, per UTC day and
+	// profile, oldest day first.
+	IssuedPerDay(ctx context.Context, since time.Time) ([]DayCount, error)
+	// ChallengeCounts counts a profile's one-time challenges: pending
+	// (unused, unexpired), used, and expired unused ones not yet purged.
+	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
+
+	// CheckIntegrity verifies cross-record consistency: every certificate
+	// has its transaction and vice versa, used challenges name a stored
+	// certificate, and the audit hash chain is intact.
+	CheckIntegrity(ctx context.Context) (IntegrityReport, error)
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// IntegrityQueries count inconsistent rows for CheckIntegrity. The SQL is
+// plain enough to read the same in every dialect.
+var IntegrityQueries = []struct{ Problem, Query string }{
+	{"certificates without their transaction", `SELECT count(*) FROM certificates c WHERE NOT EXISTS
+		(SELECT 1 FROM transactions t WHERE t.cert_serial = c.serial)`},
+	{"issued transactions without their certificate", `SELECT count(*) FROM transactions t WHERE t.status = 'issued' AND NOT EXISTS
+		(SELECT 1 FROM certificates c WHERE c.serial = t.cert_serial)`},
+	{"used challenges without a certificate", `SELECT count(*) FROM challenges h WHERE h.used_at IS NOT NULL AND NOT EXISTS
+		(SELECT 1 FROM certificates c WHERE c.serial = h.used_serial)`},
+}

@@ -1,0 +1,724 @@
+// Package storetest is the conformance suite every store.Store backend
+// runs with its own constructor.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/store"
+)
+
+// Run runs the suite. newStore returns an empty store; the suite closes it.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CA", testCA},
+		{"Profile", testProfile},
+		{"RecordIssued", testRecordIssued},
+		{"DuplicateTransactionWritesNothing", testDuplicateTransaction},
+		{"ConcurrentIssue", testConcurrentIssue},
+		{"SerialCollision", testSerialCollision},
+		{"AuditChain", testAuditChain},
+		{"ChallengeCapAndLookup", testChallengeCap},
+		{"ChallengeConsumedOnce", testChallengeConsumedOnce},
+		{"SpentChallengeRollsBack", testSpentChallengeRollsBack},
+		{"Integrity", testIntegrity},
+		{"Tokens", testTokens},
+		{"CertificateFilters", testCertificateFilters},
+		{"PendingLifecycle", testPendingLifecycle},
+		{"RevocationAndCRLs", testRevocationAndCRLs},
+		{"Entities", testEntities},
+		{"SinkLease", testSinkLease},
+		{"ExpiryNotices", testExpiryNotices},
+		{"Sessions", testSessions},
+		{"DashboardCounts", testDashboardCounts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+// a time outside UTC with sub-microsecond noise: backends must return the
+// same instant, in UTC, to microsecond precision.
+var when = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.FixedZone("X", 5*3600+1800))
+
+func sameInstant(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !got.Equal(want.Truncate(time.Microsecond)) {
+		t.Errorf("%s = %v, want %v", what, got, want.Truncate(time.Microsecond))
+	}
+}
+
+func seed(t *testing.T, s store.Store) {
+	t.Helper()
+	if err := s.CreateCA(ctx, store.CA{ID: "ca1", CertDER: []byte{1, 2}, ChainDER: [][]byte{{3}, {4, 5}}, KeyRef: "file:k", Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p1", CAID: "ca1", RACertDER: []byte{9}, RAKeyRef: "file:ra",
+		ChallengeMode: store.ChallengeStatic, ChallengeHash: "$argon2id$x", AllowDES: true, IncludeCACert: true, Created: when,
+		ChallengeTTL: 90 * time.Minute, ChallengeMaxPending: 7, CAMode: true, ChallengeConfig: []byte(`{"mode":"webhook"}`),
+		ChallengePrevHash: "$argon2id$old", ChallengePrevUntil: when.Add(time.Hour), FullChain: true, Policy: []byte(`{"validity":"720h"}`),
+		Source: store.SourceConfig, NextRACertDER: []byte{5}, NextRAKeyRef: "file:next"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testCA(t *testing.T, s store.Store) {
+	if _, err := s.GetCA(ctx, "ca1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetCA of a missing CA: %v, want ErrNotFound", err)
+	}
+	seed(t, s)
+	ca, err := s.GetCA(ctx, "ca1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ca.CertDER, []byte{1, 2}) || len(ca.ChainDER) != 2 || !bytes.Equal(ca.ChainDER[1], []byte{4, 5}) || ca.KeyRef != "file:k" {
+		t.Errorf("GetCA = %+v", ca)
+	}
+	sameInstant(t, "Created", ca.Created, when)
+	if err := s.CreateCA(ctx, store.CA{ID: "ca0", CertDER: []byte{7}, KeyRef: "file:k0", Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	if cas, err := s.ListCAs(ctx); err != nil || len(cas) != 2 || cas[0].ID != "ca0" || len(cas[1].ChainDER) != 2 {
+		t.Errorf("ListCAs = %+v, %v", cas, err)
+	}
+	if err := s.CreateCA(ctx, store.CA{ID: "ca1", CertDER: []byte{1}, KeyRef: "x", Created: when}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second CreateCA: %v, want ErrConflict", err)
+	}
+}
+
+func testProfile(t *testing.T, s store.Store) {
+	if _, err := s.GetProfile(ctx, "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetProfile of a missing profile: %v, want ErrNotFound", err)
+	}
+	seed(t, s)
+	p, err := s.GetProfile(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CAID != "ca1" || !p.AllowDES || !p.IncludeCACert || p.ChallengeHash != "$argon2id$x" || p.ChallengeMode != store.ChallengeStatic ||
+		p.ChallengeTTL != 90*time.Minute || p.ChallengeMaxPending != 7 || !p.CAMode || !p.FullChain ||
+		string(p.Policy) != `{"validity":"720h"}` || p.Source != store.SourceConfig || !bytes.Equal(p.NextRACertDER, []byte{5}) || p.NextRAKeyRef != "file:next" ||
+		string(p.ChallengeConfig) != `{"mode":"webhook"}` || p.ChallengePrevHash != "$argon2id$old" || !p.ChallengePrevUntil.Equal(when.Add(time.Hour).Truncate(time.Microsecond)) {
+		t.Errorf("GetProfile = %+v", p)
+	}
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p1", CAID: "ca1", RACertDER: []byte{1}, RAKeyRef: "x", ChallengeMode: "none", Created: when}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second CreateProfile: %v, want ErrConflict", err)
+	}
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p0", CAID: "ca1", RACertDER: []byte{1}, RAKeyRef: "x", ChallengeMode: "none", Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	sameInstant(t, "Updated", p.Updated, when)
+	p.ChallengeHash, p.AllowDES, p.Policy, p.Updated = "$argon2id$y", false, []byte(`{}`), when.Add(time.Hour)
+	if err := s.UpdateProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetProfile(ctx, "p1")
+	if err != nil || got.ChallengeHash != "$argon2id$y" || got.AllowDES || string(got.Policy) != `{}` {
+		t.Errorf("after UpdateProfile: %+v, %v", got, err)
+	}
+	sameInstant(t, "Updated after update", got.Updated, when.Add(time.Hour))
+	if err := s.UpdateProfile(ctx, store.Profile{ID: "nope"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateProfile of a missing profile: %v, want ErrNotFound", err)
+	}
+	ps, err := s.ListProfiles(ctx)
+	if err != nil || len(ps) != 2 || ps[0].ID != "p0" || ps[1].ID != "p1" {
+		t.Errorf("ListProfiles = %v, %v", ps, err)
+	}
+}
+
+func issued(serial, txid string) store.Issued {
+	return store.Issued{
+		Certificate: store.Certificate{Serial: serial, ProfileID: "p1", TransactionID: txid, Subject: "CN=dev", SANs: []string{"DNS:a.example"},
+			NotBefore: when, NotAfter: when.Add(time.Hour), DER: []byte(serial), Status: store.CertValid, Created: when},
+		Transaction: store.Transaction{ProfileID: "p1", TransactionID: txid, Status: store.StatusIssued, PublicKeySHA256: []byte{7},
+			CSRDER: []byte{8}, CertSerial: serial, Created: when, Updated: when},
+		Audit: store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Object: serial, Outcome: "issued", Details: map[string]string{"tx": txid}},
+	}
+}
+
+func testRecordIssued(t *testing.T, s store.Store) {
+	seed(t, s)
+	if _, err := s.GetTransaction(ctx, "p1", "tx1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetTransaction before: %v, want ErrNotFound", err)
+	}
+	if err := s.RecordIssued(ctx, issued("0a", "tx1")); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.GetTransaction(ctx, "p1", "tx1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx.CertSerial != "0a" || tx.Status != store.StatusIssued || !bytes.Equal(tx.PublicKeySHA256, []byte{7}) {
+		t.Errorf("transaction = %+v", tx)
+	}
+	c, err := s.GetCertificate(ctx, "0a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TransactionID != "tx1" || len(c.SANs) != 1 || c.SANs[0] != "DNS:a.example" || c.Status != store.CertValid {
+		t.Errorf("certificate = %+v", c)
+	}
+	sameInstant(t, "NotBefore", c.NotBefore, when)
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetCertificate missing: %v", err)
+	}
+	list, err := s.ListCertificates(ctx, store.CertificateFilter{ProfileID: "p1"})
+	if err != nil || len(list) != 1 {
+		t.Errorf("ListCertificates = %d, %v", len(list), err)
+	}
+}
+
+func testDuplicateTransaction(t *testing.T, s store.Store) {
+	seed(t, s)
+	if err := s.RecordIssued(ctx, issued("0a", "tx1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordIssued(ctx, issued("0b", "tx1")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second RecordIssued with the same transaction: %v, want ErrConflict", err)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused enrollment left its certificate behind: %v", err)
+	}
+	events, err := s.ListAudit(ctx, 10)
+	if err != nil || len(events) != 1 {
+		t.Errorf("audit events = %d, %v; want only the first enrollment's", len(events), err)
+	}
+}
+
+func testConcurrentIssue(t *testing.T, s store.Store) {
+	seed(t, s)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.RecordIssued(ctx, issued(fmt.Sprintf("%02x", i), fmt.Sprintf("tx%d", i)))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	list, err := s.ListCertificates(ctx, store.CertificateFilter{})
+	if err != nil || len(list) != n {
+		t.Fatalf("ListCertificates = %d, %v; want %d", len(list), err, n)
+	}
+	verifyChain(t, s, n)
+}
+
+func challengeHash(i int) []byte {
+	h := sha256.Sum256([]byte(fmt.Sprint("challenge-", i)))
+	return h[:]
+}
+
+func testChallengeCap(t *testing.T, s store.Store) {
+	seed(t, s)
+	now := time.Now()
+	for i := range 3 {
+		if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(i), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(3), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 3); !errors.Is(err, store.ErrLimit) {
+		t.Fatalf("fourth challenge under a cap of 3: %v, want ErrLimit", err)
+	}
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(0), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 10); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate challenge: %v, want ErrConflict", err)
+	}
+	c, err := s.GetChallenge(ctx, "p1", challengeHash(1))
+	if err != nil || !c.Used.IsZero() || !c.Expires.After(now) {
+		t.Fatalf("GetChallenge = %+v, %v", c, err)
+	}
+	if _, err := s.GetChallenge(ctx, "other", challengeHash(1)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another profile's challenge: %v, want ErrNotFound", err)
+	}
+	// Expired challenges do not count against the cap and are purged.
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(9), ProfileID: "p1", Created: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)}, 100); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeChallenges(ctx, now); err != nil || n != 1 {
+		t.Fatalf("PurgeChallenges = %d, %v; want 1", n, err)
+	}
+	if _, err := s.GetChallenge(ctx, "p1", challengeHash(9)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("purged challenge still there: %v", err)
+	}
+}
+
+// testChallengeConsumedOnce: parallel enrollments with one one-time
+// challenge (different transactions, different serials) yield exactly one
+// stored certificate.
+func testChallengeConsumedOnce(t *testing.T, s store.Store) {
+	seed(t, s)
+	now := time.Now()
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(1), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, spent := 0, 0
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := issued(fmt.Sprintf("c%02x", i), fmt.Sprintf("race-%d", i))
+			rec.Certificate.Created = time.Now()
+			rec.ChallengeHash = challengeHash(1)
+			err := s.RecordIssued(ctx, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrChallengeSpent):
+				spent++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || spent != n-1 {
+		t.Fatalf("%d enrollments succeeded and %d were refused; want 1 and %d", ok, spent, n-1)
+	}
+	list, _ := s.ListCertificates(ctx, store.CertificateFilter{})
+	if len(list) != 1 {
+		t.Fatalf("%d certificates stored, want 1", len(list))
+	}
+	c, err := s.GetChallenge(ctx, "p1", challengeHash(1))
+	if err != nil || c.Used.IsZero() || c.UsedSerial != list[0].Serial {
+		t.Fatalf("challenge after use: %+v, %v", c, err)
+	}
+}
+
+func testSpentChallengeRollsBack(t *testing.T, s store.Store) {
+	seed(t, s)
+	now := time.Now()
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(2), ProfileID: "p1", Created: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range [][]byte{challengeHash(2), challengeHash(3)} { // expired, unknown
+		rec := issued("0e", "tx-expired")
+		rec.Certificate.Created = now
+		rec.ChallengeHash = h
+		if err := s.RecordIssued(ctx, rec); !errors.Is(err, store.ErrChallengeSpent) {
+			t.Fatalf("RecordIssued with a spent challenge: %v, want ErrChallengeSpent", err)
+		}
+	}
+	if _, err := s.GetCertificate(ctx, "0e"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("the certificate of a refused enrollment was stored")
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "tx-expired"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("the transaction of a refused enrollment was stored")
+	}
+	if ev, _ := s.ListAudit(ctx, 10); len(ev) != 0 {
+		t.Fatal("the audit event of a refused enrollment was stored")
+	}
+}
+
+func testIntegrity(t *testing.T, s store.Store) {
+	seed(t, s)
+	for i := range 3 {
+		if err := s.RecordIssued(ctx, issued(fmt.Sprintf("%02x", i), fmt.Sprint("tx", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.CheckIntegrity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 0 || r.Certificates != 3 || r.Transactions != 3 || r.AuditEvents != 3 {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+// testSerialCollision: parallel inserts of one serial (different
+// transactions) leave exactly one certificate and one transaction.
+func testSerialCollision(t *testing.T, s store.Store) {
+	seed(t, s)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	const n = 10
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- s.RecordIssued(ctx, issued("ff", fmt.Sprint("collide-", i))) }()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("colliding serial: %v, want ErrConflict", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d inserts of one serial succeeded, want 1", ok)
+	}
+	r, err := s.CheckIntegrity(ctx)
+	if err != nil || len(r.Problems) != 0 || r.Transactions != 1 || r.AuditEvents != 1 {
+		t.Fatalf("after the collision: %+v, %v", r, err)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	if _, err := s.GetToken(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetToken missing: %v", err)
+	}
+	for _, tok := range []store.Token{
+		{ID: "t1", Hash: []byte{1}, Name: "jamf", Role: "mdm", Profiles: []string{"p1", "p2"}, Created: when},
+		{ID: "t2", Hash: []byte{2}, Name: "ops", Role: "admin", Created: when.Add(time.Second)},
+	} {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateToken(ctx, store.Token{ID: "t1", Hash: []byte{3}, Role: "admin", Created: when}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate token id: %v", err)
+	}
+	got, err := s.GetToken(ctx, "t1")
+	if err != nil || got.Role != "mdm" || len(got.Profiles) != 2 || got.Profiles[1] != "p2" || !got.Revoked.IsZero() || got.Name != "jamf" {
+		t.Fatalf("GetToken = %+v, %v", got, err)
+	}
+	if err := s.RevokeToken(ctx, "t1", when.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, "t1", when.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetToken(ctx, "t1"); !got.Revoked.Equal(when.Add(time.Minute).Truncate(time.Microsecond)) {
+		t.Errorf("revoked at %v, want the first revocation time", got.Revoked)
+	}
+	if err := s.RevokeToken(ctx, "nope", when); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RevokeToken missing: %v", err)
+	}
+	list, err := s.ListTokens(ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "t2" || list[1].Profiles == nil {
+		t.Errorf("ListTokens = %+v, %v", list, err)
+	}
+}
+
+func testCertificateFilters(t *testing.T, s store.Store) {
+	seed(t, s)
+	for i, subj := range []string{"CN=laptop-1", "CN=Laptop-2", "CN=router-1"} {
+		rec := issued(fmt.Sprintf("%02x", i+1), fmt.Sprint("f", i))
+		rec.Certificate.Subject = subj
+		rec.Certificate.NotAfter = when.Add(time.Duration(i+1) * 24 * time.Hour)
+		rec.Certificate.Created = when.Add(time.Duration(i) * time.Second)
+		rec.Certificate.SANs = []string{fmt.Sprintf("DNS:host-%d.Example", i+1)}
+		if i == 2 {
+			rec.Certificate.RenewedSerial = "01"
+		}
+		if err := s.RecordIssued(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		f    store.CertificateFilter
+		want []string
+	}{
+		{store.CertificateFilter{}, []string{"03", "02", "01"}},
+		{store.CertificateFilter{Subject: "LAPTOP"}, []string{"02", "01"}},
+		{store.CertificateFilter{ExpiringBefore: when.Add(36 * time.Hour)}, []string{"01"}},
+		{store.CertificateFilter{Status: store.CertRevoked}, nil},
+		{store.CertificateFilter{Status: store.CertValid, ProfileID: "p1", Limit: 2}, []string{"03", "02"}},
+		{store.CertificateFilter{Limit: 2, Offset: 2}, []string{"01"}},
+		{store.CertificateFilter{ProfileID: "other"}, nil},
+		{store.CertificateFilter{ExpiringAfter: when.Add(36 * time.Hour)}, []string{"03", "02"}},
+		{store.CertificateFilter{ExpiringAfter: when.Add(36 * time.Hour), ExpiringBefore: when.Add(60 * time.Hour)}, []string{"02"}},
+		{store.CertificateFilter{SAN: "HOST-2.example"}, []string{"02"}},
+		{store.CertificateFilter{RenewedSerial: "01"}, []string{"03"}},
+	} {
+		list, err := s.ListCertificates(ctx, tt.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range list {
+			got = append(got, c.Serial)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("ListCertificates(%+v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}
+
+func pending(txid string, hash []byte, now time.Time) store.Transaction {
+	return store.Transaction{ProfileID: "p1", TransactionID: txid, Status: store.StatusPending, PublicKeySHA256: []byte{7}, CSRDER: []byte{8},
+		ChallengeHash: hash, Expires: now.Add(time.Hour), Created: now, Updated: now}
+}
+
+func testPendingLifecycle(t *testing.T, s store.Store) {
+	seed(t, s)
+	now := time.Now()
+	ev := store.AuditEvent{Time: now, Actor: "device", Action: "enroll", Outcome: "pending"}
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(1), ProfileID: "p1", Created: now, Expires: now.Add(time.Minute)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordPending(ctx, pending("wait-1", challengeHash(1), now), ev); err != nil {
+		t.Fatal(err)
+	}
+	// The reserved challenge cannot be reserved or used by another request.
+	if err := s.RecordPending(ctx, pending("wait-2", challengeHash(1), now), ev); !errors.Is(err, store.ErrChallengeSpent) {
+		t.Fatalf("second reservation: %v, want ErrChallengeSpent", err)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "wait-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a refused pending request was stored")
+	}
+	other := issued("aa", "thief")
+	other.Certificate.Created = now
+	other.ChallengeHash = challengeHash(1)
+	if err := s.RecordIssued(ctx, other); !errors.Is(err, store.ErrChallengeSpent) {
+		t.Fatalf("using a reserved challenge: %v, want ErrChallengeSpent", err)
+	}
+	c, _ := s.GetChallenge(ctx, "p1", challengeHash(1))
+	if c.ReservedBy != "wait-1" || !c.Used.IsZero() {
+		t.Fatalf("challenge %+v", c)
+	}
+	list, err := s.ListTransactions(ctx, store.TransactionFilter{Status: store.StatusPending})
+	if err != nil || len(list) != 1 || list[0].TransactionID != "wait-1" || !bytes.Equal(list[0].ChallengeHash, challengeHash(1)) || list[0].Expires.IsZero() {
+		t.Fatalf("pending list %+v, %v", list, err)
+	}
+	// Approval after the challenge's own expiry still consumes it: it was reserved.
+	later := now.Add(2 * time.Minute)
+	rec := issued("bb", "wait-1")
+	rec.FromPending = true
+	rec.Certificate.Created = later
+	rec.Transaction.Updated, rec.Transaction.DecidedBy = later, "token:op"
+	rec.ChallengeHash = challengeHash(1)
+	if err := s.RecordIssued(ctx, rec); err != nil {
+		t.Fatalf("approving: %v", err)
+	}
+	tx, _ := s.GetTransaction(ctx, "p1", "wait-1")
+	if tx.Status != store.StatusIssued || tx.CertSerial != "bb" || tx.DecidedBy != "token:op" {
+		t.Fatalf("approved transaction %+v", tx)
+	}
+	if c, _ := s.GetChallenge(ctx, "p1", challengeHash(1)); c.Used.IsZero() || c.UsedSerial != "bb" {
+		t.Fatalf("challenge after approval %+v", c)
+	}
+	rec.Certificate.Serial = "bc"
+	if err := s.RecordIssued(ctx, rec); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("approving twice: %v, want ErrConflict", err)
+	}
+	// Rejection frees the reserved challenge.
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(2), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordPending(ctx, pending("wait-3", challengeHash(2), now), ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RejectPending(ctx, "p1", "wait-3", "token:op", "not ours", now, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RejectPending(ctx, "p1", "wait-3", "token:op", "again", now, ev); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("rejecting twice: %v, want ErrNotFound", err)
+	}
+	if c, _ := s.GetChallenge(ctx, "p1", challengeHash(2)); c.ReservedBy != "" {
+		t.Fatalf("challenge still reserved after rejection: %+v", c)
+	}
+	if tx, _ := s.GetTransaction(ctx, "p1", "wait-3"); tx.Status != store.StatusRejected || tx.Reason != "not ours" {
+		t.Fatalf("rejected transaction %+v", tx)
+	}
+	// Expiry.
+	old := pending("wait-4", nil, now.Add(-3*time.Hour))
+	if err := s.RecordPending(ctx, old, ev); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ExpirePending(ctx, now); err != nil || n != 1 {
+		t.Fatalf("ExpirePending = %d, %v; want 1", n, err)
+	}
+	if tx, _ := s.GetTransaction(ctx, "p1", "wait-4"); tx.Status != store.StatusRejected {
+		t.Fatalf("expired request %+v", tx)
+	}
+	if r, err := s.CheckIntegrity(ctx); err != nil || len(r.Problems) != 0 {
+		t.Fatalf("integrity: %+v %v", r, err)
+	}
+}
+
+func testRevocationAndCRLs(t *testing.T, s store.Store) {
+	seed(t, s)
+	for i, serial := range []string{"01", "02", "03"} {
+		rec := issued(serial, fmt.Sprint("r", i))
+		rec.Certificate.CAID = "ca1"
+		if i == 2 {
+			rec.Certificate.CAID, rec.Certificate.RenewedSerial = "ca0", "01"
+		}
+		if err := s.RecordIssued(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, _ := s.GetCertificate(ctx, "03"); c.CAID != "ca0" || c.RenewedSerial != "01" {
+		t.Fatalf("certificate %+v", c)
+	}
+	ev := store.AuditEvent{Time: when, Actor: "op", Action: "revoke", Outcome: "ok"}
+	for _, serial := range []string{"01", "03"} {
+		if err := s.RevokeCertificate(ctx, serial, 4, when, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RevokeCertificate(ctx, "01", 1, when.Add(time.Hour), ev); err != nil {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	if err := s.RevokeCertificate(ctx, "ff", 1, when, ev); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking an unknown serial: %v", err)
+	}
+	c, _ := s.GetCertificate(ctx, "01")
+	if c.Status != store.CertRevoked || c.RevocationReason != 4 || !c.RevokedAt.Equal(when.Truncate(time.Microsecond)) {
+		t.Fatalf("revoked certificate %+v: the first revocation must stay", c)
+	}
+	revoked, err := s.ListRevoked(ctx, "ca1")
+	if err != nil || len(revoked) != 1 || revoked[0].Serial != "01" || revoked[0].RevocationReason != 4 {
+		t.Fatalf("ListRevoked(ca1) = %+v, %v", revoked, err)
+	}
+	stats, err := s.CertificateStats(ctx, when.Add(-time.Hour), 2*time.Hour)
+	if err != nil || len(stats) != 1 || stats[0].ProfileID != "p1" || stats[0].Valid != 1 || stats[0].Revoked != 2 || stats[0].Expiring != 1 {
+		t.Fatalf("CertificateStats = %+v, %v", stats, err)
+	}
+	if events, _ := s.ListAudit(ctx, 100); len(events) != 5 {
+		t.Fatalf("%d audit events, want 3 issued + 2 revocations", len(events))
+	}
+	// CRL numbers are monotonic under parallel callers.
+	if err := s.CreateCA(ctx, store.CA{ID: "ca0", CertDER: []byte{1}, KeyRef: "file:k", Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	nums := make(chan int64, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := s.NextCRLNumber(ctx, "ca1")
+			if err != nil {
+				t.Error(err)
+			}
+			nums <- v
+		}()
+	}
+	wg.Wait()
+	close(nums)
+	seen := map[int64]bool{}
+	for v := range nums {
+		if seen[v] || v < 1 || v > n {
+			t.Fatalf("CRL number %d repeated or out of 1..%d", v, n)
+		}
+		seen[v] = true
+	}
+	if v, _ := s.NextCRLNumber(ctx, "ca0"); v != 1 {
+		t.Fatalf("another CA's first CRL number is %d, want 1", v)
+	}
+	if _, err := s.LatestCRL(ctx, "ca1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LatestCRL before any: %v", err)
+	}
+	for _, num := range []int64{3, 7, 5} {
+		if err := s.SaveCRL(ctx, store.CRL{CAID: "ca1", Number: num, ThisUpdate: when, NextUpdate: when.Add(time.Hour), DER: []byte{byte(num)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest, err := s.LatestCRL(ctx, "ca1")
+	if err != nil || latest.Number != 7 || latest.DER[0] != 7 {
+		t.Fatalf("LatestCRL = %+v, %v", latest, err)
+	}
+	sameInstant(t, "NextUpdate", latest.NextUpdate, when.Add(time.Hour))
+}
+
+func testEntities(t *testing.T, s store.Store) {
+	seed(t, s)
+	now := time.Now()
+	if _, err := s.GetEntity(ctx, "p1", "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetEntity missing: %v", err)
+	}
+	if err := s.PutEntity(ctx, store.Entity{ProfileID: "p1", Username: "alice", CodeHash: []byte{1}, UsesLeft: 2, Expires: now.Add(time.Hour), Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rec := issued(fmt.Sprintf("e%d", i), fmt.Sprint("ent", i))
+		rec.Certificate.Created = now
+		rec.EntityUser = "alice"
+		err := s.RecordIssued(ctx, rec)
+		if i < 2 && err != nil {
+			t.Fatalf("use %d: %v", i+1, err)
+		}
+		if i == 2 && !errors.Is(err, store.ErrChallengeSpent) {
+			t.Fatalf("a third use of a two-use code: %v, want ErrChallengeSpent", err)
+		}
+	}
+	e, err := s.GetEntity(ctx, "p1", "alice")
+	if err != nil || e.UsesLeft != 0 || !bytes.Equal(e.CodeHash, []byte{1}) {
+		t.Fatalf("entity %+v %v", e, err)
+	}
+	// Re-registering resets the code and uses.
+	if err := s.PutEntity(ctx, store.Entity{ProfileID: "p1", Username: "alice", CodeHash: []byte{2}, UsesLeft: 1, Expires: now.Add(time.Hour), Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.ListEntities(ctx, "p1"); err != nil || len(list) != 1 || list[0].UsesLeft != 1 || list[0].CodeHash[0] != 2 {
+		t.Fatalf("ListEntities %+v %v", list, err)
+	}
+	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(5), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour), BoundTo: "dev-1", Note: "jamf:C02X"}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.GetChallenge(ctx, "p1", challengeHash(5)); err != nil || c.BoundTo != "dev-1" || c.Note != "jamf:C02X" {
+		t.Fatalf("bound challenge %+v %v", c, err)
+	}
+}
+
+func testAuditChain(t *testing.T, s store.Store) {
+	for i := range 5 {
+		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when.Add(time.Duration(i) * time.Second), Actor: "op", Action: "test", Object: fmt.Sprint(i), Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verifyChain(t, s, 5)
+	page, err := s.AuditAfter(ctx, 0, 3)
+	if err != nil || len(page) != 3 || page[0].Object != "0" || page[2].Object != "2" {
+		t.Fatalf("AuditAfter(0, 3) = %+v, %v", page, err)
+	}
+	rest, err := s.AuditAfter(ctx, page[2].Seq, 10)
+	if err != nil || len(rest) != 2 || rest[1].Object != "4" {
+		t.Fatalf("AuditAfter(%d) = %+v, %v", page[2].Seq, rest, err)
+	}
+}
+
+// verifyChain recomputes the audit hash chain from the first event.
+func verifyChain(t *testing.T, s store.Store, want int) {
+	t.Helper()
+	events, err := s.ListAudit(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != want {
+		t.Fatalf("audit has %d events, want %d", len(events), want)
+	}
+	var v store.ChainVerifier
+	for i := len(events) - 1; i >= 0; i-- {
+		if p := v.Next(events[i]); p != "" {
+			t.Fatal(p)
+		}
+	}
+}
