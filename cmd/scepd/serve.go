@@ -23,6 +23,7 @@ import (
 	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/metrics"
 	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/revocation"
 	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
@@ -58,6 +59,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: 4 per CPU (env SCEPD_MAX_CONCURRENT)")
 	queueWait := fs.Duration("queue-wait", 250*time.Millisecond, "how long a PKIOperation waits for a free slot before the 503")
+	challengeRate := fs.Float64("challenge-rate", envFloat("SCEPD_CHALLENGE_RATE", 10), "one-time challenges minted per second per profile (API, console, NDES page, Jamf webhook), on average; 0: unlimited (env SCEPD_CHALLENGE_RATE)")
+	challengeBurst := fs.Int("challenge-burst", envInt("SCEPD_CHALLENGE_BURST", 100), "challenges a profile may mint at once above its rate (env SCEPD_CHALLENGE_BURST)")
 	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
 	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.ECDSAP256)),
 		fmt.Sprintf("without --config: key type of the created CA, one of %v (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
@@ -101,6 +104,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			dbMaxConns: *dbMaxConns,
 		},
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait,
+		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
 	}
 	if cfg.store.dbMaxConns == 0 {
@@ -128,6 +132,10 @@ type serveConfig struct {
 
 	maxConcurrent int
 	queueWait     time.Duration
+	// challengeRate and challengeBurst ration one-time challenge minting
+	// per profile (per replica).
+	challengeRate  float64
+	challengeBurst int
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -180,12 +188,15 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		return err
 	}
 
-	overrides := provision.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log}
+	mintLimit := ratelimit.NewBuckets(cfg.challengeRate, cfg.challengeBurst)
+	overrides := provision.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
+		MintLimit: mintLimit}
 	serving, err := provision.Load(ctx, st, ks, overrides)
 	if err != nil {
 		return err
 	}
 	enroller := enroll.New(st, time.Now, log)
+	enroller.OnLimit = func(p, kind string) { met.Limit(p, "enroll", kind) }
 	rev := &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return srv.CAs() }, Now: time.Now, Log: log}
 	srv, err = server.New(server.Options{
 		Profiles:       serving.Profiles,
@@ -199,6 +210,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		QueueWait:      cfg.queueWait,
 		Observe:        func(p, t, o string, d time.Duration) { met.Observe(p, t, o, d) },
 		OnChallenge:    func(p, via string) { met.Challenge(p, via) },
+		OnLimit:        met.Limit,
 		Authorize: func(ctx context.Context, token, profile string) (bool, bool) {
 			a, err := admin.Authenticate(ctx, st, token)
 			if err != nil {
@@ -206,8 +218,8 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 			}
 			return true, a.Allowed(admin.ActChallenge, profile)
 		},
-		Audit: func(ctx context.Context, action, object string, details map[string]string) {
-			if err := st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "mdm", Action: action, Object: object, Outcome: "ok", Details: details}); err != nil {
+		Audit: func(ctx context.Context, action, object, outcome string, details map[string]string) {
+			if err := st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "mdm", Action: action, Object: object, Outcome: outcome, Details: details}); err != nil {
 				log.Error("audit append failed", "error", err.Error())
 			}
 		},
@@ -228,7 +240,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		}
 		return nil
 	}
-	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload,
+	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload, MintLimit: mintLimit,
 		Profile: profileOf, Enroll: enroller, Revocation: rev}
 	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
 	web, err := (&console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}).Routes()

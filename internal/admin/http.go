@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -305,6 +306,7 @@ var errBadRequest = errors.New("bad request")
 // logged and answered without their text.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var cfgErr config.Errors
+	var rate *challenge.RateLimited
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
@@ -317,6 +319,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, "not_found", "not found")
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "already exists")
+	case errors.As(err, &rate):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rate.RetryAfter.Seconds())))))
+		writeError(w, http.StatusTooManyRequests, "rate_limited", err.Error())
 	case errors.Is(err, challenge.ErrCacheFull), errors.Is(err, store.ErrLimit):
 		writeError(w, http.StatusTooManyRequests, "limit", err.Error())
 	case errors.Is(err, provision.ErrInvalid), errors.Is(err, errBadRequest), errors.As(err, &cfgErr):

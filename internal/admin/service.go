@@ -216,6 +216,9 @@ type Service struct {
 	Profile    func(id string) *enroll.Profile
 	Enroll     *enroll.Service
 	Revocation *revocation.Service
+	// MintLimit rations one-time challenges per profile, shared with the
+	// MDM endpoints; nil: unlimited (the CLI on the database).
+	MintLimit challenge.MintLimiter
 }
 
 // As binds the service to an actor.
@@ -499,7 +502,7 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	if p.ChallengeMode != store.ChallengeDynamic {
 		return ChallengeView{}, fmt.Errorf("%w: profile %q uses %s challenges, not dynamic ones", ErrInvalid, p.ID, p.ChallengeMode)
 	}
-	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now}
+	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit}
 	secret, exp, err := d.CreateFor(ctx, bind, b.a.Name)
 	if err != nil {
 		b.audit(ctx, "challenge.create", "profile:"+p.ID, "failed", map[string]string{"error": err.Error()})

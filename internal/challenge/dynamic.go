@@ -24,6 +24,24 @@ type DynamicStore interface {
 // pending challenges (NDES: "The password cache is full.").
 var ErrCacheFull = errors.New("the profile's pending challenge limit is reached")
 
+// ErrRateLimited is returned (wrapped in *RateLimited) when a profile mints
+// challenges faster than its rate allows.
+var ErrRateLimited = errors.New("challenges are requested too fast for this profile")
+
+// RateLimited says how long to wait before the next challenge can be minted.
+type RateLimited struct{ RetryAfter time.Duration }
+
+func (e *RateLimited) Error() string {
+	return fmt.Sprintf("%v; retry in %s", ErrRateLimited, e.RetryAfter.Round(time.Millisecond))
+}
+
+func (e *RateLimited) Is(target error) bool { return target == ErrRateLimited }
+
+// MintLimiter rations challenge minting per profile.
+type MintLimiter interface {
+	Allow(key string, now time.Time) (ok bool, retryAfter time.Duration)
+}
+
 // Dynamic hands out and checks one-time challenges (NDES-style). Each is
 // 192 random bits, stored as its SHA-256, valid until it expires or one
 // enrollment with it commits.
@@ -33,6 +51,10 @@ type Dynamic struct {
 	TTL        time.Duration
 	MaxPending int
 	Now        func() time.Time
+	// Limit, when set, rations minting on top of MaxPending (which bounds
+	// what is outstanding, not how fast it is asked for); it is shared by
+	// every way of minting (API, console, NDES page, Jamf webhook).
+	Limit MintLimiter
 }
 
 var _ Validator = (*Dynamic)(nil)
@@ -51,12 +73,17 @@ func (d *Dynamic) Create(ctx context.Context) (string, time.Time, error) {
 // CreateFor mints a challenge bound to a CN or SAN value (bind, optional)
 // and noting who asked (note, e.g. an MDM's device identity).
 func (d *Dynamic) CreateFor(ctx context.Context, bind, note string) (string, time.Time, error) {
+	now := d.Now()
+	if d.Limit != nil {
+		if ok, wait := d.Limit.Allow(d.ProfileID, now); !ok {
+			return "", time.Time{}, &RateLimited{RetryAfter: wait}
+		}
+	}
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
 		return "", time.Time{}, fmt.Errorf("challenge: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b)
-	now := d.Now()
 	exp := now.Add(d.TTL)
 	err := d.Store.CreateChallenge(ctx, store.Challenge{Hash: Hash(secret), ProfileID: d.ProfileID, Created: now, Expires: exp, BoundTo: bind, Note: note}, d.MaxPending)
 	if errors.Is(err, store.ErrLimit) {

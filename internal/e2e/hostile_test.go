@@ -202,6 +202,34 @@ func TestHostileInput(t *testing.T) {
 		stolen, _, _ := tb.NewRequest(scep.Request{Type: scep.PKCSReq, TransactionID: "shared-tx", Body: csrFor(t, thief, "thief", challenge), Recipient: ra, Cipher: cms.AES128, Digest: crypto.SHA256})
 		failure(t, stolen, scep.BadRequest, "different key")
 	})
+	t.Run("senderNonce reused by another transaction", func(t *testing.T) {
+		// Messages signed by hand with scepAttrs carry a fixed senderNonce.
+		self := selfSignedCert(t, key, "nonce-owner")
+		signed := func(txid string) []byte {
+			env, err := cms.Encrypt(csrFor(t, key, txid, challenge), cms.FromX509(ra), cms.AES128, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer := cms.Signer{Cert: cms.FromX509(self), Key: key, Hash: crypto.SHA256, Certificates: [][]byte{self.Raw}}
+			msg, err := signer.Sign(env, scepAttrs(t, txid), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return msg
+		}
+		first := signed("nonce-first")
+		for range 2 { // the second time is a retransmission: same answer
+			code, body := postRaw(t, s, first)
+			if rep, err := scep.Parse(body, raCMS); code != 200 || err != nil || rep.Status != scep.StatusSuccess {
+				t.Fatalf("first use of the nonce: %d %v", code, err)
+			}
+		}
+		before := len(s.Certificates())
+		failure(t, signed("nonce-second"), scep.BadRequest, "senderNonce was already used")
+		if after := len(s.Certificates()); after != before {
+			t.Fatalf("the replay left %d certificates behind", after-before)
+		}
+	})
 	t.Run("GET with unescaped + and / (Apple)", func(t *testing.T) {
 		k := newKey(t)
 		msg := request(t, k, csrFor(t, k, "apple-style", challenge), ra, cms.TripleDES, crypto.SHA1)
@@ -221,9 +249,9 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 
-	// Only the two legitimate enrollments above are stored; the server still works.
-	if n := len(s.Certificates()); n != 2 {
-		t.Errorf("%d certificates stored, want 2 (the tx owner and the Apple-style GET)", n)
+	// Only the three legitimate enrollments above are stored; the server still works.
+	if n := len(s.Certificates()); n != 3 {
+		t.Errorf("%d certificates stored, want 3 (the tx owner, the first nonce user and the Apple-style GET)", n)
 	}
 	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "still-serving"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 	if strings.Contains(s.Log(), challenge) {

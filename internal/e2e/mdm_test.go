@@ -41,7 +41,7 @@ const (
 
 // startMDM starts scepd with one profile per challenge mode; the webhook
 // and Intune profiles point at servers the test runs on loopback.
-func startMDM(t *testing.T, webhookURL, intuneURL string) *sceptest.Server {
+func startMDM(t *testing.T, webhookURL, intuneURL string, args ...string) *sceptest.Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepd.yaml")
@@ -88,7 +88,7 @@ profiles:
     challenge: {password_env: E2E_STATIC}
 `), 0o600)
 	return sceptest.Start(t, sceptest.Options{
-		DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg},
+		DataDir: filepath.Join(dir, "data"), Args: append([]string{"--config", cfg}, args...),
 		Env: []string{"E2E_NDES_PASSWORD=" + ndesPassword, "E2E_WEBHOOK_SECRET=" + webhookSecret, "E2E_WRONG_SECRET=not-the-receivers-key",
 			"E2E_INTUNE_SECRET=" + intuneSecret, "E2E_STATIC=" + challenge},
 	})
@@ -604,10 +604,87 @@ func TestFailedAttemptLimit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "too many failed attempts") {
 		t.Fatalf("after 10 failures the right challenge must be refused unchecked: %v", err)
 	}
+	metrics, err := sceptest.HTTPGet(s.BaseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`scepd_limits_total{endpoint="enroll",kind="lockout",profile="rotating"} 1`,
+		`scepd_limits_total{endpoint="enroll",kind="blocked",profile="rotating"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	// Another profile is not affected.
 	tok, _ := cli(t, s, nil, "challenge", "create", "--profile", "ndes8", "--data", s.DataDir)
 	if _, err := enrollWith(s, "ndes8", "other-profile", strings.TrimSpace(tok)); err != nil {
 		t.Fatalf("another profile from the same address: %v", err)
+	}
+}
+
+// TestChallengeEndpointLimits: minting is rationed per profile, shared by
+// the NDES page and the API; guessing MDM credentials locks the address out
+// of that profile's challenge endpoints before any password is checked.
+// Both show in /metrics, the lockout in the audit log.
+func TestChallengeEndpointLimits(t *testing.T) {
+	s := startMDM(t, "http://127.0.0.1:1", "http://127.0.0.1:1", "--challenge-rate", "0.001", "--challenge-burst", "3")
+	tok, err := cli(t, s, nil, "token", "create", "--role", "mdm", "--profile", "ndes8", "--data", s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok = strings.TrimSpace(tok)
+	page8 := s.URL("ndes8")[:strings.LastIndex(s.URL("ndes8"), "/")] + "/mscep_admin/"
+	for i := range 2 {
+		if code, body, _ := fetchNDES(t, page8, "okta", tok); code != 200 || ndesPasswordRE.FindStringSubmatch(body) == nil {
+			t.Fatalf("mint %d of the burst on the NDES page: %d %s", i+1, code, body)
+		}
+	}
+	if code, body := api(t, s, tok, "POST", "/api/v1/profiles/ndes8/challenges", map[string]any{}); code != 200 && code != 201 {
+		t.Fatalf("third mint of the burst through the API: %d %v", code, body)
+	}
+	code, body, hdr := fetchNDES(t, page8, "okta", tok)
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || ndesPasswordRE.MatchString(body) {
+		t.Fatalf("fourth mint on the page: %d Retry-After %q %s", code, hdr.Get("Retry-After"), body)
+	}
+	if code, body := api(t, s, tok, "POST", "/api/v1/profiles/ndes8/challenges", map[string]any{}); code != http.StatusTooManyRequests {
+		t.Fatalf("fourth mint through the API: %d %v", code, body)
+	}
+	if pending, used, expired, err := s.Store().ChallengeCounts(context.Background(), "ndes8", time.Now()); err != nil || pending+used+expired != 3 {
+		t.Fatalf("%d+%d+%d challenges stored for ndes8 (%v), want the 3 of the burst", pending, used, expired, err)
+	}
+
+	// Another profile has its own budget; ten wrong NDES passwords then lock
+	// this address out of it, even with the right password.
+	page := s.BaseURL() + "/certsrv/mscep_admin/"
+	if code, _, _ := fetchNDES(t, page, "mdmadmin", ndesPassword); code != 200 {
+		t.Fatalf("another profile's page: %d", code)
+	}
+	for i := range 10 {
+		if code, _, _ := fetchNDES(t, page, "mdmadmin", fmt.Sprintf("guess-%d", i)); code != 401 {
+			t.Fatalf("wrong password %d: %d", i+1, code)
+		}
+	}
+	code, body, hdr = fetchNDES(t, page, "mdmadmin", ndesPassword)
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || ndesPasswordRE.MatchString(body) {
+		t.Fatalf("the right password after the lockout: %d Retry-After %q", code, hdr.Get("Retry-After"))
+	}
+	metrics, err := sceptest.HTTPGet(s.BaseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`scepd_limits_total{endpoint="ndes",kind="rate",profile="ndes8"} 1`,
+		`scepd_limits_total{endpoint="ndes",kind="lockout",profile="ndes"} 1`,
+		`scepd_limits_total{endpoint="ndes",kind="blocked",profile="ndes"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	audit, _ := cliAudit(t, s)
+	if !strings.Contains(audit, "ndes.lockout") {
+		t.Errorf("no ndes.lockout in the audit log:\n%s", audit)
 	}
 }
 

@@ -13,11 +13,11 @@ import (
 	"log/slog"
 	"math/big"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/store"
 )
@@ -70,7 +70,14 @@ type Request struct {
 	Renewal    bool
 	Signer     *x509.Certificate
 	RemoteAddr string
+	// SenderNonce is the message's senderNonce: a transaction is refused if
+	// another one was created by a message with the same nonce (a replay).
+	SenderNonce []byte
 }
+
+// errNonceReused is what a client hears when its senderNonce created
+// another transaction: a replayed or forged message, or a broken RNG.
+var errNonceReused = reject(scep.BadRequest, "senderNonce was already used by another transaction (replayed message?)")
 
 // Rejection is an enrollment refused for a reason the client may be told:
 // the HTTP layer turns it into a signed CertRep FAILURE.
@@ -91,7 +98,11 @@ type Service struct {
 	store    Store
 	now      func() time.Time
 	log      *slog.Logger
-	failures *failureLimit
+	failures *ratelimit.Window
+	// OnLimit, when set, is told each time an address uses up its
+	// failed-attempt budget on a profile (kind "lockout") and each attempt
+	// refused unchecked while it is locked out ("blocked"), for metrics.
+	OnLimit func(profile, kind string)
 }
 
 // DefaultMaxFailures and DefaultFailureWindow bound failed challenge
@@ -103,20 +114,16 @@ const (
 
 // New returns a Service. now is the clock (time.Now in production).
 func New(s Store, now func() time.Time, log *slog.Logger) *Service {
-	return &Service{store: s, now: now, log: log, failures: newFailureLimit(DefaultMaxFailures, DefaultFailureWindow)}
+	return &Service{store: s, now: now, log: log, failures: ratelimit.NewWindow(DefaultMaxFailures, DefaultFailureWindow)}
 }
 
 // LimitFailures changes the failed-attempt limit (max <= 0 disables it).
 func (s *Service) LimitFailures(max int, window time.Duration) {
-	s.failures = newFailureLimit(max, window)
+	s.failures = ratelimit.NewWindow(max, window)
 }
 
 func clientKey(p *Profile, remote string) string {
-	host := remote
-	if i := strings.LastIndex(remote, ":"); i > 0 {
-		host = remote[:i] // drop the port: limit the address, not the connection
-	}
-	return p.ID + "|" + host
+	return p.ID + "|" + ratelimit.Host(remote)
 }
 
 // Result is an enrollment's outcome: a certificate, or Pending.
@@ -158,7 +165,10 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		return Result{}, s.policyRejection(ctx, p, r, err)
 	}
 	key := clientKey(p, r.RemoteAddr)
-	if s.failures.blocked(key, now) {
+	if s.failures.Blocked(key, now) {
+		if s.OnLimit != nil {
+			s.OnLimit(p.ID, "blocked")
+		}
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
 	}
@@ -220,12 +230,14 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 		ttl = 72 * time.Hour
 	}
 	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
-		CSRDER: storedCSR(r.CSR), ChallengeHash: grant.OneTime, Expires: now.Add(ttl), Created: now, Updated: now}
+		CSRDER: storedCSR(r.CSR), ChallengeHash: grant.OneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce}
 	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
 		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}})
 	switch {
 	case errors.Is(err, store.ErrChallengeSpent):
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
+	case errors.Is(err, store.ErrNonceReused):
+		return Result{}, s.rejected(ctx, p, r, errNonceReused)
 	case errors.Is(err, store.ErrConflict):
 		return s.replay(ctx, p, r, keyHash)
 	case err != nil:
@@ -274,6 +286,8 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	}
 	if fromPending {
 		rec.Transaction.DecidedBy = r.RemoteAddr
+	} else {
+		rec.Transaction.SenderNonce = r.SenderNonce
 	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
 		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
@@ -282,6 +296,9 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 			if res, rerr := s.replay(ctx, p, r, keyHash); rerr != nil || res.Cert != nil {
 				return res, rerr
 			}
+		}
+		if errors.Is(err, store.ErrNonceReused) {
+			return Result{}, s.rejected(ctx, p, r, errNonceReused)
 		}
 		if errors.Is(err, store.ErrChallengeSpent) {
 			// Another request used the one-time challenge first (or it
@@ -510,15 +527,18 @@ func (s *Service) replay(ctx context.Context, p *Profile, r Request, keyHash []b
 // failed counts a failed challenge; the failure that uses up an address's
 // budget is audited once as a lockout (the repeated-failures event).
 func (s *Service) failed(ctx context.Context, p *Profile, r Request, key string, now time.Time) {
-	if !s.failures.fail(key, now) {
+	if !s.failures.Fail(key, now) {
 		return
 	}
+	if s.OnLimit != nil {
+		s.OnLimit(p.ID, "lockout")
+	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "repeated failed enrollments; address locked out",
-		slog.String("profile", p.ID), slog.String("remote", r.RemoteAddr), slog.Int("failures", s.failures.max),
-		slog.Duration("window", s.failures.window))
+		slog.String("profile", p.ID), slog.String("remote", r.RemoteAddr), slog.Int("failures", s.failures.Max()),
+		slog.Duration("window", s.failures.Span()))
 	if err := s.store.AppendAudit(ctx, store.AuditEvent{
 		Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll.lockout", Object: "profile:" + p.ID, Outcome: "blocked",
-		Details: map[string]string{"profile": p.ID, "client_ip": r.RemoteAddr, "failures": strconv.Itoa(s.failures.max), "window": s.failures.window.String()},
+		Details: map[string]string{"profile": p.ID, "client_ip": r.RemoteAddr, "failures": strconv.Itoa(s.failures.Max()), "window": s.failures.Span().String()},
 	}); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed", slog.String("error", err.Error()))
 	}

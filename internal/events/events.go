@@ -66,7 +66,9 @@ func FromAudit(a store.AuditEvent) (Event, bool) {
 		typ = RequestPending
 	case a.Action == "enroll" && a.Outcome == "rejected":
 		typ = EnrollmentFailed
-	case a.Action == "enroll.lockout":
+	case a.Action == "enroll.lockout", a.Action == "ndes.lockout", a.Action == "jamf.lockout":
+		// Failed challenges (enroll) or failed MDM authentications (the
+		// NDES page, the Jamf webhook) used up an address's budget.
 		typ = RepeatedFailures
 	case a.Action == "certificate.revoke" && a.Outcome == "ok":
 		typ = CertificateRevoked

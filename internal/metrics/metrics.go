@@ -30,6 +30,7 @@ type Metrics struct {
 	duration   *prometheus.HistogramVec
 	challenges *prometheus.CounterVec
 	events     *prometheus.CounterVec
+	limits     *prometheus.CounterVec
 
 	storeSeconds *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
@@ -57,11 +58,15 @@ func New(version string, st Stats, overloaded func() float64) *Metrics {
 			Name: "scepd_events_total",
 			Help: "Event deliveries by sink, event type and outcome (delivered, retry, dropped).",
 		}, []string{"sink", "type", "outcome"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scepd_limits_total",
+			Help: "Requests stopped by a limit, by profile, endpoint (enroll, ndes, jamf) and kind: lockout (an address used up its failed attempts), blocked (an attempt refused unchecked while locked out) or rate (challenges minted too fast).",
+		}, []string{"profile", "endpoint", "kind"}),
 	}
 	m.storeSeconds, m.storeErrors = newStoreCollectors()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "scepd_build_info", Help: "Build information.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.storeSeconds, m.storeErrors, build,
+	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.storeSeconds, m.storeErrors, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scepd_overloaded_total", Help: "PKIOperations answered 503 because all slots were busy."}, overloaded),
 		&certCollector{st: st})
@@ -86,6 +91,11 @@ func (m *Metrics) Event(sink, typ, outcome string) {
 
 // Challenge records a challenge handed out.
 func (m *Metrics) Challenge(profile, via string) { m.challenges.WithLabelValues(profile, via).Inc() }
+
+// Limit counts a request stopped by a lockout or a rate limit.
+func (m *Metrics) Limit(profile, endpoint, kind string) {
+	m.limits.WithLabelValues(profile, endpoint, kind).Inc()
+}
 
 var (
 	certsDesc    = prometheus.NewDesc("scepd_certificates", "Certificates by profile and status.", []string{"profile", "status"}, nil)

@@ -219,6 +219,9 @@ type Overrides struct {
 	Getenv func(string) string
 	// Log is handed to delegated validators.
 	Log *slog.Logger
+	// MintLimit rations one-time challenge minting per profile; it lives
+	// outside Load so reloading profiles does not refill it.
+	MintLimit challenge.MintLimiter
 }
 
 // Serving is everything a running server needs, loaded once.
@@ -336,7 +339,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		}
 		v = sv
 	case store.ChallengeDynamic:
-		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now}
+		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit}
 		v = dyn
 		if n := chc.NDES; n != nil {
 			ndes = &server.NDESPage{Username: n.Username, UTF8: n.Encoding == "utf-8"}

@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf16"
 
 	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/ratelimit"
 )
 
 // NDESPage configures the NDES-compatible admin page of a profile.
@@ -38,6 +41,62 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 		return "", strings.TrimSpace(tok), true
 	}
 	return r.BasicAuth()
+}
+
+// gate authenticates a caller of a challenge endpoint and answers for it
+// when it may not go on: 429 for a locked-out address (credentials not
+// checked), 401 (via unauthenticated) or 403. It reports whether to mint.
+func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoint string, unauthenticated, forbidden func()) bool {
+	key := p.ID() + "|" + ratelimit.Host(r.RemoteAddr)
+	lim := s.opts.MDMAuthFailures
+	now := time.Now()
+	if lim.Blocked(key, now) {
+		s.limited(p, endpoint, "blocked")
+		retryAfter(w, lim.Span())
+		http.Error(w, "too many failed authentications from this address; retry later", http.StatusTooManyRequests)
+		return false
+	}
+	authenticated, allowed := s.mayMint(r, p)
+	switch {
+	case !authenticated:
+		if lim.Fail(key, now) {
+			s.limited(p, endpoint, "lockout")
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "repeated failed authentications on a challenge endpoint; address locked out",
+				slog.String("profile", p.ID()), slog.String("endpoint", endpoint), slog.String("remote", r.RemoteAddr),
+				slog.Int("failures", lim.Max()), slog.Duration("window", lim.Span()))
+			s.audit(r.Context(), endpoint+".lockout", "profile:"+p.ID(), "blocked", map[string]string{
+				"profile": p.ID(), "endpoint": endpoint, "client_ip": r.RemoteAddr, "failures": strconv.Itoa(lim.Max()), "window": lim.Span().String()})
+		}
+		unauthenticated()
+		return false
+	case !allowed:
+		forbidden()
+		return false
+	}
+	return true
+}
+
+func (s *Server) limited(p *Profile, endpoint, kind string) {
+	if s.opts.OnLimit != nil {
+		s.opts.OnLimit(p.ID(), endpoint, kind)
+	}
+}
+
+// retryAfter sets Retry-After in whole seconds, at least one.
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+}
+
+// rateLimited answers a mint refused for its rate with 429.
+func (s *Server) rateLimited(w http.ResponseWriter, p *Profile, endpoint string, err error) bool {
+	var rl *challenge.RateLimited
+	if !errors.As(err, &rl) {
+		return false
+	}
+	s.limited(p, endpoint, "rate")
+	retryAfter(w, rl.RetryAfter)
+	http.Error(w, "challenges are requested too fast for this profile; retry later", http.StatusTooManyRequests)
+	return true
 }
 
 // mayMint authenticates a caller of the challenge endpoints.
@@ -70,7 +129,7 @@ func (s *Server) mint(ctx context.Context, p *Profile, note string) (string, tim
 		s.opts.OnChallenge(p.ID(), via)
 	}
 	if err == nil {
-		s.audit(ctx, "challenge.create", "profile:"+p.ID(), map[string]string{"via": note, "expires_at": exp.UTC().Format(time.RFC3339)})
+		s.audit(ctx, "challenge.create", "profile:"+p.ID(), "ok", map[string]string{"via": note, "expires_at": exp.UTC().Format(time.RFC3339)})
 	}
 	return secret, exp, err
 }
@@ -84,17 +143,19 @@ func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 		http.Error(w, "no NDES admin page for this profile", http.StatusNotFound)
 		return
 	}
-	authenticated, allowed := s.mayMint(r, p)
-	if !authenticated {
+	const denied = "<P> You do not have sufficient permission to enroll with SCEP. Please contact your system administrator. </P>"
+	if !s.gate(w, r, p, "ndes", func() {
 		w.Header().Set("WWW-Authenticate", `Basic realm="scepd NDES admin"`)
-		s.ndesPage(w, p, http.StatusUnauthorized, "<P> You do not have sufficient permission to enroll with SCEP. Please contact your system administrator. </P>")
-		return
-	}
-	if !allowed {
-		s.ndesPage(w, p, http.StatusForbidden, "<P> You do not have sufficient permission to enroll with SCEP. Please contact your system administrator. </P>")
+		s.ndesPage(w, p, http.StatusUnauthorized, denied)
+	}, func() {
+		s.ndesPage(w, p, http.StatusForbidden, denied)
+	}) {
 		return
 	}
 	secret, exp, err := s.mint(r.Context(), p, "ndes")
+	if s.rateLimited(w, p, "ndes", err) {
+		return
+	}
 	if errors.Is(err, challenge.ErrCacheFull) {
 		// NDES answers a full cache with this page and 200.
 		s.ndesPage(w, p, http.StatusOK, "<P> The password cache is full. </P>")
@@ -172,14 +233,12 @@ func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no Jamf challenge endpoint for this profile", http.StatusNotFound)
 		return
 	}
-	authenticated, allowed := s.mayMint(r, p)
-	switch {
-	case !authenticated:
+	if !s.gate(w, r, p, "jamf", func() {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
 		http.Error(w, "missing or invalid credentials", http.StatusUnauthorized)
-		return
-	case !allowed:
+	}, func() {
 		http.Error(w, "this token may not mint challenges for this profile", http.StatusForbidden)
+	}) {
 		return
 	}
 	var hook jamfWebhook
@@ -192,6 +251,9 @@ func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 		note = fmt.Sprintf("jamf serial=%.64s udid=%.64s", d.SerialNumber, d.UDID)
 	}
 	secret, _, err := s.mint(r.Context(), p, note)
+	if s.rateLimited(w, p, "jamf", err) {
+		return
+	}
 	switch {
 	case errors.Is(err, challenge.ErrCacheFull):
 		w.Header().Set("Retry-After", "60")
@@ -207,8 +269,8 @@ func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, secret)
 }
 
-func (s *Server) audit(ctx context.Context, action, object string, details map[string]string) {
+func (s *Server) audit(ctx context.Context, action, object, outcome string, details map[string]string) {
 	if s.opts.Audit != nil {
-		s.opts.Audit(ctx, action, object, details)
+		s.opts.Audit(ctx, action, object, outcome, details)
 	}
 }

@@ -196,7 +196,7 @@ func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Re
 		}
 		res, err = s.opts.Enroller.PKCSReq(r.Context(), p.cfg.Enroll, enroll.Request{
 			TransactionID: msg.TransactionID, CSR: csr, Password: password, RemoteAddr: r.RemoteAddr,
-			Renewal: msg.Type != scep.PKCSReq, Signer: signer,
+			Renewal: msg.Type != scep.PKCSReq, Signer: signer, SenderNonce: msg.SenderNonce,
 		})
 		if rej, ok := asRejection(err); ok {
 			return fail(rej.FailInfo, "%s", rej.Reason)

@@ -25,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/store"
@@ -188,13 +189,22 @@ type Options struct {
 	QueueWait     time.Duration
 	// Authorize checks API tokens on the MDM challenge endpoints.
 	Authorize Authorizer
-	// Audit records MDM challenge requests.
-	Audit func(ctx context.Context, action, object string, details map[string]string)
+	// Audit records MDM challenge requests and lockouts.
+	Audit func(ctx context.Context, action, object, outcome string, details map[string]string)
 	// Observe, when set, is told about every PKIOperation answered
 	// (outcome: success, pending, failure:<failInfo>, overloaded, http-4xx/5xx).
 	Observe func(profile, messageType, outcome string, d time.Duration)
 	// OnChallenge, when set, is told about every challenge an MDM endpoint hands out.
 	OnChallenge func(profile, via string)
+	// MDMAuthFailures bounds failed authentications on the challenge
+	// endpoints (NDES page, Jamf webhook) per profile and client address;
+	// nil means 10 per 15 minutes. A locked-out address is answered 429
+	// without its credentials being checked (no argon2 work for it).
+	MDMAuthFailures *ratelimit.Window
+	// OnLimit, when set, is told when a client is locked out (kind
+	// "lockout"), refused while locked out ("blocked") or refused a
+	// challenge for the profile's minting rate ("rate").
+	OnLimit func(profile, endpoint, kind string)
 }
 
 // Server serves SCEP.
@@ -225,6 +235,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 250 * time.Millisecond
+	}
+	if opts.MDMAuthFailures == nil {
+		opts.MDMAuthFailures = ratelimit.NewWindow(10, 15*time.Minute)
 	}
 	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
 	if err := s.SetProfiles(opts.Profiles, opts.CAs); err != nil {

@@ -25,6 +25,9 @@ var (
 	// ErrUnavailable: the database cannot be reached or is out of space;
 	// the request may succeed later.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrNonceReused: another transaction was created by a message with the
+	// same senderNonce; nothing was written.
+	ErrNonceReused = errors.New("store: senderNonce already used by another transaction")
 )
 
 // CA is an issuer's certificate and where its key lives.
@@ -115,8 +118,11 @@ type Transaction struct {
 	// PublicKeySHA256 identifies the requester's key: the same transactionID
 	// with another key is a different request.
 	PublicKeySHA256 []byte
-	CSRDER          []byte
-	CertSerial      string
+	// SenderNonce is the nonce of the message that created the transaction
+	// (written, never read back): it must be unique across transactions.
+	SenderNonce []byte
+	CSRDER      []byte
+	CertSerial  string
 	// ChallengeHash is a one-time challenge reserved by a pending request.
 	ChallengeHash []byte
 	// Expires is when a pending request lapses.

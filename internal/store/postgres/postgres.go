@@ -126,7 +126,7 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{store.ErrNotFound, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable} {
+	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable} {
 		if errors.Is(err, known) {
 			return err // mapped already
 		}
@@ -137,6 +137,8 @@ func mapErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
+		case pe.Code == "23505" && pe.ConstraintName == "transactions_sender_nonce":
+			return fmt.Errorf("%w: %v", store.ErrNonceReused, err)
 		case pe.Code == "23505": // unique_violation
 			return fmt.Errorf("%w: %v", store.ErrConflict, err)
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
@@ -437,8 +439,8 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9)`,
-			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), t.Created, t.Updated); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9, $10)`,
+			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), t.Created, t.Updated, nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -532,8 +534,8 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 			if tag.RowsAffected() != 1 {
 				return fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 			}
-		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9)`,
-			t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, serial, t.DecidedBy, t.Created, t.Updated); err != nil {
+		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9, $10)`,
+			t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, serial, t.DecidedBy, t.Created, t.Updated, nullBytes(t.SenderNonce)); err != nil {
 			return fmt.Errorf("insert transaction %q: %w", t.TransactionID, mapErr(err))
 		}
 		if rec.ChallengeHash != nil {
@@ -957,4 +959,12 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		}
 	}
 	return r, mapErr(rows.Err())
+}
+
+// nullBytes stores an empty value as NULL (which unique indexes ignore).
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

@@ -107,6 +107,9 @@ func mapErr(err error) error {
 	if errors.As(err, &se) {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			if strings.Contains(se.Error(), "transactions.sender_nonce") {
+				return fmt.Errorf("%w: %v", store.ErrNonceReused, err)
+			}
 			return fmt.Errorf("%w: %v", store.ErrConflict, err)
 		}
 		switch se.Code() & 0xff { // primary result code
@@ -432,8 +435,8 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	return s.tx(ctx, "record pending", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?)`,
-			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), fmtTime(t.Created), fmtTime(t.Updated)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?, ?)`,
+			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), fmtTime(t.Created), fmtTime(t.Updated), nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -531,8 +534,8 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("sqlite: transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 		}
-	} else if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?)`,
-		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated)); err != nil {
+	} else if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`,
+		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated), nullBytes(t.SenderNonce)); err != nil {
 		return fmt.Errorf("sqlite: insert transaction %q: %w", t.TransactionID, mapErr(err))
 	}
 	if rec.ChallengeHash != nil {
@@ -1002,4 +1005,12 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 		return e, err
 	}
 	return e, json.Unmarshal([]byte(details), &e.Details)
+}
+
+// nullBytes stores an empty value as NULL (which unique indexes ignore).
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

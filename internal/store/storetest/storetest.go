@@ -26,6 +26,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordIssued", testRecordIssued},
 		{"DuplicateTransactionWritesNothing", testDuplicateTransaction},
 		{"ConcurrentIssue", testConcurrentIssue},
+		{"SenderNonceReuse", testSenderNonceReuse},
 		{"SerialCollision", testSerialCollision},
 		{"AuditChain", testAuditChain},
 		{"ChallengeCapAndLookup", testChallengeCap},
@@ -198,6 +199,42 @@ func testDuplicateTransaction(t *testing.T, s store.Store) {
 	events, err := s.ListAudit(ctx, 10)
 	if err != nil || len(events) != 1 {
 		t.Errorf("audit events = %d, %v; want only the first enrollment's", len(events), err)
+	}
+}
+
+// testSenderNonceReuse: a senderNonce that created one transaction cannot
+// create another (issued or pending), and the refusal writes nothing.
+// Transactions without a nonce never collide.
+func testSenderNonceReuse(t *testing.T, s store.Store) {
+	seed(t, s)
+	first := issued("0a", "tx1")
+	first.Transaction.SenderNonce = []byte("nonce-0123456789")
+	if err := s.RecordIssued(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	again := issued("0b", "tx2")
+	again.Transaction.SenderNonce = []byte("nonce-0123456789")
+	if err := s.RecordIssued(ctx, again); !errors.Is(err, store.ErrNonceReused) {
+		t.Fatalf("RecordIssued with a used senderNonce: %v, want ErrNonceReused", err)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused enrollment left its certificate behind: %v", err)
+	}
+	held := pending("tx3", nil, time.Now())
+	held.SenderNonce = []byte("nonce-0123456789")
+	if err := s.RecordPending(ctx, held, store.AuditEvent{Time: time.Now(), Actor: "device", Action: "enroll", Outcome: "pending"}); !errors.Is(err, store.ErrNonceReused) {
+		t.Fatalf("RecordPending with a used senderNonce: %v, want ErrNonceReused", err)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "tx3"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused pending request was stored: %v", err)
+	}
+	for i, txid := range []string{"tx4", "tx5"} {
+		if err := s.RecordIssued(ctx, issued(fmt.Sprintf("0c%d", i), txid)); err != nil {
+			t.Fatalf("transactions without a nonce: %v", err)
+		}
+	}
+	if events, err := s.ListAudit(ctx, 10); err != nil || len(events) != 3 {
+		t.Errorf("audit events = %d, %v; want the three enrollments that committed", len(events), err)
 	}
 }
 

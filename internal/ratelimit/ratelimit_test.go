@@ -1,0 +1,61 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestWindow(t *testing.T) {
+	l := NewWindow(3, time.Minute)
+	now := time.Unix(1000, 0)
+	for i := range 3 {
+		if l.Blocked("a", now) {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		if locked := l.Fail("a", now); locked != (i == 2) {
+			t.Fatalf("failure %d: locked = %v", i+1, locked)
+		}
+	}
+	if !l.Blocked("a", now) || l.Blocked("b", now) {
+		t.Fatal("the third failure must block a, and only a")
+	}
+	if l.Blocked("a", now.Add(61*time.Second)) {
+		t.Fatal("still blocked after the window")
+	}
+	var off *Window
+	if off.Blocked("a", now) || off.Fail("a", now) || NewWindow(0, time.Minute).Fail("a", now) {
+		t.Fatal("a disabled window blocks")
+	}
+}
+
+func TestBuckets(t *testing.T) {
+	b := NewBuckets(1, 2)
+	now := time.Unix(1000, 0)
+	for i := range 2 {
+		if ok, _ := b.Allow("p", now); !ok {
+			t.Fatalf("burst token %d refused", i)
+		}
+	}
+	ok, wait := b.Allow("p", now)
+	if ok || wait <= 0 || wait > time.Second {
+		t.Fatalf("third at once: %v, wait %v; want refused with a wait up to 1s", ok, wait)
+	}
+	if ok, _ := b.Allow("q", now); !ok {
+		t.Fatal("another key shares the bucket")
+	}
+	if ok, _ := b.Allow("p", now.Add(time.Second)); !ok {
+		t.Fatal("no token after a second")
+	}
+	var off *Buckets
+	if ok, _ := off.Allow("p", now); !ok {
+		t.Fatal("a nil limiter refuses")
+	}
+}
+
+func TestHost(t *testing.T) {
+	for in, want := range map[string]string{"10.0.0.1:443": "10.0.0.1", "[2001:db8::1]:80": "2001:db8::1", "unix": "unix"} {
+		if got := Host(in); got != want {
+			t.Errorf("Host(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
