@@ -81,7 +81,7 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		svc.Enroll = enroll.New(st, time.Now, log)
 		svc.Revocation = &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return serving.CAs }, Now: time.Now, Log: log}
 	}
-	return svc.As(admin.LocalAdmin), func() { st.Close() }, nil
+	return svc.As(admin.LocalAdmin), func() { ks.Token.Close(); st.Close() }, nil
 }
 
 func (f *adminFlags) print(w io.Writer, v any, text func(w *tabwriter.Writer)) error {

@@ -146,19 +146,45 @@ type serveConfig struct {
 
 // keySource returns the key store with the passphrase from
 // SCEPD_KEY_PASSPHRASE or the file SCEPD_KEY_PASSPHRASE_FILE names (never
-// a flag: flag values show in ps).
+// a flag: flag values show in ps), and the PKCS#11 token SCEPD_PKCS11_MODULE
+// and SCEPD_PKCS11_TOKEN name (PIN from SCEPD_PKCS11_PIN or
+// SCEPD_PKCS11_PIN_FILE), where new CA and RA keys are then generated. The
+// caller closes ks.Token.
 func keySource(dataDir string) (keys.Source, error) {
 	ks := keys.Source{Dir: dataDir}
-	if p := os.Getenv("SCEPD_KEY_PASSPHRASE"); p != "" {
-		ks.Passphrase = []byte(p)
-	} else if f := os.Getenv("SCEPD_KEY_PASSPHRASE_FILE"); f != "" {
-		b, err := os.ReadFile(f)
+	if module := os.Getenv("SCEPD_PKCS11_MODULE"); module != "" {
+		pin, err := secretFromEnv("SCEPD_PKCS11_PIN")
 		if err != nil {
-			return ks, fmt.Errorf("SCEPD_KEY_PASSPHRASE_FILE: %w", err)
+			return ks, err
 		}
-		ks.Passphrase = []byte(strings.TrimRight(string(b), "\r\n"))
+		if ks.Token, err = keys.OpenToken(keys.TokenConfig{Module: module, Label: os.Getenv("SCEPD_PKCS11_TOKEN"), PIN: pin}); err != nil {
+			return ks, err
+		}
 	}
+	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+	if err != nil {
+		ks.Token.Close()
+		return ks, err
+	}
+	ks.Passphrase = []byte(pass)
 	return ks, nil
+}
+
+// secretFromEnv reads a secret from the variable name or from the file
+// the variable name_FILE names (trailing newline removed).
+func secretFromEnv(name string) (string, error) {
+	if v := os.Getenv(name); v != "" {
+		return v, nil
+	}
+	f := os.Getenv(name + "_FILE")
+	if f == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) error {
@@ -175,6 +201,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
+	defer ks.Token.Close()
 	defaultProfile := provision.DefaultID
 	if cfg.configured {
 		if err := provision.ApplyConfig(ctx, st, ks, cfg.file, provision.FromFiles(), time.Now(), log); err != nil {

@@ -4,7 +4,6 @@ package ca
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,6 +16,8 @@ import (
 	"io"
 	"math/big"
 	"time"
+
+	"github.com/scepd/scepd/internal/keys"
 )
 
 // KeyType names a key algorithm and size.
@@ -34,21 +35,30 @@ const (
 // KeyTypes lists the accepted key types, for flag help and validation.
 var KeyTypes = []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096}
 
-// GenerateKey makes a new private key of type t.
-func GenerateKey(t KeyType) (crypto.Signer, error) {
+// Algorithm is what a key of type t is made of.
+func (t KeyType) Algorithm() (keys.Algorithm, error) {
 	switch t {
 	case ECDSAP256:
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return keys.Algorithm{Curve: elliptic.P256()}, nil
 	case ECDSAP384:
-		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		return keys.Algorithm{Curve: elliptic.P384()}, nil
 	case RSA2048:
-		return rsa.GenerateKey(rand.Reader, 2048)
+		return keys.Algorithm{RSABits: 2048}, nil
 	case RSA3072:
-		return rsa.GenerateKey(rand.Reader, 3072)
+		return keys.Algorithm{RSABits: 3072}, nil
 	case RSA4096:
-		return rsa.GenerateKey(rand.Reader, 4096)
+		return keys.Algorithm{RSABits: 4096}, nil
 	}
-	return nil, fmt.Errorf("ca: unknown key type %q (want one of %v)", t, KeyTypes)
+	return keys.Algorithm{}, fmt.Errorf("ca: unknown key type %q (want one of %v)", t, KeyTypes)
+}
+
+// GenerateKey makes a new private key of type t in memory.
+func GenerateKey(t KeyType) (crypto.Signer, error) {
+	alg, err := t.Algorithm()
+	if err != nil {
+		return nil, err
+	}
+	return alg.Generate()
 }
 
 // CA is an issuer: its certificate, the chain above it (root last; empty

@@ -1,11 +1,15 @@
 // Package keys loads and stores private keys. A key is named by a
 // reference: "file:PATH" for a PEM file (PATH relative to the data
 // directory unless absolute), encrypted at rest (PKCS#8 PBES2, AES-256)
-// when the operator gives a passphrase.
+// when the operator gives a passphrase; or "pkcs11:object=LABEL" for a key
+// pair in a PKCS#11 token (binaries built with -tags pkcs11).
 package keys
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -22,11 +26,53 @@ type Source struct {
 	// on Load. Empty: keys are written unencrypted (mode 0600), and an
 	// encrypted key cannot be loaded.
 	Passphrase []byte
+	// Token, when set, is where Generate makes new keys; keys it holds are
+	// loaded by reference and never leave it.
+	Token *Token
+}
+
+// Generate makes a new key named name: in the token when the source has
+// one (the private key never leaves it), else in memory, saved as a file
+// by Save. It returns the key and its reference.
+func (s Source) Generate(name string, alg Algorithm) (crypto.Signer, string, error) {
+	if s.Token != nil {
+		k, err := s.Token.generate(name, alg)
+		if err != nil {
+			return nil, "", err
+		}
+		return k, tokenRef(name), nil
+	}
+	k, err := alg.Generate()
+	if err != nil {
+		return nil, "", err
+	}
+	ref, err := s.Save(name, k)
+	if err != nil {
+		return nil, "", err
+	}
+	return k, ref, nil
+}
+
+// Generate makes a key of the algorithm in memory.
+func (a Algorithm) Generate() (crypto.Signer, error) {
+	switch {
+	case a.RSABits > 0:
+		return rsa.GenerateKey(rand.Reader, a.RSABits)
+	case a.Curve != nil:
+		return ecdsa.GenerateKey(a.Curve, rand.Reader)
+	}
+	return nil, errors.New("keys: no key algorithm given")
 }
 
 // Load returns the signer a reference names. A key file readable by group
 // or others is refused: a private key must be private.
 func (s Source) Load(ref string) (crypto.Signer, error) {
+	if label, ok := parseTokenRef(ref); ok {
+		if s.Token == nil {
+			return nil, fmt.Errorf("keys: %s is in a PKCS#11 token but none is configured (SCEPD_PKCS11_MODULE, SCEPD_PKCS11_TOKEN, SCEPD_PKCS11_PIN)", ref)
+		}
+		return s.Token.find(label)
+	}
 	path, err := s.path(ref)
 	if err != nil {
 		return nil, err
@@ -122,6 +168,12 @@ func (s Source) Save(name string, key crypto.Signer) (string, error) {
 // Remove deletes the key a reference names (best effort: used to clean up
 // a key whose database row was never written).
 func (s Source) Remove(ref string) {
+	if label, ok := parseTokenRef(ref); ok {
+		if s.Token != nil {
+			s.Token.remove(label)
+		}
+		return
+	}
 	if path, err := s.path(ref); err == nil {
 		os.Remove(path)
 	}
@@ -130,7 +182,7 @@ func (s Source) Remove(ref string) {
 func (s Source) path(ref string) (string, error) {
 	p, ok := strings.CutPrefix(ref, "file:")
 	if !ok || p == "" {
-		return "", fmt.Errorf("keys: unsupported key reference %q (want file:PATH)", ref)
+		return "", fmt.Errorf("keys: unsupported key reference %q (want file:PATH or pkcs11:object=LABEL)", ref)
 	}
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(s.Dir, p)

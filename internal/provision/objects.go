@@ -57,6 +57,15 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 		return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	var issuer *ca.CA
+	// ref names the CA's stored key once there is one; it is removed again
+	// if the CA is not created after all.
+	var ref string
+	created := false
+	defer func() {
+		if ref != "" && !created {
+			ks.Remove(ref)
+		}
+	}()
 	switch {
 	case spec.Create != nil:
 		c := spec.Create
@@ -65,10 +74,16 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 			kt = ca.ECDSAP256
 		}
 		subject, _ := ca.ParseName(c.Subject) // validated above
-		key, err := ca.GenerateKey(kt)
+		alg, err := kt.Algorithm()
 		if err != nil {
 			return store.CA{}, err
 		}
+		// Generated where keys live: in the token when there is one.
+		key, keyRef, err := ks.Generate(uniqueName("ca/"+spec.ID), alg)
+		if err != nil {
+			return store.CA{}, err
+		}
+		ref = keyRef
 		var opts []ca.CAOption
 		if c.AllowCAMode {
 			opts = append(opts, ca.WithKeyEncipherment())
@@ -137,18 +152,20 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 			return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
-	ref, err := ks.Save(uniqueName("ca/"+spec.ID), issuer.Signer)
-	if err != nil {
-		return store.CA{}, err
+	if ref == "" { // an imported key: stored as a file
+		var err error
+		if ref, err = ks.Save(uniqueName("ca/"+spec.ID), issuer.Signer); err != nil {
+			return store.CA{}, err
+		}
 	}
 	row := store.CA{ID: spec.ID, CertDER: issuer.Cert.Raw, KeyRef: ref, Created: now}
 	for _, c := range issuer.Chain {
 		row.ChainDER = append(row.ChainDER, c.Raw)
 	}
 	if err := st.CreateCA(ctx, row); err != nil {
-		ks.Remove(ref)
 		return store.CA{}, err
 	}
+	created = true
 	return row, nil
 }
 
@@ -261,16 +278,17 @@ func newRA(ks keys.Source, issuer *ca.CA, spec config.Profile, now time.Time) ([
 	if kt == "" {
 		kt = ca.RSA2048
 	}
-	raKey, err := ca.GenerateKey(kt)
+	alg, err := kt.Algorithm()
+	if err != nil {
+		return nil, "", err
+	}
+	raKey, ref, err := ks.Generate(uniqueName("profiles/"+spec.ID+"/ra"), alg)
 	if err != nil {
 		return nil, "", err
 	}
 	raCert, err := issuer.IssueRA(raKey.Public(), raSubject(spec.ID), 10*365*24*time.Hour, now)
 	if err != nil {
-		return nil, "", err
-	}
-	ref, err := ks.Save(uniqueName("profiles/"+spec.ID+"/ra"), raKey)
-	if err != nil {
+		ks.Remove(ref)
 		return nil, "", err
 	}
 	return raCert.Raw, ref, nil

@@ -43,7 +43,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "scepd")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/scepd")
+		cmd := exec.Command("go", "build", "-tags", buildTags, "-o", binPath, "./cmd/scepd")
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
