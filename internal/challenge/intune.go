@@ -205,11 +205,21 @@ func (in *Intune) Validate(ctx context.Context, r Request) (Grant, error) {
 		in.Log.Warn("Intune validation failed closed", "profile", in.ProfileID, "transaction_id", r.TransactionID, "error", err.Error())
 		return Grant{}, &Rejected{Reason: "Intune could not be asked"}
 	}
-	if code, _ := out["code"].(string); code != "Success" {
-		desc, _ := out["errorDescription"].(string)
-		return Grant{}, &Rejected{Reason: strings.TrimSpace("Intune refused the request: " + code + " " + desc)}
+	if ok, reason := intuneVerdict(out); !ok {
+		return Grant{}, &Rejected{Reason: reason}
 	}
 	return Grant{}, nil
+}
+
+// intuneVerdict reads validateRequest's answer: allowed only when "code"
+// is "Success"; otherwise a printable reason for the device and the log.
+func intuneVerdict(out map[string]any) (bool, string) {
+	code, _ := out["code"].(string)
+	if code == "Success" {
+		return true, ""
+	}
+	desc, _ := out["errorDescription"].(string)
+	return false, strings.TrimSpace("Intune refused the request: " + Printable(code, 64) + " " + Printable(desc, 200))
 }
 
 // Issued sends successNotification.

@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -61,6 +63,27 @@ type WebhookRequest struct {
 type webhookAnswer struct {
 	Allow  bool   `json:"allow"`
 	Reason string `json:"reason"`
+}
+
+// maxAnswer bounds what scepd reads of a delegated service's answer.
+const maxAnswer = 64 << 10
+
+// parseWebhookAnswer reads the operator's service's verdict: one JSON
+// object within maxAnswer bytes whose "allow" is a boolean. The reason,
+// which reaches the device and the logs, is made printable and cut to 200
+// characters.
+func parseWebhookAnswer(r io.Reader) (webhookAnswer, error) {
+	var raw struct {
+		Allow  *bool  `json:"allow"`
+		Reason string `json:"reason"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r, maxAnswer)).Decode(&raw); err != nil {
+		return webhookAnswer{}, fmt.Errorf("webhook answer: %w", err)
+	}
+	if raw.Allow == nil {
+		return webhookAnswer{}, errors.New("webhook answer: no \"allow\"")
+	}
+	return webhookAnswer{Allow: *raw.Allow, Reason: Printable(raw.Reason, 200)}, nil
 }
 
 // Sign returns the signature header value for a body.
@@ -131,8 +154,8 @@ func (w *Webhook) Validate(ctx context.Context, r Request) (Grant, error) {
 		return Grant{}, &Rejected{Reason: "the authorisation service did not answer"}
 	}
 	defer resp.Body.Close()
-	var a webhookAnswer
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&a) != nil {
+	a, err := parseWebhookAnswer(resp.Body)
+	if resp.StatusCode != http.StatusOK || err != nil {
 		w.Log.Warn("webhook validation failed closed", "profile", w.ProfileID, "transaction_id", r.TransactionID, "status", resp.StatusCode)
 		return Grant{}, &Rejected{Reason: "the authorisation service gave no clear answer"}
 	}

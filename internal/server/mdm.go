@@ -225,6 +225,24 @@ type jamfWebhook struct {
 	} `json:"event"`
 }
 
+// parseJamfWebhook reads Jamf Pro's SCEPChallenge webhook and returns the
+// note recorded with the challenge: the device's serial number and UDID,
+// printable and cut to 64 characters each.
+func parseJamfWebhook(r io.Reader) (string, error) {
+	var hook jamfWebhook
+	if err := json.NewDecoder(r).Decode(&hook); err != nil {
+		return "", fmt.Errorf("jamf webhook: %w", err)
+	}
+	if hook.Webhook.WebhookEvent != "SCEPChallenge" {
+		return "", fmt.Errorf("jamf webhook: event %q, want SCEPChallenge", challenge.Printable(hook.Webhook.WebhookEvent, 64))
+	}
+	d := hook.Event.Device
+	if d.SerialNumber == "" && d.UDID == "" {
+		return "jamf", nil
+	}
+	return "jamf serial=" + challenge.Printable(d.SerialNumber, 64) + " udid=" + challenge.Printable(d.UDID, 64), nil
+}
+
 // jamfChallenge answers Jamf Pro's "Dynamic" SCEP challenge webhook: the
 // response body, as plain text, is the challenge Jamf puts in the profile.
 func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
@@ -241,14 +259,10 @@ func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
-	var hook jamfWebhook
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&hook); err != nil || hook.Webhook.WebhookEvent != "SCEPChallenge" {
+	note, err := parseJamfWebhook(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
 		http.Error(w, "expected a Jamf SCEPChallenge webhook", http.StatusBadRequest)
 		return
-	}
-	note := "jamf"
-	if d := hook.Event.Device; d.SerialNumber != "" || d.UDID != "" {
-		note = fmt.Sprintf("jamf serial=%.64s udid=%.64s", d.SerialNumber, d.UDID)
 	}
 	secret, _, err := s.mint(r.Context(), p, note)
 	if s.rateLimited(w, p, "jamf", err) {
