@@ -168,7 +168,7 @@ func (s *instrumented) RevokeCertificate(ctx context.Context, serial string, rea
 	return err
 }
 
-func (s *instrumented) ListRevoked(ctx context.Context, caID string) ([]store.Certificate, error) {
+func (s *instrumented) ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error) {
 	start := time.Now()
 	r0, err := s.st.ListRevoked(ctx, caID)
 	s.record("ListRevoked", start, err)

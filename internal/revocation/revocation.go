@@ -21,7 +21,7 @@ import (
 type Store interface {
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
-	ListRevoked(ctx context.Context, caID string) ([]store.Certificate, error)
+	ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error)
 	NextCRLNumber(ctx context.Context, caID string) (int64, error)
 	SaveCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
@@ -85,7 +85,7 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 		if !ok {
 			return store.CRL{}, fmt.Errorf("revocation: stored serial %q is not hex", r.Serial)
 		}
-		entries = append(entries, ca.Revoked{Serial: n, At: r.RevokedAt, Reason: r.RevocationReason})
+		entries = append(entries, ca.Revoked{Serial: n, At: r.At, Reason: r.Reason})
 	}
 	num, err := s.Store.NextCRLNumber(ctx, caID)
 	if err != nil {

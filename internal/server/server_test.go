@@ -34,13 +34,20 @@ const challenge = "in-process-challenge"
 // behind httptest, for tests that need the race detector on the server.
 func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepd.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepd.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newServerOn(t, st, dir, caKey), st
+}
+
+// newServerOn serves the zero-config default profile from st, with keys
+// in dir.
+func newServerOn(t testing.TB, st store.Store, dir string, caKey ca.KeyType) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ks := keys.Source{Dir: dir}
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: caKey, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
@@ -56,7 +63,7 @@ func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return hs, st
+	return hs
 }
 
 // TestConcurrentEnrollmentsMixedCiphers runs enrollments with every cipher

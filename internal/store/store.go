@@ -294,6 +294,14 @@ type Issued struct {
 	EntityUser string
 }
 
+// Revoked is a CRL entry as stored: a CA's CRL of 100,000 entries is
+// listed in a few MiB.
+type Revoked struct {
+	Serial string
+	At     time.Time
+	Reason int
+}
+
 // IntegrityReport is the outcome of Store.CheckIntegrity.
 type IntegrityReport struct {
 	Certificates int
@@ -393,9 +401,9 @@ type Store interface {
 	// RevokeCertificate marks a certificate revoked with its audit event;
 	// revoking again changes nothing (the first time and reason stay).
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit AuditEvent) error
-	// ListRevoked returns a CA's revoked certificates (Serial, RevokedAt,
-	// RevocationReason set) for its CRL.
-	ListRevoked(ctx context.Context, caID string) ([]Certificate, error)
+	// ListRevoked returns a CA's revoked certificates for its CRL, ordered
+	// by serial.
+	ListRevoked(ctx context.Context, caID string) ([]Revoked, error)
 
 	// NextCRLNumber hands out the CA's next CRL number, atomically and
 	// monotonically across replicas.

@@ -782,19 +782,19 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 }
 
 // ListRevoked returns a CA's revoked certificates.
-func (s *Store) ListRevoked(ctx context.Context, caID string) ([]store.Certificate, error) {
+func (s *Store) ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error) {
 	rows, err := s.pool.Query(ctx, `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = $2 ORDER BY serial`, caID, store.CertRevoked)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list revoked: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []store.Certificate
+	var out []store.Revoked
 	for rows.Next() {
-		var c store.Certificate
-		if err := rows.Scan(&c.Serial, &c.RevokedAt, &c.RevocationReason); err != nil {
+		var c store.Revoked
+		if err := rows.Scan(&c.Serial, &c.At, &c.Reason); err != nil {
 			return nil, fmt.Errorf("postgres: list revoked: %w", mapErr(err))
 		}
-		c.RevokedAt = c.RevokedAt.UTC()
+		c.At = c.At.UTC()
 		out = append(out, c)
 	}
 	return out, mapErr(rows.Err())

@@ -857,20 +857,20 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 }
 
 // ListRevoked returns a CA's revoked certificates.
-func (s *Store) ListRevoked(ctx context.Context, caID string) ([]store.Certificate, error) {
+func (s *Store) ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = ? AND status = ? ORDER BY serial`, caID, store.CertRevoked)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list revoked: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []store.Certificate
+	var out []store.Revoked
 	for rows.Next() {
-		var c store.Certificate
+		var c store.Revoked
 		var at string
-		if err := rows.Scan(&c.Serial, &at, &c.RevocationReason); err != nil {
+		if err := rows.Scan(&c.Serial, &at, &c.Reason); err != nil {
 			return nil, fmt.Errorf("sqlite: list revoked: %w", err)
 		}
-		if c.RevokedAt, err = parseTime(at); err != nil {
+		if c.At, err = parseTime(at); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

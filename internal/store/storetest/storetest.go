@@ -630,7 +630,7 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		t.Fatalf("revoked certificate %+v: the first revocation must stay", c)
 	}
 	revoked, err := s.ListRevoked(ctx, "ca1")
-	if err != nil || len(revoked) != 1 || revoked[0].Serial != "01" || revoked[0].RevocationReason != 4 {
+	if err != nil || len(revoked) != 1 || revoked[0].Serial != "01" || revoked[0].Reason != 4 || !revoked[0].At.Equal(when.Truncate(time.Microsecond)) {
 		t.Fatalf("ListRevoked(ca1) = %+v, %v", revoked, err)
 	}
 	stats, err := s.CertificateStats(ctx, when.Add(-time.Hour), 2*time.Hour)
