@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -729,23 +730,8 @@ func (s *Store) GetCertificate(ctx context.Context, serial string) (store.Certif
 
 // ListCertificates returns certificates, newest first.
 func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter) ([]store.Certificate, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	var before, after any
-	if !f.ExpiringBefore.IsZero() {
-		before = fmtTime(f.ExpiringBefore)
-	}
-	if !f.ExpiringAfter.IsZero() {
-		after = fmtTime(f.ExpiringAfter)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+certColumns+` FROM certificates
-		WHERE (?1 = '' OR profile_id = ?1) AND (?2 = '' OR instr(lower(subject), lower(?2)) > 0)
-		AND (?3 = '' OR status = ?3) AND (?4 IS NULL OR not_after < ?4) AND (?7 IS NULL OR not_after >= ?7)
-		AND (?8 = '' OR instr(lower(sans), lower(?8)) > 0) AND (?9 = '' OR renewed_serial = ?9)
-		ORDER BY created_at DESC, serial LIMIT ?5 OFFSET ?6`, f.ProfileID, f.Subject, f.Status, before, limit, max(f.Offset, 0),
-		after, f.SAN, f.RenewedSerial)
+	q, args := listCertificatesQuery(f)
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list certificates: %w", err)
 	}
@@ -759,6 +745,58 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter)
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// listCertificatesQuery builds the query for f with only the predicates f
+// sets, so the planner can use the indexes (certificates_created for the
+// newest-first default, certificates_profile, certificates_not_after,
+// certificates_renewed). Substring searches of subject and SANs filter the
+// newest-first walk and stop at the page size.
+func listCertificatesQuery(f store.CertificateFilter) (string, []any) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "?", "?"+strconv.Itoa(len(args))))
+	}
+	if f.ProfileID != "" {
+		add("profile_id = ?", f.ProfileID)
+	}
+	switch f.Status {
+	case "":
+	case store.CertValid, store.CertRevoked:
+		// A literal, so the partial index on revoked certificates applies.
+		where = append(where, "status = '"+f.Status+"'")
+	default:
+		add("status = ?", f.Status)
+	}
+	if !f.ExpiringBefore.IsZero() {
+		add("not_after < ?", fmtTime(f.ExpiringBefore))
+	}
+	if !f.ExpiringAfter.IsZero() {
+		add("not_after >= ?", fmtTime(f.ExpiringAfter))
+	}
+	if f.RenewedSerial != "" {
+		// Spelled out so the partial index certificates_renewed applies.
+		add("renewed_serial <> '' AND renewed_serial = ?", f.RenewedSerial)
+	}
+	if f.Subject != "" {
+		add("instr(lower(subject), lower(?)) > 0", f.Subject)
+	}
+	if f.SAN != "" {
+		add("instr(lower(sans), lower(?)) > 0", f.SAN)
+	}
+	q := `SELECT ` + certColumns + ` FROM certificates`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit, max(f.Offset, 0))
+	q += fmt.Sprintf(` ORDER BY created_at DESC, serial DESC LIMIT ?%d OFFSET ?%d`, len(args)-1, len(args))
+	return q, args
 }
 
 // PutEntity creates or replaces an end entity registration.
