@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -58,9 +59,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE)")
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: 4 per CPU (env SCEPD_MAX_CONCURRENT)")
-	queueWait := fs.Duration("queue-wait", 250*time.Millisecond, "how long a PKIOperation waits for a free slot before the 503")
+	queueWait := fs.Duration("queue-wait", 10*time.Second, "how long a PKIOperation waits for a free slot before the 503")
+	maxQueue := fs.Int("max-queue", envInt("SCEPD_MAX_QUEUE", 1024), "PKIOperations that may wait for a slot; one more gets HTTP 503 with Retry-After at once (env SCEPD_MAX_QUEUE)")
 	challengeRate := fs.Float64("challenge-rate", envFloat("SCEPD_CHALLENGE_RATE", 10), "one-time challenges minted per second per profile (API, console, NDES page, Jamf webhook), on average; 0: unlimited (env SCEPD_CHALLENGE_RATE)")
 	challengeBurst := fs.Int("challenge-burst", envInt("SCEPD_CHALLENGE_BURST", 100), "challenges a profile may mint at once above its rate (env SCEPD_CHALLENGE_BURST)")
+	memLimit := fs.Int("memory-limit-mib", envInt("SCEPD_MEMORY_LIMIT_MIB", 20), "soft limit of the Go heap in MiB: the collector works harder near it instead of letting the heap double (GOMEMLIMIT, when set, wins; 0: none) (env SCEPD_MEMORY_LIMIT_MIB)")
 	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
 	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.ECDSAP256)),
 		fmt.Sprintf("without --config: key type of the created CA, one of %v (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
@@ -71,6 +74,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	// A soft heap limit keeps the footprint of an idle-to-busy server near
+	// 40 MB: enrollment keeps little live data, so without it the heap
+	// grows to twice the peak of a short burst (argon2id's 7 MiB, a CRL).
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
 	}
 	var h slog.Handler = slog.NewTextHandler(stderr, nil)
 	if *logFormat == "json" {
@@ -103,7 +112,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			database:   setting(fs, "database", "SCEPD_DATABASE", file.Database, ""),
 			dbMaxConns: *dbMaxConns,
 		},
-		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait,
+		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
 	}
@@ -132,6 +141,7 @@ type serveConfig struct {
 
 	maxConcurrent int
 	queueWait     time.Duration
+	maxQueue      int
 	// challengeRate and challengeBurst ration one-time challenge minting
 	// per profile (per replica).
 	challengeRate  float64
@@ -235,6 +245,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		Ready:          st.Ping,
 		MaxConcurrent:  cfg.maxConcurrent,
 		QueueWait:      cfg.queueWait,
+		MaxQueue:       cfg.maxQueue,
 		Observe:        func(p, t, o string, d time.Duration) { met.Observe(p, t, o, d) },
 		OnChallenge:    func(p, via string) { met.Challenge(p, via) },
 		OnLimit:        met.Limit,

@@ -182,10 +182,14 @@ type Options struct {
 	// Ready reports whether the server can take requests (for /readyz):
 	// typically a database ping.
 	Ready func(ctx context.Context) error
-	// MaxConcurrent bounds PKIOperations in progress; beyond it requests
-	// wait at most QueueWait and then get 503 with Retry-After. 0 means
-	// 4 per CPU.
+	// MaxConcurrent bounds PKIOperations in progress (0: 4 per CPU).
+	// Beyond it up to MaxQueue requests wait, each at most QueueWait; a
+	// request that finds the queue full, or waits longer, gets 503 with
+	// Retry-After at once. A closed population of clients (each waiting
+	// for its answer) is served without refusals as long as it fits the
+	// queue; an open flood is refused fast. 0 means 1024 and 10 s.
 	MaxConcurrent int
+	MaxQueue      int
 	QueueWait     time.Duration
 	// Authorize checks API tokens on the MDM challenge endpoints.
 	Authorize Authorizer
@@ -215,6 +219,7 @@ type Server struct {
 	// slots bounds concurrent PKIOperations: enrollment is CPU-bound, so
 	// queueing beyond a few per core only adds latency and memory.
 	slots    chan struct{}
+	waiting  atomic.Int64
 	overload atomic.Int64
 }
 
@@ -234,7 +239,10 @@ func New(opts Options) (*Server, error) {
 		opts.MaxConcurrent = 4 * runtime.NumCPU()
 	}
 	if opts.QueueWait <= 0 {
-		opts.QueueWait = 250 * time.Millisecond
+		opts.QueueWait = 10 * time.Second
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 1024
 	}
 	if opts.MDMAuthFailures == nil {
 		opts.MDMAuthFailures = ratelimit.NewWindow(10, 15*time.Minute)
@@ -293,13 +301,20 @@ func (s *Server) Handler() http.Handler {
 // Overloaded counts PKIOperations refused with 503 since start.
 func (s *Server) Overloaded() int64 { return s.overload.Load() }
 
-// acquire takes an enrollment slot, waiting at most QueueWait.
+// acquire takes an enrollment slot, waiting at most QueueWait behind at
+// most MaxQueue others.
 func (s *Server) acquire(ctx context.Context) bool {
 	select {
 	case s.slots <- struct{}{}:
 		return true
 	default:
 	}
+	if s.waiting.Add(1) > int64(s.opts.MaxQueue) {
+		s.waiting.Add(-1)
+		s.overload.Add(1)
+		return false
+	}
+	defer s.waiting.Add(-1)
 	t := time.NewTimer(s.opts.QueueWait)
 	defer t.Stop()
 	select {
