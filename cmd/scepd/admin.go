@@ -63,7 +63,7 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	ks, err := keySource(*f.dataDir)
+	ks, err := keySource(*f.dataDir, os.Getenv("SCEPD_CRYPTO"))
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/metrics"
+	"github.com/scepd/scepd/internal/ossl"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/revocation"
@@ -57,6 +58,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("admin-tls-key", "", "PEM key for the admin listener (env SCEPD_ADMIN_TLS_KEY)")
 	fs.String("data", "./scepd-data", "data directory: SQLite database and keys (env SCEPD_DATA; config data_dir)")
 	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE)")
+	fs.String("crypto", "go", "where file-held private keys work: go, or openssl (binaries built with -tags openssl) (env SCEPD_CRYPTO; config crypto)")
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: 4 per CPU (env SCEPD_MAX_CONCURRENT)")
 	queueWait := fs.Duration("queue-wait", 10*time.Second, "how long a PKIOperation waits for a free slot before the 503")
@@ -107,6 +109,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		adminCert:  setting(fs, "admin-tls-cert", "SCEPD_ADMIN_TLS_CERT", file.Listen.AdminTLSCert, ""),
 		adminKey:   setting(fs, "admin-tls-key", "SCEPD_ADMIN_TLS_KEY", file.Listen.AdminTLSKey, ""),
 		publicURL:  setting(fs, "public-url", "SCEPD_PUBLIC_URL", file.PublicURL, ""),
+		crypto:     setting(fs, "crypto", "SCEPD_CRYPTO", file.Crypto, "go"),
 		store: storeFlags{
 			dataDir:    setting(fs, "data", "SCEPD_DATA", file.DataDir, "./scepd-data"),
 			database:   setting(fs, "database", "SCEPD_DATABASE", file.Database, ""),
@@ -137,6 +140,7 @@ type serveConfig struct {
 	adminCert  string
 	adminKey   string
 	publicURL  string
+	crypto     string
 	store      storeFlags
 
 	maxConcurrent int
@@ -160,8 +164,18 @@ type serveConfig struct {
 // and SCEPD_PKCS11_TOKEN name (PIN from SCEPD_PKCS11_PIN or
 // SCEPD_PKCS11_PIN_FILE), where new CA and RA keys are then generated. The
 // caller closes ks.Token.
-func keySource(dataDir string) (keys.Source, error) {
+func keySource(dataDir, engine string) (keys.Source, error) {
 	ks := keys.Source{Dir: dataDir}
+	switch engine {
+	case "", "go":
+	case "openssl":
+		if !ossl.Available {
+			return ks, ossl.ErrUnavailable
+		}
+		ks.Engine = ossl.Wrap
+	default:
+		return ks, fmt.Errorf("crypto %q: want go or openssl", engine)
+	}
 	if module := os.Getenv("SCEPD_PKCS11_MODULE"); module != "" {
 		pin, err := secretFromEnv("SCEPD_PKCS11_PIN")
 		if err != nil {
@@ -207,7 +221,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	// Scrapes read the raw store; everything else goes through the timed one.
 	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
 	st := met.Instrument(raw)
-	ks, err := keySource(cfg.store.dataDir)
+	ks, err := keySource(cfg.store.dataDir, cfg.crypto)
 	if err != nil {
 		return err
 	}
@@ -321,6 +335,11 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		}()
 		log.Info("serving the admin API", "addr", aln.Addr().String(), "tls", cfg.adminCert != "")
 	}
+	keysAt := "files, " + cfg.crypto
+	if ks.Token != nil {
+		keysAt = "PKCS#11 token for new keys; files, " + cfg.crypto
+	}
+	log.Info("private keys", "where", keysAt)
 	for _, p := range serving.Profiles {
 		log.Info("serving SCEP", "profile", p.ID(), "url", scepURL(ln.Addr(), p.ID()))
 	}

@@ -48,6 +48,10 @@ type File struct {
 	Profiles []Profile `yaml:"profiles" json:"profiles"`
 	// Events: sinks for notifications (webhook, log).
 	Events Events `yaml:"events" json:"events"`
+	// Crypto selects where file-held private keys work: "go" (default) or
+	// "openssl" (OpenSSL's libcrypto, about 3x faster RSA; binaries built
+	// with -tags openssl).
+	Crypto string `yaml:"crypto" json:"crypto"`
 }
 
 // Listen configures the HTTP listeners.
@@ -339,6 +343,9 @@ func (f *File) Validate() error {
 	}
 	if f.Listen.AdminTLSCert != "" && f.Listen.AdminAddr == "" {
 		errs.add("listen.admin_addr", "required when the admin listener has TLS")
+	}
+	if f.Crypto != "" && f.Crypto != "go" && f.Crypto != "openssl" {
+		errs.add("crypto", "%q: want go or openssl", f.Crypto)
 	}
 	if f.Database != "" && !strings.HasPrefix(f.Database, "postgres://") && !strings.HasPrefix(f.Database, "postgresql://") {
 		errs.add("database", "want a postgres:// URL, or nothing for SQLite")

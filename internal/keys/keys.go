@@ -29,6 +29,22 @@ type Source struct {
 	// Token, when set, is where Generate makes new keys; keys it holds are
 	// loaded by reference and never leave it.
 	Token *Token
+	// Engine, when set, takes over file keys as they are loaded or
+	// generated (the OpenSSL engine: the key is handed to libcrypto once
+	// and the returned signer works there).
+	Engine func(crypto.Signer) (crypto.Signer, error)
+}
+
+// engine hands k to the source's engine, if any.
+func (s Source) engine(k crypto.Signer) (crypto.Signer, error) {
+	if s.Engine == nil {
+		return k, nil
+	}
+	w, err := s.Engine(k)
+	if err != nil {
+		return nil, fmt.Errorf("keys: crypto engine: %w", err)
+	}
+	return w, nil
 }
 
 // Generate makes a new key named name: in the token when the source has
@@ -48,6 +64,10 @@ func (s Source) Generate(name string, alg Algorithm) (crypto.Signer, string, err
 	}
 	ref, err := s.Save(name, k)
 	if err != nil {
+		return nil, "", err
+	}
+	if k, err = s.engine(k); err != nil {
+		s.Remove(ref)
 		return nil, "", err
 	}
 	return k, ref, nil
@@ -92,7 +112,7 @@ func (s Source) Load(ref string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, path)
 	}
-	return k, nil
+	return s.engine(k)
 }
 
 // Parse parses a PEM key with the source's passphrase.

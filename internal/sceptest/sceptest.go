@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +44,8 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "scepd")
-		cmd := exec.Command("go", "build", "-tags", buildTags, "-o", binPath, "./cmd/scepd")
+		tags := strings.Join(slices.DeleteFunc([]string{pkcs11Tag, opensslTag}, func(t string) bool { return t == "" }), ",")
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", binPath, "./cmd/scepd")
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -169,7 +171,11 @@ func (s *Server) launch() {
 		s.Addr = freePort(t)
 	}
 	cmd := exec.Command(Binary(t), append([]string{"serve", "--addr", s.Addr, "--data", s.DataDir}, s.args...)...)
-	cmd.Env = append(os.Environ(), s.Env...)
+	cmd.Env = os.Environ()
+	if opensslTag != "" {
+		cmd.Env = append(cmd.Env, "SCEPD_CRYPTO=openssl") // s.Env, after it, may say otherwise
+	}
+	cmd.Env = append(cmd.Env, s.Env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,5 @@
 
 package sceptest
 
-// buildTags are passed to the scepd build: tests built with -tags pkcs11
-// drive a binary that has PKCS#11 support.
-const buildTags = "pkcs11"
+// pkcs11Tag builds scepd with PKCS#11 support when the tests have it.
+const pkcs11Tag = "pkcs11"

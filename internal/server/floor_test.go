@@ -12,14 +12,20 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/ossl"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
 func cpuTime() time.Duration {
@@ -31,14 +37,18 @@ func cpuTime() time.Duration {
 // floor runs the private- and public-key operations one enrollment cannot
 // avoid, with the same keys: the RA decrypts the content key, the CA signs
 // the certificate, the RA signs the CertRep, the request's and the CSR's
-// signatures are verified, and the reply's content key is encrypted.
-func floor(b *testing.B, caKey crypto.Signer, raKey *rsa.PrivateKey, devKey *rsa.PrivateKey, n int) time.Duration {
+// signatures are verified, and the reply's content key is encrypted. With
+// the OpenSSL engine (-tags openssl) caKey and raKey are OpenSSL's: the
+// private-key operations run there, the public ones in Go, as in the
+// server.
+func floor(b *testing.B, caKey crypto.Signer, raKey crypto.Signer, raPub *rsa.PublicKey, devKey *rsa.PrivateKey, n int) time.Duration {
 	digest := sha256.Sum256([]byte("message"))
 	devSig, _ := rsa.SignPKCS1v15(rand.Reader, devKey, crypto.SHA256, digest[:])
-	ek, _ := rsa.EncryptPKCS1v15(rand.Reader, &raKey.PublicKey, make([]byte, 32))
+	ek, _ := rsa.EncryptPKCS1v15(rand.Reader, raPub, make([]byte, 32))
+	dec := raKey.(crypto.Decrypter)
 	start := cpuTime()
 	for range n {
-		if _, err := raKey.Decrypt(rand.Reader, ek, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 32}); err != nil {
+		if _, err := dec.Decrypt(rand.Reader, ek, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 32}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := caKey.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
@@ -64,17 +74,41 @@ func floor(b *testing.B, caKey crypto.Signer, raKey *rsa.PrivateKey, devKey *rsa
 // not decrypted) and the crypto floor in the same run, and reports both and
 // their ratio. Run: go test -run '^$' -bench ServerVsFloor ./internal/server
 func BenchmarkServerVsFloor(b *testing.B) {
-	for _, kt := range []ca.KeyType{ca.RSA2048, ca.ECDSAP256} {
-		b.Run(string(kt), func(b *testing.B) {
-			hs, _ := newServer(b, kt)
-			defer hs.Close()
-			server, _, devKey := enrollCPU(b, hs, string(kt), b.N)
-			raKey, caKey := raAndCAKeys(b, hs.URL, kt)
-			fl := floor(b, caKey, raKey, devKey, 200)
-			b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
-			b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
-			b.ReportMetric(float64(server)/float64(fl), "x-floor")
-		})
+	engines := []string{"go"}
+	if ossl.Available {
+		engines = append(engines, "openssl") // go test -tags openssl
+	}
+	for _, engine := range engines {
+		for _, kt := range []ca.KeyType{ca.RSA2048, ca.ECDSAP256} {
+			b.Run(engine+"/"+string(kt), func(b *testing.B) {
+				ks := keys.Source{Dir: b.TempDir()}
+				if engine == "openssl" {
+					ks.Engine = ossl.Wrap
+				}
+				st, err := sqlite.Open(context.Background(), filepath.Join(ks.Dir, "scepd.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer st.Close()
+				hs := newServerOn(b, st, ks, kt)
+				defer hs.Close()
+				server, _, devKey := enrollCPU(b, hs, engine+string(kt), b.N)
+				raKey, caKey := raAndCAKeys(b, hs.URL, kt)
+				var ra, caSigner crypto.Signer = raKey, caKey
+				if engine == "openssl" {
+					if ra, err = ossl.Wrap(raKey); err != nil {
+						b.Fatal(err)
+					}
+					if caSigner, err = ossl.Wrap(caKey); err != nil {
+						b.Fatal(err)
+					}
+				}
+				fl := floor(b, caSigner, ra, &raKey.PublicKey, devKey, 200)
+				b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
+				b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
+				b.ReportMetric(float64(server)/float64(fl), "x-floor")
+			})
+		}
 	}
 }
 
@@ -112,6 +146,17 @@ func enrollCPU(b *testing.B, hs *httptest.Server, prefix string, n int) (cpu, wa
 		}
 	}
 	post(msgs[n]) // warm-up
+	// SCEPD_BENCH_PROFILE=FILE profiles the timed enrollments alone (go
+	// test's -cpuprofile also covers building the requests).
+	if f := os.Getenv("SCEPD_BENCH_PROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer out.Close()
+		pprof.StartCPUProfile(out)
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	startCPU, startWall := cpuTime(), time.Now()
 	for i := range n {

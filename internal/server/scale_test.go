@@ -153,7 +153,7 @@ func BenchmarkHistory(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			measure := func(history int) (cpu, wall time.Duration) {
 				be := openBackend(b, kind)
-				hs := newServerOn(b, be.st, be.dir, ca.ECDSAP256)
+				hs := newServerOn(b, be.st, keys.Source{Dir: be.dir}, ca.ECDSAP256)
 				if history > 0 {
 					start := time.Now()
 					be.fill(b, history, false)
@@ -185,7 +185,7 @@ func BenchmarkCRL(b *testing.B) {
 		for _, kt := range []ca.KeyType{ca.ECDSAP256, ca.RSA2048} {
 			b.Run(kind+"/"+string(kt), func(b *testing.B) {
 				be := openBackend(b, kind)
-				hs := newServerOn(b, be.st, be.dir, kt)
+				hs := newServerOn(b, be.st, keys.Source{Dir: be.dir}, kt)
 				hs.Close()
 				be.fill(b, n, true)
 				row, err := be.st.GetCA(context.Background(), "default")

@@ -40,16 +40,15 @@ func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newServerOn(t, st, dir, caKey), st
+	return newServerOn(t, st, keys.Source{Dir: dir}, caKey), st
 }
 
 // newServerOn serves the zero-config default profile from st, with keys
-// in dir.
-func newServerOn(t testing.TB, st store.Store, dir string, caKey ca.KeyType) *httptest.Server {
+// from ks.
+func newServerOn(t testing.TB, st store.Store, ks keys.Source, caKey ca.KeyType) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks := keys.Source{Dir: dir}
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: caKey, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,5 @@
+//go:build !pkcs11
+
+package sceptest
+
+const pkcs11Tag = ""
