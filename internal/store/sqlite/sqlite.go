@@ -32,6 +32,62 @@ const timeLayout = "2006-01-02T15:04:05.000000Z"
 // Store is a store.Store on one SQLite file.
 type Store struct {
 	db *sql.DB
+	// stmts holds the statements of the enrollment path, prepared at Open
+	// (SQLite parsing a statement costs about as much as running these);
+	// database/sql prepares each again on a connection where it is first
+	// used, inside a transaction on the transaction's own connection.
+	stmts map[string]*sql.Stmt
+}
+
+// Statements of the enrollment path (see hotStatements).
+const (
+	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = ? AND transaction_id = ?`
+	qGetCertificate = `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`
+	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
+	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`
+	qAuditHead      = `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert}
+
+// prepare prepares the enrollment path's statements. It runs before any
+// transaction: preparing later, from inside one, would need a second
+// connection while the first holds the write lock.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range hotStatements {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// queryRow runs q, prepared if it is one of the hot statements.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := s.stmts[q]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
+// txQueryRow runs q in tx, prepared if it is one of the hot statements.
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.stmts[q]; st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
+}
+
+// txExec runs q in tx, prepared if it is one of the hot statements.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st := s.stmts[q]; st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -52,6 +108,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -125,7 +185,12 @@ func mapErr(err error) error {
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return s.db.Close()
+}
 
 // CreateCA stores a CA.
 func (s *Store) CreateCA(ctx context.Context, ca store.CA) error {
@@ -403,7 +468,7 @@ func nullTime(t time.Time) any {
 
 // GetTransaction returns one enrollment transaction.
 func (s *Store) GetTransaction(ctx context.Context, profileID, txID string) (store.Transaction, error) {
-	t, err := scanTx(s.db.QueryRowContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE profile_id = ? AND transaction_id = ?`, profileID, txID))
+	t, err := scanTx(s.queryRow(ctx, qGetTransaction, profileID, txID))
 	if err != nil {
 		return t, fmt.Errorf("sqlite: get transaction %q/%q: %w", profileID, txID, mapErr(err))
 	}
@@ -450,7 +515,7 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 				return store.ErrChallengeSpent
 			}
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 }
 
@@ -468,7 +533,7 @@ func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, r
 		if _, err := tx.ExecContext(ctx, `UPDATE challenges SET reserved_by = NULL WHERE profile_id = ? AND reserved_by = ? AND used_at IS NULL`, profileID, txID); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 }
 
@@ -519,7 +584,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 	// The certificate row goes in first (the challenge references it), but
 	// a spent challenge rolls everything back.
 	sans, _ := json.Marshal(nonNil(c.SANs))
-	if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (`+certColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`,
+	if _, err := s.txExec(ctx, tx, qInsertCert,
 		c.Serial, c.ProfileID, c.TransactionID, c.Subject, string(sans), fmtTime(c.NotBefore), fmtTime(c.NotAfter), c.DER, c.Status,
 		c.CAID, c.RenewedSerial, fmtTime(c.Created)); err != nil {
 		return fmt.Errorf("sqlite: insert certificate %s: %w", c.Serial, mapErr(err))
@@ -535,7 +600,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("sqlite: transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 		}
-	} else if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`,
+	} else if _, err := s.txExec(ctx, tx, qInsertTx,
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated), nullBytes(t.SenderNonce)); err != nil {
 		return fmt.Errorf("sqlite: insert transaction %q: %w", t.TransactionID, mapErr(err))
 	}
@@ -563,7 +628,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 			return store.ErrChallengeSpent
 		}
 	}
-	if err := appendAudit(ctx, tx, rec.Audit); err != nil {
+	if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -721,7 +786,7 @@ func scanCert(r scanner) (store.Certificate, error) {
 
 // GetCertificate returns a certificate by serial.
 func (s *Store) GetCertificate(ctx context.Context, serial string) (store.Certificate, error) {
-	c, err := scanCert(s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certificates WHERE serial = ?`, serial))
+	c, err := scanCert(s.queryRow(ctx, qGetCertificate, serial))
 	if err != nil {
 		return c, fmt.Errorf("sqlite: get certificate %s: %w", serial, mapErr(err))
 	}
@@ -890,7 +955,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 			store.CertRevoked, fmtTime(at), reason, serial); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 }
 
@@ -959,7 +1024,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 		return fmt.Errorf("sqlite: audit: %w", err)
 	}
 	defer tx.Rollback()
-	if err := appendAudit(ctx, tx, e); err != nil {
+	if err := s.appendAudit(ctx, tx, e); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -970,9 +1035,9 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 
 // appendAudit chains e onto the newest event. It runs inside a write
 // transaction (taken at BEGIN), so no other writer can read the same head.
-func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
 	var prev []byte
-	err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&prev)
+	err := s.txQueryRow(ctx, tx, qAuditHead).Scan(&prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: audit head: %w", err)
 	}
@@ -985,7 +1050,7 @@ func appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
 		return fmt.Errorf("sqlite: audit hash: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := s.txExec(ctx, tx, qAuditInsert,
 		fmtTime(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash); err != nil {
 		return fmt.Errorf("sqlite: audit insert: %w", err)
 	}
