@@ -182,7 +182,8 @@ type Options struct {
 	// Ready reports whether the server can take requests (for /readyz):
 	// typically a database ping.
 	Ready func(ctx context.Context) error
-	// MaxConcurrent bounds PKIOperations in progress (0: 4 per CPU).
+	// MaxConcurrent bounds PKIOperations in progress (0: one per CPU:
+	// enrollment is CPU-bound, and more in flight only adds contention).
 	// Beyond it up to MaxQueue requests wait, each at most QueueWait; a
 	// request that finds the queue full, or waits longer, gets 503 with
 	// Retry-After at once. A closed population of clients (each waiting
@@ -236,7 +237,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxBody = DefaultMaxBody
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 4 * runtime.NumCPU()
+		opts.MaxConcurrent = runtime.NumCPU()
 	}
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 10 * time.Second

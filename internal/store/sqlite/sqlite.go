@@ -37,6 +37,8 @@ type Store struct {
 	// database/sql prepares each again on a connection where it is first
 	// used, inside a transaction on the transaction's own connection.
 	stmts map[string]*sql.Stmt
+	// writer admits one write transaction at a time (see begin).
+	writer chan struct{}
 }
 
 // Statements of the enrollment path (see hotStatements).
@@ -106,7 +108,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{db: db}
+	s := &Store{db: db, writer: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -119,11 +121,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
@@ -557,13 +559,31 @@ func (s *Store) ExpirePending(ctx context.Context, now time.Time) (int, error) {
 	return int(n), err
 }
 
+// begin starts a write transaction. Writers of this process queue here,
+// in order, rather than in SQLite's busy handler, which polls with sleeps
+// of up to 100 ms and gave the tail latency to whoever lost the race. done
+// rolls back what was not committed and lets the next writer in.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, func(), error) {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		<-s.writer
+		return nil, nil, err
+	}
+	return tx, func() { tx.Rollback(); <-s.writer }, nil
+}
+
 // tx runs fn in a write transaction.
 func (s *Store) tx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", what, mapErr(err))
 	}
-	defer tx.Rollback()
+	defer done()
 	if err := fn(tx); err != nil {
 		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
@@ -575,11 +595,11 @@ func (s *Store) tx(ctx context.Context, what string, fn func(*sql.Tx) error) err
 
 // RecordIssued commits certificate, transaction and audit event together.
 func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: record issued: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	c := rec.Certificate
 	// The certificate row goes in first (the challenge references it), but
 	// a spent challenge rolls everything back.
@@ -640,11 +660,11 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 // CreateChallenge stores a pending challenge under the profile's cap. The
 // write transaction is taken at BEGIN, so the count and the insert are atomic.
 func (s *Store) CreateChallenge(ctx context.Context, c store.Challenge, maxPending int) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: create challenge: %w", mapErr(err))
 	}
-	defer tx.Rollback()
+	defer done()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM challenges WHERE profile_id = ? AND used_at IS NULL AND expires_at > ?`,
 		c.ProfileID, fmtTime(c.Created)).Scan(&n); err != nil {
@@ -1019,11 +1039,11 @@ func (s *Store) LatestCRL(ctx context.Context, caID string) (store.CRL, error) {
 
 // AppendAudit appends one event to the chained audit log.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: audit: %w", err)
 	}
-	defer tx.Rollback()
+	defer done()
 	if err := s.appendAudit(ctx, tx, e); err != nil {
 		return err
 	}
