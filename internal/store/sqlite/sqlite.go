@@ -832,56 +832,14 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	return out, rows.Err()
 }
 
-// listCertificatesQuery builds the query for f with only the predicates f
-// sets, so the planner can use the indexes (certificates_created for the
-// newest-first default, certificates_profile, certificates_not_after,
-// certificates_renewed). Substring searches of subject and SANs filter the
-// newest-first walk and stop at the page size.
+// listCertificatesQuery is the listing query for f in SQLite's dialect.
 func listCertificatesQuery(f store.CertificateFilter) (string, []any) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	var where []string
-	var args []any
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where = append(where, strings.ReplaceAll(cond, "?", "?"+strconv.Itoa(len(args))))
-	}
-	if f.ProfileID != "" {
-		add("profile_id = ?", f.ProfileID)
-	}
-	switch f.Status {
-	case "":
-	case store.CertValid, store.CertRevoked:
-		// A literal, so the partial index on revoked certificates applies.
-		where = append(where, "status = '"+f.Status+"'")
-	default:
-		add("status = ?", f.Status)
-	}
-	if !f.ExpiringBefore.IsZero() {
-		add("not_after < ?", fmtTime(f.ExpiringBefore))
-	}
-	if !f.ExpiringAfter.IsZero() {
-		add("not_after >= ?", fmtTime(f.ExpiringAfter))
-	}
-	if f.RenewedSerial != "" {
-		// Spelled out so the partial index certificates_renewed applies.
-		add("renewed_serial <> '' AND renewed_serial = ?", f.RenewedSerial)
-	}
-	if f.Subject != "" {
-		add("instr(lower(subject), lower(?)) > 0", f.Subject)
-	}
-	if f.SAN != "" {
-		add("instr(lower(sans), lower(?)) > 0", f.SAN)
-	}
-	q := `SELECT ` + certColumns + ` FROM certificates`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, limit, max(f.Offset, 0))
-	q += fmt.Sprintf(` ORDER BY created_at DESC, serial DESC LIMIT ?%d OFFSET ?%d`, len(args)-1, len(args))
-	return q, args
+	return store.ListCertificatesSQL(certColumns, f, store.Dialect{
+		Placeholder: func(n int) string { return "?" + strconv.Itoa(n) },
+		Time:        func(t time.Time) any { return fmtTime(t) },
+		Contains:    func(expr, p string) string { return "instr(lower(" + expr + "), lower(" + p + ")) > 0" },
+		SANs:        "sans",
+	})
 }
 
 // PutEntity creates or replaces an end entity registration.
