@@ -97,7 +97,7 @@ func envDefault(name, def string) string {
 	return def
 }
 
-// envInt returns an integer SCEPD_* environment value for a flag default.
+// envFloat returns a numeric SCEPD_* environment value for a flag default.
 func envFloat(name string, def float64) float64 {
 	if v, ok := os.LookupEnv(name); ok {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -107,6 +107,7 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
+// envInt returns an integer SCEPD_* environment value for a flag default.
 func envInt(name string, def int) int {
 	if v, ok := os.LookupEnv(name); ok {
 		if n, err := strconv.Atoi(v); err == nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -320,7 +320,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "already exists")
 	case errors.As(err, &rate):
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rate.RetryAfter.Seconds())))))
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(rate.RetryAfter))
 		writeError(w, http.StatusTooManyRequests, "rate_limited", err.Error())
 	case errors.Is(err, challenge.ErrCacheFull), errors.Is(err, store.ErrLimit):
 		writeError(w, http.StatusTooManyRequests, "limit", err.Error())

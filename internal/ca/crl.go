@@ -53,17 +53,6 @@ func crlSignature(pub crypto.PublicKey) (algID []byte, h crypto.Hash, ok bool) {
 	return nil, 0, false
 }
 
-// addTime encodes t as RFC 5280 §5.1.2.4 asks: UTCTime through 2049,
-// GeneralizedTime after.
-func addTime(b *cryptobyte.Builder, t time.Time) {
-	t = t.UTC().Truncate(time.Second)
-	if t.Year() < 2050 {
-		b.AddASN1UTCTime(t)
-	} else {
-		b.AddASN1GeneralizedTime(t)
-	}
-}
-
 // addExtension adds Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }.
 func addExtension(b *cryptobyte.Builder, oid []int, value func(*cryptobyte.Builder)) {
 	b.AddASN1(cbasn1.SEQUENCE, func(ext *cryptobyte.Builder) {
@@ -90,8 +79,8 @@ func (c *CA) CRL(revoked []Revoked, number int64, now, next time.Time) ([]byte, 
 		tbs.AddASN1Int64(1) // v2
 		tbs.AddBytes(algID)
 		tbs.AddBytes(c.Cert.RawSubject)
-		addTime(tbs, now)
-		addTime(tbs, next)
+		tbs.AddBytes(appendTime(nil, now))
+		tbs.AddBytes(appendTime(nil, next))
 		if len(revoked) > 0 {
 			tbs.AddASN1(cbasn1.SEQUENCE, func(list *cryptobyte.Builder) {
 				// Entries are appended to one buffer without a builder each:

@@ -16,8 +16,8 @@ func Printable(s string, max int) string {
 		if n == max {
 			break
 		}
-		if r == utf8.RuneError && len(s[i:]) > 0 {
-			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 { // an invalid byte, not a real U+FFFD
 				r = '?'
 			}
 		}

@@ -210,12 +210,7 @@ func TestHostileInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			signer := cms.Signer{Cert: cms.FromX509(self), Key: key, Hash: crypto.SHA256, Certificates: [][]byte{self.Raw}}
-			msg, err := signer.Sign(env, scepAttrs(t, txid), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return msg
+			return signPKCSReq(t, key, self, env, txid)
 		}
 		first := signed("nonce-first")
 		for range 2 { // the second time is a retransmission: same answer
@@ -295,8 +290,15 @@ func tamperEnvelope(t *testing.T, key *rsa.PrivateKey, ra *x509.Certificate, mut
 	keyAt := bytes.Index(env, []byte{0x04, 0x82, 0x01, 0x00}) + 4 + 128
 	mutate(env, keyAt, 0)
 	self := selfSignedCert(t, key, "tamper")
+	return signPKCSReq(t, key, self, env, "tamper-"+self.SerialNumber.Text(16))
+}
+
+// signPKCSReq signs an envelope as a PKCSReq by hand, with scepAttrs' fixed
+// senderNonce.
+func signPKCSReq(t *testing.T, key *rsa.PrivateKey, self *x509.Certificate, env []byte, txid string) []byte {
+	t.Helper()
 	signer := cms.Signer{Cert: cms.FromX509(self), Key: key, Hash: crypto.SHA256, Certificates: [][]byte{self.Raw}}
-	msg, err := signer.Sign(env, scepAttrs(t, "tamper-"+self.SerialNumber.Text(16)), nil)
+	msg, err := signer.Sign(env, scepAttrs(t, txid), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,9 +166,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	}
 	key := clientKey(p, r.RemoteAddr)
 	if s.failures.Blocked(key, now) {
-		if s.OnLimit != nil {
-			s.OnLimit(p.ID, "blocked")
-		}
+		s.limited(p, "blocked")
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
 	}
@@ -530,9 +528,7 @@ func (s *Service) failed(ctx context.Context, p *Profile, r Request, key string,
 	if !s.failures.Fail(key, now) {
 		return
 	}
-	if s.OnLimit != nil {
-		s.OnLimit(p.ID, "lockout")
-	}
+	s.limited(p, "lockout")
 	s.log.LogAttrs(ctx, slog.LevelWarn, "repeated failed enrollments; address locked out",
 		slog.String("profile", p.ID), slog.String("remote", r.RemoteAddr), slog.Int("failures", s.failures.Max()),
 		slog.Duration("window", s.failures.Span()))
@@ -541,6 +537,13 @@ func (s *Service) failed(ctx context.Context, p *Profile, r Request, key string,
 		Details: map[string]string{"profile": p.ID, "client_ip": r.RemoteAddr, "failures": strconv.Itoa(s.failures.Max()), "window": s.failures.Span().String()},
 	}); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed", slog.String("error", err.Error()))
+	}
+}
+
+// limited tells OnLimit, if set.
+func (s *Service) limited(p *Profile, kind string) {
+	if s.OnLimit != nil {
+		s.OnLimit(p.ID, kind)
 	}
 }
 

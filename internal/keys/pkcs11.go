@@ -9,6 +9,8 @@ import (
 	"fmt"
 
 	"github.com/ThalesGroup/crypto11"
+
+	"github.com/scepd/scepd/internal/sessionkey"
 )
 
 // Token is an open PKCS#11 token. Keys generated in it are sensitive and
@@ -37,7 +39,8 @@ func (t *Token) Close() error {
 	return t.ctx.Close()
 }
 
-// generate makes a key pair in the token under label.
+// generate makes a key pair in the token under label. PKCS#11 has no
+// session-key mode for PKCS#1 v1.5 decryption: sessionkey adds it.
 func (t *Token) generate(label string, alg Algorithm) (crypto.Signer, error) {
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -56,7 +59,7 @@ func (t *Token) generate(label string, alg Algorithm) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: generating %q in the token: %w", label, err)
 	}
-	return wrapTokenKey(k), nil
+	return sessionkey.Wrap(k), nil
 }
 
 // find returns the key pair labelled label.
@@ -68,7 +71,7 @@ func (t *Token) find(label string) (crypto.Signer, error) {
 	if k == nil {
 		return nil, fmt.Errorf("keys: no key pair labelled %q in the token", label)
 	}
-	return wrapTokenKey(k), nil
+	return sessionkey.Wrap(k), nil
 }
 
 // remove deletes the key pair labelled label (best effort).

@@ -71,15 +71,15 @@ import "C"
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"unsafe"
+
+	"github.com/scepd/scepd/internal/sessionkey"
 )
 
 // Available reports whether this build has the OpenSSL engine.
@@ -90,7 +90,7 @@ type key struct {
 	pkey *C.EVP_PKEY
 	pub  crypto.PublicKey
 	rsa  bool
-	size int // signature size bound / RSA modulus bytes
+	size int // EVP_PKEY_get_size: signature bound / RSA modulus bytes
 }
 
 // Wrap hands k to OpenSSL and returns a signer (for RSA also a decrypter)
@@ -98,12 +98,10 @@ type key struct {
 // keys are supported; others are returned unchanged.
 func Wrap(k crypto.Signer) (crypto.Signer, error) {
 	var isRSA bool
-	var size int
-	switch pk := k.Public().(type) {
+	switch k.Public().(type) {
 	case *rsa.PublicKey:
-		isRSA, size = true, pk.Size()
+		isRSA = true
 	case *ecdsa.PublicKey:
-		size = 16 + 2*((pk.Curve.Params().BitSize+7)/8) // DER ECDSA-Sig-Value bound
 	default:
 		return k, nil
 	}
@@ -119,13 +117,18 @@ func Wrap(k crypto.Signer) (crypto.Signer, error) {
 	if pkey == nil {
 		return nil, errors.New("ossl: OpenSSL could not load the key")
 	}
-	if n := int(C.EVP_PKEY_get_size(pkey)); n > 0 {
-		size = n // OpenSSL's own bound on a signature or plaintext
+	// OpenSSL's own bound on a signature or plaintext of this key.
+	size := int(C.EVP_PKEY_get_size(pkey))
+	if size <= 0 {
+		C.EVP_PKEY_free(pkey)
+		return nil, errors.New("ossl: OpenSSL reports no size for the key")
 	}
 	w := &key{pkey: pkey, pub: k.Public(), rsa: isRSA, size: size}
 	runtime.AddCleanup(w, func(p *C.EVP_PKEY) { C.EVP_PKEY_free(p) }, pkey)
 	if isRSA {
-		return rsaKey{w}, nil
+		// OpenSSL 3.0 has no implicit rejection: session-key mode is added
+		// around the plain decryption, as for every key outside crypto/rsa.
+		return sessionkey.Wrap(rsaKey{w}), nil
 	}
 	return w, nil
 }
@@ -166,48 +169,31 @@ func (k *key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 // rsaKey adds decryption to an RSA key.
 type rsaKey struct{ *key }
 
-// Decrypt decrypts PKCS#1 v1.5 (with SessionKeyLen: in session-key mode,
-// as crypto/rsa does: a failure yields a random key of that length and no
-// error, selected in constant time) or RSA-OAEP with SHA-1.
+// Decrypt decrypts plain PKCS#1 v1.5 or RSA-OAEP with SHA-1. Session-key
+// mode is sessionkey's (Wrap returns the key wrapped in it).
 func (k rsaKey) Decrypt(_ io.Reader, ct []byte, opts crypto.DecrypterOpts) ([]byte, error) {
-	out := make([]byte, k.size)
+	oaep := 0
 	switch o := opts.(type) {
 	case *rsa.OAEPOptions:
 		if o.Hash != crypto.SHA1 || len(o.Label) > 0 {
 			return nil, errors.New("ossl: only RSA-OAEP with SHA-1 and no label is supported")
 		}
-		n := C.scepd_decrypt(k.pkey, 1, cbytes(ct), C.size_t(len(ct)), cbytes(out), C.size_t(len(out)))
-		runtime.KeepAlive(k.key)
-		if n < 0 {
-			return nil, rsa.ErrDecryption
+		oaep = 1
+	case *rsa.PKCS1v15DecryptOptions:
+		if o != nil && o.SessionKeyLen != 0 {
+			return nil, errors.New("ossl: session-key mode is sessionkey.Wrap's")
 		}
-		return out[:n], nil
-	case *rsa.PKCS1v15DecryptOptions, nil:
-		keyLen := 0
-		if o, ok := opts.(*rsa.PKCS1v15DecryptOptions); ok && o != nil {
-			keyLen = o.SessionKeyLen
-		}
-		n := int(C.scepd_decrypt(k.pkey, 0, cbytes(ct), C.size_t(len(ct)), cbytes(out), C.size_t(len(out))))
-		runtime.KeepAlive(k.key)
-		if keyLen == 0 {
-			if n < 0 {
-				return nil, rsa.ErrDecryption
-			}
-			return out[:n], nil
-		}
-		if keyLen > len(out) {
-			return nil, errors.New("ossl: session key longer than the modulus")
-		}
-		session := make([]byte, keyLen)
-		if _, err := io.ReadFull(rand.Reader, session); err != nil {
-			return nil, err
-		}
-		good := subtle.ConstantTimeEq(int32(n), int32(keyLen))
-		subtle.ConstantTimeCopy(good, session, out[:keyLen])
-		clear(out)
-		return session, nil
+	case nil:
+	default:
+		return nil, fmt.Errorf("ossl: decryption options %T are not supported", opts)
 	}
-	return nil, fmt.Errorf("ossl: decryption options %T are not supported", opts)
+	out := make([]byte, k.size)
+	n := C.scepd_decrypt(k.pkey, C.int(oaep), cbytes(ct), C.size_t(len(ct)), cbytes(out), C.size_t(len(out)))
+	runtime.KeepAlive(k.key)
+	if n < 0 {
+		return nil, rsa.ErrDecryption
+	}
+	return out[:n], nil
 }
 
 func boolInt(b bool) C.int {

@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
@@ -74,12 +75,7 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 			kt = ca.ECDSAP256
 		}
 		subject, _ := ca.ParseName(c.Subject) // validated above
-		alg, err := kt.Algorithm()
-		if err != nil {
-			return store.CA{}, err
-		}
-		// Generated where keys live: in the token when there is one.
-		key, keyRef, err := ks.Generate(uniqueName("ca/"+spec.ID), alg)
+		key, keyRef, err := generateKey(ks, "ca/"+spec.ID, kt)
 		if err != nil {
 			return store.CA{}, err
 		}
@@ -272,17 +268,23 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	return p, created, nil
 }
 
+// generateKey makes a key of type kt where ks keeps keys (in the token
+// when there is one), under a unique name starting with name.
+func generateKey(ks keys.Source, name string, kt ca.KeyType) (crypto.Signer, string, error) {
+	alg, err := kt.Algorithm()
+	if err != nil {
+		return nil, "", err
+	}
+	return ks.Generate(uniqueName(name), alg)
+}
+
 // newRA generates an RA key and has issuer certify it.
 func newRA(ks keys.Source, issuer *ca.CA, spec config.Profile, now time.Time) ([]byte, string, error) {
 	kt := ca.KeyType(spec.RAKeyType)
 	if kt == "" {
 		kt = ca.RSA2048
 	}
-	alg, err := kt.Algorithm()
-	if err != nil {
-		return nil, "", err
-	}
-	raKey, ref, err := ks.Generate(uniqueName("profiles/"+spec.ID+"/ra"), alg)
+	raKey, ref, err := generateKey(ks, "profiles/"+spec.ID+"/ra", kt)
 	if err != nil {
 		return nil, "", err
 	}

@@ -59,3 +59,11 @@ func TestHost(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "1", 200 * time.Millisecond: "1", 1200 * time.Millisecond: "2", 15 * time.Minute: "900"} {
+		if got := RetryAfter(d); got != want {
+			t.Errorf("RetryAfter(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -6,7 +6,9 @@
 package ratelimit
 
 import (
+	"math"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -87,4 +89,10 @@ func Host(remote string) string {
 		return h
 	}
 	return remote
+}
+
+// RetryAfter is the value of an HTTP Retry-After header for a wait of d:
+// whole seconds, rounded up, at least one.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }

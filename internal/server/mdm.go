@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,9 +81,9 @@ func (s *Server) limited(p *Profile, endpoint, kind string) {
 	}
 }
 
-// retryAfter sets Retry-After in whole seconds, at least one.
+// retryAfter sets Retry-After for a wait of d.
 func retryAfter(w http.ResponseWriter, d time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.Seconds())))))
+	w.Header().Set("Retry-After", ratelimit.RetryAfter(d))
 }
 
 // rateLimited answers a mint refused for its rate with 429.

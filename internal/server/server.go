@@ -203,7 +203,8 @@ type Options struct {
 	OnChallenge func(profile, via string)
 	// MDMAuthFailures bounds failed authentications on the challenge
 	// endpoints (NDES page, Jamf webhook) per profile and client address;
-	// nil means 10 per 15 minutes. A locked-out address is answered 429
+	// nil means enrollment's limit (enroll.DefaultMaxFailures per
+	// enroll.DefaultFailureWindow). A locked-out address is answered 429
 	// without its credentials being checked (no argon2 work for it).
 	MDMAuthFailures *ratelimit.Window
 	// OnLimit, when set, is told when a client is locked out (kind
@@ -246,7 +247,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxQueue = 1024
 	}
 	if opts.MDMAuthFailures == nil {
-		opts.MDMAuthFailures = ratelimit.NewWindow(10, 15*time.Minute)
+		opts.MDMAuthFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
 	}
 	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
 	if err := s.SetProfiles(opts.Profiles, opts.CAs); err != nil {

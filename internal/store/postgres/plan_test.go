@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
+	"github.com/scepd/scepd/internal/store/storetest"
 )
 
 // TestListPlans: every certificate listing can be answered from an index
@@ -29,20 +29,8 @@ func TestListPlans(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	for name, c := range map[string]struct {
-		f     store.CertificateFilter
-		index string
-		sorts bool // sorting only the matches is fine
-	}{
-		"newest":         {store.CertificateFilter{Limit: 50}, "certificates_created", false},
-		"profile":        {store.CertificateFilter{ProfileID: "laptops", Limit: 50}, "certificates_profile", false},
-		"expiring-30d":   {store.CertificateFilter{ExpiringAfter: now, ExpiringBefore: now.Add(30 * 24 * time.Hour), Limit: 50}, "certificates_not_after", true},
-		"renewals":       {store.CertificateFilter{RenewedSerial: "0a1b", Limit: 50}, "certificates_renewed", true},
-		"revoked":        {store.CertificateFilter{Status: store.CertRevoked, Limit: 50}, "certificates_revoked_created", false},
-		"subject-search": {store.CertificateFilter{Subject: "laptop-42", Limit: 50}, "certificates_created", false},
-	} {
-		q, args := listCertificatesQuery(c.f)
+	for _, c := range storetest.ListingPlans(time.Now()) {
+		q, args := listCertificatesQuery(c.Filter)
 		rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
@@ -57,12 +45,12 @@ func TestListPlans(t *testing.T) {
 		}
 		rows.Close()
 		text := strings.Join(plan, " | ")
-		t.Logf("%-15s %s", name, text)
-		if !strings.Contains(text, "using "+c.index) || strings.Contains(text, "Seq Scan") {
-			t.Errorf("%s does not use %s: %s", name, c.index, text)
+		t.Logf("%-15s %s", c.Name, text)
+		if !strings.Contains(text, "using "+c.Index) || strings.Contains(text, "Seq Scan") {
+			t.Errorf("%s does not use %s: %s", c.Name, c.Index, text)
 		}
-		if !c.sorts && strings.Contains(text, "Sort") {
-			t.Errorf("%s sorts instead of walking the index: %s", name, text)
+		if !c.SortsMatches && strings.Contains(text, "Sort") {
+			t.Errorf("%s sorts instead of walking the index: %s", c.Name, text)
 		}
 	}
 }

@@ -68,28 +68,28 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-// queryRow runs q, prepared if it is one of the hot statements.
+// prepared returns one of hotStatements, prepared at Open.
+func (s *Store) prepared(q string) *sql.Stmt {
+	st := s.stmts[q]
+	if st == nil {
+		panic("sqlite: not one of the prepared statements: " + q)
+	}
+	return st
+}
+
+// queryRow runs a prepared statement that returns one row.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := s.stmts[q]; st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return s.db.QueryRowContext(ctx, q, args...)
+	return s.prepared(q).QueryRowContext(ctx, args...)
 }
 
-// txQueryRow runs q in tx, prepared if it is one of the hot statements.
+// txQueryRow runs a prepared statement in tx.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
-	if st := s.stmts[q]; st != nil {
-		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return tx.QueryRowContext(ctx, q, args...)
+	return tx.StmtContext(ctx, s.prepared(q)).QueryRowContext(ctx, args...)
 }
 
-// txExec runs q in tx, prepared if it is one of the hot statements.
+// txExec runs a prepared statement in tx.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	if st := s.stmts[q]; st != nil {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return tx.ExecContext(ctx, q, args...)
+	return tx.StmtContext(ctx, s.prepared(q)).ExecContext(ctx, args...)
 }
 
 var _ store.Store = (*Store)(nil)
