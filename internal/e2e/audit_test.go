@@ -54,17 +54,29 @@ func TestAuditVerify(t *testing.T) {
 	}
 }
 
+// checkMetrics fetches /metrics and reports each wanted line it lacks; it
+// returns the page.
+func checkMetrics(t *testing.T, s *sceptest.Server, wants ...string) string {
+	t.Helper()
+	body, err := sceptest.HTTPGet(s.BaseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wants {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	return string(body)
+}
+
 // TestMetrics: /metrics counts what the binary did.
 func TestMetrics(t *testing.T) {
 	s := startServer(t)
 	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "metered"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 	client.New(s.URL("default")).Enroll(t.Context(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "x"}, Challenge: "wrong-challenge",
 		Cipher: cms.AES128, Digest: crypto.SHA256})
-	body, err := sceptest.HTTPGet(s.BaseURL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	body := checkMetrics(t, s,
 		`scepd_pkioperations_total{message_type="PKCSReq",outcome="success",profile="default"} 1`,
 		`scepd_pkioperations_total{message_type="PKCSReq",outcome="failure:badRequest",profile="default"} 1`,
 		`scepd_pkioperation_duration_seconds_count{message_type="PKCSReq",profile="default"} 2`,
@@ -75,12 +87,8 @@ func TestMetrics(t *testing.T) {
 		`process_resident_memory_bytes`,
 		`scepd_store_seconds_count{op="RecordIssued"} 1`,
 		`scepd_store_seconds_bucket{op="GetTransaction",le="`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if strings.Contains(string(body), `scepd_store_errors_total{`) {
+	)
+	if strings.Contains(body, `scepd_store_errors_total{`) {
 		t.Error("store errors counted for a healthy database (a refused challenge is not a store error)")
 	}
 }
