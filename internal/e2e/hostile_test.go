@@ -277,6 +277,31 @@ func TestOverload(t *testing.T) {
 	t.Logf("under 12 clients with 1 slot: %d issued, %d answered 503", len(issued), busy)
 }
 
+// TestQueue: a closed population of clients larger than the slots is
+// served without refusals while it fits --max-queue; with a queue shorter
+// than the population the excess is refused with 503 at once.
+func TestQueue(t *testing.T) {
+	for _, c := range []struct {
+		queue    string
+		wantBusy bool
+	}{{"16", false}, {"2", true}} {
+		s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
+			Args: []string{"--max-concurrent", "1", "--max-queue", c.queue, "--queue-wait", "1m"}})
+		l := newLoad(t, []*sceptest.Server{s}, "queue-"+c.queue)
+		issued, failed := l.run(context.Background(), 36, 12, challenge)
+		for _, err := range failed {
+			if !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "busy") {
+				t.Fatalf("queue %s: unexpected failure: %v", c.queue, err)
+			}
+		}
+		if (len(failed) > 0) != c.wantBusy || len(issued) == 0 {
+			t.Fatalf("12 clients, 1 slot, queue %s: %d issued, %d refused", c.queue, len(issued), len(failed))
+		}
+		checkStored(t, s, issued)
+		t.Logf("12 clients, 1 slot, queue %s: %d issued, %d answered 503", c.queue, len(issued), len(failed))
+	}
+}
+
 // tamperEnvelope builds a valid request and corrupts its EnvelopedData
 // (then re-signs the message, so only the envelope is wrong).
 func tamperEnvelope(t *testing.T, key *rsa.PrivateKey, ra *x509.Certificate, mutate func(env []byte, keyAt, contentAt int)) []byte {
