@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 )
 
@@ -79,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "scepd", version)
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
@@ -87,6 +89,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "scepd: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// versionLine says what this binary is: its version, the Go toolchain that
+// built it (the standard library's security fixes come with it) and the
+// build tags that select optional engines (pkcs11, openssl).
+func versionLine() string {
+	line := fmt.Sprintf("scepd %s %s %s/%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-tags" && s.Value != "" {
+				line += " tags=" + s.Value
+			}
+		}
+	}
+	return line
 }
 
 // envDefault returns the SCEPD_* environment value for a flag default.
