@@ -269,7 +269,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 	return func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 		id := f.fs.String("id", "", "CA id (lowercase letters, digits, dashes)")
 		subject := f.fs.String("subject", "", `subject, e.g. "CN=Corp Devices CA,O=Corp"`)
-		keyType := f.fs.String("key-type", "ecdsa-p256", "ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096")
+		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), "rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384")
 		validity := f.fs.Duration("validity", 0, "validity (default 20 years for a root, 10 for an intermediate)")
 		allowCAMode := f.fs.Bool("allow-ca-mode", false, "add keyEncipherment so profiles can use the CA in CA mode (RSA only)")
 		var parent *string

@@ -281,8 +281,8 @@ func TestMicromdmScepclient(t *testing.T) {
 	certs := getCACert(t, s)
 	caPEM := s.CACertPEM(t, certs)
 	// scepclient encrypts to every certificate of GetCACert unless told
-	// which; it cannot encrypt to the ECDSA CA, so it is given the RA's
-	// SHA-256 fingerprint.
+	// which; here it is given the RA's SHA-256 fingerprint, what a chain
+	// holding an ECDSA CA needs (TestZeroConfigScepclient goes without).
 	ra, err := client.Recipient(certs)
 	if err != nil {
 		t.Fatal(err)

@@ -388,7 +388,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 	}
 	return server.NewProfile(server.ProfileConfig{
 		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, Policy: policy, Challenge: v,
-			Renewal: enroll.Renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
+			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
 		Next:          next,
 		Dynamic:       dyn,
 		NDES:          ndes,
@@ -400,6 +400,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		IncludeCACert: row.IncludeCACert,
 		FullChain:     row.FullChain,
 	})
+}
+
+func renewal(r config.Renewal) enroll.Renewal {
+	return enroll.Renewal{Disabled: r.Disabled, Window: r.Window, AllowKeyReuse: r.KeyReuse(), RevokeOld: r.RevokeOld,
+		AllowSubjectChange: r.AllowSubjectChange}
 }
 
 // Phase reports, for the reload fingerprint, which profiles have passed

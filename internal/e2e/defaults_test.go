@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/sceptest"
+)
+
+// TestZeroConfigScepclient: micromdm's scepclient 2.1 against `scepd serve`
+// with no config. It encrypts to every certificate GetCACert returns and
+// panics on a non-RSA one, so this works only because the created CA is
+// RSA: no -ca-fingerprint. It renews (RenewalReq) with the key it holds,
+// with and without a challenge in its CSR, and a wrong challenge is
+// refused.
+func TestZeroConfigScepclient(t *testing.T) {
+	bin := sceptest.RequireTool(t, "scepclient", "scep")
+	// scepclient speaks single DES only.
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_ALLOW_DES=1"}})
+	certs := getCACert(t, s)
+	for _, c := range certs {
+		if k, ok := c.PublicKey.(*rsa.PublicKey); !ok || k.N.BitLen() != 2048 {
+			t.Fatalf("GetCACert: %s has a %T key, want RSA-2048 for every certificate", c.Subject, c.PublicKey)
+		}
+	}
+	caPEM := s.CACertPEM(t, certs)
+	dir := t.TempDir()
+	run := func(t *testing.T, dir, pw string) (string, error) {
+		t.Helper()
+		// scepclient reuses csr.pem when it exists; a fresh CSR carries
+		// this run's challenge (or none).
+		os.Remove(filepath.Join(dir, "csr.pem"))
+		args := []string{"-server-url", s.URL("default"), "-private-key", filepath.Join(dir, "key.pem"), "-cn", "mm-zero"}
+		if pw != "" {
+			args = append(args, "-challenge", pw)
+		}
+		return sceptest.Run(t, time.Minute, nil, dir, bin, args...)
+	}
+	read := func(t *testing.T) *x509.Certificate {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, "client.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opensslVerify(t, caPEM, filepath.Join(dir, "client.pem"))
+		return parsePEM(t, b)
+	}
+	var first *x509.Certificate
+	t.Run("enroll without -ca-fingerprint", func(t *testing.T) {
+		if out, err := run(t, dir, s.Challenge); err != nil {
+			t.Fatalf("scepclient: %v\n%s\n%s", err, out, s.Log())
+		}
+		first = read(t)
+	})
+	if first == nil {
+		t.FailNow()
+	}
+	prev := first
+	for _, c := range []struct{ name, pw string }{{"renew with a challenge", s.Challenge}, {"renew without a challenge", ""}} {
+		t.Run(c.name, func(t *testing.T) {
+			n := strings.Count(s.Log(), "message_type=RenewalReq")
+			// The certificate exists: scepclient sends a RenewalReq signed
+			// with it, for the same key.
+			if out, err := run(t, dir, c.pw); err != nil {
+				t.Fatalf("scepclient renewal: %v\n%s\n%s", err, out, s.Log())
+			}
+			next := read(t)
+			if next.SerialNumber.Cmp(prev.SerialNumber) == 0 {
+				t.Fatal("renewal returned the same certificate")
+			}
+			if !bytes.Equal(next.RawSubjectPublicKeyInfo, first.RawSubjectPublicKeyInfo) {
+				t.Fatal("scepclient renewed with another key; this test expects it to keep its key")
+			}
+			if !s.LogCount("message_type=RenewalReq", n+1) {
+				t.Error("scepclient did not send a RenewalReq")
+			}
+			row, err := s.Store().GetCertificate(context.Background(), next.SerialNumber.Text(16))
+			if err != nil || row.RenewedSerial != prev.SerialNumber.Text(16) {
+				t.Fatalf("renewed certificate row %+v %v: must record the certificate it renewed", row, err)
+			}
+			prev = next
+		})
+	}
+	t.Run("wrong challenge", func(t *testing.T) {
+		before := len(s.Certificates())
+		out, err := run(t, t.TempDir(), "not-the-challenge")
+		if err == nil || !strings.Contains(out, "badRequest") {
+			t.Fatalf("scepclient with a wrong challenge: %v\n%s", err, out)
+		}
+		if len(s.Certificates()) != before {
+			t.Fatal("a certificate was stored for a wrong challenge")
+		}
+	})
+}
+
+// TestZeroConfigCertmongerRenewal: certmonger enrolls on the zero-config
+// server, then renews with `getcert resubmit` (the same key, as its
+// automatic renewal does) and `getcert rekey` (a new key). Each gives a
+// new certificate that openssl verifies against the CA.
+func TestZeroConfigCertmongerRenewal(t *testing.T) {
+	sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
+	s := sceptest.Start(t, sceptest.Options{})
+	caPEM := s.CACertPEM(t, getCACert(t, s))
+	cm := sceptest.StartCertmonger(t)
+	if out, err := cm.Getcert("add-scep-ca", "-c", "zero", "-u", s.URL("default"), "-N", caPEM); err != nil {
+		t.Fatalf("getcert add-scep-ca: %v\n%s", err, out)
+	}
+	key, cert := cm.KeyAndCertPaths(t, "renewing")
+	read := func(t *testing.T) *x509.Certificate {
+		t.Helper()
+		b, err := os.ReadFile(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opensslVerify(t, caPEM, cert)
+		return parsePEM(t, b)
+	}
+	if out, err := cm.Getcert("request", "-c", "zero", "-k", key, "-f", cert, "-N", "CN=cm-renew", "-L", s.Challenge, "-I", "renewing", "-w", "-v"); err != nil {
+		t.Fatalf("getcert request: %v\n%s\n%s", err, out, s.Log())
+	}
+	prev := read(t)
+	for _, c := range []struct {
+		verb    string
+		sameKey bool
+	}{{"resubmit", true}, {"rekey", false}} {
+		t.Run(c.verb, func(t *testing.T) {
+			out, err := cm.Getcert(c.verb, "-i", "renewing", "-w", "-v")
+			if err != nil {
+				t.Fatalf("getcert %s: %v\n%s\n%s", c.verb, err, out, s.Log())
+			}
+			// -w returns once the request left its working states.
+			var next *x509.Certificate
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				if b, err := os.ReadFile(cert); err == nil {
+					if n := parsePEM(t, b); n.SerialNumber.Cmp(prev.SerialNumber) != 0 {
+						next = read(t)
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					list, _ := cm.Getcert("list", "-i", "renewing")
+					t.Fatalf("getcert %s wrote no new certificate:\n%s\n%s", c.verb, list, s.Log())
+				}
+			}
+			if same := bytes.Equal(next.RawSubjectPublicKeyInfo, prev.RawSubjectPublicKeyInfo); same != c.sameKey {
+				t.Errorf("getcert %s: same key %v, want %v", c.verb, same, c.sameKey)
+			}
+			if next.Subject.CommonName != "cm-renew" {
+				t.Errorf("subject %v", next.Subject)
+			}
+			prev = next
+		})
+	}
+}
+
+const defaultsConfig = `
+cas:
+  - id: root
+    create: {subject: "CN=Defaults Root,O=E2E"}
+profiles:
+  - id: reuse
+    ca: root
+    challenge: {password_env: E2E_CHALLENGE}
+  - id: fresh
+    ca: root
+    challenge: {password_env: E2E_CHALLENGE}
+    renewal: {allow_key_reuse: false}
+`
+
+// TestConfiguredDefaults: a CA a config file creates without key_type is
+// RSA-2048, as is one `scepd ca create-root` makes without --key-type; a
+// profile renews with the same key unless renewal.allow_key_reuse is false.
+func TestConfiguredDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scepd.yaml")
+	os.WriteFile(cfg, []byte(defaultsConfig), 0o600)
+	s := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "data"), Env: []string{"E2E_CHALLENGE=" + challenge}, Args: []string{"--config", cfg}})
+	certs := caCerts(t, s, "reuse")
+	if k, ok := certs[len(certs)-1].PublicKey.(*rsa.PublicKey); !ok || k.N.BitLen() != 2048 {
+		t.Fatalf("a CA created from the config without key_type has a %T key, want RSA-2048", certs[len(certs)-1].PublicKey)
+	}
+	out, err := cli(t, s, nil, "ca", "create-root", "--id", "cli-root", "--subject", "CN=CLI Root", "--data", s.DataDir, "-o", "json")
+	if err != nil || !strings.Contains(out, `"key_type": "RSA-2048"`) {
+		t.Fatalf("ca create-root without --key-type: %v\n%s", err, out)
+	}
+
+	t.Run("same key by default", func(t *testing.T) {
+		old := enrollIn(t, s, "reuse", "keeps-key")
+		got, err := renew(s, "reuse", old, old.key, old.cert.Subject, true)
+		if err != nil {
+			t.Fatalf("renewal with the same key: %v", err)
+		}
+		if got[0].SerialNumber.Cmp(old.cert.SerialNumber) == 0 || !bytes.Equal(got[0].RawSubjectPublicKeyInfo, old.cert.RawSubjectPublicKeyInfo) {
+			t.Fatal("want a new certificate for the same key")
+		}
+	})
+	t.Run("allow_key_reuse false", func(t *testing.T) {
+		old := enrollIn(t, s, "fresh", "needs-new-key")
+		if _, err := renew(s, "fresh", old, old.key, old.cert.Subject, true); failInfo(err) != scep.BadRequest || !strings.Contains(err.Error(), "renewal must use a new key") {
+			t.Fatalf("renewal with the same key on a profile that refuses it: %v", err)
+		}
+		if _, err := renew(s, "fresh", old, newKey(t), old.cert.Subject, true); err != nil {
+			t.Fatalf("renewal with a new key: %v", err)
+		}
+	})
+}
