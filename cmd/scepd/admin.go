@@ -71,8 +71,13 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log}
 	// Approvals and revocations need the CAs' keys: load what a server
-	// would serve (errors leave those operations unavailable, not the rest).
-	if serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL")}); err == nil {
+	// would serve. A delegated challenge's secret is not needed for them;
+	// other errors leave those operations unavailable (and named), not the
+	// rest.
+	serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
+	if err != nil {
+		svc.Unavailable = err
+	} else {
 		byID := map[string]*enroll.Profile{}
 		for _, p := range serving.Profiles {
 			byID[p.ID()] = p.Enroll()

@@ -3,15 +3,21 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 )
 
@@ -211,4 +217,96 @@ func TestConfiguredDefaults(t *testing.T) {
 			t.Fatalf("renewal with a new key: %v", err)
 		}
 	})
+}
+
+// TestCLIWithoutUnrelatedSecrets: the CLI on a data directory approves,
+// rejects and revokes although the environment lacks the secrets of
+// delegated challenges (a webhook HMAC key, an Intune client secret) that
+// the server has: none of these operations calls the webhook or Intune,
+// not even approving on the webhook profile.
+func TestCLIWithoutUnrelatedSecrets(t *testing.T) {
+	rcv := &webhookReceiver{}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scepd.yaml")
+	os.WriteFile(cfg, []byte(`
+cas:
+  - id: root
+    create: {subject: "CN=CLI Root,O=E2E"}
+profiles:
+  - id: manual
+    ca: root
+    approval: manual
+    challenge: {password_env: E2E_CHALLENGE}
+  - id: hooked
+    ca: root
+    approval: manual
+    challenge:
+      mode: webhook
+      webhook: {url: "`+serve(t, rcv)+`", secret_env: E2E_CLI_WEBHOOK_SECRET}
+  - id: tenant
+    ca: root
+    challenge:
+      mode: intune
+      intune: {tenant: contoso.example, client_id: app-123, client_secret_env: E2E_CLI_INTUNE_SECRET, login_url: "http://127.0.0.1:1", graph_url: "http://127.0.0.1:1"}
+`), 0o600)
+	s := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg},
+		Env: []string{"E2E_CHALLENGE=" + challenge, "E2E_CLI_WEBHOOK_SECRET=" + webhookSecret, "E2E_CLI_INTUNE_SECRET=intune-secret"}})
+	for _, v := range []string{"E2E_CLI_WEBHOOK_SECRET", "E2E_CLI_INTUNE_SECRET"} {
+		if os.Getenv(v) != "" {
+			t.Fatalf("%s is set in the test's environment; the CLI must run without it", v)
+		}
+	}
+	pending := func(profile, txid, cn, pw string) {
+		t.Helper()
+		_, err := client.New(s.URL(profile)).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: cn},
+			Challenge: pw, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+		if !errors.Is(err, client.ErrPending) {
+			t.Fatalf("enroll %s in %s: %v, want PENDING\n%s", cn, profile, err, s.Log())
+		}
+	}
+	pending("manual", "approve-me", "cli-approve", challenge)
+	pending("manual", "reject-me", "cli-reject", challenge)
+	pending("hooked", "hooked-tx", "ok-hooked", "device-token")
+
+	var issued []string
+	for _, c := range []struct{ profile, txid string }{{"manual", "approve-me"}, {"hooked", "hooked-tx"}} {
+		out, err := cli(t, s, nil, "request", "approve", "--profile", c.profile, c.txid, "--data", s.DataDir, "-o", "json")
+		if err != nil {
+			t.Fatalf("request approve on %s without the webhook and Intune secrets: %v\n%s", c.profile, err, out)
+		}
+		var v struct{ Serial string }
+		json.Unmarshal([]byte(out), &v)
+		issued = append(issued, v.Serial)
+	}
+	if out, err := cli(t, s, nil, "request", "reject", "--profile", "manual", "reject-me", "--reason", "unknown device", "--data", s.DataDir); err != nil {
+		t.Fatalf("request reject without the webhook and Intune secrets: %v\n%s", err, out)
+	}
+	if out, err := cli(t, s, nil, "cert", "revoke", issued[0], "--reason", "keyCompromise", "--data", s.DataDir); err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("cert revoke without the webhook and Intune secrets: %v\n%s", err, out)
+	}
+	for i, serial := range issued {
+		row, err := s.Store().GetCertificate(context.Background(), serial)
+		if want := []string{"revoked", "valid"}[i]; err != nil || row.Status != want {
+			t.Fatalf("certificate %s: %+v %v, want %s", serial, row, err, want)
+		}
+	}
+	tx, err := s.Store().GetTransaction(context.Background(), "manual", "reject-me")
+	if err != nil || tx.Status != "rejected" {
+		t.Fatalf("rejected request: %+v %v", tx, err)
+	}
+}
+
+// TestCLINamesWhyRevocationIsUnavailable: when the CLI cannot load the
+// CAs' keys (encrypted, no passphrase given), revoking says why instead of
+// a bare "not available here".
+func TestCLINamesWhyRevocationIsUnavailable(t *testing.T) {
+	s := startServer(t, "SCEPD_KEY_PASSPHRASE=e2e-passphrase")
+	c := enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "locked"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	out, err := cli(t, s, nil, "cert", "revoke", c.SerialNumber.Text(16), "--data", s.DataDir)
+	if err == nil || !strings.Contains(out, "revocation is not available here") || !strings.Contains(out, "SCEPD_KEY_PASSPHRASE") {
+		t.Fatalf("cert revoke without the key passphrase: %v\n%s", err, out)
+	}
+	if out, err := cli(t, s, []string{"SCEPD_KEY_PASSPHRASE=e2e-passphrase"}, "cert", "revoke", c.SerialNumber.Text(16), "--data", s.DataDir); err != nil {
+		t.Fatalf("cert revoke with the key passphrase: %v\n%s", err, out)
+	}
 }
