@@ -355,6 +355,9 @@ func (f *File) Validate() error {
 		errs.add("database", "want a postgres:// URL, or nothing for SQLite")
 	}
 	cas := map[string]bool{}
+	// caModeless holds the CAs the file creates without allow_ca_mode: no
+	// profile can use them in CA mode.
+	caModeless := map[string]bool{}
 	for i, c := range f.CAs {
 		path := fmt.Sprintf("cas[%d]", i)
 		if err := c.Validate(cas); err != nil {
@@ -363,6 +366,7 @@ func (f *File) Validate() error {
 			}
 		}
 		cas[c.ID] = true
+		caModeless[c.ID] = c.Create != nil && !c.Create.AllowCAMode
 	}
 	ids := map[string]bool{}
 	for i, p := range f.Profiles {
@@ -378,6 +382,12 @@ func (f *File) Validate() error {
 		}
 		if p.CA != "" && len(f.CAs) > 0 && !cas[p.CA] {
 			errs.add(path+".ca", "no CA %q is declared in cas", p.CA)
+		}
+		if p.CAMode && caModeless[p.CA] {
+			errs.add(path+".ca_mode", "CA %q is created without allow_ca_mode: CA mode needs its key to decrypt (an RSA CA with keyEncipherment)", p.CA)
+		}
+		if p.CAMode && caModeless[p.Rollover.NextCA] {
+			errs.add(path+".rollover.next_ca", "CA %q is created without allow_ca_mode: a profile in CA mode needs it on its next CA too", p.Rollover.NextCA)
 		}
 	}
 	if f.DefaultProfile != "" && !ids[f.DefaultProfile] {

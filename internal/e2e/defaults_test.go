@@ -9,8 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +312,192 @@ func TestCLINamesWhyRevocationIsUnavailable(t *testing.T) {
 	if out, err := cli(t, s, []string{"SCEPD_KEY_PASSPHRASE=e2e-passphrase"}, "cert", "revoke", c.SerialNumber.Text(16), "--data", s.DataDir); err != nil {
 		t.Fatalf("cert revoke with the key passphrase: %v\n%s", err, out)
 	}
+}
+
+// TestNDESShortTTL: with a challenge TTL under a minute the NDES page
+// says how many seconds, not "0 minutes".
+func TestNDESShortTTL(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scepd.yaml")
+	os.WriteFile(cfg, []byte(`
+cas:
+  - id: root
+    create: {subject: "CN=NDES Root,O=E2E"}
+profiles:
+  - id: quick
+    ca: root
+    challenge: {mode: dynamic, ttl: 30s, ndes: {username: mdmadmin, password_env: E2E_NDES_PASSWORD, encoding: utf-8}}
+  - id: hourly
+    ca: root
+    challenge: {mode: dynamic, ndes: {username: mdmadmin, password_env: E2E_NDES_PASSWORD}}
+`), 0o600)
+	s := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", cfg}, Env: []string{"E2E_NDES_PASSWORD=" + ndesPassword}})
+	for profile, want := range map[string]*regexp.Regexp{
+		"quick":  regexp.MustCompile(`will expire within (29|30) seconds\.`),
+		"hourly": regexp.MustCompile(`will expire within (59|60) minutes\.`),
+	} {
+		code, body, _ := fetchNDES(t, s.BaseURL()+"/scep/"+profile+"/mscep_admin/", "mdmadmin", ndesPassword)
+		if code != 200 || ndesPasswordRE.FindStringSubmatch(body) == nil || !want.MatchString(body) {
+			t.Errorf("NDES page of %s: %d, want a password and %q:\n%s", profile, code, want, body)
+		}
+	}
+}
+
+// TestConfigValidateCAMode: `scepd config validate` refuses ca_mode on a
+// profile whose CA (or next CA) the file creates without allow_ca_mode,
+// which `scepd serve` would refuse only later, while applying the file.
+func TestConfigValidateCAMode(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(doc), 0o600)
+		return p
+	}
+	bad := write("bad.yaml", `
+cas:
+  - id: plain
+    create: {subject: "CN=Plain"}
+  - id: next
+    create: {subject: "CN=Next"}
+  - id: capable
+    create: {subject: "CN=Capable", allow_ca_mode: true}
+profiles:
+  - id: direct
+    ca: plain
+    ca_mode: true
+    challenge: {password_env: X}
+  - id: rolling
+    ca: capable
+    ca_mode: true
+    challenge: {password_env: X}
+    rollover: {next_ca: next, at: 2030-01-01T00:00:00Z}
+`)
+	out, err := cli(t, nil, nil, "config", "validate", bad)
+	if err == nil || !strings.Contains(out, `profiles[0].ca_mode: CA "plain" is created without allow_ca_mode`) ||
+		!strings.Contains(out, `profiles[1].rollover.next_ca: CA "next" is created without allow_ca_mode`) {
+		t.Fatalf("config validate with ca_mode on a CA without allow_ca_mode: %v\n%s", err, out)
+	}
+	good := write("good.yaml", `
+cas:
+  - id: capable
+    create: {subject: "CN=Capable", allow_ca_mode: true}
+profiles:
+  - id: direct
+    ca: capable
+    ca_mode: true
+    challenge: {password_env: X}
+`)
+	if out, err := cli(t, nil, nil, "config", "validate", good); err != nil {
+		t.Fatalf("config validate with ca_mode on an allow_ca_mode CA (RSA by default): %v\n%s", err, out)
+	}
+}
+
+// TestRolesAndPlainChallenge: what the README's role table says an
+// operator may do, through the API of the zero-config server (dynamic
+// challenges): mint challenges, approve and reject pending requests,
+// revoke; not change profiles, rotate challenges, read tokens or the audit
+// log. And the OpenAPI document lists the 200 text/plain answer of minting
+// a challenge with Accept: text/plain, which the server gives.
+func TestRolesAndPlainChallenge(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--challenge-mode", "dynamic"}})
+	tokens := map[string]string{}
+	for _, role := range []string{"admin", "operator"} {
+		out, err := cli(t, s, nil, "token", "create", "--role", role, "--name", role, "--data", s.DataDir)
+		if err != nil {
+			t.Fatalf("token create: %v\n%s", err, out)
+		}
+		tokens[role] = strings.TrimSpace(out)
+	}
+	if code, body := api(t, s, tokens["admin"], "POST", "/api/v1/profiles", map[string]any{
+		"id": "manual", "ca": "default", "approval": "manual", "challenge": map[string]any{"mode": "dynamic"},
+	}); code != 200 {
+		t.Fatalf("create a manual profile: %d %v", code, body)
+	}
+
+	mint := func(t *testing.T, profile, accept string) (int, string, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.BaseURL()+"/api/v1/profiles/"+profile+"/challenges", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens["operator"])
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+	t.Run("OpenAPI lists the text/plain challenge", func(t *testing.T) {
+		var doc struct {
+			Paths map[string]map[string]struct {
+				Responses map[string]struct {
+					Content map[string]any `json:"content"`
+				} `json:"responses"`
+			} `json:"paths"`
+		}
+		resp, err := http.Get(s.BaseURL() + "/api/v1/openapi.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		op := doc.Paths["/api/v1/profiles/{id}/challenges"]["post"]
+		if _, ok := op.Responses["200"].Content["text/plain"]; !ok {
+			t.Errorf("the document lacks the 200 text/plain answer: %+v", op.Responses)
+		}
+		if _, ok := op.Responses["201"].Content["application/json"]; !ok {
+			t.Errorf("the document lacks the 201 JSON answer: %+v", op.Responses)
+		}
+		if code, ct, body := mint(t, "default", "text/plain"); code != 200 || !strings.HasPrefix(ct, "text/plain") || len(body) < 16 || strings.Contains(body, "{") {
+			t.Errorf("minting with Accept: text/plain: %d %s %q", code, ct, body)
+		}
+		if code, ct, body := mint(t, "default", ""); code != 201 || !strings.HasPrefix(ct, "application/json") || !strings.Contains(body, `"challenge"`) {
+			t.Errorf("minting as JSON: %d %s %q", code, ct, body)
+		}
+	})
+
+	t.Run("operator", func(t *testing.T) {
+		pending := func(txid string) {
+			t.Helper()
+			code, _, pw := mint(t, "manual", "text/plain")
+			if code != 200 {
+				t.Fatalf("operator mints: %d", code)
+			}
+			_, err := client.New(s.URL("manual")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: txid},
+				Challenge: pw, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+			if !errors.Is(err, client.ErrPending) {
+				t.Fatalf("enroll: %v, want PENDING", err)
+			}
+		}
+		pending("op-approve")
+		pending("op-reject")
+		code, body := api(t, s, tokens["operator"], "POST", "/api/v1/requests/manual/op-approve/approve", nil)
+		serial, _ := body["serial"].(string)
+		if code != 200 || serial == "" {
+			t.Fatalf("operator approves: %d %v", code, body)
+		}
+		if code, body := api(t, s, tokens["operator"], "POST", "/api/v1/requests/manual/op-reject/reject", map[string]any{"reason": "no"}); code != 204 {
+			t.Fatalf("operator rejects: %d %v", code, body)
+		}
+		if code, body := api(t, s, tokens["operator"], "POST", "/api/v1/certificates/"+serial+"/revoke", map[string]any{"reason": "keyCompromise"}); code != 200 {
+			t.Fatalf("operator revokes: %d %v", code, body)
+		}
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"PUT", "/api/v1/profiles/manual", map[string]any{"ca": "default", "challenge": map[string]any{"mode": "dynamic"}}},
+			{"POST", "/api/v1/cas", map[string]any{"id": "x", "create": map[string]any{"subject": "CN=x"}}},
+			{"POST", "/api/v1/profiles/default/challenge/rotate", map[string]any{}},
+			{"GET", "/api/v1/tokens", nil},
+			{"POST", "/api/v1/tokens", map[string]any{"role": "admin"}},
+			{"GET", "/api/v1/audit", nil},
+		} {
+			if code, body := api(t, s, tokens["operator"], c.method, c.path, c.body); code != 403 {
+				t.Errorf("operator %s %s: %d %v, want 403", c.method, c.path, code, body)
+			}
+		}
+	})
 }
