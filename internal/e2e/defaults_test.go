@@ -165,6 +165,12 @@ func TestZeroConfigCertmongerRenewal(t *testing.T) {
 			if next.Subject.CommonName != "cm-renew" {
 				t.Errorf("subject %v", next.Subject)
 			}
+			// A renewal signed with the old certificate, not a second
+			// enrollment by challenge.
+			row, err := s.Store().GetCertificate(context.Background(), next.SerialNumber.Text(16))
+			if err != nil || row.RenewedSerial != prev.SerialNumber.Text(16) {
+				t.Fatalf("renewed certificate row %+v %v: must record the certificate it renewed", row, err)
+			}
 			prev = next
 		})
 	}
