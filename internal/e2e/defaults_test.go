@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -506,4 +508,22 @@ func TestRolesAndPlainChallenge(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestECDSACAOnRequest: --ca-key-type ecdsa-p256 (or SCEPD_CA_KEY_TYPE)
+// still makes an ECDSA root for fleets that handle it.
+func TestECDSACAOnRequest(t *testing.T) {
+	for name, o := range map[string]sceptest.Options{
+		"flag": {Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--ca-key-type", "ecdsa-p256"}},
+		"env":  {Env: []string{"SCEPD_CHALLENGE=" + challenge, "SCEPD_CA_KEY_TYPE=ecdsa-p256"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := sceptest.Start(t, o)
+			certs := getCACert(t, s)
+			if k, ok := certs[len(certs)-1].PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+				t.Fatalf("CA key %T, want ECDSA P-256", certs[len(certs)-1].PublicKey)
+			}
+			enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "ecdsa-ca"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+		})
+	}
 }
