@@ -71,8 +71,13 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log}
 	// Approvals and revocations need the CAs' keys: load what a server
-	// would serve (errors leave those operations unavailable, not the rest).
-	if serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL")}); err == nil {
+	// would serve. A delegated challenge's secret is not needed for them;
+	// other errors leave those operations unavailable (and named), not the
+	// rest.
+	serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
+	if err != nil {
+		svc.Unavailable = err
+	} else {
 		byID := map[string]*enroll.Profile{}
 		for _, p := range serving.Profiles {
 			byID[p.ID()] = p.Enroll()
@@ -269,7 +274,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 	return func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 		id := f.fs.String("id", "", "CA id (lowercase letters, digits, dashes)")
 		subject := f.fs.String("subject", "", `subject, e.g. "CN=Corp Devices CA,O=Corp"`)
-		keyType := f.fs.String("key-type", "ecdsa-p256", "ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096")
+		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), "rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384")
 		validity := f.fs.Duration("validity", 0, "validity (default 20 years for a root, 10 for an intermediate)")
 		allowCAMode := f.fs.Bool("allow-ca-mode", false, "add keyEncipherment so profiles can use the CA in CA mode (RSA only)")
 		var parent *string

@@ -68,8 +68,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	challengeBurst := fs.Int("challenge-burst", envInt("SCEPD_CHALLENGE_BURST", 100), "challenges a profile may mint at once above its rate (env SCEPD_CHALLENGE_BURST)")
 	memLimit := fs.Int("memory-limit-mib", envInt("SCEPD_MEMORY_LIMIT_MIB", 20), "soft limit of the Go heap in MiB: the collector works harder near it instead of letting the heap double (GOMEMLIMIT, when set, wins; 0: none) (env SCEPD_MEMORY_LIMIT_MIB)")
 	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
-	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.ECDSAP256)),
-		fmt.Sprintf("without --config: key type of the created CA, one of %v (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
+	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.DefaultKeyType)),
+		fmt.Sprintf("without --config: key type of the created CA, one of %v; ecdsa-* only for fleets whose every client handles ECDSA (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
 	raKeyType := fs.String("ra-key-type", envDefault("SCEPD_RA_KEY_TYPE", string(ca.RSA2048)),
 		"without --config: key type of the default profile's RA, rsa-2048|rsa-3072|rsa-4096 (env SCEPD_RA_KEY_TYPE)")
 	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),

@@ -27,8 +27,8 @@ type Role string
 const (
 	// RoleAdmin may do everything.
 	RoleAdmin Role = "admin"
-	// RoleOperator reads everything but tokens, mints challenges, revokes
-	// certificates and decides pending requests.
+	// RoleOperator reads everything but tokens and the audit log, mints
+	// challenges, revokes certificates and decides pending requests.
 	RoleOperator Role = "operator"
 	// RoleMDM only creates challenges, for the profiles its token names.
 	RoleMDM Role = "mdm"

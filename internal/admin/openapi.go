@@ -38,6 +38,12 @@ var schemas = map[string]map[string]any{
 	"Error":           {"type": "object", "description": `{"error": {"code": "not_found", "message": "..."}}; codes: bad_request, unauthorized, forbidden, not_found, conflict, managed_by_config, limit, unavailable, internal.`},
 }
 
+// plainAnswers are routes that also answer text/plain, with 200, when the
+// request says Accept: text/plain (MDM scripts that want the bare value).
+var plainAnswers = map[string]string{
+	"POST /api/v1/profiles/{id}/challenges": "the challenge alone (Accept: text/plain)",
+}
+
 // OpenAPI returns the OpenAPI 3.0 document of the route table.
 func OpenAPI() []byte {
 	paths := map[string]map[string]any{}
@@ -75,7 +81,11 @@ func OpenAPI() []byte {
 			ok["content"] = content
 		}
 		errResp := map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
-		op["responses"] = map[string]any{status: ok, "400": errResp, "401": errResp, "403": errResp, "404": errResp}
+		responses := map[string]any{status: ok, "400": errResp, "401": errResp, "403": errResp, "404": errResp}
+		if desc, ok := plainAnswers[rt.method+" "+rt.path]; ok {
+			responses["200"] = map[string]any{"description": desc, "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{"type": "string"}}}}
+		}
+		op["responses"] = responses
 		if paths[rt.path] == nil {
 			paths[rt.path] = map[string]any{}
 		}

@@ -216,6 +216,9 @@ type Service struct {
 	Profile    func(id string) *enroll.Profile
 	Enroll     *enroll.Service
 	Revocation *revocation.Service
+	// Unavailable, when Profile, Enroll or Revocation is nil, says why
+	// (the CLI could not load the profiles); errors name it.
+	Unavailable error
 	// MintLimit rations one-time challenges per profile, shared with the
 	// MDM endpoints; nil: unlimited (the CLI on the database).
 	MintLimit challenge.MintLimiter
@@ -684,7 +687,7 @@ func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, er
 		return CertView{}, err
 	}
 	if b.s.Revocation == nil {
-		return CertView{}, errors.New("admin: revocation is not available here")
+		return CertView{}, b.s.unavailable("revocation is")
 	}
 	c, err = b.s.Revocation.Revoke(ctx, c.Serial, code, b.a.Name)
 	if err != nil {
@@ -756,7 +759,7 @@ func (b *bound) decider(ctx context.Context, profile string) (*enroll.Profile, e
 		return nil, err
 	}
 	if b.s.Profile == nil || b.s.Enroll == nil {
-		return nil, errors.New("admin: approvals are not available here")
+		return nil, b.s.unavailable("approvals are")
 	}
 	p := b.s.Profile(profile)
 	if p == nil {
@@ -793,6 +796,13 @@ func (b *bound) Reject(ctx context.Context, profile, transactionID, reason strin
 		reason = "rejected by an operator"
 	}
 	return b.s.Enroll.Reject(ctx, p, transactionID, b.a.Name, reason)
+}
+
+func (s *Service) unavailable(what string) error {
+	if s.Unavailable != nil {
+		return fmt.Errorf("admin: %s not available here: %w", what, s.Unavailable)
+	}
+	return fmt.Errorf("admin: %s not available here", what)
 }
 
 // normalSerial accepts serials as operators paste them: colons, leading

@@ -32,6 +32,11 @@ const (
 	RSA4096   KeyType = "rsa-4096"
 )
 
+// DefaultKeyType is the key of a CA created without a key type (zero-config
+// start, config file, CLI): every SCEP client handles an RSA chain, while
+// some (micromdm's scepclient, older network gear) fail on an ECDSA one.
+const DefaultKeyType = RSA2048
+
 // KeyTypes lists the accepted key types, for flag help and validation.
 var KeyTypes = []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096}
 

@@ -80,7 +80,8 @@ type CA struct {
 type CACreate struct {
 	// Parent is the issuing CA's ID for an intermediate; empty for a root.
 	Parent string `yaml:"parent,omitempty" json:"parent,omitempty"`
-	// KeyType: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+	// KeyType: rsa-2048 (default: every SCEP client can use an RSA chain),
+	// rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
 	KeyType string `yaml:"key_type,omitempty" json:"key_type,omitempty"`
 	// Subject, e.g. "CN=Corp Devices CA,O=Corp". Required.
 	Subject string `yaml:"subject" json:"subject"`
@@ -208,16 +209,19 @@ type Rollover struct {
 	At time.Time `yaml:"at,omitempty" json:"at,omitzero"`
 }
 
-// Renewal settings. The zero value allows renewal at any time with a new
-// key and the same subject.
+// Renewal settings. The zero value allows renewal at any time, with the
+// same key or a new one, and the same subject.
 type Renewal struct {
 	// Disabled refuses certificate-based renewal. Default false.
 	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
 	// Window is the fraction of the old certificate's lifetime that must
 	// have passed, 0 to 1. Default 0 (any time); EJBCA uses 0.5.
 	Window float64 `yaml:"window,omitempty" json:"window,omitempty"`
-	// AllowKeyReuse accepts the old certificate's key again. Default false.
-	AllowKeyReuse bool `yaml:"allow_key_reuse,omitempty" json:"allow_key_reuse,omitempty"`
+	// AllowKeyReuse accepts the old certificate's key again. Default true:
+	// real clients renew with the key they hold (certmonger's resubmit and
+	// automatic renewal, micromdm's scepclient, Cisco IOS without
+	// `regenerate`). false demands a new key.
+	AllowKeyReuse *bool `yaml:"allow_key_reuse,omitempty" json:"allow_key_reuse,omitempty"`
 	// RevokeOld revokes the renewed certificate (reason superseded) once
 	// the new one is stored. Default false.
 	RevokeOld bool `yaml:"revoke_old,omitempty" json:"revoke_old,omitempty"`
@@ -351,6 +355,9 @@ func (f *File) Validate() error {
 		errs.add("database", "want a postgres:// URL, or nothing for SQLite")
 	}
 	cas := map[string]bool{}
+	// caModeless holds the CAs the file creates without allow_ca_mode: no
+	// profile can use them in CA mode.
+	caModeless := map[string]bool{}
 	for i, c := range f.CAs {
 		path := fmt.Sprintf("cas[%d]", i)
 		if err := c.Validate(cas); err != nil {
@@ -359,6 +366,7 @@ func (f *File) Validate() error {
 			}
 		}
 		cas[c.ID] = true
+		caModeless[c.ID] = c.Create != nil && !c.Create.AllowCAMode
 	}
 	ids := map[string]bool{}
 	for i, p := range f.Profiles {
@@ -374,6 +382,12 @@ func (f *File) Validate() error {
 		}
 		if p.CA != "" && len(f.CAs) > 0 && !cas[p.CA] {
 			errs.add(path+".ca", "no CA %q is declared in cas", p.CA)
+		}
+		if p.CAMode && caModeless[p.CA] {
+			errs.add(path+".ca_mode", "CA %q is created without allow_ca_mode: CA mode needs its key to decrypt (an RSA CA with keyEncipherment)", p.CA)
+		}
+		if p.CAMode && caModeless[p.Rollover.NextCA] {
+			errs.add(path+".rollover.next_ca", "CA %q is created without allow_ca_mode: a profile in CA mode needs it on its next CA too", p.Rollover.NextCA)
 		}
 	}
 	if f.DefaultProfile != "" && !ids[f.DefaultProfile] {
@@ -413,7 +427,7 @@ func (c CA) Validate(known map[string]bool) error {
 		if c.Create.Validity < 0 {
 			errs.add("create.validity", "must be positive")
 		}
-		if c.Create.AllowCAMode && !strings.HasPrefix(c.Create.KeyType, "rsa-") {
+		if c.Create.AllowCAMode && c.Create.KeyType != "" && !strings.HasPrefix(c.Create.KeyType, "rsa-") {
 			errs.add("create.allow_ca_mode", "CA mode needs an RSA key (key_type rsa-*)")
 		}
 	case c.Import != nil:
@@ -541,6 +555,10 @@ func (p Profile) Validate() error {
 	}
 	return nil
 }
+
+// KeyReuse reports whether a renewal may keep its key, with the default
+// (true) applied.
+func (r Renewal) KeyReuse() bool { return Bool(r.AllowKeyReuse, true) }
 
 // Bool reads an optional boolean with its default.
 func Bool(b *bool, def bool) bool {

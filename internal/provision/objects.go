@@ -72,7 +72,7 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 		c := spec.Create
 		kt := ca.KeyType(c.KeyType)
 		if kt == "" {
-			kt = ca.ECDSAP256
+			kt = ca.DefaultKeyType
 		}
 		subject, _ := ca.ParseName(c.Subject) // validated above
 		key, keyRef, err := generateKey(ks, "ca/"+spec.ID, kt)

@@ -217,6 +217,11 @@ type Overrides struct {
 	// Getenv resolves the secrets challenge modes name by variable
 	// (webhook HMAC key, Intune client secret); nil means os.Getenv.
 	Getenv func(string) string
+	// DeferMissingSecrets loads a profile whose challenge secret is not
+	// set instead of failing: its validator refuses every request, naming
+	// the variable. The CLI approves, rejects and revokes without the
+	// secrets of delegated challenges, which none of these calls.
+	DeferMissingSecrets bool
 	// Log is handed to delegated validators.
 	Log *slog.Logger
 	// MintLimit rations one-time challenge minting per profile; it lives
@@ -353,14 +358,24 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		w := chc.Webhook
 		secret := ov.Getenv(w.SecretEnv)
 		if secret == "" {
-			return nil, fmt.Errorf("webhook: the environment variable %s (its HMAC key) is not set", w.SecretEnv)
+			err := fmt.Errorf("webhook: the environment variable %s (its HMAC key) is not set", w.SecretEnv)
+			if !ov.DeferMissingSecrets {
+				return nil, err
+			}
+			v = missingSecret{err}
+			break
 		}
 		v = &challenge.Webhook{ProfileID: row.ID, URL: w.URL, Secret: []byte(secret), Timeout: time.Duration(w.Timeout), Notify: w.Notify, Now: ov.Now, Log: ov.Log}
 	case "intune":
 		in := chc.Intune
 		secret := ov.Getenv(in.ClientSecretEnv)
 		if secret == "" {
-			return nil, fmt.Errorf("intune: the environment variable %s (the client secret) is not set", in.ClientSecretEnv)
+			err := fmt.Errorf("intune: the environment variable %s (the client secret) is not set", in.ClientSecretEnv)
+			if !ov.DeferMissingSecrets {
+				return nil, err
+			}
+			v = missingSecret{err}
+			break
 		}
 		v = &challenge.Intune{ProfileID: row.ID, Tenant: in.Tenant, ClientID: in.ClientID, ClientSecret: secret, LoginURL: in.LoginURL,
 			GraphURL: in.GraphURL, CAName: issuer.Cert.Subject.CommonName, Now: ov.Now, Log: ov.Log}
@@ -388,7 +403,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 	}
 	return server.NewProfile(server.ProfileConfig{
 		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, Policy: policy, Challenge: v,
-			Renewal: enroll.Renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
+			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
 		Next:          next,
 		Dynamic:       dyn,
 		NDES:          ndes,
@@ -400,6 +415,20 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		IncludeCACert: row.IncludeCACert,
 		FullChain:     row.FullChain,
 	})
+}
+
+// missingSecret stands in for a delegated validator whose secret the
+// environment lacks (Overrides.DeferMissingSecrets): it names the secret
+// when a request needs it.
+type missingSecret struct{ err error }
+
+func (m missingSecret) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
+	return challenge.Grant{}, m.err
+}
+
+func renewal(r config.Renewal) enroll.Renewal {
+	return enroll.Renewal{Disabled: r.Disabled, Window: r.Window, AllowKeyReuse: r.KeyReuse(), RevokeOld: r.RevokeOld,
+		AllowSubjectChange: r.AllowSubjectChange}
 }
 
 // Phase reports, for the reload fingerprint, which profiles have passed

@@ -166,14 +166,26 @@ func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 		return
 	}
 	thumb := sha1.Sum(p.cfg.Enroll.CA.Cert.Raw)
-	minutes := int(time.Until(exp).Round(time.Minute) / time.Minute)
 	body := fmt.Sprintf(`<P> To complete certificate enrollment for your network device you will need the following information: `+
 		`<P> The thumbprint (hash value) for the CA certificate is: <B> %s </B> `+
 		`<P> The enrollment challenge password is: <B> %s </B> `+
-		`<P> This password can be used only once and will expire within %d minutes. `+
+		`<P> This password can be used only once and will expire within %s. `+
 		`<P> Each enrollment requires a new challenge password. You can refresh this web page to obtain a new challenge password. </P>`,
-		strings.ToUpper(hex.EncodeToString(thumb[:])), secret, minutes)
+		strings.ToUpper(hex.EncodeToString(thumb[:])), secret, expiresWithin(time.Until(exp)))
 	s.ndesPage(w, p, http.StatusOK, body)
+}
+
+// expiresWithin words a challenge's remaining life as NDES does ("60
+// minutes"), in seconds when it is under a minute.
+func expiresWithin(d time.Duration) string {
+	n, unit := int(d.Round(time.Minute)/time.Minute), "minute"
+	if d < time.Minute {
+		n, unit = int(d.Round(time.Second)/time.Second), "second"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
 }
 
 func (s *Server) ndesPage(w http.ResponseWriter, p *Profile, status int, body string) {
