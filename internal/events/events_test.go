@@ -245,7 +245,7 @@ func TestExpiryScan(t *testing.T) {
 	} {
 		rec := store.Issued{
 			Certificate: store.Certificate{Serial: c.serial, ProfileID: "p", TransactionID: c.serial, Subject: "CN=d" + c.serial,
-				NotBefore: now.Add(c.remains - c.lifetime), NotAfter: now.Add(c.remains), DER: []byte{byte(i)}, Status: store.CertValid, Created: now},
+				NotBefore: now.Add(c.remains - c.lifetime), NotAfter: now.Add(c.remains), DER: []byte{byte(i)}, Status: store.CertValid, Created: now.Add(c.remains - c.lifetime)},
 			Transaction: store.Transaction{ProfileID: "p", TransactionID: c.serial, Status: store.StatusIssued, CertSerial: c.serial, PublicKeySHA256: []byte{1}, CSRDER: []byte{1}, Created: now, Updated: now},
 			Audit:       store.AuditEvent{Time: now, Actor: "t", Action: "enroll", Object: "certificate:" + c.serial, Outcome: "issued"},
 		}
