@@ -115,8 +115,8 @@ func TestEveryRevocationPublishesCRL(t *testing.T) {
 		}, 1},
 		{"REST API", func(t *testing.T, v ...identity) {
 			code, body := api(t, s, token, "POST", "/api/v1/certificates/"+v[0].cert.SerialNumber.Text(16)+"/revoke", map[string]string{"reason": "keyCompromise"})
-			if code != 200 {
-				t.Fatalf("API revoke: HTTP %d %v", code, body)
+			if code != 200 || body["revocation_reason"] != "keyCompromise" {
+				t.Fatalf("API revoke: HTTP %d %v; want the reason by its RFC 5280 name", code, body)
 			}
 		}, 1},
 		{"CLI on the data directory", func(t *testing.T, v ...identity) {
@@ -196,6 +196,9 @@ func consoleRevoke(t *testing.T, base, token, serial, reason string) {
 	if resp := post("/console/certificates/"+serial+"/revoke", url.Values{"reason": {reason}, "confirm": {"yes"}, "csrf": {csrf}}); resp.StatusCode != 200 ||
 		!strings.HasSuffix(resp.Request.URL.Path, "/console/certificates/"+serial) {
 		t.Fatalf("console revoke: HTTP %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	if page := get("/console/certificates/" + serial); !strings.Contains(page, "reason "+reason) {
+		t.Fatalf("the console's certificate page does not name the reason %s:\n%s", reason, page)
 	}
 }
 

@@ -169,7 +169,7 @@ func TestEventsWebhook(t *testing.T) {
 		t.Fatalf("scepd cert revoke: %v\n%s", err, out)
 	}
 	waitFor(t, "certificate.revoked", 30*time.Second, func() bool { return len(rcv.of(events.CertificateRevoked)) == 1 })
-	if r := rcv.of(events.CertificateRevoked)[0]; r.Serial != serial || r.Details["reason"] != "1" {
+	if r := rcv.of(events.CertificateRevoked)[0]; r.Serial != serial || r.Profile != "devices" || r.Details["reason"] != "keyCompromise" {
 		t.Errorf("revoked event %+v", r)
 	}
 
