@@ -172,14 +172,27 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 }
 
 // OCSP answers a DER OCSP request for a CA (RFC 6960), signed by the CA.
+// With caID "" the CA is the loaded one the request's issuer hashes name;
+// for none the answer is unauthorized (§2.3: not a CA we answer for).
 func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, error) {
-	issuer := s.CAs()[caID]
-	if issuer == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
-	}
 	r, err := ocsp.ParseRequest(req)
 	if err != nil {
 		return ocsp.MalformedRequestErrorResponse, nil
+	}
+	if caID == "" {
+		for id, c := range s.CAs() {
+			if r.HashAlgorithm.Available() && matchesIssuer(r, c) {
+				caID = id
+				break
+			}
+		}
+		if caID == "" {
+			return ocsp.UnauthorizedErrorResponse, nil
+		}
+	}
+	issuer := s.CAs()[caID]
+	if issuer == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
 	}
 	now := s.Now()
 	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}

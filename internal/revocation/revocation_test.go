@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -134,5 +136,42 @@ func TestCRLFollowsStoreRevocations(t *testing.T) {
 	f.now = f.now.Add(13 * time.Hour)
 	if later, _ := f.crl(t, f.a); later.Number <= c.Number || !later.ThisUpdate.Equal(f.now) {
 		t.Fatalf("after half the lifetime: CRL %d of %v", later.Number, later.ThisUpdate)
+	}
+}
+
+// TestOCSPFindsTheCA: without a CA named (the bare /ocsp responder) the
+// request's issuer hashes pick the CA, which signs the answer; a request
+// for an issuer we do not hold is unauthorized (RFC 6960 §2.3).
+func TestOCSPFindsTheCA(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key, _ := ca.GenerateKey(ca.ECDSAP256)
+	leaf, err := f.ca.Sign(&x509.Certificate{Subject: pkix.Name{CommonName: "leaf"}, NotBefore: f.now, NotAfter: f.now.Add(time.Hour)}, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(issuer *x509.Certificate) []byte {
+		t.Helper()
+		req, err := ocsp.CreateRequest(leaf, issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := f.a.OCSP(ctx, "", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp, err := ocsp.ParseResponseForCert(ask(f.ca.Cert), leaf, f.ca.Cert)
+	if err != nil || resp.Status != ocsp.Unknown { // not in the store: unknown, but answered and signed by the CA
+		t.Fatalf("OCSP for our CA: %+v, %v", resp, err)
+	}
+	otherKey, _ := ca.GenerateKey(ca.ECDSAP256)
+	other, err := ca.NewRoot(otherKey, pkix.Name{CommonName: "Someone Else"}, time.Hour, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(other.Cert); string(got) != string(ocsp.UnauthorizedErrorResponse) {
+		t.Fatalf("OCSP for a foreign issuer: %x, want unauthorized", got)
 	}
 }
