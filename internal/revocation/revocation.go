@@ -120,7 +120,9 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 
 // CRL returns a CA's current CRL, signing a new one when there is none,
 // half its lifetime has passed, or a certificate was revoked since it was
-// signed. The check costs two indexed reads.
+// signed. The check costs two indexed reads. When signing fails (the key's
+// token is unreachable, say), the stored CRL is served until its
+// nextUpdate: still valid, and better than none.
 func (s *Service) CRL(ctx context.Context, caID string) (store.CRL, error) {
 	c, fresh, err := s.latest(ctx, caID)
 	if err != nil || fresh {
@@ -132,7 +134,12 @@ func (s *Service) CRL(ctx context.Context, caID string) (store.CRL, error) {
 	if c, fresh, err = s.latest(ctx, caID); err != nil || fresh {
 		return c, err
 	}
-	return s.Refresh(ctx, caID)
+	signed, err := s.Refresh(ctx, caID)
+	if err != nil && c.DER != nil && s.Now().Before(c.NextUpdate) {
+		s.Log.Error("signing a new CRL failed; serving the last one", "ca", caID, "number", c.Number, "error", err.Error())
+		return c, nil
+	}
+	return signed, err
 }
 
 // latest returns the stored CRL and whether it may still be served.

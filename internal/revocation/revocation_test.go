@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -136,6 +137,26 @@ func TestCRLFollowsStoreRevocations(t *testing.T) {
 	f.now = f.now.Add(13 * time.Hour)
 	if later, _ := f.crl(t, f.a); later.Number <= c.Number || !later.ThisUpdate.Equal(f.now) {
 		t.Fatalf("after half the lifetime: CRL %d of %v", later.Number, later.ThisUpdate)
+	}
+}
+
+// TestCRLServedWhenSigningFails: a stale CRL is still served until its
+// nextUpdate when a new one cannot be signed; after it, the error shows.
+func TestCRLServedWhenSigningFails(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, _ := f.crl(t, f.a)
+	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	f.b.CAs = func() map[string]*ca.CA { return nil } // the key is gone
+	c, err := f.b.CRL(ctx, "root")
+	if err != nil || c.Number != first.Number {
+		t.Fatalf("stale CRL while signing fails: %d, %v; want %d", c.Number, err, first.Number)
+	}
+	f.now = first.NextUpdate
+	if _, err := f.b.CRL(ctx, "root"); !errors.Is(err, ErrUnknownCA) {
+		t.Fatalf("after nextUpdate: %v, want the signing error", err)
 	}
 }
 
