@@ -424,11 +424,14 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 						{"transaction", c.TransactionID}} {
 						fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 					}
+					if c.Status == store.CertRevoked {
+						fmt.Fprintf(tw, "revoked:\t%s (%s)\n", c.RevokedAt.Format(time.RFC3339), c.RevocationReason)
+					}
 				})
 			})
 		}},
 		"revoke": {"SERIAL [--reason R] | --subject DN [--reason R]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
-			reason := f.fs.String("reason", "unspecified", "RFC 5280 reason: keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...")
+			reason := f.fs.String("reason", "unspecified", "RFC 5280 reason: "+strings.Join(ca.ReasonNames(), ", "))
 			subject := f.fs.String("subject", "", "revoke every valid certificate with exactly this subject")
 			pos, err := f.parse(args)
 			if err != nil || (len(pos) != 1) == (*subject == "") {
@@ -449,7 +452,7 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 				}
 				return f.print(w, list, func(tw *tabwriter.Writer) {
 					for _, c := range list {
-						fmt.Fprintf(tw, "revoked %s (%s)\n", c.Serial, c.Subject)
+						fmt.Fprintf(tw, "revoked %s (%s): %s\n", c.Serial, c.Subject, c.RevocationReason)
 					}
 				})
 			})

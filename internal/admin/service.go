@@ -123,9 +123,10 @@ type CertView struct {
 	Created       time.Time `json:"created"`
 	// RenewedSerial is the certificate this one renewed.
 	RenewedSerial string `json:"renewed_serial,omitempty"`
-	// RevokedAt and RevocationReason (RFC 5280 code) once revoked.
+	// RevokedAt and RevocationReason (the RFC 5280 name, e.g.
+	// keyCompromise) once revoked.
 	RevokedAt        time.Time `json:"revoked_at,omitzero"`
-	RevocationReason int       `json:"revocation_reason,omitempty"`
+	RevocationReason string    `json:"revocation_reason,omitempty"`
 	// DER is the certificate; the HTTP API serves it through .pem/.der URLs.
 	DER []byte `json:"-"`
 }
@@ -631,9 +632,13 @@ func certView(c store.Certificate) CertView {
 	if sans == nil {
 		sans = []string{}
 	}
-	return CertView{Serial: c.Serial, Profile: c.ProfileID, TransactionID: c.TransactionID, Subject: c.Subject, SANs: sans,
+	v := CertView{Serial: c.Serial, Profile: c.ProfileID, TransactionID: c.TransactionID, Subject: c.Subject, SANs: sans,
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, Status: c.Status, Created: c.Created, DER: c.DER,
-		RenewedSerial: c.RenewedSerial, RevokedAt: c.RevokedAt, RevocationReason: c.RevocationReason}
+		RenewedSerial: c.RenewedSerial, RevokedAt: c.RevokedAt}
+	if c.Status == store.CertRevoked {
+		v.RevocationReason = ca.ReasonName(c.RevocationReason)
+	}
+	return v
 }
 
 func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter) ([]CertView, error) {
@@ -672,12 +677,12 @@ func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, er
 }
 
 func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, error) {
-	code, ok := ca.Reasons[reason]
+	code, ok := ca.ReasonCode(reason)
 	if reason == "" {
-		code, ok = 0, true
+		code, ok = ca.ReasonUnspecified, true
 	}
 	if !ok {
-		return CertView{}, fmt.Errorf("%w: reason %q is not an RFC 5280 reason (keyCompromise, superseded, cessationOfOperation, affiliationChanged, ...)", ErrInvalid, reason)
+		return CertView{}, fmt.Errorf("%w: reason %q is not an RFC 5280 reason (%s)", ErrInvalid, reason, strings.Join(ca.ReasonNames(), ", "))
 	}
 	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
 	if err != nil {

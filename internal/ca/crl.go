@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/big"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -221,8 +222,57 @@ func (c *CA) crlWithX509(revoked []Revoked, number int64, now, next time.Time) (
 	return der, nil
 }
 
-// Reasons names the RFC 5280 CRLReason codes operators may give.
-var Reasons = map[string]int{
-	"unspecified": 0, "keyCompromise": 1, "cACompromise": 2, "affiliationChanged": 3, "superseded": 4,
-	"cessationOfOperation": 5, "certificateHold": 6, "removeFromCRL": 8, "privilegeWithdrawn": 9, "aACompromise": 10,
+// CRLReason codes (RFC 5280 §5.3.1).
+const (
+	ReasonUnspecified          = 0
+	ReasonKeyCompromise        = 1
+	ReasonCACompromise         = 2
+	ReasonAffiliationChanged   = 3
+	ReasonSuperseded           = 4
+	ReasonCessationOfOperation = 5
+	ReasonCertificateHold      = 6
+	ReasonRemoveFromCRL        = 8
+	ReasonPrivilegeWithdrawn   = 9
+	ReasonAACompromise         = 10
+)
+
+// reasonNames is the one table of CRLReason codes and their RFC 5280
+// names; events, audit details, the API, the console and the CLI all
+// speak these names.
+var reasonNames = [...]string{
+	ReasonUnspecified: "unspecified", ReasonKeyCompromise: "keyCompromise", ReasonCACompromise: "cACompromise",
+	ReasonAffiliationChanged: "affiliationChanged", ReasonSuperseded: "superseded", ReasonCessationOfOperation: "cessationOfOperation",
+	ReasonCertificateHold: "certificateHold", ReasonRemoveFromCRL: "removeFromCRL", ReasonPrivilegeWithdrawn: "privilegeWithdrawn",
+	ReasonAACompromise: "aACompromise",
+}
+
+// ReasonName returns the RFC 5280 name of a CRLReason code, or the
+// code in decimal for one the RFC does not define.
+func ReasonName(code int) string {
+	if code >= 0 && code < len(reasonNames) && reasonNames[code] != "" {
+		return reasonNames[code]
+	}
+	return strconv.Itoa(code)
+}
+
+// ReasonCode returns the code of a CRLReason an operator may give by
+// name. removeFromCRL is not one: it belongs to delta CRLs only.
+func ReasonCode(name string) (int, bool) {
+	for code, n := range reasonNames {
+		if n != "" && n == name && code != ReasonRemoveFromCRL {
+			return code, true
+		}
+	}
+	return 0, false
+}
+
+// ReasonNames lists the reasons an operator may give, in code order.
+func ReasonNames() []string {
+	var out []string
+	for code, n := range reasonNames {
+		if n != "" && code != ReasonRemoveFromCRL {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -65,6 +65,12 @@ func TestIssuedCertificatesLint(t *testing.T) {
 			if err != nil {
 				t.Fatalf("policy %d: %v", i, err)
 			}
+			if i == 1 {
+				// What public_url adds (provision): AIA caIssuers and OCSP, CDP.
+				p.IssuingCertificateURL = []string{"http://pki.example.com/ca/root.crt"}
+				p.OCSPServer = []string{"http://pki.example.com/ocsp/root"}
+				p.CRLDistributionPoints = []string{"http://pki.example.com/crl/root.crl"}
+			}
 			certs = append(certs, issueSamples(t, root, p, raKey, ecKey, u, now)...)
 		}
 		for _, c := range certs {

@@ -69,9 +69,10 @@ type Policy struct {
 	IPNets                                  []*net.IPNet
 	ExtraSANs                               []sanTemplate
 
-	// IssuingCertificateURL and CRLDistributionPoints go into every
-	// certificate when set (AIA caIssuers, CDP).
+	// IssuingCertificateURL, OCSPServer and CRLDistributionPoints go into
+	// every certificate when set (AIA caIssuers, AIA OCSP, CDP).
 	IssuingCertificateURL []string
+	OCSPServer            []string
 	CRLDistributionPoints []string
 }
 
@@ -189,6 +190,7 @@ func (p *Policy) Template(csr *x509.CertificateRequest, issuer *x509.Certificate
 		IsCA:                  false,
 		SubjectKeyId:          ski,
 		IssuingCertificateURL: p.IssuingCertificateURL,
+		OCSPServer:            p.OCSPServer,
 		CRLDistributionPoints: p.CRLDistributionPoints,
 	}
 	if err := p.filterSANs(tmpl, csr, profile); err != nil {

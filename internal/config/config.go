@@ -28,8 +28,9 @@ type File struct {
 	// Listen configures the HTTP listeners.
 	Listen Listen `yaml:"listen" json:"listen"`
 	// PublicURL is the base URL devices and relying parties reach scepd at,
-	// e.g. https://pki.example.com. When set, issued certificates carry an
-	// AIA caIssuers URL under it, and the CA certificates are served at
+	// e.g. https://pki.example.com. When set, issued certificates carry
+	// AIA caIssuers and OCSP URLs and a CRL distribution point under it,
+	// and the CA certificates are served at
 	// /ca/{id}.crt (DER) and /ca/{id}.pem. Default: none.
 	PublicURL string `yaml:"public_url" json:"public_url"`
 	// DataDir holds the SQLite database and key files. Default ./scepd-data.

@@ -367,19 +367,8 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, s *session
 	sum := sha256.Sum256(c.DER)
 	h.render(w, r, s, http.StatusOK, "certificate", "Certificate "+c.Serial, map[string]any{
 		"C": c, "Decoded": decode(c.DER), "SHA256": strings.ToUpper(hex.EncodeToString(sum[:])), "Chain": chain,
-		"Reasons": revocationReasons, "ReasonName": reasonName(c.RevocationReason),
+		"Reasons": ca.ReasonNames(),
 	})
-}
-
-var revocationReasons = []string{"unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn"}
-
-func reasonName(code int) string {
-	for name, c := range ca.Reasons {
-		if c == code {
-			return name
-		}
-	}
-	return strconv.Itoa(code)
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, s *session) {

@@ -84,8 +84,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // eventsConfig: a profile whose certificates live two hours, with an
-// expiry notice 121 minutes before (so a fresh certificate is due at the
-// first scan), a webhook sink and a log sink for expiry notices only.
+// expiry notice two seconds short of that (so a fresh certificate is due
+// two seconds after issuance; a threshold as long as the validity never
+// is), a webhook sink and a log sink for expiry notices only.
 func eventsConfig(t *testing.T, hookURL, database string) string {
 	cfg := filepath.Join(t.TempDir(), "scepd.yaml")
 	db := ""
@@ -102,7 +103,7 @@ profiles:
     allow_des: true
     challenge: {password_env: E2E_STATIC}
     policy: {validity: 2h}
-    expiry_notices: [121m, 720h]
+    expiry_notices: [119m58s, 720h]
 events:
   expiry_scan: 1s
   sinks:
@@ -156,7 +157,7 @@ func TestEventsWebhook(t *testing.T) {
 		t.Errorf("issued event %+v does not describe certificate %s", issued, serial)
 	}
 	exp := rcv.of(events.CertificateExpiring)[0]
-	if exp.Serial != serial || exp.Details["threshold"] != "2h1m0s" || exp.Details["not_after"] == "" {
+	if exp.Serial != serial || exp.Details["threshold"] != "1h59m58s" || exp.Details["not_after"] == "" {
 		t.Errorf("expiring event %+v", exp)
 	}
 	// The 30-day threshold is longer than the certificate's life: no notice.
@@ -168,7 +169,7 @@ func TestEventsWebhook(t *testing.T) {
 		t.Fatalf("scepd cert revoke: %v\n%s", err, out)
 	}
 	waitFor(t, "certificate.revoked", 30*time.Second, func() bool { return len(rcv.of(events.CertificateRevoked)) == 1 })
-	if r := rcv.of(events.CertificateRevoked)[0]; r.Serial != serial || r.Details["reason"] != "1" {
+	if r := rcv.of(events.CertificateRevoked)[0]; r.Serial != serial || r.Profile != "devices" || r.Details["reason"] != "keyCompromise" {
 		t.Errorf("revoked event %+v", r)
 	}
 

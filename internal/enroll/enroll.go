@@ -387,8 +387,9 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if err != nil || !p.Renewal.RevokeOld || res.Replayed {
 		return res, err
 	}
-	if err := s.store.RevokeCertificate(ctx, old.Serial, 4 /* superseded */, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
-		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"reason": "superseded", "by": res.Cert.SerialNumber.Text(16)}}); err != nil {
+	if err := s.store.RevokeCertificate(ctx, old.Serial, ca.ReasonSuperseded, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
+		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID, "subject": old.Subject,
+			"reason": ca.ReasonName(ca.ReasonSuperseded), "by": res.Cert.SerialNumber.Text(16)}}); err != nil {
 		// The new certificate is issued and stored; the old one stays valid
 		// until an operator revokes it. Not the client's failure.
 		s.log.LogAttrs(ctx, slog.LevelError, "revoking the renewed certificate failed", slog.String("serial", old.Serial), slog.String("error", err.Error()))

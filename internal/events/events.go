@@ -15,9 +15,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -93,6 +95,12 @@ func FromAudit(a store.AuditEvent) (Event, bool) {
 			e.Subject = v
 		case "transaction_id", "tx":
 			e.TransactionID = v
+		case "reason":
+			if n, err := strconv.Atoi(v); err == nil && typ == CertificateRevoked {
+				// Revocations audited before reasons were written by name.
+				v = ca.ReasonName(n)
+			}
+			e.Details[k] = v
 		default:
 			e.Details[k] = v
 		}

@@ -32,8 +32,13 @@ func TestFromAudit(t *testing.T) {
 		{store.AuditEvent{Seq: 8, Action: "enroll", Outcome: "issued", Object: "certificate:0b",
 			Details: map[string]string{"profile": "wifi", "renewed": "0a"}},
 			Event{ID: "evt-8", Type: CertificateRenewed, Profile: "wifi", Serial: "0b", Details: map[string]string{"renewed": "0a"}}, true},
-		{store.AuditEvent{Seq: 9, Action: "certificate.revoke", Outcome: "ok", Object: "certificate:0a", Details: map[string]string{"reason": "1"}},
-			Event{ID: "evt-9", Type: CertificateRevoked, Serial: "0a", Details: map[string]string{"reason": "1"}}, true},
+		{store.AuditEvent{Seq: 9, Action: "certificate.revoke", Outcome: "ok", Object: "certificate:0a", Details: map[string]string{"profile": "wifi", "reason": "keyCompromise"}},
+			Event{ID: "evt-9", Type: CertificateRevoked, Profile: "wifi", Serial: "0a", Details: map[string]string{"reason": "keyCompromise"}}, true},
+		// Audited before reasons were names: the event names it anyway.
+		{store.AuditEvent{Seq: 14, Action: "certificate.revoke", Outcome: "ok", Object: "certificate:0d", Details: map[string]string{"reason": "1"}},
+			Event{ID: "evt-14", Type: CertificateRevoked, Serial: "0d", Details: map[string]string{"reason": "keyCompromise"}}, true},
+		{store.AuditEvent{Seq: 15, Action: "request.reject", Outcome: "ok", Object: "transaction:t3", Details: map[string]string{"profile": "p", "reason": "42"}},
+			Event{ID: "evt-15", Type: RequestRejected, Profile: "p", TransactionID: "t3", Details: map[string]string{"reason": "42"}}, true},
 		{store.AuditEvent{Seq: 10, Action: "enroll", Outcome: "pending", Object: "transaction:t2", Details: map[string]string{"profile": "p"}},
 			Event{ID: "evt-10", Type: RequestPending, Profile: "p", TransactionID: "t2"}, true},
 		{store.AuditEvent{Seq: 11, Action: "enroll.lockout", Outcome: "blocked", Object: "profile:p", Details: map[string]string{"profile": "p", "client_ip": "192.0.2.1"}},
@@ -245,7 +250,7 @@ func TestExpiryScan(t *testing.T) {
 	} {
 		rec := store.Issued{
 			Certificate: store.Certificate{Serial: c.serial, ProfileID: "p", TransactionID: c.serial, Subject: "CN=d" + c.serial,
-				NotBefore: now.Add(c.remains - c.lifetime), NotAfter: now.Add(c.remains), DER: []byte{byte(i)}, Status: store.CertValid, Created: now},
+				NotBefore: now.Add(c.remains - c.lifetime), NotAfter: now.Add(c.remains), DER: []byte{byte(i)}, Status: store.CertValid, Created: now.Add(c.remains - c.lifetime)},
 			Transaction: store.Transaction{ProfileID: "p", TransactionID: c.serial, Status: store.StatusIssued, CertSerial: c.serial, PublicKeySHA256: []byte{1}, CSRDER: []byte{1}, Created: now, Updated: now},
 			Audit:       store.AuditEvent{Time: now, Actor: "t", Action: "enroll", Object: "certificate:" + c.serial, Outcome: "issued"},
 		}

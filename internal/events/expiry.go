@@ -22,10 +22,11 @@ type ExpiryStore interface {
 // threshold, also with several replicas scanning (the database decides).
 //
 // A certificate already inside several thresholds when first seen gets
-// only the nearest one's notice. A threshold as long as a certificate's
-// whole lifetime is skipped for it (a one-day certificate does not warn
-// at issuance that it expires within a week). Revoked certificates and
-// those renewed by a newer certificate get no notice.
+// only the nearest one's notice. A threshold at least as long as a
+// certificate's validity is skipped for it (a one-day certificate does
+// not warn at issuance that it expires within a week, nor a 30-day one
+// that it expires within 30 days). Revoked certificates and those
+// renewed by a newer certificate get no notice.
 type Expiry struct {
 	Store ExpiryStore
 	// Thresholds returns a profile's notice thresholds (e.g. 720h, 168h).
@@ -60,7 +61,7 @@ func (x *Expiry) Scan(ctx context.Context) (int, error) {
 				}
 				for _, c := range due {
 					var audit *store.AuditEvent
-					if c.NotAfter.Sub(c.NotBefore) > t {
+					if validity(c) > t {
 						audit = &store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.expiring", Object: "certificate:" + c.Serial, Outcome: "notice",
 							Details: map[string]string{"profile": p.ID, "subject": c.Subject, "not_after": c.NotAfter.UTC().Format(time.RFC3339),
 								"threshold": t.String(), "days_left": strconv.Itoa(int(c.NotAfter.Sub(now).Hours() / 24))}}
@@ -83,6 +84,18 @@ func (x *Expiry) Scan(ctx context.Context) (int, error) {
 		x.Log.LogAttrs(ctx, slog.LevelInfo, "expiry notices raised", slog.Int("count", raised))
 	}
 	return raised, nil
+}
+
+// validity is a certificate's lifetime as its policy set it: from
+// issuance to notAfter. notBefore is earlier by the policy's backdate, so
+// notAfter - notBefore would exceed a 720h threshold for a 720h policy
+// and warn seconds after issuance.
+func validity(c store.Certificate) time.Duration {
+	issued := c.Created
+	if issued.IsZero() || issued.Before(c.NotBefore) || issued.After(c.NotAfter) {
+		issued = c.NotBefore
+	}
+	return c.NotAfter.Sub(issued)
 }
 
 // Run scans at start and then every interval until ctx ends.

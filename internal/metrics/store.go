@@ -196,6 +196,13 @@ func (s *instrumented) LatestCRL(ctx context.Context, caID string) (store.CRL, e
 	return r0, err
 }
 
+func (s *instrumented) RevocationGeneration(ctx context.Context, caID string) (int64, error) {
+	start := time.Now()
+	r0, err := s.st.RevocationGeneration(ctx, caID)
+	s.record("RevocationGeneration", start, err)
+	return r0, err
+}
+
 func (s *instrumented) CreateChallenge(ctx context.Context, c store.Challenge, maxPending int) error {
 	start := time.Now()
 	err := s.st.CreateChallenge(ctx, c, maxPending)

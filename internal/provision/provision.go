@@ -209,8 +209,9 @@ type Overrides struct {
 	// AllowDES lists profiles that accept single DES for this run
 	// (SCEPD_ALLOW_DES=1 names the default profile).
 	AllowDES map[string]bool
-	// PublicURL, when set, puts an AIA caIssuers URL in issued
-	// certificates: PublicURL/ca/{ca}.crt.
+	// PublicURL, when set, puts AIA caIssuers and OCSP URLs and a CRL
+	// distribution point in issued certificates: PublicURL/ca/{ca}.crt,
+	// PublicURL/ocsp/{ca} and PublicURL/crl/{ca}.crl.
 	PublicURL string
 	// Now is the clock of dynamic challenges.
 	Now func() time.Time
@@ -399,6 +400,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 	if ov.PublicURL != "" {
 		base := strings.TrimRight(ov.PublicURL, "/")
 		policy.IssuingCertificateURL = []string{base + "/ca/" + caID + ".crt"}
+		policy.OCSPServer = []string{base + "/ocsp/" + caID}
 		policy.CRLDistributionPoints = []string{base + "/crl/" + caID + ".crl"}
 	}
 	return server.NewProfile(server.ProfileConfig{

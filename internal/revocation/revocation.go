@@ -1,6 +1,12 @@
 // Package revocation keeps revocation status published: it revokes,
-// signs numbered CRLs (on revocation and before nextUpdate), and answers
-// OCSP (RFC 6960) from the store.
+// signs numbered CRLs, and answers OCSP (RFC 6960) from the store.
+//
+// A CRL is signed when it is asked for and the stored one is stale: none
+// yet, half its lifetime gone, or older than the CA's revocation
+// generation, which every revocation bumps in the database (whoever
+// revokes: the API, the CLI, the console, renewal's revoke_old). So every
+// replica serves a new revocation on its next request, without any path
+// having to publish.
 package revocation
 
 import (
@@ -9,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -25,6 +32,7 @@ type Store interface {
 	NextCRLNumber(ctx context.Context, caID string) (int64, error)
 	SaveCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
+	RevocationGeneration(ctx context.Context, caID string) (int64, error)
 }
 
 // Service publishes revocation status.
@@ -37,6 +45,10 @@ type Service struct {
 	// Lifetime of a CRL (nextUpdate - thisUpdate). Default 24h; a new one
 	// is signed once half of it has passed.
 	Lifetime time.Duration
+
+	// signing lets one request per replica sign a stale CRL while the
+	// others wait for it instead of signing the same list again.
+	signing sync.Mutex
 }
 
 // ErrUnknownCA names a CA that is not loaded.
@@ -49,7 +61,8 @@ func (s *Service) lifetime() time.Duration {
 	return s.Lifetime
 }
 
-// Revoke revokes a certificate and publishes a new CRL of its CA at once.
+// Revoke revokes a certificate. The CA's next CRL request, on any
+// replica, publishes it (see the package comment).
 func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor string) (store.Certificate, error) {
 	c, err := s.Store.GetCertificate(ctx, serial)
 	if err != nil {
@@ -57,14 +70,8 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor s
 	}
 	now := s.Now()
 	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",
-		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"reason": fmt.Sprint(reason), "subject": c.Subject}}); err != nil {
+		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"profile": c.ProfileID, "reason": ca.ReasonName(reason), "subject": c.Subject}}); err != nil {
 		return c, err
-	}
-	if c.CAID != "" {
-		if _, err := s.Refresh(ctx, c.CAID); err != nil {
-			// Revoked in the store: the next refresh publishes it.
-			s.Log.Error("publishing the CRL after a revocation failed", "ca", c.CAID, "error", err.Error())
-		}
 	}
 	return s.Store.GetCertificate(ctx, serial)
 }
@@ -74,6 +81,12 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 	issuer := s.CAs()[caID]
 	if issuer == nil {
 		return store.CRL{}, fmt.Errorf("%w %q", ErrUnknownCA, caID)
+	}
+	// The generation is read before the list: the list holds at least the
+	// revocations it counts, so a CRL is never taken for newer than it is.
+	gen, err := s.Store.RevocationGeneration(ctx, caID)
+	if err != nil {
+		return store.CRL{}, err
 	}
 	revoked, err := s.Store.ListRevoked(ctx, caID)
 	if err != nil {
@@ -97,7 +110,7 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 	if err != nil {
 		return store.CRL{}, err
 	}
-	c := store.CRL{CAID: caID, Number: num, ThisUpdate: now, NextUpdate: next, DER: der}
+	c := store.CRL{CAID: caID, Number: num, ThisUpdate: now, NextUpdate: next, DER: der, Generation: gen}
 	if err := s.Store.SaveCRL(ctx, c); err != nil {
 		return store.CRL{}, err
 	}
@@ -105,17 +118,44 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 	return c, nil
 }
 
-// CRL returns a CA's current CRL, signing a new one when there is none or
-// half its lifetime has passed.
+// CRL returns a CA's current CRL, signing a new one when there is none,
+// half its lifetime has passed, or a certificate was revoked since it was
+// signed. The check costs two indexed reads. When signing fails (the key's
+// token is unreachable, say), the stored CRL is served until its
+// nextUpdate: still valid, and better than none.
 func (s *Service) CRL(ctx context.Context, caID string) (store.CRL, error) {
-	c, err := s.Store.LatestCRL(ctx, caID)
-	if err == nil && s.Now().Before(c.ThisUpdate.Add(s.lifetime()/2)) {
-		return c, nil
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	c, fresh, err := s.latest(ctx, caID)
+	if err != nil || fresh {
 		return c, err
 	}
-	return s.Refresh(ctx, caID)
+	s.signing.Lock()
+	defer s.signing.Unlock()
+	// Another request may have signed it while this one waited.
+	if c, fresh, err = s.latest(ctx, caID); err != nil || fresh {
+		return c, err
+	}
+	signed, err := s.Refresh(ctx, caID)
+	if err != nil && c.DER != nil && s.Now().Before(c.NextUpdate) {
+		s.Log.Error("signing a new CRL failed; serving the last one", "ca", caID, "number", c.Number, "error", err.Error())
+		return c, nil
+	}
+	return signed, err
+}
+
+// latest returns the stored CRL and whether it may still be served.
+func (s *Service) latest(ctx context.Context, caID string) (store.CRL, bool, error) {
+	gen, err := s.Store.RevocationGeneration(ctx, caID)
+	if err != nil {
+		return store.CRL{}, false, err
+	}
+	c, err := s.Store.LatestCRL(ctx, caID)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	return c, c.Generation >= gen && s.Now().Before(c.ThisUpdate.Add(s.lifetime()/2)), nil
 }
 
 // Run refreshes every loaded CA's CRL before it goes stale, until ctx ends.
@@ -139,14 +179,27 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 }
 
 // OCSP answers a DER OCSP request for a CA (RFC 6960), signed by the CA.
+// With caID "" the CA is the loaded one the request's issuer hashes name;
+// for none the answer is unauthorized (§2.3: not a CA we answer for).
 func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, error) {
-	issuer := s.CAs()[caID]
-	if issuer == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
-	}
 	r, err := ocsp.ParseRequest(req)
 	if err != nil {
 		return ocsp.MalformedRequestErrorResponse, nil
+	}
+	if caID == "" {
+		for id, c := range s.CAs() {
+			if r.HashAlgorithm.Available() && matchesIssuer(r, c) {
+				caID = id
+				break
+			}
+		}
+		if caID == "" {
+			return ocsp.UnauthorizedErrorResponse, nil
+		}
+	}
+	issuer := s.CAs()[caID]
+	if issuer == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
 	}
 	now := s.Now()
 	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}

@@ -41,7 +41,8 @@ type Enroller interface {
 	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
 }
 
-// Revocation publishes CRLs and answers OCSP.
+// Revocation publishes CRLs and answers OCSP (caID "": for the CA the
+// request names).
 type Revocation interface {
 	CRL(ctx context.Context, caID string) (store.CRL, error)
 	OCSP(ctx context.Context, caID string, req []byte) ([]byte, error)
@@ -295,8 +296,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /scep/{profile}/jamf-challenge", s.jamfChallenge)
 	mux.HandleFunc("GET /ca/{file}", s.caDownload)
 	mux.HandleFunc("GET /crl/{file}", s.crl)
+	// /ocsp/{ca} answers for one CA, /ocsp for the one the request names.
+	// GET carries the request in the path, /ocsp/{ca}/{request} or
+	// /ocsp/{request}; one pattern, since the base64 may hold '/'.
 	mux.HandleFunc("POST /ocsp/{ca}", s.ocsp)
-	mux.HandleFunc("GET /ocsp/{ca}/{request...}", s.ocsp)
+	mux.HandleFunc("POST /ocsp", s.ocsp)
+	mux.HandleFunc("GET /ocsp/{request...}", s.ocsp)
 	return mux
 }
 
@@ -360,10 +365,14 @@ func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
 }
 
 // ocsp answers RFC 6960 requests: POST with the DER body, or GET with it
-// base64 in the path (§A.1).
+// base64 in the path (§A.1); at /ocsp/{ca} for one CA, at /ocsp for any
+// CA loaded (the one the request's issuer hashes name).
 func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("ca")
-	if s.set.Load().cas[id] == nil || s.opts.Revocation == nil {
+	id, request := r.PathValue("ca"), r.PathValue("request")
+	if first, rest, ok := strings.Cut(request, "/"); ok && s.set.Load().cas[first] != nil {
+		id, request = first, rest
+	}
+	if (id != "" && s.set.Load().cas[id] == nil) || s.opts.Revocation == nil {
 		http.Error(w, "no such OCSP responder", http.StatusNotFound)
 		return
 	}
@@ -373,7 +382,7 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 		req, err = io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
 	} else {
 		var raw string
-		if raw, err = url.PathUnescape(r.PathValue("request")); err == nil {
+		if raw, err = url.PathUnescape(request); err == nil {
 			req, err = base64.StdEncoding.DecodeString(raw)
 		}
 	}

@@ -186,6 +186,10 @@ type CRL struct {
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	DER        []byte
+	// Generation is the CA's revocation generation the CRL covers (read
+	// before its entries were listed): the CRL is stale once
+	// RevocationGeneration is higher.
+	Generation int64
 }
 
 // AuditEvent is one entry of the append-only, hash-chained audit log.
@@ -398,8 +402,9 @@ type Store interface {
 	// CertificateStats counts certificates per profile: valid (not yet
 	// expired), revoked, and valid ones expiring within the given window.
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)
-	// RevokeCertificate marks a certificate revoked with its audit event;
-	// revoking again changes nothing (the first time and reason stay).
+	// RevokeCertificate marks a certificate revoked with its audit event
+	// and bumps its CA's revocation generation; revoking again changes
+	// nothing (the first time and reason stay).
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit AuditEvent) error
 	// ListRevoked returns a CA's revoked certificates for its CRL, ordered
 	// by serial.
@@ -411,6 +416,11 @@ type Store interface {
 	SaveCRL(ctx context.Context, c CRL) error
 	// LatestCRL returns the CA's CRL with the highest number.
 	LatestCRL(ctx context.Context, caID string) (CRL, error)
+	// RevocationGeneration returns the CA's revocation generation: the
+	// number of revocations of its certificates so far (0 for an unknown
+	// CA). Comparing it with the latest CRL's Generation is the cheap
+	// check that the CRL still lists every revocation.
+	RevocationGeneration(ctx context.Context, caID string) (int64, error)
 
 	// CreateChallenge stores a pending one-time challenge unless the profile
 	// already has maxPending pending ones (ErrLimit).

@@ -769,6 +769,9 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 			store.CertRevoked, at, reason, serial); err != nil {
 			return mapErr(err)
 		}
+		if _, err := tx.Exec(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, serial); err != nil {
+			return mapErr(err)
+		}
 		return appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
@@ -808,8 +811,8 @@ func (s *Store) NextCRLNumber(ctx context.Context, caID string) (int64, error) {
 
 // SaveCRL stores a signed CRL.
 func (s *Store) SaveCRL(ctx context.Context, c store.CRL) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO crls (ca_id, number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)`,
-		c.CAID, c.Number, c.ThisUpdate, c.NextUpdate, c.DER); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO crls (ca_id, number, this_update, next_update, der, revocation_gen) VALUES ($1, $2, $3, $4, $5, $6)`,
+		c.CAID, c.Number, c.ThisUpdate, c.NextUpdate, c.DER, c.Generation); err != nil {
 		return fmt.Errorf("postgres: save CRL %s/%d: %w", c.CAID, c.Number, mapErr(err))
 	}
 	return nil
@@ -818,13 +821,26 @@ func (s *Store) SaveCRL(ctx context.Context, c store.CRL) error {
 // LatestCRL returns the CA's newest CRL.
 func (s *Store) LatestCRL(ctx context.Context, caID string) (store.CRL, error) {
 	c := store.CRL{CAID: caID}
-	err := s.pool.QueryRow(ctx, `SELECT number, this_update, next_update, der FROM crls WHERE ca_id = $1 ORDER BY number DESC LIMIT 1`, caID).
-		Scan(&c.Number, &c.ThisUpdate, &c.NextUpdate, &c.DER)
+	err := s.pool.QueryRow(ctx, `SELECT number, this_update, next_update, der, revocation_gen FROM crls WHERE ca_id = $1 ORDER BY number DESC LIMIT 1`, caID).
+		Scan(&c.Number, &c.ThisUpdate, &c.NextUpdate, &c.DER, &c.Generation)
 	if err != nil {
 		return c, fmt.Errorf("postgres: latest CRL of %q: %w", caID, mapErr(err))
 	}
 	c.ThisUpdate, c.NextUpdate = c.ThisUpdate.UTC(), c.NextUpdate.UTC()
 	return c, nil
+}
+
+// RevocationGeneration returns the CA's revocation generation.
+func (s *Store) RevocationGeneration(ctx context.Context, caID string) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT revocation_gen FROM cas WHERE id = $1`, caID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: revocation generation of %q: %w", caID, mapErr(err))
+	}
+	return n, nil
 }
 
 // AppendAudit appends one event to the chained audit log.

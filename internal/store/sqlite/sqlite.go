@@ -933,6 +933,9 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 			store.CertRevoked, fmtTime(at), reason, serial); err != nil {
 			return mapErr(err)
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = ?)`, serial); err != nil {
+			return mapErr(err)
+		}
 		return s.appendAudit(ctx, tx, audit)
 	})
 }
@@ -971,8 +974,8 @@ func (s *Store) NextCRLNumber(ctx context.Context, caID string) (int64, error) {
 
 // SaveCRL stores a signed CRL.
 func (s *Store) SaveCRL(ctx context.Context, c store.CRL) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO crls (ca_id, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)`,
-		c.CAID, c.Number, fmtTime(c.ThisUpdate), fmtTime(c.NextUpdate), c.DER)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO crls (ca_id, number, this_update, next_update, der, revocation_gen) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.CAID, c.Number, fmtTime(c.ThisUpdate), fmtTime(c.NextUpdate), c.DER, c.Generation)
 	if err != nil {
 		return fmt.Errorf("sqlite: save CRL %s/%d: %w", c.CAID, c.Number, mapErr(err))
 	}
@@ -983,8 +986,8 @@ func (s *Store) SaveCRL(ctx context.Context, c store.CRL) error {
 func (s *Store) LatestCRL(ctx context.Context, caID string) (store.CRL, error) {
 	c := store.CRL{CAID: caID}
 	var tu, nu string
-	err := s.db.QueryRowContext(ctx, `SELECT number, this_update, next_update, der FROM crls WHERE ca_id = ? ORDER BY number DESC LIMIT 1`, caID).
-		Scan(&c.Number, &tu, &nu, &c.DER)
+	err := s.db.QueryRowContext(ctx, `SELECT number, this_update, next_update, der, revocation_gen FROM crls WHERE ca_id = ? ORDER BY number DESC LIMIT 1`, caID).
+		Scan(&c.Number, &tu, &nu, &c.DER, &c.Generation)
 	if err != nil {
 		return c, fmt.Errorf("sqlite: latest CRL of %q: %w", caID, mapErr(err))
 	}
@@ -993,6 +996,19 @@ func (s *Store) LatestCRL(ctx context.Context, caID string) (store.CRL, error) {
 	}
 	c.NextUpdate, err = parseTime(nu)
 	return c, err
+}
+
+// RevocationGeneration returns the CA's revocation generation.
+func (s *Store) RevocationGeneration(ctx context.Context, caID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT revocation_gen FROM cas WHERE id = ?`, caID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: revocation generation of %q: %w", caID, mapErr(err))
+	}
+	return n, nil
 }
 
 // AppendAudit appends one event to the chained audit log.

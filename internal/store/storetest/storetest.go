@@ -614,6 +614,9 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		t.Fatalf("certificate %+v", c)
 	}
 	ev := store.AuditEvent{Time: when, Actor: "op", Action: "revoke", Outcome: "ok"}
+	if g, err := s.RevocationGeneration(ctx, "ca1"); err != nil || g != 0 {
+		t.Fatalf("RevocationGeneration before any revocation = %d, %v; want 0", g, err)
+	}
 	for _, serial := range []string{"01", "03"} {
 		if err := s.RevokeCertificate(ctx, serial, 4, when, ev); err != nil {
 			t.Fatal(err)
@@ -624,6 +627,13 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 	}
 	if err := s.RevokeCertificate(ctx, "ff", 1, when, ev); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking an unknown serial: %v", err)
+	}
+	// Each revocation moves its CA's generation once; revoking again does not.
+	if g, err := s.RevocationGeneration(ctx, "ca1"); err != nil || g != 1 {
+		t.Fatalf("RevocationGeneration(ca1) after one revocation = %d, %v; want 1", g, err)
+	}
+	if g, err := s.RevocationGeneration(ctx, "nope"); err != nil || g != 0 {
+		t.Fatalf("RevocationGeneration of an unknown CA = %d, %v; want 0", g, err)
 	}
 	c, _ := s.GetCertificate(ctx, "01")
 	if c.Status != store.CertRevoked || c.RevocationReason != 4 || !c.RevokedAt.Equal(when.Truncate(time.Microsecond)) {
@@ -674,12 +684,12 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		t.Fatalf("LatestCRL before any: %v", err)
 	}
 	for _, num := range []int64{3, 7, 5} {
-		if err := s.SaveCRL(ctx, store.CRL{CAID: "ca1", Number: num, ThisUpdate: when, NextUpdate: when.Add(time.Hour), DER: []byte{byte(num)}}); err != nil {
+		if err := s.SaveCRL(ctx, store.CRL{CAID: "ca1", Number: num, ThisUpdate: when, NextUpdate: when.Add(time.Hour), DER: []byte{byte(num)}, Generation: num * 10}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	latest, err := s.LatestCRL(ctx, "ca1")
-	if err != nil || latest.Number != 7 || latest.DER[0] != 7 {
+	if err != nil || latest.Number != 7 || latest.DER[0] != 7 || latest.Generation != 70 {
 		t.Fatalf("LatestCRL = %+v, %v", latest, err)
 	}
 	sameInstant(t, "NextUpdate", latest.NextUpdate, when.Add(time.Hour))

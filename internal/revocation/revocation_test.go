@@ -1,0 +1,198 @@
+package revocation
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/sqlite"
+)
+
+// fixture is a CA with two issued certificates in a real SQLite store,
+// and two Services on it (two replicas), clocks stopped.
+type fixture struct {
+	st   store.Store
+	ca   *ca.CA
+	a, b *Service
+	now  time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	key, err := ca.GenerateKey(ca.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ca.NewRoot(key, pkix.Name{CommonName: "Revocation Test Root"}, 24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateCA(ctx, store.CA{ID: "root", CertDER: root.Cert.Raw, KeyRef: "file:k", Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateProfile(ctx, store.Profile{ID: "p", CAID: "root", RACertDER: root.Cert.Raw, RAKeyRef: "file:k",
+		ChallengeMode: store.ChallengeNone, Created: now, Updated: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, serial := range []string{"a1", "b2"} {
+		if err := st.RecordIssued(ctx, store.Issued{
+			Certificate: store.Certificate{Serial: serial, ProfileID: "p", TransactionID: serial, Subject: "CN=" + serial, NotBefore: now,
+				NotAfter: now.Add(time.Hour), DER: []byte(serial), Status: store.CertValid, CAID: "root", Created: now},
+			Transaction: store.Transaction{ProfileID: "p", TransactionID: serial, Status: store.StatusIssued, PublicKeySHA256: []byte(serial),
+				CSRDER: []byte{1}, CertSerial: serial, Created: now, Updated: now},
+			Audit: store.AuditEvent{Time: now, Actor: "t", Action: "enroll", Object: "certificate:" + serial, Outcome: "issued"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fixture{st: st, ca: root, now: now}
+	replica := func() *Service {
+		return &Service{Store: st, CAs: func() map[string]*ca.CA { return map[string]*ca.CA{"root": root} },
+			Now: func() time.Time { return f.now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	f.a, f.b = replica(), replica()
+	return f
+}
+
+// crl fetches the CA's CRL from s and checks its signature.
+func (f *fixture) crl(t *testing.T, s *Service) (store.CRL, map[string]int) {
+	t.Helper()
+	c, err := s.CRL(context.Background(), "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := x509.ParseRevocationList(c.DER)
+	if err != nil || parsed.CheckSignatureFrom(f.ca.Cert) != nil || parsed.Number.Int64() != c.Number {
+		t.Fatalf("CRL %d does not parse or verify: %v", c.Number, err)
+	}
+	entries := map[string]int{}
+	for _, e := range parsed.RevokedCertificateEntries {
+		entries[e.SerialNumber.Text(16)] = e.ReasonCode
+	}
+	return c, entries
+}
+
+// TestCRLFollowsStoreRevocations: a revocation written to the store by
+// any path (here straight through the store, as renewal's revoke_old
+// does, and through another replica's Service) is on the CRL the next
+// request gets from every replica, while an unchanged CRL is served as
+// it is, not signed again.
+func TestCRLFollowsStoreRevocations(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, entries := f.crl(t, f.a)
+	if len(entries) != 0 {
+		t.Fatalf("first CRL lists %v", entries)
+	}
+	if again, _ := f.crl(t, f.b); again.Number != first.Number {
+		t.Fatalf("an unchanged CRL was signed again: number %d after %d", again.Number, first.Number)
+	}
+
+	// Revoked in the store only, as enrollment's revoke_old does.
+	if err := f.st.RevokeCertificate(ctx, "a1", 4, f.now, store.AuditEvent{Time: f.now, Actor: "scepd", Action: "certificate.revoke",
+		Object: "certificate:a1", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Service{"a": f.a, "b": f.b} {
+		c, entries := f.crl(t, s)
+		if entries["a1"] != 4 || c.Number <= first.Number {
+			t.Fatalf("replica %s after a store revocation: CRL %d lists %v, want a1 (superseded) in a CRL after %d", name, c.Number, entries, first.Number)
+		}
+	}
+	second, _ := f.crl(t, f.a)
+
+	// Revoked through replica b's Service: replica a serves it next.
+	if _, err := f.b.Revoke(ctx, "b2", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	c, entries := f.crl(t, f.a)
+	if entries["b2"] != 1 || entries["a1"] != 4 || c.Number <= second.Number {
+		t.Fatalf("after revoking through replica b, replica a serves CRL %d with %v", c.Number, entries)
+	}
+	// Revoking again changes nothing: no new CRL.
+	if _, err := f.b.Revoke(ctx, "b2", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.crl(t, f.b); again.Number != c.Number {
+		t.Fatalf("a repeated revocation signed a new CRL: %d after %d", again.Number, c.Number)
+	}
+	// Half the lifetime later a new one is signed anyway.
+	f.now = f.now.Add(13 * time.Hour)
+	if later, _ := f.crl(t, f.a); later.Number <= c.Number || !later.ThisUpdate.Equal(f.now) {
+		t.Fatalf("after half the lifetime: CRL %d of %v", later.Number, later.ThisUpdate)
+	}
+}
+
+// TestCRLServedWhenSigningFails: a stale CRL is still served until its
+// nextUpdate when a new one cannot be signed; after it, the error shows.
+func TestCRLServedWhenSigningFails(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, _ := f.crl(t, f.a)
+	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	f.b.CAs = func() map[string]*ca.CA { return nil } // the key is gone
+	c, err := f.b.CRL(ctx, "root")
+	if err != nil || c.Number != first.Number {
+		t.Fatalf("stale CRL while signing fails: %d, %v; want %d", c.Number, err, first.Number)
+	}
+	f.now = first.NextUpdate
+	if _, err := f.b.CRL(ctx, "root"); !errors.Is(err, ErrUnknownCA) {
+		t.Fatalf("after nextUpdate: %v, want the signing error", err)
+	}
+}
+
+// TestOCSPFindsTheCA: without a CA named (the bare /ocsp responder) the
+// request's issuer hashes pick the CA, which signs the answer; a request
+// for an issuer we do not hold is unauthorized (RFC 6960 §2.3).
+func TestOCSPFindsTheCA(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key, _ := ca.GenerateKey(ca.ECDSAP256)
+	leaf, err := f.ca.Sign(&x509.Certificate{Subject: pkix.Name{CommonName: "leaf"}, NotBefore: f.now, NotAfter: f.now.Add(time.Hour)}, key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(issuer *x509.Certificate) []byte {
+		t.Helper()
+		req, err := ocsp.CreateRequest(leaf, issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := f.a.OCSP(ctx, "", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp, err := ocsp.ParseResponseForCert(ask(f.ca.Cert), leaf, f.ca.Cert)
+	if err != nil || resp.Status != ocsp.Unknown { // not in the store: unknown, but answered and signed by the CA
+		t.Fatalf("OCSP for our CA: %+v, %v", resp, err)
+	}
+	otherKey, _ := ca.GenerateKey(ca.ECDSAP256)
+	other, err := ca.NewRoot(otherKey, pkix.Name{CommonName: "Someone Else"}, time.Hour, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(other.Cert); string(got) != string(ocsp.UnauthorizedErrorResponse) {
+		t.Fatalf("OCSP for a foreign issuer: %x, want unauthorized", got)
+	}
+}
