@@ -388,7 +388,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 		return res, err
 	}
 	if err := s.store.RevokeCertificate(ctx, old.Serial, 4 /* superseded */, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
-		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"reason": "superseded", "by": res.Cert.SerialNumber.Text(16)}}); err != nil {
+		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": p.ID, "reason": "superseded", "by": res.Cert.SerialNumber.Text(16)}}); err != nil {
 		// The new certificate is issued and stored; the old one stays valid
 		// until an operator revokes it. Not the client's failure.
 		s.log.LogAttrs(ctx, slog.LevelError, "revoking the renewed certificate failed", slog.String("serial", old.Serial), slog.String("error", err.Error()))

@@ -57,7 +57,7 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor s
 	}
 	now := s.Now()
 	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",
-		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"reason": fmt.Sprint(reason), "subject": c.Subject}}); err != nil {
+		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"profile": c.ProfileID, "reason": fmt.Sprint(reason), "subject": c.Subject}}); err != nil {
 		return c, err
 	}
 	if c.CAID != "" {
