@@ -5,13 +5,19 @@ import (
 	"crypto"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
 )
 
 // TestMalformedSANRefused: a CSR whose DNS SAN is not a host name gets a
@@ -90,5 +96,128 @@ func TestLockoutSparesTokens(t *testing.T) {
 	}
 	if code := jamf("Bearer " + tok[:len(tok)-4] + "AAAA"); code != http.StatusTooManyRequests {
 		t.Errorf("Jamf webhook with an invalid token from the locked-out address: %d, want 429", code)
+	}
+}
+
+// TestDataDirModes: after a zero-config start, the data directory (and
+// any directory in it) is 0700 and every file in it, the SQLite database
+// with its -wal and -shm files and the CA and RA keys, is 0600; a data
+// directory open to other users is refused with the command that fixes it.
+func TestDataDirModes(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{})
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "modes"}, Challenge: s.Challenge, Cipher: cms.AES128, Digest: crypto.SHA256})
+	seen := map[string]bool{}
+	err := filepath.WalkDir(s.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // a -shm file went away
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %#o, want %#o", path, fi.Mode().Perm(), want)
+		}
+		seen[filepath.Base(path)] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"scepd.db", "scepd.db-wal", "scepd.db-shm"} {
+		if !seen[f] {
+			t.Errorf("no %s in the data directory while the server runs", f)
+		}
+	}
+	keysSeen := 0
+	for name := range seen {
+		if strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, ".key") {
+			keysSeen++
+		}
+	}
+	if keysSeen == 0 {
+		t.Errorf("no key files found among %v", seen)
+	}
+
+	open := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o755) // whatever the umask
+	out, err := sceptest.Run(t, 30*time.Second, nil, "", sceptest.Binary(t), "serve", "--addr", "127.0.0.1:0", "--data", open)
+	if err == nil || !strings.Contains(out, "chmod 700 "+open) {
+		t.Errorf("serve on a 0755 data directory: %v\n%s\nwant a refusal naming `chmod 700 %s`", err, out, open)
+	}
+	if entries, _ := os.ReadDir(open); len(entries) != 0 {
+		t.Errorf("the refused data directory was written to: %v", entries)
+	}
+	if err := os.Chmod(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sceptest.Start(t, sceptest.Options{DataDir: open}) // fixed as told, it starts
+}
+
+// scrape GETs a /metrics URL, with a token when given.
+func scrape(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMetricsOnAdminListener: with --admin-addr, /metrics is served on the
+// admin listener and 404 on the SCEP one; with --metrics-token-required it
+// needs an API token of any role not limited to profiles. Without either,
+// it stays open next to SCEP (TestMetrics).
+func TestMetricsOnAdminListener(t *testing.T) {
+	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr, "--metrics-token-required"}})
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "metered"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	auditor := newToken(t, s, "auditor")
+	scoped := newToken(t, s, "operator", "default")
+	admin := "http://" + adminAddr + "/metrics"
+	for _, tt := range []struct {
+		url, token string
+		want       int
+	}{
+		{s.BaseURL() + "/metrics", "", 404},
+		{s.BaseURL() + "/metrics", auditor, 404},
+		{admin, "", 401},
+		{admin, "scepd_0000000000000000_nope", 401},
+		{admin, scoped, 403},
+		{admin, auditor, 200},
+	} {
+		code, body := scrape(t, tt.url, tt.token)
+		if code != tt.want {
+			t.Errorf("GET %s (token %v): %d, want %d", tt.url, tt.token != "", code, tt.want)
+		}
+		if code == 200 && !strings.Contains(body, `scepd_pkioperations_total{message_type="PKCSReq",outcome="success",profile="default"} 1`) {
+			t.Errorf("the admin listener's /metrics lacks the enrollment:\n%.500s", body)
+		}
+		if code != 200 && strings.Contains(body, "scepd_") {
+			t.Errorf("GET %s (token %v) answered %d with metrics", tt.url, tt.token != "", code)
+		}
+	}
+
+	// Without --metrics-token-required the admin listener's /metrics is open.
+	open := "127.0.0.1:" + freeLoopbackPort(t)
+	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", open}})
+	if code, _ := scrape(t, s2.BaseURL()+"/metrics", ""); code != 404 {
+		t.Errorf("SCEP listener /metrics with --admin-addr: %d, want 404", code)
+	}
+	if code, body := scrape(t, "http://"+open+"/metrics", ""); code != 200 || !strings.Contains(body, "scepd_build_info") {
+		t.Errorf("admin listener /metrics without a token required: %d", code)
 	}
 }
