@@ -427,6 +427,18 @@ func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileVie
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
 		return ProfileView{}, err
 	}
+	if len(b.a.Profiles) > 0 {
+		// A profile also names its CA, which a token limited to profiles
+		// may not touch: it may change its profiles, on the CAs they have.
+		cur, err := b.s.Store.GetProfile(ctx, spec.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return ProfileView{}, err
+		}
+		if err != nil || cur.CAID != spec.CA {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "a CA change needs an unscoped token"})
+			return ProfileView{}, fmt.Errorf("%w: creating a profile or moving it to another CA needs a token not limited to profiles", ErrForbidden)
+		}
+	}
 	p, created, err := provision.UpsertProfile(ctx, b.s.Store, b.s.Keys, spec, store.SourceAPI, provision.Inline(), b.s.Now())
 	action := "profile.update"
 	if created {

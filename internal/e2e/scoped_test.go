@@ -138,6 +138,27 @@ func TestScopedTokens(t *testing.T) {
 		if code, _ := api(t, s, admin, "POST", "/api/v1/cas", map[string]any{"id": "mine", "create": map[string]any{"subject": "CN=Mine"}}); code != 403 {
 			t.Errorf("a scoped admin creates a CA: %d, want 403", code)
 		}
+		// A profile names a CA: a token limited to the profile changes it on
+		// its CA, but neither moves it to another CA nor creates one.
+		kiosks := map[string]any{"id": "kiosks", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}
+		if code, body := api(t, s, newToken(t, s, "admin"), "POST", "/api/v1/profiles", kiosks); code != 200 {
+			t.Fatalf("admin creates kiosks: %d %v", code, body)
+		}
+		kioskAdmin := newToken(t, s, "admin", "kiosks")
+		kiosks["policy"] = map[string]any{"validity": "48h"}
+		if code, body := api(t, s, kioskAdmin, "PUT", "/api/v1/profiles/kiosks", kiosks); code != 200 {
+			t.Errorf("a kiosks admin changes kiosks' policy: %d %v", code, body)
+		}
+		kiosks["ca"] = "devices"
+		if code, _ := api(t, s, kioskAdmin, "PUT", "/api/v1/profiles/kiosks", kiosks); code != 403 {
+			t.Errorf("a kiosks admin moves kiosks to another CA: %d, want 403", code)
+		}
+		if code, _ := api(t, s, kioskAdmin, "GET", "/api/v1/profiles/kiosks", nil); code != 200 {
+			t.Errorf("a kiosks admin reads kiosks: %d", code)
+		}
+		if code, body := api(t, s, kioskAdmin, "GET", "/api/v1/profiles/kiosks", nil); code == 200 && body["ca"] != "root" {
+			t.Errorf("kiosks moved to %v by a refused change", body["ca"])
+		}
 	})
 
 	t.Run("revoke-subject all or nothing", func(t *testing.T) {
