@@ -254,6 +254,10 @@ func TestConsoleScopedAndHashedSecrets(t *testing.T) {
 	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
 		t.Errorf("scoped console audit page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
 	}
+	code, page = consoleGet(t, hc, s.BaseURL()+"/console/dashboard")
+	if code != 200 || !strings.Contains(page, "laptops") || strings.Contains(page, "camode") {
+		t.Errorf("scoped console dashboard: %d; shows laptops %v, camode %v", code, strings.Contains(page, "laptops"), strings.Contains(page, "camode"))
+	}
 	code, page = consoleGet(t, hc, s.BaseURL()+"/console/certificates")
 	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
 		t.Errorf("scoped console certificates page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
