@@ -74,6 +74,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		"without --config: key type of the default profile's RA, rsa-2048|rsa-3072|rsa-4096 (env SCEPD_RA_KEY_TYPE)")
 	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),
 		"without --config: the default profile's challenge, static (SCEPD_CHALLENGE) or dynamic (env SCEPD_CHALLENGE_MODE)")
+	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
+		"/metrics answers only requests with an API token (any role, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -119,6 +121,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
+		metricsToken: *metricsToken,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -151,6 +154,8 @@ type serveConfig struct {
 	// per profile (per replica).
 	challengeRate  float64
 	challengeBurst int
+	// metricsToken: /metrics requires an API token not limited to profiles.
+	metricsToken bool
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -302,16 +307,20 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	}
 
 	// The REST API and /metrics go on the admin listener when there is
-	// one, else next to SCEP.
+	// one (the SCEP listener then answers 404 for them), else next to SCEP.
+	metricsHandler := met.Handler()
+	if cfg.metricsToken {
+		metricsHandler = (&admin.Handler{Service: adminSvc, Log: log}).RequireToken(metricsHandler)
+	}
 	adminMux := http.NewServeMux()
 	adminMux.Handle("/api/", api)
-	adminMux.Handle("GET /metrics", met.Handler())
+	adminMux.Handle("GET /metrics", metricsHandler)
 	adminMux.Handle("/console/", web)
 	handler := srv.Handler()
 	if cfg.adminAddr == "" {
 		handler = server.Mount(handler, "/console/", web)
 		handler = server.Mount(handler, "/api/", api)
-		handler = server.Mount(handler, "GET /metrics", met.Handler())
+		handler = server.Mount(handler, "GET /metrics", metricsHandler)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -283,6 +283,29 @@ func (h *Handler) Routes() http.Handler {
 	return mux
 }
 
+// RequireToken serves next only to requests with a valid API token of any
+// role that is limited to no profiles (what next shows covers every
+// profile); others get 401 or 403 in the API's error format.
+func (h *Handler) RequireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", ErrUnauthenticated.Error())
+			return
+		}
+		actor, err := Authenticate(r.Context(), h.Service.Store, strings.TrimSpace(token))
+		if err == nil && len(actor.Profiles) > 0 {
+			err = fmt.Errorf("%w: this token is limited to profiles %v", ErrForbidden, actor.Profiles)
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {

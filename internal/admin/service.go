@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,6 +261,23 @@ func (b *bound) check(ctx context.Context, act Action, profile string) error {
 	return ErrForbidden
 }
 
+// checkGlobal authorises an action on objects that belong to no single
+// profile (CAs, tokens): only a token limited to no profiles may, whatever
+// its role. A scoped token would otherwise see every CA and token, or
+// mint itself an unscoped one.
+func (b *bound) checkGlobal(ctx context.Context, act Action) error {
+	if err := b.check(ctx, act, ""); err != nil {
+		return err
+	}
+	if len(b.a.Profiles) == 0 {
+		return nil
+	}
+	if act != ActRead && act != ActReadTokens {
+		b.audit(ctx, "authz", "api", "denied", map[string]string{"action": actionNames[act], "role": string(b.a.Role), "reason": "limited to profiles"})
+	}
+	return fmt.Errorf("%w: this token is limited to profiles %v", ErrForbidden, b.a.Profiles)
+}
+
 // audit records a mutation with its actor; a failed audit write fails the
 // operation's report but not the (already committed) change.
 func (b *bound) audit(ctx context.Context, action, object, outcome string, details map[string]string) {
@@ -298,7 +316,7 @@ func caView(row store.CA) (CAView, error) {
 }
 
 func (b *bound) ListCAs(ctx context.Context) ([]CAView, error) {
-	if err := b.check(ctx, ActRead, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActRead); err != nil {
 		return nil, err
 	}
 	rows, err := b.s.Store.ListCAs(ctx)
@@ -317,7 +335,7 @@ func (b *bound) ListCAs(ctx context.Context) ([]CAView, error) {
 }
 
 func (b *bound) GetCA(ctx context.Context, id string) (CAView, error) {
-	if err := b.check(ctx, ActRead, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActRead); err != nil {
 		return CAView{}, err
 	}
 	row, err := b.s.Store.GetCA(ctx, id)
@@ -328,7 +346,7 @@ func (b *bound) GetCA(ctx context.Context, id string) (CAView, error) {
 }
 
 func (b *bound) CAChain(ctx context.Context, id string) ([][]byte, error) {
-	if err := b.check(ctx, ActRead, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActRead); err != nil {
 		return nil, err
 	}
 	row, err := b.s.Store.GetCA(ctx, id)
@@ -339,7 +357,7 @@ func (b *bound) CAChain(ctx context.Context, id string) ([][]byte, error) {
 }
 
 func (b *bound) CreateCA(ctx context.Context, spec config.CA) (CAView, error) {
-	if err := b.check(ctx, ActManage, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActManage); err != nil {
 		return CAView{}, err
 	}
 	row, err := provision.CreateCA(ctx, b.s.Store, b.s.Keys, spec, provision.Inline(), b.s.Now())
@@ -412,6 +430,18 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
 		return ProfileView{}, err
+	}
+	if len(b.a.Profiles) > 0 {
+		// A profile also names its CA, which a token limited to profiles
+		// may not touch: it may change its profiles, on the CAs they have.
+		cur, err := b.s.Store.GetProfile(ctx, spec.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return ProfileView{}, err
+		}
+		if err != nil || cur.CAID != spec.CA {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "a CA change needs an unscoped token"})
+			return ProfileView{}, fmt.Errorf("%w: creating a profile or moving it to another CA needs a token not limited to profiles", ErrForbidden)
+		}
 	}
 	p, created, err := provision.UpsertProfile(ctx, b.s.Store, b.s.Keys, spec, store.SourceAPI, provision.Inline(), b.s.Now())
 	action := "profile.update"
@@ -604,7 +634,7 @@ func (b *bound) PutEntity(ctx context.Context, profile string, req EntityRequest
 	if err := b.s.Store.PutEntity(ctx, e); err != nil {
 		return EntityView{}, err
 	}
-	b.audit(ctx, "entity.register", "entity:"+profile+"/"+req.Username, "ok", map[string]string{"uses": fmt.Sprint(uses), "expires_at": e.Expires.UTC().Format(time.RFC3339)})
+	b.audit(ctx, "entity.register", "entity:"+profile+"/"+req.Username, "ok", map[string]string{"profile": profile, "uses": fmt.Sprint(uses), "expires_at": e.Expires.UTC().Format(time.RFC3339)})
 	v := EntityView{Profile: profile, Username: req.Username, UsesLeft: uses, Expires: e.Expires}
 	if req.Code == "" {
 		v.Code = code // generated: shown once
@@ -645,9 +675,9 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	if err := b.check(ctx, ActRead, f.ProfileID); err != nil {
 		return nil, err
 	}
-	if len(b.a.Profiles) > 0 && f.ProfileID == "" {
-		return nil, fmt.Errorf("%w: this token is limited to profiles %v: name one", ErrForbidden, b.a.Profiles)
-	}
+	// A token limited to profiles lists theirs, in the query, so that
+	// pages and counts are right.
+	f.Profiles = b.a.Profiles
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
@@ -676,13 +706,22 @@ func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, er
 	return certView(c), nil
 }
 
-func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, error) {
+// revocationReason is the RFC 5280 code of a reason name ("": unspecified).
+func revocationReason(reason string) (int, error) {
 	code, ok := ca.ReasonCode(reason)
 	if reason == "" {
 		code, ok = ca.ReasonUnspecified, true
 	}
 	if !ok {
-		return CertView{}, fmt.Errorf("%w: reason %q is not an RFC 5280 reason (%s)", ErrInvalid, reason, strings.Join(ca.ReasonNames(), ", "))
+		return 0, fmt.Errorf("%w: reason %q is not an RFC 5280 reason (%s)", ErrInvalid, reason, strings.Join(ca.ReasonNames(), ", "))
+	}
+	return code, nil
+}
+
+func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, error) {
+	code, err := revocationReason(reason)
+	if err != nil {
+		return CertView{}, err
 	}
 	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
 	if err != nil {
@@ -705,6 +744,10 @@ func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]Ce
 	if subject == "" {
 		return nil, fmt.Errorf("%w: a subject is required", ErrInvalid)
 	}
+	code, err := revocationReason(reason)
+	if err != nil {
+		return nil, err
+	}
 	if err := b.check(ctx, ActOperate, ""); err != nil {
 		return nil, err
 	}
@@ -712,16 +755,26 @@ func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]Ce
 	if err != nil {
 		return nil, err
 	}
+	// The filter matches substrings; revocation needs the exact subject.
+	list = slices.DeleteFunc(list, func(c store.Certificate) bool { return c.Subject != subject })
+	// All or nothing: every certificate is authorised before the first is
+	// revoked, so a token limited to profiles gets 403 with nothing done
+	// rather than after revoking the part it may.
+	for _, c := range list {
+		if err := b.check(ctx, ActOperate, c.ProfileID); err != nil {
+			return nil, err
+		}
+	}
+	if b.s.Revocation == nil {
+		return nil, b.s.unavailable("revocation is")
+	}
 	out := []CertView{}
 	for _, c := range list {
-		if c.Subject != subject {
-			continue // the filter matches substrings; revocation needs the exact subject
-		}
-		v, err := b.Revoke(ctx, c.Serial, reason)
+		revoked, err := b.s.Revocation.Revoke(ctx, c.Serial, code, b.a.Name)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, v)
+		out = append(out, certView(revoked))
 	}
 	return out, nil
 }
@@ -746,7 +799,7 @@ func (b *bound) ListRequests(ctx context.Context, profile, status string) ([]Req
 	if status == "" {
 		status = store.StatusPending
 	}
-	list, err := b.s.Store.ListTransactions(ctx, store.TransactionFilter{ProfileID: profile, Status: status, Limit: 1000})
+	list, err := b.s.Store.ListTransactions(ctx, store.TransactionFilter{ProfileID: profile, Profiles: b.a.Profiles, Status: status, Limit: 1000})
 	if err != nil {
 		return nil, err
 	}
@@ -825,7 +878,7 @@ func tokenView(t store.Token) TokenView {
 }
 
 func (b *bound) CreateToken(ctx context.Context, req TokenRequest) (NewTokenView, error) {
-	if err := b.check(ctx, ActTokens, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActTokens); err != nil {
 		return NewTokenView{}, err
 	}
 	if !ValidRole(req.Role) {
@@ -849,7 +902,7 @@ func (b *bound) CreateToken(ctx context.Context, req TokenRequest) (NewTokenView
 }
 
 func (b *bound) ListTokens(ctx context.Context) ([]TokenView, error) {
-	if err := b.check(ctx, ActReadTokens, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActReadTokens); err != nil {
 		return nil, err
 	}
 	rows, err := b.s.Store.ListTokens(ctx)
@@ -864,7 +917,7 @@ func (b *bound) ListTokens(ctx context.Context) ([]TokenView, error) {
 }
 
 func (b *bound) RevokeToken(ctx context.Context, id string) error {
-	if err := b.check(ctx, ActTokens, ""); err != nil {
+	if err := b.checkGlobal(ctx, ActTokens); err != nil {
 		return err
 	}
 	if err := b.s.Store.RevokeToken(ctx, id, b.s.Now()); err != nil {
@@ -884,7 +937,10 @@ func (b *bound) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	return b.s.Store.ListAudit(ctx, limit)
+	// A token limited to profiles reads their events only (subjects and
+	// client addresses of other profiles are not its business); events of
+	// no profile (CAs, tokens, sign-ins) are for unscoped tokens.
+	return b.s.Store.ListAudit(ctx, limit, b.a.Profiles...)
 }
 
 func pemCert(der []byte) string {

@@ -68,6 +68,9 @@ type Policy struct {
 	DNSPatterns, EmailPatterns, URIPatterns []*regexp.Regexp
 	IPNets                                  []*net.IPNet
 	ExtraSANs                               []sanTemplate
+	// AllowWildcard accepts DNS SANs with a leading "*." label; every SAN
+	// must be a well-formed name whatever the patterns (sannames.go).
+	AllowWildcard bool
 
 	// IssuingCertificateURL, OCSPServer and CRLDistributionPoints go into
 	// every certificate when set (AIA caIssuers, AIA OCSP, CDP).
@@ -202,6 +205,11 @@ func (p *Policy) Template(csr *x509.CertificateRequest, issuer *x509.Certificate
 // filterSANs keeps the CSR's SANs the policy allows and adds the
 // policy's extra SANs.
 func (p *Policy) filterSANs(t *x509.Certificate, csr *x509.CertificateRequest, profile string) error {
+	// Form first, patterns second: a malformed name is refused, not
+	// silently dropped or matched.
+	if err := p.checkSANForms(csr.DNSNames, csr.EmailAddresses, csr.URIs); err != nil {
+		return err
+	}
 	if p.FilterSANs {
 		t.DNSNames = keepMatching(csr.DNSNames, p.DNSPatterns)
 		t.EmailAddresses = keepMatching(csr.EmailAddresses, p.EmailPatterns)
@@ -248,7 +256,8 @@ func (p *Policy) filterSANs(t *x509.Certificate, csr *x509.CertificateRequest, p
 			t.URIs = append(t.URIs, u)
 		}
 	}
-	return nil
+	// Extra SANs are rendered from CSR fields: the same rules hold.
+	return p.checkSANForms(t.DNSNames, t.EmailAddresses, t.URIs)
 }
 
 func keepMatching(values []string, patterns []*regexp.Regexp) []string {

@@ -66,14 +66,24 @@ type SubjectConfig struct {
 // is not listed does not pass, and a value matching none of its type's
 // patterns is dropped (the certificate is issued without it).
 type SANConfig struct {
-	// DNS patterns: "*" matches any run of characters ("*.devices.example.com");
-	// matching ignores case.
+	// DNS patterns: a "*" label matches one or more whole labels
+	// ("*.devices.example.com"), a "*" within a label a run of letters,
+	// digits and hyphens ("dev-*.example.com"); matching ignores case.
+	// Every DNS SAN must be a valid host name, whatever the patterns.
 	DNS []string `yaml:"dns,omitempty" json:"dns,omitempty"`
+	// AllowWildcard accepts DNS SANs whose first label is "*" (wildcard
+	// certificates); a leading "*" label of a pattern then matches it.
+	// Default false: such a request is refused.
+	AllowWildcard bool `yaml:"allow_wildcard,omitempty" json:"allow_wildcard,omitempty"`
 	// IP lists CIDR prefixes ("10.0.0.0/8", "::/0").
 	IP []string `yaml:"ip,omitempty" json:"ip,omitempty"`
-	// Email patterns, like DNS.
+	// Email patterns: "*" matches dot-atom characters before the '@' and
+	// like DNS after it ("*@example.com"). Every email SAN must be a valid
+	// addr-spec with a host name domain.
 	Email []string `yaml:"email,omitempty" json:"email,omitempty"`
-	// URI patterns, like DNS but case-sensitive ("urn:uuid:*").
+	// URI patterns, case-sensitive: "*" matches characters of one path
+	// segment, never '/', '?', '#' or '@' ("urn:uuid:*"). Every URI SAN must
+	// be absolute, without user information, with a valid host if any.
 	URI []string `yaml:"uri,omitempty" json:"uri,omitempty"`
 	// Extra SANs added to every certificate, "TYPE:template" with TYPE one
 	// of DNS, IP, email, URI, e.g. "URI:urn:device:{{.CSR.Subject.SerialNumber}}".
@@ -235,13 +245,14 @@ func (c PolicyConfig) Compile() (*Policy, error) {
 
 	sans := c.SANs
 	var err error
-	if p.DNSPatterns, err = compileGlobs(sans.DNS, true); err != nil {
+	p.AllowWildcard = sans.AllowWildcard
+	if p.DNSPatterns, err = compileGlobs(sans.DNS, globDNS, p.AllowWildcard); err != nil {
 		bad("sans.dns", "%v", err)
 	}
-	if p.EmailPatterns, err = compileGlobs(sans.Email, true); err != nil {
+	if p.EmailPatterns, err = compileGlobs(sans.Email, globEmail, false); err != nil {
 		bad("sans.email", "%v", err)
 	}
-	if p.URIPatterns, err = compileGlobs(sans.URI, false); err != nil {
+	if p.URIPatterns, err = compileGlobs(sans.URI, globURI, false); err != nil {
 		bad("sans.uri", "%v", err)
 	}
 	for _, cidr := range sans.IP {
@@ -327,19 +338,15 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 	return oid, nil
 }
 
-// compileGlobs turns patterns where "*" matches any run of characters into
-// anchored regular expressions.
-func compileGlobs(patterns []string, fold bool) ([]*regexp.Regexp, error) {
+// compileGlobs turns SAN patterns into anchored regular expressions in
+// which "*" matches only characters valid at its place (globRegexp).
+func compileGlobs(patterns []string, kind globKind, wildcard bool) ([]*regexp.Regexp, error) {
 	var out []*regexp.Regexp
 	for _, g := range patterns {
 		if g == "" {
 			return nil, errors.New("empty pattern")
 		}
-		expr := "^" + strings.ReplaceAll(regexp.QuoteMeta(g), `\*`, ".*") + "$"
-		if fold {
-			expr = "(?i)" + expr
-		}
-		re, err := regexp.Compile(expr)
+		re, err := globRegexp(g, kind, wildcard)
 		if err != nil {
 			return nil, err
 		}

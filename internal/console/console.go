@@ -7,11 +7,13 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -117,8 +119,33 @@ func securityHeaders(next http.Handler) http.Handler {
 // session is a signed-in request's context.
 type session struct {
 	store.Session
+	// CSRF is the form token of this session, derived from the cookie
+	// (csrfToken); the store holds only its SHA-256.
+	CSRF  string
 	Actor admin.Actor
 	API   admin.API
+}
+
+// csrfToken is a session's form token: HMAC-SHA256 of a fixed label keyed
+// by the session's cookie value (256 random bits), so it is as
+// unguessable as the cookie, is never stored, and a page can render it
+// again without the database holding it.
+func csrfToken(sessionID string) string {
+	m := hmac.New(sha256.New, []byte(sessionID))
+	m.Write([]byte("scepd console CSRF token"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// hashHex is the hex SHA-256 under which a secret is stored.
+func hashHex(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// csrfValid checks a form's token against the session's stored hash, in
+// constant time.
+func csrfValid(form string, s *session) bool {
+	return subtle.ConstantTimeCompare([]byte(hashHex(form)), []byte(s.CSRFHash)) == 1
 }
 
 type authedFunc func(w http.ResponseWriter, r *http.Request, s *session)
@@ -142,7 +169,7 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.CSRF)) != 1 {
+			if !sameOrigin(r) || !csrfValid(r.PostFormValue("csrf"), s) {
 				h.Log.Warn("console form refused: CSRF check failed", "path", r.URL.Path, "actor", s.Actor.Name, "origin", r.Header.Get("Origin"))
 				h.fail(w, r, s, http.StatusForbidden, "This form did not come from this console (CSRF check failed). Reload the page and try again.")
 				return
@@ -176,7 +203,7 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	}
 	a := admin.ActorOf(tok)
 	a.Name += " via console"
-	return &session{Session: se, Actor: a, API: h.Admin.As(a)}, nil
+	return &session{Session: se, CSRF: csrfToken(c.Value), Actor: a, API: h.Admin.As(a)}, nil
 }
 
 // sameOrigin refuses requests a browser marks as coming from elsewhere
@@ -243,7 +270,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	sum := sha256.Sum256([]byte(id))
 	now := h.Now()
-	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRF: randomToken(), Created: now, Expires: now.Add(h.SessionTTL)}); err != nil {
+	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRFHash: hashHex(csrfToken(id)), Created: now, Expires: now.Add(h.SessionTTL)}); err != nil {
 		h.Log.Error("console session create failed", "error", err.Error())
 		h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 		return

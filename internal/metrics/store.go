@@ -280,9 +280,9 @@ func (s *instrumented) AppendAudit(ctx context.Context, e store.AuditEvent) erro
 	return err
 }
 
-func (s *instrumented) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
+func (s *instrumented) ListAudit(ctx context.Context, limit int, profiles ...string) ([]store.AuditEvent, error) {
 	start := time.Now()
-	r0, err := s.st.ListAudit(ctx, limit)
+	r0, err := s.st.ListAudit(ctx, limit, profiles...)
 	s.record("ListAudit", start, err)
 	return r0, err
 }

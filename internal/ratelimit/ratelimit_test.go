@@ -53,7 +53,8 @@ func TestBuckets(t *testing.T) {
 }
 
 func TestHost(t *testing.T) {
-	for in, want := range map[string]string{"10.0.0.1:443": "10.0.0.1", "[2001:db8::1]:80": "2001:db8::1", "unix": "unix"} {
+	for in, want := range map[string]string{"10.0.0.1:443": "10.0.0.1", "[2001:db8::1]:80": "2001:db8::/64", "unix": "unix",
+		"[2001:db8:0:7:a:b:c:d]:5": "2001:db8:0:7::/64", "2001:db8:0:7::ffff": "2001:db8:0:7::/64", "[::ffff:192.0.2.7]:9": "192.0.2.7", "[fe80::1%eth0]:1": "fe80::1%eth0"} {
 		if got := Host(in); got != want {
 			t.Errorf("Host(%q) = %q, want %q", in, got, want)
 		}
@@ -65,5 +66,23 @@ func TestRetryAfter(t *testing.T) {
 		if got := RetryAfter(d); got != want {
 			t.Errorf("RetryAfter(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestWindowIPv6Prefix: the addresses of one IPv6 /64 share a failure
+// window, so walking through them does not escape a lockout.
+func TestWindowIPv6Prefix(t *testing.T) {
+	l := NewWindow(3, time.Minute)
+	now := time.Unix(1000, 0)
+	for i, a := range []string{"[2001:db8:0:1::1]:1000", "[2001:db8:0:1::2]:1001", "[2001:db8:0:1:ffff::3]:1002"} {
+		if l.Fail("p|"+Host(a), now) != (i == 2) {
+			t.Fatalf("failure %d from %s", i+1, a)
+		}
+	}
+	if !l.Blocked("p|"+Host("[2001:db8:0:1::99]:2000"), now) {
+		t.Error("another address of the same /64 is not locked out")
+	}
+	if l.Blocked("p|"+Host("[2001:db8:0:2::1]:2000"), now) {
+		t.Error("the next /64 is locked out too")
 	}
 }

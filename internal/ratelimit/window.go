@@ -82,13 +82,24 @@ func (l *Window) prune(key string, now time.Time) []time.Time {
 	return h
 }
 
-// Host is the address part of a "host:port" remote address: limits apply
-// to a client, not to one of its connections.
+// Host is the client a "host:port" remote address counts as: limits apply
+// to a client, not to one of its connections. An IPv6 address counts as
+// its /64: one subscriber or host usually holds a whole /64 and can walk
+// through its 2^64 addresses, so per-address windows would never fill.
+// An IPv4-mapped IPv6 address is its IPv4 address.
 func Host(remote string) string {
-	if h, _, err := net.SplitHostPort(remote); err == nil {
+	h := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		h = host
+	}
+	ip := net.ParseIP(h)
+	if ip == nil || ip.To4() != nil {
+		if ip != nil {
+			return ip.To4().String()
+		}
 		return h
 	}
-	return remote
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // RetryAfter is the value of an HTTP Retry-After header for a wait of d:

@@ -43,21 +43,33 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 }
 
 // gate authenticates a caller of a challenge endpoint and answers for it
-// when it may not go on: 429 for a locked-out address (credentials not
+// when it may not go on: 429 for a locked-out address (password not
 // checked), 401 (via unauthenticated) or 403. It reports whether to mint.
+//
+// The lockout guards the password path only: a request with a valid API
+// token is served even from a locked-out address, so ten bad passwords
+// from a NAT address an MDM shares cannot lock that MDM out for the
+// window (a 256-bit token is not guessed by retrying anyway).
 func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoint string, unauthenticated, forbidden func()) bool {
 	key := p.ID() + "|" + ratelimit.Host(r.RemoteAddr)
 	lim := s.opts.MDMAuthFailures
 	now := time.Now()
+	user, secret, ok := credentials(r)
+	if ok && secret != "" && !p.ndesUser(user) && s.opts.Authorize != nil {
+		if valid, allowed := s.opts.Authorize(r.Context(), secret, p.ID()); valid {
+			if !allowed {
+				forbidden()
+			}
+			return allowed
+		}
+	}
 	if lim.Blocked(key, now) {
 		s.limited(p, endpoint, "blocked")
 		retryAfter(w, lim.Span())
 		http.Error(w, "too many failed authentications from this address; retry later", http.StatusTooManyRequests)
 		return false
 	}
-	authenticated, allowed := s.mayMint(r, p)
-	switch {
-	case !authenticated:
+	if !s.passwordOK(r, p, user, secret) {
 		if lim.Fail(key, now) {
 			s.limited(p, endpoint, "lockout")
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "repeated failed authentications on a challenge endpoint; address locked out",
@@ -67,9 +79,6 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 				"profile": p.ID(), "endpoint": endpoint, "client_ip": r.RemoteAddr, "failures": strconv.Itoa(lim.Max()), "window": lim.Span().String()})
 		}
 		unauthenticated()
-		return false
-	case !allowed:
-		forbidden()
 		return false
 	}
 	return true
@@ -98,20 +107,21 @@ func (s *Server) rateLimited(w http.ResponseWriter, p *Profile, endpoint string,
 	return true
 }
 
-// mayMint authenticates a caller of the challenge endpoints.
-func (s *Server) mayMint(r *http.Request, p *Profile) (authenticated, allowed bool) {
-	user, secret, ok := credentials(r)
-	if !ok || secret == "" {
-		return false, false
+// ndesUser reports whether user is the profile's NDES page user: its
+// Basic password is checked against the page's password, not as a token.
+func (p *Profile) ndesUser(user string) bool {
+	n := p.cfg.NDES
+	return n != nil && n.Password != nil && n.Username != "" && user == n.Username
+}
+
+// passwordOK checks the NDES page password (anything else that reaches it
+// is a missing or invalid credential).
+func (s *Server) passwordOK(r *http.Request, p *Profile, user, secret string) bool {
+	if secret == "" || !p.ndesUser(user) {
+		return false
 	}
-	if n := p.cfg.NDES; n != nil && n.Password != nil && n.Username != "" && user == n.Username {
-		_, err := n.Password.Validate(r.Context(), challenge.Request{Password: secret})
-		return err == nil, err == nil
-	}
-	if s.opts.Authorize == nil {
-		return false, false
-	}
-	return s.opts.Authorize(r.Context(), secret, p.ID())
+	_, err := p.cfg.NDES.Password.Validate(r.Context(), challenge.Request{Password: secret})
+	return err == nil
 }
 
 // mint creates a one-time challenge for an MDM.

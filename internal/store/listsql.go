@@ -39,6 +39,9 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if f.ProfileID != "" {
 		where = append(where, "profile_id = "+param(f.ProfileID))
 	}
+	if len(f.Profiles) > 0 {
+		where = append(where, "profile_id IN ("+InList(f.Profiles, param)+")")
+	}
 	switch f.Status {
 	case "":
 	case CertValid, CertRevoked:
@@ -69,4 +72,14 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, serial DESC LIMIT %s OFFSET %s`, param(limit), param(max(f.Offset, 0)))
 	return q, args
+}
+
+// InList is the placeholders of an SQL IN list of values, each bound
+// through param.
+func InList(values []string, param func(any) string) string {
+	ps := make([]string, len(values))
+	for i, v := range values {
+		ps[i] = param(v)
+	}
+	return strings.Join(ps, ", ")
 }

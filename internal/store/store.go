@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -138,8 +139,11 @@ type Transaction struct {
 // TransactionFilter selects transactions to list.
 type TransactionFilter struct {
 	ProfileID string
-	Status    string
-	Limit     int
+	// Profiles, when set, keeps the transactions of these profiles only
+	// (a token limited to profiles).
+	Profiles []string
+	Status   string
+	Limit    int
 }
 
 // Certificate statuses.
@@ -204,6 +208,20 @@ type AuditEvent struct {
 	// PrevHash and Hash chain the log: Hash = SHA-256(PrevHash || event).
 	PrevHash []byte `json:"prev_hash"`
 	Hash     []byte `json:"hash"`
+}
+
+// AuditProfile is the profile an event concerns, stored beside it so that
+// reads can be limited to profiles: the "profile" detail, else an object
+// "profile:ID", else "" (CAs, tokens, sign-ins: no single profile). It is
+// derived from hashed fields only, so the chain covers it.
+func AuditProfile(e AuditEvent) string {
+	if p := e.Details["profile"]; p != "" {
+		return p
+	}
+	if p, ok := strings.CutPrefix(e.Object, "profile:"); ok {
+		return p
+	}
+	return ""
 }
 
 // ChainVerifier checks an audit hash chain fed oldest first.
@@ -318,6 +336,9 @@ type IntegrityReport struct {
 // CertificateFilter selects certificates to list.
 type CertificateFilter struct {
 	ProfileID string
+	// Profiles, when set, keeps the certificates of these profiles only
+	// (a token limited to profiles).
+	Profiles []string
 	// Subject matches certificates whose subject contains it (case-insensitive).
 	Subject string
 	// Status is CertValid or CertRevoked; empty means any.
@@ -355,10 +376,11 @@ type Token struct {
 type Session struct {
 	IDHash  []byte
 	TokenID string
-	// CSRF is the per-session token every console form carries.
-	CSRF    string
-	Created time.Time
-	Expires time.Time
+	// CSRFHash is the hex SHA-256 of the per-session token every console
+	// form carries; never the token itself.
+	CSRFHash string
+	Created  time.Time
+	Expires  time.Time
 }
 
 // DayCount is the number of certificates a profile issued on a UTC day.
@@ -442,8 +464,9 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
-	// ListAudit returns the newest events first.
-	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// ListAudit returns the newest events first; with profiles, only the
+	// events of those profiles (AuditProfile), filtered in the query.
+	ListAudit(ctx context.Context, limit int, profiles ...string) ([]AuditEvent, error)
 	// AuditAfter returns up to limit events with Seq > after, oldest first
 	// (for exporting and verifying the whole chain page by page).
 	AuditAfter(ctx context.Context, after int64, limit int) ([]AuditEvent, error)

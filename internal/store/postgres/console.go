@@ -11,7 +11,7 @@ import (
 // CreateSession stores a console session.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		se.IDHash, se.TokenID, se.CSRF, se.Created, se.Expires); err != nil {
+		se.IDHash, se.TokenID, se.CSRFHash, se.Created, se.Expires); err != nil {
 		return fmt.Errorf("postgres: create session: %w", mapErr(err))
 	}
 	return nil
@@ -21,7 +21,7 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error) {
 	se := store.Session{IDHash: idHash}
 	err := s.pool.QueryRow(ctx, `SELECT token_id, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = $1 AND expires_at > $2`,
-		idHash, now).Scan(&se.TokenID, &se.CSRF, &se.Created, &se.Expires)
+		idHash, now).Scan(&se.TokenID, &se.CSRFHash, &se.Created, &se.Expires)
 	if err != nil {
 		return se, fmt.Errorf("postgres: session: %w", mapErr(err))
 	}

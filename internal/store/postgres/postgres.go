@@ -421,7 +421,8 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 		limit = 1000
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE ($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2)
-		ORDER BY created_at, transaction_id LIMIT $3`, f.ProfileID, f.Status, limit)
+		AND (cardinality($4::text[]) = 0 OR profile_id = ANY($4))
+		ORDER BY created_at, transaction_id LIMIT $3`, f.ProfileID, f.Status, limit, nonNilStrings(f.Profiles))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list transactions: %w", mapErr(err))
 	}
@@ -872,8 +873,8 @@ func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
 		return fmt.Errorf("audit hash: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash, store.AuditProfile(e)); err != nil {
 		return fmt.Errorf("audit insert: %w", mapErr(err))
 	}
 	return nil
@@ -892,11 +893,15 @@ func scanAudit(r pgx.Row) (store.AuditEvent, error) {
 const auditColumns = `seq, at, actor, action, object, outcome, details, prev_hash, hash`
 
 // ListAudit returns the newest events first.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
+func (s *Store) ListAudit(ctx context.Context, limit int, profiles ...string) ([]store.AuditEvent, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq DESC LIMIT $1`, limit)
+	q, args := `SELECT `+auditColumns+` FROM audit_events ORDER BY seq DESC LIMIT $1`, []any{limit}
+	if len(profiles) > 0 {
+		q, args = `SELECT `+auditColumns+` FROM audit_events WHERE profile = ANY($2) ORDER BY seq DESC LIMIT $1`, []any{limit, profiles}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list audit: %w", mapErr(err))
 	}
@@ -979,4 +984,12 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return b
+}
+
+// nonNilStrings binds an absent list as an empty text[] rather than NULL.
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

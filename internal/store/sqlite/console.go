@@ -11,7 +11,7 @@ import (
 // CreateSession stores a console session.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		se.IDHash, se.TokenID, se.CSRF, fmtTime(se.Created), fmtTime(se.Expires)); err != nil {
+		se.IDHash, se.TokenID, se.CSRFHash, fmtTime(se.Created), fmtTime(se.Expires)); err != nil {
 		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
 	}
 	return nil
@@ -22,7 +22,7 @@ func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (s
 	se := store.Session{IDHash: idHash}
 	var created, expires string
 	err := s.db.QueryRowContext(ctx, `SELECT token_id, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?`,
-		idHash, fmtTime(now)).Scan(&se.TokenID, &se.CSRF, &created, &expires)
+		idHash, fmtTime(now)).Scan(&se.TokenID, &se.CSRFHash, &created, &expires)
 	if err != nil {
 		return se, fmt.Errorf("sqlite: session: %w", mapErr(err))
 	}

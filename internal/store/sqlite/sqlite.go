@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ const (
 	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`
 	qAuditHead      = `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`
-	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert}
@@ -95,7 +96,13 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database at path and migrates it.
+// The database file is created 0600 (SQLite gives its -wal and -shm files
+// the database file's mode), and an existing one open to others is
+// narrowed to 0600, with its -wal and -shm files.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
@@ -118,6 +125,31 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateFiles creates the database file owner-only before SQLite opens it
+// and narrows existing database files to owner-only.
+func privateFiles(path string) error {
+	if strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue // the -wal, -shm and -journal files come and go
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -483,8 +515,13 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE (?1 = '' OR profile_id = ?1) AND (?2 = '' OR status = ?2)
-		ORDER BY created_at, transaction_id LIMIT ?3`, f.ProfileID, f.Status, limit)
+	args := []any{f.ProfileID, f.Status, limit}
+	scope := ""
+	if len(f.Profiles) > 0 {
+		scope = ` AND profile_id IN (` + store.InList(f.Profiles, func(v any) string { args = append(args, v); return "?" + strconv.Itoa(len(args)) }) + `)`
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE (?1 = '' OR profile_id = ?1) AND (?2 = '' OR status = ?2)`+scope+`
+		ORDER BY created_at, transaction_id LIMIT ?3`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list transactions: %w", mapErr(err))
 	}
@@ -1045,18 +1082,24 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent)
 	}
 	details, _ := json.Marshal(e.Details)
 	if _, err := s.txExec(ctx, tx, qAuditInsert,
-		fmtTime(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash); err != nil {
+		fmtTime(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash, store.AuditProfile(e)); err != nil {
 		return fmt.Errorf("sqlite: audit insert: %w", err)
 	}
 	return nil
 }
 
 // ListAudit returns the newest events first.
-func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, error) {
+func (s *Store) ListAudit(ctx context.Context, limit int, profiles ...string) ([]store.AuditEvent, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash FROM audit_events ORDER BY seq DESC LIMIT ?`, limit)
+	var args []any
+	param := func(v any) string { args = append(args, v); return "?" }
+	where := ""
+	if len(profiles) > 0 {
+		where = ` WHERE profile IN (` + store.InList(profiles, param) + `)`
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash FROM audit_events`+where+` ORDER BY seq DESC LIMIT `+param(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list audit: %w", err)
 	}

@@ -12,15 +12,15 @@ func testSessions(t *testing.T, s store.Store) {
 	if err := s.CreateToken(ctx, store.Token{ID: "t1", Hash: []byte{1}, Name: "op", Role: "operator", Created: when}); err != nil {
 		t.Fatal(err)
 	}
-	a := store.Session{IDHash: []byte("hash-a"), TokenID: "t1", CSRF: "csrf-a", Created: when, Expires: when.Add(time.Hour)}
-	b := store.Session{IDHash: []byte("hash-b"), TokenID: "t1", CSRF: "csrf-b", Created: when, Expires: when.Add(time.Minute)}
+	a := store.Session{IDHash: []byte("hash-a"), TokenID: "t1", CSRFHash: "csrf-a", Created: when, Expires: when.Add(time.Hour)}
+	b := store.Session{IDHash: []byte("hash-b"), TokenID: "t1", CSRFHash: "csrf-b", Created: when, Expires: when.Add(time.Minute)}
 	for _, se := range []store.Session{a, b} {
 		if err := s.CreateSession(ctx, se); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got, err := s.GetSession(ctx, a.IDHash, when)
-	if err != nil || got.TokenID != "t1" || got.CSRF != "csrf-a" {
+	if err != nil || got.TokenID != "t1" || got.CSRFHash != "csrf-a" {
 		t.Fatalf("GetSession = %+v, %v", got, err)
 	}
 	sameInstant(t, "session expiry", got.Expires, a.Expires)

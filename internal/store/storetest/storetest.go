@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ExpiryNotices", testExpiryNotices},
 		{"Sessions", testSessions},
 		{"DashboardCounts", testDashboardCounts},
+		{"ScopedReads", testScopedReads},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,335 @@
+package e2e
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// apiRaw calls the REST API with a token and returns the raw answer.
+func apiRaw(t *testing.T, s *sceptest.Server, token, method, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.BaseURL()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func newToken(t *testing.T, s *sceptest.Server, role string, profiles ...string) string {
+	t.Helper()
+	args := []string{"token", "create", "--role", role, "--name", role + "-" + strings.Join(profiles, "-"), "--data", s.DataDir}
+	for _, p := range profiles {
+		args = append(args, "--profile", p)
+	}
+	out, err := cli(t, s, nil, args...)
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// TestScopedTokens: a token limited to profiles reads and changes only
+// those profiles, through the REST API of the real binary: the audit log,
+// certificates and requests are filtered in the query; CAs and tokens are
+// for unscoped tokens only; revoke-subject across profiles is refused as a
+// whole before anything is revoked.
+func TestScopedTokens(t *testing.T) {
+	s := startConfigured(t)
+	// The same subject in two profiles (laptops passes only the CN; camode
+	// the CSR's attributes), and another device in camode. The in-scope
+	// certificate is the newest, the first a listing would revoke.
+	for _, e := range []struct{ profile, cn string }{{"camode", "shared"}, {"camode", "camode-only"}, {"laptops", "shared"}} {
+		if _, err := client.New(s.URL(e.profile)).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: e.cn},
+			Challenge: laptopChallenge, Cipher: cms.AES128, Digest: crypto.SHA256}); err != nil {
+			t.Fatalf("enroll %s in %s: %v", e.cn, e.profile, err)
+		}
+	}
+	auditor := newToken(t, s, "auditor", "laptops")
+	operator := newToken(t, s, "operator", "laptops")
+	admin := newToken(t, s, "admin", "laptops")
+	fullAuditor := newToken(t, s, "auditor")
+
+	t.Run("reads", func(t *testing.T) {
+		for _, tt := range []struct {
+			token, path string
+			want        int
+		}{
+			{auditor, "/api/v1/tokens", 403},
+			{auditor, "/api/v1/cas", 403},
+			{auditor, "/api/v1/cas/devices", 403},
+			{auditor, "/api/v1/cas/devices/chain", 403},
+			{operator, "/api/v1/cas", 403},
+			{admin, "/api/v1/tokens", 403},
+			{admin, "/api/v1/cas", 403},
+			{auditor, "/api/v1/certificates?profile=camode", 403},
+			{auditor, "/api/v1/requests?profile=camode&status=issued", 403},
+			{fullAuditor, "/api/v1/tokens", 200},
+			{fullAuditor, "/api/v1/cas", 200},
+		} {
+			if code, body := apiRaw(t, s, tt.token, "GET", tt.path); code != tt.want {
+				t.Errorf("GET %s: %d %s, want %d", tt.path, code, body, tt.want)
+			}
+		}
+		// Certificates: without a profile, the token's own, counted right.
+		code, body := apiRaw(t, s, auditor, "GET", "/api/v1/certificates?limit=1")
+		var certs []map[string]any
+		if json.Unmarshal([]byte(body), &certs); code != 200 || len(certs) != 1 || certs[0]["profile"] != "laptops" {
+			t.Errorf("scoped certificate list (limit 1): %d %s; want the laptops certificate", code, body)
+		}
+		code, body = apiRaw(t, s, auditor, "GET", "/api/v1/certificates")
+		if json.Unmarshal([]byte(body), &certs); code != 200 || len(certs) != 1 {
+			t.Errorf("scoped certificate list: %d %s; want one certificate", code, body)
+		}
+		code, body = apiRaw(t, s, auditor, "GET", "/api/v1/requests?status=issued")
+		if code != 200 || strings.Contains(body, "camode") || !strings.Contains(body, "laptops") {
+			t.Errorf("scoped request list: %d %s", code, body)
+		}
+		// The audit log: laptops' events only, the newest page full of them.
+		code, body = apiRaw(t, s, auditor, "GET", "/api/v1/audit?limit=1000")
+		var events []store.AuditEvent
+		json.Unmarshal([]byte(body), &events)
+		if code != 200 || len(events) == 0 {
+			t.Fatalf("scoped audit: %d %s", code, body)
+		}
+		for _, e := range events {
+			if eventProfile(e) != "laptops" {
+				t.Errorf("a token limited to laptops reads event %d (%s %s %v)", e.Seq, e.Action, e.Object, e.Details)
+			}
+		}
+		if strings.Contains(body, "camode-only") || strings.Contains(body, "token.create") {
+			t.Error("the scoped audit log shows another profile's subjects or token events")
+		}
+		if code, body = apiRaw(t, s, auditor, "GET", "/api/v1/audit?limit=1"); !strings.Contains(body, `"laptops"`) {
+			t.Errorf("scoped audit limit=1 is not a laptops event (paging filtered after the query?): %d %s", code, body)
+		}
+		if _, body = apiRaw(t, s, fullAuditor, "GET", "/api/v1/audit?limit=1000"); !strings.Contains(body, "camode-only") {
+			t.Error("an unscoped auditor misses camode events")
+		}
+	})
+
+	t.Run("writes", func(t *testing.T) {
+		if code, _ := api(t, s, admin, "POST", "/api/v1/tokens", map[string]any{"role": "admin", "name": "escalate"}); code != 403 {
+			t.Errorf("a scoped admin creates a token: %d, want 403", code)
+		}
+		if code, _ := api(t, s, admin, "POST", "/api/v1/cas", map[string]any{"id": "mine", "create": map[string]any{"subject": "CN=Mine"}}); code != 403 {
+			t.Errorf("a scoped admin creates a CA: %d, want 403", code)
+		}
+		// A profile names a CA: a token limited to the profile changes it on
+		// its CA, but neither moves it to another CA nor creates one.
+		kiosks := map[string]any{"id": "kiosks", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}
+		if code, body := api(t, s, newToken(t, s, "admin"), "POST", "/api/v1/profiles", kiosks); code != 200 {
+			t.Fatalf("admin creates kiosks: %d %v", code, body)
+		}
+		kioskAdmin := newToken(t, s, "admin", "kiosks")
+		kiosks["policy"] = map[string]any{"validity": "48h"}
+		if code, body := api(t, s, kioskAdmin, "PUT", "/api/v1/profiles/kiosks", kiosks); code != 200 {
+			t.Errorf("a kiosks admin changes kiosks' policy: %d %v", code, body)
+		}
+		kiosks["ca"] = "devices"
+		if code, _ := api(t, s, kioskAdmin, "PUT", "/api/v1/profiles/kiosks", kiosks); code != 403 {
+			t.Errorf("a kiosks admin moves kiosks to another CA: %d, want 403", code)
+		}
+		if code, _ := api(t, s, kioskAdmin, "GET", "/api/v1/profiles/kiosks", nil); code != 200 {
+			t.Errorf("a kiosks admin reads kiosks: %d", code)
+		}
+		if code, body := api(t, s, kioskAdmin, "GET", "/api/v1/profiles/kiosks", nil); code == 200 && body["ca"] != "root" {
+			t.Errorf("kiosks moved to %v by a refused change", body["ca"])
+		}
+	})
+
+	t.Run("revoke-subject all or nothing", func(t *testing.T) {
+		code, body := api(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", map[string]any{"subject": "CN=shared", "reason": "keyCompromise"})
+		if code != 403 {
+			t.Fatalf("scoped revoke-subject over laptops and camode: %d %v, want 403", code, body)
+		}
+		for _, c := range s.Certificates() {
+			if c.Status != store.CertValid {
+				t.Errorf("certificate %s of %s (%s) was revoked by a refused revoke-subject", c.Serial, c.ProfileID, c.Subject)
+			}
+		}
+		both := newToken(t, s, "operator", "laptops", "camode")
+		out, err := cli(t, s, []string{"SCEPD_TOKEN=" + both}, "cert", "revoke", "--subject", "CN=shared", "--server", s.BaseURL())
+		if err != nil {
+			t.Fatalf("revoke-subject within scope: %v\n%s", err, out)
+		}
+		revoked := 0
+		for _, c := range s.Certificates() {
+			if c.Status == store.CertRevoked {
+				revoked++
+				if c.Subject != "CN=shared" {
+					t.Errorf("revoked %s", c.Subject)
+				}
+			}
+		}
+		if revoked != 2 {
+			t.Errorf("%d certificates revoked, want 2", revoked)
+		}
+	})
+}
+
+// eventProfile is the profile an audit event names (detail or object).
+func eventProfile(e store.AuditEvent) string {
+	if p := e.Details["profile"]; p != "" {
+		return p
+	}
+	return strings.TrimPrefix(e.Object, "profile:")
+}
+
+// consoleClient signs in to the console with a token over plain HTTP (a
+// cookie jar, no browser) and returns the client.
+func consoleClient(t *testing.T, s *sceptest.Server, token string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	resp, err := hc.Get(s.BaseURL() + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="nonce" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-in nonce in\n%s", page)
+	}
+	resp, err = hc.PostForm(s.BaseURL()+"/console/login", url.Values{"nonce": {string(m[1])}, "token": {token}, "next": {"/console/dashboard"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/dashboard" {
+		t.Fatalf("console sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	return hc
+}
+
+func consoleGet(t *testing.T, hc *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := hc.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestConsoleScopedAndHashedSecrets: a console session of a token limited
+// to a profile sees that profile's audit events and certificates only;
+// the database holds neither the session cookie nor the CSRF token, only
+// their SHA-256, and a form with the stored value is refused.
+func TestConsoleScopedAndHashedSecrets(t *testing.T) {
+	s := startConfigured(t)
+	for _, e := range []struct{ profile, cn string }{{"laptops", "lap-console"}, {"camode", "camode-console"}} {
+		if _, err := client.New(s.URL(e.profile)).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: e.cn},
+			Challenge: laptopChallenge, Cipher: cms.AES128, Digest: crypto.SHA256}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hc := consoleClient(t, s, newToken(t, s, "auditor", "laptops"))
+	code, page := consoleGet(t, hc, s.BaseURL()+"/console/audit")
+	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
+		t.Errorf("scoped console audit page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
+	}
+	code, page = consoleGet(t, hc, s.BaseURL()+"/console/dashboard")
+	if code != 200 || !strings.Contains(page, "laptops") || strings.Contains(page, "camode") {
+		t.Errorf("scoped console dashboard: %d; shows laptops %v, camode %v", code, strings.Contains(page, "laptops"), strings.Contains(page, "camode"))
+	}
+	code, page = consoleGet(t, hc, s.BaseURL()+"/console/certificates")
+	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
+		t.Errorf("scoped console certificates page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
+	}
+
+	// Hashed at rest: read the database.
+	op := consoleClient(t, s, newToken(t, s, "operator"))
+	_, page = consoleGet(t, op, s.BaseURL()+"/console/dashboard")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF token on the dashboard")
+	}
+	formCSRF := m[1]
+	base, _ := url.Parse(s.BaseURL() + "/console/")
+	var cookie string
+	for _, c := range op.Jar.Cookies(base) {
+		if c.Name == "scepd_session" {
+			cookie = c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatal("no session cookie")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "scepd.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id_hash, csrf FROM console_sessions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	cookieSum, csrfSum := sha256.Sum256([]byte(cookie)), sha256.Sum256([]byte(formCSRF))
+	found := false
+	for rows.Next() {
+		var idHash []byte
+		var csrf string
+		if err := rows.Scan(&idHash, &csrf); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if strings.Contains(string(idHash), cookie) || csrf == formCSRF || strings.Contains(csrf, formCSRF) || strings.Contains(string(idHash)+csrf, cookie) {
+			t.Error("a console secret is stored in clear")
+		}
+		if string(idHash) == string(cookieSum[:]) {
+			found = true
+			if csrf != hex.EncodeToString(csrfSum[:]) {
+				t.Errorf("stored CSRF %q is not the SHA-256 of the form token", csrf)
+			}
+		}
+	}
+	rows.Close()
+	if n == 0 || !found {
+		t.Fatalf("%d sessions stored, the operator's found: %v", n, found)
+	}
+	// The stored value does not pass as the form token.
+	form := url.Values{"csrf": {hex.EncodeToString(csrfSum[:])}}
+	resp, err := op.PostForm(s.BaseURL()+"/console/logout", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("sign-out with the stored CSRF hash: %d, want 403", resp.StatusCode)
+	}
+	resp, err = op.PostForm(s.BaseURL()+"/console/logout", url.Values{"csrf": {formCSRF}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/login" {
+		t.Errorf("sign-out with the form's CSRF token: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+}
