@@ -131,15 +131,34 @@ type Transaction struct {
 	// request, or why it was rejected.
 	DecidedBy string
 	Reason    string
-	Created   time.Time
-	Updated   time.Time
+	// ClientTransactionID is the transactionID the client sent.
+	// TransactionID equals it, or qualifies it when the client reused it
+	// for another request (a renewal, a changed CSR). Empty means
+	// TransactionID.
+	ClientTransactionID string
+	// RenewsSerial is the certificate a renewal renews (set while it waits
+	// for approval, so that approval issues it as that renewal).
+	RenewsSerial string
+	Created      time.Time
+	Updated      time.Time
+}
+
+// ClientID is the transactionID the client sent.
+func (t Transaction) ClientID() string {
+	if t.ClientTransactionID == "" {
+		return t.TransactionID
+	}
+	return t.ClientTransactionID
 }
 
 // TransactionFilter selects transactions to list.
 type TransactionFilter struct {
 	ProfileID string
 	Status    string
-	Limit     int
+	// ClientTransactionID keeps the requests a client sent under that
+	// transactionID (see Transaction.ClientTransactionID).
+	ClientTransactionID string
+	Limit               int
 }
 
 // Certificate statuses.
