@@ -298,7 +298,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		return nil, err
 	}
 	caID := row.CAID
-	var predecessor *ca.CA
+	var predecessor, successor *ca.CA
+	var predecessorID, successorID string
 	var next *server.NextCA
 	if r := lc.Rollover; r.NextCA != "" {
 		nextCA := cas[r.NextCA]
@@ -311,10 +312,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		}
 		if ov.Now().Before(r.At) {
 			next = &server.NextCA{CA: nextCA, RACert: nextRA}
+			successor, successorID = nextCA, r.NextCA
 		} else {
 			// Switched: issue under the next CA; the old one's
-			// certificates still renew.
-			predecessor, issuer, raCert, raKey, caID = issuer, nextCA, nextRA, nextKey, r.NextCA
+			// certificates (of this profile) still renew.
+			predecessor, predecessorID, issuer, raCert, raKey, caID = issuer, caID, nextCA, nextRA, nextKey, r.NextCA
 		}
 	}
 	var chc config.Challenge
@@ -387,7 +389,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		policy.CRLDistributionPoints = []string{base + "/crl/" + caID + ".crl"}
 	}
 	return server.NewProfile(server.ProfileConfig{
-		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, Policy: policy, Challenge: v,
+		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, PredecessorID: predecessorID,
+			Successor: successor, SuccessorID: successorID, RASubject: raCert.RawSubject, Policy: policy, Challenge: v,
 			Renewal: enroll.Renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
 		Next:          next,
 		Dynamic:       dyn,

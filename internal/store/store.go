@@ -136,8 +136,11 @@ type Transaction struct {
 	// for another request (a renewal, a changed CSR). Empty means
 	// TransactionID.
 	ClientTransactionID string
-	// RenewsSerial is the certificate a renewal renews (set while it waits
-	// for approval, so that approval issues it as that renewal).
+	// SignerKeySHA256 is the SHA-256 of the (PKIX) public key that signed
+	// the request: CertPoll is answered to it and to the CSR's key.
+	SignerKeySHA256 []byte
+	// RenewsSerial is the certificate a renewal renews (a renewal held for
+	// approval is issued as that renewal).
 	RenewsSerial string
 	Created      time.Time
 	Updated      time.Time

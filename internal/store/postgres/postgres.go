@@ -378,14 +378,14 @@ func (s *Store) ListProfiles(ctx context.Context) ([]store.Profile, error) {
 	return out, mapErr(rows.Err())
 }
 
-const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, renews_serial`
+const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
 
 func scanTx(r pgx.Row) (store.Transaction, error) {
 	var t store.Transaction
 	var serial, clientID *string
 	var expires *time.Time
 	if err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, &expires,
-		&t.DecidedBy, &t.Reason, &t.Created, &t.Updated, &clientID, &t.RenewsSerial); err != nil {
+		&t.DecidedBy, &t.Reason, &t.Created, &t.Updated, &clientID, &t.SignerKeySHA256, &t.RenewsSerial); err != nil {
 		return t, err
 	}
 	if serial != nil {
@@ -454,9 +454,9 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9, $10, $11, $12)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9, $10, $11, $12, $13)`,
 			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), t.Created, t.Updated,
-			t.ClientID(), t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -550,9 +550,9 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 			if tag.RowsAffected() != 1 {
 				return fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 			}
-		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9, $10, $11, $12)`,
+		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9, $10, $11, $12, $13)`,
 			t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, serial, t.DecidedBy, t.Created, t.Updated,
-			t.ClientID(), t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return fmt.Errorf("insert transaction %q: %w", t.TransactionID, mapErr(err))
 		}
 		if rec.ChallengeHash != nil {

@@ -46,7 +46,7 @@ const (
 	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = ? AND transaction_id = ?`
 	qGetCertificate = `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`
 	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
-	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?, ?, ?)`
+	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?, ?, ?, ?)`
 	qAuditHead      = `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`
 	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 )
@@ -437,14 +437,14 @@ func (s *Store) ListProfiles(ctx context.Context) ([]store.Profile, error) {
 	return out, rows.Err()
 }
 
-const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, renews_serial`
+const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
 
 func scanTx(r scanner) (store.Transaction, error) {
 	var t store.Transaction
 	var serial, expires, clientID sql.NullString
 	var created, updated string
 	if err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, &expires,
-		&t.DecidedBy, &t.Reason, &created, &updated, &clientID, &t.RenewsSerial); err != nil {
+		&t.DecidedBy, &t.Reason, &created, &updated, &clientID, &t.SignerKeySHA256, &t.RenewsSerial); err != nil {
 		return t, err
 	}
 	t.CertSerial = serial.String
@@ -517,9 +517,9 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	return s.tx(ctx, "record pending", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?, ?, ?, ?, ?)`,
 			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), fmtTime(t.Created), fmtTime(t.Updated),
-			t.ClientID(), t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -637,7 +637,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 		}
 	} else if _, err := s.txExec(ctx, tx, qInsertTx,
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated),
-		t.ClientID(), t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 		return fmt.Errorf("sqlite: insert transaction %q: %w", t.TransactionID, mapErr(err))
 	}
 	if rec.ChallengeHash != nil {

@@ -219,7 +219,7 @@ func testClientTransactionID(t *testing.T, s store.Store) {
 		t.Fatalf("a second request under tx1, qualified: %v", err)
 	}
 	held := pending("tx1@0a", nil, when.Add(2*time.Second))
-	held.ClientTransactionID, held.RenewsSerial = "tx1", "0a"
+	held.ClientTransactionID, held.RenewsSerial, held.SignerKeySHA256 = "tx1", "0a", []byte{9, 9}
 	if err := s.RecordPending(ctx, held, store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func testClientTransactionID(t *testing.T, s store.Store) {
 	if list[2].RenewsSerial != "0a" || list[0].RenewsSerial != "" {
 		t.Errorf("renews_serial %q, %q", list[2].RenewsSerial, list[0].RenewsSerial)
 	}
-	if got, _ := s.GetTransaction(ctx, "p1", "tx1@0a"); got.RenewsSerial != "0a" || got.ClientID() != "tx1" {
+	if got, _ := s.GetTransaction(ctx, "p1", "tx1@0a"); got.RenewsSerial != "0a" || got.ClientID() != "tx1" || !bytes.Equal(got.SignerKeySHA256, []byte{9, 9}) {
 		t.Errorf("GetTransaction of the held renewal: %+v", got)
 	}
 	if list, _ := s.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p1", ClientTransactionID: "tx1", Status: store.StatusPending}); len(list) != 1 {
