@@ -9,6 +9,8 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -599,12 +601,12 @@ func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial
 
 // resolve finds what a request repeats (RFC 8894 §3.3.1: the same
 // transactionID must get the same answer, never a second certificate). The
-// same transactionID, key and CSR is a retransmission: it gets the stored
-// answer. A new CSR under a used transactionID and key (certmonger adding
-// a SAN; clients derive the ID from the key) is a new request: r is
-// renamed to the ID qualified by its CSR's digest, under which it is
-// stored apart from the earlier one, and its own retransmissions are
-// looked up there.
+// same transactionID, key and request (requestDigest) is a retransmission:
+// it gets the stored answer. A CSR asking for something else under a used
+// transactionID and key (certmonger adding a SAN; clients derive the ID
+// from the key) is a new request: r is renamed to the ID qualified by its
+// digest, under which it is stored apart from the earlier one, and its own
+// retransmissions are looked up there.
 func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash []byte) (Result, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, r.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -616,14 +618,37 @@ func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash [
 	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
 		return Result{}, s.rejected(ctx, p, *r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
 	}
-	csr := storedCSR(r.CSR)
-	if bytes.Equal(tx.CSRDER, csr) {
+	digest := requestDigest(r.CSR)
+	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
 		return s.answer(ctx, p, *r, tx)
 	}
-	sum := sha256.Sum256(csr)
-	r.TransactionID += "@csr-" + hex.EncodeToString(sum[:8])
+	r.TransactionID += "@csr-" + hex.EncodeToString(digest[:8])
 	return s.replay(ctx, p, *r, keyHash)
 }
+
+// requestDigest identifies what a CSR asks for: its subject, key and
+// subjectAltNames, the parts the policy takes from it. A client that
+// regenerates the CSR of the same request differs elsewhere (certmonger's
+// resubmit puts a fresh subjectKeyIdentifier in it; a signature may be
+// randomised), and the challengePassword is no part of the request.
+func requestDigest(csr *x509.CertificateRequest) []byte {
+	var san []byte
+	for _, e := range csr.Extensions {
+		if e.Id.Equal(oidSubjectAltName) {
+			san = e.Value
+		}
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{csr.RawSubject, csr.RawSubjectPublicKeyInfo, san} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // replay answers a retransmission of the transaction stored under
 // r.TransactionID, if there is one.
