@@ -435,4 +435,64 @@ func TestChangedCSRUnderOneTransactionID(t *testing.T) {
 	if err != nil || len(report.Problems) != 0 {
 		t.Fatalf("integrity: %v %v", report.Problems, err)
 	}
+
+	t.Run("certmonger adds a SAN while its request is pending", func(t *testing.T) {
+		sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
+		cm := sceptest.StartCertmonger(t)
+		caPEM := filepath.Join(t.TempDir(), "ca.pem")
+		os.WriteFile(caPEM, pemOf(root.Raw), 0o644)
+		if out, err := cm.Getcert("add-scep-ca", "-c", "delta", "-u", s.URL("delta"), "-N", caPEM); err != nil {
+			t.Fatalf("add-scep-ca: %v\n%s", err, out)
+		}
+		key, cert := cm.KeyAndCertPaths(t, "san")
+		if out, err := cm.Getcert("request", "-c", "delta", "-k", key, "-f", cert, "-N", "CN=cm-san", "-D", "a.example", "-L", challenge, "-I", "cmsan"); err != nil {
+			t.Fatalf("getcert request: %v\n%s", err, out)
+		}
+		// pendingOf waits for n pending requests of CN=cm-san, oldest first.
+		pendingOf := func(n int) []store.Transaction {
+			t.Helper()
+			var mine []store.Transaction
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				list, _ := s.Store().ListTransactions(ctx, store.TransactionFilter{ProfileID: "delta", Status: store.StatusPending})
+				mine = mine[:0]
+				for _, tx := range list {
+					if c, err := x509.ParseCertificateRequest(tx.CSRDER); err == nil && c.Subject.CommonName == "cm-san" {
+						mine = append(mine, tx)
+					}
+				}
+				if len(mine) >= n {
+					return mine
+				}
+			}
+			t.Fatalf("%d pending requests of certmonger, want %d", len(mine), n)
+			return nil
+		}
+		first := pendingOf(1)[0]
+		// The operator asks for another name: certmonger sends a new CSR
+		// under the same transactionID (it derives it from the key).
+		if out, err := cm.Getcert("resubmit", "-i", "cmsan", "-D", "a.example", "-D", "b.example"); err != nil {
+			t.Fatalf("getcert resubmit -D: %v\n%s", err, out)
+		}
+		both := pendingOf(2)
+		newer := both[1]
+		csr, _ := x509.ParseCertificateRequest(newer.CSRDER)
+		if newer.ClientID() != first.TransactionID || !slices.Contains(csr.DNSNames, "b.example") {
+			t.Fatalf("the changed CSR is stored as %q (client %q) with %v; want a new request under %q with b.example",
+				newer.TransactionID, newer.ClientID(), csr.DNSNames, first.TransactionID)
+		}
+		approve(t, s, "delta", newer.TransactionID)
+		// certmonger asks again with the same request and collects it.
+		if out, err := cm.Getcert("resubmit", "-i", "cmsan", "-w"); err != nil {
+			t.Fatalf("getcert resubmit -w: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(cert)
+		if err != nil {
+			out, _ := cm.Getcert("list", "-i", "cmsan")
+			t.Fatalf("no certificate after approval: %v\n%s", err, out)
+		}
+		got := parsePEM(t, b)
+		if !slices.Contains(got.DNSNames, "b.example") {
+			t.Fatalf("certmonger's certificate has %v, want b.example", got.DNSNames)
+		}
+	})
 }

@@ -208,7 +208,9 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
 	}
-	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.TransactionID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
+	// Validators (Intune, an operator's webhook) hear the transactionID the
+	// device sent, not the qualified one a reused ID is stored under.
+	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
 	grant, err := p.Challenge.Validate(ctx, creq)
 	if err != nil {
 		var why *challenge.Rejected
