@@ -173,9 +173,12 @@ type Result struct {
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
 	r.clientID = r.TransactionID
 	keyHash := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
-	old, err := s.signerCertificate(ctx, r.Signer)
-	if err != nil {
-		return Result{}, err
+	var old *store.Certificate
+	if r.Renewal || p.mayRenew(r.Signer) {
+		var err error
+		if old, err = s.signerCertificate(ctx, r.Signer); err != nil {
+			return Result{}, err
+		}
 	}
 	if old != nil {
 		if p.renews(old) {
@@ -383,6 +386,19 @@ func (p *Profile) renews(c *store.Certificate) bool {
 		return c.CAID == p.CAID || (p.Predecessor != nil && c.CAID == p.PredecessorID)
 	}
 	return slices.Contains(p.Renewal.FromProfiles, c.ProfileID)
+}
+
+// mayRenew is the cheap test before looking a PKCSReq's signer up: a
+// first enrollment's self-signed certificate names no CA of ours (nor,
+// unless renewal.from_profiles opens the profile, does any other
+// profile's certificate need looking at: it would be a first enrollment
+// either way).
+func (p *Profile) mayRenew(signer *x509.Certificate) bool {
+	if signer == nil {
+		return false
+	}
+	return len(p.Renewal.FromProfiles) > 0 || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
+		(p.Predecessor != nil && bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject))
 }
 
 // ownCA reports whether caID is the profile's CA or its rollover
