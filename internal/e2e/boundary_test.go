@@ -22,6 +22,7 @@ import (
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 )
 
 // boundaryConfig: profiles alpha and beta share CA one; beta hands out
@@ -61,18 +62,63 @@ profiles:
     challenge: {password_env: E2E_CHALLENGE}
 `
 
-func startBoundary(t *testing.T) *sceptest.Server {
+// startBoundary serves boundaryConfig on SQLite, or on the PostgreSQL
+// database db.
+func startBoundary(t *testing.T, db string) *sceptest.Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepd.yaml")
 	if err := os.WriteFile(cfg, []byte(boundaryConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	args := []string{"--config", cfg}
+	if db != "" {
+		args = append(args, "--database", db)
+	}
 	return sceptest.Start(t, sceptest.Options{
 		DataDir: filepath.Join(dir, "data"),
 		Env:     []string{"E2E_CHALLENGE=" + challenge, "E2E_GAMMA_CHALLENGE=gamma-only-challenge"},
-		Args:    []string{"--config", cfg},
+		Args:    args,
 	})
+}
+
+// boundaryTests run on SQLite (each its own Test) and on PostgreSQL
+// (TestProfileBoundaryOnPostgres).
+var boundaryTests = []struct {
+	name string
+	fn   func(t *testing.T, s *sceptest.Server)
+}{
+	{"RenewalStaysInItsProfile", renewalStaysInItsProfile},
+	{"RenewalApproval", renewalApproval},
+	{"CertPollOnlyForTheRequester", certPollOnlyForTheRequester},
+	{"GetCertBoundary", getCertBoundary},
+	{"ChangedCSRUnderOneTransactionID", changedCSRUnderOneTransactionID},
+}
+
+func TestRenewalStaysInItsProfile(t *testing.T) { renewalStaysInItsProfile(t, startBoundary(t, "")) }
+func TestRenewalApproval(t *testing.T)          { renewalApproval(t, startBoundary(t, "")) }
+func TestCertPollOnlyForTheRequester(t *testing.T) {
+	certPollOnlyForTheRequester(t, startBoundary(t, ""))
+}
+func TestGetCertBoundary(t *testing.T) { getCertBoundary(t, startBoundary(t, "")) }
+func TestChangedCSRUnderOneTransactionID(t *testing.T) {
+	changedCSRUnderOneTransactionID(t, startBoundary(t, ""))
+}
+
+// TestProfileBoundaryOnPostgres: the same through replicas' backend (the
+// transaction columns of migration 0006, the client-ID lookup).
+func TestProfileBoundaryOnPostgres(t *testing.T) {
+	for _, tt := range boundaryTests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, startBoundary(t, pgtest.Schema(t))) })
+	}
+}
+
+// dbArgs points a CLI command at the server's database.
+func dbArgs(s *sceptest.Server) []string {
+	if db := s.Database(); db != "" {
+		return []string{"--data", s.DataDir, "--database", db}
+	}
+	return []string{"--data", s.DataDir}
 }
 
 // certsOf returns the stored certificates of a profile.
@@ -89,7 +135,7 @@ func certsOf(s *sceptest.Server, profile string) []store.Certificate {
 // mintChallenge hands out a one-time challenge of a dynamic profile (CLI).
 func mintChallenge(t *testing.T, s *sceptest.Server, profile string) string {
 	t.Helper()
-	out, err := cli(t, s, nil, "challenge", "create", "--profile", profile, "--data", s.DataDir)
+	out, err := cli(t, s, nil, append([]string{"challenge", "create", "--profile", profile}, dbArgs(s)...)...)
 	if err != nil {
 		t.Fatalf("challenge create: %v\n%s", err, out)
 	}
@@ -98,20 +144,19 @@ func mintChallenge(t *testing.T, s *sceptest.Server, profile string) string {
 
 func approve(t *testing.T, s *sceptest.Server, profile, txid string) {
 	t.Helper()
-	if out, err := cli(t, s, nil, "request", "approve", "--profile", profile, txid, "--data", s.DataDir); err != nil {
+	if out, err := cli(t, s, nil, append([]string{"request", "approve", "--profile", profile, txid}, dbArgs(s)...)...); err != nil {
 		t.Fatalf("request approve %s/%s: %v\n%s", profile, txid, err, out)
 	}
 }
 
 var oidBetaEKU = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7, 1}
 
-// TestRenewalStaysInItsProfile: a certificate renews only in the profile
+// renewalStaysInItsProfile: a certificate renews only in the profile
 // that issued it. Another profile refuses a RenewalReq signed with it and
 // takes a PKCSReq signed with it as a first enrollment (challenge, manual
 // approval and that profile's policy apply); renewal.from_profiles opens
 // the boundary for the profiles it names, one way.
-func TestRenewalStaysInItsProfile(t *testing.T) {
-	s := startBoundary(t)
+func renewalStaysInItsProfile(t *testing.T, s *sceptest.Server) {
 	ctx := context.Background()
 	one := caCerts(t, s, "beta")
 	root := one[len(one)-1]
@@ -229,11 +274,10 @@ func TestRenewalStaysInItsProfile(t *testing.T) {
 	})
 }
 
-// TestRenewalApproval: renewal.approval manual holds renewals PENDING on a
+// renewalApproval: renewal.approval manual holds renewals PENDING on a
 // manual-approval profile; approval issues them as renewals of the old
 // certificate; the device polls with the transactionID it sent.
-func TestRenewalApproval(t *testing.T) {
-	s := startBoundary(t)
+func renewalApproval(t *testing.T, s *sceptest.Server) {
 	ctx := context.Background()
 	certs := caCerts(t, s, "delta")
 	ra, _ := client.Recipient(certs)
@@ -286,11 +330,10 @@ func TestRenewalApproval(t *testing.T) {
 	}
 }
 
-// TestCertPollOnlyForTheRequester: CertPoll is answered only to the key
+// certPollOnlyForTheRequester: CertPoll is answered only to the key
 // that sent the request; anyone else hears what an unknown transaction
 // gets.
-func TestCertPollOnlyForTheRequester(t *testing.T) {
-	s := startBoundary(t)
+func certPollOnlyForTheRequester(t *testing.T, s *sceptest.Server) {
 	ctx := context.Background()
 	certs := caCerts(t, s, "delta")
 	ra, _ := client.Recipient(certs)
@@ -331,11 +374,10 @@ func TestCertPollOnlyForTheRequester(t *testing.T) {
 	}
 }
 
-// TestGetCertBoundary: GetCert answers only certificates of the profile's
+// getCertBoundary: GetCert answers only certificates of the profile's
 // CA, and sscep's way of naming the issuer (the RA's subject, after
 // `sscep getca` handed it the RA as -c) names the profile's CA.
-func TestGetCertBoundary(t *testing.T) {
-	s := startBoundary(t)
+func getCertBoundary(t *testing.T, s *sceptest.Server) {
 	ctx := context.Background()
 	alphaCerts := caCerts(t, s, "alpha")
 	alphaRA, _ := client.Recipient(alphaCerts)
@@ -377,13 +419,12 @@ func TestGetCertBoundary(t *testing.T) {
 	})
 }
 
-// TestChangedCSRUnderOneTransactionID: a request reusing a transactionID
+// changedCSRUnderOneTransactionID: a request reusing a transactionID
 // with the same key but a new CSR (certmonger adding a SAN; sscep derives
 // the transactionID from the key) is a new request with its own
 // certificate; a retransmission of either CSR gets its own answer again;
 // CertPoll finds the newest.
-func TestChangedCSRUnderOneTransactionID(t *testing.T) {
-	s := startBoundary(t)
+func changedCSRUnderOneTransactionID(t *testing.T, s *sceptest.Server) {
 	ctx := context.Background()
 	certs := caCerts(t, s, "alpha")
 	ra, _ := client.Recipient(certs)
