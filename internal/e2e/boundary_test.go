@@ -95,12 +95,22 @@ var boundaryTests = []struct {
 	{"ChangedCSRUnderOneTransactionID", changedCSRUnderOneTransactionID},
 }
 
-func TestRenewalStaysInItsProfile(t *testing.T) { renewalStaysInItsProfile(t, startBoundary(t, "")) }
-func TestRenewalApproval(t *testing.T)          { renewalApproval(t, startBoundary(t, "")) }
+func TestRenewalStaysInItsProfile(t *testing.T) {
+	renewalStaysInItsProfile(t, startBoundary(t, ""))
+}
+
+func TestRenewalApproval(t *testing.T) {
+	renewalApproval(t, startBoundary(t, ""))
+}
+
 func TestCertPollOnlyForTheRequester(t *testing.T) {
 	certPollOnlyForTheRequester(t, startBoundary(t, ""))
 }
-func TestGetCertBoundary(t *testing.T) { getCertBoundary(t, startBoundary(t, "")) }
+
+func TestGetCertBoundary(t *testing.T) {
+	getCertBoundary(t, startBoundary(t, ""))
+}
+
 func TestChangedCSRUnderOneTransactionID(t *testing.T) {
 	changedCSRUnderOneTransactionID(t, startBoundary(t, ""))
 }
