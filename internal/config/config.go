@@ -229,6 +229,14 @@ type Renewal struct {
 	// AllowSubjectChange lets the issued subject differ from the old
 	// certificate's. Default false.
 	AllowSubjectChange bool `yaml:"allow_subject_change,omitempty" json:"allow_subject_change,omitempty"`
+	// FromProfiles names other profiles whose certificates this profile
+	// renews too (moving devices between profiles). Default none: a
+	// certificate renews only in the profile that issued it.
+	FromProfiles []string `yaml:"from_profiles,omitempty" json:"from_profiles,omitempty"`
+	// Approval decides renewals on a profile with approval: manual: auto
+	// (default; the device was approved once) issues at once, manual holds
+	// them PENDING for an operator like first requests.
+	Approval string `yaml:"approval,omitempty" json:"approval,omitempty"`
 }
 
 // Challenge configures a profile's challenge mode.
@@ -394,6 +402,13 @@ func (f *File) Validate() error {
 	if f.DefaultProfile != "" && !ids[f.DefaultProfile] {
 		errs.add("default_profile", "no profile %q is declared", f.DefaultProfile)
 	}
+	for i, p := range f.Profiles {
+		for j, id := range p.Renewal.FromProfiles {
+			if ValidID(id) && id != p.ID && !ids[id] {
+				errs.add(fmt.Sprintf("profiles[%d].renewal.from_profiles[%d]", i, j), "no profile %q is declared", id)
+			}
+		}
+	}
 	f.Events.validate(&errs)
 	if len(errs) > 0 {
 		return errs
@@ -545,6 +560,23 @@ func (p Profile) Validate() error {
 	}
 	if p.Renewal.Window < 0 || p.Renewal.Window > 1 {
 		errs.add("renewal.window", "%v is outside 0..1", p.Renewal.Window)
+	}
+	switch p.Renewal.Approval {
+	case "", "auto":
+	case "manual":
+		if p.Approval != "manual" {
+			errs.add("renewal.approval", "manual applies to profiles with approval: manual (this one issues first requests at once)")
+		}
+	default:
+		errs.add("renewal.approval", "%q: want auto or manual", p.Renewal.Approval)
+	}
+	for i, id := range p.Renewal.FromProfiles {
+		switch {
+		case !ValidID(id):
+			errs.add(fmt.Sprintf("renewal.from_profiles[%d]", i), "%q must be lowercase letters, digits and dashes", id)
+		case id == p.ID:
+			errs.add(fmt.Sprintf("renewal.from_profiles[%d]", i), "%q is this profile (its own certificates always renew here)", id)
+		}
 	}
 	if _, err := p.Policy.Compile(); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

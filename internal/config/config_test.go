@@ -93,3 +93,42 @@ events:
 		}
 	}
 }
+
+func TestValidateRenewalBoundary(t *testing.T) {
+	const head = `
+cas: [{id: one, create: {subject: "CN=x"}}]
+profiles:
+  - {id: alpha, ca: one, challenge: {password_env: X}}
+`
+	for _, tt := range []struct {
+		name, profile, want string
+	}{
+		{"from_profiles naming a declared profile", `{id: beta, ca: one, challenge: {password_env: X}, renewal: {from_profiles: [alpha]}}`, ""},
+		{"from_profiles naming an undeclared profile", `{id: beta, ca: one, challenge: {password_env: X}, renewal: {from_profiles: [gamma]}}`,
+			`profiles[1].renewal.from_profiles[0]: no profile "gamma" is declared`},
+		{"from_profiles naming itself", `{id: beta, ca: one, challenge: {password_env: X}, renewal: {from_profiles: [beta]}}`,
+			`profiles[1].renewal.from_profiles[0]: "beta" is this profile`},
+		{"from_profiles with a malformed id", `{id: beta, ca: one, challenge: {password_env: X}, renewal: {from_profiles: [Alpha]}}`,
+			`profiles[1].renewal.from_profiles[0]: "Alpha" must be`},
+		{"renewal approval manual on a manual profile", `{id: beta, ca: one, approval: manual, challenge: {password_env: X}, renewal: {approval: manual}}`, ""},
+		{"renewal approval auto on a manual profile", `{id: beta, ca: one, approval: manual, challenge: {password_env: X}, renewal: {approval: auto}}`, ""},
+		{"renewal approval manual on an auto profile", `{id: beta, ca: one, challenge: {password_env: X}, renewal: {approval: manual}}`,
+			"profiles[1].renewal.approval: manual applies to profiles with approval: manual"},
+		{"renewal approval unknown", `{id: beta, ca: one, approval: manual, challenge: {password_env: X}, renewal: {approval: sometimes}}`,
+			`profiles[1].renewal.approval: "sometimes": want auto or manual`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(head + "  - " + tt.profile + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = f.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -6,12 +6,17 @@ package enroll
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,6 +31,7 @@ import (
 type Store interface {
 	GetTransaction(ctx context.Context, profileID, transactionID string) (store.Transaction, error)
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
+	ListTransactions(ctx context.Context, f store.TransactionFilter) ([]store.Transaction, error)
 	RecordIssued(ctx context.Context, rec store.Issued) error
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
@@ -33,17 +39,27 @@ type Store interface {
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
-// Profile is what enrollment knows of one SCEP endpoint.
+// Profile is what enrollment knows of one SCEP endpoint. It bounds every
+// decision: a certificate renews only in the profile that issued it.
 type Profile struct {
 	ID   string
 	CAID string
 	CA   *ca.CA
 	// Predecessor is the CA the profile issued under before a rollover;
-	// its certificates still authenticate renewals.
-	Predecessor *ca.CA
-	Policy      *ca.Policy
-	Challenge   challenge.Validator
-	Renewal     Renewal
+	// its certificates (of this profile) still authenticate renewals.
+	Predecessor   *ca.CA
+	PredecessorID string
+	// Successor is the next CA of a rollover not yet reached; GetCert
+	// answers for it too.
+	Successor   *ca.CA
+	SuccessorID string
+	// RASubject is the profile's RA certificate subject: sscep names it as
+	// the issuer in GetCert (it takes the RA for the CA), and here it names
+	// this profile's CA.
+	RASubject []byte
+	Policy    *ca.Policy
+	Challenge challenge.Validator
+	Renewal   Renewal
 	// Manual approval: valid requests wait as PENDING for an operator.
 	Manual     bool
 	PendingTTL time.Duration
@@ -56,6 +72,10 @@ type Renewal struct {
 	AllowKeyReuse      bool
 	RevokeOld          bool
 	AllowSubjectChange bool
+	// FromProfiles lists other profiles whose certificates renew here.
+	FromProfiles []string
+	// Approval "manual" holds renewals PENDING on a Manual profile.
+	Approval string
 }
 
 // Request is one decrypted PKCSReq or RenewalReq.
@@ -65,14 +85,22 @@ type Request struct {
 	// Password is the CSR's challengePassword; it is never logged or stored.
 	Password string
 	// Renewal is set for a RenewalReq; Signer is the certificate that
-	// signed the request. A PKCSReq signed with a certificate this profile's
-	// CA issued is a renewal too (sscep renews that way).
-	Renewal    bool
-	Signer     *x509.Certificate
+	// signed the request. A PKCSReq signed with a certificate this profile
+	// issued is a renewal too (sscep renews that way).
+	Renewal bool
+	Signer  *x509.Certificate
+	// SignerKey is the public key that signed the request (also when
+	// crypto/x509 could not parse its certificate); it may poll.
+	SignerKey  crypto.PublicKey
 	RemoteAddr string
 	// SenderNonce is the message's senderNonce: a transaction is refused if
 	// another one was created by a message with the same nonce (a replay).
 	SenderNonce []byte
+
+	// clientID is the transactionID as the client sent it; TransactionID
+	// becomes the ID the request is stored under (qualified for a renewal
+	// or a changed CSR).
+	clientID string
 }
 
 // errNonceReused is what a client hears when its senderNonce created
@@ -143,15 +171,28 @@ type Result struct {
 // error for internal failures. On success the certificate is committed
 // before it returns.
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
+	r.clientID = r.TransactionID
 	keyHash := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
-	old, err := s.issuedBySigner(ctx, p, r.Signer)
-	if err != nil {
-		return Result{}, err
+	var old *store.Certificate
+	if r.Renewal || p.mayRenew(r.Signer) {
+		var err error
+		if old, err = s.signerCertificate(ctx, r.Signer); err != nil {
+			return Result{}, err
+		}
 	}
 	if old != nil {
-		return s.renew(ctx, p, r, old, keyHash[:])
+		if p.renews(old) {
+			return s.renew(ctx, p, r, old, keyHash[:])
+		}
+		if r.Renewal {
+			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest,
+				"the signing certificate was issued by profile %s; this profile renews only its own certificates", old.ProfileID))
+		}
+		// A PKCSReq signed with another profile's certificate (sscep's
+		// renewal) is a first enrollment here: this profile's challenge,
+		// approval and policy decide it.
 	}
-	if res, err := s.replay(ctx, p, r, keyHash[:]); err != nil || res.Cert != nil || res.Pending {
+	if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.Cert != nil || res.Pending {
 		return res, err
 	}
 	if r.Renewal {
@@ -170,7 +211,9 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
 	}
-	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.TransactionID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
+	// Validators (Intune, an operator's webhook) hear the transactionID the
+	// device sent, not the qualified one a reused ID is stored under.
+	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
 	grant, err := p.Challenge.Validate(ctx, creq)
 	if err != nil {
 		var why *challenge.Rejected
@@ -185,7 +228,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		return Result{}, fmt.Errorf("enroll: challenge: %w", err)
 	}
 	if p.Manual {
-		return s.hold(ctx, p, r, keyHash[:], grant, now)
+		return s.hold(ctx, p, r, keyHash[:], grant, "", now)
 	}
 	res, err := s.issueGranted(ctx, p, r, tmpl, keyHash[:], grant, now)
 	if n, ok := p.Challenge.(challenge.Notifier); ok {
@@ -221,14 +264,16 @@ func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, er
 }
 
 // hold stores a valid request as PENDING for an operator, reserving its
-// one-time challenge (not consuming it).
-func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byte, grant challenge.Grant, now time.Time) (Result, error) {
+// one-time challenge (not consuming it). renews is the certificate a held
+// renewal renews.
+func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byte, grant challenge.Grant, renews string, now time.Time) (Result, error) {
 	ttl := p.PendingTTL
 	if ttl <= 0 {
 		ttl = 72 * time.Hour
 	}
 	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
-		CSRDER: storedCSR(r.CSR), ChallengeHash: grant.OneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce}
+		CSRDER: storedCSR(r.CSR), ChallengeHash: grant.OneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
+		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews}
 	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
 		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}})
 	switch {
@@ -276,6 +321,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		Transaction: store.Transaction{
 			ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusIssued,
 			PublicKeySHA256: keyHash, CSRDER: storedCSR(r.CSR), CertSerial: serial, Created: now, Updated: now,
+			ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renewed,
 		},
 		Audit:         store.AuditEvent{Time: now, Actor: actor, Action: "enroll", Object: "certificate:" + serial, Outcome: "issued", Details: details},
 		ChallengeHash: oneTime,
@@ -312,18 +358,11 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	return Result{Cert: cert, Renewed: renewed}, nil
 }
 
-// issuedBySigner returns the stored certificate a request was signed
-// with, when it is one this profile's CA issued (the bytes must match: a
-// self-signed certificate copying our issuer name and a serial is not ours).
-func (s *Service) issuedBySigner(ctx context.Context, p *Profile, signer *x509.Certificate) (*store.Certificate, error) {
+// signerCertificate returns the stored certificate a request was signed
+// with, when scepd issued it (the bytes must match: a self-signed
+// certificate copying our issuer name and a serial is not ours).
+func (s *Service) signerCertificate(ctx context.Context, signer *x509.Certificate) (*store.Certificate, error) {
 	if signer == nil {
-		return nil, nil
-	}
-	ours := bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject)
-	if p.Predecessor != nil {
-		ours = ours || bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject)
-	}
-	if !ours {
 		return nil, nil
 	}
 	c, err := s.store.GetCertificate(ctx, signer.SerialNumber.Text(16))
@@ -339,6 +378,51 @@ func (s *Service) issuedBySigner(ctx context.Context, p *Profile, signer *x509.C
 	return &c, nil
 }
 
+// renews reports whether a stored certificate authorises renewal here:
+// this profile issued it under its CA (or the CA before a rollover), or
+// it comes from a profile named in renewal.from_profiles.
+func (p *Profile) renews(c *store.Certificate) bool {
+	if c.ProfileID == p.ID {
+		return c.CAID == p.CAID || (p.Predecessor != nil && c.CAID == p.PredecessorID)
+	}
+	return slices.Contains(p.Renewal.FromProfiles, c.ProfileID)
+}
+
+// mayRenew is the cheap test before looking a PKCSReq's signer up: a
+// first enrollment's self-signed certificate names no CA of ours (nor,
+// unless renewal.from_profiles opens the profile, does any other
+// profile's certificate need looking at: it would be a first enrollment
+// either way).
+func (p *Profile) mayRenew(signer *x509.Certificate) bool {
+	if signer == nil {
+		return false
+	}
+	return len(p.Renewal.FromProfiles) > 0 || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
+		(p.Predecessor != nil && bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject))
+}
+
+// ownCA reports whether caID is the profile's CA or its rollover
+// predecessor or successor.
+func (p *Profile) ownCA(caID string) bool {
+	return caID == p.CAID || (p.Predecessor != nil && caID == p.PredecessorID) || (p.Successor != nil && caID == p.SuccessorID)
+}
+
+// namedCAs returns the IDs of the profile's CAs an IssuerAndSerialNumber's
+// issuer names: a CA's subject, or the profile's RA subject (sscep).
+func (p *Profile) namedCAs(issuer []byte) []string {
+	var ids []string
+	if bytes.Equal(issuer, p.CA.Cert.RawSubject) || (len(p.RASubject) > 0 && bytes.Equal(issuer, p.RASubject)) {
+		ids = append(ids, p.CAID)
+	}
+	if p.Predecessor != nil && bytes.Equal(issuer, p.Predecessor.Cert.RawSubject) {
+		ids = append(ids, p.PredecessorID)
+	}
+	if p.Successor != nil && bytes.Equal(issuer, p.Successor.Cert.RawSubject) {
+		ids = append(ids, p.SuccessorID)
+	}
+	return ids
+}
+
 // renew issues a new certificate on the authority of the old one (RFC 8894
 // §3.3.1.2): no challenge, but the old certificate must be valid and the
 // profile's renewal policy met.
@@ -349,7 +433,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	// of it are idempotent, and it is never mistaken for a retransmission
 	// of the first enrollment.
 	r.TransactionID += "@" + old.Serial
-	if res, err := s.replay(ctx, p, r, keyHash); err != nil || res.Cert != nil {
+	if res, err := s.resolve(ctx, p, &r, keyHash); err != nil || res.Cert != nil || res.Pending {
 		return res, err
 	}
 	now := s.now()
@@ -383,29 +467,50 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
 		return refuse("renewal must keep the subject %q (got %q)", old.Subject, tmpl.Subject.String())
 	}
+	if p.Manual && p.Renewal.Approval == "manual" {
+		return s.hold(ctx, p, r, keyHash, challenge.Grant{}, old.Serial, now)
+	}
 	res, err := s.issue(ctx, p, r, tmpl, keyHash, nil, old.Serial, false, now)
-	if err != nil || !p.Renewal.RevokeOld || res.Replayed {
+	if err != nil || res.Replayed {
 		return res, err
+	}
+	s.supersede(ctx, p, *old, res.Cert, now)
+	return res, nil
+}
+
+// supersede revokes a renewed certificate when the profile asks for it.
+func (s *Service) supersede(ctx context.Context, p *Profile, old store.Certificate, renewal *x509.Certificate, now time.Time) {
+	if !p.Renewal.RevokeOld {
+		return
 	}
 	if err := s.store.RevokeCertificate(ctx, old.Serial, ca.ReasonSuperseded, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
 		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID, "subject": old.Subject,
-			"reason": ca.ReasonName(ca.ReasonSuperseded), "by": res.Cert.SerialNumber.Text(16)}}); err != nil {
+			"reason": ca.ReasonName(ca.ReasonSuperseded), "by": renewal.SerialNumber.Text(16)}}); err != nil {
 		// The new certificate is issued and stored; the old one stays valid
 		// until an operator revokes it. Not the client's failure.
 		s.log.LogAttrs(ctx, slog.LevelError, "revoking the renewed certificate failed", slog.String("serial", old.Serial), slog.String("error", err.Error()))
 	}
-	return res, nil
 }
 
-// Poll answers CertPoll (GetCertInitial, RFC 8894 §3.3.3): the state of a
-// transaction.
-func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string) (Result, error) {
-	tx, err := s.store.GetTransaction(ctx, p.ID, transactionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Result{}, reject(scep.BadCertID, "no request with transactionID %q", transactionID)
-	}
+// Poll answers CertPoll (GetCertInitial, RFC 8894 §3.3.3): the state of
+// the newest request the client sent under transactionID. Only the key
+// that sent it (the CSR's, or the one that signed it, such as the old
+// certificate's of a renewal) is answered; anyone else hears what an
+// unknown transaction gets.
+func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey) (Result, error) {
+	unknown := reject(scep.BadCertID, "no request with transactionID %q", transactionID)
+	txs, err := s.store.ListTransactions(ctx, store.TransactionFilter{ProfileID: p.ID, ClientTransactionID: transactionID})
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
+	}
+	var tx *store.Transaction
+	for i := len(txs) - 1; i >= 0 && tx == nil; i-- { // oldest first: the newest is last
+		if sentBy(&txs[i], signer) {
+			tx = &txs[i]
+		}
+	}
+	if tx == nil {
+		return Result{}, unknown
 	}
 	switch tx.Status {
 	case store.StatusPending:
@@ -432,7 +537,9 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string) (R
 }
 
 // Approve issues a pending request on an operator's decision. The policy
-// runs again (it may have changed); the reserved challenge is consumed.
+// runs again (it may have changed); the reserved challenge is consumed. A
+// held renewal is issued as the renewal of its certificate, which must not
+// have been revoked meanwhile.
 func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor string) (*x509.Certificate, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, transactionID)
 	if err != nil {
@@ -450,9 +557,25 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotApprovable, err)
 	}
-	res, err := s.issue(ctx, p, Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor}, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, "", true, now)
+	var old store.Certificate
+	if tx.RenewsSerial != "" {
+		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
+			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
+		}
+		if old.Status == store.CertRevoked {
+			return nil, fmt.Errorf("%w: the certificate %s it renews was revoked", ErrNotApprovable, old.Serial)
+		}
+		if !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
+			return nil, fmt.Errorf("%w: renewal must keep the subject %q (got %q)", ErrNotApprovable, old.Subject, tmpl.Subject.String())
+		}
+	}
+	r := Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor, clientID: tx.ClientID()}
+	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, tx.RenewsSerial, true, now)
 	if err != nil {
 		return nil, err
+	}
+	if tx.RenewsSerial != "" {
+		s.supersede(ctx, p, old, res.Cert, now)
 	}
 	return res.Cert, nil
 }
@@ -467,21 +590,26 @@ func (s *Service) Reject(ctx context.Context, p *Profile, transactionID, actor, 
 		Object: "transaction:" + transactionID, Outcome: "ok", Details: map[string]string{"profile": p.ID, "reason": reason}})
 }
 
-// GetCert answers GetCert (RFC 8894 §3.3.4): a certificate this CA issued,
-// to a requester authenticated by a valid certificate of ours.
+// GetCert answers GetCert (RFC 8894 §3.3.4): a certificate of this
+// profile's CA (or its rollover predecessor or successor), to a requester
+// authenticated by a valid certificate of those CAs. The stored
+// certificate's CA decides, not only the issuer name asked for: serials
+// are unique across CAs, so a name alone would hand out another CA's
+// certificates.
 func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error) {
-	who, err := s.issuedBySigner(ctx, p, requester)
+	who, err := s.signerCertificate(ctx, requester)
 	if err != nil {
 		return nil, err
 	}
-	if who == nil || who.Status != store.CertValid || !s.now().Before(who.NotAfter) {
+	if who == nil || !p.ownCA(who.CAID) || who.Status != store.CertValid || !s.now().Before(who.NotAfter) {
 		return nil, reject(scep.BadRequest, "GetCert must be signed with a valid certificate this CA issued")
 	}
-	if !bytes.Equal(issuer, p.CA.Cert.RawSubject) && (p.Predecessor == nil || !bytes.Equal(issuer, p.Predecessor.Cert.RawSubject)) {
+	cas := p.namedCAs(issuer)
+	if len(cas) == 0 {
 		return nil, reject(scep.BadCertID, "the issuer is not this profile's CA")
 	}
 	c, err := s.store.GetCertificate(ctx, serial.Text(16))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !slices.Contains(cas, c.CAID)) {
 		return nil, reject(scep.BadCertID, "no certificate with serial %s", serial.Text(16))
 	}
 	if err != nil {
@@ -490,8 +618,59 @@ func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial
 	return x509.ParseCertificate(c.DER)
 }
 
-// replay answers a retransmitted transaction (RFC 8894 §3.3.1: the same
-// transactionID must get the same answer, never a second certificate).
+// resolve finds what a request repeats (RFC 8894 §3.3.1: the same
+// transactionID must get the same answer, never a second certificate). The
+// same transactionID, key and request (requestDigest) is a retransmission:
+// it gets the stored answer. A CSR asking for something else under a used
+// transactionID and key (certmonger adding a SAN; clients derive the ID
+// from the key) is a new request: r is renamed to the ID qualified by its
+// digest, under which it is stored apart from the earlier one, and its own
+// retransmissions are looked up there.
+func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash []byte) (Result, error) {
+	tx, err := s.store.GetTransaction(ctx, p.ID, r.TransactionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("enroll: looking up transaction: %w", err)
+	}
+	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
+		return Result{}, s.rejected(ctx, p, *r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
+	}
+	digest := requestDigest(r.CSR)
+	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
+		return s.answer(ctx, p, *r, tx)
+	}
+	r.TransactionID += "@csr-" + hex.EncodeToString(digest[:8])
+	return s.replay(ctx, p, *r, keyHash)
+}
+
+// requestDigest identifies what a CSR asks for: its subject, key and
+// subjectAltNames, the parts the policy takes from it. A client that
+// regenerates the CSR of the same request differs elsewhere (certmonger's
+// resubmit puts a fresh subjectKeyIdentifier in it; a signature may be
+// randomised), and the challengePassword is no part of the request.
+func requestDigest(csr *x509.CertificateRequest) []byte {
+	var san []byte
+	for _, e := range csr.Extensions {
+		if e.Id.Equal(oidSubjectAltName) {
+			san = e.Value
+		}
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{csr.RawSubject, csr.RawSubjectPublicKeyInfo, san} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+
+// replay answers a retransmission of the transaction stored under
+// r.TransactionID, if there is one.
 func (s *Service) replay(ctx context.Context, p *Profile, r Request, keyHash []byte) (Result, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, r.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -503,6 +682,11 @@ func (s *Service) replay(ctx context.Context, p *Profile, r Request, keyHash []b
 	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
 	}
+	return s.answer(ctx, p, r, tx)
+}
+
+// answer is the stored answer of a transaction, for its retransmission.
+func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Transaction) (Result, error) {
 	switch tx.Status {
 	case store.StatusPending:
 		return Result{Pending: true, Replayed: true}, nil
@@ -565,6 +749,35 @@ func (s *Service) rejected(ctx context.Context, p *Profile, r Request, rej *Reje
 		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed", slog.String("error", err.Error()))
 	}
 	return rej
+}
+
+// keyDigest is the SHA-256 of a public key's PKIX encoding; nil for none.
+func keyDigest(pub crypto.PublicKey) []byte {
+	if pub == nil {
+		return nil
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(der)
+	return sum[:]
+}
+
+// sentBy reports whether key sent the stored request: it is the CSR's key
+// or the key that signed the request.
+func sentBy(tx *store.Transaction, key crypto.PublicKey) bool {
+	h := keyDigest(key)
+	if h == nil {
+		return false
+	}
+	if bytes.Equal(h, tx.PublicKeySHA256) || bytes.Equal(h, tx.SignerKeySHA256) {
+		return true
+	}
+	// PublicKeySHA256 hashes the CSR's key as encoded there; compare the
+	// key itself in case the client encoded it unusually.
+	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
+	return err == nil && bytes.Equal(h, keyDigest(csr.PublicKey))
 }
 
 // storedCSR is the request as stored: without its challengePassword.

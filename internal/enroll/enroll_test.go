@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"io"
 	"log/slog"
@@ -156,5 +157,157 @@ func TestConcurrentRetransmissions(t *testing.T) {
 	}
 	if c := count(t, st); c != 1 {
 		t.Fatalf("%d certificates stored, want 1", c)
+	}
+}
+
+// second adds profile q (same CA as p) to the store of setup.
+func second(t *testing.T, st store.Store, p *enroll.Profile) *enroll.Profile {
+	t.Helper()
+	if err := st.CreateProfile(context.Background(), store.Profile{ID: "q", CAID: "ca", RACertDER: []byte{1}, RAKeyRef: "file:z",
+		ChallengeMode: store.ChallengeStatic, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	q := *p
+	q.ID = "q"
+	return &q
+}
+
+func keyCSR(t *testing.T, key *rsa.PrivateKey, cn string, dns ...string) *x509.CertificateRequest {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificateRequest(der)
+	return c
+}
+
+func rejection(err error) *enroll.Rejection {
+	var rej *enroll.Rejection
+	if errors.As(err, &rej) {
+		return rej
+	}
+	return nil
+}
+
+// TestRenewalBoundary: a certificate of profile p renews in p only, unless
+// q names p in renewal.from_profiles; a PKCSReq signed with it is a first
+// enrollment in q.
+func TestRenewalBoundary(t *testing.T) {
+	svc, p, st := setup(t)
+	q := second(t, st, p)
+	ctx := context.Background()
+	oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t1", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewal := func(txid string, renewalReq bool, pw string) enroll.Request {
+		return enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Password: pw, Renewal: renewalReq,
+			Signer: first.Cert, SignerKey: &oldKey.PublicKey}
+	}
+	_, err = svc.PKCSReq(ctx, q, renewal("r1", true, ""))
+	if rej := rejection(err); rej == nil || rej.FailInfo != scep.BadRequest || rej.Reason != "the signing certificate was issued by profile p; this profile renews only its own certificates" {
+		t.Fatalf("RenewalReq in q with p's certificate: %v", err)
+	}
+	if _, err := svc.PKCSReq(ctx, q, renewal("r2", false, "")); rejection(err) == nil {
+		t.Fatalf("signed PKCSReq in q without a challenge: %v, want a rejection", err)
+	}
+	res, err := svc.PKCSReq(ctx, q, renewal("r3", false, password))
+	if err != nil || res.Renewed != "" {
+		t.Fatalf("signed PKCSReq in q with q's challenge: %v, renewed %q; want a first enrollment", err, res.Renewed)
+	}
+	q.Renewal.FromProfiles = []string{"p"}
+	res, err = svc.PKCSReq(ctx, q, renewal("r4", true, ""))
+	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+		t.Fatalf("RenewalReq in q with from_profiles [p]: %v, renewed %q", err, res.Renewed)
+	}
+	res, err = svc.PKCSReq(ctx, p, renewal("r5", true, ""))
+	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+		t.Fatalf("RenewalReq in p: %v", err)
+	}
+}
+
+// TestHeldRenewal: renewal.approval manual holds a renewal; approval issues
+// it as the renewal of the old certificate; CertPoll answers the key that
+// signed it (the old certificate's) and the CSR's, nobody else.
+func TestHeldRenewal(t *testing.T) {
+	svc, p, _ := setup(t)
+	ctx := context.Background()
+	oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t1", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Manual, p.Renewal.Approval = true, "manual"
+	newKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	req := enroll.Request{TransactionID: "t1", CSR: keyCSR(t, newKey, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey}
+	res, err := svc.PKCSReq(ctx, p, req)
+	if err != nil || !res.Pending {
+		t.Fatalf("held renewal: %+v %v", res, err)
+	}
+	stranger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, err := svc.Poll(ctx, p, "t1", &stranger.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
+		t.Fatalf("poll by a stranger: %v", err)
+	}
+	for _, k := range []*rsa.PrivateKey{oldKey, newKey} {
+		if res, err := svc.Poll(ctx, p, "t1", &k.PublicKey); err != nil || !res.Pending {
+			t.Fatalf("poll by the requester: %+v %v", res, err)
+		}
+	}
+	id := "t1@" + first.Cert.SerialNumber.Text(16)
+	cert, err := svc.Approve(ctx, p, id, "token:op")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = svc.Poll(ctx, p, "t1", &oldKey.PublicKey)
+	if err != nil || !res.Cert.Equal(cert) {
+		t.Fatalf("poll after approval: %v", err)
+	}
+}
+
+// TestChangedCSRIsANewRequest: the same transactionID and key with a new
+// CSR is issued its own certificate; retransmissions of each CSR get
+// their own answer.
+func TestChangedCSRIsANewRequest(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	one, two := keyCSR(t, key, "dev", "a.example"), keyCSR(t, key, "dev", "a.example", "b.example")
+	send := func(c *x509.CertificateRequest) *x509.Certificate {
+		t.Helper()
+		res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "same", CSR: c, Password: password, SignerKey: &key.PublicKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Cert
+	}
+	a, b := send(one), send(two)
+	if a.Equal(b) || len(b.DNSNames) != 2 {
+		t.Fatalf("the changed CSR got %v", b.DNSNames)
+	}
+	if !send(two).Equal(b) || !send(one).Equal(a) {
+		t.Fatal("a retransmission got another certificate")
+	}
+	// certmonger regenerates the CSR of a resubmitted request with a fresh
+	// subjectKeyIdentifier: the same request, the same answer.
+	ski := make([]byte, 20)
+	rand.Read(ski)
+	skiExt, _ := asn1.Marshal(ski)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "dev"}, DNSNames: []string{"a.example", "b.example"},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 14}, Value: skiExt}}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regenerated, _ := x509.ParseCertificateRequest(der)
+	if !send(regenerated).Equal(b) {
+		t.Fatal("a regenerated CSR of the same request got another certificate")
+	}
+	if n := count(t, st); n != 2 {
+		t.Fatalf("%d certificates, want 2", n)
+	}
+	res, err := svc.Poll(ctx, p, "same", &key.PublicKey)
+	if err != nil || !res.Cert.Equal(b) {
+		t.Fatalf("poll: %v; want the newest request's certificate", err)
 	}
 }

@@ -304,7 +304,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		return nil, err
 	}
 	caID := row.CAID
-	var predecessor *ca.CA
+	var predecessor, successor *ca.CA
+	var predecessorID, successorID string
 	var next *server.NextCA
 	if r := lc.Rollover; r.NextCA != "" {
 		nextCA := cas[r.NextCA]
@@ -317,10 +318,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		}
 		if ov.Now().Before(r.At) {
 			next = &server.NextCA{CA: nextCA, RACert: nextRA}
+			successor, successorID = nextCA, r.NextCA
 		} else {
 			// Switched: issue under the next CA; the old one's
-			// certificates still renew.
-			predecessor, issuer, raCert, raKey, caID = issuer, nextCA, nextRA, nextKey, r.NextCA
+			// certificates (of this profile) still renew.
+			predecessor, predecessorID, issuer, raCert, raKey, caID = issuer, caID, nextCA, nextRA, nextKey, r.NextCA
 		}
 	}
 	var chc config.Challenge
@@ -404,7 +406,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st Store, ks keys.Sou
 		policy.CRLDistributionPoints = []string{base + "/crl/" + caID + ".crl"}
 	}
 	return server.NewProfile(server.ProfileConfig{
-		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, Policy: policy, Challenge: v,
+		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, PredecessorID: predecessorID,
+			Successor: successor, SuccessorID: successorID, RASubject: raCert.RawSubject, Policy: policy, Challenge: v,
 			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
 		Next:          next,
 		Dynamic:       dyn,
@@ -430,7 +433,7 @@ func (m missingSecret) Validate(context.Context, challenge.Request) (challenge.G
 
 func renewal(r config.Renewal) enroll.Renewal {
 	return enroll.Renewal{Disabled: r.Disabled, Window: r.Window, AllowKeyReuse: r.KeyReuse(), RevokeOld: r.RevokeOld,
-		AllowSubjectChange: r.AllowSubjectChange}
+		AllowSubjectChange: r.AllowSubjectChange, FromProfiles: r.FromProfiles, Approval: r.Approval}
 }
 
 // Phase reports, for the reload fingerprint, which profiles have passed

@@ -196,7 +196,7 @@ func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Re
 		}
 		res, err = s.opts.Enroller.PKCSReq(r.Context(), p.cfg.Enroll, enroll.Request{
 			TransactionID: msg.TransactionID, CSR: csr, Password: password, RemoteAddr: r.RemoteAddr,
-			Renewal: msg.Type != scep.PKCSReq, Signer: signer, SenderNonce: msg.SenderNonce,
+			Renewal: msg.Type != scep.PKCSReq, Signer: signer, SignerKey: msg.Signer.PublicKey, SenderNonce: msg.SenderNonce,
 		})
 		if rej, ok := asRejection(err); ok {
 			return fail(rej.FailInfo, "%s", rej.Reason)
@@ -208,7 +208,9 @@ func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Re
 		if _, err := scep.ParseIssuerAndSubject(plain); err != nil {
 			return undecryptable()
 		}
-		res, err = s.opts.Enroller.Poll(r.Context(), p.cfg.Enroll, msg.TransactionID)
+		// Answered only to the key that sent the request (clients sign
+		// CertPoll as they signed it).
+		res, err = s.opts.Enroller.Poll(r.Context(), p.cfg.Enroll, msg.TransactionID, msg.Signer.PublicKey)
 		if rej, ok := asRejection(err); ok {
 			return fail(rej.FailInfo, "%s", rej.Reason)
 		}

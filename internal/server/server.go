@@ -37,7 +37,7 @@ const DefaultMaxBody = 1 << 20
 // Enroller is the enrollment use case the handlers drive.
 type Enroller interface {
 	PKCSReq(ctx context.Context, p *enroll.Profile, r enroll.Request) (enroll.Result, error)
-	Poll(ctx context.Context, p *enroll.Profile, transactionID string) (enroll.Result, error)
+	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey) (enroll.Result, error)
 	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
 }
 

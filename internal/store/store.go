@@ -132,8 +132,27 @@ type Transaction struct {
 	// request, or why it was rejected.
 	DecidedBy string
 	Reason    string
-	Created   time.Time
-	Updated   time.Time
+	// ClientTransactionID is the transactionID the client sent.
+	// TransactionID equals it, or qualifies it when the client reused it
+	// for another request (a renewal, a changed CSR). Empty means
+	// TransactionID.
+	ClientTransactionID string
+	// SignerKeySHA256 is the SHA-256 of the (PKIX) public key that signed
+	// the request: CertPoll is answered to it and to the CSR's key.
+	SignerKeySHA256 []byte
+	// RenewsSerial is the certificate a renewal renews (a renewal held for
+	// approval is issued as that renewal).
+	RenewsSerial string
+	Created      time.Time
+	Updated      time.Time
+}
+
+// ClientID is the transactionID the client sent.
+func (t Transaction) ClientID() string {
+	if t.ClientTransactionID == "" {
+		return t.TransactionID
+	}
+	return t.ClientTransactionID
 }
 
 // TransactionFilter selects transactions to list.
@@ -143,7 +162,10 @@ type TransactionFilter struct {
 	// (a token limited to profiles).
 	Profiles []string
 	Status   string
-	Limit    int
+	// ClientTransactionID keeps the requests a client sent under that
+	// transactionID (see Transaction.ClientTransactionID).
+	ClientTransactionID string
+	Limit               int
 }
 
 // Certificate statuses.

@@ -378,18 +378,22 @@ func (s *Store) ListProfiles(ctx context.Context) ([]store.Profile, error) {
 	return out, mapErr(rows.Err())
 }
 
-const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at`
+const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
 
 func scanTx(r pgx.Row) (store.Transaction, error) {
 	var t store.Transaction
-	var serial *string
+	var serial, clientID *string
 	var expires *time.Time
 	if err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, &expires,
-		&t.DecidedBy, &t.Reason, &t.Created, &t.Updated); err != nil {
+		&t.DecidedBy, &t.Reason, &t.Created, &t.Updated, &clientID, &t.SignerKeySHA256, &t.RenewsSerial); err != nil {
 		return t, err
 	}
 	if serial != nil {
 		t.CertSerial = *serial
+	}
+	t.ClientTransactionID = t.TransactionID
+	if clientID != nil {
+		t.ClientTransactionID = *clientID
 	}
 	if expires != nil {
 		t.Expires = expires.UTC()
@@ -420,9 +424,17 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE ($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2)
-		AND (cardinality($4::text[]) = 0 OR profile_id = ANY($4))
-		ORDER BY created_at, transaction_id LIMIT $3`, f.ProfileID, f.Status, limit, nonNilStrings(f.Profiles))
+	args := []any{f.ProfileID, f.Status, limit, nonNilStrings(f.Profiles)}
+	where := `($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2) AND (cardinality($4::text[]) = 0 OR profile_id = ANY($4))`
+	if f.ClientTransactionID != "" {
+		// A row written before client_transaction_id existed (or by an
+		// older replica) is found by its own ID.
+		args = append(args, f.ClientTransactionID)
+		where += ` AND profile_id = $1
+		AND (client_transaction_id = $5 OR (client_transaction_id IS NULL AND transaction_id = $5))`
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
+		ORDER BY created_at, transaction_id LIMIT $3`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list transactions: %w", mapErr(err))
 	}
@@ -441,8 +453,9 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9, $10)`,
-			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), t.Created, t.Updated, nullBytes(t.SenderNonce)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '', '', $8, $9, $10, $11, $12, $13)`,
+			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), t.Created, t.Updated,
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -536,8 +549,9 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 			if tag.RowsAffected() != 1 {
 				return fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 			}
-		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9, $10)`,
-			t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, serial, t.DecidedBy, t.Created, t.Updated, nullBytes(t.SenderNonce)); err != nil {
+		} else if _, err := tx.Exec(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, '', $8, $9, $10, $11, $12, $13)`,
+			t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, serial, t.DecidedBy, t.Created, t.Updated,
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return fmt.Errorf("insert transaction %q: %w", t.TransactionID, mapErr(err))
 		}
 		if rec.ChallengeHash != nil {

@@ -47,7 +47,7 @@ const (
 	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = ? AND transaction_id = ?`
 	qGetCertificate = `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`
 	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
-	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`
+	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?, ?, ?, ?)`
 	qAuditHead      = `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`
 	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
@@ -469,17 +469,21 @@ func (s *Store) ListProfiles(ctx context.Context) ([]store.Profile, error) {
 	return out, rows.Err()
 }
 
-const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at`
+const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason, created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
 
 func scanTx(r scanner) (store.Transaction, error) {
 	var t store.Transaction
-	var serial, expires sql.NullString
+	var serial, expires, clientID sql.NullString
 	var created, updated string
 	if err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, &expires,
-		&t.DecidedBy, &t.Reason, &created, &updated); err != nil {
+		&t.DecidedBy, &t.Reason, &created, &updated, &clientID, &t.SignerKeySHA256, &t.RenewsSerial); err != nil {
 		return t, err
 	}
 	t.CertSerial = serial.String
+	t.ClientTransactionID = clientID.String
+	if !clientID.Valid {
+		t.ClientTransactionID = t.TransactionID
+	}
 	var err error
 	if expires.Valid {
 		if t.Expires, err = parseTime(expires.String); err != nil {
@@ -516,11 +520,18 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 		limit = 1000
 	}
 	args := []any{f.ProfileID, f.Status, limit}
-	scope := ""
-	if len(f.Profiles) > 0 {
-		scope = ` AND profile_id IN (` + store.InList(f.Profiles, func(v any) string { args = append(args, v); return "?" + strconv.Itoa(len(args)) }) + `)`
+	where := `(?1 = '' OR profile_id = ?1) AND (?2 = '' OR status = ?2)`
+	if f.ClientTransactionID != "" {
+		// A row written before client_transaction_id existed (or by an
+		// older replica) is found by its own ID.
+		args = append(args, f.ClientTransactionID)
+		where = `profile_id = ?1 AND (?2 = '' OR status = ?2)
+		AND (client_transaction_id = ?4 OR (client_transaction_id IS NULL AND transaction_id = ?4))`
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE (?1 = '' OR profile_id = ?1) AND (?2 = '' OR status = ?2)`+scope+`
+	if len(f.Profiles) > 0 {
+		where += ` AND profile_id IN (` + store.InList(f.Profiles, func(v any) string { args = append(args, v); return "?" + strconv.Itoa(len(args)) }) + `)`
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
 		ORDER BY created_at, transaction_id LIMIT ?3`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list transactions: %w", mapErr(err))
@@ -540,8 +551,9 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	return s.tx(ctx, "record pending", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?, ?)`,
-			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), fmtTime(t.Created), fmtTime(t.Updated), nullBytes(t.SenderNonce)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO transactions (`+txColumns+`, sender_nonce) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, '', '', ?, ?, ?, ?, ?, ?)`,
+			t.ProfileID, t.TransactionID, store.StatusPending, t.PublicKeySHA256, t.CSRDER, t.ChallengeHash, nullTime(t.Expires), fmtTime(t.Created), fmtTime(t.Updated),
+			t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 			return mapErr(err)
 		}
 		if t.ChallengeHash != nil {
@@ -658,7 +670,8 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 			return fmt.Errorf("sqlite: transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
 		}
 	} else if _, err := s.txExec(ctx, tx, qInsertTx,
-		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated), nullBytes(t.SenderNonce)); err != nil {
+		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), t.DecidedBy, fmtTime(t.Created), fmtTime(t.Updated),
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce)); err != nil {
 		return fmt.Errorf("sqlite: insert transaction %q: %w", t.TransactionID, mapErr(err))
 	}
 	if rec.ChallengeHash != nil {

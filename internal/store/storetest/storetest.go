@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DuplicateTransactionWritesNothing", testDuplicateTransaction},
 		{"ConcurrentIssue", testConcurrentIssue},
 		{"SenderNonceReuse", testSenderNonceReuse},
+		{"RequestsUnderOneTransactionID", testClientTransactionID},
 		{"SerialCollision", testSerialCollision},
 		{"AuditChain", testAuditChain},
 		{"ChallengeCapAndLookup", testChallengeCap},
@@ -200,6 +201,49 @@ func testDuplicateTransaction(t *testing.T, s store.Store) {
 	events, err := s.ListAudit(ctx, 10)
 	if err != nil || len(events) != 1 {
 		t.Errorf("audit events = %d, %v; want only the first enrollment's", len(events), err)
+	}
+}
+
+// testClientTransactionID: requests a client sent under one
+// transactionID are stored under qualified IDs side by side (never
+// colliding with the first), keep what the client sent and the serial a
+// held renewal renews, and are listed by the client's ID, oldest first.
+func testClientTransactionID(t *testing.T, s store.Store) {
+	seed(t, s)
+	if err := s.RecordIssued(ctx, issued("0a", "tx1")); err != nil {
+		t.Fatal(err)
+	}
+	second := issued("0b", "tx1@csr-0011")
+	second.Transaction.ClientTransactionID = "tx1"
+	second.Transaction.Created = second.Transaction.Created.Add(time.Second)
+	if err := s.RecordIssued(ctx, second); err != nil {
+		t.Fatalf("a second request under tx1, qualified: %v", err)
+	}
+	held := pending("tx1@0a", nil, when.Add(2*time.Second))
+	held.ClientTransactionID, held.RenewsSerial, held.SignerKeySHA256 = "tx1", "0a", []byte{9, 9}
+	if err := s.RecordPending(ctx, held, store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordIssued(ctx, issued("0c", "tx10")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p1", ClientTransactionID: "tx1"})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("requests under tx1: %d, %v; want 3", len(list), err)
+	}
+	for i, want := range []string{"tx1", "tx1@csr-0011", "tx1@0a"} {
+		if list[i].TransactionID != want || list[i].ClientID() != "tx1" {
+			t.Errorf("request %d: %q (client %q), want %q (client tx1)", i, list[i].TransactionID, list[i].ClientID(), want)
+		}
+	}
+	if list[2].RenewsSerial != "0a" || list[0].RenewsSerial != "" {
+		t.Errorf("renews_serial %q, %q", list[2].RenewsSerial, list[0].RenewsSerial)
+	}
+	if got, _ := s.GetTransaction(ctx, "p1", "tx1@0a"); got.RenewsSerial != "0a" || got.ClientID() != "tx1" || !bytes.Equal(got.SignerKeySHA256, []byte{9, 9}) {
+		t.Errorf("GetTransaction of the held renewal: %+v", got)
+	}
+	if list, _ := s.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p1", ClientTransactionID: "tx1", Status: store.StatusPending}); len(list) != 1 {
+		t.Errorf("pending requests under tx1: %d, want 1", len(list))
 	}
 }
 
