@@ -288,34 +288,38 @@ func (h *Handler) Routes() http.Handler {
 // profile); others get 401 or 403 in the API's error format.
 func (h *Handler) RequireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		actor, ok := h.bearer(w, r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", ErrUnauthenticated.Error())
 			return
 		}
-		actor, err := Authenticate(r.Context(), h.Service.Store, strings.TrimSpace(token))
-		if err == nil && len(actor.Profiles) > 0 {
-			err = fmt.Errorf("%w: this token is limited to profiles %v", ErrForbidden, actor.Profiles)
-		}
-		if err != nil {
-			h.fail(w, r, err)
+		if len(actor.Profiles) > 0 {
+			h.fail(w, r, fmt.Errorf("%w: this token is limited to profiles %v", ErrForbidden, actor.Profiles))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) {
+// bearer authenticates a request's "Authorization: Bearer" token; on
+// failure it has answered (401 or 403) and reports false.
+func (h *Handler) bearer(w http.ResponseWriter, r *http.Request) (Actor, bool) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", ErrUnauthenticated.Error())
-		return
+		return Actor{}, false
 	}
 	actor, err := Authenticate(r.Context(), h.Service.Store, strings.TrimSpace(token))
 	if err != nil {
 		h.fail(w, r, err)
+		return Actor{}, false
+	}
+	return actor, true
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	actor, ok := h.bearer(w, r)
+	if !ok {
 		return
 	}
 	if err := rt.handler(h, w, r, h.Service.As(actor)); err != nil {
