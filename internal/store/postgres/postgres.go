@@ -42,7 +42,13 @@ type Options struct {
 // Store is a store.Store on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	// auditKey keys the audit chain (see SetAuditKey).
+	auditKey []byte
 }
+
+// SetAuditKey sets the key of the audit chain's HMAC, before the store is
+// used. Without one, events are chained unkeyed (tests of other packages).
+func (s *Store) SetAuditKey(key []byte) { s.auditKey = key }
 
 var _ store.Store = (*Store)(nil)
 
@@ -454,7 +460,7 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 				return store.ErrChallengeSpent
 			}
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record pending: %w", mapErr(err))
@@ -476,7 +482,7 @@ func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, r
 		if _, err := tx.Exec(ctx, `UPDATE challenges SET reserved_by = NULL WHERE profile_id = $1 AND reserved_by = $2 AND used_at IS NULL`, profileID, txID); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: reject pending: %w", mapErr(err))
@@ -565,7 +571,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 				return store.ErrChallengeSpent
 			}
 		}
-		return appendAudit(ctx, tx, rec.Audit)
+		return s.appendAudit(ctx, tx, rec.Audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record issued: %w", mapErr(err))
@@ -769,7 +775,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 			store.CertRevoked, at, reason, serial); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: revoke %s: %w", serial, mapErr(err))
@@ -829,7 +835,7 @@ func (s *Store) LatestCRL(ctx context.Context, caID string) (store.CRL, error) {
 
 // AppendAudit appends one event to the chained audit log.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return appendAudit(ctx, tx, e) }); err != nil {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.appendAudit(ctx, tx, e) }); err != nil {
 		return fmt.Errorf("postgres: audit: %w", mapErr(err))
 	}
 	return nil
@@ -838,26 +844,24 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 // appendAudit chains e onto the newest event. The transaction-scoped
 // advisory lock serialises appenders across replicas; it is released at
 // commit or rollback.
-func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
+func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
 		return fmt.Errorf("audit lock: %w", mapErr(err))
 	}
-	var prev []byte
-	err := tx.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&prev)
+	var headSeq int64
+	var head []byte
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&headSeq, &head)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("audit head: %w", mapErr(err))
 	}
-	if prev == nil {
-		prev = []byte{}
-	}
-	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	hash, err := e.ChainHash(prev)
-	if err != nil {
+	// The seq is set here, not by the column's sequence, because the HMAC
+	// covers it (and a rolled-back append leaves no gap).
+	if err := store.LinkAudit(s.auditKey, &e, headSeq, head); err != nil {
 		return fmt.Errorf("audit hash: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash); err != nil {
 		return fmt.Errorf("audit insert: %w", mapErr(err))
 	}
 	return nil
@@ -943,7 +947,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		return r, fmt.Errorf("postgres: integrity: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var v store.ChainVerifier
+	v := store.ChainVerifier{Key: s.auditKey}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -951,8 +955,11 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		}
 		if p := v.Next(e); p != "" {
 			r.Problems = append(r.Problems, p)
-			break
+			return r, nil
 		}
+	}
+	if p := v.Done(); p != "" {
+		r.Problems = append(r.Problems, p)
 	}
 	return r, mapErr(rows.Err())
 }
