@@ -5,63 +5,130 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
-	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/audit"
 )
 
-// auditCmd verifies the audit hash chain (naming the first event that was
-// edited, inserted or deleted) or exports it as JSON lines.
+const auditUsage = `Usage:
+  scepd audit verify [--checkpoint FILE] [--data DIR | --database URL]
+  scepd audit checkpoint [--out FILE] [--data DIR | --database URL]
+  scepd audit export [--data DIR | --database URL]`
+
+// auditCmd verifies the audit chain (naming the first event that was
+// edited, inserted or deleted, and with a checkpoint the events cut from
+// the end), signs a checkpoint, or exports the log as JSON lines.
 func auditCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "export") {
-		fmt.Fprintln(stderr, "Usage: scepd audit verify|export [--data DIR | --database URL]")
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "export" && args[0] != "checkpoint") {
+		fmt.Fprintln(stderr, auditUsage)
 		return 2
 	}
 	f := newAdminFlags("audit "+args[0], stderr)
+	var cpFile, outFile *string
+	switch args[0] {
+	case "verify":
+		cpFile = f.fs.String("checkpoint", "", "a checkpoint file (from scepd audit checkpoint, or an audit.checkpoint event a sink received): also report events changed or cut from the end up to it")
+	case "checkpoint":
+		outFile = f.fs.String("out", "", "write the checkpoint to this file (default: stdout); keep a copy off this host")
+	}
 	if _, err := f.parse(args[1:]); err != nil {
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	st, err := openStore(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2})
+	st, key, err := openAudited(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2, readAudit: args[0] != "checkpoint"})
 	if err != nil {
 		fmt.Fprintln(stderr, "scepd audit:", err)
 		return 1
 	}
 	defer st.Close()
-	var v store.ChainVerifier
-	enc := json.NewEncoder(stdout)
-	n, after := 0, int64(0)
-	var lastSeq int64
-	for {
-		page, err := st.AuditAfter(ctx, after, 1000)
+	switch args[0] {
+	case "export":
+		enc := json.NewEncoder(stdout)
+		for after := int64(0); ; {
+			page, err := st.AuditAfter(ctx, after, 1000)
+			if err != nil {
+				fmt.Fprintln(stderr, "scepd audit:", err)
+				return 1
+			}
+			if len(page) == 0 {
+				return 0
+			}
+			for _, e := range page {
+				enc.Encode(e)
+			}
+			after = page[len(page)-1].Seq
+		}
+	case "checkpoint":
+		c := &audit.Checkpointer{Log: st, Key: key, Actor: "cli", Now: time.Now}
+		cp, r, err := c.Checkpoint(ctx, false)
 		if err != nil {
 			fmt.Fprintln(stderr, "scepd audit:", err)
 			return 1
 		}
-		if len(page) == 0 {
-			break
+		if r.Problem != "" {
+			fmt.Fprintf(stdout, "TAMPERED at event %d: %s\nno checkpoint signed\n", r.BadSeq, r.Problem)
+			return 1
 		}
-		for _, e := range page {
-			if args[0] == "export" {
-				enc.Encode(e)
-				continue
-			}
-			if e.Seq != lastSeq+1 && lastSeq != 0 {
-				fmt.Fprintf(stdout, "TAMPERED: events %d to %d are missing (deleted)\n", lastSeq+1, e.Seq-1)
-				return 1
-			}
-			if problem := v.Next(e); problem != "" {
-				fmt.Fprintf(stdout, "TAMPERED: %s\n", problem)
-				return 1
-			}
-			lastSeq = e.Seq
-			n++
+		b, _ := json.MarshalIndent(cp, "", "  ")
+		b = append(b, '\n')
+		if *outFile == "" {
+			stdout.Write(b)
+			return 0
 		}
-		after = page[len(page)-1].Seq
+		if err := os.WriteFile(*outFile, b, 0o644); err != nil {
+			fmt.Fprintln(stderr, "scepd audit:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "checkpoint of %d audit events written to %s\n", cp.Seq, *outFile)
+		return 0
 	}
-	if args[0] == "verify" {
-		fmt.Fprintf(stdout, "audit chain intact: %d events\n", n)
+	var cp *audit.Checkpoint
+	if *cpFile != "" {
+		b, err := os.ReadFile(*cpFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "scepd audit:", err)
+			return 1
+		}
+		c, err := audit.ParseCheckpoint(b)
+		if err != nil {
+			fmt.Fprintf(stderr, "scepd audit: %s: %v\n", *cpFile, err)
+			return 1
+		}
+		if key == nil {
+			fmt.Fprintln(stderr, "scepd audit: no audit key to check the checkpoint with (set SCEPD_AUDIT_KEY_FILE)")
+			return 1
+		}
+		if err := c.Verify(key.Public()); err != nil {
+			fmt.Fprintf(stdout, "CHECKPOINT REFUSED: %s: %v\n", *cpFile, err)
+			return 1
+		}
+		cp = &c
+	}
+	v := &audit.Verifier{Log: st}
+	if key != nil {
+		v.Key = key.Chain()
+	}
+	r, err := v.Run(ctx, cp)
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	if r.Problem != "" {
+		fmt.Fprintf(stdout, "TAMPERED at event %d: %s\n", r.BadSeq, r.Problem)
+		return 1
+	}
+	switch {
+	case key == nil:
+		fmt.Fprintf(stdout, "audit chain intact: %d events, none keyed (no audit key: anyone with database access could have rewritten them)\n", r.Events)
+	case r.Unkeyed > 0:
+		fmt.Fprintf(stdout, "audit chain intact: %d events; events 1 to %d predate the keyed chain (their hashes are unkeyed: they are protected only since the keyed chain started)\n", r.Events, r.Unkeyed)
+	default:
+		fmt.Fprintf(stdout, "audit chain intact: %d events, keyed with audit key %s\n", r.Events, key.ID())
+	}
+	if cp != nil {
+		fmt.Fprintf(stdout, "checkpoint of %s: all %d events it covers are present and unchanged\n", cp.Time.Format(time.RFC3339), cp.Seq)
 	}
 	return 0
 }
