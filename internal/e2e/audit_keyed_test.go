@@ -302,3 +302,82 @@ events:
 		t.Fatalf("rows cut, verified with the webhook's copy: %v\n%s", err, out)
 	}
 }
+
+// TestAuditKeyReplicas: replicas on one PostgreSQL database must share
+// the audit key. A replica with a data directory of its own (a copy of
+// the CA and RA keys, but no audit key) refuses to start rather than
+// chain events with a key of its own; pointed at the shared key with
+// SCEPD_AUDIT_KEY_FILE, it serves, and the log verifies.
+func TestAuditKeyReplicas(t *testing.T) {
+	db := pgtest.Schema(t)
+	a := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--database", db}})
+	dirB := filepath.Join(t.TempDir(), "b")
+	if out, err := sceptest.Run(t, time.Minute, nil, "", "cp", "-a", a.DataDir, dirB); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.Remove(filepath.Join(dirB, audit.DefaultKeyFile))
+	out, err := sceptest.Run(t, time.Minute, []string{"SCEPD_CHALLENGE=" + challenge}, "", sceptest.Binary(t),
+		"serve", "--addr", "127.0.0.1:0", "--data", dirB, "--database", db)
+	if err == nil || !strings.Contains(out, "every replica must use the same audit key") || !strings.Contains(out, "SCEPD_AUDIT_KEY_FILE") {
+		t.Fatalf("a replica with an audit key of its own: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(dirB, audit.DefaultKeyFile))
+	b := sceptest.Start(t, sceptest.Options{DataDir: dirB, Args: []string{"--database", db},
+		Env: []string{"SCEPD_CHALLENGE=" + challenge, "SCEPD_AUDIT_KEY_FILE=" + filepath.Join(a.DataDir, audit.DefaultKeyFile)}})
+	for i, s := range []*sceptest.Server{a, b, a} {
+		enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: fmt.Sprintf("replica-%d", i)}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	}
+	b.Stop()
+	a.Stop()
+	if out, err := auditCLI(t, a, "verify"); err != nil || !strings.Contains(out, "audit chain intact") {
+		t.Fatalf("the log two replicas wrote: %v\n%s", err, out)
+	}
+}
+
+// TestAuditUpgradeAndPassphrase: a log written before the chain was keyed
+// (simulated: the keyed events removed, the rest rechained unkeyed, the
+// key file gone) is keyed at the next start, and verify reports the
+// unkeyed prefix; the new key is encrypted with SCEPD_KEY_PASSPHRASE, and
+// without the passphrase the CLI says so instead of verifying.
+func TestAuditUpgradeAndPassphrase(t *testing.T) {
+	s := startServer(t)
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "before-upgrade"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	s.Stop()
+	at := newAttacker(t, s)
+	at.sql(`DELETE FROM audit_events WHERE action IN ('audit.chain_keyed', 'audit.checkpoint')`)
+	events, err := at.rows(`SELECT seq, at, actor, action, object, outcome, details, prev_hash, hash FROM audit_events ORDER BY seq`)
+	if err != nil || len(events) < 2 {
+		t.Fatalf("%d events, %v", len(events), err)
+	}
+	for i, e := range events {
+		at.sql(`UPDATE audit_events SET seq = ? WHERE seq = ?`, int64(i+1), e.Seq)
+	}
+	at.recompute(1)
+	os.Remove(filepath.Join(s.DataDir, audit.DefaultKeyFile))
+	if out, err := auditCLI(t, s, "verify"); err != nil || !strings.Contains(out, "none keyed (no audit key") {
+		t.Fatalf("an old unkeyed log: %v\n%s", err, out)
+	}
+
+	const pass = "audit-passphrase-e2e"
+	s.Env = append(s.Env, "SCEPD_KEY_PASSPHRASE="+pass)
+	s.Restart()
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "after-upgrade"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	s.Stop()
+	if b, err := os.ReadFile(filepath.Join(s.DataDir, audit.DefaultKeyFile)); err != nil || !strings.Contains(string(b), "ENCRYPTED PRIVATE KEY") {
+		t.Fatalf("audit key file: %v\n%s", err, b)
+	}
+	if fi, err := os.Stat(filepath.Join(s.DataDir, audit.DefaultKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("audit key file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	if out, err := auditCLI(t, s, "verify"); err == nil || !strings.Contains(out, "passphrase") {
+		t.Fatalf("verify without the passphrase: %v\n%s", err, out)
+	}
+	out, err := sceptest.Run(t, time.Minute, []string{"SCEPD_KEY_PASSPHRASE=" + pass}, "", sceptest.Binary(t), "audit", "verify", "--data", s.DataDir)
+	want := fmt.Sprintf("events 1 to %d predate the keyed chain", len(events))
+	if err != nil || !strings.Contains(out, want) {
+		t.Fatalf("the upgraded log: %v\n%s\nwant %q", err, out, want)
+	}
+	if strings.Contains(s.Log(), pass) {
+		t.Error("the passphrase is in the log")
+	}
+}
