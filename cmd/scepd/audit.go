@@ -115,6 +115,11 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scepd audit:", err)
 		return 1
 	}
+	if r.NoKey {
+		fmt.Fprintf(stderr, "scepd audit: the log is keyed from event %d on and there is no audit key to check it (%s in the data directory, or the file SCEPD_AUDIT_KEY_FILE names)\n",
+			r.BadSeq, audit.DefaultKeyFile)
+		return 1
+	}
 	if r.Problem != "" {
 		fmt.Fprintf(stdout, "TAMPERED at event %d: %s\n", r.BadSeq, r.Problem)
 		return 1

@@ -389,8 +389,11 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	return nil
 }
 
-// auditCheckpoints signs a checkpoint of the audit log every interval
-// (none when nothing was written since the last one).
+// auditCheckpoints signs a checkpoint of the audit log at start and then
+// every interval (none when nothing was written since the last one). The
+// first verifies the whole log, so that a tampered log is reported at
+// start and later ones (and the one at shutdown) verify only what was
+// appended since.
 func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
 		return
@@ -398,11 +401,11 @@ func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Dur
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		checkpoint(ctx, c, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			checkpoint(ctx, c, log)
 		}
 	}
 }

@@ -30,6 +30,9 @@ type Report struct {
 	// first sequence number concerned.
 	Problem string
 	BadSeq  int64
+	// NoKey: the log is keyed and no key was given, so Problem says it
+	// could not be checked rather than that it was tampered with.
+	NoKey bool
 }
 
 // Verifier walks the log oldest first. It keeps its place, so that a
@@ -71,7 +74,10 @@ func (v *Verifier) Run(ctx context.Context, cp *Checkpoint) (Report, error) {
 			break
 		}
 		for _, e := range page {
-			if e.Seq != v.r.Last+1 {
+			// A gap whose next event still links to the one before is a
+			// sequence number skipped by a rolled-back append of an
+			// earlier version (PostgreSQL); keyed events cover their seq.
+			if e.Seq != v.r.Last+1 && !(v.r.Last > 0 && !v.chain.Keyed() && bytes.Equal(e.PrevHash, v.r.Head)) {
 				return v.fail(v.r.Last+1, "audit events %d to %d are missing (deleted)", v.r.Last+1, e.Seq-1), nil
 			}
 			if p := v.chain.Next(e); p != "" {
@@ -98,7 +104,7 @@ func (v *Verifier) Run(ctx context.Context, cp *Checkpoint) (Report, error) {
 
 func (v *Verifier) fail(seq int64, format string, args ...any) Report {
 	v.r.Problem, v.r.BadSeq = fmt.Sprintf(format, args...), seq
-	v.r.Unkeyed = v.chain.Unkeyed
+	v.r.Unkeyed, v.r.NoKey = v.chain.Unkeyed, v.chain.NoKey
 	return v.r
 }
 

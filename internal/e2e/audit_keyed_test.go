@@ -380,4 +380,9 @@ func TestAuditUpgradeAndPassphrase(t *testing.T) {
 	if strings.Contains(s.Log(), pass) {
 		t.Error("the passphrase is in the log")
 	}
+	os.Rename(filepath.Join(s.DataDir, audit.DefaultKeyFile), filepath.Join(s.DataDir, "elsewhere.key"))
+	out, err = auditCLI(t, s, "verify")
+	if err == nil || strings.Contains(out, "TAMPERED") || !strings.Contains(out, "no audit key to check it") {
+		t.Fatalf("verify without the key file: %v\n%s", err, out)
+	}
 }

@@ -246,6 +246,9 @@ type ChainVerifier struct {
 	keyed bool
 	// Unkeyed counts the events before the chain became keyed.
 	Unkeyed int64
+	// NoKey is set when a keyed event was reached without a Key: the
+	// chain could not be checked, which is not evidence of tampering.
+	NoKey bool
 }
 
 // Keyed reports whether the chain has become keyed.
@@ -265,6 +268,7 @@ func (v *ChainVerifier) Next(e AuditEvent) string {
 	}
 	if v.keyed || e.Action == ActionChainKeyed {
 		if v.Key == nil {
+			v.NoKey = true
 			return fmt.Sprintf("audit event %d is keyed and no audit key was given to check it", e.Seq)
 		}
 		h, err := e.KeyedHash(v.Key, v.prev)

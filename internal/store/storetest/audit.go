@@ -206,8 +206,10 @@ func testAuditDowngraded(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 }
 
 func testAuditUnkeyedPrefix(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
-	// A log from an earlier version: unkeyed.
+	// A log from an earlier version: unkeyed, with a sequence number
+	// skipped by a rolled-back append (PostgreSQL's sequence).
 	appendN(t, s, 3)
+	exec(t, `UPDATE audit_events SET seq = 5 WHERE seq = 3`)
 	s.SetAuditKey(key.Chain())
 	if ok, err := audit.Start(ctx, s, key, when); err != nil || !ok {
 		t.Fatalf("Start on an unkeyed log = %v, %v; want the marker appended", ok, err)
@@ -217,13 +219,18 @@ func testAuditUnkeyedPrefix(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 	}
 	appendN(t, s, 2)
 	r := verify(t, s, key, nil)
-	if r.Problem != "" || r.Events != 6 || r.Unkeyed != 3 {
-		t.Fatalf("upgraded log: %+v; want intact, 6 events, 3 unkeyed", r)
+	if r.Problem != "" || r.Events != 6 || r.Unkeyed != 3 || r.Last != 8 {
+		t.Fatalf("upgraded log: %+v; want intact, 6 events up to seq 8, 3 unkeyed", r)
 	}
 	// The marker's HMAC pins the unkeyed events before it.
 	exec(t, `UPDATE audit_events SET actor = 'someone else' WHERE seq = 2`)
 	recompute(t, s, exec, 2)
-	wantBroken(t, verify(t, s, key, nil), 4, "")
+	wantBroken(t, verify(t, s, key, nil), 6, "HMAC")
+	// Without the key, the keyed part cannot be checked, and says so.
+	v := &audit.Verifier{Log: s}
+	if r, err := v.Run(ctx, nil); err != nil || !r.NoKey {
+		t.Fatalf("verifying a keyed log without the key: %+v %v; want NoKey", r, err)
+	}
 }
 
 func testAuditForeignKey(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
