@@ -48,13 +48,14 @@ func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, er
 		return nil, nil, err
 	}
 	var key *audit.Key
+	created := false
 	if f.readAudit {
 		key, err = audit.LoadKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
 		if errors.Is(err, fs.ErrNotExist) {
 			key, err = nil, nil
 		}
 	} else {
-		key, _, err = audit.LoadOrCreateKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
+		key, created, err = audit.LoadOrCreateKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -80,6 +81,11 @@ func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, er
 	if !f.readAudit {
 		if _, err := audit.Start(ctx, st, key, time.Now()); err != nil {
 			st.Close()
+			if created && errors.Is(err, store.ErrAuditHead) {
+				// A key made just now for a log keyed with another: it
+				// would only be in the way of the right one.
+				os.Remove(key.Path)
+			}
 			return nil, nil, fmt.Errorf("audit log: %w", err)
 		}
 	}

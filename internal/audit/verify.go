@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -111,9 +112,10 @@ func (v *Verifier) fail(seq int64, format string, args ...any) Report {
 // Start makes sure the log is keyed with key before the server writes to
 // it: an empty log, or one written by an earlier version (unkeyed), gets
 // an ActionChainKeyed event, whose HMAC pins everything before it. A log
-// whose newest event is keyed with another key is refused: replicas must
-// share the audit key, and a lost key must not silently start a chain
-// nobody can verify. It reports whether the marker was appended.
+// whose newest event is keyed with another key is refused (an error
+// wrapping store.ErrAuditHead): replicas must share the audit key, and a
+// lost key must not silently start a chain nobody can verify. It reports
+// whether the marker was appended.
 func Start(ctx context.Context, log Log, key *Key, now time.Time) (bool, error) {
 	head, err := log.ListAudit(ctx, 1)
 	if err != nil {
@@ -125,15 +127,16 @@ func Start(ctx context.Context, log Log, key *Key, now time.Time) (bool, error) 
 		if h, err := e.KeyedHash(key.Chain(), e.PrevHash); err == nil && bytes.Equal(h, e.Hash) {
 			return false, nil
 		}
-		if h, err := e.ChainHash(e.PrevHash); err != nil || !bytes.Equal(h, e.Hash) || e.Action == store.ActionChainKeyed {
-			return false, fmt.Errorf("the newest audit event (%d) does not verify with the audit key %s (%s): "+
-				"every replica must use the same audit key (copy it, or point SCEPD_AUDIT_KEY_FILE at it), or the event was altered (run scepd audit verify)",
-				e.Seq, key.ID(), key.Path)
-		}
 		unkeyed = e.Seq
 	}
+	// The store checks the head again under its append lock: a replica
+	// with another key that got there first is refused here too.
 	err = log.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "scepd", Action: store.ActionChainKeyed, Object: "audit", Outcome: "ok",
 		Details: map[string]string{"key_id": key.ID(), "unkeyed_events": strconv.FormatInt(unkeyed, 10)}})
+	if errors.Is(err, store.ErrAuditHead) {
+		return false, fmt.Errorf("%w, audit key %s (%s): every replica must use the same audit key (copy it, or point SCEPD_AUDIT_KEY_FILE at it), or the event was altered (run scepd audit verify)",
+			err, key.ID(), key.Path)
+	}
 	return err == nil, err
 }
 

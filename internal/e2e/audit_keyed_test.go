@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -384,5 +386,64 @@ func TestAuditUpgradeAndPassphrase(t *testing.T) {
 	out, err = auditCLI(t, s, "verify")
 	if err == nil || strings.Contains(out, "TAMPERED") || !strings.Contains(out, "no audit key to check it") {
 		t.Fatalf("verify without the key file: %v\n%s", err, out)
+	}
+}
+
+// TestAuditKeyRace: two replicas given different audit keys start at the
+// same moment on an empty PostgreSQL database: one keys the log, the
+// other refuses to start (and removes the key it just made), so the
+// chain never mixes two keys.
+func TestAuditKeyRace(t *testing.T) {
+	db := pgtest.Schema(t)
+	data := filepath.Join(t.TempDir(), "shared")
+	keysDir := t.TempDir()
+	type proc struct {
+		key  string
+		cmd  *exec.Cmd
+		out  *strings.Builder
+		done chan error
+	}
+	var procs []*proc
+	for _, name := range []string{"a.key", "b.key"} {
+		p := &proc{key: filepath.Join(keysDir, name), out: &strings.Builder{}, done: make(chan error, 1)}
+		p.cmd = exec.Command(sceptest.Binary(t), "serve", "--addr", "127.0.0.1:0", "--data", data, "--database", db)
+		p.cmd.Env = append(os.Environ(), "SCEPD_CHALLENGE="+challenge, "SCEPD_AUDIT_KEY_FILE="+p.key)
+		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { p.done <- p.cmd.Wait() }()
+		t.Cleanup(func() { p.cmd.Process.Kill() })
+	}
+	var loser, winner *proc
+	select {
+	case err := <-procs[0].done:
+		loser, winner = procs[0], procs[1]
+		t.Logf("a exited: %v", err)
+	case err := <-procs[1].done:
+		loser, winner = procs[1], procs[0]
+		t.Logf("b exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("both replicas run with different audit keys:\n%s\n%s", procs[0].out, procs[1].out)
+	}
+	if !strings.Contains(loser.out.String(), "every replica must use the same audit key") {
+		t.Fatalf("the replica that stopped says:\n%s", loser.out)
+	}
+	if _, err := os.Stat(loser.key); err == nil {
+		t.Error("the refused replica left its new audit key behind")
+	}
+	select {
+	case err := <-winner.done:
+		t.Fatalf("the other replica stopped too: %v\n%s", err, winner.out)
+	case <-time.After(2 * time.Second):
+	}
+	winner.cmd.Process.Signal(syscall.SIGTERM)
+	<-winner.done
+	out, err := sceptest.Run(t, time.Minute, []string{"SCEPD_AUDIT_KEY_FILE=" + winner.key}, "", sceptest.Binary(t), "audit", "verify", "--data", data, "--database", db)
+	if err != nil || !strings.Contains(out, "audit chain intact") {
+		t.Fatalf("the log: %v\n%s", err, out)
 	}
 }

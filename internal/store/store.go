@@ -212,19 +212,27 @@ type AuditEvent struct {
 // HMAC covers PrevHash, it also pins the unkeyed events before it.
 const ActionChainKeyed = "audit.chain_keyed"
 
-// LinkAudit sets e's Seq, PrevHash and Hash so that it follows the newest
-// event (headSeq and headHash; 0 and nil for an empty log), keyed with key
-// (nil: the unkeyed SHA-256 chain of earlier versions, left for tests of
-// packages that open a store without an audit key). It is the one place
-// the chain is computed: every backend calls it in the transaction that
-// appends e, holding the lock that serialises appenders.
-func LinkAudit(key []byte, e *AuditEvent, headSeq int64, headHash []byte) error {
-	e.Seq = headSeq + 1
-	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	e.PrevHash = headHash
-	if e.PrevHash == nil {
-		e.PrevHash = []byte{}
+// LinkAudit sets e's Seq, PrevHash and Hash so that it follows head, the
+// newest event (nil for an empty log), keyed with key (nil: the unkeyed
+// SHA-256 chain of earlier versions, left for tests of packages that
+// open a store without an audit key). It is the one place the chain is
+// computed: every backend calls it in the transaction that appends e,
+// holding the lock that serialises appenders.
+//
+// With a key, it refuses (ErrAuditHead) to append onto a head that
+// verifies neither with the key nor as an unkeyed event: a replica with
+// another audit key must not fork the chain, and a forged head shows at
+// once.
+func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent) error {
+	e.Seq = 1
+	e.PrevHash = []byte{}
+	if head != nil {
+		if key != nil && !head.verifies(key) {
+			return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
+		}
+		e.Seq, e.PrevHash = head.Seq+1, head.Hash
 	}
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	var err error
 	if key == nil {
 		e.Hash, err = e.ChainHash(e.PrevHash)
@@ -232,6 +240,20 @@ func LinkAudit(key []byte, e *AuditEvent, headSeq int64, headHash []byte) error 
 		e.Hash, err = e.KeyedHash(key, e.PrevHash)
 	}
 	return err
+}
+
+// ErrAuditHead: the newest audit event verifies neither with the audit
+// key nor as an unkeyed event; nothing was written.
+var ErrAuditHead = errors.New("store: the newest audit event does not verify with this audit key")
+
+// verifies reports whether e's hash is its keyed hash under key, or (a
+// log not keyed yet) its unkeyed hash.
+func (e *AuditEvent) verifies(key []byte) bool {
+	if h, err := e.KeyedHash(key, e.PrevHash); err == nil && hmac.Equal(h, e.Hash) {
+		return true
+	}
+	h, err := e.ChainHash(e.PrevHash)
+	return err == nil && bytes.Equal(h, e.Hash) && e.Action != ActionChainKeyed
 }
 
 // ChainVerifier checks an audit hash chain fed oldest first. Events before

@@ -133,7 +133,7 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable} {
+	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead} {
 		if errors.Is(err, known) {
 			return err // mapped already
 		}
@@ -848,16 +848,18 @@ func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) 
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
 		return fmt.Errorf("audit lock: %w", mapErr(err))
 	}
-	var headSeq int64
-	var head []byte
-	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&headSeq, &head)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	var head *store.AuditEvent
+	h, err := scanAudit(tx.QueryRow(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq DESC LIMIT 1`))
+	switch {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("audit head: %w", mapErr(err))
 	}
 	// The seq is set here, not by the column's sequence, because the HMAC
 	// covers it (and a rolled-back append leaves no gap).
-	if err := store.LinkAudit(s.auditKey, &e, headSeq, head); err != nil {
-		return fmt.Errorf("audit hash: %w", err)
+	if err := store.LinkAudit(s.auditKey, &e, head); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
 	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,

@@ -53,7 +53,7 @@ const (
 	qGetCertificate = `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`
 	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?)`
-	qAuditHead      = `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+	qAuditHead      = `SELECT ` + auditColumns + ` FROM audit_events ORDER BY seq DESC LIMIT 1`
 	qAuditInsert    = `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
@@ -1023,14 +1023,16 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 // appendAudit chains e onto the newest event. It runs inside a write
 // transaction (taken at BEGIN), so no other writer can read the same head.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
-	var headSeq int64
-	var head []byte
-	err := s.txQueryRow(ctx, tx, qAuditHead).Scan(&headSeq, &head)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var head *store.AuditEvent
+	h, err := scanAudit(s.txQueryRow(ctx, tx, qAuditHead))
+	switch {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: audit head: %w", err)
 	}
-	if err := store.LinkAudit(s.auditKey, &e, headSeq, head); err != nil {
-		return fmt.Errorf("sqlite: audit hash: %w", err)
+	if err := store.LinkAudit(s.auditKey, &e, head); err != nil {
+		return fmt.Errorf("sqlite: audit: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
 	if _, err := s.txExec(ctx, tx, qAuditInsert,
@@ -1079,6 +1081,8 @@ func (s *Store) AuditAfter(ctx context.Context, after int64, limit int) ([]store
 	}
 	return out, rows.Err()
 }
+
+const auditColumns = `seq, at, actor, action, object, outcome, details, prev_hash, hash`
 
 func scanAudit(r scanner) (store.AuditEvent, error) {
 	var e store.AuditEvent

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -234,12 +235,29 @@ func testAuditUnkeyedPrefix(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 }
 
 func testAuditForeignKey(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
+	seed(t, s)
 	keyedLog(t, s, key, 2)
 	other, _, err := audit.LoadOrCreateKey(t.TempDir(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := audit.Start(ctx, s, other, when); err == nil || !strings.Contains(err.Error(), "same audit key") {
+	// A replica with another key: refused at start, and (had it raced
+	// past Start) on every append, with nothing written.
+	s.SetAuditKey(other.Chain())
+	if _, err := audit.Start(ctx, s, other, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "same audit key") {
 		t.Fatalf("Start with another key: %v; want refused", err)
+	}
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
+		t.Fatalf("append with another key: %v; want ErrAuditHead", err)
+	}
+	if err := s.RecordIssued(ctx, issued("0b", "tx-foreign")); !errors.Is(err, store.ErrAuditHead) {
+		t.Fatalf("issuing with another audit key: %v; want ErrAuditHead", err)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the certificate was stored without its audit event: %v", err)
+	}
+	s.SetAuditKey(key.Chain())
+	if r := verify(t, s, key, nil); r.Problem != "" || r.Events != 3 {
+		t.Fatalf("log after refused appends: %+v", r)
 	}
 }
