@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/scepd/scepd/internal/audit"
@@ -14,26 +18,42 @@ import (
 const auditUsage = `Usage:
   scepd audit verify [--checkpoint FILE] [--data DIR | --database URL]
   scepd audit checkpoint [--out FILE] [--data DIR | --database URL]
-  scepd audit export [--data DIR | --database URL]`
+  scepd audit export [--data DIR | --database URL]
+  scepd audit pubkey [--data DIR]                   the audit key's public key (PEM)
+  scepd audit check-checkpoint --public-key PEM FILE
+                                                    check a checkpoint's signature with only the public key`
 
 // auditCmd verifies the audit chain (naming the first event that was
 // edited, inserted or deleted, and with a checkpoint the events cut from
 // the end), signs a checkpoint, or exports the log as JSON lines.
 func auditCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "verify" && args[0] != "export" && args[0] != "checkpoint") {
+	if len(args) == 0 || !slices.Contains([]string{"verify", "export", "checkpoint", "pubkey", "check-checkpoint"}, args[0]) {
 		fmt.Fprintln(stderr, auditUsage)
 		return 2
 	}
 	f := newAdminFlags("audit "+args[0], stderr)
-	var cpFile, outFile *string
+	var cpFile, outFile, pubFile *string
 	switch args[0] {
 	case "verify":
 		cpFile = f.fs.String("checkpoint", "", "a checkpoint file (from scepd audit checkpoint, or an audit.checkpoint event a sink received): also report events changed or cut from the end up to it")
 	case "checkpoint":
 		outFile = f.fs.String("out", "", "write the checkpoint to this file (default: stdout); keep a copy off this host")
+	case "check-checkpoint":
+		pubFile = f.fs.String("public-key", "", "the audit key's public key (PEM, from scepd audit pubkey)")
 	}
-	if _, err := f.parse(args[1:]); err != nil {
+	pos, err := f.parse(args[1:])
+	if err != nil {
 		return 2
+	}
+	if args[0] == "check-checkpoint" {
+		if len(pos) != 1 || *pubFile == "" {
+			fmt.Fprintln(stderr, auditUsage)
+			return 2
+		}
+		return checkCheckpoint(pos[0], *pubFile, stdout, stderr)
+	}
+	if args[0] == "pubkey" {
+		return printPublicKey(*f.dataDir, stdout, stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
@@ -135,5 +155,64 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	if cp != nil {
 		fmt.Fprintf(stdout, "checkpoint of %s: all %d events it covers are present and unchanged\n", cp.Time.Format(time.RFC3339), cp.Seq)
 	}
+	return 0
+}
+
+// printPublicKey prints the audit key's public key as PEM, for whoever
+// keeps or checks checkpoints.
+func printPublicKey(dataDir string, stdout, stderr io.Writer) int {
+	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	key, err := audit.LoadKey(dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	pem.Encode(stdout, &pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return 0
+}
+
+// checkCheckpoint checks a checkpoint's signature with a public key
+// alone: no database, no audit key.
+func checkCheckpoint(file, pubFile string, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(pubFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		fmt.Fprintf(stderr, "scepd audit: %s: no PEM block\n", pubFile)
+		return 1
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, ok := k.(ed25519.PublicKey)
+	if err != nil || !ok {
+		fmt.Fprintf(stderr, "scepd audit: %s: not an Ed25519 public key (%v)\n", pubFile, err)
+		return 1
+	}
+	b, err = os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	cp, err := audit.ParseCheckpoint(b)
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd audit: %s: %v\n", file, err)
+		return 1
+	}
+	if err := cp.Verify(pub); err != nil {
+		fmt.Fprintf(stdout, "CHECKPOINT REFUSED: %s: %v\n", file, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "checkpoint signature valid: %d events, newest hash %s, at %s, audit key %s\n", cp.Seq, cp.Head, cp.Time.Format(time.RFC3339), audit.KeyID(pub))
 	return 0
 }

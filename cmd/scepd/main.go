@@ -36,6 +36,8 @@ Usage:
   scepd audit checkpoint [--out FILE]
                                 sign a checkpoint of the audit log (keep a copy off this host)
   scepd audit export            export the audit log as JSON lines
+  scepd audit pubkey | check-checkpoint --public-key PEM FILE
+                                the audit key's public key; check a checkpoint's signature with it alone
   scepd version
 
 Run "scepd COMMAND -h" for a command's flags.

@@ -203,6 +203,19 @@ func TestAuditCheckpointCLI(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, b)
 			}
+			// Whoever holds only the public key can check the signature.
+			pub, err := sceptest.Run(t, time.Minute, nil, "", sceptest.Binary(t), "audit", "pubkey", "--data", s.DataDir)
+			if err != nil || !strings.Contains(pub, "BEGIN PUBLIC KEY") {
+				t.Fatalf("scepd audit pubkey: %v\n%s", err, pub)
+			}
+			pubFile := filepath.Join(t.TempDir(), "audit.pub")
+			os.WriteFile(pubFile, []byte(pub), 0o644)
+			checkSig := func() (string, error) {
+				return sceptest.Run(t, time.Minute, nil, "", sceptest.Binary(t), "audit", "check-checkpoint", "--public-key", pubFile, cpFile)
+			}
+			if out, err := checkSig(); err != nil || !strings.Contains(out, fmt.Sprintf("checkpoint signature valid: %d events", cp.Seq)) {
+				t.Fatalf("check-checkpoint: %v\n%s", err, out)
+			}
 			enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "cp-after"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 			s.Stop()
 			out, err = auditCLI(t, s, "verify", "--checkpoint", cpFile)
@@ -228,6 +241,9 @@ func TestAuditCheckpointCLI(t *testing.T) {
 			os.WriteFile(cpFile, b, 0o644)
 			if out, err := auditCLI(t, s, "verify", "--checkpoint", cpFile); err == nil || !strings.Contains(out, "CHECKPOINT REFUSED") {
 				t.Fatalf("an edited checkpoint: %v\n%s", err, out)
+			}
+			if out, err := checkSig(); err == nil || !strings.Contains(out, "CHECKPOINT REFUSED") {
+				t.Fatalf("check-checkpoint of an edited checkpoint: %v\n%s", err, out)
 			}
 		})
 	}
