@@ -2,6 +2,8 @@ package audit
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +100,26 @@ func TestCheckpointSignature(t *testing.T) {
 	}
 	if _, err := ParseCheckpoint([]byte(`{"seq": 3}`)); err == nil {
 		t.Fatal("an unsigned checkpoint parsed")
+	}
+}
+
+// TestCopyExclusive: the fallback for filesystems without hard links
+// creates the key mode 0600 and never replaces an existing one.
+func TestCopyExclusive(t *testing.T) {
+	dir := t.TempDir()
+	from, to := filepath.Join(dir, "from"), filepath.Join(dir, "to")
+	os.WriteFile(from, []byte("first"), 0o600)
+	if err := copyExclusive(from, to); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(to); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	os.WriteFile(from, []byte("second"), 0o600)
+	if err := copyExclusive(from, to); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("copy onto an existing key: %v; want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(to); string(b) != "first" {
+		t.Fatalf("the existing key was replaced: %q", b)
 	}
 }

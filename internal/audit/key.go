@@ -102,10 +102,40 @@ func LoadOrCreateKey(dir, path string, passphrase []byte) (k *Key, created bool,
 		created = true
 	case errors.Is(err, fs.ErrExist):
 	default:
-		return nil, false, fmt.Errorf("audit key: %w", err)
+		// A filesystem without hard links: create the file exclusively
+		// and copy (a crash mid-copy leaves a file that does not parse,
+		// which the next start reports).
+		switch err := copyExclusive(tmp, path); {
+		case err == nil:
+			created = true
+		case !errors.Is(err, fs.ErrExist):
+			return nil, false, fmt.Errorf("audit key: %w", err)
+		}
 	}
 	k, err = LoadKey(dir, path, passphrase)
 	return k, created, err
+}
+
+// copyExclusive copies from to a new file to, mode 0600; fs.ErrExist
+// when to exists.
+func copyExclusive(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func source(passphrase []byte) keys.Source {
