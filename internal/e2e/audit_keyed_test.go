@@ -463,3 +463,24 @@ func TestAuditKeyRace(t *testing.T) {
 		t.Fatalf("the log: %v\n%s", err, out)
 	}
 }
+
+// TestAuditCutWhileRunning: rows cut from the end while the server runs
+// are noticed at its next checkpoint: it logs the break and signs
+// nothing over the shortened log.
+func TestAuditCutWhileRunning(t *testing.T) {
+	s := startServer(t, "SCEPD_AUDIT_CHECKPOINT_INTERVAL=300ms")
+	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "running"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	head, err := s.Store().ListAudit(context.Background(), 1)
+	if err != nil || len(head) != 1 {
+		t.Fatal(head, err)
+	}
+	// Wait until a checkpoint covers the enrollment.
+	waitFor(t, "a checkpoint covering the enrollment", 20*time.Second, func() bool {
+		return s.LogContains(fmt.Sprintf("audit checkpoint signed\" seq=%d", head[0].Seq))
+	})
+	newAttacker(t, s).sql(`DELETE FROM audit_events WHERE seq >= ?`, head[0].Seq-1)
+	waitFor(t, "the cut noticed", 20*time.Second, func() bool { return s.LogContains("AUDIT LOG TAMPERED") })
+	if !s.LogContains("was removed or changed after it was verified") {
+		t.Fatalf("log:\n%s", s.Log())
+	}
+}
