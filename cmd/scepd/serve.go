@@ -365,7 +365,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	checkpointsDone := make(chan struct{})
 	go func() {
 		defer close(checkpointsDone)
-		auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, log)
+		auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, met, log)
 	}()
 	select {
 	case err := <-errc:
@@ -384,7 +384,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if cfg.checkpointEvery > 0 {
 		// The last checkpoint covers what this replica wrote; sinks get
 		// it from whichever replica delivers next.
-		checkpoint(shutdownCtx, checkpoints, log)
+		checkpoint(shutdownCtx, checkpoints, met, log)
 	}
 	return nil
 }
@@ -394,14 +394,14 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 // first verifies the whole log, so that a tampered log is reported at
 // start and later ones (and the one at shutdown) verify only what was
 // appended since.
-func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Duration, log *slog.Logger) {
+func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Duration, met *metrics.Metrics, log *slog.Logger) {
 	if every <= 0 {
 		return
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		checkpoint(ctx, c, log)
+		checkpoint(ctx, c, met, log)
 		select {
 		case <-ctx.Done():
 			return
@@ -412,7 +412,7 @@ func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Dur
 
 // checkpoint signs one checkpoint; a broken log gets none, and an error
 // in the log for the operator.
-func checkpoint(ctx context.Context, c *audit.Checkpointer, log *slog.Logger) {
+func checkpoint(ctx context.Context, c *audit.Checkpointer, met *metrics.Metrics, log *slog.Logger) {
 	cp, r, err := c.Checkpoint(ctx, true)
 	switch {
 	case err != nil:
@@ -420,9 +420,13 @@ func checkpoint(ctx context.Context, c *audit.Checkpointer, log *slog.Logger) {
 			log.Error("audit checkpoint failed", "error", err.Error())
 		}
 	case r.Problem != "":
+		met.AuditVerified(r.Last, time.Now(), true)
 		log.Error("AUDIT LOG TAMPERED: no checkpoint signed", "event", r.BadSeq, "problem", r.Problem)
 	case cp != nil:
+		met.AuditVerified(cp.Seq, cp.Time, false)
 		log.Info("audit checkpoint signed", "seq", cp.Seq, "head", cp.Head)
+	default: // the newest event is a checkpoint already
+		met.AuditVerified(r.Last, time.Now(), false)
 	}
 }
 

@@ -478,9 +478,11 @@ func TestAuditCutWhileRunning(t *testing.T) {
 	waitFor(t, "a checkpoint covering the enrollment", 20*time.Second, func() bool {
 		return s.LogContains(fmt.Sprintf("audit checkpoint signed\" seq=%d", head[0].Seq))
 	})
+	checkMetrics(t, s, "scepd_audit_chain_broken 0", "scepd_audit_checkpoint_timestamp_seconds ")
 	newAttacker(t, s).sql(`DELETE FROM audit_events WHERE seq >= ?`, head[0].Seq-1)
 	waitFor(t, "the cut noticed", 20*time.Second, func() bool { return s.LogContains("AUDIT LOG TAMPERED") })
 	if !s.LogContains("was removed or changed after it was verified") {
 		t.Fatalf("log:\n%s", s.Log())
 	}
+	checkMetrics(t, s, "scepd_audit_chain_broken 1")
 }
