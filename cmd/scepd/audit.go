@@ -148,7 +148,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	case key == nil:
 		fmt.Fprintf(stdout, "audit chain intact: %d events, none keyed (no audit key: anyone with database access could have rewritten them)\n", r.Events)
 	case r.Unkeyed > 0:
-		fmt.Fprintf(stdout, "audit chain intact: %d events; events 1 to %d predate the keyed chain (their hashes are unkeyed: they are protected only since the keyed chain started)\n", r.Events, r.Unkeyed)
+		fmt.Fprintf(stdout, "audit chain intact: %d events; events 1 to %d predate the keyed chain (their hashes are unkeyed: they are protected only since the keyed chain started)\n", r.Events, r.UnkeyedLast)
 	default:
 		fmt.Fprintf(stdout, "audit chain intact: %d events, keyed with audit key %s\n", r.Events, key.ID())
 	}

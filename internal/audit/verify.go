@@ -22,8 +22,9 @@ type Log interface {
 
 // Report is the outcome of verifying the log.
 type Report struct {
-	// Events were checked; Unkeyed of them precede the keyed chain.
-	Events, Unkeyed int64
+	// Events were checked; Unkeyed of them, up to seq UnkeyedLast,
+	// precede the keyed chain.
+	Events, Unkeyed, UnkeyedLast int64
 	// Last is the newest event's seq and Head its hash.
 	Last int64
 	Head []byte
@@ -84,10 +85,13 @@ func (v *Verifier) Run(ctx context.Context, cp *Checkpoint) (Report, error) {
 			if p := v.chain.Next(e); p != "" {
 				return v.fail(e.Seq, "%s", p), nil
 			}
+			if !v.chain.Keyed() {
+				v.r.UnkeyedLast = e.Seq
+			}
 			v.r.Events++
 			v.r.Last, v.r.Head = e.Seq, e.Hash
 			if cp != nil && e.Seq == cp.Seq && !bytes.Equal(e.Hash, cp.HeadBytes()) {
-				return v.fail(e.Seq, "audit event %d is not the one the checkpoint of %s covers: it or an event before it was changed, removed or inserted (by someone holding the audit key)",
+				return v.fail(e.Seq, "audit event %d is not the one the checkpoint of %s covers: the log was cut back before it and written on since, or events up to it were changed, removed or inserted with the audit key",
 					e.Seq, cp.Time.Format(time.RFC3339)), nil
 			}
 		}
@@ -132,7 +136,7 @@ func Start(ctx context.Context, log Log, key *Key, now time.Time) (bool, error) 
 	// The store checks the head again under its append lock: a replica
 	// with another key that got there first is refused here too.
 	err = log.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "scepd", Action: store.ActionChainKeyed, Object: "audit", Outcome: "ok",
-		Details: map[string]string{"key_id": key.ID(), "unkeyed_events": strconv.FormatInt(unkeyed, 10)}})
+		Details: map[string]string{"key_id": key.ID(), "unkeyed_until_seq": strconv.FormatInt(unkeyed, 10)}})
 	if errors.Is(err, store.ErrAuditHead) {
 		return false, fmt.Errorf("%w, audit key %s (%s): every replica must use the same audit key (copy it, or point SCEPD_AUDIT_KEY_FILE at it), or the event was altered (run scepd audit verify)",
 			err, key.ID(), key.Path)

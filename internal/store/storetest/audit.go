@@ -220,8 +220,8 @@ func testAuditUnkeyedPrefix(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 	}
 	appendN(t, s, 2)
 	r := verify(t, s, key, nil)
-	if r.Problem != "" || r.Events != 6 || r.Unkeyed != 3 || r.Last != 8 {
-		t.Fatalf("upgraded log: %+v; want intact, 6 events up to seq 8, 3 unkeyed", r)
+	if r.Problem != "" || r.Events != 6 || r.Unkeyed != 3 || r.UnkeyedLast != 5 || r.Last != 8 {
+		t.Fatalf("upgraded log: %+v; want intact, 6 events up to seq 8, 3 unkeyed up to seq 5", r)
 	}
 	// The marker's HMAC pins the unkeyed events before it.
 	exec(t, `UPDATE audit_events SET actor = 'someone else' WHERE seq = 2`)
