@@ -389,23 +389,33 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	return nil
 }
 
-// auditCheckpoints signs a checkpoint of the audit log at start and then
-// every interval (none when nothing was written since the last one). The
-// first verifies the whole log, so that a tampered log is reported at
-// start and later ones (and the one at shutdown) verify only what was
-// appended since.
+// auditCheckpoints verifies the whole audit log at start (so that a
+// tampered log is reported then, and later runs verify only what was
+// appended since) and signs a checkpoint every interval (none when
+// nothing was written since the last one).
 func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Duration, met *metrics.Metrics, log *slog.Logger) {
 	if every <= 0 {
 		return
 	}
+	switch r, err := c.Verify(ctx); {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("audit log verification failed", "error", err.Error())
+		}
+	case r.Problem != "":
+		met.AuditVerified(r.Last, time.Now(), true)
+		log.Error("AUDIT LOG TAMPERED", "event", r.BadSeq, "problem", r.Problem)
+	default:
+		log.Info("audit log verified", "events", r.Events, "unkeyed", r.Unkeyed)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		checkpoint(ctx, c, met, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			checkpoint(ctx, c, met, log)
 		}
 	}
 }

@@ -153,16 +153,22 @@ type Checkpointer struct {
 	v     *Verifier
 }
 
+// Verify verifies the events appended since the last call (the whole log
+// on the first), as Checkpoint does, without signing anything.
+func (c *Checkpointer) Verify(ctx context.Context) (Report, error) {
+	if c.v == nil {
+		c.v = &Verifier{Log: c.Log, Key: c.Key.Chain()}
+	}
+	return c.v.Run(ctx, nil)
+}
+
 // Checkpoint verifies the events since its last checkpoint (the whole log
 // on the first call) and signs a checkpoint of the head, appending it to
 // the log as an ActionCheckpoint event. With skipCurrent, a log whose
 // newest event is already a checkpoint gets none (nothing happened
 // since). A broken log gets no checkpoint: the report names the break.
 func (c *Checkpointer) Checkpoint(ctx context.Context, skipCurrent bool) (*Checkpoint, Report, error) {
-	if c.v == nil {
-		c.v = &Verifier{Log: c.Log, Key: c.Key.Chain()}
-	}
-	r, err := c.v.Run(ctx, nil)
+	r, err := c.Verify(ctx)
 	if err != nil || r.Problem != "" {
 		return nil, r, err
 	}
