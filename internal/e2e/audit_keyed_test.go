@@ -157,6 +157,11 @@ func TestAuditRewrittenAndRecomputed(t *testing.T) {
 	if err == nil || !strings.Contains(out, "TAMPERED at event 3") {
 		t.Fatalf("an event rewritten with the chain recomputed: %v\n%s", err, out)
 	}
+	// A server started on it says so at once.
+	s.Restart()
+	waitFor(t, "the rewrite reported at start", 20*time.Second, func() bool { return s.LogContains("AUDIT LOG TAMPERED") })
+	checkMetrics(t, s, "scepd_audit_chain_broken 1")
+	s.Stop()
 
 	// Put it back (the attacker cannot: the original HMACs are gone), on
 	// a fresh server, and insert a forged event after event 2 instead.
