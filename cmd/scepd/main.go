@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"time"
 )
 
 const usage = `scepd: SCEP (RFC 8894) certificate enrollment server and CA
@@ -31,7 +32,14 @@ Usage:
                                 load-test any SCEP server, verifying every answer
   scepd inspect [--key KEY] FILE   explain a SCEP message, certificate or CSR (DER, PEM, base64)
   scepd store check             check the store's integrity (certificates, transactions, audit chain)
-  scepd audit verify|export     verify the audit hash chain (names the first tampered event) or export JSON lines
+  scepd audit verify [--checkpoint FILE]
+                                verify the keyed audit chain (names the first tampered event; with a
+                                checkpoint, also events cut from the end)
+  scepd audit checkpoint [--out FILE]
+                                sign a checkpoint of the audit log (keep a copy off this host)
+  scepd audit export            export the audit log as JSON lines
+  scepd audit pubkey | check-checkpoint --public-key PEM FILE
+                                the audit key's public key; check a checkpoint's signature with it alone
   scepd version
 
 Run "scepd COMMAND -h" for a command's flags.
@@ -129,6 +137,16 @@ func envInt(name string, def int) int {
 	if v, ok := os.LookupEnv(name); ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			return n
+		}
+	}
+	return def
+}
+
+// envDuration returns a duration SCEPD_* environment value for a flag default.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
 		}
 	}
 	return def

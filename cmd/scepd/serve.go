@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/audit"
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/console"
@@ -76,6 +77,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		"without --config: the default profile's challenge, static (SCEPD_CHALLENGE) or dynamic (env SCEPD_CHALLENGE_MODE)")
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
 		"/metrics answers only requests with an API token (any role, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
+	checkpointEvery := fs.Duration("audit-checkpoint-interval", envDuration("SCEPD_AUDIT_CHECKPOINT_INTERVAL", time.Hour),
+		"sign a checkpoint of the audit log this often (and at shutdown), sent to the event sinks as audit.checkpoint; 0: only on demand (env SCEPD_AUDIT_CHECKPOINT_INTERVAL)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -121,7 +124,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
-		metricsToken: *metricsToken,
+		metricsToken:    *metricsToken,
+		checkpointEvery: *checkpointEvery,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -162,6 +166,9 @@ type serveConfig struct {
 	challengeMode        string
 	challenge            string
 	allowDES             bool
+
+	// checkpointEvery is the interval of signed audit checkpoints; 0: none.
+	checkpointEvery time.Duration
 }
 
 // keySource returns the key store with the passphrase from
@@ -218,7 +225,7 @@ func secretFromEnv(name string) (string, error) {
 }
 
 func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) error {
-	raw, err := openStore(ctx, cfg.store)
+	raw, auditKey, err := openAudited(ctx, cfg.store)
 	if err != nil {
 		return err
 	}
@@ -362,6 +369,13 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err := startEvents(ctx, cfg, st, met, log); err != nil {
 		return err
 	}
+	log.Info("audit log keyed", "key", auditKey.ID(), "file", auditKey.Path, "checkpoint_interval", cfg.checkpointEvery.String())
+	checkpoints := &audit.Checkpointer{Log: st, Key: auditKey, Actor: "scepd", Now: time.Now}
+	checkpointsDone := make(chan struct{})
+	go func() {
+		defer close(checkpointsDone)
+		auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, met, log)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -375,7 +389,64 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 			return err
 		}
 	}
+	<-checkpointsDone
+	if cfg.checkpointEvery > 0 {
+		// The last checkpoint covers what this replica wrote; sinks get
+		// it from whichever replica delivers next.
+		checkpoint(shutdownCtx, checkpoints, met, log)
+	}
 	return nil
+}
+
+// auditCheckpoints verifies the whole audit log at start (so that a
+// tampered log is reported then, and later runs verify only what was
+// appended since) and signs a checkpoint every interval (none when
+// nothing was written since the last one).
+func auditCheckpoints(ctx context.Context, c *audit.Checkpointer, every time.Duration, met *metrics.Metrics, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	switch r, err := c.Verify(ctx); {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("audit log verification failed", "error", err.Error())
+		}
+	case r.Problem != "":
+		met.AuditVerified(r.Last, time.Now(), true)
+		log.Error("AUDIT LOG TAMPERED", "event", r.BadSeq, "problem", r.Problem)
+	default:
+		log.Info("audit log verified", "events", r.Events, "unkeyed", r.Unkeyed)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			checkpoint(ctx, c, met, log)
+		}
+	}
+}
+
+// checkpoint signs one checkpoint; a broken log gets none, and an error
+// in the log for the operator.
+func checkpoint(ctx context.Context, c *audit.Checkpointer, met *metrics.Metrics, log *slog.Logger) {
+	cp, r, err := c.Checkpoint(ctx, true)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("audit checkpoint failed", "error", err.Error())
+		}
+	case r.Problem != "":
+		met.AuditVerified(r.Last, time.Now(), true)
+		log.Error("AUDIT LOG TAMPERED: no checkpoint signed", "event", r.BadSeq, "problem", r.Problem)
+	case cp != nil:
+		met.AuditVerified(cp.Seq, cp.Time, false)
+		log.Info("audit checkpoint signed", "seq", cp.Seq, "head", cp.Head)
+	default: // the newest event is a checkpoint already
+		met.AuditVerified(r.Last, time.Now(), false)
+	}
 }
 
 // zeroConfig creates the default CA and profile on first start.

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/scepd/scepd/internal/audit"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -17,24 +21,78 @@ type storeFlags struct {
 	dataDir    string
 	database   string
 	dbMaxConns int
+	// readAudit: the command only reads the audit log (verify, export,
+	// check), so it neither creates the audit key nor keys the log.
+	readAudit bool
 }
 
 // openStore opens PostgreSQL when database is a postgres:// URL, else the
-// SQLite file in the data directory.
+// SQLite file in the data directory, with the audit key (see openAudited).
 func openStore(ctx context.Context, f storeFlags) (store.Store, error) {
+	st, _, err := openAudited(ctx, f)
+	return st, err
+}
+
+// openAudited opens the store and sets its audit key: the file
+// SCEPD_AUDIT_KEY_FILE names (default audit.key in the data directory),
+// encrypted with SCEPD_KEY_PASSPHRASE when one is set, generated when
+// missing. Unless f.readAudit, it keys an unkeyed log (audit.Start) so
+// that nothing appends to it unkeyed. With f.readAudit and no key file,
+// the key is nil.
+func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, error) {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
 	if err := checkDataDir(f.dataDir); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+	if err != nil {
+		return nil, nil, err
+	}
+	var key *audit.Key
+	created := false
+	if f.readAudit {
+		key, err = audit.LoadKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
+		if errors.Is(err, fs.ErrNotExist) {
+			key, err = nil, nil
+		}
+	} else {
+		key, created, err = audit.LoadOrCreateKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var st interface {
+		store.Store
+		SetAuditKey([]byte)
 	}
 	switch {
 	case strings.HasPrefix(f.database, "postgres://"), strings.HasPrefix(f.database, "postgresql://"):
-		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
+		st, err = postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
 	case f.database == "", f.database == "sqlite":
-		return sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
+		st, err = sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
+	default:
+		return nil, nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
 	}
-	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
+	if err != nil {
+		return nil, nil, err
+	}
+	if key != nil {
+		st.SetAuditKey(key.Chain())
+	}
+	if !f.readAudit {
+		if _, err := audit.Start(ctx, st, key, time.Now()); err != nil {
+			st.Close()
+			if created && errors.Is(err, store.ErrAuditHead) {
+				// A key made just now for a log keyed with another: it
+				// would only be in the way of the right one.
+				os.Remove(key.Path)
+			}
+			return nil, nil, fmt.Errorf("audit log: %w", err)
+		}
+	}
+	return st, key, nil
 }
 
 // checkDataDir refuses a data directory other users may read, write or

@@ -33,11 +33,15 @@ const (
 	RequestRejected     = "request.rejected"
 	EnrollmentFailed    = "enrollment.failed"
 	RepeatedFailures    = "enrollment.repeated_failures"
+	// AuditCheckpoint carries a signed checkpoint of the audit log (see
+	// package audit): the copy a sink keeps is what shows events later cut
+	// from the end of the log.
+	AuditCheckpoint = "audit.checkpoint"
 )
 
 // Types lists every event type, for validating configuration.
 var Types = []string{CertificateIssued, CertificateRenewed, CertificateRevoked, CertificateExpiring,
-	RequestPending, RequestRejected, EnrollmentFailed, RepeatedFailures}
+	RequestPending, RequestRejected, EnrollmentFailed, RepeatedFailures, AuditCheckpoint}
 
 // Event is what a sink receives.
 type Event struct {
@@ -78,6 +82,8 @@ func FromAudit(a store.AuditEvent) (Event, bool) {
 		typ = CertificateExpiring
 	case a.Action == "request.reject" && a.Outcome == "ok":
 		typ = RequestRejected
+	case a.Action == AuditCheckpoint: // the audit action has the same name
+		typ = AuditCheckpoint
 	default:
 		return Event{}, false
 	}

@@ -34,6 +34,7 @@ type Metrics struct {
 
 	storeSeconds *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
+	audit        auditCollectors
 }
 
 // New registers every collector on a fresh registry. overloaded reports the
@@ -64,6 +65,7 @@ func New(version string, st Stats, overloaded func() float64) *Metrics {
 		}, []string{"profile", "endpoint", "kind"}),
 	}
 	m.storeSeconds, m.storeErrors = newStoreCollectors()
+	m.audit = newAuditCollectors(m.registry)
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "scepd_build_info", Help: "Build information.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
 	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.storeSeconds, m.storeErrors, build,

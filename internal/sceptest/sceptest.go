@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/audit"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -316,7 +319,10 @@ func (s *Server) Store() store.Store {
 	if s.st != nil {
 		return s.st
 	}
-	var st store.Store
+	var st interface {
+		store.Store
+		SetAuditKey([]byte)
+	}
 	var err error
 	if db := s.database(); db != "" {
 		st, err = postgres.Open(context.Background(), db, postgres.Options{MaxConns: 2})
@@ -326,9 +332,28 @@ func (s *Server) Store() store.Store {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// With the server's audit key, as the server and the CLI open it.
+	key, err := audit.LoadKey(s.DataDir, s.env("SCEPD_AUDIT_KEY_FILE"), []byte(s.env("SCEPD_KEY_PASSPHRASE")))
+	switch {
+	case err == nil:
+		st.SetAuditKey(key.Chain())
+	case !errors.Is(err, fs.ErrNotExist):
+		s.t.Fatal(err)
+	}
 	s.t.Cleanup(func() { st.Close() })
 	s.st = st
 	return st
+}
+
+// env returns a variable of the server's environment.
+func (s *Server) env(name string) string {
+	v := os.Getenv(name)
+	for _, e := range s.Env {
+		if after, ok := strings.CutPrefix(e, name+"="); ok {
+			v = after
+		}
+	}
+	return v
 }
 
 // Database is the --database the server was started with ("" for SQLite).

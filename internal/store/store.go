@@ -4,12 +4,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 	"time"
 )
@@ -227,7 +230,9 @@ type AuditEvent struct {
 	Object  string            `json:"object"`
 	Outcome string            `json:"outcome"`
 	Details map[string]string `json:"details,omitempty"`
-	// PrevHash and Hash chain the log: Hash = SHA-256(PrevHash || event).
+	// PrevHash and Hash chain the log. From the ActionChainKeyed event on,
+	// Hash = HMAC-SHA256(audit key, Seq || PrevHash || event); before it
+	// (logs written by earlier versions) Hash = SHA-256(PrevHash || event).
 	PrevHash []byte `json:"prev_hash"`
 	Hash     []byte `json:"hash"`
 }
@@ -246,11 +251,77 @@ func AuditProfile(e AuditEvent) string {
 	return ""
 }
 
-// ChainVerifier checks an audit hash chain fed oldest first.
-type ChainVerifier struct {
-	prev []byte
-	n    int
+// ActionChainKeyed is the action of the event from which the audit chain
+// is keyed: it is the first event hashed with the audit key, and since its
+// HMAC covers PrevHash, it also pins the unkeyed events before it.
+const ActionChainKeyed = "audit.chain_keyed"
+
+// LinkAudit sets e's Seq, PrevHash and Hash so that it follows head, the
+// newest event (nil for an empty log), keyed with key (nil: the unkeyed
+// SHA-256 chain of earlier versions, left for tests of packages that
+// open a store without an audit key). It is the one place the chain is
+// computed: every backend calls it in the transaction that appends e,
+// holding the lock that serialises appenders.
+//
+// With a key, it refuses (ErrAuditHead) to append onto a head that
+// verifies neither with the key nor as an unkeyed event: a replica with
+// another audit key must not fork the chain, and a forged head shows at
+// once.
+func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent) error {
+	e.Seq = 1
+	e.PrevHash = []byte{}
+	if head != nil {
+		if key != nil && !head.verifies(key) {
+			return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
+		}
+		e.Seq, e.PrevHash = head.Seq+1, head.Hash
+	}
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	var err error
+	if key == nil {
+		e.Hash, err = e.ChainHash(e.PrevHash)
+	} else {
+		e.Hash, err = e.KeyedHash(key, e.PrevHash)
+	}
+	return err
 }
+
+// ErrAuditHead: the newest audit event verifies neither with the audit
+// key nor as an unkeyed event; nothing was written.
+var ErrAuditHead = errors.New("store: the newest audit event does not verify with this audit key")
+
+// verifies reports whether e's hash is its keyed hash under key, or (a
+// log not keyed yet) its unkeyed hash.
+func (e *AuditEvent) verifies(key []byte) bool {
+	if h, err := e.KeyedHash(key, e.PrevHash); err == nil && hmac.Equal(h, e.Hash) {
+		return true
+	}
+	h, err := e.ChainHash(e.PrevHash)
+	return err == nil && bytes.Equal(h, e.Hash) && e.Action != ActionChainKeyed
+}
+
+// ChainVerifier checks an audit hash chain fed oldest first. Events before
+// the first ActionChainKeyed event are checked the unkeyed way (anyone can
+// recompute those, so they prove little on their own); from it on, every
+// event must carry the HMAC of Key.
+type ChainVerifier struct {
+	// Key is the audit chain key; nil checks unkeyed events only.
+	Key   []byte
+	prev  []byte
+	n     int64
+	keyed bool
+	// Unkeyed counts the events before the chain became keyed.
+	Unkeyed int64
+	// NoKey is set when a keyed event was reached without a Key: the
+	// chain could not be checked, which is not evidence of tampering.
+	NoKey bool
+}
+
+// Keyed reports whether the chain has become keyed.
+func (v *ChainVerifier) Keyed() bool { return v.keyed }
+
+// Head returns the hash of the last event checked.
+func (v *ChainVerifier) Head() []byte { return v.prev }
 
 // Next checks one event; it returns a description of the break, or "".
 func (v *ChainVerifier) Next(e AuditEvent) string {
@@ -258,26 +329,74 @@ func (v *ChainVerifier) Next(e AuditEvent) string {
 	if v.prev == nil {
 		v.prev = []byte{}
 	}
-	if string(e.PrevHash) != string(v.prev) {
-		return fmt.Sprintf("audit event %d does not link to the event before it", e.Seq)
+	if !bytes.Equal(e.PrevHash, v.prev) {
+		return fmt.Sprintf("audit event %d does not link to the event before it (an event was removed, inserted or altered)", e.Seq)
 	}
-	h, err := e.ChainHash(v.prev)
-	if err != nil || string(h) != string(e.Hash) {
-		return fmt.Sprintf("audit event %d was altered (hash mismatch)", e.Seq)
+	if v.keyed || e.Action == ActionChainKeyed {
+		if v.Key == nil {
+			v.NoKey = true
+			return fmt.Sprintf("audit event %d is keyed and no audit key was given to check it", e.Seq)
+		}
+		h, err := e.KeyedHash(v.Key, v.prev)
+		if err != nil || !hmac.Equal(h, e.Hash) {
+			return fmt.Sprintf("audit event %d was altered or inserted (its HMAC does not match: written without the audit key)", e.Seq)
+		}
+		v.keyed = true
+	} else {
+		h, err := e.ChainHash(v.prev)
+		if err != nil || !bytes.Equal(h, e.Hash) {
+			return fmt.Sprintf("audit event %d was altered (hash mismatch)", e.Seq)
+		}
+		v.Unkeyed++
 	}
 	v.prev = e.Hash
 	return ""
 }
 
-// ChainHash computes an event's hash from the previous hash and its fields.
-// Backends call it inside the transaction that appends the event.
-func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
-	details, err := json.Marshal(e.Details) // map keys are sorted: deterministic
-	if err != nil {
-		return nil, err
+// Done reports, after the last event, a log that should be keyed and is
+// not: with a key, a log of events none of which is keyed was rewritten
+// (or never served by a version that keys it).
+func (v *ChainVerifier) Done() string {
+	if v.Key != nil && v.n > 0 && !v.keyed {
+		return fmt.Sprintf("none of the %d audit events is keyed: the keyed events were removed and the rest rewritten, or this log was never served by a version of scepd that keys it", v.n)
 	}
+	return ""
+}
+
+// ChainHash computes an event's unkeyed hash (earlier versions' chain)
+// from the previous hash and its fields.
+func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
 	h := sha256.New()
 	h.Write(prev)
+	if err := e.writeFields(h); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// KeyedHash computes an event's keyed hash: HMAC-SHA256 under key over a
+// version label, the sequence number, the previous hash and the fields.
+func (e *AuditEvent) KeyedHash(key, prev []byte) ([]byte, error) {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte("scepd audit chain v2\x00"))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(e.Seq))
+	h.Write(b[:])
+	binary.BigEndian.PutUint32(b[:4], uint32(len(prev)))
+	h.Write(b[:4])
+	h.Write(prev)
+	if err := e.writeFields(h); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// writeFields writes the event's time and length-prefixed fields.
+func (e *AuditEvent) writeFields(h hash.Hash) error {
+	details, err := json.Marshal(e.Details) // map keys are sorted: deterministic
+	if err != nil {
+		return err
+	}
 	var ts [8]byte
 	binary.BigEndian.PutUint64(ts[:], uint64(e.Time.UTC().UnixMicro()))
 	h.Write(ts[:])
@@ -287,7 +406,7 @@ func (e *AuditEvent) ChainHash(prev []byte) ([]byte, error) {
 		h.Write(n[:])
 		h.Write([]byte(f))
 	}
-	return h.Sum(nil), nil
+	return nil
 }
 
 // Challenge is a one-time (dynamic) challenge. Only the SHA-256 of the

@@ -87,7 +87,7 @@ func (s *Store) RecordExpiryNotice(ctx context.Context, serial string, threshold
 			}
 		}
 		if first && audit != nil {
-			return appendAudit(ctx, tx, *audit)
+			return s.appendAudit(ctx, tx, *audit)
 		}
 		return nil
 	})

@@ -42,7 +42,13 @@ type Options struct {
 // Store is a store.Store on PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	// auditKey keys the audit chain (see SetAuditKey).
+	auditKey []byte
 }
+
+// SetAuditKey sets the key of the audit chain's HMAC, before the store is
+// used. Without one, events are chained unkeyed (tests of other packages).
+func (s *Store) SetAuditKey(key []byte) { s.auditKey = key }
 
 var _ store.Store = (*Store)(nil)
 
@@ -127,7 +133,7 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable} {
+	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead} {
 		if errors.Is(err, known) {
 			return err // mapped already
 		}
@@ -468,7 +474,7 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 				return store.ErrChallengeSpent
 			}
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record pending: %w", mapErr(err))
@@ -490,7 +496,7 @@ func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, r
 		if _, err := tx.Exec(ctx, `UPDATE challenges SET reserved_by = NULL WHERE profile_id = $1 AND reserved_by = $2 AND used_at IS NULL`, profileID, txID); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: reject pending: %w", mapErr(err))
@@ -580,7 +586,7 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 				return store.ErrChallengeSpent
 			}
 		}
-		return appendAudit(ctx, tx, rec.Audit)
+		return s.appendAudit(ctx, tx, rec.Audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record issued: %w", mapErr(err))
@@ -787,7 +793,7 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 		if _, err := tx.Exec(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, serial); err != nil {
 			return mapErr(err)
 		}
-		return appendAudit(ctx, tx, audit)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: revoke %s: %w", serial, mapErr(err))
@@ -860,7 +866,7 @@ func (s *Store) RevocationGeneration(ctx context.Context, caID string) (int64, e
 
 // AppendAudit appends one event to the chained audit log.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return appendAudit(ctx, tx, e) }); err != nil {
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.appendAudit(ctx, tx, e) }); err != nil {
 		return fmt.Errorf("postgres: audit: %w", mapErr(err))
 	}
 	return nil
@@ -869,26 +875,26 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 // appendAudit chains e onto the newest event. The transaction-scoped
 // advisory lock serialises appenders across replicas; it is released at
 // commit or rollback.
-func appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
+func (s *Store) appendAudit(ctx context.Context, tx pgx.Tx, e store.AuditEvent) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
 		return fmt.Errorf("audit lock: %w", mapErr(err))
 	}
-	var prev []byte
-	err := tx.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&prev)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	var head *store.AuditEvent
+	h, err := scanAudit(tx.QueryRow(ctx, `SELECT `+auditColumns+` FROM audit_events ORDER BY seq DESC LIMIT 1`))
+	switch {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("audit head: %w", mapErr(err))
 	}
-	if prev == nil {
-		prev = []byte{}
-	}
-	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	hash, err := e.ChainHash(prev)
-	if err != nil {
-		return fmt.Errorf("audit hash: %w", err)
+	// The seq is set here, not by the column's sequence, because the HMAC
+	// covers it (and a rolled-back append leaves no gap).
+	if err := store.LinkAudit(s.auditKey, &e, head); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash, store.AuditProfile(e)); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.Seq, e.Time, e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash, store.AuditProfile(e)); err != nil {
 		return fmt.Errorf("audit insert: %w", mapErr(err))
 	}
 	return nil
@@ -978,7 +984,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		return r, fmt.Errorf("postgres: integrity: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var v store.ChainVerifier
+	v := store.ChainVerifier{Key: s.auditKey}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -986,8 +992,11 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		}
 		if p := v.Next(e); p != "" {
 			r.Problems = append(r.Problems, p)
-			break
+			return r, nil
 		}
+	}
+	if p := v.Done(); p != "" {
+		r.Problems = append(r.Problems, p)
 	}
 	return r, mapErr(rows.Err())
 }

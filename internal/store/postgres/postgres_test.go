@@ -2,7 +2,11 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
@@ -36,4 +40,36 @@ func TestConcurrentMigration(t *testing.T) {
 			t.Fatalf("replicas migrating together: %v", err)
 		}
 	}
+}
+
+func TestAuditTamper(t *testing.T) {
+	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
+		u := pgtest.Schema(t)
+		s, err := Open(context.Background(), u, Options{MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := pgx.Connect(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return s, func(t *testing.T, q string, args ...any) {
+			t.Helper()
+			// The suite writes ? placeholders; PostgreSQL numbers them.
+			var b strings.Builder
+			n := 0
+			for _, r := range q {
+				if r == '?' {
+					n++
+					fmt.Fprintf(&b, "$%d", n)
+					continue
+				}
+				b.WriteRune(r)
+			}
+			if _, err := conn.Exec(context.Background(), b.String(), args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	})
 }

@@ -40,7 +40,13 @@ type Store struct {
 	stmts map[string]*sql.Stmt
 	// writer admits one write transaction at a time (see begin).
 	writer chan struct{}
+	// auditKey keys the audit chain (see SetAuditKey).
+	auditKey []byte
 }
+
+// SetAuditKey sets the key of the audit chain's HMAC, before the store is
+// used. Without one, events are chained unkeyed (tests of other packages).
+func (s *Store) SetAuditKey(key []byte) { s.auditKey = key }
 
 // Statements of the enrollment path (see hotStatements).
 const (
@@ -48,8 +54,8 @@ const (
 	qGetCertificate = `SELECT ` + certColumns + ` FROM certificates WHERE serial = ?`
 	qInsertCert     = `INSERT INTO certificates (` + certColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', ?, ?, ?, ?, ?, ?)`
-	qAuditHead      = `SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1`
-	qAuditInsert    = `INSERT INTO audit_events (at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAuditHead      = `SELECT ` + auditColumns + ` FROM audit_events ORDER BY seq DESC LIMIT 1`
+	qAuditInsert    = `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert}
@@ -799,7 +805,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		return r, fmt.Errorf("sqlite: integrity: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var v store.ChainVerifier
+	v := store.ChainVerifier{Key: s.auditKey}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -807,8 +813,11 @@ func (s *Store) CheckIntegrity(ctx context.Context) (store.IntegrityReport, erro
 		}
 		if p := v.Next(e); p != "" {
 			r.Problems = append(r.Problems, p)
-			break
+			return r, nil
 		}
+	}
+	if p := v.Done(); p != "" {
+		r.Problems = append(r.Problems, p)
 	}
 	return r, rows.Err()
 }
@@ -1080,22 +1089,20 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 // appendAudit chains e onto the newest event. It runs inside a write
 // transaction (taken at BEGIN), so no other writer can read the same head.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
-	var prev []byte
-	err := s.txQueryRow(ctx, tx, qAuditHead).Scan(&prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var head *store.AuditEvent
+	h, err := scanAudit(s.txQueryRow(ctx, tx, qAuditHead))
+	switch {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: audit head: %w", err)
 	}
-	if prev == nil {
-		prev = []byte{}
-	}
-	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	hash, err := e.ChainHash(prev)
-	if err != nil {
-		return fmt.Errorf("sqlite: audit hash: %w", err)
+	if err := store.LinkAudit(s.auditKey, &e, head); err != nil {
+		return fmt.Errorf("sqlite: audit: %w", err)
 	}
 	details, _ := json.Marshal(e.Details)
 	if _, err := s.txExec(ctx, tx, qAuditInsert,
-		fmtTime(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), prev, hash, store.AuditProfile(e)); err != nil {
+		e.Seq, fmtTime(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash, store.AuditProfile(e)); err != nil {
 		return fmt.Errorf("sqlite: audit insert: %w", err)
 	}
 	return nil
@@ -1146,6 +1153,8 @@ func (s *Store) AuditAfter(ctx context.Context, after int64, limit int) ([]store
 	}
 	return out, rows.Err()
 }
+
+const auditColumns = `seq, at, actor, action, object, outcome, details, prev_hash, hash`
 
 func scanAudit(r scanner) (store.AuditEvent, error) {
 	var e store.AuditEvent
