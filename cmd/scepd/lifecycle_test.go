@@ -7,11 +7,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,10 +25,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/scep/cms"
-	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
@@ -46,20 +49,59 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var scepURLLine = regexp.MustCompile(`msg="serving SCEP" profile=default url=(\S+)`)
+var scepURLLine = regexp.MustCompile(`msg="serving SCEP" profile=hooked url=(\S+)`)
 
-// TestServeLeavesNoGoroutine runs the serve loop in-process, enrolls
-// while its context is cancelled (what SIGTERM does), and checks that
-// runServer returns cleanly, every answered enrollment is stored, and no
-// goroutine it started outlives it.
+// TestServeLeavesNoGoroutine runs the serve loop in-process on a profile
+// whose operator's webhook authorises requests and is told, slowly, of
+// each certificate issued. It enrolls while the loop's context is
+// cancelled (what SIGTERM does) and checks that runServer returns cleanly
+// after each shutdown step, every answered enrollment is stored and was
+// notified, and no goroutine it started outlives it.
 func TestServeLeavesNoGoroutine(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var (
+		hookMu   sync.Mutex
+		notified = map[string]bool{}
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req challenge.WebhookRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Event == "validate" {
+			fmt.Fprint(w, `{"allow": true}`)
+			return
+		}
+		time.Sleep(4 * time.Second) // longer than goleak retries
+		hookMu.Lock()
+		notified[req.Serial] = req.Event == "issued"
+		hookMu.Unlock()
+	}))
+	defer hook.Close()
+	// What runs from here on is runServer's, or the test's enrollments.
+	before := goleak.IgnoreCurrent()
+	t.Setenv("LIFECYCLE_HOOK_SECRET", "lifecycle-hook-secret")
 	dir := t.TempDir()
-	const secret = "lifecycle-secret"
+	path := filepath.Join(dir, "scepd.yaml")
+	if err := os.WriteFile(path, []byte(`
+cas:
+  - id: root
+    create: {subject: "CN=Lifecycle Root"}
+profiles:
+  - id: hooked
+    ca: root
+    challenge:
+      mode: webhook
+      webhook: {url: "`+hook.URL+`", secret_env: LIFECYCLE_HOOK_SECRET, notify: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := serveConfig{
+		file: file, configured: true,
 		addr:      "127.0.0.1:0",
 		store:     storeFlags{dataDir: filepath.Join(dir, "data")},
-		caKeyType: ca.DefaultKeyType, raKeyType: ca.RSA2048, challengeMode: store.ChallengeStatic, challenge: secret,
 		queueWait: 10 * time.Second, maxQueue: 1024, challengeRate: 10, challengeBurst: 100,
 		shutdownGrace: 20 * time.Second,
 	}
@@ -106,7 +148,7 @@ func TestServeLeavesNoGoroutine(t *testing.T) {
 			for i := 0; ; i++ {
 				key, _ := rsa.GenerateKey(rand.Reader, 2048)
 				got, err := c.Enroll(context.Background(), client.Enrollment{Key: key, Subject: pkix.Name{CommonName: fmt.Sprintf("leak-%d-%d", w, i)},
-					Challenge: secret, Cipher: cms.AES128, Digest: crypto.SHA256, Recipient: recipient})
+					Challenge: "device-token", Cipher: cms.AES128, Digest: crypto.SHA256, Recipient: recipient})
 				if err != nil {
 					return
 				}
@@ -128,7 +170,7 @@ func TestServeLeavesNoGoroutine(t *testing.T) {
 	}
 	wg.Wait()
 	c.HTTP.CloseIdleConnections()
-	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 
 	// Each step of the shutdown ran, in order.
 	var at []int
@@ -156,6 +198,11 @@ func TestServeLeavesNoGoroutine(t *testing.T) {
 		if err != nil || !slices.Equal(row.DER, cert.Raw) {
 			t.Errorf("answered certificate %s not stored: %v", cert.Subject.CommonName, err)
 		}
+		hookMu.Lock()
+		if !notified[cert.SerialNumber.Text(16)] {
+			t.Errorf("answered certificate %s: no issued notification", cert.Subject.CommonName)
+		}
+		hookMu.Unlock()
 	}
 	t.Logf("%d enrollments answered before the shutdown", len(answered))
 }

@@ -234,6 +234,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	own := newOwner(ctx, cfg.shutdownGrace, log)
 	defer func() { err = errors.Join(err, own.shutdown()) }()
 	own.closeLast("store", raw.Close)
+	// Keep-alive connections to webhooks, Intune and event sinks (all on
+	// the default transport) each hold goroutines.
+	own.closeLast("idle outbound connections", func() error { http.DefaultClient.CloseIdleConnections(); return nil })
 	var srv *server.Server
 	// Scrapes read the raw store; everything else goes through the timed one.
 	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
