@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,7 @@ const forceWait = 5 * time.Second
 type owner struct {
 	log   *slog.Logger
 	grace time.Duration
+	force time.Duration // forceWait; shorter in tests
 
 	loopCtx   context.Context
 	stopLoops context.CancelFunc
@@ -63,7 +65,7 @@ type named[F any] struct {
 // newOwner returns an owner whose loops and requests outlive ctx (the
 // signal's): they end when shutdown ends them, in order.
 func newOwner(ctx context.Context, grace time.Duration, log *slog.Logger) *owner {
-	o := &owner{log: log, grace: grace, served: make(chan error, 2)}
+	o := &owner{log: log, grace: grace, force: forceWait, served: make(chan error, 2)}
 	o.loopCtx, o.stopLoops = context.WithCancel(context.WithoutCancel(ctx))
 	o.reqCtx, o.cutOff = context.WithCancel(context.WithoutCancel(ctx))
 	return o
@@ -91,7 +93,10 @@ func (o *owner) serve(hs *http.Server, ln net.Listener, cert, key string) {
 			err = hs.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			o.served <- fmt.Errorf("serving %s: %w", ln.Addr(), err)
+			select { // the first failure ends serving; others are moot
+			case o.served <- fmt.Errorf("serving %s: %w", ln.Addr(), err):
+			default:
+			}
 		}
 		return nil
 	})
@@ -130,7 +135,7 @@ func (o *owner) stop() error {
 	start := time.Now()
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), o.grace)
 	defer cancelGrace()
-	hardCtx, cancelHard := context.WithTimeout(context.Background(), o.grace+forceWait)
+	hardCtx, cancelHard := context.WithTimeout(context.Background(), o.grace+o.force)
 	defer cancelHard()
 	// bound is the grace period while it lasts, then the forced wait.
 	bound := func() context.Context {
@@ -146,12 +151,28 @@ func (o *owner) stop() error {
 	if len(o.servers) > 0 {
 		o.log.Info("shutting down: refusing new connections, waiting for requests in flight", "grace", o.grace.String())
 	}
+	// Every listener closes at once; each server then drains.
+	var (
+		drained sync.WaitGroup
+		late    atomic.Bool
+	)
 	for _, hs := range o.servers {
-		if err := hs.Shutdown(graceCtx); err != nil {
-			n := o.active.count()
-			o.log.Warn("grace period over: cancelling the requests in flight", "addr", hs.Addr, "in_flight", n)
-			errs = append(errs, fmt.Errorf("grace period %v over with %d requests in flight", o.grace, n))
-			o.cutOff()
+		drained.Go(func() {
+			switch err := hs.Shutdown(graceCtx); {
+			case err != nil && graceCtx.Err() != nil:
+				late.Store(true)
+			case err != nil:
+				o.log.Error("closing a listener failed", "addr", hs.Addr, "error", err.Error())
+			}
+		})
+	}
+	drained.Wait()
+	if late.Load() {
+		n := o.active.count()
+		o.log.Warn("grace period over: cancelling the requests in flight", "in_flight", n)
+		errs = append(errs, fmt.Errorf("grace period %v over with %d requests in flight", o.grace, n))
+		o.cutOff()
+		for _, hs := range o.servers {
 			hs.Close()
 		}
 	}
@@ -201,6 +222,7 @@ func (o *owner) stop() error {
 			o.log.Debug("closed", "what", c.name)
 		}
 	}
+	o.cutOff() // releases the requests' base context
 	o.log.Info("shutdown complete", "elapsed", time.Since(start).Round(time.Millisecond).String())
 	return errors.Join(errs...)
 }

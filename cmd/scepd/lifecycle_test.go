@@ -308,3 +308,41 @@ func TestShutdownGraceCutsOff(t *testing.T) {
 		t.Fatal("a second shutdown call gives another result")
 	}
 }
+
+// TestShutdownLeavesStoreOpenUnderStuckWork: a request that ignores its
+// cancelled context outlives even the forced wait; shutdown then returns
+// an error without closing the store under it.
+func TestShutdownLeavesStoreOpenUnderStuckWork(t *testing.T) {
+	own := newOwner(context.Background(), 100*time.Millisecond, slog.New(slog.DiscardHandler))
+	own.force = 100 * time.Millisecond
+	closed := false
+	own.closeLast("store", func() error { closed = true; return nil })
+	entered, release := make(chan struct{}), make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.serve(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release // deaf to its context
+	})}, ln, "", "")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	reqDone := make(chan struct{})
+	go func() {
+		defer close(reqDone)
+		if resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String()); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	err = own.shutdown()
+	close(release)
+	<-reqDone
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("shutdown: %v, want the stuck request reported", err)
+	}
+	if closed {
+		t.Fatal("the store was closed under a request still running")
+	}
+}
