@@ -42,9 +42,9 @@ func eventRoutes(cfg serveConfig, log *slog.Logger) ([]events.Route, error) {
 	return routes, nil
 }
 
-// startEvents runs the event dispatcher and the expiry scan when any sink
-// is configured.
-func startEvents(ctx context.Context, cfg serveConfig, st store.Store, met *metrics.Metrics, log *slog.Logger) error {
+// startEvents runs the event dispatcher and the expiry scan, owned by own,
+// when any sink is configured.
+func startEvents(own *owner, cfg serveConfig, st store.Store, met *metrics.Metrics, log *slog.Logger) error {
 	routes, err := eventRoutes(cfg, log)
 	if err != nil || len(routes) == 0 {
 		return err
@@ -60,7 +60,7 @@ func startEvents(ctx context.Context, cfg serveConfig, st store.Store, met *metr
 	rand.Read(nonce[:])
 	d := &events.Dispatcher{Store: st, Routes: routes, Holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(nonce[:])),
 		Lease: lease, Log: log, Observer: met}
-	go d.Run(ctx)
+	own.goLoop("event dispatch", d.Run)
 	interval := time.Hour
 	if cfg.file != nil && cfg.file.Events.ExpiryScan > 0 {
 		interval = time.Duration(cfg.file.Events.ExpiryScan)
@@ -74,7 +74,7 @@ func startEvents(ctx context.Context, cfg serveConfig, st store.Store, met *metr
 		}
 		return l.Notices()
 	}}
-	go x.Run(ctx, interval)
+	own.goLoop("expiry scan", func(ctx context.Context) { x.Run(ctx, interval) })
 	names := make([]string, len(routes))
 	for i, r := range routes {
 		names[i] = r.Name

@@ -80,6 +80,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	checkpointEvery := fs.Duration("audit-checkpoint-interval", envDuration("SCEPD_AUDIT_CHECKPOINT_INTERVAL", time.Hour),
 		"sign a checkpoint of the audit log this often (and at shutdown), sent to the event sinks as audit.checkpoint; 0: only on demand (env SCEPD_AUDIT_CHECKPOINT_INTERVAL)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
+	grace := fs.Duration("shutdown-grace", envDuration("SCEPD_SHUTDOWN_GRACE", 25*time.Second),
+		"on SIGTERM or SIGINT, how long requests in flight, background loops and outcome notifications get to finish before they are cancelled; a second signal stops at once (env SCEPD_SHUTDOWN_GRACE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -124,8 +126,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
-		metricsToken:    *metricsToken,
-		checkpointEvery: *checkpointEvery,
+		metricsToken: *metricsToken, checkpointEvery: *checkpointEvery, shutdownGrace: *grace,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -133,6 +134,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal the default action returns: a second one
+	// ends the process without waiting for the grace period.
+	context.AfterFunc(ctx, stop)
 	if err := runServer(ctx, cfg, stdout, log); err != nil {
 		log.Error("scepd stopped", "error", err.Error())
 		return 1
@@ -160,6 +164,8 @@ type serveConfig struct {
 	challengeBurst int
 	// metricsToken: /metrics requires an API token not limited to profiles.
 	metricsToken bool
+	// shutdownGrace bounds a graceful shutdown (see owner).
+	shutdownGrace time.Duration
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -224,12 +230,19 @@ func secretFromEnv(name string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) error {
+// runServer serves until ctx ends, then shuts down in order (see owner):
+// every goroutine it started has returned when it returns.
+func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) (err error) {
 	raw, auditKey, err := openAudited(ctx, cfg.store)
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
+	own := newOwner(ctx, cfg.shutdownGrace, log)
+	defer func() { err = errors.Join(err, own.shutdown()) }()
+	own.closeLast("store", raw.Close)
+	// Keep-alive connections to webhooks, Intune and event sinks (all on
+	// the default transport) each hold goroutines.
+	own.closeLast("idle outbound connections", func() error { http.DefaultClient.CloseIdleConnections(); return nil })
 	var srv *server.Server
 	// Scrapes read the raw store; everything else goes through the timed one.
 	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
@@ -238,7 +251,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	defer ks.Token.Close()
+	if ks.Token != nil {
+		own.closeLast("PKCS#11 token", ks.Token.Close)
+	}
 	defaultProfile := provision.DefaultID
 	if cfg.configured {
 		if err := provision.ApplyConfig(ctx, st, ks, cfg.file, provision.FromFiles(), time.Now(), log); err != nil {
@@ -261,6 +276,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	}
 	enroller := enroll.New(st, time.Now, log)
 	enroller.OnLimit = func(p, kind string) { met.Limit(p, "enroll", kind) }
+	own.drain("outcome notifications", enroller.Close)
 	rev := &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return srv.CAs() }, Now: time.Now, Log: log}
 	srv, err = server.New(server.Options{
 		Profiles:       serving.Profiles,
@@ -333,23 +349,13 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{server.NewHTTPServer(cfg.addr, handler, log)}
-	errc := make(chan error, 2)
-	go func() { errc <- servers[0].Serve(ln) }()
+	own.serve(server.NewHTTPServer(cfg.addr, handler, log), ln, "", "")
 	if cfg.adminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.adminAddr)
 		if err != nil {
 			return err
 		}
-		as := server.NewHTTPServer(cfg.adminAddr, adminMux, log)
-		servers = append(servers, as)
-		go func() {
-			if cfg.adminCert != "" {
-				errc <- as.ServeTLS(aln, cfg.adminCert, cfg.adminKey)
-			} else {
-				errc <- as.Serve(aln)
-			}
-		}()
+		own.serve(server.NewHTTPServer(cfg.adminAddr, adminMux, log), aln, cfg.adminCert, cfg.adminKey)
 		log.Info("serving the admin API", "addr", aln.Addr().String(), "tls", cfg.adminCert != "")
 	}
 	keysAt := "files, " + cfg.crypto
@@ -363,39 +369,25 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if cfg.allowDES && !cfg.configured {
 		log.Warn("single DES accepted on the default profile (SCEPD_ALLOW_DES=1)")
 	}
-	go refreshProfiles(ctx, st, reload, log)
-	go rev.Run(ctx, 10*time.Minute)
-	go expirePending(ctx, st, log)
-	if err := startEvents(ctx, cfg, st, met, log); err != nil {
+	own.goLoop("profile refresh", func(ctx context.Context) { refreshProfiles(ctx, st, reload, log) })
+	own.goLoop("CRL refresh", func(ctx context.Context) { rev.Run(ctx, 10*time.Minute) })
+	own.goLoop("pending expiry", func(ctx context.Context) { expirePending(ctx, st, log) })
+	if err := startEvents(own, cfg, st, met, log); err != nil {
 		return err
 	}
 	log.Info("audit log keyed", "key", auditKey.ID(), "file", auditKey.Path, "checkpoint_interval", cfg.checkpointEvery.String())
 	checkpoints := &audit.Checkpointer{Log: st, Key: auditKey, Actor: "scepd", Now: time.Now}
-	checkpointsDone := make(chan struct{})
-	go func() {
-		defer close(checkpointsDone)
-		auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, met, log)
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		if err := s.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-	}
-	<-checkpointsDone
+	own.goLoop("audit checkpoints", func(ctx context.Context) { auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, met, log) })
 	if cfg.checkpointEvery > 0 {
-		// The last checkpoint covers what this replica wrote; sinks get
-		// it from whichever replica delivers next.
-		checkpoint(shutdownCtx, checkpoints, met, log)
+		// The last checkpoint covers what this replica wrote, once its
+		// requests and loops are done; sinks get it from whichever
+		// replica delivers next.
+		own.drain("final audit checkpoint", func(ctx context.Context) error {
+			checkpoint(ctx, checkpoints, met, log)
+			return nil
+		})
 	}
-	return nil
+	return own.wait(ctx)
 }
 
 // auditCheckpoints verifies the whole audit log at start (so that a

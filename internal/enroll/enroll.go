@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
@@ -131,6 +132,8 @@ type Service struct {
 	// failed-attempt budget on a profile (kind "lockout") and each attempt
 	// refused unchecked while it is locked out ("blocked"), for metrics.
 	OnLimit func(profile, kind string)
+
+	notes notifications
 }
 
 // DefaultMaxFailures and DefaultFailureWindow bound failed challenge
@@ -233,17 +236,82 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	res, err := s.issueGranted(ctx, p, r, tmpl, keyHash[:], grant, now)
 	if n, ok := p.Challenge.(challenge.Notifier); ok {
 		// Reported after the answer is decided, off the client's path.
-		go func() {
-			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
+		s.notify(ctx, func(nctx context.Context) {
 			if err != nil {
 				n.Failed(nctx, creq, err.Error())
 			} else if res.Cert != nil && !res.Replayed {
 				n.Issued(nctx, creq, res.Cert)
 			}
-		}()
+		})
 	}
 	return res, err
+}
+
+// notifyTimeout bounds one outcome notification.
+const notifyTimeout = 30 * time.Second
+
+// notifications tracks the outcome notifications (Intune, webhook) sent
+// after an answer, so that shutdown waits for them (see Service.Close).
+type notifications struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+	// stop cancels those still running when Close gives up waiting.
+	stop   context.Context
+	cancel context.CancelFunc
+}
+
+// notify runs send in a goroutine Close waits for, with its own timeout
+// and the values (not the cancellation) of the request's ctx.
+func (s *Service) notify(ctx context.Context, send func(context.Context)) {
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	s.notes.mu.Lock()
+	if s.notes.closed {
+		s.notes.mu.Unlock()
+		// Nothing waits any more: send on the caller's path, not lost.
+		defer cancel()
+		send(nctx)
+		return
+	}
+	if s.notes.stop == nil {
+		s.notes.stop, s.notes.cancel = context.WithCancel(context.Background())
+	}
+	stop := s.notes.stop
+	s.notes.wg.Add(1)
+	s.notes.mu.Unlock()
+	go func() {
+		defer s.notes.wg.Done()
+		defer context.AfterFunc(stop, cancel)()
+		defer cancel()
+		send(nctx)
+	}()
+}
+
+// Close waits for the outcome notifications still being sent until ctx
+// ends; then it cancels those left and waits for them to return (the
+// notifiers honour their context), and returns ctx's error. Call it once
+// enrollments have stopped: a notification that comes after Close is
+// sent on the enrollment's path instead.
+func (s *Service) Close(ctx context.Context) error {
+	s.notes.mu.Lock()
+	s.notes.closed = true
+	cancel := s.notes.cancel
+	s.notes.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.notes.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	if cancel != nil {
+		cancel()
+	}
+	<-done
+	return fmt.Errorf("enroll: outcome notifications cut off: %w", ctx.Err())
 }
 
 func (s *Service) issueGranted(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash []byte, g challenge.Grant, now time.Time) (Result, error) {

@@ -302,6 +302,28 @@ func (s *Server) Stop() {
 	}
 }
 
+// Signal sends sig to the server process.
+func (s *Server) Signal(sig os.Signal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	cmd.Process.Signal(sig)
+}
+
+// Exited waits up to d for the server process to end and returns how it
+// ended, or nil if it still runs.
+func (s *Server) Exited(d time.Duration) *os.ProcessState {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	select {
+	case <-done:
+		return cmd.ProcessState
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // Restart stops the server and starts it again on the same data directory.
 func (s *Server) Restart() {
 	s.t.Helper()
