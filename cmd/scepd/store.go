@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/scepd/scepd/internal/audit"
@@ -110,6 +111,13 @@ func checkDataDir(dir string) error {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("data directory %s is open to other users (mode %#o); it holds the CA keys and the database: run `chmod 700 %s` (and check the files in it)",
 			dir, perm, dir)
+	}
+	// The owner can change the mode back and replace keys: it must be the
+	// user scepd runs as (a root scepd on a directory another user owns
+	// would trust whatever that user puts there).
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("data directory %s is owned by uid %d, not by the user scepd runs as (uid %d); it holds the CA keys and the database: run `chown -R %d %s` or start scepd as its owner",
+			dir, st.Uid, os.Geteuid(), os.Geteuid(), dir)
 	}
 	return nil
 }

@@ -159,6 +159,26 @@ func TestDataDirModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sceptest.Start(t, sceptest.Options{DataDir: open}) // fixed as told, it starts
+
+	// A data directory another user owns is refused too: its owner could
+	// open it up again or replace the keys. (Only root can hand a
+	// directory to another user.)
+	if os.Geteuid() == 0 {
+		foreign := filepath.Join(t.TempDir(), "foreign")
+		if err := os.Mkdir(foreign, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(foreign, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		out, err := sceptest.Run(t, 30*time.Second, nil, "", sceptest.Binary(t), "serve", "--addr", "127.0.0.1:0", "--data", foreign)
+		if err == nil || !strings.Contains(out, "owned by uid 65534") {
+			t.Errorf("serve on a data directory owned by another user: %v\n%s\nwant a refusal naming the owner", err, out)
+		}
+		if entries, _ := os.ReadDir(foreign); len(entries) != 0 {
+			t.Errorf("the refused data directory was written to: %v", entries)
+		}
+	}
 }
 
 // scrape GETs a /metrics URL, with a token when given.
