@@ -301,7 +301,8 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload, MintLimit: mintLimit,
 		Profile: profileOf, Enroll: enroller, Revocation: rev}
 	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
-	web, err := (&console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}).Routes()
+	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}
+	web, err := consoleH.Routes()
 	if err != nil {
 		return err
 	}
@@ -325,6 +326,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
+	}
+	if cfg.adminAddr != "" {
+		consoleH.SCEPAddr = ln.Addr().String() // before serving: the console shows SCEP URLs of this listener
 	}
 	servers := []*http.Server{server.NewHTTPServer(cfg.addr, handler, log)}
 	errc := make(chan error, 2)

@@ -47,9 +47,14 @@ type Store interface {
 type Handler struct {
 	Admin *admin.Service
 	Store Store
-	// PublicURL is the base of the SCEP URLs shown; empty means the
-	// address the console was reached at.
+	// PublicURL is the base of the SCEP URLs shown; empty means the SCEP
+	// listener's address.
 	PublicURL string
+	// SCEPAddr is the SCEP listener's address ("host:port") when the
+	// console is served on another listener (--admin-addr); empty means
+	// they share one, and the address the console was reached at is the
+	// SCEP listener's.
+	SCEPAddr string
 	// SessionTTL is how long a sign-in lasts. Default 8h.
 	SessionTTL time.Duration
 	Now        func() time.Time

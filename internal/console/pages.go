@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -195,15 +196,37 @@ func buildChart(perDay []store.DayCount, since time.Time, days int) chart {
 
 // ---- profiles ----
 
-func (h *Handler) scepBase(r *http.Request) string {
+// scepBase is the base of the SCEP URLs the console shows and what it is:
+// the public URL when set, else the SCEP listener's address (with the
+// host the console was reached at when the listener has none, or is the
+// console's own).
+func (h *Handler) scepBase(r *http.Request) (base, source string) {
 	if h.PublicURL != "" {
-		return strings.TrimSuffix(h.PublicURL, "/")
+		return strings.TrimSuffix(h.PublicURL, "/"), "public"
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	if h.SCEPAddr == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		return scheme + "://" + r.Host, "listener"
 	}
-	return scheme + "://" + r.Host
+	host, port, err := net.SplitHostPort(h.SCEPAddr)
+	if err != nil {
+		return "http://" + h.SCEPAddr, "listener"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// Listening on every address: the name the operator reached this
+		// host by is the best guess of one devices can reach too.
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		} else {
+			host = r.Host
+		}
+	}
+	// The SCEP listener is plain HTTP (RFC 8894 §2.1: the messages are
+	// protected by CMS, not by the transport).
+	return "http://" + net.JoinHostPort(host, port), "listener"
 }
 
 func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, s *session) {
@@ -212,7 +235,8 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, s *session) {
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "profiles", "Profiles", map[string]any{"Profiles": list, "Base": h.scepBase(r)})
+	base, source := h.scepBase(r)
+	h.render(w, r, s, http.StatusOK, "profiles", "Profiles", map[string]any{"Profiles": list, "Base": base, "BaseSource": source})
 }
 
 func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
@@ -222,7 +246,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	policy, _ := yaml.Marshal(p.Policy)
-	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": h.scepBase(r) + p.Path, "Policy": string(policy)})
+	base, source := h.scepBase(r)
+	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy)})
 }
 
 const profileTemplate = `id: new-profile

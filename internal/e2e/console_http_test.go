@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/scepd/scepd/internal/sceptest"
+)
+
+// webSession is a signed-in web console session driven over plain
+// HTTP, as a browser would (cookies kept, same-origin POSTs carrying the
+// page's CSRF token), for checks that need no script.
+type webSession struct {
+	t    *testing.T
+	base string // scheme://host:port of the listener serving /console/
+	hc   *http.Client
+}
+
+// consoleSignIn signs in to the console at base with token.
+func consoleSignIn(t *testing.T, base, token string) *webSession {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &webSession{t: t, base: base, hc: &http.Client{Jar: jar}}
+	_, page := c.get("/console/login")
+	if code, body := c.post("/console/login", url.Values{"nonce": {c.field(page, "nonce")}, "token": {token}}); code != 200 {
+		t.Fatalf("console sign-in: HTTP %d\n%s", code, body)
+	}
+	return c
+}
+
+// field is the value of the first input named name in page.
+func (c *webSession) field(page, name string) string {
+	c.t.Helper()
+	m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("console page has no %s field:\n%s", name, page)
+	}
+	return m[1]
+}
+
+func (c *webSession) do(req *http.Request) (int, string) {
+	c.t.Helper()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// get fetches a console page, following redirects.
+func (c *webSession) get(path string) (int, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
+	return c.do(req)
+}
+
+// post submits a form from this origin, following the redirect after it.
+func (c *webSession) post(path string, form url.Values) (int, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.base)
+	return c.do(req)
+}
+
+// csrf is the session's form token, read from a console page.
+func (c *webSession) csrf() string {
+	c.t.Helper()
+	_, page := c.get("/console/requests")
+	return c.field(page, "csrf")
+}
+
+// TestConsoleSCEPURLWithAdminAddr: with the console on its own listener
+// (--admin-addr), the SCEP URL it shows (and Copy hands out) is the SCEP
+// listener's, which answers GetCACaps, and the page says where the URL
+// comes from; with a public URL, that one.
+func TestConsoleSCEPURLWithAdminAddr(t *testing.T) {
+	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr}})
+	c := consoleSignIn(t, "http://"+adminAddr, newToken(t, s, "auditor"))
+	copied := regexp.MustCompile(`data-copy="([^"]+)"`)
+	for _, path := range []string{"/console/profiles", "/console/profiles/default"} {
+		code, page := c.get(path)
+		m := copied.FindStringSubmatch(page)
+		if code != 200 || m == nil {
+			t.Fatalf("%s: HTTP %d, no Copy button:\n%s", path, code, page)
+		}
+		if m[1] != s.URL("default") {
+			t.Errorf("%s: Copy gives %s, want the SCEP listener's %s", path, m[1], s.URL("default"))
+		}
+		resp, err := http.Get(m[1] + "?operation=GetCACaps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: the copied URL answers GetCACaps with HTTP %d", path, resp.StatusCode)
+		}
+		if !strings.Contains(page, "SCEP listener") || !strings.Contains(page, "public_url") {
+			t.Errorf("%s does not say the URL is the SCEP listener's and how to set public_url:\n%s", path, page)
+		}
+	}
+
+	adminAddr2 := "127.0.0.1:" + freeLoopbackPort(t)
+	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
+		Args: []string{"--admin-addr", adminAddr2, "--public-url", "https://pki.example.com/"}})
+	c2 := consoleSignIn(t, "http://"+adminAddr2, newToken(t, s2, "auditor"))
+	_, page := c2.get("/console/profiles/default")
+	if m := copied.FindStringSubmatch(page); m == nil || m[1] != "https://pki.example.com/scep/default/pkiclient.exe" {
+		t.Errorf("with a public URL, Copy gives %v", m)
+	}
+	if !strings.Contains(page, "public URL") {
+		t.Errorf("the page does not say the URL is the public URL:\n%s", page)
+	}
+}
