@@ -312,7 +312,11 @@ func clientIP(r *http.Request) string {
 
 // apiError renders an admin error with the status the REST API would use.
 func (h *Handler) apiError(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	var decided *admin.DecidedError
 	switch {
+	case errors.As(err, &decided):
+		h.render(w, r, s, http.StatusConflict, "error", "Already decided", map[string]any{
+			"Message": decided.Error() + ". Nothing was changed.", "Back": "/console/requests?status=" + decided.Status, "BackTo": "the " + decided.Status + " requests"})
 	case errors.Is(err, admin.ErrForbidden):
 		h.fail(w, r, s, http.StatusForbidden, "Your token's role ("+string(s.Actor.Role)+") does not allow this.")
 	case errors.Is(err, admin.ErrNotFound):

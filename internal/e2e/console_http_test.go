@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"crypto"
+	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 )
 
@@ -119,4 +125,89 @@ func TestConsoleSCEPURLWithAdminAddr(t *testing.T) {
 	if !strings.Contains(page, "public URL") {
 		t.Errorf("the page does not say the URL is the public URL:\n%s", page)
 	}
+}
+
+// TestDecideTwice: approving or rejecting a request already decided (a
+// double click, a stale page, two operators at once) is a 409 naming who
+// decided it and when, in the API and in the console; never a 500, never
+// a second certificate.
+func TestDecideTwice(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	op := newToken(t, s, "operator")
+	pending := func(txid string) {
+		t.Helper()
+		_, err := client.New(s.URL("approvals")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: txid},
+			Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+		if !errors.Is(err, client.ErrPending) {
+			t.Fatalf("enroll %s: %v, want PENDING", txid, err)
+		}
+	}
+	already := regexp.MustCompile(`already (approved|rejected) by token:[0-9a-f]{16} \(operator-\)( via console)? at 20\d\d-\d\d-\d\d`)
+
+	// API: two operators approve at once; one certificate, one 409.
+	pending("api-tx")
+	codes := make(chan int, 2)
+	msgs := make(chan string, 2)
+	for range 2 {
+		go func() {
+			code, body := api(t, s, op, "POST", "/api/v1/requests/approvals/api-tx/approve", nil)
+			codes <- code
+			msgs <- apiMessage(body)
+		}()
+	}
+	got := map[int]int{}
+	var msg string
+	for range 2 {
+		got[<-codes]++
+		if m := <-msgs; m != "" {
+			msg = m
+		}
+	}
+	if got[200] != 1 || got[409] != 1 || !already.MatchString(msg) {
+		t.Errorf("two approvals at once: %v, message %q; want one 200 and one 409 naming who approved and when", got, msg)
+	}
+	if n := len(s.Certificates()); n != 1 {
+		t.Errorf("%d certificates issued, want 1", n)
+	}
+	code, body := api(t, s, op, "POST", "/api/v1/requests/approvals/api-tx/reject", map[string]any{"reason": "late"})
+	if m := apiMessage(body); code != 409 || !strings.Contains(m, "already approved by") {
+		t.Errorf("rejecting an approved request: %d %v, want 409 already approved", code, body)
+	}
+	pending("api-tx2")
+	if code, body := api(t, s, op, "POST", "/api/v1/requests/approvals/api-tx2/reject", map[string]any{"reason": "no"}); code != 204 {
+		t.Fatalf("reject: %d %v", code, body)
+	}
+	for _, d := range []string{"approve", "reject"} {
+		code, body := api(t, s, op, "POST", "/api/v1/requests/approvals/api-tx2/"+d, map[string]any{})
+		if m := apiMessage(body); code != 409 || !already.MatchString(m) || !strings.Contains(m, "rejected") {
+			t.Errorf("%s a rejected request: %d %v, want 409 already rejected", d, code, body)
+		}
+	}
+	if code, _ := api(t, s, op, "POST", "/api/v1/requests/approvals/no-such-tx/reject", map[string]any{}); code != 404 {
+		t.Errorf("rejecting an unknown request: %d, want 404", code)
+	}
+
+	// Console: the form posted twice (a stale page) is a clear 409.
+	pending("web-tx")
+	c := consoleSignIn(t, s.BaseURL(), op)
+	csrf := c.csrf()
+	if code, page := c.post("/console/requests/approvals/web-tx/approve", url.Values{"csrf": {csrf}}); code != 200 || !strings.Contains(page, "Approved") {
+		t.Fatalf("console approve: %d\n%s", code, page)
+	}
+	for _, d := range []string{"approve", "reject"} {
+		code, page := c.post("/console/requests/approvals/web-tx/"+d, url.Values{"csrf": {csrf}})
+		if code != 409 || !already.MatchString(page) {
+			t.Errorf("console %s of an approved request: HTTP %d\n%s", d, code, page[strings.Index(page, "<main"):])
+		}
+	}
+	if strings.Contains(s.Log(), "internal error") || strings.Contains(s.Log(), "operation failed") {
+		t.Errorf("a decided request logged an internal error:\n%s", s.Log())
+	}
+}
+
+// apiMessage is the message of a REST API error answer.
+func apiMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
 }
