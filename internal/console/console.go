@@ -37,6 +37,9 @@ type Store interface {
 	CreateSession(ctx context.Context, s store.Session) error
 	GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error)
 	DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error
+	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	PutSessionFlash(ctx context.Context, idHash, flash []byte) error
+	TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error)
 	IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
 	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error)
@@ -129,6 +132,10 @@ type session struct {
 	CSRF  string
 	Actor admin.Actor
 	API   admin.API
+	// key encrypts the session's flash (flashKey); Flash is the one taken
+	// for this page.
+	key   []byte
+	Flash *flash
 }
 
 // csrfToken is a session's form token: HMAC-SHA256 of a fixed label keyed
@@ -180,6 +187,9 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodGet {
+			h.takeFlash(r, s)
+		}
 		fn(w, r, s)
 	})
 }
@@ -208,7 +218,7 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	}
 	a := admin.ActorOf(tok)
 	a.Name += " via console"
-	return &session{Session: se, CSRF: csrfToken(c.Value), Actor: a, API: h.Admin.As(a)}, nil
+	return &session{Session: se, CSRF: csrfToken(c.Value), Actor: a, API: h.Admin.As(a), key: flashKey(c.Value)}, nil
 }
 
 // sameOrigin refuses requests a browser marks as coming from elsewhere

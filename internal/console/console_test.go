@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,25 @@ func TestTemplatesParse(t *testing.T) {
 		if h.pages[name] == nil {
 			t.Errorf("page %s missing", name)
 		}
+	}
+}
+
+// TestFlashSealedToCookie: a flash opens with its session's cookie only,
+// so the note the database holds tells nothing without the cookie.
+func TestFlashSealedToCookie(t *testing.T) {
+	f := flash{Challenge: &shownChallenge{Profile: "mdm", Value: "s3cret-value", Bind: "d1"}}
+	sealed, err := sealFlash(flashKey("cookie-a"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "s3cret-value") {
+		t.Fatal("the flash is stored in clear")
+	}
+	got, err := openFlash(flashKey("cookie-a"), sealed)
+	if err != nil || got.Challenge == nil || got.Challenge.Value != "s3cret-value" || got.Challenge.Bind != "d1" {
+		t.Fatalf("openFlash = %+v, %v", got, err)
+	}
+	if _, err := openFlash(flashKey("cookie-b"), sealed); err == nil {
+		t.Fatal("another session's cookie opens the flash")
 	}
 }

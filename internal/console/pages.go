@@ -499,22 +499,25 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session)
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows})
+	data := map[string]any{"Rows": rows}
+	if s.Flash != nil && s.Flash.Challenge != nil {
+		// Shown once: the flash is gone from the session already.
+		data["New"] = s.Flash.Challenge
+	}
+	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", data)
 }
 
+// challengeCreate mints and redirects (POST/redirect/GET): a reload of
+// the page showing the challenge must not mint another. The value goes
+// to that page through the session, never the URL.
 func (h *Handler) challengeCreate(w http.ResponseWriter, r *http.Request, s *session) {
-	v, err := s.API.CreateChallenge(r.Context(), r.PostFormValue("profile"), strings.TrimSpace(r.PostFormValue("bind")))
+	profile, bind := r.PostFormValue("profile"), strings.TrimSpace(r.PostFormValue("bind"))
+	v, err := s.API.CreateChallenge(r.Context(), profile, bind)
 	if err != nil {
 		h.apiError(w, r, s, err)
 		return
 	}
-	rows, err := h.challengeRows(r, s)
-	if err != nil {
-		h.apiError(w, r, s, err)
-		return
-	}
-	// Shown once, in this response only (no-store); never stored in clear.
-	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows, "New": v, "NewProfile": r.PostFormValue("profile")})
+	h.redirectFlash(w, r, s, "/console/challenges", flash{Challenge: &shownChallenge{Profile: profile, Value: v.Challenge, Bind: bind, Expires: v.ExpiresAt}})
 }
 
 // ---- audit ----

@@ -25,6 +25,8 @@ type webSession struct {
 	t    *testing.T
 	base string // scheme://host:port of the listener serving /console/
 	hc   *http.Client
+	// last is the request that gave the latest answer, after redirects.
+	last *http.Request
 }
 
 // consoleSignIn signs in to the console at base with token.
@@ -56,6 +58,7 @@ func (c *webSession) do(req *http.Request) (int, string) {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	c.last = resp.Request
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -210,4 +213,42 @@ func apiMessage(body map[string]any) string {
 	e, _ := body["error"].(map[string]any)
 	m, _ := e["message"].(string)
 	return m
+}
+
+// TestConsoleChallengePostRedirectGet: minting a challenge in the console
+// answers with a redirect (POST/redirect/GET), so reloading the page that
+// shows it mints no second one; that page shows the value once, with its
+// binding and expiry, and the value is never in a URL.
+func TestConsoleChallengePostRedirectGet(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	c := consoleSignIn(t, s.BaseURL(), newToken(t, s, "operator"))
+	code, page := c.post("/console/challenges", url.Values{"csrf": {c.csrf()}, "profile": {"mdm"}, "bind": {"device-7.example"}})
+	if code != 200 || c.last.Method != http.MethodGet || c.last.URL.Path != "/console/challenges" {
+		t.Fatalf("minting answered HTTP %d at %s %s, want a redirect to GET /console/challenges", code, c.last.Method, c.last.URL)
+	}
+	m := regexp.MustCompile(`<code id="new-challenge">([^<]+)</code>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page after minting does not show the challenge:\n%s", page)
+	}
+	secret := m[1]
+	if strings.Contains(c.last.URL.String(), secret) {
+		t.Errorf("the challenge is in the URL %s", c.last.URL)
+	}
+	for _, want := range []string{"device-7.example", "valid until", "mdm"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page showing the challenge lacks %q", want)
+		}
+	}
+	// Reload: shown once, and nothing minted again.
+	_, again := c.get("/console/challenges")
+	if strings.Contains(again, secret) || strings.Contains(again, "new-challenge") {
+		t.Error("reloading shows the challenge again")
+	}
+	checkMetrics(t, s, `scepd_challenges{profile="mdm",state="pending"} 1`)
+	if strings.Contains(s.Log(), secret) {
+		t.Error("the challenge is in the log")
+	}
+	if _, err := enrollWith(s, "mdm", "device-7.example", secret); err != nil {
+		t.Fatalf("enrolling with the console's challenge: %v", err)
+	}
 }
