@@ -317,9 +317,11 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminMux.Handle("/api/", api)
 	adminMux.Handle("GET /metrics", metricsHandler)
 	adminMux.Handle("/console/", web)
+	adminMux.Handle("GET /{$}", console.Root())
 	handler := srv.Handler()
 	if cfg.adminAddr == "" {
 		handler = server.Mount(handler, "/console/", web)
+		handler = server.Mount(handler, "GET /{$}", console.Root())
 		handler = server.Mount(handler, "/api/", api)
 		handler = server.Mount(handler, "GET /metrics", metricsHandler)
 	}

@@ -110,6 +110,19 @@ func (h *Handler) Routes() (http.Handler, error) {
 	return securityHeaders(mux), nil
 }
 
+// Root answers / on a listener that serves the console: a browser is
+// sent to it. A request with a query (a SCEP client probing the bare
+// host) is not redirected to HTML: 404.
+func Root() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			http.NotFound(w, r)
+			return
+		}
+		http.Redirect(w, r, "/console/", http.StatusFound)
+	})
+}
+
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()

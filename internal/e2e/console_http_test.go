@@ -252,3 +252,40 @@ func TestConsoleChallengePostRedirectGet(t *testing.T) {
 		t.Fatalf("enrolling with the console's challenge: %v", err)
 	}
 }
+
+// TestRootOpensConsole: / sends a browser to the console, on the shared
+// listener and on the admin listener; a SCEP-looking request to / is not
+// redirected to HTML.
+func TestRootOpensConsole(t *testing.T) {
+	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	shared := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}})
+	sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr}})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, base := range []string{shared.BaseURL(), "http://" + adminAddr} {
+		resp, err := noFollow.Get(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/console/" {
+			t.Errorf("GET %s/: HTTP %d to %q, want a redirect to /console/", base, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, err = http.Get(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), `id="token"`) {
+			t.Errorf("GET %s/ does not end on the sign-in page: HTTP %d", base, resp.StatusCode)
+		}
+		resp, err = noFollow.Get(base + "/?operation=GetCACaps")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 == 3 {
+			t.Errorf("GET %s/?operation=GetCACaps is redirected to the console", base)
+		}
+	}
+}
