@@ -24,8 +24,10 @@ import (
 	"github.com/scepd/scepd/internal/store"
 )
 
-func redirectMsg(w http.ResponseWriter, r *http.Request, path, msg string) {
-	http.Redirect(w, r, path+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+// redirectMsg sends the browser to path with a message for that page,
+// kept in the session (never in the URL, where anyone could write one).
+func (h *Handler) redirectMsg(w http.ResponseWriter, r *http.Request, s *session, path, msg string) {
+	h.redirectFlash(w, r, s, path, flash{Msg: msg})
 }
 
 // ---- dashboard ----
@@ -290,7 +292,7 @@ func (h *Handler) profileSave(w http.ResponseWriter, r *http.Request, s *session
 		h.apiError(w, r, s, err)
 		return
 	}
-	redirectMsg(w, r, "/console/profiles/"+v.ID, "Profile "+v.ID+" saved.")
+	h.redirectMsg(w, r, s, "/console/profiles/"+v.ID, "Profile "+v.ID+" saved.")
 }
 
 // ---- certificates ----
@@ -424,7 +426,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, s *session) {
 		h.apiError(w, r, s, err)
 		return
 	}
-	redirectMsg(w, r, "/console/certificates/"+c.Serial, "Certificate revoked; the CRL was published again.")
+	h.redirectMsg(w, r, s, "/console/certificates/"+c.Serial, "Certificate revoked; the CRL was published again.")
 }
 
 // ---- pending requests ----
@@ -451,7 +453,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 			h.apiError(w, r, s, err)
 			return
 		}
-		redirectMsg(w, r, "/console/requests", "Approved: certificate "+c.Serial+" issued; the device receives it when it polls.")
+		h.redirectMsg(w, r, s, "/console/requests", "Approved: certificate "+c.Serial+" issued; the device receives it when it polls.")
 	case "reject":
 		reason := strings.TrimSpace(r.PostFormValue("comment"))
 		if reason == "" {
@@ -461,7 +463,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 			h.apiError(w, r, s, err)
 			return
 		}
-		redirectMsg(w, r, "/console/requests", "Rejected request "+tx+".")
+		h.redirectMsg(w, r, s, "/console/requests", "Rejected request "+tx+".")
 	default:
 		h.fail(w, r, s, http.StatusNotFound, "No such decision.")
 	}

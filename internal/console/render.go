@@ -70,8 +70,11 @@ func (h *Handler) parse() error {
 // render executes a page into a buffer first, so a template error is a
 // clean 500, never half a page.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
-	p := page{Title: title, Nav: name, Msg: r.URL.Query().Get("msg"), Data: data}
+	p := page{Title: title, Nav: name, Data: data}
 	if s != nil {
+		if s.Flash != nil {
+			p.Msg = s.Flash.Msg // only what the server set; never the URL's text
+		}
 		p.Actor = &s.Actor
 		p.CSRF = s.CSRF
 		p.CanOperate = s.Actor.Allowed(admin.ActOperate, "")

@@ -289,3 +289,42 @@ func TestRootOpensConsole(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleMessagesOnlyFromServer: ?msg= in a link puts no text on any
+// page, the sign-in page included; the messages the console shows after
+// an action come from the session, once, and are not in the URL.
+func TestConsoleMessagesOnlyFromServer(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	planted := "Your token expired; call 555-0100 to renew"
+	q := "?msg=" + url.QueryEscape(planted)
+	resp, err := http.Get(s.BaseURL() + "/console/login" + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(page), "555-0100") {
+		t.Error("the sign-in page shows the text of ?msg=")
+	}
+	c := consoleSignIn(t, s.BaseURL(), newToken(t, s, "operator"))
+	for _, p := range []string{"/console/dashboard", "/console/requests", "/console/profiles", "/console/challenges"} {
+		if _, page := c.get(p + q); strings.Contains(page, "555-0100") {
+			t.Errorf("%s shows the text of ?msg=", p)
+		}
+	}
+	// A message the server set: after approving, once.
+	if _, err := client.New(s.URL("approvals")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "msg-tx"},
+		Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: "msg-tx"}); !errors.Is(err, client.ErrPending) {
+		t.Fatalf("enroll: %v, want PENDING", err)
+	}
+	code, page2 := c.post("/console/requests/approvals/msg-tx/approve", url.Values{"csrf": {c.csrf()}})
+	if code != 200 || !strings.Contains(page2, `class="flash"`) || !strings.Contains(page2, "Approved: certificate") {
+		t.Fatalf("after approving: HTTP %d, no message", code)
+	}
+	if c.last.URL.RawQuery != "" {
+		t.Errorf("the message page has a query: %s", c.last.URL)
+	}
+	if _, again := c.get("/console/requests"); strings.Contains(again, "Approved: certificate") {
+		t.Error("the message is shown again on reload")
+	}
+}
