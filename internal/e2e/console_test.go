@@ -49,7 +49,7 @@ func artifactsDir(t *testing.T) string {
 
 // browser starts headless Chromium (Debian package chromium) driven over
 // the DevTools protocol.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	bin := sceptest.RequireTool(t, "chromium", "chromium")
 	// Chromium's profile lives outside t.TempDir: its helper processes may
 	// still be writing there for a moment after the browser is closed,
@@ -60,6 +60,7 @@ func browser(t *testing.T) context.Context {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900), chromedp.UserDataDir(profile))
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	ctx, cancelC := context.WithTimeout(ctx, 3*time.Minute)
