@@ -980,8 +980,8 @@ func (b *bound) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 	if err := b.check(ctx, ActRead, ""); err != nil {
 		return nil, err
 	}
-	if b.a.Role == RoleOperator {
-		return nil, ErrForbidden // operators act; auditors and admins read the trail
+	if !b.a.ReadsAudit() {
+		return nil, ErrForbidden
 	}
 	if limit <= 0 || limit > 1000 {
 		limit = 100

@@ -40,6 +40,7 @@ type Store interface {
 	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
 	PutSessionFlash(ctx context.Context, idHash, flash []byte) error
 	TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error)
+	ListProfiles(ctx context.Context) ([]store.Profile, error)
 	IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
 	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error)
@@ -87,9 +88,9 @@ func (h *Handler) Routes() (http.Handler, error) {
 	static, _ := fs.Sub(assets, "static")
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
-	})
+	mux.Handle("GET /console/{$}", h.authed(func(w http.ResponseWriter, r *http.Request, s *session) {
+		http.Redirect(w, r, home(s.Actor), http.StatusSeeOther)
+	}))
 	mux.HandleFunc("GET /console/login", h.loginPage)
 	mux.HandleFunc("POST /console/login", h.login)
 	mux.Handle("POST /console/logout", h.authed(h.logout))
@@ -266,12 +267,22 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))})
 }
 
-// safeNext keeps a post-login redirect inside the console.
+// safeNext keeps a post-login redirect inside the console; otherwise the
+// console's start page, which depends on the role (home).
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return "/console/dashboard"
+		return "/console/"
 	}
 	return next
+}
+
+// home is the page a role starts on: the dashboard for those who read, the
+// challenges page for a token that only mints (mdm).
+func home(a admin.Actor) string {
+	if a.Allowed(admin.ActRead, "") {
+		return "/console/dashboard"
+	}
+	return "/console/challenges"
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {

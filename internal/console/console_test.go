@@ -9,12 +9,12 @@ import (
 func TestSafeNext(t *testing.T) {
 	for in, want := range map[string]string{
 		"/console/certificates?subject=x": "/console/certificates?subject=x",
-		"":                                "/console/dashboard",
-		"https://evil.example/":           "/console/dashboard",
-		"//evil.example/console/":         "/console/dashboard",
-		"/console/\\evil":                 "/console/dashboard",
-		"/api/v1/tokens":                  "/console/dashboard",
-		"/console/x\r\nSet-Cookie: a=b":   "/console/dashboard",
+		"":                                "/console/",
+		"https://evil.example/":           "/console/",
+		"//evil.example/console/":         "/console/",
+		"/console/\\evil":                 "/console/",
+		"/api/v1/tokens":                  "/console/",
+		"/console/x\r\nSet-Cookie: a=b":   "/console/",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

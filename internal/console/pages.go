@@ -474,19 +474,24 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 type challengeRow struct {
 	Profile                string
 	Pending, Used, Expired int
+	// CanMint: the actor may mint challenges for this profile.
+	CanMint bool
 }
 
+// challengeRows lists the dynamic-challenge profiles the actor may read or
+// mint for: an mdm token reads nothing else, yet mints for its profiles.
 func (h *Handler) challengeRows(r *http.Request, s *session) ([]challengeRow, error) {
-	list, err := s.API.ListProfiles(r.Context())
+	list, err := h.Store.ListProfiles(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	var rows []challengeRow
 	for _, p := range list {
-		if p.ChallengeMode != store.ChallengeDynamic {
+		mint := s.Actor.Allowed(admin.ActChallenge, p.ID)
+		if p.ChallengeMode != store.ChallengeDynamic || !(mint || s.Actor.Allowed(admin.ActRead, p.ID)) {
 			continue
 		}
-		row := challengeRow{Profile: p.ID}
+		row := challengeRow{Profile: p.ID, CanMint: mint}
 		if row.Pending, row.Used, row.Expired, err = h.Store.ChallengeCounts(r.Context(), p.ID, h.Now()); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,12 @@ type page struct {
 	CanManage  bool
 	Msg        string
 	Data       any
+
+	// CanRead, CanMint and CanAudit decide the menu: reading profiles,
+	// certificates and requests; minting challenges; the audit trail.
+	CanRead  bool
+	CanMint  bool
+	CanAudit bool
 }
 
 var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "challenges", "audit"}
@@ -79,6 +85,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 		p.CSRF = s.CSRF
 		p.CanOperate = s.Actor.Allowed(admin.ActOperate, "")
 		p.CanManage = s.Actor.Allowed(admin.ActManage, "")
+		p.CanRead = s.Actor.Allowed(admin.ActRead, "")
+		p.CanMint = s.Actor.Allowed(admin.ActChallenge, "")
+		p.CanAudit = s.Actor.ReadsAudit()
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {

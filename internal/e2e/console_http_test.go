@@ -328,3 +328,72 @@ func TestConsoleMessagesOnlyFromServer(t *testing.T) {
 		t.Error("the message is shown again on reload")
 	}
 }
+
+// menu is the main navigation of a console page: the link texts.
+func menu(page string) []string {
+	nav := page
+	if i := strings.Index(nav, `<nav aria-label="Main">`); i >= 0 {
+		nav = nav[i:]
+		if j := strings.Index(nav, "</nav>"); j >= 0 {
+			nav = nav[:j]
+		}
+	} else {
+		return nil
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(`>([A-Za-z ]+)</a>`).FindAllStringSubmatch(nav, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// TestConsoleRoles: the menu offers what the role may do; an mdm token
+// lands on the challenges page of its profiles and mints there; auditors
+// see no Create buttons; operators no audit log.
+func TestConsoleRoles(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+
+	mdm := consoleSignIn(t, s.BaseURL(), newToken(t, s, "mdm", "mdm"))
+	if mdm.last.URL.Path != "/console/challenges" {
+		t.Errorf("an mdm token lands on %s, want /console/challenges", mdm.last.URL.Path)
+	}
+	code, page := mdm.get("/console/")
+	if code != 200 || mdm.last.URL.Path != "/console/challenges" {
+		t.Fatalf("mdm token at /console/: HTTP %d at %s", code, mdm.last.URL.Path)
+	}
+	if got := strings.Join(menu(page), ","); got != "Challenges" {
+		t.Errorf("mdm menu %q, want Challenges only", got)
+	}
+	if !strings.Contains(page, `name="profile" value="mdm"`) || strings.Contains(page, `value="devices"`) {
+		t.Errorf("mdm challenges page does not offer exactly its profile:\n%s", page)
+	}
+	code, page = mdm.post("/console/challenges", url.Values{"csrf": {mdm.field(page, "csrf")}, "profile": {"mdm"}})
+	secret := regexp.MustCompile(`<code id="new-challenge">([^<]+)</code>`).FindStringSubmatch(page)
+	if code != 200 || secret == nil {
+		t.Fatalf("mdm mints in the console: HTTP %d\n%s", code, page)
+	}
+	if _, err := enrollWith(s, "mdm", "mdm-console-device", secret[1]); err != nil {
+		t.Fatalf("enrolling with the mdm token's challenge: %v", err)
+	}
+
+	aud := consoleSignIn(t, s.BaseURL(), newToken(t, s, "auditor"))
+	_, page = aud.get("/console/challenges")
+	if !strings.Contains(page, "<td>mdm</td>") || strings.Contains(page, ">Create<") || strings.Contains(page, `action="/console/challenges"`) {
+		t.Errorf("auditor challenges page: want the counts without a Create form:\n%s", page)
+	}
+	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges,Audit" {
+		t.Errorf("auditor menu %q", got)
+	}
+	if _, page = aud.get("/console/profiles"); strings.Contains(page, "Create a profile") {
+		t.Error("an auditor is offered to create a profile")
+	}
+
+	op := consoleSignIn(t, s.BaseURL(), newToken(t, s, "operator"))
+	_, page = op.get("/console/challenges")
+	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges" {
+		t.Errorf("operator menu %q, want no Audit", got)
+	}
+	if !strings.Contains(page, ">Create<") {
+		t.Error("an operator is not offered to create a challenge")
+	}
+}
