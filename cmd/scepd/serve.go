@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -77,7 +78,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
 		"/metrics answers only requests with an API token (any role, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
+	fs.String("trusted-proxies", "",
+		"comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the console believes (env SCEPD_TRUSTED_PROXIES)")
+	fs.Duration("console-idle-timeout", 30*time.Minute, "end a web console session unused this long, besides its 8-hour limit (env SCEPD_CONSOLE_IDLE_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", "", ""))
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd: --trusted-proxies: %v\n", err)
+		return 2
+	}
+	idleTimeout, err := time.ParseDuration(setting(fs, "console-idle-timeout", "SCEPD_CONSOLE_IDLE_TIMEOUT", "", "30m"))
+	if err != nil || idleTimeout <= 0 {
+		fmt.Fprintln(stderr, "scepd: --console-idle-timeout: want a positive duration such as 30m")
 		return 2
 	}
 	// A soft heap limit keeps the footprint of an idle-to-busy server near
@@ -121,7 +135,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
-		metricsToken: *metricsToken,
+		metricsToken: *metricsToken, trustedProxies: proxies, consoleIdle: idleTimeout,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -156,6 +170,9 @@ type serveConfig struct {
 	challengeBurst int
 	// metricsToken: /metrics requires an API token not limited to profiles.
 	metricsToken bool
+	// trustedProxies and consoleIdle: see console.Handler.
+	trustedProxies []netip.Prefix
+	consoleIdle    time.Duration
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -301,7 +318,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload, MintLimit: mintLimit,
 		Profile: profileOf, Enroll: enroller, Revocation: rev}
 	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
-	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}
+	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log, IdleTimeout: cfg.consoleIdle, TrustedProxies: cfg.trustedProxies}
 	web, err := consoleH.Routes()
 	if err != nil {
 		return err

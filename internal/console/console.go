@@ -20,11 +20,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -64,6 +68,16 @@ type Handler struct {
 	Now        func() time.Time
 	Log        *slog.Logger
 
+	// IdleTimeout ends a session unused this long. Default 30m.
+	IdleTimeout time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (client address for limits and the
+	// audit log; Secure cookies). Default: none.
+	TrustedProxies []netip.Prefix
+	// SignInFailures counts failed sign-ins per client address. Default:
+	// ten in 15 minutes, as on the NDES page.
+	SignInFailures *ratelimit.Window
+
 	pages map[string]*template.Template
 }
 
@@ -81,6 +95,12 @@ func (h *Handler) Routes() (http.Handler, error) {
 	}
 	if h.SessionTTL <= 0 {
 		h.SessionTTL = 8 * time.Hour
+	}
+	if h.IdleTimeout <= 0 {
+		h.IdleTimeout = 30 * time.Minute
+	}
+	if h.SignInFailures == nil {
+		h.SignInFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
 	}
 	if err := h.parse(); err != nil {
 		return nil, err
@@ -182,16 +202,25 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := h.session(r)
 		if err != nil {
-			if !errors.Is(err, errNoSession) {
+			idle := errors.Is(err, errIdle)
+			if !errors.Is(err, errNoSession) && !idle {
 				h.Log.Error("console session lookup failed", "error", err.Error())
 				h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 				return
 			}
 			if r.Method != http.MethodGet {
-				h.fail(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again.")
+				msg := "Your session has ended. Sign in again."
+				if idle {
+					msg = h.idleMessage()
+				}
+				h.fail(w, r, nil, http.StatusForbidden, msg)
 				return
 			}
-			http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			to := "/console/login?next=" + url.QueryEscape(r.URL.RequestURI())
+			if idle {
+				to += "&ended=idle"
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -208,7 +237,14 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 	})
 }
 
-var errNoSession = errors.New("no session")
+var (
+	errNoSession = errors.New("no session")
+	errIdle      = errors.New("session ended for inactivity")
+)
+
+func (h *Handler) idleMessage() string {
+	return fmt.Sprintf("Your session ended after %v of inactivity. Sign in again.", h.IdleTimeout)
+}
 
 func (h *Handler) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
@@ -222,6 +258,20 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	now := h.Now()
+	if now.Sub(se.LastSeen) >= h.IdleTimeout {
+		if err := h.Store.DeleteSessions(r.Context(), sum[:], now); err != nil {
+			h.Log.Error("console idle session not deleted", "error", err.Error())
+		}
+		return nil, errIdle
+	}
+	// Recording every request would be a write per page view; a tenth of
+	// the timeout (at most a minute) late is close enough.
+	if now.Sub(se.LastSeen) > min(h.IdleTimeout/10, time.Minute) {
+		if err := h.Store.TouchSession(r.Context(), sum[:], now); err != nil {
+			h.Log.Error("console session not touched", "error", err.Error())
+		}
 	}
 	tok, err := h.Store.GetToken(r.Context(), se.TokenID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !tok.Revoked.IsZero()) {
@@ -256,15 +306,28 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// setCookie sets a console cookie: HttpOnly, Secure when the browser came
+// over HTTPS. The session cookie is SameSite=Lax, so a link into the
+// console (from a ticket, a mail, the SCEP server's /) opens it signed in;
+// every form still needs the session's CSRF token. The sign-in nonce
+// stays Strict: only the console's own form posts it.
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	same := http.SameSiteStrictMode
+	if name == sessionCookie {
+		same = http.SameSiteLaxMode
+	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: cookiePath, MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: h.secure(r), SameSite: same})
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	nonce := randomToken()
 	h.setCookie(w, r, loginCookie, nonce, 600)
-	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))})
+	data := map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))}
+	if r.URL.Query().Get("ended") == "idle" { // a fixed text; the URL chooses, never writes it
+		data["Notice"] = h.idleMessage()
+	}
+	h.render(w, r, nil, http.StatusOK, "login", "Sign in", data)
 }
 
 // safeNext keeps a post-login redirect inside the console; otherwise the
@@ -292,6 +355,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, http.StatusForbidden, "The sign-in form expired or did not come from this console. Reload it and try again.")
 		return
 	}
+	// Failed sign-ins are limited per client address as on the NDES page;
+	// a locked-out address is refused before its token is looked at.
+	client := h.clientIP(r)
+	key := ratelimit.Host(client)
+	lim := h.SignInFailures
+	if lim.Blocked(key, h.Now()) {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(lim.Span()))
+		nonce := randomToken()
+		h.setCookie(w, r, loginCookie, nonce, 600)
+		h.render(w, r, nil, http.StatusTooManyRequests, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.PostFormValue("next")),
+			"Error": fmt.Sprintf("Too many failed sign-ins from your address; try again in %v.", lim.Span())})
+		return
+	}
 	actor, err := admin.Authenticate(ctx, h.Store, strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
 		if !errors.Is(err, admin.ErrUnauthenticated) {
@@ -299,7 +375,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 			return
 		}
-		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": clientIP(r)})
+		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": client})
+		if lim.Fail(key, h.Now()) {
+			h.Log.Warn("repeated failed console sign-ins; address locked out", "client_ip", client, "failures", lim.Max(), "window", lim.Span())
+			h.auditEvent(ctx, "console", "console.signin.lockout", "blocked", map[string]string{"client_ip": client,
+				"failures": strconv.Itoa(lim.Max()), "window": lim.Span().String()})
+		}
 		nonce := randomToken()
 		h.setCookie(w, r, loginCookie, nonce, 600)
 		h.render(w, r, nil, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.PostFormValue("next")),
@@ -309,13 +390,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	sum := sha256.Sum256([]byte(id))
 	now := h.Now()
-	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRFHash: hashHex(csrfToken(id)), Created: now, Expires: now.Add(h.SessionTTL)}); err != nil {
+	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRFHash: hashHex(csrfToken(id)), Created: now, Expires: now.Add(h.SessionTTL), LastSeen: now}); err != nil {
 		h.Log.Error("console session create failed", "error", err.Error())
 		h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 		return
 	}
 	h.Store.DeleteSessions(ctx, nil, now) // tidy expired ones
-	h.auditEvent(ctx, actor.Name, "console.signin", "ok", map[string]string{"client_ip": clientIP(r), "role": string(actor.Role)})
+	h.auditEvent(ctx, actor.Name, "console.signin", "ok", map[string]string{"client_ip": client, "role": string(actor.Role)})
 	h.setCookie(w, r, loginCookie, "", -1)
 	h.setCookie(w, r, sessionCookie, id, int(h.SessionTTL/time.Second))
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
@@ -334,14 +415,6 @@ func (h *Handler) auditEvent(ctx context.Context, actor, action, outcome string,
 	if err := h.Store.AppendAudit(ctx, store.AuditEvent{Time: h.Now(), Actor: actor, Action: action, Object: "console", Outcome: outcome, Details: details}); err != nil {
 		h.Log.Error("audit append failed", "action", action, "error", err.Error())
 	}
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }
 
 // apiError renders an admin error with the status the REST API would use.

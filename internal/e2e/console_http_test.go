@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep/cms"
@@ -395,5 +397,149 @@ func TestConsoleRoles(t *testing.T) {
 	}
 	if !strings.Contains(page, ">Create<") {
 		t.Error("an operator is not offered to create a challenge")
+	}
+}
+
+// signInAs posts the sign-in form from a given client address (as a proxy
+// in front of scepd reports it) and returns the answer, unfollowed.
+func signInAs(t *testing.T, base, token string, header http.Header) *http.Response {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, base+"/console/login", nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="nonce" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		// The nonce cookie of a Secure sign-in page does not come back
+		// over plain HTTP in a cookie jar: read it from the answer.
+		t.Fatalf("no sign-in nonce (HTTP %d)", resp.StatusCode)
+	}
+	var nonce string
+	for _, c := range resp.Cookies() {
+		if c.Name == "scepd_login" {
+			nonce = c.Value
+		}
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/console/login", strings.NewReader(url.Values{"nonce": {string(m[1])}, "token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	req.AddCookie(&http.Cookie{Name: "scepd_login", Value: nonce})
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func sessionCookieOf(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == "scepd_session" {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestConsoleSignInRateLimited: failed sign-ins are counted per client
+// address, as on the NDES page; once locked out, even a valid token is
+// refused with 429 and Retry-After, while another address signs in. The
+// address of X-Forwarded-For counts only from a trusted proxy.
+func TestConsoleSignInRateLimited(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "127.0.0.0/8"}})
+	good := newToken(t, s, "auditor")
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+	for i := range 10 {
+		if resp := signInAs(t, s.BaseURL(), "scepd_0123456789abcdef_wrong", from("203.0.113.5")); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("bad sign-in %d: HTTP %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := signInAs(t, s.BaseURL(), good, from("203.0.113.5"))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || sessionCookieOf(resp) != nil {
+		t.Errorf("a valid token from a locked-out address: HTTP %d, Retry-After %q, want 429 and no session", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if resp := signInAs(t, s.BaseURL(), good, from("203.0.113.6")); resp.StatusCode != http.StatusSeeOther || sessionCookieOf(resp) == nil {
+		t.Errorf("another address: HTTP %d, want signed in", resp.StatusCode)
+	}
+	if !s.LogContains("console sign-in") {
+		t.Error("the lockout is not logged")
+	}
+
+	// Without trusted proxies, X-Forwarded-For is the client's word: the
+	// peer address counts, so changing the header does not escape.
+	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}})
+	good2 := newToken(t, s2, "auditor")
+	for i := range 10 {
+		signInAs(t, s2.BaseURL(), "scepd_0123456789abcdef_wrong", from(fmt.Sprintf("198.51.100.%d", i)))
+	}
+	if resp := signInAs(t, s2.BaseURL(), good2, from("198.51.100.200")); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("an untrusted X-Forwarded-For escaped the lockout: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleSessionCookie: the session cookie is HttpOnly and
+// SameSite=Lax (a link from a ticket opens the console signed in; forms
+// still need the CSRF token); Secure when the console is reached over
+// HTTPS: a public URL of https (console on the SCEP listener), or
+// X-Forwarded-Proto: https from a trusted proxy, and only then.
+func TestConsoleSessionCookie(t *testing.T) {
+	plain := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "192.0.2.0/24"}})
+	https := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--public-url", "https://pki.example.com"}})
+	proxied := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "10.0.0.0/8, 127.0.0.1/32"}})
+	xfp := http.Header{"X-Forwarded-Proto": {"https"}}
+	for _, tt := range []struct {
+		name   string
+		s      *sceptest.Server
+		header http.Header
+		secure bool
+	}{
+		{"plain HTTP", plain, nil, false},
+		{"X-Forwarded-Proto from an untrusted peer", plain, xfp, false},
+		{"https public URL", https, nil, true},
+		{"X-Forwarded-Proto from a trusted proxy", proxied, xfp, true},
+		{"trusted proxy, plain HTTP", proxied, http.Header{"X-Forwarded-Proto": {"http"}}, false},
+	} {
+		resp := signInAs(t, tt.s.BaseURL(), newToken(t, tt.s, "auditor"), tt.header)
+		c := sessionCookieOf(resp)
+		if c == nil {
+			t.Errorf("%s: no session cookie (HTTP %d)", tt.name, resp.StatusCode)
+			continue
+		}
+		if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tt.secure {
+			t.Errorf("%s: session cookie HttpOnly %v, SameSite %v, Secure %v; want HttpOnly, Lax, Secure %v", tt.name, c.HttpOnly, c.SameSite, c.Secure, tt.secure)
+		}
+	}
+}
+
+// TestConsoleIdleTimeout: a session unused for the idle timeout ends
+// (besides the 8-hour limit); each request keeps it alive.
+func TestConsoleIdleTimeout(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--console-idle-timeout", "3s"}})
+	c := consoleSignIn(t, s.BaseURL(), newToken(t, s, "auditor"))
+	for i := range 3 { // 4.5 s in all, never 3 s idle
+		time.Sleep(1500 * time.Millisecond)
+		if code, _ := c.get("/console/profiles"); code != 200 || c.last.URL.Path != "/console/profiles" {
+			t.Fatalf("request %d of an active session: HTTP %d at %s", i+1, code, c.last.URL)
+		}
+	}
+	time.Sleep(3500 * time.Millisecond)
+	_, page := c.get("/console/profiles")
+	if c.last.URL.Path != "/console/login" || !strings.Contains(page, "inactivity") {
+		t.Errorf("after 3.5 s idle: at %s, want the sign-in page saying the session ended for inactivity", c.last.URL)
+	}
+	if _, page := c.get("/console/login?ended=<b>x</b>"); strings.Contains(page, "<b>x") {
+		t.Error("the sign-in page echoes ?ended=")
 	}
 }

@@ -194,7 +194,8 @@ func TestConsole(t *testing.T) {
 	if !strings.HasSuffix(loc, "/console/certificates") {
 		t.Errorf("after sign-in at %s, want back at the page first asked for", loc)
 	}
-	// The session cookie is HttpOnly and SameSite=Strict.
+	// The session cookie is HttpOnly and SameSite=Lax (forms carry the
+	// CSRF token).
 	var cookies []*network.Cookie
 	run(t, ctx, "cookies", chromedp.ActionFunc(func(ctx context.Context) error {
 		var err error
@@ -207,7 +208,7 @@ func TestConsole(t *testing.T) {
 			session = c
 		}
 	}
-	if session == nil || !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict {
+	if session == nil || !session.HTTPOnly || session.SameSite != network.CookieSameSiteLax {
 		t.Fatalf("session cookie %+v", session)
 	}
 
