@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 )
 
 // webSession is a signed-in web console session driven over plain
@@ -541,5 +543,49 @@ func TestConsoleIdleTimeout(t *testing.T) {
 	}
 	if _, page := c.get("/console/login?ended=<b>x</b>"); strings.Contains(page, "<b>x") {
 		t.Error("the sign-in page echoes ?ended=")
+	}
+}
+
+// TestConsoleFlashAcrossReplicas: replicas sharing PostgreSQL share
+// console sessions and their one-time notes: a challenge minted through
+// one replica is shown by the other, once.
+func TestConsoleFlashAcrossReplicas(t *testing.T) {
+	db := pgtest.Schema(t)
+	replicas := sceptest.StartMany(t, 2, sceptest.Options{DataDir: filepath.Join(t.TempDir(), "data"), Env: []string{"SCEPD_CHALLENGE=" + challenge},
+		Args: []string{"--database", db, "--challenge-mode", "dynamic"}})
+	a, b := replicas[0], replicas[1]
+	out, err := cli(t, a, nil, "token", "create", "--role", "operator", "--name", "replicas", "--data", a.DataDir, "--database", db)
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	c := consoleSignIn(t, a.BaseURL(), strings.TrimSpace(out))
+	// The cookie jar scopes cookies by host, not port: the session goes
+	// to both replicas, as behind a load balancer.
+	req, _ := http.NewRequest(http.MethodPost, a.BaseURL()+"/console/challenges",
+		strings.NewReader(url.Values{"csrf": {c.csrf()}, "profile": {"default"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", a.BaseURL())
+	noFollow := *c.hc
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("minting: HTTP %d, want 303", resp.StatusCode)
+	}
+	c.base = b.BaseURL()
+	_, page := c.get("/console/challenges")
+	m := regexp.MustCompile(`<code id="new-challenge">([^<]+)</code>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the other replica does not show the minted challenge:\n%s", page)
+	}
+	c.base = a.BaseURL()
+	if _, page := c.get("/console/challenges"); strings.Contains(page, m[1]) {
+		t.Error("the challenge is shown twice")
+	}
+	if _, err := enrollWith(b, "default", "replica-console-device", m[1]); err != nil {
+		t.Fatalf("enrolling with the challenge: %v", err)
 	}
 }
