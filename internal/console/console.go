@@ -266,8 +266,9 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 		}
 		return nil, errIdle
 	}
-	// Recording every request would be a write per page view; a tenth of
-	// the timeout (at most a minute) late is close enough.
+	// Recording every request would be a write per page view: the last
+	// request is recorded when the stored one is over a tenth of the
+	// timeout (at most a minute) old, so a session may end that much early.
 	if now.Sub(se.LastSeen) > min(h.IdleTimeout/10, time.Minute) {
 		if err := h.Store.TouchSession(r.Context(), sum[:], now); err != nil {
 			h.Log.Error("console session not touched", "error", err.Error())
