@@ -79,19 +79,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		"/metrics answers only requests with an API token (any role, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
 	fs.String("trusted-proxies", "",
-		"comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the console believes (env SCEPD_TRUSTED_PROXIES)")
-	fs.Duration("console-idle-timeout", 30*time.Minute, "end a web console session unused this long, besides its 8-hour limit (env SCEPD_CONSOLE_IDLE_TIMEOUT)")
+		"comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the console believes (env SCEPD_TRUSTED_PROXIES; config listen.trusted_proxies)")
+	fs.Duration("console-idle-timeout", 30*time.Minute, "end a web console session unused this long, besides its 8-hour limit (env SCEPD_CONSOLE_IDLE_TIMEOUT; config console.idle_timeout)")
 	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", "", ""))
-	if err != nil {
-		fmt.Fprintf(stderr, "scepd: --trusted-proxies: %v\n", err)
-		return 2
-	}
-	idleTimeout, err := time.ParseDuration(setting(fs, "console-idle-timeout", "SCEPD_CONSOLE_IDLE_TIMEOUT", "", "30m"))
-	if err != nil || idleTimeout <= 0 {
-		fmt.Fprintln(stderr, "scepd: --console-idle-timeout: want a positive duration such as 30m")
 		return 2
 	}
 	// A soft heap limit keeps the footprint of an idle-to-busy server near
@@ -117,6 +107,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scepd: %s is not valid:\n%v\n", *configPath, err)
 			return 1
 		}
+	}
+	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", strings.Join(file.Listen.TrustedProxies, ","), ""))
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd: --trusted-proxies: %v\n", err)
+		return 2
+	}
+	idleFile := ""
+	if file.Console.IdleTimeout > 0 {
+		idleFile = time.Duration(file.Console.IdleTimeout).String()
+	}
+	idleTimeout, err := time.ParseDuration(setting(fs, "console-idle-timeout", "SCEPD_CONSOLE_IDLE_TIMEOUT", idleFile, "30m"))
+	if err != nil || idleTimeout <= 0 {
+		fmt.Fprintln(stderr, "scepd: --console-idle-timeout: want a positive duration such as 30m")
+		return 2
 	}
 	cfg := serveConfig{
 		file:       file,

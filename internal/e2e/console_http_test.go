@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -500,6 +501,10 @@ func TestConsoleSessionCookie(t *testing.T) {
 	plain := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "192.0.2.0/24"}})
 	https := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--public-url", "https://pki.example.com"}})
 	proxied := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "10.0.0.0/8, 127.0.0.1/32"}})
+	cfg := consoleConfig(t)
+	body, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(body, "listen: {trusted_proxies: [127.0.0.1]}\n"...), 0o600)
+	fromFile := sceptest.Start(t, sceptest.Options{Env: []string{"E2E_STATIC=" + challenge}, Args: []string{"--config", cfg}})
 	xfp := http.Header{"X-Forwarded-Proto": {"https"}}
 	for _, tt := range []struct {
 		name   string
@@ -512,6 +517,7 @@ func TestConsoleSessionCookie(t *testing.T) {
 		{"https public URL", https, nil, true},
 		{"X-Forwarded-Proto from a trusted proxy", proxied, xfp, true},
 		{"trusted proxy, plain HTTP", proxied, http.Header{"X-Forwarded-Proto": {"http"}}, false},
+		{"trusted proxy from the config file", fromFile, xfp, true},
 	} {
 		resp := signInAs(t, tt.s.BaseURL(), newToken(t, tt.s, "auditor"), tt.header)
 		c := sessionCookieOf(resp)
