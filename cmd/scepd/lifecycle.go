@@ -292,4 +292,3 @@ func (t *tracker) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -82,6 +83,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
 	grace := fs.Duration("shutdown-grace", envDuration("SCEPD_SHUTDOWN_GRACE", 25*time.Second),
 		"on SIGTERM or SIGINT, how long requests in flight, background loops and outcome notifications get to finish before they are cancelled; a second signal stops at once (env SCEPD_SHUTDOWN_GRACE)")
+	fs.String("trusted-proxies", "",
+		"comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the console believes (env SCEPD_TRUSTED_PROXIES; config listen.trusted_proxies)")
+	fs.Duration("console-idle-timeout", 30*time.Minute, "end a web console session unused this long, besides its 8-hour limit (env SCEPD_CONSOLE_IDLE_TIMEOUT; config console.idle_timeout)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -109,6 +113,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", strings.Join(file.Listen.TrustedProxies, ","), ""))
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd: --trusted-proxies: %v\n", err)
+		return 2
+	}
+	idleFile := ""
+	if file.Console.IdleTimeout > 0 {
+		idleFile = time.Duration(file.Console.IdleTimeout).String()
+	}
+	idleTimeout, err := time.ParseDuration(setting(fs, "console-idle-timeout", "SCEPD_CONSOLE_IDLE_TIMEOUT", idleFile, "30m"))
+	if err != nil || idleTimeout <= 0 {
+		fmt.Fprintln(stderr, "scepd: --console-idle-timeout: want a positive duration such as 30m")
+		return 2
+	}
 	cfg := serveConfig{
 		file:       file,
 		configured: *configPath != "",
@@ -127,6 +145,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
 		metricsToken: *metricsToken, checkpointEvery: *checkpointEvery, shutdownGrace: *grace,
+		trustedProxies: proxies, consoleIdle: idleTimeout,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -166,6 +185,9 @@ type serveConfig struct {
 	metricsToken bool
 	// shutdownGrace bounds a graceful shutdown (see owner).
 	shutdownGrace time.Duration
+	// trustedProxies and consoleIdle: see console.Handler.
+	trustedProxies []netip.Prefix
+	consoleIdle    time.Duration
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -324,7 +346,8 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload, MintLimit: mintLimit,
 		Profile: profileOf, Enroll: enroller, Revocation: rev}
 	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
-	web, err := (&console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log}).Routes()
+	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log, IdleTimeout: cfg.consoleIdle, TrustedProxies: cfg.trustedProxies}
+	web, err := consoleH.Routes()
 	if err != nil {
 		return err
 	}
@@ -339,15 +362,20 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminMux.Handle("/api/", api)
 	adminMux.Handle("GET /metrics", metricsHandler)
 	adminMux.Handle("/console/", web)
+	adminMux.Handle("GET /{$}", console.Root())
 	handler := srv.Handler()
 	if cfg.adminAddr == "" {
 		handler = server.Mount(handler, "/console/", web)
+		handler = server.Mount(handler, "GET /{$}", console.Root())
 		handler = server.Mount(handler, "/api/", api)
 		handler = server.Mount(handler, "GET /metrics", metricsHandler)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
+	}
+	if cfg.adminAddr != "" {
+		consoleH.SCEPAddr = ln.Addr().String() // before serving: the console shows SCEP URLs of this listener
 	}
 	own.serve(server.NewHTTPServer(cfg.addr, handler, log), ln, "", "")
 	if cfg.adminAddr != "" {

@@ -87,6 +87,12 @@ func (a Actor) Allowed(act Action, profile string) bool {
 	return false
 }
 
+// ReadsAudit reports whether a may read the audit trail: admins and
+// auditors (operators act; the trail is for those who check them).
+func (a Actor) ReadsAudit() bool {
+	return a.Allowed(ActRead, "") && a.Role != RoleOperator
+}
+
 // Errors the HTTP layer maps to status codes.
 var (
 	ErrUnauthenticated = errors.New("missing or invalid API token")

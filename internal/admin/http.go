@@ -334,6 +334,7 @@ var errBadRequest = errors.New("bad request")
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var cfgErr config.Errors
 	var rate *challenge.RateLimited
+	var decided *DecidedError
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
@@ -344,6 +345,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "managed_by_config", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "not found")
+	case errors.As(err, &decided):
+		writeError(w, http.StatusConflict, "already_decided", decided.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "already exists")
 	case errors.As(err, &rate):

@@ -836,6 +836,9 @@ func (b *bound) Approve(ctx context.Context, profile, transactionID string) (Cer
 		if errors.Is(err, enroll.ErrNotApprovable) {
 			return CertView{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
+		if errors.Is(err, store.ErrConflict) {
+			return CertView{}, b.decided(ctx, profile, transactionID, err)
+		}
 		return CertView{}, err
 	}
 	c, err := b.s.Store.GetCertificate(ctx, cert.SerialNumber.Text(16))
@@ -853,7 +856,53 @@ func (b *bound) Reject(ctx context.Context, profile, transactionID, reason strin
 	if reason == "" {
 		reason = "rejected by an operator"
 	}
-	return b.s.Enroll.Reject(ctx, p, transactionID, b.a.Name, reason)
+	err = b.s.Enroll.Reject(ctx, p, transactionID, b.a.Name, reason)
+	if errors.Is(err, store.ErrNotFound) { // no such request, or not pending
+		return b.decided(ctx, profile, transactionID, err)
+	}
+	return err
+}
+
+// DecidedError is the answer to deciding a request that is no longer
+// pending: another operator, a second click or a stale page came first.
+// It is a store.ErrConflict.
+type DecidedError struct {
+	TransactionID string
+	// Status is the request's state: issued or rejected.
+	Status string
+	// By is who decided, empty when scepd did (an expired request).
+	By     string
+	At     time.Time
+	Reason string
+}
+
+func (e *DecidedError) Error() string {
+	verb := "approved"
+	if e.Status == store.StatusRejected {
+		verb = "rejected"
+	}
+	msg := fmt.Sprintf("request %s was already %s", e.TransactionID, verb)
+	if e.By != "" {
+		msg += " by " + e.By
+	}
+	msg += " at " + e.At.UTC().Format("2006-01-02 15:04:05 UTC")
+	if e.Status == store.StatusRejected && e.Reason != "" {
+		msg += " (" + e.Reason + ")"
+	}
+	return msg
+}
+
+func (e *DecidedError) Unwrap() error { return store.ErrConflict }
+
+// decided explains why deciding a request failed with err: when the
+// request exists and is no longer pending, a DecidedError naming who
+// decided it and when; otherwise err.
+func (b *bound) decided(ctx context.Context, profile, transactionID string, err error) error {
+	tx, gerr := b.s.Store.GetTransaction(ctx, profile, transactionID)
+	if gerr != nil || tx.Status == store.StatusPending {
+		return err
+	}
+	return &DecidedError{TransactionID: transactionID, Status: tx.Status, By: tx.DecidedBy, At: tx.Updated, Reason: tx.Reason}
 }
 
 func (s *Service) unavailable(what string) error {
@@ -931,8 +980,8 @@ func (b *bound) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 	if err := b.check(ctx, ActRead, ""); err != nil {
 		return nil, err
 	}
-	if b.a.Role == RoleOperator {
-		return nil, ErrForbidden // operators act; auditors and admins read the trail
+	if !b.a.ReadsAudit() {
+		return nil, ErrForbidden
 	}
 	if limit <= 0 || limit > 1000 {
 		limit = 100

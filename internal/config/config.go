@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -49,6 +50,8 @@ type File struct {
 	Profiles []Profile `yaml:"profiles" json:"profiles"`
 	// Events: sinks for notifications (webhook, log).
 	Events Events `yaml:"events" json:"events"`
+	// Console configures the web console.
+	Console Console `yaml:"console" json:"console"`
 	// Crypto selects where file-held private keys work: "go" (default) or
 	// "openssl" (OpenSSL's libcrypto, about 3x faster RSA; binaries built
 	// with -tags openssl).
@@ -66,6 +69,17 @@ type Listen struct {
 	// over TLS. Default: plain HTTP.
 	AdminTLSCert string `yaml:"admin_tls_cert" json:"admin_tls_cert"`
 	AdminTLSKey  string `yaml:"admin_tls_key" json:"admin_tls_key"`
+	// TrustedProxies are the CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-For and X-Forwarded-Proto the web console believes.
+	// Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty" json:"trusted_proxies,omitempty"`
+}
+
+// Console configures the web console.
+type Console struct {
+	// IdleTimeout ends a session unused this long, besides its 8-hour
+	// limit. Default 30m.
+	IdleTimeout ca.Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
 // CA declares a CA: exactly one of Create or Import.
@@ -356,6 +370,16 @@ func (f *File) Validate() error {
 	}
 	if f.Listen.AdminTLSCert != "" && f.Listen.AdminAddr == "" {
 		errs.add("listen.admin_addr", "required when the admin listener has TLS")
+	}
+	for i, p := range f.Listen.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs.add(fmt.Sprintf("listen.trusted_proxies[%d]", i), "%q is neither a CIDR nor an address", p)
+			}
+		}
+	}
+	if f.Console.IdleTimeout < 0 {
+		errs.add("console.idle_timeout", "must not be negative")
 	}
 	if f.Crypto != "" && f.Crypto != "go" && f.Crypto != "openssl" {
 		errs.add("crypto", "%q: want go or openssl", f.Crypto)

@@ -36,7 +36,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	doc := `
 public_url: pki.example.com
 database: mysql://x
-listen: {admin_tls_cert: a.pem}
+listen: {admin_tls_cert: a.pem, trusted_proxies: [10.0.0.0/8, "10.0.0.0/33", proxy.example]}
+console: {idle_timeout: -1m}
 default_profile: nope
 cas:
   - id: Root
@@ -78,6 +79,7 @@ events:
 	}
 	for _, want := range []string{
 		"public_url:", "database:", "listen:", "default_profile:",
+		"listen.trusted_proxies[1]:", "listen.trusted_proxies[2]:", "console.idle_timeout:",
 		"cas[0].id:", "cas[0].create.key_type:", "cas[1].create.parent:", "cas[1].create.subject:",
 		"cas[2].create: exactly one", "cas[3].import:",
 		"profiles[0].ca: no CA \"unknown\"", "profiles[0].challenge: a static challenge needs",

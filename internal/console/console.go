@@ -20,11 +20,15 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -37,6 +41,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s store.Session) error
 	GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error)
 	DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error
+	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	PutSessionFlash(ctx context.Context, idHash, flash []byte) error
+	TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error)
+	ListProfiles(ctx context.Context) ([]store.Profile, error)
 	IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
 	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error)
@@ -47,13 +55,28 @@ type Store interface {
 type Handler struct {
 	Admin *admin.Service
 	Store Store
-	// PublicURL is the base of the SCEP URLs shown; empty means the
-	// address the console was reached at.
+	// PublicURL is the base of the SCEP URLs shown; empty means the SCEP
+	// listener's address.
 	PublicURL string
+	// SCEPAddr is the SCEP listener's address ("host:port") when the
+	// console is served on another listener (--admin-addr); empty means
+	// they share one, and the address the console was reached at is the
+	// SCEP listener's.
+	SCEPAddr string
 	// SessionTTL is how long a sign-in lasts. Default 8h.
 	SessionTTL time.Duration
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	// IdleTimeout ends a session unused this long. Default 30m.
+	IdleTimeout time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (client address for limits and the
+	// audit log; Secure cookies). Default: none.
+	TrustedProxies []netip.Prefix
+	// SignInFailures counts failed sign-ins per client address. Default:
+	// ten in 15 minutes, as on the NDES page.
+	SignInFailures *ratelimit.Window
 
 	pages map[string]*template.Template
 }
@@ -73,15 +96,21 @@ func (h *Handler) Routes() (http.Handler, error) {
 	if h.SessionTTL <= 0 {
 		h.SessionTTL = 8 * time.Hour
 	}
+	if h.IdleTimeout <= 0 {
+		h.IdleTimeout = 30 * time.Minute
+	}
+	if h.SignInFailures == nil {
+		h.SignInFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
+	}
 	if err := h.parse(); err != nil {
 		return nil, err
 	}
 	static, _ := fs.Sub(assets, "static")
 	mux := http.NewServeMux()
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
-	})
+	mux.Handle("GET /console/{$}", h.authed(func(w http.ResponseWriter, r *http.Request, s *session) {
+		http.Redirect(w, r, home(s.Actor), http.StatusSeeOther)
+	}))
 	mux.HandleFunc("GET /console/login", h.loginPage)
 	mux.HandleFunc("POST /console/login", h.login)
 	mux.Handle("POST /console/logout", h.authed(h.logout))
@@ -100,6 +129,19 @@ func (h *Handler) Routes() (http.Handler, error) {
 	mux.Handle("POST /console/challenges", h.authed(h.challengeCreate))
 	mux.Handle("GET /console/audit", h.authed(h.audit))
 	return securityHeaders(mux), nil
+}
+
+// Root answers / on a listener that serves the console: a browser is
+// sent to it. A request with a query (a SCEP client probing the bare
+// host) is not redirected to HTML: 404.
+func Root() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			http.NotFound(w, r)
+			return
+		}
+		http.Redirect(w, r, "/console/", http.StatusFound)
+	})
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -124,6 +166,10 @@ type session struct {
 	CSRF  string
 	Actor admin.Actor
 	API   admin.API
+	// key encrypts the session's flash (flashKey); Flash is the one taken
+	// for this page.
+	key   []byte
+	Flash *flash
 }
 
 // csrfToken is a session's form token: HMAC-SHA256 of a fixed label keyed
@@ -156,16 +202,25 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := h.session(r)
 		if err != nil {
-			if !errors.Is(err, errNoSession) {
+			idle := errors.Is(err, errIdle)
+			if !errors.Is(err, errNoSession) && !idle {
 				h.Log.Error("console session lookup failed", "error", err.Error())
 				h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 				return
 			}
 			if r.Method != http.MethodGet {
-				h.fail(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again.")
+				msg := "Your session has ended. Sign in again."
+				if idle {
+					msg = h.idleMessage()
+				}
+				h.fail(w, r, nil, http.StatusForbidden, msg)
 				return
 			}
-			http.Redirect(w, r, "/console/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			to := "/console/login?next=" + url.QueryEscape(r.URL.RequestURI())
+			if idle {
+				to += "&ended=idle"
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -175,11 +230,21 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodGet {
+			h.takeFlash(r, s)
+		}
 		fn(w, r, s)
 	})
 }
 
-var errNoSession = errors.New("no session")
+var (
+	errNoSession = errors.New("no session")
+	errIdle      = errors.New("session ended for inactivity")
+)
+
+func (h *Handler) idleMessage() string {
+	return fmt.Sprintf("Your session ended after %v of inactivity. Sign in again.", h.IdleTimeout)
+}
 
 func (h *Handler) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
@@ -194,6 +259,21 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := h.Now()
+	if now.Sub(se.LastSeen) >= h.IdleTimeout {
+		if err := h.Store.DeleteSessions(r.Context(), sum[:], now); err != nil {
+			h.Log.Error("console idle session not deleted", "error", err.Error())
+		}
+		return nil, errIdle
+	}
+	// Recording every request would be a write per page view: the last
+	// request is recorded when the stored one is over a tenth of the
+	// timeout (at most a minute) old, so a session may end that much early.
+	if now.Sub(se.LastSeen) > min(h.IdleTimeout/10, time.Minute) {
+		if err := h.Store.TouchSession(r.Context(), sum[:], now); err != nil {
+			h.Log.Error("console session not touched", "error", err.Error())
+		}
+	}
 	tok, err := h.Store.GetToken(r.Context(), se.TokenID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !tok.Revoked.IsZero()) {
 		return nil, errNoSession
@@ -203,7 +283,7 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	}
 	a := admin.ActorOf(tok)
 	a.Name += " via console"
-	return &session{Session: se, CSRF: csrfToken(c.Value), Actor: a, API: h.Admin.As(a)}, nil
+	return &session{Session: se, CSRF: csrfToken(c.Value), Actor: a, API: h.Admin.As(a), key: flashKey(c.Value)}, nil
 }
 
 // sameOrigin refuses requests a browser marks as coming from elsewhere
@@ -227,23 +307,46 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// setCookie sets a console cookie: HttpOnly, Secure when the browser came
+// over HTTPS. The session cookie is SameSite=Lax, so a link into the
+// console (from a ticket, a mail, the SCEP server's /) opens it signed in;
+// every form still needs the session's CSRF token. The sign-in nonce
+// stays Strict: only the console's own form posts it.
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	same := http.SameSiteStrictMode
+	if name == sessionCookie {
+		same = http.SameSiteLaxMode
+	}
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: cookiePath, MaxAge: maxAge,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: h.secure(r), SameSite: same})
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	nonce := randomToken()
 	h.setCookie(w, r, loginCookie, nonce, 600)
-	h.render(w, r, nil, http.StatusOK, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))})
+	data := map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))}
+	if r.URL.Query().Get("ended") == "idle" { // a fixed text; the URL chooses, never writes it
+		data["Notice"] = h.idleMessage()
+	}
+	h.render(w, r, nil, http.StatusOK, "login", "Sign in", data)
 }
 
-// safeNext keeps a post-login redirect inside the console.
+// safeNext keeps a post-login redirect inside the console; otherwise the
+// console's start page, which depends on the role (home).
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		return "/console/dashboard"
+		return "/console/"
 	}
 	return next
+}
+
+// home is the page a role starts on: the dashboard for those who read, the
+// challenges page for a token that only mints (mdm).
+func home(a admin.Actor) string {
+	if a.Allowed(admin.ActRead, "") {
+		return "/console/dashboard"
+	}
+	return "/console/challenges"
 }
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
@@ -253,6 +356,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, http.StatusForbidden, "The sign-in form expired or did not come from this console. Reload it and try again.")
 		return
 	}
+	// Failed sign-ins are limited per client address as on the NDES page;
+	// a locked-out address is refused before its token is looked at.
+	client := h.clientIP(r)
+	key := ratelimit.Host(client)
+	lim := h.SignInFailures
+	if lim.Blocked(key, h.Now()) {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(lim.Span()))
+		nonce := randomToken()
+		h.setCookie(w, r, loginCookie, nonce, 600)
+		h.render(w, r, nil, http.StatusTooManyRequests, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.PostFormValue("next")),
+			"Error": fmt.Sprintf("Too many failed sign-ins from your address; try again in %v.", lim.Span())})
+		return
+	}
 	actor, err := admin.Authenticate(ctx, h.Store, strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
 		if !errors.Is(err, admin.ErrUnauthenticated) {
@@ -260,7 +376,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 			return
 		}
-		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": clientIP(r)})
+		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": client})
+		if lim.Fail(key, h.Now()) {
+			h.Log.Warn("repeated failed console sign-ins; address locked out", "client_ip", client, "failures", lim.Max(), "window", lim.Span())
+			h.auditEvent(ctx, "console", "console.signin.lockout", "blocked", map[string]string{"client_ip": client,
+				"failures": strconv.Itoa(lim.Max()), "window": lim.Span().String()})
+		}
 		nonce := randomToken()
 		h.setCookie(w, r, loginCookie, nonce, 600)
 		h.render(w, r, nil, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Nonce": nonce, "Next": safeNext(r.PostFormValue("next")),
@@ -270,13 +391,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	id := randomToken()
 	sum := sha256.Sum256([]byte(id))
 	now := h.Now()
-	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRFHash: hashHex(csrfToken(id)), Created: now, Expires: now.Add(h.SessionTTL)}); err != nil {
+	if err := h.Store.CreateSession(ctx, store.Session{IDHash: sum[:], TokenID: actor.TokenID, CSRFHash: hashHex(csrfToken(id)), Created: now, Expires: now.Add(h.SessionTTL), LastSeen: now}); err != nil {
 		h.Log.Error("console session create failed", "error", err.Error())
 		h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 		return
 	}
 	h.Store.DeleteSessions(ctx, nil, now) // tidy expired ones
-	h.auditEvent(ctx, actor.Name, "console.signin", "ok", map[string]string{"client_ip": clientIP(r), "role": string(actor.Role)})
+	h.auditEvent(ctx, actor.Name, "console.signin", "ok", map[string]string{"client_ip": client, "role": string(actor.Role)})
 	h.setCookie(w, r, loginCookie, "", -1)
 	h.setCookie(w, r, sessionCookie, id, int(h.SessionTTL/time.Second))
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
@@ -297,17 +418,13 @@ func (h *Handler) auditEvent(ctx context.Context, actor, action, outcome string,
 	}
 }
 
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
-
 // apiError renders an admin error with the status the REST API would use.
 func (h *Handler) apiError(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	var decided *admin.DecidedError
 	switch {
+	case errors.As(err, &decided):
+		h.render(w, r, s, http.StatusConflict, "error", "Already decided", map[string]any{
+			"Message": decided.Error() + ". Nothing was changed.", "Back": "/console/requests?status=" + decided.Status, "BackTo": "the " + decided.Status + " requests"})
 	case errors.Is(err, admin.ErrForbidden):
 		h.fail(w, r, s, http.StatusForbidden, "Your token's role ("+string(s.Actor.Role)+") does not allow this.")
 	case errors.Is(err, admin.ErrNotFound):

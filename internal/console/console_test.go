@@ -2,18 +2,19 @@ package console
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
 func TestSafeNext(t *testing.T) {
 	for in, want := range map[string]string{
 		"/console/certificates?subject=x": "/console/certificates?subject=x",
-		"":                                "/console/dashboard",
-		"https://evil.example/":           "/console/dashboard",
-		"//evil.example/console/":         "/console/dashboard",
-		"/console/\\evil":                 "/console/dashboard",
-		"/api/v1/tokens":                  "/console/dashboard",
-		"/console/x\r\nSet-Cookie: a=b":   "/console/dashboard",
+		"":                                "/console/",
+		"https://evil.example/":           "/console/",
+		"//evil.example/console/":         "/console/",
+		"/console/\\evil":                 "/console/",
+		"/api/v1/tokens":                  "/console/",
+		"/console/x\r\nSet-Cookie: a=b":   "/console/",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
@@ -57,5 +58,25 @@ func TestTemplatesParse(t *testing.T) {
 		if h.pages[name] == nil {
 			t.Errorf("page %s missing", name)
 		}
+	}
+}
+
+// TestFlashSealedToCookie: a flash opens with its session's cookie only,
+// so the note the database holds tells nothing without the cookie.
+func TestFlashSealedToCookie(t *testing.T) {
+	f := flash{Challenge: &shownChallenge{Profile: "mdm", Value: "s3cret-value", Bind: "d1"}}
+	sealed, err := sealFlash(flashKey("cookie-a"), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "s3cret-value") {
+		t.Fatal("the flash is stored in clear")
+	}
+	got, err := openFlash(flashKey("cookie-a"), sealed)
+	if err != nil || got.Challenge == nil || got.Challenge.Value != "s3cret-value" || got.Challenge.Bind != "d1" {
+		t.Fatalf("openFlash = %+v, %v", got, err)
+	}
+	if _, err := openFlash(flashKey("cookie-b"), sealed); err == nil {
+		t.Fatal("another session's cookie opens the flash")
 	}
 }

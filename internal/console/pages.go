@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,8 +24,10 @@ import (
 	"github.com/scepd/scepd/internal/store"
 )
 
-func redirectMsg(w http.ResponseWriter, r *http.Request, path, msg string) {
-	http.Redirect(w, r, path+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+// redirectMsg sends the browser to path with a message for that page,
+// kept in the session (never in the URL, where anyone could write one).
+func (h *Handler) redirectMsg(w http.ResponseWriter, r *http.Request, s *session, path, msg string) {
+	h.redirectFlash(w, r, s, path, flash{Msg: msg})
 }
 
 // ---- dashboard ----
@@ -195,15 +198,37 @@ func buildChart(perDay []store.DayCount, since time.Time, days int) chart {
 
 // ---- profiles ----
 
-func (h *Handler) scepBase(r *http.Request) string {
+// scepBase is the base of the SCEP URLs the console shows and what it is:
+// the public URL when set, else the SCEP listener's address (with the
+// host the console was reached at when the listener has none, or is the
+// console's own).
+func (h *Handler) scepBase(r *http.Request) (base, source string) {
 	if h.PublicURL != "" {
-		return strings.TrimSuffix(h.PublicURL, "/")
+		return strings.TrimSuffix(h.PublicURL, "/"), "public"
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	if h.SCEPAddr == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		return scheme + "://" + r.Host, "listener"
 	}
-	return scheme + "://" + r.Host
+	host, port, err := net.SplitHostPort(h.SCEPAddr)
+	if err != nil {
+		return "http://" + h.SCEPAddr, "listener"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// Listening on every address: the name the operator reached this
+		// host by is the best guess of one devices can reach too.
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		} else {
+			host = r.Host
+		}
+	}
+	// The SCEP listener is plain HTTP (RFC 8894 §2.1: the messages are
+	// protected by CMS, not by the transport).
+	return "http://" + net.JoinHostPort(host, port), "listener"
 }
 
 func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, s *session) {
@@ -212,7 +237,8 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, s *session) {
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "profiles", "Profiles", map[string]any{"Profiles": list, "Base": h.scepBase(r)})
+	base, source := h.scepBase(r)
+	h.render(w, r, s, http.StatusOK, "profiles", "Profiles", map[string]any{"Profiles": list, "Base": base, "BaseSource": source})
 }
 
 func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
@@ -222,7 +248,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	policy, _ := yaml.Marshal(p.Policy)
-	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": h.scepBase(r) + p.Path, "Policy": string(policy)})
+	base, source := h.scepBase(r)
+	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy)})
 }
 
 const profileTemplate = `id: new-profile
@@ -265,7 +292,7 @@ func (h *Handler) profileSave(w http.ResponseWriter, r *http.Request, s *session
 		h.apiError(w, r, s, err)
 		return
 	}
-	redirectMsg(w, r, "/console/profiles/"+v.ID, "Profile "+v.ID+" saved.")
+	h.redirectMsg(w, r, s, "/console/profiles/"+v.ID, "Profile "+v.ID+" saved.")
 }
 
 // ---- certificates ----
@@ -399,7 +426,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, s *session) {
 		h.apiError(w, r, s, err)
 		return
 	}
-	redirectMsg(w, r, "/console/certificates/"+c.Serial, "Certificate revoked; the CRL was published again.")
+	h.redirectMsg(w, r, s, "/console/certificates/"+c.Serial, "Certificate revoked; the CRL was published again.")
 }
 
 // ---- pending requests ----
@@ -426,7 +453,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 			h.apiError(w, r, s, err)
 			return
 		}
-		redirectMsg(w, r, "/console/requests", "Approved: certificate "+c.Serial+" issued; the device receives it when it polls.")
+		h.redirectMsg(w, r, s, "/console/requests", "Approved: certificate "+c.Serial+" issued; the device receives it when it polls.")
 	case "reject":
 		reason := strings.TrimSpace(r.PostFormValue("comment"))
 		if reason == "" {
@@ -436,7 +463,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 			h.apiError(w, r, s, err)
 			return
 		}
-		redirectMsg(w, r, "/console/requests", "Rejected request "+tx+".")
+		h.redirectMsg(w, r, s, "/console/requests", "Rejected request "+tx+".")
 	default:
 		h.fail(w, r, s, http.StatusNotFound, "No such decision.")
 	}
@@ -447,19 +474,24 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
 type challengeRow struct {
 	Profile                string
 	Pending, Used, Expired int
+	// CanMint: the actor may mint challenges for this profile.
+	CanMint bool
 }
 
+// challengeRows lists the dynamic-challenge profiles the actor may read or
+// mint for: an mdm token reads nothing else, yet mints for its profiles.
 func (h *Handler) challengeRows(r *http.Request, s *session) ([]challengeRow, error) {
-	list, err := s.API.ListProfiles(r.Context())
+	list, err := h.Store.ListProfiles(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	var rows []challengeRow
 	for _, p := range list {
-		if p.ChallengeMode != store.ChallengeDynamic {
+		mint := s.Actor.Allowed(admin.ActChallenge, p.ID)
+		if p.ChallengeMode != store.ChallengeDynamic || !(mint || s.Actor.Allowed(admin.ActRead, p.ID)) {
 			continue
 		}
-		row := challengeRow{Profile: p.ID}
+		row := challengeRow{Profile: p.ID, CanMint: mint}
 		if row.Pending, row.Used, row.Expired, err = h.Store.ChallengeCounts(r.Context(), p.ID, h.Now()); err != nil {
 			return nil, err
 		}
@@ -474,22 +506,25 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session)
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows})
+	data := map[string]any{"Rows": rows}
+	if s.Flash != nil && s.Flash.Challenge != nil {
+		// Shown once: the flash is gone from the session already.
+		data["New"] = s.Flash.Challenge
+	}
+	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", data)
 }
 
+// challengeCreate mints and redirects (POST/redirect/GET): a reload of
+// the page showing the challenge must not mint another. The value goes
+// to that page through the session, never the URL.
 func (h *Handler) challengeCreate(w http.ResponseWriter, r *http.Request, s *session) {
-	v, err := s.API.CreateChallenge(r.Context(), r.PostFormValue("profile"), strings.TrimSpace(r.PostFormValue("bind")))
+	profile, bind := r.PostFormValue("profile"), strings.TrimSpace(r.PostFormValue("bind"))
+	v, err := s.API.CreateChallenge(r.Context(), profile, bind)
 	if err != nil {
 		h.apiError(w, r, s, err)
 		return
 	}
-	rows, err := h.challengeRows(r, s)
-	if err != nil {
-		h.apiError(w, r, s, err)
-		return
-	}
-	// Shown once, in this response only (no-store); never stored in clear.
-	h.render(w, r, s, http.StatusOK, "challenges", "One-time challenges", map[string]any{"Rows": rows, "New": v, "NewProfile": r.PostFormValue("profile")})
+	h.redirectFlash(w, r, s, "/console/challenges", flash{Challenge: &shownChallenge{Profile: profile, Value: v.Challenge, Bind: bind, Expires: v.ExpiresAt}})
 }
 
 // ---- audit ----

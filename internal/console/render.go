@@ -22,6 +22,12 @@ type page struct {
 	CanManage  bool
 	Msg        string
 	Data       any
+
+	// CanRead, CanMint and CanAudit decide the menu: reading profiles,
+	// certificates and requests; minting challenges; the audit trail.
+	CanRead  bool
+	CanMint  bool
+	CanAudit bool
 }
 
 var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "challenges", "audit"}
@@ -70,12 +76,18 @@ func (h *Handler) parse() error {
 // render executes a page into a buffer first, so a template error is a
 // clean 500, never half a page.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, status int, name, title string, data any) {
-	p := page{Title: title, Nav: name, Msg: r.URL.Query().Get("msg"), Data: data}
+	p := page{Title: title, Nav: name, Data: data}
 	if s != nil {
+		if s.Flash != nil {
+			p.Msg = s.Flash.Msg // only what the server set; never the URL's text
+		}
 		p.Actor = &s.Actor
 		p.CSRF = s.CSRF
 		p.CanOperate = s.Actor.Allowed(admin.ActOperate, "")
 		p.CanManage = s.Actor.Allowed(admin.ActManage, "")
+		p.CanRead = s.Actor.Allowed(admin.ActRead, "")
+		p.CanMint = s.Actor.Allowed(admin.ActChallenge, "")
+		p.CanAudit = s.Actor.ReadsAudit()
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {

@@ -343,6 +343,27 @@ func (s *instrumented) DeleteSessions(ctx context.Context, idHash []byte, now ti
 	return err
 }
 
+func (s *instrumented) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
+	start := time.Now()
+	err := s.st.TouchSession(ctx, idHash, at)
+	s.record("TouchSession", start, err)
+	return err
+}
+
+func (s *instrumented) PutSessionFlash(ctx context.Context, idHash, flash []byte) error {
+	start := time.Now()
+	err := s.st.PutSessionFlash(ctx, idHash, flash)
+	s.record("PutSessionFlash", start, err)
+	return err
+}
+
+func (s *instrumented) TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error) {
+	start := time.Now()
+	r0, err := s.st.TakeSessionFlash(ctx, idHash)
+	s.record("TakeSessionFlash", start, err)
+	return r0, err
+}
+
 func (s *instrumented) IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error) {
 	start := time.Now()
 	r0, err := s.st.IssuedPerDay(ctx, since)

@@ -522,6 +522,11 @@ type Session struct {
 	CSRFHash string
 	Created  time.Time
 	Expires  time.Time
+	// LastSeen is the last request of the session (kept to about a
+	// minute), for the idle timeout.
+	LastSeen time.Time
+	// HasFlash tells that a flash is waiting (TakeSessionFlash).
+	HasFlash bool
 }
 
 // DayCount is the number of certificates a profile issued on a UTC day.
@@ -641,6 +646,14 @@ type Store interface {
 	// GetSession returns an unexpired session; ErrNotFound otherwise.
 	GetSession(ctx context.Context, idHash []byte, now time.Time) (Session, error)
 	DeleteSessions(ctx context.Context, idHash []byte, now time.Time) error
+	// TouchSession records a session's latest request.
+	TouchSession(ctx context.Context, idHash []byte, at time.Time) error
+	// PutSessionFlash keeps an opaque note for a session's next page (the
+	// console encrypts it to the session's cookie); it replaces any other.
+	PutSessionFlash(ctx context.Context, idHash, flash []byte) error
+	// TakeSessionFlash returns a session's note and removes it, atomically:
+	// of two requests taking it at once, only one gets it. Nil when none.
+	TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error)
 
 	// IssuedPerDay counts certificates issued since a time, per UTC day and
 	// profile, oldest day first.

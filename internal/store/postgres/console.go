@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +11,12 @@ import (
 
 // CreateSession stores a console session.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		se.IDHash, se.TokenID, se.CSRFHash, se.Created, se.Expires); err != nil {
+	seen := se.LastSeen
+	if seen.IsZero() {
+		seen = se.Created
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		se.IDHash, se.TokenID, se.CSRFHash, se.Created, se.Expires, seen); err != nil {
 		return fmt.Errorf("postgres: create session: %w", mapErr(err))
 	}
 	return nil
@@ -20,12 +25,13 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 // GetSession returns an unexpired session.
 func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error) {
 	se := store.Session{IDHash: idHash}
-	err := s.pool.QueryRow(ctx, `SELECT token_id, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = $1 AND expires_at > $2`,
-		idHash, now).Scan(&se.TokenID, &se.CSRFHash, &se.Created, &se.Expires)
+	err := s.pool.QueryRow(ctx, `SELECT token_id, csrf, created_at, expires_at, COALESCE(last_seen_at, created_at), flash IS NOT NULL
+		FROM console_sessions WHERE id_hash = $1 AND expires_at > $2`,
+		idHash, now).Scan(&se.TokenID, &se.CSRFHash, &se.Created, &se.Expires, &se.LastSeen, &se.HasFlash)
 	if err != nil {
 		return se, fmt.Errorf("postgres: session: %w", mapErr(err))
 	}
-	se.Created, se.Expires = se.Created.UTC(), se.Expires.UTC()
+	se.Created, se.Expires, se.LastSeen = se.Created.UTC(), se.Expires.UTC(), se.LastSeen.UTC()
 	return se, nil
 }
 
@@ -41,6 +47,38 @@ func (s *Store) DeleteSessions(ctx context.Context, idHash []byte, now time.Time
 		return fmt.Errorf("postgres: delete sessions: %w", mapErr(err))
 	}
 	return nil
+}
+
+// TouchSession records a session's latest request.
+func (s *Store) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2`, at, idHash); err != nil {
+		return fmt.Errorf("postgres: touch session: %w", mapErr(err))
+	}
+	return nil
+}
+
+// PutSessionFlash keeps a note for a session's next page.
+func (s *Store) PutSessionFlash(ctx context.Context, idHash, flash []byte) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE console_sessions SET flash = $1 WHERE id_hash = $2`, flash, idHash); err != nil {
+		return fmt.Errorf("postgres: session flash: %w", mapErr(err))
+	}
+	return nil
+}
+
+// TakeSessionFlash returns a session's note and removes it in one
+// statement: the row lock makes a concurrent taker wait and find none.
+func (s *Store) TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error) {
+	var flash []byte
+	err := s.pool.QueryRow(ctx, `UPDATE console_sessions c SET flash = NULL
+		FROM (SELECT id_hash, flash FROM console_sessions WHERE id_hash = $1 AND flash IS NOT NULL FOR UPDATE) old
+		WHERE c.id_hash = old.id_hash RETURNING old.flash`, idHash).Scan(&flash)
+	if err != nil {
+		if err = mapErr(err); errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("postgres: take session flash: %w", err)
+	}
+	return flash, nil
 }
 
 // IssuedPerDay counts issued certificates per UTC day and profile.

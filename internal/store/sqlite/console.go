@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,8 +12,12 @@ import (
 
 // CreateSession stores a console session.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		se.IDHash, se.TokenID, se.CSRFHash, fmtTime(se.Created), fmtTime(se.Expires)); err != nil {
+	seen := se.LastSeen
+	if seen.IsZero() {
+		seen = se.Created
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		se.IDHash, se.TokenID, se.CSRFHash, fmtTime(se.Created), fmtTime(se.Expires), fmtTime(seen)); err != nil {
 		return fmt.Errorf("sqlite: create session: %w", mapErr(err))
 	}
 	return nil
@@ -20,14 +26,17 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 // GetSession returns an unexpired session.
 func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error) {
 	se := store.Session{IDHash: idHash}
-	var created, expires string
-	err := s.db.QueryRowContext(ctx, `SELECT token_id, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = ? AND expires_at > ?`,
-		idHash, fmtTime(now)).Scan(&se.TokenID, &se.CSRFHash, &created, &expires)
+	var created, expires, seen string
+	err := s.db.QueryRowContext(ctx, `SELECT token_id, csrf, created_at, expires_at, COALESCE(last_seen_at, created_at), flash IS NOT NULL
+		FROM console_sessions WHERE id_hash = ? AND expires_at > ?`,
+		idHash, fmtTime(now)).Scan(&se.TokenID, &se.CSRFHash, &created, &expires, &seen, &se.HasFlash)
 	if err != nil {
 		return se, fmt.Errorf("sqlite: session: %w", mapErr(err))
 	}
 	if se.Created, err = parseTime(created); err == nil {
-		se.Expires, err = parseTime(expires)
+		if se.Expires, err = parseTime(expires); err == nil {
+			se.LastSeen, err = parseTime(seen)
+		}
 	}
 	return se, err
 }
@@ -44,6 +53,40 @@ func (s *Store) DeleteSessions(ctx context.Context, idHash []byte, now time.Time
 		return fmt.Errorf("sqlite: delete sessions: %w", mapErr(err))
 	}
 	return nil
+}
+
+// TouchSession records a session's latest request.
+func (s *Store) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ?`, fmtTime(at), idHash); err != nil {
+		return fmt.Errorf("sqlite: touch session: %w", mapErr(err))
+	}
+	return nil
+}
+
+// PutSessionFlash keeps a note for a session's next page.
+func (s *Store) PutSessionFlash(ctx context.Context, idHash, flash []byte) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE console_sessions SET flash = ? WHERE id_hash = ?`, flash, idHash); err != nil {
+		return fmt.Errorf("sqlite: session flash: %w", mapErr(err))
+	}
+	return nil
+}
+
+// TakeSessionFlash returns a session's note and removes it, in one write
+// transaction.
+func (s *Store) TakeSessionFlash(ctx context.Context, idHash []byte) ([]byte, error) {
+	var flash []byte
+	err := s.tx(ctx, "take session flash", func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT flash FROM console_sessions WHERE id_hash = ? AND flash IS NOT NULL`, idHash).Scan(&flash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return mapErr(err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE console_sessions SET flash = NULL WHERE id_hash = ?`, idHash)
+		return mapErr(err)
+	})
+	return flash, err
 }
 
 // IssuedPerDay counts issued certificates per UTC day and profile.

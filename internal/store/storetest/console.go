@@ -33,6 +33,39 @@ func testSessions(t *testing.T, s store.Store) {
 	if _, err := s.GetSession(ctx, a.IDHash, when); err != nil {
 		t.Fatalf("purging expired sessions removed a live one: %v", err)
 	}
+	sameInstant(t, "session last seen, at creation", got.LastSeen, a.Created)
+	if got.HasFlash {
+		t.Error("a new session has a flash")
+	}
+	if err := s.TouchSession(ctx, a.IDHash, when.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetSession(ctx, a.IDHash, when); err != nil {
+		t.Fatal(err)
+	}
+	sameInstant(t, "session last seen, touched", got.LastSeen, when.Add(10*time.Minute))
+	// A flash is taken once, whoever asks; the other session has none.
+	if err := s.PutSessionFlash(ctx, a.IDHash, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSessionFlash(ctx, a.IDHash, []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetSession(ctx, a.IDHash, when); err != nil || !got.HasFlash {
+		t.Fatalf("session with a flash: %+v, %v", got, err)
+	}
+	if f, err := s.TakeSessionFlash(ctx, b.IDHash); err != nil || f != nil {
+		t.Fatalf("flash of a session without one: %q, %v", f, err)
+	}
+	if f, err := s.TakeSessionFlash(ctx, a.IDHash); err != nil || string(f) != "second" {
+		t.Fatalf("TakeSessionFlash = %q, %v; want the last one put", f, err)
+	}
+	if f, err := s.TakeSessionFlash(ctx, a.IDHash); err != nil || f != nil {
+		t.Fatalf("flash taken twice: %q, %v", f, err)
+	}
+	if got, err = s.GetSession(ctx, a.IDHash, when); err != nil || got.HasFlash {
+		t.Fatalf("session after its flash was taken: %+v, %v", got, err)
+	}
 	if err := s.DeleteSessions(ctx, a.IDHash, when); err != nil {
 		t.Fatal(err)
 	}
