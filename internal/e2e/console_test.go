@@ -86,6 +86,19 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	}
 }
 
+// submit clicks something that loads another page (a form's button, a
+// link) and waits until that page, redirects followed, has loaded. Queried
+// while the old document is being replaced, a page fails with "No node
+// with given id found".
+func submit(t *testing.T, ctx context.Context, what string, click chromedp.Action) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.RunResponse(ctx, click); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
 // shoot saves a full-page screenshot and checks the page rendered: no
 // template or server error text, and its main table has data rows.
 func shoot(t *testing.T, ctx context.Context, dir, name, table string) {
@@ -224,8 +237,8 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(`a[href="/console/certificates/`+serial+`"]`, chromedp.ByQuery))
 	shoot(t, ctx, shots, "certificates", "#certificates")
 	var decoded string
-	run(t, ctx, "certificate detail", chromedp.Click(`a[href="/console/certificates/`+serial+`"]`, chromedp.ByQuery),
-		chromedp.WaitVisible("#decoded", chromedp.ByID), chromedp.Text("main", &decoded, chromedp.ByQuery))
+	submit(t, ctx, "certificate detail", chromedp.Click(`a[href="/console/certificates/`+serial+`"]`, chromedp.ByQuery))
+	run(t, ctx, "certificate detail", chromedp.WaitVisible("#decoded", chromedp.ByID), chromedp.Text("main", &decoded, chromedp.ByQuery))
 	for _, want := range []string{"CN=console-laptop", "CN=Console Root,O=E2E", "clientAuth, 1.3.6.1.4.1.99999.1.1", "Extended Key Usage", "RSA 2048 bits", "ECDSA-SHA256"} {
 		if !strings.Contains(decoded, want) {
 			t.Errorf("certificate page lacks %q:\n%s", want, decoded)
@@ -266,8 +279,9 @@ func TestConsole(t *testing.T) {
 	// Revoke for real, with a reason and the confirmation.
 	var flash string
 	run(t, ctx, "revoke", chromedp.Navigate(base+"/certificates/"+serial), chromedp.WaitVisible("#reason", chromedp.ByID),
-		chromedp.SetValue("#reason", "keyCompromise", chromedp.ByID), chromedp.Click(`input[name="confirm"]`, chromedp.ByQuery),
-		chromedp.Click(`button.danger`, chromedp.ByQuery), chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
+		chromedp.SetValue("#reason", "keyCompromise", chromedp.ByID), chromedp.Click(`input[name="confirm"]`, chromedp.ByQuery))
+	submit(t, ctx, "revoke", chromedp.Click(`button.danger`, chromedp.ByQuery))
+	run(t, ctx, "revoke", chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
 	if !strings.Contains(flash, "revoked") {
 		t.Fatalf("after revoking: %q", flash)
 	}
@@ -303,8 +317,8 @@ func TestConsole(t *testing.T) {
 	who := client.Requester{Cert: self, Key: key}
 	run(t, ctx, "requests", chromedp.Navigate(base+"/requests"), chromedp.WaitVisible(`form[action$="/console-tx-1/approve"]`, chromedp.ByQuery))
 	shoot(t, ctx, shots, "requests", "#requests")
-	run(t, ctx, "approve", chromedp.Click(`form[action$="/console-tx-1/approve"] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
+	submit(t, ctx, "approve", chromedp.Click(`form[action$="/console-tx-1/approve"] button`, chromedp.ByQuery))
+	run(t, ctx, "approve", chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
 	if !strings.Contains(flash, "Approved") {
 		t.Fatalf("after approving: %q", flash)
 	}
@@ -322,9 +336,9 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("manual approval: %v, want PENDING", err)
 	}
 	run(t, ctx, "reject", chromedp.Navigate(base+"/requests"), chromedp.WaitVisible("#comment-console-tx-2", chromedp.ByID),
-		chromedp.SendKeys("#comment-console-tx-2", "unknown laptop", chromedp.ByID),
-		chromedp.Click(`form[action$="/console-tx-2/reject"] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
+		chromedp.SendKeys("#comment-console-tx-2", "unknown laptop", chromedp.ByID))
+	submit(t, ctx, "reject", chromedp.Click(`form[action$="/console-tx-2/reject"] button`, chromedp.ByQuery))
+	run(t, ctx, "reject", chromedp.WaitVisible(".flash", chromedp.ByQuery), chromedp.Text(".flash", &flash, chromedp.ByQuery))
 	if !strings.Contains(flash, "Rejected") {
 		t.Fatalf("after rejecting: %q", flash)
 	}
@@ -350,9 +364,9 @@ func TestConsole(t *testing.T) {
 
 	// A one-time challenge, shown once; scepd keeps only its hash.
 	var secret string
-	run(t, ctx, "challenge", chromedp.Navigate(base+"/challenges"), chromedp.WaitVisible("#challenges", chromedp.ByID),
-		chromedp.Click(`#challenges form button`, chromedp.ByQuery), chromedp.WaitVisible("#new-challenge", chromedp.ByID),
-		chromedp.Text("#new-challenge", &secret, chromedp.ByID))
+	run(t, ctx, "challenge", chromedp.Navigate(base+"/challenges"), chromedp.WaitVisible("#challenges", chromedp.ByID))
+	submit(t, ctx, "challenge", chromedp.Click(`#challenges form button`, chromedp.ByQuery))
+	run(t, ctx, "challenge", chromedp.WaitVisible("#new-challenge", chromedp.ByID), chromedp.Text("#new-challenge", &secret, chromedp.ByID))
 	shoot(t, ctx, shots, "challenges", "#challenges")
 	if _, err := enrollWith(s, "mdm", "console-mdm-device", strings.TrimSpace(secret)); err != nil {
 		t.Fatalf("enrolling with the console's challenge: %v", err)
@@ -392,7 +406,8 @@ func TestConsole(t *testing.T) {
 	run(t, ctx, "desktop width", emulation.ClearDeviceMetricsOverride())
 
 	// Sign out: the session is gone, also for a copied cookie.
-	run(t, ctx, "sign out", chromedp.Click(`form[action="/console/logout"] button`, chromedp.ByQuery), chromedp.WaitVisible("#token", chromedp.ByID))
+	submit(t, ctx, "sign out", chromedp.Click(`form[action="/console/logout"] button`, chromedp.ByQuery))
+	run(t, ctx, "sign out", chromedp.WaitVisible("#token", chromedp.ByID))
 	req, _ = http.NewRequest(http.MethodGet, base+"/dashboard", nil)
 	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
 	resp, err = (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
