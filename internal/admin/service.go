@@ -62,7 +62,8 @@ type API interface {
 	// Revoke revokes a certificate (reason: an RFC 5280 name such as
 	// keyCompromise); the CA's CRL is published again at once.
 	Revoke(ctx context.Context, serial, reason string) (CertView, error)
-	// RevokeSubject revokes every valid certificate with exactly this subject.
+	// RevokeSubject revokes every valid certificate with exactly this subject
+	// (of the actor's profiles, when it is limited to some).
 	RevokeSubject(ctx context.Context, subject, reason string) ([]CertView, error)
 
 	ListRequests(ctx context.Context, profile, status string) ([]RequestView, error)
@@ -692,16 +693,32 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	return out, nil
 }
 
-func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, error) {
-	if err := b.check(ctx, ActRead, ""); err != nil {
-		return CertView{}, err
+// certificate authorises act on a certificate and fetches it. One of a
+// profile beyond a scoped token's is not found, exactly like an unknown
+// serial (same status, same body): the token learns nothing of other
+// profiles. A refused change is still audited for the operator.
+func (b *bound) certificate(ctx context.Context, act Action, serial string) (store.Certificate, error) {
+	if err := b.check(ctx, act, ""); err != nil {
+		return store.Certificate{}, err
 	}
 	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
 	if err != nil {
-		return CertView{}, err
+		return store.Certificate{}, err
 	}
-	if !b.a.Allowed(ActRead, c.ProfileID) {
-		return CertView{}, ErrForbidden
+	if !b.a.Allowed(act, c.ProfileID) {
+		if act != ActRead {
+			b.audit(ctx, "authz", "profile:"+c.ProfileID, "denied", map[string]string{"action": actionNames[act], "role": string(b.a.Role),
+				"serial": c.Serial, "reason": "a certificate of a profile beyond the token's"})
+		}
+		return store.Certificate{}, fmt.Errorf("certificate %s: %w", c.Serial, ErrNotFound)
+	}
+	return c, nil
+}
+
+func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, error) {
+	c, err := b.certificate(ctx, ActRead, serial)
+	if err != nil {
+		return CertView{}, err
 	}
 	return certView(c), nil
 }
@@ -723,11 +740,8 @@ func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, er
 	if err != nil {
 		return CertView{}, err
 	}
-	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
+	c, err := b.certificate(ctx, ActOperate, serial)
 	if err != nil {
-		return CertView{}, err
-	}
-	if err := b.check(ctx, ActOperate, c.ProfileID); err != nil {
 		return CertView{}, err
 	}
 	if b.s.Revocation == nil {
@@ -751,15 +765,18 @@ func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]Ce
 	if err := b.check(ctx, ActOperate, ""); err != nil {
 		return nil, err
 	}
-	list, err := b.s.Store.ListCertificates(ctx, store.CertificateFilter{Subject: subject, Status: store.CertValid, Limit: 100000})
+	// A token limited to profiles revokes within them: the query holds
+	// only their certificates, so that another profile's neither shows
+	// (the answer is the same whether the subject exists there or not)
+	// nor blocks the revocation.
+	list, err := b.s.Store.ListCertificates(ctx, store.CertificateFilter{Subject: subject, Status: store.CertValid, Profiles: b.a.Profiles, Limit: 100000})
 	if err != nil {
 		return nil, err
 	}
 	// The filter matches substrings; revocation needs the exact subject.
 	list = slices.DeleteFunc(list, func(c store.Certificate) bool { return c.Subject != subject })
 	// All or nothing: every certificate is authorised before the first is
-	// revoked, so a token limited to profiles gets 403 with nothing done
-	// rather than after revoking the part it may.
+	// revoked.
 	for _, c := range list {
 		if err := b.check(ctx, ActOperate, c.ProfileID); err != nil {
 			return nil, err

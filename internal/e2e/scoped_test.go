@@ -39,6 +39,24 @@ func apiRaw(t *testing.T, s *sceptest.Server, token, method, path string) (int, 
 	return resp.StatusCode, string(b)
 }
 
+// apiBody is apiRaw with a request body ("": none).
+func apiBody(t *testing.T, s *sceptest.Server, token, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, s.BaseURL()+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func newToken(t *testing.T, s *sceptest.Server, role string, profiles ...string) string {
 	t.Helper()
 	args := []string{"token", "create", "--role", role, "--name", role + "-" + strings.Join(profiles, "-"), "--data", s.DataDir}
@@ -55,8 +73,9 @@ func newToken(t *testing.T, s *sceptest.Server, role string, profiles ...string)
 // TestScopedTokens: a token limited to profiles reads and changes only
 // those profiles, through the REST API of the real binary: the audit log,
 // certificates and requests are filtered in the query; CAs and tokens are
-// for unscoped tokens only; revoke-subject across profiles is refused as a
-// whole before anything is revoked.
+// for unscoped tokens only; another profile's certificate is not found
+// (404, the answer for an unknown serial); revoke-subject revokes within
+// the token's profiles only, where the subject also exists in others.
 func TestScopedTokens(t *testing.T) {
 	s := startConfigured(t)
 	// The same subject in two profiles (laptops passes only the CN; camode
@@ -161,20 +180,59 @@ func TestScopedTokens(t *testing.T) {
 		}
 	})
 
-	t.Run("revoke-subject all or nothing", func(t *testing.T) {
-		code, body := api(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", map[string]any{"subject": "CN=shared", "reason": "keyCompromise"})
-		if code != 403 {
-			t.Fatalf("scoped revoke-subject over laptops and camode: %d %v, want 403", code, body)
-		}
+	t.Run("another profile's certificates are not found", func(t *testing.T) {
+		var other string
 		for _, c := range s.Certificates() {
-			if c.Status != store.CertValid {
-				t.Errorf("certificate %s of %s (%s) was revoked by a refused revoke-subject", c.Serial, c.ProfileID, c.Subject)
+			if c.ProfileID == "camode" && c.Subject == "CN=camode-only" {
+				other = c.Serial
 			}
 		}
+		const unknown = "7a11ed5e1a1"
+		for _, tt := range []struct{ token, method, path, body string }{
+			{auditor, "GET", "/api/v1/certificates/%s", ""},
+			{auditor, "GET", "/api/v1/certificates/%s.pem", ""},
+			{operator, "POST", "/api/v1/certificates/%s/revoke", `{"reason": "keyCompromise"}`},
+		} {
+			codeOther, bodyOther := apiBody(t, s, tt.token, tt.method, strings.Replace(tt.path, "%s", other, 1), tt.body)
+			codeUnknown, bodyUnknown := apiBody(t, s, tt.token, tt.method, strings.Replace(tt.path, "%s", unknown, 1), tt.body)
+			if codeOther != 404 || codeOther != codeUnknown || bodyOther != bodyUnknown {
+				t.Errorf("%s %s: another profile's serial %d %q, an unknown one %d %q; want the same 404", tt.method, tt.path, codeOther, bodyOther, codeUnknown, bodyUnknown)
+			}
+		}
+		for _, c := range s.Certificates() {
+			if c.Serial == other && c.Status != store.CertValid {
+				t.Errorf("camode's certificate was revoked by a laptops operator")
+			}
+		}
+	})
+
+	t.Run("revoke-subject within the token's profiles", func(t *testing.T) {
+		// A token limited to laptops revokes laptops' certificate with the
+		// subject: camode's, outside its view, neither blocks it nor goes.
+		code, out := api(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", map[string]any{"subject": "CN=shared", "reason": "keyCompromise"})
+		if code != 200 {
+			t.Fatalf("scoped revoke-subject over laptops: %d %v, want 200", code, out)
+		}
+		for _, c := range s.Certificates() {
+			if want := c.ProfileID == "laptops"; (c.Status == store.CertRevoked) != want {
+				t.Errorf("certificate %s of %s (%s): %s after a laptops revoke-subject", c.Serial, c.ProfileID, c.Subject, c.Status)
+			}
+		}
+		// A subject only another profile holds: the same answer as none.
+		req := func(subject string) (int, string) {
+			code, body := apiBody(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", `{"subject": "`+subject+`"}`)
+			return code, strings.TrimSpace(body)
+		}
+		if code, body := req("CN=camode-only"); code != 200 || body != "[]" {
+			t.Errorf("scoped revoke-subject of camode's subject: %d %s, want 200 []", code, body)
+		}
+		if code, body := req("CN=nobody"); code != 200 || body != "[]" {
+			t.Errorf("scoped revoke-subject of an unknown subject: %d %s, want 200 []", code, body)
+		}
 		both := newToken(t, s, "operator", "laptops", "camode")
-		out, err := cli(t, s, []string{"SCEPD_TOKEN=" + both}, "cert", "revoke", "--subject", "CN=shared", "--server", s.BaseURL())
+		cliOut, err := cli(t, s, []string{"SCEPD_TOKEN=" + both}, "cert", "revoke", "--subject", "CN=shared", "--server", s.BaseURL())
 		if err != nil {
-			t.Fatalf("revoke-subject within scope: %v\n%s", err, out)
+			t.Fatalf("revoke-subject over both profiles: %v\n%s", err, cliOut)
 		}
 		revoked := 0
 		for _, c := range s.Certificates() {
