@@ -428,6 +428,33 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 	return profileView(p)
 }
 
+// scopedChange says why a token limited to profiles may not make a
+// profile spec of cur ("" when it may). Such a token changes its
+// profiles' settings, but not what ties a profile to CA keys (its CA,
+// rollover, ca_mode), nor to profiles beyond the token
+// (renewal.from_profiles with revoke_old would revoke theirs).
+func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
+	if cur.CAID != spec.CA {
+		return "a CA change needs an unscoped token"
+	}
+	if cur.CAMode != spec.CAMode {
+		return "a ca_mode change needs an unscoped token"
+	}
+	var lc config.Lifecycle
+	if len(cur.Lifecycle) > 0 && json.Unmarshal(cur.Lifecycle, &lc) != nil {
+		return "the stored rollover is unreadable; changes need an unscoped token"
+	}
+	if lc.Rollover.NextCA != spec.Rollover.NextCA || !lc.Rollover.At.Equal(spec.Rollover.At) {
+		return "a rollover change needs an unscoped token"
+	}
+	for _, id := range spec.Renewal.FromProfiles {
+		if !slices.Contains(b.a.Profiles, id) {
+			return fmt.Sprintf("renewal.from_profiles names %s, beyond the token's profiles", id)
+		}
+	}
+	return ""
+}
+
 func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
 		return ProfileView{}, err
@@ -439,9 +466,13 @@ func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileVie
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return ProfileView{}, err
 		}
-		if err != nil || cur.CAID != spec.CA {
-			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "a CA change needs an unscoped token"})
-			return ProfileView{}, fmt.Errorf("%w: creating a profile or moving it to another CA needs a token not limited to profiles", ErrForbidden)
+		if err != nil {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "creating a profile needs an unscoped token"})
+			return ProfileView{}, fmt.Errorf("%w: creating a profile needs a token not limited to profiles", ErrForbidden)
+		}
+		if reason := b.scopedChange(cur, spec); reason != "" {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": reason})
+			return ProfileView{}, fmt.Errorf("%w: %s (this token is limited to profiles %v)", ErrForbidden, reason, b.a.Profiles)
 		}
 	}
 	p, created, err := provision.UpsertProfile(ctx, b.s.Store, b.s.Keys, spec, store.SourceAPI, provision.Inline(), b.s.Now())

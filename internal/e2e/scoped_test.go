@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -389,5 +391,144 @@ func TestConsoleScopedAndHashedSecrets(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/login" {
 		t.Errorf("sign-out with the form's CSRF token: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+}
+
+// clone copies a JSON-like spec deeply, so that a case changes its copy only.
+func clone(t *testing.T, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// deniedEvents counts the audited refusals of changes to a profile.
+func deniedEvents(t *testing.T, s *sceptest.Server, profile string) int {
+	t.Helper()
+	events, err := s.Store().ListAudit(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Action == "authz" && e.Outcome == "denied" && e.Object == "profile:"+profile && e.Details["reason"] != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// enrollMinted enrolls a new device in a dynamic profile with a challenge an
+// unscoped admin mints, and returns what the server answered (the
+// certificate first).
+func enrollMinted(t *testing.T, s *sceptest.Server, admin, profile, cn string) []*x509.Certificate {
+	t.Helper()
+	code, ch := api(t, s, admin, "POST", "/api/v1/profiles/"+profile+"/challenges", nil)
+	if code != 201 {
+		t.Fatalf("mint a challenge for %s: %d %v", profile, code, ch)
+	}
+	certs, err := client.New(s.URL(profile)).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: cn},
+		Challenge: ch["challenge"].(string), Cipher: cms.AES128, Digest: crypto.SHA256})
+	if err != nil {
+		t.Fatalf("enroll %s in %s: %v", cn, profile, err)
+	}
+	return certs
+}
+
+// TestScopedProfileChanges: a token limited to a profile changes the
+// profile's settings, but not what ties it to CA keys or to other
+// profiles: rollover (next_ca, at; an `at` in the past would switch
+// issuing to the next CA at once), ca_mode (the CA key in the RA's role)
+// and renewal.from_profiles naming a profile beyond the token. Each
+// refusal is 403, audited, and changes nothing: the profile still issues
+// under its CA through its RA.
+func TestScopedProfileChanges(t *testing.T) {
+	s := startConfigured(t)
+	full := newToken(t, s, "admin")
+	kiosks := map[string]any{"id": "kiosks", "ca": "devices", "challenge": map[string]any{"mode": "dynamic"}, "policy": map[string]any{"validity": "24h"}}
+	if code, body := api(t, s, full, "POST", "/api/v1/profiles", kiosks); code != 200 {
+		t.Fatalf("admin creates kiosks: %d %v", code, body)
+	}
+	kioskAdmin := newToken(t, s, "admin", "kiosks")
+	put := func(token string, spec map[string]any) (int, map[string]any) {
+		t.Helper()
+		return api(t, s, token, "PUT", "/api/v1/profiles/kiosks", spec)
+	}
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	future := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	refusals := 0
+	for _, tt := range []struct {
+		what   string
+		change func(p map[string]any)
+	}{
+		{"rollover onto root, switching now", func(p map[string]any) { p["rollover"] = map[string]any{"next_ca": "root", "at": past} }},
+		{"rollover onto root later", func(p map[string]any) { p["rollover"] = map[string]any{"next_ca": "root", "at": future} }},
+		{"ca_mode", func(p map[string]any) { p["ca_mode"] = true }},
+		{"renewal.from_profiles beyond the token", func(p map[string]any) {
+			p["renewal"] = map[string]any{"from_profiles": []string{"laptops"}, "revoke_old": true}
+		}},
+	} {
+		p := clone(t, kiosks)
+		tt.change(p)
+		if code, body := put(kioskAdmin, p); code != 403 {
+			t.Errorf("a kiosks admin changes %s: %d %v, want 403", tt.what, code, body)
+		}
+		refusals++
+	}
+	if n := deniedEvents(t, s, "kiosks"); n != refusals {
+		t.Errorf("%d refusals audited with a reason, want %d", n, refusals)
+	}
+	// Nothing changed: devices issues, through the profile's own RA.
+	certs := enrollMinted(t, s, full, "kiosks", "kiosk-1")
+	if iss := certs[0].Issuer.CommonName; iss != "E2E Devices CA" {
+		t.Errorf("kiosks issues under %q after refused changes, want E2E Devices CA", iss)
+	}
+	if ra := caCerts(t, s, "kiosks")[0]; ra.IsCA {
+		t.Errorf("kiosks answers SCEP with the CA (%s) after a refused ca_mode", ra.Subject)
+	}
+	code, body := api(t, s, full, "GET", "/api/v1/profiles/kiosks", nil)
+	if code != 200 || body["ca_mode"] != false || body["ca"] != "devices" {
+		t.Errorf("kiosks after refused changes: %d %v", code, body)
+	}
+
+	// What an unscoped admin decided stays: the kiosks admin changes the
+	// policy with the rollover as it is, but not the rollover.
+	kiosks["rollover"] = map[string]any{"next_ca": "root", "at": future}
+	if code, body := put(full, kiosks); code != 200 {
+		t.Fatalf("an unscoped admin plans a rollover: %d %v", code, body)
+	}
+	kiosks["policy"] = map[string]any{"validity": "48h"}
+	if code, body := put(kioskAdmin, kiosks); code != 200 {
+		t.Errorf("a kiosks admin changes the policy, the rollover as it is: %d %v", code, body)
+	}
+	for _, tt := range []struct {
+		what     string
+		rollover any
+	}{
+		{"the rollover time", map[string]any{"next_ca": "root", "at": past}},
+		{"no rollover", nil},
+	} {
+		p := clone(t, kiosks)
+		p["rollover"] = tt.rollover
+		if tt.rollover == nil {
+			delete(p, "rollover")
+		}
+		if code, body := put(kioskAdmin, p); code != 403 {
+			t.Errorf("a kiosks admin sets %s: %d %v, want 403", tt.what, code, body)
+		}
+	}
+	// A token covering both profiles may name the other one.
+	both := newToken(t, s, "admin", "kiosks", "laptops")
+	p := clone(t, kiosks)
+	p["renewal"] = map[string]any{"from_profiles": []string{"laptops"}}
+	if code, body := put(both, p); code != 200 {
+		t.Errorf("an admin of kiosks and laptops has kiosks renew laptops' certificates: %d %v", code, body)
+	}
+	if iss := enrollMinted(t, s, full, "kiosks", "kiosk-2")[0].Issuer.CommonName; iss != "E2E Devices CA" {
+		t.Errorf("kiosks issues under %q before its rollover, want E2E Devices CA", iss)
 	}
 }
