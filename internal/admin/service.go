@@ -428,11 +428,56 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 	return profileView(p)
 }
 
+// SecretEnvPrefix starts the name of every environment variable a profile
+// written through the API (REST, console, `scepd profile apply`) may name.
+// The server resolves these names itself and hands the values to the URLs
+// the profile names (the Intune client secret to its login URL; the
+// webhook's HMAC key signs what goes to its URL), so the API must not
+// reach the server's other variables (database URL, key passphrase, PINs).
+// The config file, which the operator writes, may name any.
+const SecretEnvPrefix = "SCEPD_SECRET_"
+
+// checkSecretEnvs refuses a variable without SecretEnvPrefix.
+func checkSecretEnvs(c config.Challenge) error {
+	names := map[string]string{}
+	if c.Webhook != nil {
+		names["challenge.webhook.secret_env"] = c.Webhook.SecretEnv
+	}
+	if c.Intune != nil {
+		names["challenge.intune.client_secret_env"] = c.Intune.ClientSecretEnv
+	}
+	for field, name := range names {
+		if name != "" && !strings.HasPrefix(name, SecretEnvPrefix) {
+			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, field, SecretEnvPrefix, name)
+		}
+	}
+	return nil
+}
+
+// remoteValidation names where a challenge mode sends requests for
+// validation (webhook, Intune; "" for the modes that validate locally).
+func remoteValidation(mode string, c config.Challenge) string {
+	switch mode {
+	case "webhook":
+		if c.Webhook != nil {
+			return "webhook " + c.Webhook.URL
+		}
+		return "webhook"
+	case "intune":
+		if c.Intune != nil {
+			return "intune " + c.Intune.LoginURL + " " + c.Intune.GraphURL
+		}
+		return "intune"
+	}
+	return ""
+}
+
 // scopedChange says why a token limited to profiles may not make a
 // profile spec of cur ("" when it may). Such a token changes its
 // profiles' settings, but not what ties a profile to CA keys (its CA,
-// rollover, ca_mode), nor to profiles beyond the token
-// (renewal.from_profiles with revoke_old would revoke theirs).
+// rollover, ca_mode), to profiles beyond the token (renewal.from_profiles
+// with revoke_old would revoke theirs), nor where delegated validation
+// sends requests (the mode to or from webhook or intune, their URLs).
 func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 	if cur.CAID != spec.CA {
 		return "a CA change needs an unscoped token"
@@ -452,11 +497,21 @@ func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 			return fmt.Sprintf("renewal.from_profiles names %s, beyond the token's profiles", id)
 		}
 	}
+	var cc config.Challenge
+	if len(cur.ChallengeConfig) > 0 && json.Unmarshal(cur.ChallengeConfig, &cc) != nil {
+		return "the stored challenge settings are unreadable; changes need an unscoped token"
+	}
+	if remoteValidation(cur.ChallengeMode, cc) != remoteValidation(spec.Challenge.Mode, spec.Challenge) {
+		return "a change of the webhook or Intune mode or URLs needs an unscoped token"
+	}
 	return ""
 }
 
 func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
+		return ProfileView{}, err
+	}
+	if err := checkSecretEnvs(spec.Challenge); err != nil {
 		return ProfileView{}, err
 	}
 	if len(b.a.Profiles) > 0 {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -530,5 +531,92 @@ func TestScopedProfileChanges(t *testing.T) {
 	}
 	if iss := enrollMinted(t, s, full, "kiosks", "kiosk-2")[0].Issuer.CommonName; iss != "E2E Devices CA" {
 		t.Errorf("kiosks issues under %q before its rollover, want E2E Devices CA", iss)
+	}
+}
+
+// TestAPIProfileSecrets: a profile written through the API names only
+// environment variables starting with SCEPD_SECRET_: the server's other
+// variables are out of its reach (an Intune profile posts the variable it
+// names to its login URL, a webhook signs with it). A token limited to
+// profiles may not point delegated validation elsewhere: neither change
+// the webhook or Intune URLs nor switch a profile into or out of those
+// modes.
+func TestAPIProfileSecrets(t *testing.T) {
+	var mu sync.Mutex
+	var trapped []string
+	trap := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		trapped = append(trapped, r.URL.String()+" "+string(b))
+		mu.Unlock()
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	const serverOnly = "server-only-secret-value"
+	s := startConfigured(t, "E2E_SERVER_ONLY="+serverOnly, "SCEPD_SECRET_INTUNE=intune-secret-value", "SCEPD_SECRET_HOOK=hook-secret-value")
+	full := newToken(t, s, "admin")
+	intune := func(id, env, url string) map[string]any {
+		return map[string]any{"id": id, "ca": "root", "challenge": map[string]any{"mode": "intune",
+			"intune": map[string]any{"tenant": "contoso.example", "client_id": "app-123", "client_secret_env": env, "login_url": url, "graph_url": url}}}
+	}
+	webhook := func(id, env, url string) map[string]any {
+		return map[string]any{"id": id, "ca": "root", "challenge": map[string]any{"mode": "webhook", "webhook": map[string]any{"url": url, "secret_env": env}}}
+	}
+	for _, spec := range []map[string]any{intune("leak", "E2E_SERVER_ONLY", trap), webhook("leakhook", "E2E_SERVER_ONLY", trap)} {
+		if code, body := api(t, s, full, "POST", "/api/v1/profiles", spec); code != 400 {
+			t.Errorf("an admin names E2E_SERVER_ONLY in profile %s: %d %v, want 400", spec["id"], code, body)
+		}
+	}
+	// Had the profile been created, a request would post the secret.
+	client.New(s.URL("leak")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "probe"},
+		Challenge: "intune-blob", Cipher: cms.AES128, Digest: crypto.SHA256})
+	mu.Lock()
+	for _, req := range trapped {
+		if strings.Contains(req, serverOnly) {
+			t.Errorf("the server sent E2E_SERVER_ONLY to a URL the API named: %s", req)
+		}
+	}
+	mu.Unlock()
+
+	// Variables with the prefix are for the API.
+	for _, spec := range []map[string]any{intune("tenant", "SCEPD_SECRET_INTUNE", trap), webhook("hook", "SCEPD_SECRET_HOOK", trap),
+		{"id": "dyn", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}} {
+		if code, body := api(t, s, full, "POST", "/api/v1/profiles", spec); code != 200 {
+			t.Fatalf("an admin creates %s: %d %v", spec["id"], code, body)
+		}
+	}
+	// A token limited to the profiles keeps where validation goes.
+	scoped := newToken(t, s, "admin", "tenant", "hook", "dyn")
+	for _, tt := range []struct {
+		what string
+		spec map[string]any
+		want int
+	}{
+		{"the Intune profile as it is, a new policy", func() map[string]any {
+			p := intune("tenant", "SCEPD_SECRET_INTUNE", trap)
+			p["policy"] = map[string]any{"validity": "48h"}
+			return p
+		}(), 200},
+		{"the Intune login and Graph URLs", intune("tenant", "SCEPD_SECRET_INTUNE", "https://login.attacker.example"), 403},
+		{"the Intune login URL", func() map[string]any {
+			p := intune("tenant", "SCEPD_SECRET_INTUNE", trap)
+			p["challenge"].(map[string]any)["intune"].(map[string]any)["login_url"] = "https://login.attacker.example"
+			return p
+		}(), 403},
+		{"the webhook as it is, notify on", func() map[string]any {
+			p := webhook("hook", "SCEPD_SECRET_HOOK", trap)
+			p["challenge"].(map[string]any)["webhook"].(map[string]any)["notify"] = true
+			return p
+		}(), 200},
+		{"the webhook URL", webhook("hook", "SCEPD_SECRET_HOOK", "https://hook.attacker.example"), 403},
+		{"a dynamic profile to webhook", webhook("dyn", "SCEPD_SECRET_HOOK", "https://hook.attacker.example"), 403},
+		{"a dynamic profile to Intune", intune("dyn", "SCEPD_SECRET_INTUNE", ""), 403},
+		{"the Intune profile to dynamic", map[string]any{"id": "tenant", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}, 403},
+	} {
+		if code, body := api(t, s, scoped, "PUT", "/api/v1/profiles/"+tt.spec["id"].(string), tt.spec); code != tt.want {
+			t.Errorf("a scoped admin changes %s: %d %v, want %d", tt.what, code, body, tt.want)
+		}
+	}
+	if n := deniedEvents(t, s, "tenant") + deniedEvents(t, s, "hook") + deniedEvents(t, s, "dyn"); n != 6 {
+		t.Errorf("%d refusals audited with a reason, want 6", n)
 	}
 }
