@@ -439,16 +439,16 @@ const SecretEnvPrefix = "SCEPD_SECRET_"
 
 // checkSecretEnvs refuses a variable without SecretEnvPrefix.
 func checkSecretEnvs(c config.Challenge) error {
-	names := map[string]string{}
+	var names [][2]string
 	if c.Webhook != nil {
-		names["challenge.webhook.secret_env"] = c.Webhook.SecretEnv
+		names = append(names, [2]string{"challenge.webhook.secret_env", c.Webhook.SecretEnv})
 	}
 	if c.Intune != nil {
-		names["challenge.intune.client_secret_env"] = c.Intune.ClientSecretEnv
+		names = append(names, [2]string{"challenge.intune.client_secret_env", c.Intune.ClientSecretEnv})
 	}
-	for field, name := range names {
-		if name != "" && !strings.HasPrefix(name, SecretEnvPrefix) {
-			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, field, SecretEnvPrefix, name)
+	for _, n := range names {
+		if n[1] != "" && !strings.HasPrefix(n[1], SecretEnvPrefix) {
+			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, n[0], SecretEnvPrefix, n[1])
 		}
 	}
 	return nil
