@@ -77,7 +77,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),
 		"without --config: the default profile's challenge, static (SCEPD_CHALLENGE) or dynamic (env SCEPD_CHALLENGE_MODE)")
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
-		"/metrics answers only requests with an API token (any role, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
+		"/metrics answers only requests with an API token (admin, operator or auditor, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
 	checkpointEvery := fs.Duration("audit-checkpoint-interval", envDuration("SCEPD_AUDIT_CHECKPOINT_INTERVAL", time.Hour),
 		"sign a checkpoint of the audit log this often (and at shutdown), sent to the event sinks as audit.checkpoint; 0: only on demand (env SCEPD_AUDIT_CHECKPOINT_INTERVAL)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")

@@ -283,13 +283,18 @@ func (h *Handler) Routes() http.Handler {
 	return mux
 }
 
-// RequireToken serves next only to requests with a valid API token of any
-// role that is limited to no profiles (what next shows covers every
+// RequireToken serves next only to requests with a valid API token of a
+// role that reads (admin, operator, auditor: not mdm, the token handed to
+// MDM vendors) and is limited to no profiles (what next shows covers every
 // profile); others get 401 or 403 in the API's error format.
 func (h *Handler) RequireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, ok := h.bearer(w, r)
 		if !ok {
+			return
+		}
+		if !actor.Allowed(ActRead, "") {
+			h.fail(w, r, fmt.Errorf("%w: role %s does not read metrics", ErrForbidden, actor.Role))
 			return
 		}
 		if len(actor.Profiles) > 0 {

@@ -62,7 +62,8 @@ type API interface {
 	// Revoke revokes a certificate (reason: an RFC 5280 name such as
 	// keyCompromise); the CA's CRL is published again at once.
 	Revoke(ctx context.Context, serial, reason string) (CertView, error)
-	// RevokeSubject revokes every valid certificate with exactly this subject.
+	// RevokeSubject revokes every valid certificate with exactly this subject
+	// (of the actor's profiles, when it is limited to some).
 	RevokeSubject(ctx context.Context, subject, reason string) ([]CertView, error)
 
 	ListRequests(ctx context.Context, profile, status string) ([]RequestView, error)
@@ -427,8 +428,90 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 	return profileView(p)
 }
 
+// SecretEnvPrefix starts the name of every environment variable a profile
+// written through the API (REST, console, `scepd profile apply`) may name.
+// The server resolves these names itself and hands the values to the URLs
+// the profile names (the Intune client secret to its login URL; the
+// webhook's HMAC key signs what goes to its URL), so the API must not
+// reach the server's other variables (database URL, key passphrase, PINs).
+// The config file, which the operator writes, may name any.
+const SecretEnvPrefix = "SCEPD_SECRET_"
+
+// checkSecretEnvs refuses a variable without SecretEnvPrefix.
+func checkSecretEnvs(c config.Challenge) error {
+	var names [][2]string
+	if c.Webhook != nil {
+		names = append(names, [2]string{"challenge.webhook.secret_env", c.Webhook.SecretEnv})
+	}
+	if c.Intune != nil {
+		names = append(names, [2]string{"challenge.intune.client_secret_env", c.Intune.ClientSecretEnv})
+	}
+	for _, n := range names {
+		if n[1] != "" && !strings.HasPrefix(n[1], SecretEnvPrefix) {
+			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, n[0], SecretEnvPrefix, n[1])
+		}
+	}
+	return nil
+}
+
+// remoteValidation names where a challenge mode sends requests for
+// validation (webhook, Intune; "" for the modes that validate locally).
+func remoteValidation(mode string, c config.Challenge) string {
+	switch mode {
+	case "webhook":
+		if c.Webhook != nil {
+			return "webhook " + c.Webhook.URL
+		}
+		return "webhook"
+	case "intune":
+		if c.Intune != nil {
+			return "intune " + c.Intune.LoginURL + " " + c.Intune.GraphURL
+		}
+		return "intune"
+	}
+	return ""
+}
+
+// scopedChange says why a token limited to profiles may not make a
+// profile spec of cur ("" when it may). Such a token changes its
+// profiles' settings, but not what ties a profile to CA keys (its CA,
+// rollover, ca_mode), to profiles beyond the token (renewal.from_profiles
+// with revoke_old would revoke theirs), nor where delegated validation
+// sends requests (the mode to or from webhook or intune, their URLs).
+func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
+	if cur.CAID != spec.CA {
+		return "a CA change needs an unscoped token"
+	}
+	if cur.CAMode != spec.CAMode {
+		return "a ca_mode change needs an unscoped token"
+	}
+	var lc config.Lifecycle
+	if len(cur.Lifecycle) > 0 && json.Unmarshal(cur.Lifecycle, &lc) != nil {
+		return "the stored rollover is unreadable; changes need an unscoped token"
+	}
+	if lc.Rollover.NextCA != spec.Rollover.NextCA || !lc.Rollover.At.Equal(spec.Rollover.At) {
+		return "a rollover change needs an unscoped token"
+	}
+	for _, id := range spec.Renewal.FromProfiles {
+		if !slices.Contains(b.a.Profiles, id) {
+			return fmt.Sprintf("renewal.from_profiles names %s, beyond the token's profiles", id)
+		}
+	}
+	var cc config.Challenge
+	if len(cur.ChallengeConfig) > 0 && json.Unmarshal(cur.ChallengeConfig, &cc) != nil {
+		return "the stored challenge settings are unreadable; changes need an unscoped token"
+	}
+	if remoteValidation(cur.ChallengeMode, cc) != remoteValidation(spec.Challenge.Mode, spec.Challenge) {
+		return "a change of the webhook or Intune mode or URLs needs an unscoped token"
+	}
+	return ""
+}
+
 func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
+		return ProfileView{}, err
+	}
+	if err := checkSecretEnvs(spec.Challenge); err != nil {
 		return ProfileView{}, err
 	}
 	if len(b.a.Profiles) > 0 {
@@ -438,9 +521,13 @@ func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileVie
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return ProfileView{}, err
 		}
-		if err != nil || cur.CAID != spec.CA {
-			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "a CA change needs an unscoped token"})
-			return ProfileView{}, fmt.Errorf("%w: creating a profile or moving it to another CA needs a token not limited to profiles", ErrForbidden)
+		if err != nil {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "creating a profile needs an unscoped token"})
+			return ProfileView{}, fmt.Errorf("%w: creating a profile needs a token not limited to profiles", ErrForbidden)
+		}
+		if reason := b.scopedChange(cur, spec); reason != "" {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": reason})
+			return ProfileView{}, fmt.Errorf("%w: %s (this token is limited to profiles %v)", ErrForbidden, reason, b.a.Profiles)
 		}
 	}
 	p, created, err := provision.UpsertProfile(ctx, b.s.Store, b.s.Keys, spec, store.SourceAPI, provision.Inline(), b.s.Now())
@@ -692,16 +779,32 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	return out, nil
 }
 
-func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, error) {
-	if err := b.check(ctx, ActRead, ""); err != nil {
-		return CertView{}, err
+// certificate authorises act on a certificate and fetches it. One of a
+// profile beyond a scoped token's is not found, exactly like an unknown
+// serial (same status, same body): the token learns nothing of other
+// profiles. A refused change is still audited for the operator.
+func (b *bound) certificate(ctx context.Context, act Action, serial string) (store.Certificate, error) {
+	if err := b.check(ctx, act, ""); err != nil {
+		return store.Certificate{}, err
 	}
 	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
 	if err != nil {
-		return CertView{}, err
+		return store.Certificate{}, err
 	}
-	if !b.a.Allowed(ActRead, c.ProfileID) {
-		return CertView{}, ErrForbidden
+	if !b.a.Allowed(act, c.ProfileID) {
+		if act != ActRead {
+			b.audit(ctx, "authz", "profile:"+c.ProfileID, "denied", map[string]string{"action": actionNames[act], "role": string(b.a.Role),
+				"serial": c.Serial, "reason": "a certificate of a profile beyond the token's"})
+		}
+		return store.Certificate{}, fmt.Errorf("certificate %s: %w", c.Serial, ErrNotFound)
+	}
+	return c, nil
+}
+
+func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, error) {
+	c, err := b.certificate(ctx, ActRead, serial)
+	if err != nil {
+		return CertView{}, err
 	}
 	return certView(c), nil
 }
@@ -723,11 +826,8 @@ func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, er
 	if err != nil {
 		return CertView{}, err
 	}
-	c, err := b.s.Store.GetCertificate(ctx, normalSerial(serial))
+	c, err := b.certificate(ctx, ActOperate, serial)
 	if err != nil {
-		return CertView{}, err
-	}
-	if err := b.check(ctx, ActOperate, c.ProfileID); err != nil {
 		return CertView{}, err
 	}
 	if b.s.Revocation == nil {
@@ -751,15 +851,18 @@ func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]Ce
 	if err := b.check(ctx, ActOperate, ""); err != nil {
 		return nil, err
 	}
-	list, err := b.s.Store.ListCertificates(ctx, store.CertificateFilter{Subject: subject, Status: store.CertValid, Limit: 100000})
+	// A token limited to profiles revokes within them: the query holds
+	// only their certificates, so that another profile's neither shows
+	// (the answer is the same whether the subject exists there or not)
+	// nor blocks the revocation.
+	list, err := b.s.Store.ListCertificates(ctx, store.CertificateFilter{Subject: subject, Status: store.CertValid, Profiles: b.a.Profiles, Limit: 100000})
 	if err != nil {
 		return nil, err
 	}
 	// The filter matches substrings; revocation needs the exact subject.
 	list = slices.DeleteFunc(list, func(c store.Certificate) bool { return c.Subject != subject })
 	// All or nothing: every certificate is authorised before the first is
-	// revoked, so a token limited to profiles gets 403 with nothing done
-	// rather than after revoking the part it may.
+	// revoked.
 	for _, c := range list {
 		if err := b.check(ctx, ActOperate, c.ProfileID); err != nil {
 			return nil, err

@@ -199,7 +199,8 @@ func scrape(t *testing.T, url, token string) (int, string) {
 
 // TestMetricsOnAdminListener: with --admin-addr, /metrics is served on the
 // admin listener and 404 on the SCEP one; with --metrics-token-required it
-// needs an API token of any role not limited to profiles. Without either,
+// needs an API token of a role that reads (admin, operator, auditor; not
+// mdm, the vendors' role) not limited to profiles. Without either,
 // it stays open next to SCEP (TestMetrics).
 func TestMetricsOnAdminListener(t *testing.T) {
 	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
@@ -207,6 +208,8 @@ func TestMetricsOnAdminListener(t *testing.T) {
 	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "metered"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 	auditor := newToken(t, s, "auditor")
 	scoped := newToken(t, s, "operator", "default")
+	mdm := newToken(t, s, "mdm")
+	operator := newToken(t, s, "operator")
 	admin := "http://" + adminAddr + "/metrics"
 	for _, tt := range []struct {
 		url, token string
@@ -217,7 +220,9 @@ func TestMetricsOnAdminListener(t *testing.T) {
 		{admin, "", 401},
 		{admin, "scepd_0000000000000000_nope", 401},
 		{admin, scoped, 403},
+		{admin, mdm, 403},
 		{admin, auditor, 200},
+		{admin, operator, 200},
 	} {
 		code, body := scrape(t, tt.url, tt.token)
 		if code != tt.want {

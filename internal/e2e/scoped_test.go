@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
@@ -15,7 +16,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -29,6 +32,24 @@ import (
 func apiRaw(t *testing.T, s *sceptest.Server, token, method, path string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.BaseURL()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// apiBody is apiRaw with a request body ("": none).
+func apiBody(t *testing.T, s *sceptest.Server, token, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, s.BaseURL()+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -55,8 +76,9 @@ func newToken(t *testing.T, s *sceptest.Server, role string, profiles ...string)
 // TestScopedTokens: a token limited to profiles reads and changes only
 // those profiles, through the REST API of the real binary: the audit log,
 // certificates and requests are filtered in the query; CAs and tokens are
-// for unscoped tokens only; revoke-subject across profiles is refused as a
-// whole before anything is revoked.
+// for unscoped tokens only; another profile's certificate is not found
+// (404, the answer for an unknown serial); revoke-subject revokes within
+// the token's profiles only, where the subject also exists in others.
 func TestScopedTokens(t *testing.T) {
 	s := startConfigured(t)
 	// The same subject in two profiles (laptops passes only the CN; camode
@@ -161,20 +183,59 @@ func TestScopedTokens(t *testing.T) {
 		}
 	})
 
-	t.Run("revoke-subject all or nothing", func(t *testing.T) {
-		code, body := api(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", map[string]any{"subject": "CN=shared", "reason": "keyCompromise"})
-		if code != 403 {
-			t.Fatalf("scoped revoke-subject over laptops and camode: %d %v, want 403", code, body)
-		}
+	t.Run("another profile's certificates are not found", func(t *testing.T) {
+		var other string
 		for _, c := range s.Certificates() {
-			if c.Status != store.CertValid {
-				t.Errorf("certificate %s of %s (%s) was revoked by a refused revoke-subject", c.Serial, c.ProfileID, c.Subject)
+			if c.ProfileID == "camode" && c.Subject == "CN=camode-only" {
+				other = c.Serial
 			}
 		}
+		const unknown = "7a11ed5e1a1"
+		for _, tt := range []struct{ token, method, path, body string }{
+			{auditor, "GET", "/api/v1/certificates/%s", ""},
+			{auditor, "GET", "/api/v1/certificates/%s.pem", ""},
+			{operator, "POST", "/api/v1/certificates/%s/revoke", `{"reason": "keyCompromise"}`},
+		} {
+			codeOther, bodyOther := apiBody(t, s, tt.token, tt.method, strings.Replace(tt.path, "%s", other, 1), tt.body)
+			codeUnknown, bodyUnknown := apiBody(t, s, tt.token, tt.method, strings.Replace(tt.path, "%s", unknown, 1), tt.body)
+			if codeOther != 404 || codeOther != codeUnknown || bodyOther != bodyUnknown {
+				t.Errorf("%s %s: another profile's serial %d %q, an unknown one %d %q; want the same 404", tt.method, tt.path, codeOther, bodyOther, codeUnknown, bodyUnknown)
+			}
+		}
+		for _, c := range s.Certificates() {
+			if c.Serial == other && c.Status != store.CertValid {
+				t.Errorf("camode's certificate was revoked by a laptops operator")
+			}
+		}
+	})
+
+	t.Run("revoke-subject within the token's profiles", func(t *testing.T) {
+		// A token limited to laptops revokes laptops' certificate with the
+		// subject: camode's, outside its view, neither blocks it nor goes.
+		code, out := api(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", map[string]any{"subject": "CN=shared", "reason": "keyCompromise"})
+		if code != 200 {
+			t.Fatalf("scoped revoke-subject over laptops: %d %v, want 200", code, out)
+		}
+		for _, c := range s.Certificates() {
+			if want := c.ProfileID == "laptops"; (c.Status == store.CertRevoked) != want {
+				t.Errorf("certificate %s of %s (%s): %s after a laptops revoke-subject", c.Serial, c.ProfileID, c.Subject, c.Status)
+			}
+		}
+		// A subject only another profile holds: the same answer as none.
+		req := func(subject string) (int, string) {
+			code, body := apiBody(t, s, operator, "POST", "/api/v1/certificates/revoke-subject", `{"subject": "`+subject+`"}`)
+			return code, strings.TrimSpace(body)
+		}
+		if code, body := req("CN=camode-only"); code != 200 || body != "[]" {
+			t.Errorf("scoped revoke-subject of camode's subject: %d %s, want 200 []", code, body)
+		}
+		if code, body := req("CN=nobody"); code != 200 || body != "[]" {
+			t.Errorf("scoped revoke-subject of an unknown subject: %d %s, want 200 []", code, body)
+		}
 		both := newToken(t, s, "operator", "laptops", "camode")
-		out, err := cli(t, s, []string{"SCEPD_TOKEN=" + both}, "cert", "revoke", "--subject", "CN=shared", "--server", s.BaseURL())
+		cliOut, err := cli(t, s, []string{"SCEPD_TOKEN=" + both}, "cert", "revoke", "--subject", "CN=shared", "--server", s.BaseURL())
 		if err != nil {
-			t.Fatalf("revoke-subject within scope: %v\n%s", err, out)
+			t.Fatalf("revoke-subject over both profiles: %v\n%s", err, cliOut)
 		}
 		revoked := 0
 		for _, c := range s.Certificates() {
@@ -331,5 +392,231 @@ func TestConsoleScopedAndHashedSecrets(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/login" {
 		t.Errorf("sign-out with the form's CSRF token: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+}
+
+// clone copies a JSON-like spec deeply, so that a case changes its copy only.
+func clone(t *testing.T, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// deniedEvents counts the audited refusals of changes to a profile.
+func deniedEvents(t *testing.T, s *sceptest.Server, profile string) int {
+	t.Helper()
+	events, err := s.Store().ListAudit(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Action == "authz" && e.Outcome == "denied" && e.Object == "profile:"+profile && e.Details["reason"] != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// enrollMinted enrolls a new device in a dynamic profile with a challenge an
+// unscoped admin mints, and returns what the server answered (the
+// certificate first).
+func enrollMinted(t *testing.T, s *sceptest.Server, admin, profile, cn string) []*x509.Certificate {
+	t.Helper()
+	code, ch := api(t, s, admin, "POST", "/api/v1/profiles/"+profile+"/challenges", nil)
+	if code != 201 {
+		t.Fatalf("mint a challenge for %s: %d %v", profile, code, ch)
+	}
+	certs, err := client.New(s.URL(profile)).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: cn},
+		Challenge: ch["challenge"].(string), Cipher: cms.AES128, Digest: crypto.SHA256})
+	if err != nil {
+		t.Fatalf("enroll %s in %s: %v", cn, profile, err)
+	}
+	return certs
+}
+
+// TestScopedProfileChanges: a token limited to a profile changes the
+// profile's settings, but not what ties it to CA keys or to other
+// profiles: rollover (next_ca, at; an `at` in the past would switch
+// issuing to the next CA at once), ca_mode (the CA key in the RA's role)
+// and renewal.from_profiles naming a profile beyond the token. Each
+// refusal is 403, audited, and changes nothing: the profile still issues
+// under its CA through its RA.
+func TestScopedProfileChanges(t *testing.T) {
+	s := startConfigured(t)
+	full := newToken(t, s, "admin")
+	kiosks := map[string]any{"id": "kiosks", "ca": "devices", "challenge": map[string]any{"mode": "dynamic"}, "policy": map[string]any{"validity": "24h"}}
+	if code, body := api(t, s, full, "POST", "/api/v1/profiles", kiosks); code != 200 {
+		t.Fatalf("admin creates kiosks: %d %v", code, body)
+	}
+	kioskAdmin := newToken(t, s, "admin", "kiosks")
+	put := func(token string, spec map[string]any) (int, map[string]any) {
+		t.Helper()
+		return api(t, s, token, "PUT", "/api/v1/profiles/kiosks", spec)
+	}
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	future := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	refusals := 0
+	for _, tt := range []struct {
+		what   string
+		change func(p map[string]any)
+	}{
+		{"rollover onto root, switching now", func(p map[string]any) { p["rollover"] = map[string]any{"next_ca": "root", "at": past} }},
+		{"rollover onto root later", func(p map[string]any) { p["rollover"] = map[string]any{"next_ca": "root", "at": future} }},
+		{"ca_mode", func(p map[string]any) { p["ca_mode"] = true }},
+		{"renewal.from_profiles beyond the token", func(p map[string]any) {
+			p["renewal"] = map[string]any{"from_profiles": []string{"laptops"}, "revoke_old": true}
+		}},
+	} {
+		p := clone(t, kiosks)
+		tt.change(p)
+		if code, body := put(kioskAdmin, p); code != 403 {
+			t.Errorf("a kiosks admin changes %s: %d %v, want 403", tt.what, code, body)
+		}
+		refusals++
+	}
+	if n := deniedEvents(t, s, "kiosks"); n != refusals {
+		t.Errorf("%d refusals audited with a reason, want %d", n, refusals)
+	}
+	// Nothing changed: devices issues, through the profile's own RA.
+	certs := enrollMinted(t, s, full, "kiosks", "kiosk-1")
+	if iss := certs[0].Issuer.CommonName; iss != "E2E Devices CA" {
+		t.Errorf("kiosks issues under %q after refused changes, want E2E Devices CA", iss)
+	}
+	if ra := caCerts(t, s, "kiosks")[0]; ra.IsCA {
+		t.Errorf("kiosks answers SCEP with the CA (%s) after a refused ca_mode", ra.Subject)
+	}
+	code, body := api(t, s, full, "GET", "/api/v1/profiles/kiosks", nil)
+	if code != 200 || body["ca_mode"] != false || body["ca"] != "devices" {
+		t.Errorf("kiosks after refused changes: %d %v", code, body)
+	}
+
+	// What an unscoped admin decided stays: the kiosks admin changes the
+	// policy with the rollover as it is, but not the rollover.
+	kiosks["rollover"] = map[string]any{"next_ca": "root", "at": future}
+	if code, body := put(full, kiosks); code != 200 {
+		t.Fatalf("an unscoped admin plans a rollover: %d %v", code, body)
+	}
+	kiosks["policy"] = map[string]any{"validity": "48h"}
+	if code, body := put(kioskAdmin, kiosks); code != 200 {
+		t.Errorf("a kiosks admin changes the policy, the rollover as it is: %d %v", code, body)
+	}
+	for _, tt := range []struct {
+		what     string
+		rollover any
+	}{
+		{"the rollover time", map[string]any{"next_ca": "root", "at": past}},
+		{"no rollover", nil},
+	} {
+		p := clone(t, kiosks)
+		p["rollover"] = tt.rollover
+		if tt.rollover == nil {
+			delete(p, "rollover")
+		}
+		if code, body := put(kioskAdmin, p); code != 403 {
+			t.Errorf("a kiosks admin sets %s: %d %v, want 403", tt.what, code, body)
+		}
+	}
+	// A token covering both profiles may name the other one.
+	both := newToken(t, s, "admin", "kiosks", "laptops")
+	p := clone(t, kiosks)
+	p["renewal"] = map[string]any{"from_profiles": []string{"laptops"}}
+	if code, body := put(both, p); code != 200 {
+		t.Errorf("an admin of kiosks and laptops has kiosks renew laptops' certificates: %d %v", code, body)
+	}
+	if iss := enrollMinted(t, s, full, "kiosks", "kiosk-2")[0].Issuer.CommonName; iss != "E2E Devices CA" {
+		t.Errorf("kiosks issues under %q before its rollover, want E2E Devices CA", iss)
+	}
+}
+
+// TestAPIProfileSecrets: a profile written through the API names only
+// environment variables starting with SCEPD_SECRET_: the server's other
+// variables are out of its reach (an Intune profile posts the variable it
+// names to its login URL, a webhook signs with it). A token limited to
+// profiles may not point delegated validation elsewhere: neither change
+// the webhook or Intune URLs nor switch a profile into or out of those
+// modes.
+func TestAPIProfileSecrets(t *testing.T) {
+	var mu sync.Mutex
+	var trapped []string
+	trap := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		trapped = append(trapped, r.URL.String()+" "+string(b))
+		mu.Unlock()
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	const serverOnly = "server-only-secret-value"
+	s := startConfigured(t, "E2E_SERVER_ONLY="+serverOnly, "SCEPD_SECRET_INTUNE=intune-secret-value", "SCEPD_SECRET_HOOK=hook-secret-value")
+	full := newToken(t, s, "admin")
+	intune := func(id, env, url string) map[string]any {
+		return map[string]any{"id": id, "ca": "root", "challenge": map[string]any{"mode": "intune",
+			"intune": map[string]any{"tenant": "contoso.example", "client_id": "app-123", "client_secret_env": env, "login_url": url, "graph_url": url}}}
+	}
+	webhook := func(id, env, url string) map[string]any {
+		return map[string]any{"id": id, "ca": "root", "challenge": map[string]any{"mode": "webhook", "webhook": map[string]any{"url": url, "secret_env": env}}}
+	}
+	for _, spec := range []map[string]any{intune("leak", "E2E_SERVER_ONLY", trap), webhook("leakhook", "E2E_SERVER_ONLY", trap)} {
+		if code, body := api(t, s, full, "POST", "/api/v1/profiles", spec); code != 400 {
+			t.Errorf("an admin names E2E_SERVER_ONLY in profile %s: %d %v, want 400", spec["id"], code, body)
+		}
+	}
+	// Had the profile been created, a request would post the secret.
+	client.New(s.URL("leak")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "probe"},
+		Challenge: "intune-blob", Cipher: cms.AES128, Digest: crypto.SHA256})
+	mu.Lock()
+	for _, req := range trapped {
+		if strings.Contains(req, serverOnly) {
+			t.Errorf("the server sent E2E_SERVER_ONLY to a URL the API named: %s", req)
+		}
+	}
+	mu.Unlock()
+
+	// Variables with the prefix are for the API.
+	for _, spec := range []map[string]any{intune("tenant", "SCEPD_SECRET_INTUNE", trap), webhook("hook", "SCEPD_SECRET_HOOK", trap),
+		{"id": "dyn", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}} {
+		if code, body := api(t, s, full, "POST", "/api/v1/profiles", spec); code != 200 {
+			t.Fatalf("an admin creates %s: %d %v", spec["id"], code, body)
+		}
+	}
+	// A token limited to the profiles keeps where validation goes.
+	scoped := newToken(t, s, "admin", "tenant", "hook", "dyn")
+	for _, tt := range []struct {
+		what string
+		spec map[string]any
+		want int
+	}{
+		{"the Intune profile as it is, a new policy", func() map[string]any {
+			p := intune("tenant", "SCEPD_SECRET_INTUNE", trap)
+			p["policy"] = map[string]any{"validity": "48h"}
+			return p
+		}(), 200},
+		{"the Intune login and Graph URLs", intune("tenant", "SCEPD_SECRET_INTUNE", "https://login.attacker.example"), 403},
+		{"the Intune login URL", func() map[string]any {
+			p := intune("tenant", "SCEPD_SECRET_INTUNE", trap)
+			p["challenge"].(map[string]any)["intune"].(map[string]any)["login_url"] = "https://login.attacker.example"
+			return p
+		}(), 403},
+		{"the webhook as it is, notify on", func() map[string]any {
+			p := webhook("hook", "SCEPD_SECRET_HOOK", trap)
+			p["challenge"].(map[string]any)["webhook"].(map[string]any)["notify"] = true
+			return p
+		}(), 200},
+		{"the webhook URL", webhook("hook", "SCEPD_SECRET_HOOK", "https://hook.attacker.example"), 403},
+		{"a dynamic profile to webhook", webhook("dyn", "SCEPD_SECRET_HOOK", "https://hook.attacker.example"), 403},
+		{"a dynamic profile to Intune", intune("dyn", "SCEPD_SECRET_INTUNE", ""), 403},
+		{"the Intune profile to dynamic", map[string]any{"id": "tenant", "ca": "root", "challenge": map[string]any{"mode": "dynamic"}}, 403},
+	} {
+		if code, body := api(t, s, scoped, "PUT", "/api/v1/profiles/"+tt.spec["id"].(string), tt.spec); code != tt.want {
+			t.Errorf("a scoped admin changes %s: %d %v, want %d", tt.what, code, body, tt.want)
+		}
+	}
+	if n := deniedEvents(t, s, "tenant") + deniedEvents(t, s, "hook") + deniedEvents(t, s, "dyn"); n != 6 {
+		t.Errorf("%d refusals audited with a reason, want 6", n)
 	}
 }
