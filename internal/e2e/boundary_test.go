@@ -93,6 +93,7 @@ var boundaryTests = []struct {
 	{"CertPollOnlyForTheRequester", certPollOnlyForTheRequester},
 	{"GetCertBoundary", getCertBoundary},
 	{"ChangedCSRUnderOneTransactionID", changedCSRUnderOneTransactionID},
+	{"TransactionIDWithAt", transactionIDWithAt},
 }
 
 func TestRenewalStaysInItsProfile(t *testing.T) {
@@ -113,6 +114,10 @@ func TestGetCertBoundary(t *testing.T) {
 
 func TestChangedCSRUnderOneTransactionID(t *testing.T) {
 	changedCSRUnderOneTransactionID(t, startBoundary(t, ""))
+}
+
+func TestTransactionIDWithAt(t *testing.T) {
+	transactionIDWithAt(t, startBoundary(t, ""))
 }
 
 // TestProfileBoundaryOnPostgres: the same through replicas' backend (the
@@ -546,4 +551,36 @@ func changedCSRUnderOneTransactionID(t *testing.T, s *sceptest.Server) {
 			t.Fatalf("certmonger's certificate has %v, want b.example", got.DNSNames)
 		}
 	})
+}
+
+// transactionIDWithAt: a device that may enroll in gamma cannot block
+// another device's renewal there by enrolling first under the ID that
+// renewal is stored under (its transactionID, '@', the serial it renews;
+// the transactionID is the client's digest of a key it keeps, the serial
+// is public). A transactionID with '@' is refused, and nothing is stored.
+func transactionIDWithAt(t *testing.T, s *sceptest.Server) {
+	ctx := context.Background()
+	gammaRA, _ := client.Recipient(caCerts(t, s, "gamma"))
+	victim := enrollIn(t, s, "alpha", "victim-dev")
+	spki := sha256.Sum256(victim.cert.RawSubjectPublicKeyInfo)
+	txid := strings.ToUpper(hex.EncodeToString(spki[:])) // what the client sent and will send again
+	squat := txid + "@" + victim.cert.SerialNumber.Text(16)
+	_, err := client.New(s.URL("gamma")).Enroll(ctx, client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "squatter"},
+		Challenge: "gamma-only-challenge", Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: squat, Recipient: gammaRA})
+	if failInfo(err) != scep.BadRequest || !strings.Contains(err.Error(), "contains '@'") {
+		t.Fatalf("enrolling in gamma under %q: %v, want FAILURE badRequest (no '@' in a transactionID)", squat, err)
+	}
+	if _, err := s.Store().GetTransaction(ctx, "gamma", squat); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused request was stored under %q: %v", squat, err)
+	}
+	// The victim renews in gamma (from_profiles: [alpha], key reuse
+	// allowed), keeping its key and so its transactionID.
+	got, err := renew(s, "gamma", victim, victim.key, pkix.Name{CommonName: "victim-dev"}, true)
+	if err != nil {
+		t.Fatalf("the victim's renewal in gamma: %v", err)
+	}
+	row, _ := s.Store().GetCertificate(ctx, got[0].SerialNumber.Text(16))
+	if row.RenewedSerial != victim.cert.SerialNumber.Text(16) || row.TransactionID != squat {
+		t.Fatalf("renewal row %+v, want it stored under %q renewing %s", row, squat, victim.cert.SerialNumber.Text(16))
+	}
 }

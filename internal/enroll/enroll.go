@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,19 @@ type Request struct {
 	clientID string
 }
 
+// qualifier separates the transactionID a client sent from what qualifies
+// it when the client reused it (a renewal's "@<old serial>", a changed
+// CSR's "@csr-<digest>"). A client's own ID never contains it, so no
+// client can take the ID another client's request will be stored under.
+// RFC 8894 §3.2.1.1 makes the transactionID a PrintableString, which has
+// no '@'; real clients send hex or decimal digests or other printable
+// strings.
+const qualifier = "@"
+
+func errQualifiedID(id string) *Rejection {
+	return reject(scep.BadRequest, "transactionID %q contains '@', which is not a PrintableString character (RFC 8894 §3.2.1.1)", id)
+}
+
 // errNonceReused is what a client hears when its senderNonce created
 // another transaction: a replayed or forged message, or a broken RNG.
 var errNonceReused = reject(scep.BadRequest, "senderNonce was already used by another transaction (replayed message?)")
@@ -175,6 +189,9 @@ type Result struct {
 // before it returns.
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
 	r.clientID = r.TransactionID
+	if strings.Contains(r.TransactionID, qualifier) {
+		return Result{}, s.rejected(ctx, p, r, errQualifiedID(r.TransactionID))
+	}
 	keyHash := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
 	var old *store.Certificate
 	if r.Renewal || p.mayRenew(r.Signer) {
@@ -500,7 +517,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	// under the ID qualified by the certificate it renews: retransmissions
 	// of it are idempotent, and it is never mistaken for a retransmission
 	// of the first enrollment.
-	r.TransactionID += "@" + old.Serial
+	r.TransactionID += qualifier + old.Serial
 	if res, err := s.resolve(ctx, p, &r, keyHash); err != nil || res.Cert != nil || res.Pending {
 		return res, err
 	}
@@ -567,6 +584,9 @@ func (s *Service) supersede(ctx context.Context, p *Profile, old store.Certifica
 // unknown transaction gets.
 func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey) (Result, error) {
 	unknown := reject(scep.BadCertID, "no request with transactionID %q", transactionID)
+	if strings.Contains(transactionID, qualifier) {
+		return Result{}, unknown // no client's ID: only a stored, qualified one
+	}
 	txs, err := s.store.ListTransactions(ctx, store.TransactionFilter{ProfileID: p.ID, ClientTransactionID: transactionID})
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
@@ -709,7 +729,7 @@ func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash [
 	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
 		return s.answer(ctx, p, *r, tx)
 	}
-	r.TransactionID += "@csr-" + hex.EncodeToString(digest[:8])
+	r.TransactionID += qualifier + "csr-" + hex.EncodeToString(digest[:8])
 	return s.replay(ctx, p, *r, keyHash)
 }
 

@@ -311,3 +311,32 @@ func TestChangedCSRIsANewRequest(t *testing.T) {
 		t.Fatalf("poll: %v; want the newest request's certificate", err)
 	}
 }
+
+// TestClientIDCannotTakeAQualifiedID: a device that may enroll in the
+// profile cannot take the ID a victim's renewal (txid@serial) or changed
+// CSR (txid@csr-digest) will be stored under: a transactionID with '@'
+// is refused, and the victim renews.
+func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	victimKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: keyCSR(t, victimKey, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	squat := "victim@" + first.Cert.SerialNumber.Text(16)
+	_, err = svc.PKCSReq(ctx, p, enroll.Request{TransactionID: squat, CSR: csr(t, 2048, "attacker"), Password: password})
+	if rej := rejection(err); rej == nil || rej.FailInfo != scep.BadRequest || rej.Reason != `transactionID "`+squat+`" contains '@', which is not a PrintableString character (RFC 8894 §3.2.1.1)` {
+		t.Fatalf("enrolling under %q: %v, want a badRequest rejection", squat, err)
+	}
+	if _, err := st.GetTransaction(ctx, "p", squat); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the squatting request was stored: %v", err)
+	}
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &victimKey.PublicKey})
+	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+		t.Fatalf("the victim's renewal: %v", err)
+	}
+	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
+		t.Fatalf("CertPoll for a qualified ID: %v, want the unknown-transaction answer", err)
+	}
+}
