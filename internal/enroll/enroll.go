@@ -33,7 +33,7 @@ import (
 type Store interface {
 	GetTransaction(ctx context.Context, profileID, transactionID string) (store.Transaction, error)
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
-	ListTransactions(ctx context.Context, f store.TransactionFilter) ([]store.Transaction, error)
+	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error)
 	RecordIssued(ctx context.Context, rec store.Issued) error
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
@@ -578,27 +578,29 @@ func (s *Service) supersede(ctx context.Context, p *Profile, old store.Certifica
 }
 
 // Poll answers CertPoll (GetCertInitial, RFC 8894 §3.3.3): the state of
-// the newest request the client sent under transactionID. Only the key
-// that sent it (the CSR's, or the one that signed it, such as the old
-// certificate's of a renewal) is answered; anyone else hears what an
-// unknown transaction gets.
+// the newest request the polling key sent under transactionID, as the
+// CSR's key or the one that signed it (such as the old certificate's of
+// a renewal); anyone else hears what an unknown transaction gets. Keys
+// are compared by SHA-256 in the store: the CSR's as it encoded it, the
+// signer's re-encoded, so a CSR with an unusual key encoding is found
+// through the key that signed the request.
 func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey) (Result, error) {
 	unknown := reject(scep.BadCertID, "no request with transactionID %q", transactionID)
 	if strings.Contains(transactionID, qualifier) {
 		return Result{}, unknown // no client's ID: only a stored, qualified one
 	}
-	txs, err := s.store.ListTransactions(ctx, store.TransactionFilter{ProfileID: p.ID, ClientTransactionID: transactionID})
+	h := keyDigest(signer)
+	if h == nil {
+		return Result{}, unknown
+	}
+	// One indexed row: an unauthenticated poll costs no more for a busy
+	// transactionID, and the newest request is found however many share it.
+	tx, err := s.store.LatestRequest(ctx, p.ID, transactionID, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, unknown
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
-	}
-	var tx *store.Transaction
-	for i := len(txs) - 1; i >= 0 && tx == nil; i-- { // oldest first: the newest is last
-		if sentBy(&txs[i], signer) {
-			tx = &txs[i]
-		}
-	}
-	if tx == nil {
-		return Result{}, unknown
 	}
 	switch tx.Status {
 	case store.StatusPending:
@@ -850,22 +852,6 @@ func keyDigest(pub crypto.PublicKey) []byte {
 	}
 	sum := sha256.Sum256(der)
 	return sum[:]
-}
-
-// sentBy reports whether key sent the stored request: it is the CSR's key
-// or the key that signed the request.
-func sentBy(tx *store.Transaction, key crypto.PublicKey) bool {
-	h := keyDigest(key)
-	if h == nil {
-		return false
-	}
-	if bytes.Equal(h, tx.PublicKeySHA256) || bytes.Equal(h, tx.SignerKeySHA256) {
-		return true
-	}
-	// PublicKeySHA256 hashes the CSR's key as encoded there; compare the
-	// key itself in case the client encoded it unusually.
-	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
-	return err == nil && bytes.Equal(h, keyDigest(csr.PublicKey))
 }
 
 // storedCSR is the request as stored: without its challengePassword.

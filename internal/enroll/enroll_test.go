@@ -6,10 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -338,5 +340,36 @@ func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
 	}
 	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
 		t.Fatalf("CertPoll for a qualified ID: %v, want the unknown-transaction answer", err)
+	}
+}
+
+// TestPollBusyTransactionID: CertPoll answers the newest request of the
+// polling key even when its transactionID has more requests than one
+// listing holds (1000), and another key's newer request is not it.
+func TestPollBusyTransactionID(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	c := keyCSR(t, key, "busy")
+	keyHash := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	old := time.Now().Add(-time.Hour)
+	for i := range 1000 { // earlier requests of this key under "busy", still pending
+		tx := store.Transaction{ProfileID: "p", TransactionID: fmt.Sprintf("busy@csr-%04d", i), ClientTransactionID: "busy", Status: store.StatusPending,
+			PublicKeySHA256: keyHash[:], CSRDER: c.Raw, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
+		if err := st.RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: c, Password: password, SignerKey: &key.PublicKey})
+	if err != nil || res.Cert == nil {
+		t.Fatalf("the newest request: %+v %v", res, err)
+	}
+	// A stranger's request under the same transactionID, newer still.
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: csr(t, 2048, "other"), Password: password}); rejection(err) == nil {
+		t.Fatalf("another key under a used transactionID: %v, want a rejection", err)
+	}
+	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey)
+	if err != nil || got.Cert == nil || !got.Cert.Equal(res.Cert) {
+		t.Fatalf("poll: %+v %v; want the newest request's certificate", got, err)
 	}
 }

@@ -112,6 +112,13 @@ func (s *instrumented) ListTransactions(ctx context.Context, f store.Transaction
 	return r0, err
 }
 
+func (s *instrumented) LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error) {
+	start := time.Now()
+	r0, err := s.st.LatestRequest(ctx, profileID, clientID, keySHA256)
+	s.record("LatestRequest", start, err)
+	return r0, err
+}
+
 func (s *instrumented) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	start := time.Now()
 	err := s.st.RecordPending(ctx, t, audit)

@@ -547,6 +547,12 @@ type Store interface {
 
 	GetTransaction(ctx context.Context, profileID, transactionID string) (Transaction, error)
 	ListTransactions(ctx context.Context, f TransactionFilter) ([]Transaction, error)
+	// LatestRequest returns the newest request a client sent to a profile
+	// under transactionID clientID whose CSR's key or signing key has the
+	// SHA-256 keySHA256 (see Transaction.ClientTransactionID,
+	// PublicKeySHA256, SignerKeySHA256); ErrNotFound if there is none.
+	// CertPoll asks it: one indexed row, however many requests share the ID.
+	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (Transaction, error)
 	// RecordPending stores a request awaiting approval, reserving its
 	// one-time challenge (ErrChallengeSpent if it is gone).
 	RecordPending(ctx context.Context, t Transaction, audit AuditEvent) error
