@@ -525,25 +525,8 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	refuse := func(format string, args ...any) (Result, error) {
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, format, args...))
 	}
-	switch {
-	case p.Renewal.Disabled:
-		return refuse("renewal with a certificate is disabled on this profile")
-	case old.Status == store.CertRevoked:
-		return refuse("the signing certificate %s is revoked", old.Serial)
-	case !now.Before(old.NotAfter):
-		return refuse("the signing certificate %s has expired", old.Serial)
-	case now.Before(old.NotBefore):
-		return refuse("the signing certificate %s is not valid yet", old.Serial)
-	}
-	if w := p.Renewal.Window; w > 0 {
-		life := old.NotAfter.Sub(old.NotBefore)
-		earliest := old.NotBefore.Add(time.Duration(float64(life) * w))
-		if now.Before(earliest) {
-			return refuse("renewal is allowed from %s (%.0f%% of the certificate's lifetime)", earliest.UTC().Format(time.RFC3339), w*100)
-		}
-	}
-	if !p.Renewal.AllowKeyReuse && bytes.Equal(r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo) {
-		return refuse("renewal must use a new key")
+	if why := p.renewalRefusal(old, r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo, now); why != "" {
+		return refuse("%s", why)
 	}
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {
@@ -561,6 +544,34 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	}
 	s.supersede(ctx, p, *old, res.Cert, now)
 	return res, nil
+}
+
+// renewalRefusal is why the profile's renewal policy refuses renewing
+// old (whose key is oldKey) with a request for newKey (both
+// SubjectPublicKeyInfo DER) at now; "" when it allows it. The subject is
+// checked apart, against the policy's template.
+func (p *Profile) renewalRefusal(old *store.Certificate, oldKey, newKey []byte, now time.Time) string {
+	switch {
+	case p.Renewal.Disabled:
+		return "renewal with a certificate is disabled on this profile"
+	case old.Status == store.CertRevoked:
+		return fmt.Sprintf("the signing certificate %s is revoked", old.Serial)
+	case !now.Before(old.NotAfter):
+		return fmt.Sprintf("the signing certificate %s has expired", old.Serial)
+	case now.Before(old.NotBefore):
+		return fmt.Sprintf("the signing certificate %s is not valid yet", old.Serial)
+	}
+	if w := p.Renewal.Window; w > 0 {
+		life := old.NotAfter.Sub(old.NotBefore)
+		earliest := old.NotBefore.Add(time.Duration(float64(life) * w))
+		if now.Before(earliest) {
+			return fmt.Sprintf("renewal is allowed from %s (%.0f%% of the certificate's lifetime)", earliest.UTC().Format(time.RFC3339), w*100)
+		}
+	}
+	if !p.Renewal.AllowKeyReuse && bytes.Equal(oldKey, newKey) {
+		return "renewal must use a new key"
+	}
+	return ""
 }
 
 // supersede revokes a renewed certificate when the profile asks for it.
@@ -628,8 +639,10 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 
 // Approve issues a pending request on an operator's decision. The policy
 // runs again (it may have changed); the reserved challenge is consumed. A
-// held renewal is issued as the renewal of its certificate, which must not
-// have been revoked meanwhile.
+// held renewal is issued as the renewal of its certificate, and the
+// profile's renewal policy is checked again as it stands now (renewal
+// enabled, from_profiles, the certificate neither revoked nor expired,
+// window, key reuse, subject).
 func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor string) (*x509.Certificate, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, transactionID)
 	if err != nil {
@@ -643,18 +656,31 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 		return nil, fmt.Errorf("enroll: stored CSR of %q: %w", transactionID, err)
 	}
 	now := s.now()
+	var old store.Certificate
+	if tx.RenewsSerial != "" {
+		// The renewal policy as it stands now decides, as it would for a
+		// renewal arriving now: the profile may have stopped renewing, or
+		// stopped renewing that profile's certificates; the certificate may
+		// have been revoked or expired while the request waited.
+		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
+			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
+		}
+		oldCert, err := x509.ParseCertificate(old.DER)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, transactionID, err)
+		}
+		if !p.renews(&old) {
+			return nil, fmt.Errorf("%w: profile %s no longer renews certificates of profile %s (CA %s)", ErrNotApprovable, p.ID, old.ProfileID, old.CAID)
+		}
+		if why := p.renewalRefusal(&old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrNotApprovable, why)
+		}
+	}
 	tmpl, err := p.Policy.EvaluateVerified(csr, p.CA.Cert, p.ID, now)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotApprovable, err)
 	}
-	var old store.Certificate
 	if tx.RenewsSerial != "" {
-		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
-			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
-		}
-		if old.Status == store.CertRevoked {
-			return nil, fmt.Errorf("%w: the certificate %s it renews was revoked", ErrNotApprovable, old.Serial)
-		}
 		if !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
 			return nil, fmt.Errorf("%w: renewal must keep the subject %q (got %q)", ErrNotApprovable, old.Subject, tmpl.Subject.String())
 		}

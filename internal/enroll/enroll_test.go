@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,5 +372,53 @@ func TestPollBusyTransactionID(t *testing.T) {
 	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey)
 	if err != nil || got.Cert == nil || !got.Cert.Equal(res.Cert) {
 		t.Fatalf("poll: %+v %v; want the newest request's certificate", got, err)
+	}
+}
+
+// TestApproveHeldRenewalRechecks: approving a held renewal checks the
+// renewal policy again as it stands then: renewal disabled since, the old
+// certificate expired meanwhile, or the profile no longer renewing the
+// old certificate's profile (renewal.from_profiles) make it not
+// approvable, and nothing is issued.
+func TestApproveHeldRenewalRechecks(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(q *enroll.Profile, svc **enroll.Service, st store.Store, old *x509.Certificate)
+		want   string
+	}{
+		{"renewal disabled", func(q *enroll.Profile, _ **enroll.Service, _ store.Store, _ *x509.Certificate) {
+			q.Renewal.Disabled = true
+		},
+			"renewal with a certificate is disabled on this profile"},
+		{"old certificate expired", func(_ *enroll.Profile, svc **enroll.Service, st store.Store, old *x509.Certificate) {
+			*svc = enroll.New(st, func() time.Time { return old.NotAfter.Add(time.Minute) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}, "has expired"},
+		{"from_profiles no longer names it", func(q *enroll.Profile, _ **enroll.Service, _ store.Store, _ *x509.Certificate) {
+			q.Renewal.FromProfiles = nil
+		}, "profile q no longer renews certificates of profile p"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, p, st := setup(t)
+			q := second(t, st, p)
+			ctx := context.Background()
+			oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t1", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Manual, q.Renewal.Approval, q.Renewal.FromProfiles = true, "manual", []string{"p"}
+			res, err := svc.PKCSReq(ctx, q, enroll.Request{TransactionID: "t1", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+			if err != nil || !res.Pending {
+				t.Fatalf("held renewal: %+v %v", res, err)
+			}
+			tt.change(q, &svc, st, first.Cert)
+			cert, err := svc.Approve(ctx, q, "t1@"+first.Cert.SerialNumber.Text(16), "token:op")
+			if !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("approve: issued %v, %v; want ErrNotApprovable (%s)", cert != nil, err, tt.want)
+			}
+			if n := count(t, st); n != 1 {
+				t.Fatalf("%d certificates, want only the first", n)
+			}
+		})
 	}
 }
