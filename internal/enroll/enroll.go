@@ -332,7 +332,7 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 func (s *Service) issueGranted(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash []byte, g challenge.Grant, now time.Time) (Result, error) {
-	return s.issueWith(ctx, p, r, tmpl, keyHash, g.OneTime, g.EntityUser, "", false, now)
+	return s.issueWith(ctx, p, r, tmpl, keyHash, g.OneTime, g.EntityUser, nil, false, now)
 }
 
 func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, err error) error {
@@ -377,17 +377,23 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 }
 
 // issue signs tmpl and commits certificate, transaction, consumed challenge
-// and audit event together.
-func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, renewed string, fromPending bool, now time.Time) (Result, error) {
-	return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, "", renewed, fromPending, now)
+// and audit event together; for a renewal (old set) on a revoke_old
+// profile, the old certificate's revocation too (ErrSuperseded when
+// another renewal of it revoked it first).
+func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
+	return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, "", old, fromPending, now)
 }
 
-func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity, renewed string, fromPending bool, now time.Time) (Result, error) {
+func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
 	cert, err := p.CA.Sign(tmpl, r.CSR.PublicKey)
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
 	serial := cert.SerialNumber.Text(16)
+	renewed := ""
+	if old != nil {
+		renewed = old.Serial
+	}
 	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": cert.Subject.String()}
 	if renewed != "" {
 		details["renewed"] = renewed
@@ -418,6 +424,13 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	} else {
 		rec.Transaction.SenderNonce = r.SenderNonce
 	}
+	if old != nil && p.Renewal.RevokeOld {
+		// In the same database transaction: of two renewals of one
+		// certificate committing at once, exactly one revokes it and issues.
+		rec.Supersede = &store.Supersede{Serial: old.Serial, Reason: ca.ReasonSuperseded, Audit: store.AuditEvent{Time: now, Actor: "scepd",
+			Action: "certificate.revoke", Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID,
+				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
+	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
 		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
 			// The same transaction may have committed concurrently (a client
@@ -428,6 +441,14 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		}
 		if errors.Is(err, store.ErrNonceReused) {
 			return Result{}, s.rejected(ctx, p, r, errNonceReused)
+		}
+		if errors.Is(err, store.ErrSuperseded) {
+			// Another renewal of the certificate committed first and revoked
+			// it: what this one would hear had it come second.
+			if fromPending {
+				return Result{}, fmt.Errorf("%w: the certificate %s it renews was revoked by another renewal of it", ErrNotApprovable, old.Serial)
+			}
+			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the signing certificate %s is revoked", old.Serial))
 		}
 		if errors.Is(err, store.ErrChallengeSpent) {
 			// Another request used the one-time challenge first (or it
@@ -538,12 +559,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if p.Manual && p.Renewal.Approval == "manual" {
 		return s.hold(ctx, p, r, keyHash, challenge.Grant{}, old.Serial, now)
 	}
-	res, err := s.issue(ctx, p, r, tmpl, keyHash, nil, old.Serial, false, now)
-	if err != nil || res.Replayed {
-		return res, err
-	}
-	s.supersede(ctx, p, *old, res.Cert, now)
-	return res, nil
+	return s.issue(ctx, p, r, tmpl, keyHash, nil, old, false, now)
 }
 
 // renewalRefusal is why the profile's renewal policy refuses renewing
@@ -572,20 +588,6 @@ func (p *Profile) renewalRefusal(old *store.Certificate, oldKey, newKey []byte, 
 		return "renewal must use a new key"
 	}
 	return ""
-}
-
-// supersede revokes a renewed certificate when the profile asks for it.
-func (s *Service) supersede(ctx context.Context, p *Profile, old store.Certificate, renewal *x509.Certificate, now time.Time) {
-	if !p.Renewal.RevokeOld {
-		return
-	}
-	if err := s.store.RevokeCertificate(ctx, old.Serial, ca.ReasonSuperseded, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
-		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID, "subject": old.Subject,
-			"reason": ca.ReasonName(ca.ReasonSuperseded), "by": renewal.SerialNumber.Text(16)}}); err != nil {
-		// The new certificate is issued and stored; the old one stays valid
-		// until an operator revokes it. Not the client's failure.
-		s.log.LogAttrs(ctx, slog.LevelError, "revoking the renewed certificate failed", slog.String("serial", old.Serial), slog.String("error", err.Error()))
-	}
 }
 
 // Poll answers CertPoll (GetCertInitial, RFC 8894 §3.3.3): the state of
@@ -686,12 +688,13 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 		}
 	}
 	r := Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor, clientID: tx.ClientID()}
-	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, tx.RenewsSerial, true, now)
+	var renews *store.Certificate
+	if tx.RenewsSerial != "" {
+		renews = &old
+	}
+	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, renews, true, now)
 	if err != nil {
 		return nil, err
-	}
-	if tx.RenewsSerial != "" {
-		s.supersede(ctx, p, old, res.Cert, now)
 	}
 	return res.Cert, nil
 }

@@ -422,3 +422,81 @@ func TestApproveHeldRenewalRechecks(t *testing.T) {
 		})
 	}
 }
+
+// barrier holds every RecordIssued until n have arrived: concurrent
+// approvals that all passed their checks commit at once.
+type barrier struct {
+	enroll.Store
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+	n       int
+}
+
+func (b *barrier) RecordIssued(ctx context.Context, rec store.Issued) error {
+	b.mu.Lock()
+	if b.arrived++; b.arrived == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
+	return b.Store.RecordIssued(ctx, rec)
+}
+
+// TestConcurrentApprovalsOfOneRenewal: two held renewals of the same
+// certificate on a revoke_old profile, approved at once (both past their
+// checks before either commits): one issues and revokes the old
+// certificate, the other is not approvable, as it would be approved
+// second. Without revoke_old both issue, as two renewals of a valid
+// certificate do on arrival.
+func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
+	for _, revokeOld := range []bool{true, false} {
+		t.Run(map[bool]string{true: "revoke_old", false: "keep old"}[revokeOld], func(t *testing.T) {
+			svc, p, st := setup(t)
+			ctx := context.Background()
+			oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t0", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Manual, p.Renewal.Approval, p.Renewal.RevokeOld = true, "manual", revokeOld
+			serial := first.Cert.SerialNumber.Text(16)
+			ids := []string{"t1@" + serial, "t2@" + serial}
+			for _, txid := range []string{"t1", "t2"} {
+				res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+				if err != nil || !res.Pending {
+					t.Fatalf("held renewal %s: %+v %v", txid, res, err)
+				}
+			}
+			both := enroll.New(&barrier{Store: st, n: 2, all: make(chan struct{})}, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i, id := range ids {
+				wg.Add(1)
+				go func() { defer wg.Done(); _, errs[i] = both.Approve(ctx, p, id, "token:op") }()
+			}
+			wg.Wait()
+			issued := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					issued++
+				case !revokeOld || !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), "revoked"):
+					t.Fatalf("approval: %v", err)
+				}
+			}
+			want := map[bool]int{true: 1, false: 2}[revokeOld]
+			if issued != want || count(t, st) != 1+want {
+				t.Fatalf("%d approvals issued, %d certificates; want %d renewals", issued, count(t, st), want)
+			}
+			old, _ := st.GetCertificate(ctx, serial)
+			if (old.Status == store.CertRevoked) != revokeOld {
+				t.Fatalf("old certificate %s", old.Status)
+			}
+			pending, _ := st.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p", Status: store.StatusPending})
+			if len(pending) != 2-want {
+				t.Fatalf("%d requests still pending, want %d", len(pending), 2-want)
+			}
+		})
+	}
+}

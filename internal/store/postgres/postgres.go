@@ -133,7 +133,7 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead} {
+	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded} {
 		if errors.Is(err, known) {
 			return err // mapped already
 		}
@@ -597,7 +597,27 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 				return store.ErrChallengeSpent
 			}
 		}
-		return s.appendAudit(ctx, tx, rec.Audit)
+		if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
+			return err
+		}
+		if sp := rec.Supersede; sp != nil {
+			// Under READ COMMITTED a concurrent renewal of the same
+			// certificate blocks on its row and then re-checks the status:
+			// exactly one revokes it.
+			tag, err := tx.Exec(ctx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4 AND status = $5`,
+				store.CertRevoked, c.Created, sp.Reason, sp.Serial, store.CertValid)
+			if err != nil {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, mapErr(err))
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, store.ErrSuperseded)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, sp.Serial); err != nil {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, mapErr(err))
+			}
+			return s.appendAudit(ctx, tx, sp.Audit)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record issued: %w", mapErr(err))

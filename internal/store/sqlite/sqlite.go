@@ -718,6 +718,24 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 	if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
 		return err
 	}
+	if sp := rec.Supersede; sp != nil {
+		// Writers are serialised: of two renewals of one certificate, the
+		// second finds it revoked.
+		res, err := tx.ExecContext(ctx, `UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ? AND status = ?`,
+			store.CertRevoked, fmtTime(c.Created), sp.Reason, sp.Serial, store.CertValid)
+		if err != nil {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, mapErr(err))
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, store.ErrSuperseded)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = ?)`, sp.Serial); err != nil {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, mapErr(err))
+		}
+		if err := s.appendAudit(ctx, tx, sp.Audit); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: record issued: %w", mapErr(err))
 	}

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SenderNonceReuse", testSenderNonceReuse},
 		{"RequestsUnderOneTransactionID", testClientTransactionID},
 		{"LatestRequestOfAKey", testLatestRequest},
+		{"SupersedeOnce", testSupersedeOnce},
 		{"SerialCollision", testSerialCollision},
 		{"AuditChain", testAuditChain},
 		{"ChallengeCapAndLookup", testChallengeCap},
@@ -315,6 +316,71 @@ func testLatestRequest(t *testing.T, s store.Store) {
 	if got, _ := s.LatestRequest(ctx, "p1", "tx1", renewer); got.RenewsSerial != "0a" || got.Status != store.StatusPending {
 		t.Errorf("the held renewal as found: %+v", got)
 	}
+}
+
+// testSupersedeOnce: a renewal that supersedes its certificate revokes it
+// in the same transaction (status, time, reason, the CA's revocation
+// generation, its own audit event); a second renewal superseding the
+// same certificate, even concurrently, is ErrSuperseded and writes
+// nothing.
+func testSupersedeOnce(t *testing.T, s store.Store) {
+	seed(t, s)
+	first := issued("0a", "tx0")
+	first.Certificate.CAID = "ca1"
+	if err := s.RecordIssued(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	renewal := func(serial, txid string) store.Issued {
+		rec := issued(serial, txid)
+		rec.Certificate.CAID, rec.Certificate.RenewedSerial = "ca1", "0a"
+		rec.Certificate.Created = when.Add(time.Minute)
+		rec.Supersede = &store.Supersede{Serial: "0a", Reason: 4, Audit: store.AuditEvent{Time: when, Actor: "scepd", Action: "certificate.revoke",
+			Object: "certificate:0a", Outcome: "ok"}}
+		return rec
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, serial := range []string{"0b", "0c"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.RecordIssued(ctx, renewal(serial, "tx-"+serial)) }()
+	}
+	wg.Wait()
+	won, lost := "0b", "0c"
+	if errs[0] != nil {
+		won, lost = lost, won
+		errs[0], errs[1] = errs[1], errs[0]
+	}
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrSuperseded) {
+		t.Fatalf("two renewals superseding 0a: %v, %v; want one nil, one ErrSuperseded", errs[0], errs[1])
+	}
+	old, err := s.GetCertificate(ctx, "0a")
+	if err != nil || old.Status != store.CertRevoked || old.RevocationReason != 4 {
+		t.Fatalf("0a after its renewal: %+v %v", old, err)
+	}
+	sameInstant(t, "RevokedAt", old.RevokedAt, when.Add(time.Minute))
+	if g, err := s.RevocationGeneration(ctx, "ca1"); err != nil || g != 1 {
+		t.Errorf("revocation generation %d, %v; want 1 (one revocation)", g, err)
+	}
+	if _, err := s.GetCertificate(ctx, won); err != nil {
+		t.Errorf("the winning renewal %s: %v", won, err)
+	}
+	if _, err := s.GetCertificate(ctx, lost); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the losing renewal %s was written: %v", lost, err)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "tx-"+lost); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the losing renewal's transaction was written: %v", err)
+	}
+	events, _ := s.ListAudit(ctx, 10)
+	revokes := 0
+	for _, e := range events {
+		if e.Action == "certificate.revoke" {
+			revokes++
+		}
+	}
+	if len(events) != 3 || revokes != 1 {
+		t.Errorf("%d audit events, %d revocations; want issue, renewal, one revocation", len(events), revokes)
+	}
+	verifyChain(t, s, 3)
 }
 
 // testSenderNonceReuse: a senderNonce that created one transaction cannot
