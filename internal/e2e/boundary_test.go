@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,6 +95,7 @@ var boundaryTests = []struct {
 	{"GetCertBoundary", getCertBoundary},
 	{"ChangedCSRUnderOneTransactionID", changedCSRUnderOneTransactionID},
 	{"TransactionIDWithAt", transactionIDWithAt},
+	{"CertPollOnABusyTransactionID", certPollOnABusyTransactionID},
 }
 
 func TestRenewalStaysInItsProfile(t *testing.T) {
@@ -118,6 +120,10 @@ func TestChangedCSRUnderOneTransactionID(t *testing.T) {
 
 func TestTransactionIDWithAt(t *testing.T) {
 	transactionIDWithAt(t, startBoundary(t, ""))
+}
+
+func TestCertPollOnABusyTransactionID(t *testing.T) {
+	certPollOnABusyTransactionID(t, startBoundary(t, ""))
 }
 
 // TestProfileBoundaryOnPostgres: the same through replicas' backend (the
@@ -582,5 +588,38 @@ func transactionIDWithAt(t *testing.T, s *sceptest.Server) {
 	row, _ := s.Store().GetCertificate(ctx, got[0].SerialNumber.Text(16))
 	if row.RenewedSerial != victim.cert.SerialNumber.Text(16) || row.TransactionID != squat {
 		t.Fatalf("renewal row %+v, want it stored under %q renewing %s", row, squat, victim.cert.SerialNumber.Text(16))
+	}
+}
+
+// certPollOnABusyTransactionID: a transactionID with more earlier
+// requests of the key than one listing holds (1000, here still pending
+// from an hour ago) still has its newest request answered by CertPoll.
+func certPollOnABusyTransactionID(t *testing.T, s *sceptest.Server) {
+	ctx := context.Background()
+	certs := caCerts(t, s, "alpha")
+	ra, _ := client.Recipient(certs)
+	root := certs[len(certs)-1]
+	key := newKey(t)
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	keyHash := sha256.Sum256(spki)
+	old := time.Now().Add(-time.Hour)
+	for i := range 1000 {
+		tx := store.Transaction{ProfileID: "alpha", TransactionID: fmt.Sprintf("busy-txid@csr-%04d", i), ClientTransactionID: "busy-txid",
+			Status: store.StatusPending, PublicKeySHA256: keyHash[:], CSRDER: []byte{0x30, 0}, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
+		if err := s.Store().RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "e2e", Action: "enroll", Object: "transaction:" + tx.TransactionID, Outcome: "pending"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := pkix.Name{CommonName: "busy-dev"}
+	c := client.New(s.URL("alpha"))
+	got, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: "busy-txid", Recipient: ra})
+	if err != nil {
+		t.Fatalf("the newest request: %v", err)
+	}
+	self, _ := client.SelfSigned(key, subject)
+	polled, err := c.Poll(ctx, client.Requester{Cert: self, Key: key}, root, subject, "busy-txid", ra, cms.AES128)
+	if err != nil || polled[0].SerialNumber.Cmp(got[0].SerialNumber) != 0 {
+		t.Fatalf("CertPoll of a transactionID with 1001 requests: %v; want the newest request's certificate", err)
 	}
 }
