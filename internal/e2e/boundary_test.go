@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,6 +94,8 @@ var boundaryTests = []struct {
 	{"CertPollOnlyForTheRequester", certPollOnlyForTheRequester},
 	{"GetCertBoundary", getCertBoundary},
 	{"ChangedCSRUnderOneTransactionID", changedCSRUnderOneTransactionID},
+	{"TransactionIDWithAt", transactionIDWithAt},
+	{"CertPollOnABusyTransactionID", certPollOnABusyTransactionID},
 }
 
 func TestRenewalStaysInItsProfile(t *testing.T) {
@@ -113,6 +116,14 @@ func TestGetCertBoundary(t *testing.T) {
 
 func TestChangedCSRUnderOneTransactionID(t *testing.T) {
 	changedCSRUnderOneTransactionID(t, startBoundary(t, ""))
+}
+
+func TestTransactionIDWithAt(t *testing.T) {
+	transactionIDWithAt(t, startBoundary(t, ""))
+}
+
+func TestCertPollOnABusyTransactionID(t *testing.T) {
+	certPollOnABusyTransactionID(t, startBoundary(t, ""))
 }
 
 // TestProfileBoundaryOnPostgres: the same through replicas' backend (the
@@ -546,4 +557,69 @@ func changedCSRUnderOneTransactionID(t *testing.T, s *sceptest.Server) {
 			t.Fatalf("certmonger's certificate has %v, want b.example", got.DNSNames)
 		}
 	})
+}
+
+// transactionIDWithAt: a device that may enroll in gamma cannot block
+// another device's renewal there by enrolling first under the ID that
+// renewal is stored under (its transactionID, '@', the serial it renews;
+// the transactionID is the client's digest of a key it keeps, the serial
+// is public). A transactionID with '@' is refused, and nothing is stored.
+func transactionIDWithAt(t *testing.T, s *sceptest.Server) {
+	ctx := context.Background()
+	gammaRA, _ := client.Recipient(caCerts(t, s, "gamma"))
+	victim := enrollIn(t, s, "alpha", "victim-dev")
+	spki := sha256.Sum256(victim.cert.RawSubjectPublicKeyInfo)
+	txid := strings.ToUpper(hex.EncodeToString(spki[:])) // what the client sent and will send again
+	squat := txid + "@" + victim.cert.SerialNumber.Text(16)
+	_, err := client.New(s.URL("gamma")).Enroll(ctx, client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "squatter"},
+		Challenge: "gamma-only-challenge", Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: squat, Recipient: gammaRA})
+	if failInfo(err) != scep.BadRequest || !strings.Contains(err.Error(), "contains '@'") {
+		t.Fatalf("enrolling in gamma under %q: %v, want FAILURE badRequest (no '@' in a transactionID)", squat, err)
+	}
+	if _, err := s.Store().GetTransaction(ctx, "gamma", squat); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused request was stored under %q: %v", squat, err)
+	}
+	// The victim renews in gamma (from_profiles: [alpha], key reuse
+	// allowed), keeping its key and so its transactionID.
+	got, err := renew(s, "gamma", victim, victim.key, pkix.Name{CommonName: "victim-dev"}, true)
+	if err != nil {
+		t.Fatalf("the victim's renewal in gamma: %v", err)
+	}
+	row, _ := s.Store().GetCertificate(ctx, got[0].SerialNumber.Text(16))
+	if row.RenewedSerial != victim.cert.SerialNumber.Text(16) || row.TransactionID != squat {
+		t.Fatalf("renewal row %+v, want it stored under %q renewing %s", row, squat, victim.cert.SerialNumber.Text(16))
+	}
+}
+
+// certPollOnABusyTransactionID: a transactionID with more earlier
+// requests of the key than one listing holds (1000, here still pending
+// from an hour ago) still has its newest request answered by CertPoll.
+func certPollOnABusyTransactionID(t *testing.T, s *sceptest.Server) {
+	ctx := context.Background()
+	certs := caCerts(t, s, "alpha")
+	ra, _ := client.Recipient(certs)
+	root := certs[len(certs)-1]
+	key := newKey(t)
+	spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	keyHash := sha256.Sum256(spki)
+	old := time.Now().Add(-time.Hour)
+	for i := range 1000 {
+		tx := store.Transaction{ProfileID: "alpha", TransactionID: fmt.Sprintf("busy-txid@csr-%04d", i), ClientTransactionID: "busy-txid",
+			Status: store.StatusPending, PublicKeySHA256: keyHash[:], CSRDER: []byte{0x30, 0}, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
+		if err := s.Store().RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "e2e", Action: "enroll", Object: "transaction:" + tx.TransactionID, Outcome: "pending"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subject := pkix.Name{CommonName: "busy-dev"}
+	c := client.New(s.URL("alpha"))
+	got, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: "busy-txid", Recipient: ra})
+	if err != nil {
+		t.Fatalf("the newest request: %v", err)
+	}
+	self, _ := client.SelfSigned(key, subject)
+	polled, err := c.Poll(ctx, client.Requester{Cert: self, Key: key}, root, subject, "busy-txid", ra, cms.AES128)
+	if err != nil || polled[0].SerialNumber.Cmp(got[0].SerialNumber) != 0 {
+		t.Fatalf("CertPoll of a transactionID with 1001 requests: %v; want the newest request's certificate", err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ import (
 type Store interface {
 	GetTransaction(ctx context.Context, profileID, transactionID string) (store.Transaction, error)
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
-	ListTransactions(ctx context.Context, f store.TransactionFilter) ([]store.Transaction, error)
+	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error)
 	RecordIssued(ctx context.Context, rec store.Issued) error
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
@@ -102,6 +103,19 @@ type Request struct {
 	// becomes the ID the request is stored under (qualified for a renewal
 	// or a changed CSR).
 	clientID string
+}
+
+// qualifier separates the transactionID a client sent from what qualifies
+// it when the client reused it (a renewal's "@<old serial>", a changed
+// CSR's "@csr-<digest>"). A client's own ID never contains it, so no
+// client can take the ID another client's request will be stored under.
+// RFC 8894 §3.2.1.1 makes the transactionID a PrintableString, which has
+// no '@'; real clients send hex or decimal digests or other printable
+// strings.
+const qualifier = "@"
+
+func errQualifiedID(id string) *Rejection {
+	return reject(scep.BadRequest, "transactionID %q contains '@', which is not a PrintableString character (RFC 8894 §3.2.1.1)", id)
 }
 
 // errNonceReused is what a client hears when its senderNonce created
@@ -175,6 +189,9 @@ type Result struct {
 // before it returns.
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
 	r.clientID = r.TransactionID
+	if strings.Contains(r.TransactionID, qualifier) {
+		return Result{}, s.rejected(ctx, p, r, errQualifiedID(r.TransactionID))
+	}
 	keyHash := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
 	var old *store.Certificate
 	if r.Renewal || p.mayRenew(r.Signer) {
@@ -315,7 +332,7 @@ func (s *Service) Close(ctx context.Context) error {
 }
 
 func (s *Service) issueGranted(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash []byte, g challenge.Grant, now time.Time) (Result, error) {
-	return s.issueWith(ctx, p, r, tmpl, keyHash, g.OneTime, g.EntityUser, "", false, now)
+	return s.issueWith(ctx, p, r, tmpl, keyHash, g.OneTime, g.EntityUser, nil, false, now)
 }
 
 func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, err error) error {
@@ -360,17 +377,23 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 }
 
 // issue signs tmpl and commits certificate, transaction, consumed challenge
-// and audit event together.
-func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, renewed string, fromPending bool, now time.Time) (Result, error) {
-	return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, "", renewed, fromPending, now)
+// and audit event together; for a renewal (old set) on a revoke_old
+// profile, the old certificate's revocation too (ErrSuperseded when
+// another renewal of it revoked it first).
+func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
+	return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, "", old, fromPending, now)
 }
 
-func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity, renewed string, fromPending bool, now time.Time) (Result, error) {
+func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
 	cert, err := p.CA.Sign(tmpl, r.CSR.PublicKey)
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
 	serial := cert.SerialNumber.Text(16)
+	renewed := ""
+	if old != nil {
+		renewed = old.Serial
+	}
 	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": cert.Subject.String()}
 	if renewed != "" {
 		details["renewed"] = renewed
@@ -401,6 +424,13 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	} else {
 		rec.Transaction.SenderNonce = r.SenderNonce
 	}
+	if old != nil && p.Renewal.RevokeOld {
+		// In the same database transaction: of two renewals of one
+		// certificate committing at once, exactly one revokes it and issues.
+		rec.Supersede = &store.Supersede{Serial: old.Serial, Reason: ca.ReasonSuperseded, Audit: store.AuditEvent{Time: now, Actor: "scepd",
+			Action: "certificate.revoke", Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID,
+				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
+	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
 		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
 			// The same transaction may have committed concurrently (a client
@@ -411,6 +441,14 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		}
 		if errors.Is(err, store.ErrNonceReused) {
 			return Result{}, s.rejected(ctx, p, r, errNonceReused)
+		}
+		if errors.Is(err, store.ErrSuperseded) {
+			// Another renewal of the certificate committed first and revoked
+			// it: what this one would hear had it come second.
+			if fromPending {
+				return Result{}, fmt.Errorf("%w: the certificate %s it renews was revoked by another renewal of it", ErrNotApprovable, old.Serial)
+			}
+			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the signing certificate %s is revoked", old.Serial))
 		}
 		if errors.Is(err, store.ErrChallengeSpent) {
 			// Another request used the one-time challenge first (or it
@@ -500,7 +538,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	// under the ID qualified by the certificate it renews: retransmissions
 	// of it are idempotent, and it is never mistaken for a retransmission
 	// of the first enrollment.
-	r.TransactionID += "@" + old.Serial
+	r.TransactionID += qualifier + old.Serial
 	if res, err := s.resolve(ctx, p, &r, keyHash); err != nil || res.Cert != nil || res.Pending {
 		return res, err
 	}
@@ -508,25 +546,8 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	refuse := func(format string, args ...any) (Result, error) {
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, format, args...))
 	}
-	switch {
-	case p.Renewal.Disabled:
-		return refuse("renewal with a certificate is disabled on this profile")
-	case old.Status == store.CertRevoked:
-		return refuse("the signing certificate %s is revoked", old.Serial)
-	case !now.Before(old.NotAfter):
-		return refuse("the signing certificate %s has expired", old.Serial)
-	case now.Before(old.NotBefore):
-		return refuse("the signing certificate %s is not valid yet", old.Serial)
-	}
-	if w := p.Renewal.Window; w > 0 {
-		life := old.NotAfter.Sub(old.NotBefore)
-		earliest := old.NotBefore.Add(time.Duration(float64(life) * w))
-		if now.Before(earliest) {
-			return refuse("renewal is allowed from %s (%.0f%% of the certificate's lifetime)", earliest.UTC().Format(time.RFC3339), w*100)
-		}
-	}
-	if !p.Renewal.AllowKeyReuse && bytes.Equal(r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo) {
-		return refuse("renewal must use a new key")
+	if why := p.renewalRefusal(old, r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo, now); why != "" {
+		return refuse("%s", why)
 	}
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {
@@ -538,47 +559,61 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if p.Manual && p.Renewal.Approval == "manual" {
 		return s.hold(ctx, p, r, keyHash, challenge.Grant{}, old.Serial, now)
 	}
-	res, err := s.issue(ctx, p, r, tmpl, keyHash, nil, old.Serial, false, now)
-	if err != nil || res.Replayed {
-		return res, err
-	}
-	s.supersede(ctx, p, *old, res.Cert, now)
-	return res, nil
+	return s.issue(ctx, p, r, tmpl, keyHash, nil, old, false, now)
 }
 
-// supersede revokes a renewed certificate when the profile asks for it.
-func (s *Service) supersede(ctx context.Context, p *Profile, old store.Certificate, renewal *x509.Certificate, now time.Time) {
-	if !p.Renewal.RevokeOld {
-		return
+// renewalRefusal is why the profile's renewal policy refuses renewing
+// old (whose key is oldKey) with a request for newKey (both
+// SubjectPublicKeyInfo DER) at now; "" when it allows it. The subject is
+// checked apart, against the policy's template.
+func (p *Profile) renewalRefusal(old *store.Certificate, oldKey, newKey []byte, now time.Time) string {
+	switch {
+	case p.Renewal.Disabled:
+		return "renewal with a certificate is disabled on this profile"
+	case old.Status == store.CertRevoked:
+		return fmt.Sprintf("the signing certificate %s is revoked", old.Serial)
+	case !now.Before(old.NotAfter):
+		return fmt.Sprintf("the signing certificate %s has expired", old.Serial)
+	case now.Before(old.NotBefore):
+		return fmt.Sprintf("the signing certificate %s is not valid yet", old.Serial)
 	}
-	if err := s.store.RevokeCertificate(ctx, old.Serial, ca.ReasonSuperseded, now, store.AuditEvent{Time: now, Actor: "scepd", Action: "certificate.revoke",
-		Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID, "subject": old.Subject,
-			"reason": ca.ReasonName(ca.ReasonSuperseded), "by": renewal.SerialNumber.Text(16)}}); err != nil {
-		// The new certificate is issued and stored; the old one stays valid
-		// until an operator revokes it. Not the client's failure.
-		s.log.LogAttrs(ctx, slog.LevelError, "revoking the renewed certificate failed", slog.String("serial", old.Serial), slog.String("error", err.Error()))
+	if w := p.Renewal.Window; w > 0 {
+		life := old.NotAfter.Sub(old.NotBefore)
+		earliest := old.NotBefore.Add(time.Duration(float64(life) * w))
+		if now.Before(earliest) {
+			return fmt.Sprintf("renewal is allowed from %s (%.0f%% of the certificate's lifetime)", earliest.UTC().Format(time.RFC3339), w*100)
+		}
 	}
+	if !p.Renewal.AllowKeyReuse && bytes.Equal(oldKey, newKey) {
+		return "renewal must use a new key"
+	}
+	return ""
 }
 
 // Poll answers CertPoll (GetCertInitial, RFC 8894 §3.3.3): the state of
-// the newest request the client sent under transactionID. Only the key
-// that sent it (the CSR's, or the one that signed it, such as the old
-// certificate's of a renewal) is answered; anyone else hears what an
-// unknown transaction gets.
+// the newest request the polling key sent under transactionID, as the
+// CSR's key or the one that signed it (such as the old certificate's of
+// a renewal); anyone else hears what an unknown transaction gets. Keys
+// are compared by SHA-256 in the store: the CSR's as it encoded it, the
+// signer's re-encoded, so a CSR with an unusual key encoding is found
+// through the key that signed the request.
 func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey) (Result, error) {
 	unknown := reject(scep.BadCertID, "no request with transactionID %q", transactionID)
-	txs, err := s.store.ListTransactions(ctx, store.TransactionFilter{ProfileID: p.ID, ClientTransactionID: transactionID})
+	if strings.Contains(transactionID, qualifier) {
+		return Result{}, unknown // no client's ID: only a stored, qualified one
+	}
+	h := keyDigest(signer)
+	if h == nil {
+		return Result{}, unknown
+	}
+	// One indexed row: an unauthenticated poll costs no more for a busy
+	// transactionID, and the newest request is found however many share it.
+	tx, err := s.store.LatestRequest(ctx, p.ID, transactionID, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, unknown
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
-	}
-	var tx *store.Transaction
-	for i := len(txs) - 1; i >= 0 && tx == nil; i-- { // oldest first: the newest is last
-		if sentBy(&txs[i], signer) {
-			tx = &txs[i]
-		}
-	}
-	if tx == nil {
-		return Result{}, unknown
 	}
 	switch tx.Status {
 	case store.StatusPending:
@@ -606,8 +641,10 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 
 // Approve issues a pending request on an operator's decision. The policy
 // runs again (it may have changed); the reserved challenge is consumed. A
-// held renewal is issued as the renewal of its certificate, which must not
-// have been revoked meanwhile.
+// held renewal is issued as the renewal of its certificate, and the
+// profile's renewal policy is checked again as it stands now (renewal
+// enabled, from_profiles, the certificate neither revoked nor expired,
+// window, key reuse, subject).
 func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor string) (*x509.Certificate, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, transactionID)
 	if err != nil {
@@ -621,29 +658,43 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 		return nil, fmt.Errorf("enroll: stored CSR of %q: %w", transactionID, err)
 	}
 	now := s.now()
+	var old store.Certificate
+	if tx.RenewsSerial != "" {
+		// The renewal policy as it stands now decides, as it would for a
+		// renewal arriving now: the profile may have stopped renewing, or
+		// stopped renewing that profile's certificates; the certificate may
+		// have been revoked or expired while the request waited.
+		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
+			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
+		}
+		oldCert, err := x509.ParseCertificate(old.DER)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, transactionID, err)
+		}
+		if !p.renews(&old) {
+			return nil, fmt.Errorf("%w: profile %s no longer renews certificates of profile %s (CA %s)", ErrNotApprovable, p.ID, old.ProfileID, old.CAID)
+		}
+		if why := p.renewalRefusal(&old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrNotApprovable, why)
+		}
+	}
 	tmpl, err := p.Policy.EvaluateVerified(csr, p.CA.Cert, p.ID, now)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotApprovable, err)
 	}
-	var old store.Certificate
 	if tx.RenewsSerial != "" {
-		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
-			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
-		}
-		if old.Status == store.CertRevoked {
-			return nil, fmt.Errorf("%w: the certificate %s it renews was revoked", ErrNotApprovable, old.Serial)
-		}
 		if !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
 			return nil, fmt.Errorf("%w: renewal must keep the subject %q (got %q)", ErrNotApprovable, old.Subject, tmpl.Subject.String())
 		}
 	}
 	r := Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor, clientID: tx.ClientID()}
-	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, tx.RenewsSerial, true, now)
+	var renews *store.Certificate
+	if tx.RenewsSerial != "" {
+		renews = &old
+	}
+	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, renews, true, now)
 	if err != nil {
 		return nil, err
-	}
-	if tx.RenewsSerial != "" {
-		s.supersede(ctx, p, old, res.Cert, now)
 	}
 	return res.Cert, nil
 }
@@ -709,7 +760,7 @@ func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash [
 	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
 		return s.answer(ctx, p, *r, tx)
 	}
-	r.TransactionID += "@csr-" + hex.EncodeToString(digest[:8])
+	r.TransactionID += qualifier + "csr-" + hex.EncodeToString(digest[:8])
 	return s.replay(ctx, p, *r, keyHash)
 }
 
@@ -830,22 +881,6 @@ func keyDigest(pub crypto.PublicKey) []byte {
 	}
 	sum := sha256.Sum256(der)
 	return sum[:]
-}
-
-// sentBy reports whether key sent the stored request: it is the CSR's key
-// or the key that signed the request.
-func sentBy(tx *store.Transaction, key crypto.PublicKey) bool {
-	h := keyDigest(key)
-	if h == nil {
-		return false
-	}
-	if bytes.Equal(h, tx.PublicKeySHA256) || bytes.Equal(h, tx.SignerKeySHA256) {
-		return true
-	}
-	// PublicKeySHA256 hashes the CSR's key as encoded there; compare the
-	// key itself in case the client encoded it unusually.
-	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
-	return err == nil && bytes.Equal(h, keyDigest(csr.PublicKey))
 }
 
 // storedCSR is the request as stored: without its challengePassword.

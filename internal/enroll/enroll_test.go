@@ -6,13 +6,16 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +312,191 @@ func TestChangedCSRIsANewRequest(t *testing.T) {
 	res, err := svc.Poll(ctx, p, "same", &key.PublicKey)
 	if err != nil || !res.Cert.Equal(b) {
 		t.Fatalf("poll: %v; want the newest request's certificate", err)
+	}
+}
+
+// TestClientIDCannotTakeAQualifiedID: a device that may enroll in the
+// profile cannot take the ID a victim's renewal (txid@serial) or changed
+// CSR (txid@csr-digest) will be stored under: a transactionID with '@'
+// is refused, and the victim renews.
+func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	victimKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: keyCSR(t, victimKey, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	squat := "victim@" + first.Cert.SerialNumber.Text(16)
+	_, err = svc.PKCSReq(ctx, p, enroll.Request{TransactionID: squat, CSR: csr(t, 2048, "attacker"), Password: password})
+	if rej := rejection(err); rej == nil || rej.FailInfo != scep.BadRequest || rej.Reason != `transactionID "`+squat+`" contains '@', which is not a PrintableString character (RFC 8894 §3.2.1.1)` {
+		t.Fatalf("enrolling under %q: %v, want a badRequest rejection", squat, err)
+	}
+	if _, err := st.GetTransaction(ctx, "p", squat); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the squatting request was stored: %v", err)
+	}
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &victimKey.PublicKey})
+	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+		t.Fatalf("the victim's renewal: %v", err)
+	}
+	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
+		t.Fatalf("CertPoll for a qualified ID: %v, want the unknown-transaction answer", err)
+	}
+}
+
+// TestPollBusyTransactionID: CertPoll answers the newest request of the
+// polling key even when its transactionID has more requests than one
+// listing holds (1000), and another key's newer request is not it.
+func TestPollBusyTransactionID(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	c := keyCSR(t, key, "busy")
+	keyHash := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	old := time.Now().Add(-time.Hour)
+	for i := range 1000 { // earlier requests of this key under "busy", still pending
+		tx := store.Transaction{ProfileID: "p", TransactionID: fmt.Sprintf("busy@csr-%04d", i), ClientTransactionID: "busy", Status: store.StatusPending,
+			PublicKeySHA256: keyHash[:], CSRDER: c.Raw, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
+		if err := st.RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: c, Password: password, SignerKey: &key.PublicKey})
+	if err != nil || res.Cert == nil {
+		t.Fatalf("the newest request: %+v %v", res, err)
+	}
+	// A stranger's request under the same transactionID, newer still.
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: csr(t, 2048, "other"), Password: password}); rejection(err) == nil {
+		t.Fatalf("another key under a used transactionID: %v, want a rejection", err)
+	}
+	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey)
+	if err != nil || got.Cert == nil || !got.Cert.Equal(res.Cert) {
+		t.Fatalf("poll: %+v %v; want the newest request's certificate", got, err)
+	}
+}
+
+// TestApproveHeldRenewalRechecks: approving a held renewal checks the
+// renewal policy again as it stands then: renewal disabled since, the old
+// certificate expired meanwhile, or the profile no longer renewing the
+// old certificate's profile (renewal.from_profiles) make it not
+// approvable, and nothing is issued.
+func TestApproveHeldRenewalRechecks(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(q *enroll.Profile, svc **enroll.Service, st store.Store, old *x509.Certificate)
+		want   string
+	}{
+		{"renewal disabled", func(q *enroll.Profile, _ **enroll.Service, _ store.Store, _ *x509.Certificate) {
+			q.Renewal.Disabled = true
+		},
+			"renewal with a certificate is disabled on this profile"},
+		{"old certificate expired", func(_ *enroll.Profile, svc **enroll.Service, st store.Store, old *x509.Certificate) {
+			*svc = enroll.New(st, func() time.Time { return old.NotAfter.Add(time.Minute) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}, "has expired"},
+		{"from_profiles no longer names it", func(q *enroll.Profile, _ **enroll.Service, _ store.Store, _ *x509.Certificate) {
+			q.Renewal.FromProfiles = nil
+		}, "profile q no longer renews certificates of profile p"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, p, st := setup(t)
+			q := second(t, st, p)
+			ctx := context.Background()
+			oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t1", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Manual, q.Renewal.Approval, q.Renewal.FromProfiles = true, "manual", []string{"p"}
+			res, err := svc.PKCSReq(ctx, q, enroll.Request{TransactionID: "t1", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+			if err != nil || !res.Pending {
+				t.Fatalf("held renewal: %+v %v", res, err)
+			}
+			tt.change(q, &svc, st, first.Cert)
+			cert, err := svc.Approve(ctx, q, "t1@"+first.Cert.SerialNumber.Text(16), "token:op")
+			if !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("approve: issued %v, %v; want ErrNotApprovable (%s)", cert != nil, err, tt.want)
+			}
+			if n := count(t, st); n != 1 {
+				t.Fatalf("%d certificates, want only the first", n)
+			}
+		})
+	}
+}
+
+// barrier holds every RecordIssued until n have arrived: concurrent
+// approvals that all passed their checks commit at once.
+type barrier struct {
+	enroll.Store
+	mu      sync.Mutex
+	arrived int
+	all     chan struct{}
+	n       int
+}
+
+func (b *barrier) RecordIssued(ctx context.Context, rec store.Issued) error {
+	b.mu.Lock()
+	if b.arrived++; b.arrived == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
+	return b.Store.RecordIssued(ctx, rec)
+}
+
+// TestConcurrentApprovalsOfOneRenewal: two held renewals of the same
+// certificate on a revoke_old profile, approved at once (both past their
+// checks before either commits): one issues and revokes the old
+// certificate, the other is not approvable, as it would be approved
+// second. Without revoke_old both issue, as two renewals of a valid
+// certificate do on arrival.
+func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
+	for _, revokeOld := range []bool{true, false} {
+		t.Run(map[bool]string{true: "revoke_old", false: "keep old"}[revokeOld], func(t *testing.T) {
+			svc, p, st := setup(t)
+			ctx := context.Background()
+			oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t0", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Manual, p.Renewal.Approval, p.Renewal.RevokeOld = true, "manual", revokeOld
+			serial := first.Cert.SerialNumber.Text(16)
+			ids := []string{"t1@" + serial, "t2@" + serial}
+			for _, txid := range []string{"t1", "t2"} {
+				res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+				if err != nil || !res.Pending {
+					t.Fatalf("held renewal %s: %+v %v", txid, res, err)
+				}
+			}
+			both := enroll.New(&barrier{Store: st, n: 2, all: make(chan struct{})}, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for i, id := range ids {
+				wg.Add(1)
+				go func() { defer wg.Done(); _, errs[i] = both.Approve(ctx, p, id, "token:op") }()
+			}
+			wg.Wait()
+			issued := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					issued++
+				case !revokeOld || !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), "revoked"):
+					t.Fatalf("approval: %v", err)
+				}
+			}
+			want := map[bool]int{true: 1, false: 2}[revokeOld]
+			if issued != want || count(t, st) != 1+want {
+				t.Fatalf("%d approvals issued, %d certificates; want %d renewals", issued, count(t, st), want)
+			}
+			old, _ := st.GetCertificate(ctx, serial)
+			if (old.Status == store.CertRevoked) != revokeOld {
+				t.Fatalf("old certificate %s", old.Status)
+			}
+			pending, _ := st.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p", Status: store.StatusPending})
+			if len(pending) != 2-want {
+				t.Fatalf("%d requests still pending, want %d", len(pending), 2-want)
+			}
+		})
 	}
 }

@@ -13,7 +13,7 @@ import (
 // Instrument wraps a store so every call is timed in
 // scepd_store_seconds{op} and unexpected errors are counted in
 // scepd_store_errors_total{op}. Domain outcomes (not found, conflict,
-// challenge spent, limit) are answers, not errors, and are not counted.
+// challenge spent, limit, superseded) are answers, not errors, and are not counted.
 //
 // The type does not embed store.Store: a method added to the interface
 // and not wrapped here is a compile error, not a silently unmeasured call.
@@ -29,7 +29,8 @@ type instrumented struct {
 func (s *instrumented) record(op string, start time.Time, err error) {
 	s.m.storeSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) &&
-		!errors.Is(err, store.ErrChallengeSpent) && !errors.Is(err, store.ErrLimit) && !errors.Is(err, context.Canceled) {
+		!errors.Is(err, store.ErrChallengeSpent) && !errors.Is(err, store.ErrLimit) && !errors.Is(err, store.ErrSuperseded) &&
+		!errors.Is(err, context.Canceled) {
 		s.m.storeErrors.WithLabelValues(op).Inc()
 	}
 }
@@ -109,6 +110,13 @@ func (s *instrumented) ListTransactions(ctx context.Context, f store.Transaction
 	start := time.Now()
 	r0, err := s.st.ListTransactions(ctx, f)
 	s.record("ListTransactions", start, err)
+	return r0, err
+}
+
+func (s *instrumented) LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error) {
+	start := time.Now()
+	r0, err := s.st.LatestRequest(ctx, profileID, clientID, keySHA256)
+	s.record("LatestRequest", start, err)
 	return r0, err
 }
 

@@ -74,6 +74,25 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	return q, args
 }
 
+// LatestRequestSQL is the query of Store.LatestRequest, with the
+// parameters profile, client transactionID, key SHA-256 (in that order,
+// each used where it is named). The key is compared in SQL, so no row of
+// another key is read back, and each half is answered from an index: the
+// rows that carry the client's ID (transactions_client_id), and a row
+// written before client_transaction_id existed (or by an older replica),
+// found by its own ID (the primary key). One OR of both would make
+// SQLite read every request of the profile.
+func LatestRequestSQL(columns string, d Dialect) string {
+	profile, client, key := d.Placeholder(1), d.Placeholder(2), d.Placeholder(3)
+	sentBy := `(public_key_sha256 = ` + key + ` OR signer_key_sha256 = ` + key + `)`
+	return `SELECT ` + columns + ` FROM (
+		SELECT ` + columns + ` FROM transactions WHERE profile_id = ` + profile + ` AND client_transaction_id = ` + client + ` AND ` + sentBy + `
+		UNION ALL
+		SELECT ` + columns + ` FROM transactions WHERE profile_id = ` + profile + ` AND transaction_id = ` + client + `
+			AND client_transaction_id IS NULL AND ` + sentBy + `
+	) AS r ORDER BY created_at DESC, transaction_id DESC LIMIT 1`
+}
+
 // InList is the placeholders of an SQL IN list of values, each bound
 // through param.
 func InList(values []string, param func(any) string) string {

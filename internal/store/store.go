@@ -32,6 +32,10 @@ var (
 	// ErrNonceReused: another transaction was created by a message with the
 	// same senderNonce; nothing was written.
 	ErrNonceReused = errors.New("store: senderNonce already used by another transaction")
+	// ErrSuperseded: the certificate an issuance was to supersede is
+	// revoked already (another renewal of it committed first); nothing was
+	// written.
+	ErrSuperseded = errors.New("store: the certificate to supersede is already revoked")
 )
 
 // CA is an issuer's certificate and where its key lives.
@@ -455,6 +459,20 @@ type Issued struct {
 	// EntityUser, when set, spends one use of that end entity's code in
 	// the same transaction (ErrChallengeSpent if none is left or it expired).
 	EntityUser string
+	// Supersede, when set, revokes the certificate this one replaces (a
+	// renewal with revoke_old) in the same transaction, as
+	// RevokeCertificate would at Certificate.Created. If it is revoked
+	// already, nothing is written and RecordIssued returns ErrSuperseded:
+	// of two renewals of one certificate, one wins.
+	Supersede *Supersede
+}
+
+// Supersede is the revocation of a renewed certificate that goes with its
+// renewal (see Issued.Supersede).
+type Supersede struct {
+	Serial string
+	Reason int
+	Audit  AuditEvent
 }
 
 // Revoked is a CRL entry as stored: a CA's CRL of 100,000 entries is
@@ -552,6 +570,12 @@ type Store interface {
 
 	GetTransaction(ctx context.Context, profileID, transactionID string) (Transaction, error)
 	ListTransactions(ctx context.Context, f TransactionFilter) ([]Transaction, error)
+	// LatestRequest returns the newest request a client sent to a profile
+	// under transactionID clientID whose CSR's key or signing key has the
+	// SHA-256 keySHA256 (see Transaction.ClientTransactionID,
+	// PublicKeySHA256, SignerKeySHA256); ErrNotFound if there is none.
+	// CertPoll asks it: one indexed row, however many requests share the ID.
+	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (Transaction, error)
 	// RecordPending stores a request awaiting approval, reserving its
 	// one-time challenge (ErrChallengeSpent if it is gone).
 	RecordPending(ctx context.Context, t Transaction, audit AuditEvent) error

@@ -54,3 +54,40 @@ func TestListPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestRequestPlan: CertPoll's lookup reads the rows of one client
+// transactionID through transactions_client_id (and the primary key for
+// rows without a client ID), never every request of the profile.
+func TestLatestRequestPlan(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.Schema(t), Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "EXPLAIN "+qLatestRequest, "p", "tx", []byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, strings.TrimSpace(line))
+	}
+	text := strings.Join(plan, " | ")
+	if !strings.Contains(text, "transactions_client_id") || strings.Contains(text, "Seq Scan") {
+		t.Errorf("LatestRequest plan: %s", text)
+	}
+}

@@ -133,7 +133,7 @@ func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead} {
+	for _, known := range []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent, store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded} {
 		if errors.Is(err, known) {
 			return err // mapped already
 		}
@@ -456,6 +456,17 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 	return out, mapErr(rows.Err())
 }
 
+var qLatestRequest = store.LatestRequestSQL(txColumns, dialect())
+
+// LatestRequest returns the newest request of a client transactionID and key.
+func (s *Store) LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error) {
+	t, err := scanTx(s.pool.QueryRow(ctx, qLatestRequest, profileID, clientID, keySHA256))
+	if err != nil {
+		return t, fmt.Errorf("postgres: latest request %q/%q: %w", profileID, clientID, mapErr(err))
+	}
+	return t, nil
+}
+
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -586,7 +597,27 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 				return store.ErrChallengeSpent
 			}
 		}
-		return s.appendAudit(ctx, tx, rec.Audit)
+		if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
+			return err
+		}
+		if sp := rec.Supersede; sp != nil {
+			// Under READ COMMITTED a concurrent renewal of the same
+			// certificate blocks on its row and then re-checks the status:
+			// exactly one revokes it.
+			tag, err := tx.Exec(ctx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4 AND status = $5`,
+				store.CertRevoked, c.Created, sp.Reason, sp.Serial, store.CertValid)
+			if err != nil {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, mapErr(err))
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, store.ErrSuperseded)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, sp.Serial); err != nil {
+				return fmt.Errorf("supersede %s: %w", sp.Serial, mapErr(err))
+			}
+			return s.appendAudit(ctx, tx, sp.Audit)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: record issued: %w", mapErr(err))
@@ -639,12 +670,17 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter)
 
 // listCertificatesQuery is the listing query for f in PostgreSQL's dialect.
 func listCertificatesQuery(f store.CertificateFilter) (string, []any) {
-	return store.ListCertificatesSQL(certColumns, f, store.Dialect{
+	return store.ListCertificatesSQL(certColumns, f, dialect())
+}
+
+// dialect is how PostgreSQL spells the shared queries.
+func dialect() store.Dialect {
+	return store.Dialect{
 		Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 		Time:        func(t time.Time) any { return t },
 		Contains:    func(expr, p string) string { return "strpos(lower(" + expr + "), lower(" + p + ")) > 0" },
 		SANs:        "array_to_string(sans, ' ')",
-	})
+	}
 }
 
 // CreateChallenge stores a pending challenge under the profile's cap. The

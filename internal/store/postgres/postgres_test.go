@@ -42,6 +42,31 @@ func TestConcurrentMigration(t *testing.T) {
 	}
 }
 
+func TestRenewalClientIDMigration(t *testing.T) {
+	storetest.RunRenewalClientIDMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
+		u := pgtest.Schema(t)
+		open := func(t *testing.T) store.Store {
+			s, err := Open(context.Background(), u, Options{MaxConns: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		s := open(t)
+		conn, err := pgx.Connect(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return s, func(t *testing.T, q string, args ...any) {
+			t.Helper()
+			if _, err := conn.Exec(context.Background(), q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}, open
+	})
+}
+
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
 		u := pgtest.Schema(t)

@@ -45,3 +45,33 @@ func TestListPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestRequestPlan: CertPoll's lookup reads the rows of one client
+// transactionID through transactions_client_id (and the primary key for
+// rows without a client ID), never every request of the profile.
+func TestLatestRequestPlan(t *testing.T) {
+	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "plans.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.db.Query("EXPLAIN QUERY PLAN "+qLatestRequest, "p", "tx", []byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	text := strings.Join(plan, "; ")
+	if !strings.Contains(text, "USING INDEX transactions_client_id (profile_id=? AND client_transaction_id=?)") ||
+		!strings.Contains(text, "(profile_id=? AND transaction_id=?)") || strings.Contains(text, "SCAN transactions") {
+		t.Errorf("LatestRequest plan: %s", text)
+	}
+}

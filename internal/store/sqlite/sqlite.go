@@ -554,6 +554,17 @@ func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter)
 	return out, rows.Err()
 }
 
+var qLatestRequest = store.LatestRequestSQL(txColumns, dialect())
+
+// LatestRequest returns the newest request of a client transactionID and key.
+func (s *Store) LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error) {
+	t, err := scanTx(s.db.QueryRowContext(ctx, qLatestRequest, profileID, clientID, keySHA256))
+	if err != nil {
+		return t, fmt.Errorf("sqlite: latest request %q/%q: %w", profileID, clientID, mapErr(err))
+	}
+	return t, nil
+}
+
 // RecordPending stores a pending request and reserves its challenge.
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error {
 	return s.tx(ctx, "record pending", func(tx *sql.Tx) error {
@@ -706,6 +717,24 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) error {
 	}
 	if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
 		return err
+	}
+	if sp := rec.Supersede; sp != nil {
+		// Writers are serialised: of two renewals of one certificate, the
+		// second finds it revoked.
+		res, err := tx.ExecContext(ctx, `UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? WHERE serial = ? AND status = ?`,
+			store.CertRevoked, fmtTime(c.Created), sp.Reason, sp.Serial, store.CertValid)
+		if err != nil {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, mapErr(err))
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, store.ErrSuperseded)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = ?)`, sp.Serial); err != nil {
+			return fmt.Errorf("sqlite: supersede %s: %w", sp.Serial, mapErr(err))
+		}
+		if err := s.appendAudit(ctx, tx, sp.Audit); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: record issued: %w", mapErr(err))
@@ -893,12 +922,17 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter)
 
 // listCertificatesQuery is the listing query for f in SQLite's dialect.
 func listCertificatesQuery(f store.CertificateFilter) (string, []any) {
-	return store.ListCertificatesSQL(certColumns, f, store.Dialect{
+	return store.ListCertificatesSQL(certColumns, f, dialect())
+}
+
+// dialect is how SQLite spells the shared queries.
+func dialect() store.Dialect {
+	return store.Dialect{
 		Placeholder: func(n int) string { return "?" + strconv.Itoa(n) },
 		Time:        func(t time.Time) any { return fmtTime(t) },
 		Contains:    func(expr, p string) string { return "instr(lower(" + expr + "), lower(" + p + ")) > 0" },
 		SANs:        "sans",
-	})
+	}
 }
 
 // PutEntity creates or replaces an end entity registration.

@@ -41,6 +41,31 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 }
 
+func TestRenewalClientIDMigration(t *testing.T) {
+	storetest.RunRenewalClientIDMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
+		path := filepath.Join(t.TempDir(), "scepd.db")
+		open := func(t *testing.T) store.Store {
+			s, err := Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		s := open(t)
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return s, func(t *testing.T, q string, args ...any) {
+			t.Helper()
+			if _, err := db.Exec(q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}, open
+	})
+}
+
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
 		path := filepath.Join(t.TempDir(), "scepd.db")

@@ -28,6 +28,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentIssue", testConcurrentIssue},
 		{"SenderNonceReuse", testSenderNonceReuse},
 		{"RequestsUnderOneTransactionID", testClientTransactionID},
+		{"LatestRequestOfAKey", testLatestRequest},
+		{"SupersedeOnce", testSupersedeOnce},
 		{"SerialCollision", testSerialCollision},
 		{"AuditChain", testAuditChain},
 		{"ChallengeCapAndLookup", testChallengeCap},
@@ -245,6 +247,140 @@ func testClientTransactionID(t *testing.T, s store.Store) {
 	if list, _ := s.ListTransactions(ctx, store.TransactionFilter{ProfileID: "p1", ClientTransactionID: "tx1", Status: store.StatusPending}); len(list) != 1 {
 		t.Errorf("pending requests under tx1: %d, want 1", len(list))
 	}
+}
+
+// testLatestRequest: LatestRequest finds the newest request of a client
+// transactionID sent by a key (the CSR's or the signing one), never
+// another key's, another client ID's or another profile's.
+func testLatestRequest(t *testing.T, s store.Store) {
+	seed(t, s)
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p2", CAID: "ca1", RACertDER: []byte{9}, RAKeyRef: "file:ra2", ChallengeMode: store.ChallengeStatic, Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	mine, renewer, stranger := []byte{7}, []byte{9, 9}, []byte{5}
+	if _, err := s.LatestRequest(ctx, "p1", "tx1", mine); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("before any request: %v, want ErrNotFound", err)
+	}
+	if err := s.RecordIssued(ctx, issued("0a", "tx1")); err != nil { // key mine
+		t.Fatal(err)
+	}
+	second := issued("0b", "tx1@csr-0011")
+	second.Transaction.ClientTransactionID = "tx1"
+	second.Transaction.Created = when.Add(time.Second)
+	if err := s.RecordIssued(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	// Another key's request under tx1, newer than mine.
+	theirs := pending("tx1@0c", nil, when.Add(3*time.Second))
+	theirs.ClientTransactionID, theirs.PublicKeySHA256 = "tx1", stranger
+	// A held renewal of 0a: the CSR's key mine, signed by renewer.
+	held := pending("tx1@0a", nil, when.Add(2*time.Second))
+	held.ClientTransactionID, held.RenewsSerial, held.SignerKeySHA256 = "tx1", "0a", renewer
+	// The same client ID and key in another profile, newest of all.
+	elsewhere := pending("tx1", nil, when.Add(4*time.Second))
+	elsewhere.ProfileID = "p2"
+	for _, tx := range []store.Transaction{theirs, held, elsewhere} {
+		if err := s.RecordPending(ctx, tx, store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordIssued(ctx, issued("0d", "tx10")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		profile, client string
+		key             []byte
+		want            string
+	}{
+		{"p1", "tx1", mine, "tx1@0a"},
+		{"p1", "tx1", renewer, "tx1@0a"},
+		{"p1", "tx1", stranger, "tx1@0c"},
+		{"p2", "tx1", mine, "tx1"},
+		{"p1", "tx10", mine, "tx10"},
+		{"p1", "tx1", []byte{1}, ""},
+		{"p1", "tx", mine, ""},
+		{"p1", "tx1@0a", mine, ""},
+	} {
+		got, err := s.LatestRequest(ctx, tt.profile, tt.client, tt.key)
+		if tt.want == "" {
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("LatestRequest(%s, %s, %x) = %q, %v; want ErrNotFound", tt.profile, tt.client, tt.key, got.TransactionID, err)
+			}
+			continue
+		}
+		if err != nil || got.TransactionID != tt.want || got.ProfileID != tt.profile || got.ClientID() != tt.client {
+			t.Errorf("LatestRequest(%s, %s, %x) = %q (profile %q, client %q), %v; want %q", tt.profile, tt.client, tt.key,
+				got.TransactionID, got.ProfileID, got.ClientID(), err, tt.want)
+		}
+	}
+	if got, _ := s.LatestRequest(ctx, "p1", "tx1", renewer); got.RenewsSerial != "0a" || got.Status != store.StatusPending {
+		t.Errorf("the held renewal as found: %+v", got)
+	}
+}
+
+// testSupersedeOnce: a renewal that supersedes its certificate revokes it
+// in the same transaction (status, time, reason, the CA's revocation
+// generation, its own audit event); a second renewal superseding the
+// same certificate, even concurrently, is ErrSuperseded and writes
+// nothing.
+func testSupersedeOnce(t *testing.T, s store.Store) {
+	seed(t, s)
+	first := issued("0a", "tx0")
+	first.Certificate.CAID = "ca1"
+	if err := s.RecordIssued(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	renewal := func(serial, txid string) store.Issued {
+		rec := issued(serial, txid)
+		rec.Certificate.CAID, rec.Certificate.RenewedSerial = "ca1", "0a"
+		rec.Certificate.Created = when.Add(time.Minute)
+		rec.Supersede = &store.Supersede{Serial: "0a", Reason: 4, Audit: store.AuditEvent{Time: when, Actor: "scepd", Action: "certificate.revoke",
+			Object: "certificate:0a", Outcome: "ok"}}
+		return rec
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, serial := range []string{"0b", "0c"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.RecordIssued(ctx, renewal(serial, "tx-"+serial)) }()
+	}
+	wg.Wait()
+	won, lost := "0b", "0c"
+	if errs[0] != nil {
+		won, lost = lost, won
+		errs[0], errs[1] = errs[1], errs[0]
+	}
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrSuperseded) {
+		t.Fatalf("two renewals superseding 0a: %v, %v; want one nil, one ErrSuperseded", errs[0], errs[1])
+	}
+	old, err := s.GetCertificate(ctx, "0a")
+	if err != nil || old.Status != store.CertRevoked || old.RevocationReason != 4 {
+		t.Fatalf("0a after its renewal: %+v %v", old, err)
+	}
+	sameInstant(t, "RevokedAt", old.RevokedAt, when.Add(time.Minute))
+	if g, err := s.RevocationGeneration(ctx, "ca1"); err != nil || g != 1 {
+		t.Errorf("revocation generation %d, %v; want 1 (one revocation)", g, err)
+	}
+	if _, err := s.GetCertificate(ctx, won); err != nil {
+		t.Errorf("the winning renewal %s: %v", won, err)
+	}
+	if _, err := s.GetCertificate(ctx, lost); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the losing renewal %s was written: %v", lost, err)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "tx-"+lost); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the losing renewal's transaction was written: %v", err)
+	}
+	events, _ := s.ListAudit(ctx, 10)
+	revokes := 0
+	for _, e := range events {
+		if e.Action == "certificate.revoke" {
+			revokes++
+		}
+	}
+	if len(events) != 3 || revokes != 1 {
+		t.Errorf("%d audit events, %d revocations; want issue, renewal, one revocation", len(events), revokes)
+	}
+	verifyChain(t, s, 3)
 }
 
 // testSenderNonceReuse: a senderNonce that created one transaction cannot
