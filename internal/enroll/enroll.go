@@ -746,19 +746,13 @@ func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial
 // digest, under which it is stored apart from the earlier one, and its own
 // retransmissions are looked up there.
 func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash []byte) (Result, error) {
-	tx, err := s.store.GetTransaction(ctx, p.ID, r.TransactionID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Result{}, nil
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("enroll: looking up transaction: %w", err)
-	}
-	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
-		return Result{}, s.rejected(ctx, p, *r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
+	tx, err := s.stored(ctx, p, *r, keyHash)
+	if err != nil || tx == nil {
+		return Result{}, err
 	}
 	digest := requestDigest(r.CSR)
 	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
-		return s.answer(ctx, p, *r, tx)
+		return s.answer(ctx, p, *r, *tx)
 	}
 	r.TransactionID += qualifier + "csr-" + hex.EncodeToString(digest[:8])
 	return s.replay(ctx, p, *r, keyHash)
@@ -791,17 +785,27 @@ var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 // replay answers a retransmission of the transaction stored under
 // r.TransactionID, if there is one.
 func (s *Service) replay(ctx context.Context, p *Profile, r Request, keyHash []byte) (Result, error) {
+	tx, err := s.stored(ctx, p, r, keyHash)
+	if err != nil || tx == nil {
+		return Result{}, err
+	}
+	return s.answer(ctx, p, r, *tx)
+}
+
+// stored returns the transaction stored under r.TransactionID (nil when
+// there is none); one created with another key is refused.
+func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []byte) (*store.Transaction, error) {
 	tx, err := s.store.GetTransaction(ctx, p.ID, r.TransactionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Result{}, nil
+		return nil, nil
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("enroll: looking up transaction: %w", err)
+		return nil, fmt.Errorf("enroll: looking up transaction: %w", err)
 	}
 	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
-		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
+		return nil, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
 	}
-	return s.answer(ctx, p, r, tx)
+	return &tx, nil
 }
 
 // answer is the stored answer of a transaction, for its retransmission.
