@@ -66,6 +66,11 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if f.SAN != "" {
 		where = append(where, d.Contains(d.SANs, param(f.SAN)))
 	}
+	if !f.After.IsZero() {
+		// A row value, so both backends read it as one range of the
+		// (…, created_at, serial) indexes, walked backwards from the key.
+		where = append(where, "(created_at, serial) < ("+param(d.Time(f.After.Created))+", "+param(f.After.Serial)+")")
+	}
 	q := `SELECT ` + columns + ` FROM certificates`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")

@@ -512,7 +512,22 @@ type CertificateFilter struct {
 	RenewedSerial string
 	Limit         int
 	Offset        int
+	// After continues a newest-first listing after this row (keyset
+	// paging on the certificates_created order): only certificates
+	// strictly older in (Created, Serial) are listed. Zero: from the
+	// newest.
+	After CertificateKey
 }
+
+// CertificateKey is a certificate's place in the newest-first order:
+// its creation time, then its serial for rows created at the same time.
+type CertificateKey struct {
+	Created time.Time
+	Serial  string
+}
+
+// IsZero reports whether k names no row.
+func (k CertificateKey) IsZero() bool { return k.Serial == "" && k.Created.IsZero() }
 
 // Token is an API token. The secret is shown once at creation; only its
 // SHA-256 is stored (it is 256 random bits, so a fast hash is enough).

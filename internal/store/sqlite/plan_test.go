@@ -43,6 +43,9 @@ func TestListPlans(t *testing.T) {
 		if !c.SortsMatches && strings.Contains(text, "TEMP B-TREE") {
 			t.Errorf("%s sorts instead of walking the index newest-first: %s", c.Name, text)
 		}
+		if !c.Filter.After.IsZero() && !strings.Contains(text, "(created_at,serial)<(?,?)") {
+			t.Errorf("%s does not start the walk at the page's key: %s", c.Name, text)
+		}
 	}
 }
 

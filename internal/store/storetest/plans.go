@@ -27,6 +27,9 @@ func ListingPlans(now time.Time) []ListingPlan {
 		{"renewals", store.CertificateFilter{RenewedSerial: "0a1b", Limit: 50}, "certificates_renewed", true},
 		{"revoked", store.CertificateFilter{Status: store.CertRevoked, Limit: 50}, "certificates_revoked_created", false},
 		{"subject-search", store.CertificateFilter{Subject: "laptop-42", Limit: 50}, "certificates_created", false},
+		{"newest-next-page", store.CertificateFilter{After: store.CertificateKey{Created: now, Serial: "0a1b"}, Limit: 50}, "certificates_created", false},
+		{"profile-next-page", store.CertificateFilter{ProfileID: "laptops", After: store.CertificateKey{Created: now, Serial: "0a1b"}, Limit: 50}, "certificates_profile", false},
+		{"scoped-next-page", store.CertificateFilter{Profiles: []string{"laptops"}, After: store.CertificateKey{Created: now, Serial: "0a1b"}, Limit: 50}, "certificates_profile", false},
 		{"profile-search", store.CertificateFilter{ProfileID: "laptops", Subject: "laptop-42", Limit: 50}, "certificates_profile", false},
 	}
 }

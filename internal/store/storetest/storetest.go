@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Integrity", testIntegrity},
 		{"Tokens", testTokens},
 		{"CertificateFilters", testCertificateFilters},
+		{"KeysetPaging", testKeysetPaging},
 		{"PendingLifecycle", testPendingLifecycle},
 		{"RevocationAndCRLs", testRevocationAndCRLs},
 		{"Entities", testEntities},
@@ -683,6 +684,73 @@ func testCertificateFilters(t *testing.T, s store.Store) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("ListCertificates(%+v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}
+
+// testKeysetPaging: following After page by page lists every certificate
+// once, newest first, in the order of one unpaged listing, even where many
+// rows share a creation time across a page boundary; and a listing limited
+// to profiles pages through theirs only.
+func testKeysetPaging(t *testing.T, s store.Store) {
+	seed(t, s)
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p2", CAID: "ca1", RACertDER: []byte{9}, RAKeyRef: "file:ra",
+		ChallengeMode: store.ChallengeStatic, ChallengeHash: "$argon2id$x", Created: when, Source: store.SourceConfig}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 25
+	for i := range n {
+		rec := issued(fmt.Sprintf("%x", 0x100+i*7919%n), fmt.Sprint("k", i))
+		// Five rows per instant, so pages of three split them.
+		rec.Certificate.Created = when.Add(time.Duration(i/5) * time.Second)
+		if i%3 == 0 {
+			rec.Certificate.ProfileID, rec.Transaction.ProfileID = "p2", "p2"
+		}
+		if err := s.RecordIssued(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serials := func(list []store.Certificate) []string {
+		var out []string
+		for _, c := range list {
+			out = append(out, c.Serial)
+		}
+		return out
+	}
+	for _, f := range []store.CertificateFilter{{}, {Profiles: []string{"p2"}}, {ProfileID: "p1"}} {
+		whole := f
+		whole.Limit = 1000
+		all, err := s.ListCertificates(ctx, whole)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].Created.After(all[i-1].Created) {
+				t.Fatalf("%+v: not newest first at %d", f, i)
+			}
+		}
+		var paged []store.Certificate
+		page := f
+		page.Limit = 3
+		for range n {
+			list, err := s.ListCertificates(ctx, page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, list...)
+			if len(list) < page.Limit {
+				break
+			}
+			last := list[len(list)-1]
+			page.After = store.CertificateKey{Created: last.Created, Serial: last.Serial}
+		}
+		if got, want := fmt.Sprint(serials(paged)), fmt.Sprint(serials(all)); got != want || len(all) == 0 {
+			t.Errorf("%+v paged by 3 = %v, want %v", f, got, want)
+		}
+		for _, c := range paged {
+			if len(f.Profiles) > 0 && c.ProfileID != "p2" || f.ProfileID != "" && c.ProfileID != f.ProfileID {
+				t.Errorf("%+v listed %s of %s", f, c.Serial, c.ProfileID)
+			}
 		}
 	}
 }
