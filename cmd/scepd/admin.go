@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -43,7 +44,7 @@ func newAdminFlags(name string, stderr io.Writer) *adminFlags {
 		token:    fs.String("token", "", "API token for --server (default: env SCEPD_TOKEN; a flag value shows in ps)"),
 		dataDir:  fs.String("data", envDefault("SCEPD_DATA", "./scepd-data"), "data directory (env SCEPD_DATA)"),
 		database: fs.String("database", envDefault("SCEPD_DATABASE", ""), "postgres://... (env SCEPD_DATABASE); empty: SQLite in the data directory"),
-		output:   fs.String("o", "text", "output: text or json"),
+		output:   fs.String("o", "text", "output: text or json (cert list: also csv)"),
 	}
 }
 
@@ -382,30 +383,44 @@ func indentAsItem(b []byte) []byte {
 
 func certCmd(args []string, stdout, stderr io.Writer) int {
 	return runAdmin("cert", map[string]command{
-		"list": {"[--profile P] [--subject S] [--status valid|revoked] [--expiring-within D] [--limit N]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+		"list": {"[--profile P] [--subject S] [--status valid|revoked] [--expiring-within D] [--limit N] [--all] [-o text|json|csv]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 			profile := f.fs.String("profile", "", "only this profile")
 			subject := f.fs.String("subject", "", "subject contains (case-insensitive)")
 			status := f.fs.String("status", "", "valid or revoked")
 			within := f.fs.Duration("expiring-within", 0, "only certificates expiring within this duration, e.g. 720h")
-			limit := f.fs.Int("limit", 100, "at most this many")
+			limit := f.fs.Int("limit", admin.DefaultListLimit, fmt.Sprintf("at most this many (at most %d); with --all, the page size (default %d)", admin.MaxListLimit, admin.MaxListLimit))
+			all := f.fs.Bool("all", false, "every matching certificate, page after page, written as each page arrives")
 			if _, err := f.parse(args); err != nil {
 				return err
 			}
+			out, err := newCertWriter(w, *f.output)
+			if err != nil {
+				return err
+			}
 			filter := store.CertificateFilter{ProfileID: *profile, Subject: *subject, Status: *status, Limit: *limit}
+			if *all && !flagSet(f.fs, "limit") {
+				filter.Limit = admin.MaxListLimit
+			}
 			if *within > 0 {
 				filter.ExpiringBefore = time.Now().Add(*within)
 			}
 			return withAPI(ctx, f, func(api admin.API) error {
-				cs, err := api.ListCertificates(ctx, filter)
-				if err != nil {
-					return err
-				}
-				return f.print(w, cs, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "SERIAL\tPROFILE\tSUBJECT\tNOT AFTER\tSTATUS")
-					for _, c := range cs {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Serial, c.Profile, c.Subject, c.NotAfter.Format("2006-01-02"), c.Status)
+				for {
+					page, err := api.ListCertificates(ctx, filter)
+					if err != nil {
+						if filter.Limit > admin.MaxListLimit {
+							return fmt.Errorf("%w (--all lists everything, %d at a time)", err, admin.MaxListLimit)
+						}
+						return err
 					}
-				})
+					if err := out.write(page.Certificates); err != nil {
+						return err
+					}
+					if !*all || page.Next.IsZero() {
+						return out.close()
+					}
+					filter.After = page.Next
+				}
 			})
 		}},
 		"show": {"SERIAL", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -650,4 +665,102 @@ func writeOut(path string, w io.Writer, b []byte) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// flagSet reports whether the command line set the named flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// certWriter writes a certificate listing a page at a time, so a listing
+// of any size is never held whole: text as a table (aligned per page),
+// json as one array, csv with a header row.
+type certWriter struct {
+	w      io.Writer
+	format string
+	tw     *tabwriter.Writer
+	cw     *csv.Writer
+	rows   int
+}
+
+func newCertWriter(w io.Writer, format string) (*certWriter, error) {
+	c := &certWriter{w: w, format: format}
+	switch format {
+	case "text":
+		c.tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(c.tw, "SERIAL\tPROFILE\tSUBJECT\tNOT AFTER\tSTATUS")
+	case "json":
+		if _, err := io.WriteString(w, "["); err != nil {
+			return nil, err
+		}
+	case "csv":
+		c.cw = csv.NewWriter(w)
+		if err := c.cw.Write([]string{"serial", "profile", "subject", "sans", "not_before", "not_after", "status", "created",
+			"transaction_id", "renewed_serial", "revoked_at", "revocation_reason"}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("-o %s: want text, json or csv", format)
+	}
+	return c, nil
+}
+
+func (c *certWriter) write(page []admin.CertView) error {
+	for _, v := range page {
+		switch c.format {
+		case "text":
+			fmt.Fprintf(c.tw, "%s\t%s\t%s\t%s\t%s\n", v.Serial, v.Profile, v.Subject, v.NotAfter.Format("2006-01-02"), v.Status)
+		case "json":
+			b, err := json.MarshalIndent(v, "  ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n  "
+			if c.rows == 0 {
+				sep = "\n  "
+			}
+			if _, err := io.WriteString(c.w, sep+string(b)); err != nil {
+				return err
+			}
+		case "csv":
+			revoked := ""
+			if !v.RevokedAt.IsZero() {
+				revoked = v.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			if err := c.cw.Write([]string{v.Serial, v.Profile, v.Subject, strings.Join(v.SANs, " "), v.NotBefore.UTC().Format(time.RFC3339),
+				v.NotAfter.UTC().Format(time.RFC3339), v.Status, v.Created.UTC().Format(time.RFC3339Nano), v.TransactionID, v.RenewedSerial,
+				revoked, v.RevocationReason}); err != nil {
+				return err
+			}
+		}
+		c.rows++
+	}
+	return c.flush()
+}
+
+func (c *certWriter) flush() error {
+	switch {
+	case c.tw != nil:
+		return c.tw.Flush()
+	case c.cw != nil:
+		c.cw.Flush()
+		return c.cw.Error()
+	}
+	return nil
+}
+
+// close ends the listing (the JSON array's bracket).
+func (c *certWriter) close() error {
+	if c.format == "json" {
+		end := "\n]\n"
+		if c.rows == 0 {
+			end = "]\n"
+		}
+		if _, err := io.WriteString(c.w, end); err != nil {
+			return err
+		}
+	}
+	return c.flush()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -118,6 +119,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	list, _ := json.Marshal(doc.Paths["/api/v1/certificates"]["get"])
+	for _, want := range []string{fmt.Sprintf(`"maximum":%d`, MaxListLimit), `"name":"cursor"`, `"` + NextCursorHeader + `":`} {
+		if !strings.Contains(string(list), want) {
+			t.Errorf("the certificate listing's document lacks %s: %s", want, list)
+		}
+	}
 	n := 0
 	for path, ops := range doc.Paths {
 		for method := range ops {

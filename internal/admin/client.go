@@ -39,6 +39,12 @@ func (e *APIError) Error() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.doHeader(ctx, method, path, body, out)
+	return err
+}
+
+// doHeader is do, also returning the response headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	var rd io.Reader
 	ct := ""
 	switch b := body.(type) {
@@ -48,13 +54,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd, ct = bytes.NewReader(j), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
@@ -66,28 +72,28 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e apiError
 		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-			return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+			return nil, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 		}
-		return &APIError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+		return nil, &APIError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
 	}
 	switch o := out.(type) {
 	case nil:
-		return nil
+		return resp.Header, nil
 	case *[]byte:
 		*o = data
-		return nil
+		return resp.Header, nil
 	default:
-		return json.Unmarshal(data, out)
+		return resp.Header, json.Unmarshal(data, out)
 	}
 }
 
@@ -175,7 +181,7 @@ func (c *Client) ListEntities(ctx context.Context, profile string) ([]EntityView
 	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(profile)+"/entities", nil, &v)
 }
 
-func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter) ([]CertView, error) {
+func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"profile": f.ProfileID, "subject": f.Subject, "status": f.Status} {
 		if v != "" {
@@ -191,8 +197,16 @@ func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter
 	if f.Offset > 0 {
 		q.Set("offset", strconv.Itoa(f.Offset))
 	}
-	var v []CertView
-	return v, c.do(ctx, "GET", "/api/v1/certificates?"+q.Encode(), nil, &v)
+	if !f.After.IsZero() {
+		q.Set("cursor", encodeCursor(f.After))
+	}
+	var page CertPage
+	h, err := c.doHeader(ctx, "GET", "/api/v1/certificates?"+q.Encode(), nil, &page.Certificates)
+	if err != nil {
+		return CertPage{}, err
+	}
+	page.Next, err = decodeCursor(h.Get(NextCursorHeader))
+	return page, err
 }
 
 func (c *Client) GetCertificate(ctx context.Context, serial string) (CertView, error) {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -151,7 +152,9 @@ var routes = []route{
 			v, err := api.ListEntities(r.Context(), r.PathValue("id"))
 			return reply(w, http.StatusOK, v, err)
 		}},
-	{"GET", "/api/v1/certificates", "List certificates", "", "CertificateList", []string{"profile", "subject", "status", "expiring_before", "limit", "offset"},
+	{"GET", "/api/v1/certificates", "List certificates, newest first, a page at a time: limit (default 100, at most 1000; more is an error) rows, and the " + NextCursorHeader +
+		" response header, when present, is the cursor of the next page (repeat the query with cursor=it)", "", "CertificateList",
+		[]string{"profile", "subject", "status", "expiring_before", "limit", "cursor", "offset"},
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			q := r.URL.Query()
 			f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: q.Get("subject"), Status: q.Get("status")}
@@ -169,8 +172,14 @@ var routes = []route{
 			if f.Offset, err = intParam(q.Get("offset")); err != nil {
 				return err
 			}
-			v, err := api.ListCertificates(r.Context(), f)
-			return reply(w, http.StatusOK, v, err)
+			if f.After, err = decodeCursor(q.Get("cursor")); err != nil {
+				return err
+			}
+			page, err := api.ListCertificates(r.Context(), f)
+			if err == nil && !page.Next.IsZero() {
+				w.Header().Set(NextCursorHeader, encodeCursor(page.Next))
+			}
+			return reply(w, http.StatusOK, page.Certificates, err)
 		}},
 	{"GET", "/api/v1/certificates/{serial}", "Show a certificate; append .pem or .der to download it", "", "Certificate", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
@@ -404,6 +413,35 @@ func decode(r *http.Request, v any) error {
 		return fmt.Errorf("%w: request body: %v", errBadRequest, err)
 	}
 	return nil
+}
+
+// NextCursorHeader is the response header of a listing that carries the
+// cursor of its next page. A header keeps the body the plain array it
+// always was.
+const NextCursorHeader = "Next-Cursor"
+
+// encodeCursor is a page key as an opaque URL-safe token: the creation
+// time (RFC 3339, nanoseconds, UTC), a space, the serial.
+func encodeCursor(k store.CertificateKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(k.Created.UTC().Format(time.RFC3339Nano) + " " + k.Serial))
+}
+
+// decodeCursor reads a token of encodeCursor; empty is the first page.
+func decodeCursor(s string) (store.CertificateKey, error) {
+	if s == "" {
+		return store.CertificateKey{}, nil
+	}
+	bad := fmt.Errorf("%w: cursor is not one this server gave out", errBadRequest)
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return store.CertificateKey{}, bad
+	}
+	ts, serial, ok := strings.Cut(string(b), " ")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil || serial == "" {
+		return store.CertificateKey{}, bad
+	}
+	return store.CertificateKey{Created: t, Serial: serial}, nil
 }
 
 func intParam(s string) (int, error) {

@@ -44,6 +44,23 @@ var plainAnswers = map[string]string{
 	"POST /api/v1/profiles/{id}/challenges": "the challenge alone (Accept: text/plain)",
 }
 
+// queryParams describe query parameters beyond a plain string, by
+// "METHOD path name".
+var queryParams = map[string]map[string]any{
+	"GET /api/v1/certificates limit": {"description": "rows per page; a larger limit is an error (400), not cut short: follow the cursor for more",
+		"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": MaxListLimit, "default": DefaultListLimit}},
+	"GET /api/v1/certificates cursor": {"description": "the " + NextCursorHeader + " header of the previous page (opaque); repeat the other parameters unchanged",
+		"schema": map[string]any{"type": "string"}},
+	"GET /api/v1/certificates offset": {"description": "rows to skip (deprecated for large listings: use cursor; not together with it)",
+		"schema": map[string]any{"type": "integer", "minimum": 0}},
+}
+
+// responseHeaders are the headers of a route's success answer.
+var responseHeaders = map[string]map[string]any{
+	"GET /api/v1/certificates": {NextCursorHeader: map[string]any{"description": "present when more rows may follow: the cursor of the next page",
+		"schema": map[string]any{"type": "string"}}},
+}
+
 // OpenAPI returns the OpenAPI 3.0 document of the route table.
 func OpenAPI() []byte {
 	paths := map[string]map[string]any{}
@@ -54,7 +71,11 @@ func OpenAPI() []byte {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.query {
-			params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
+			p := map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}}
+			for k, v := range queryParams[rt.method+" "+rt.path+" "+q] {
+				p[k] = v
+			}
+			params = append(params, p)
 		}
 		if params != nil {
 			op["parameters"] = params
@@ -77,6 +98,9 @@ func OpenAPI() []byte {
 			content = map[string]any{"application/x-pem-file": map[string]any{}, "application/pkix-cert": map[string]any{}}
 		}
 		ok := map[string]any{"description": "success"}
+		if h, found := responseHeaders[rt.method+" "+rt.path]; found {
+			ok["headers"] = h
+		}
 		if content != nil {
 			ok["content"] = content
 		}

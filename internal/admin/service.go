@@ -57,7 +57,10 @@ type API interface {
 	PutEntity(ctx context.Context, profile string, e EntityRequest) (EntityView, error)
 	ListEntities(ctx context.Context, profile string) ([]EntityView, error)
 
-	ListCertificates(ctx context.Context, f store.CertificateFilter) ([]CertView, error)
+	// ListCertificates returns one page of certificates, newest first: at
+	// most f.Limit (default DefaultListLimit, over MaxListLimit is
+	// ErrInvalid), after f.After when set. The page's Next continues it.
+	ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error)
 	GetCertificate(ctx context.Context, serial string) (CertView, error)
 	// Revoke revokes a certificate (reason: an RFC 5280 name such as
 	// keyCompromise); the CA's CRL is published again at once.
@@ -131,6 +134,21 @@ type CertView struct {
 	RevocationReason string    `json:"revocation_reason,omitempty"`
 	// DER is the certificate; the HTTP API serves it through .pem/.der URLs.
 	DER []byte `json:"-"`
+}
+
+// Listing page sizes: a listing without a limit answers DefaultListLimit
+// rows; one asking for more than MaxListLimit is refused, not cut short.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// CertPage is a page of a certificate listing. Next is the key of its
+// last row when more may follow (list again with After: Next), zero on
+// the last page.
+type CertPage struct {
+	Certificates []CertView
+	Next         store.CertificateKey
 }
 
 // PolicyResult is a dry run's answer.
@@ -758,25 +776,41 @@ func certView(c store.Certificate) CertView {
 	return v
 }
 
-func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter) ([]CertView, error) {
+func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error) {
 	if err := b.check(ctx, ActRead, f.ProfileID); err != nil {
-		return nil, err
+		return CertPage{}, err
+	}
+	switch {
+	case f.Limit < 0 || f.Limit > MaxListLimit:
+		return CertPage{}, fmt.Errorf("%w: limit %d is over the maximum of %d; follow the next cursor for more", ErrInvalid, f.Limit, MaxListLimit)
+	case f.Limit == 0:
+		f.Limit = DefaultListLimit
+	}
+	if f.Offset > 0 && !f.After.IsZero() {
+		return CertPage{}, fmt.Errorf("%w: a cursor and an offset together", ErrInvalid)
 	}
 	// A token limited to profiles lists theirs, in the query, so that
 	// pages and counts are right.
 	f.Profiles = b.a.Profiles
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 100
-	}
+	// One row more than the page says whether another page follows, so
+	// the last page has no cursor (and no empty page after it).
+	want := f.Limit
+	f.Limit++
 	rows, err := b.s.Store.ListCertificates(ctx, f)
 	if err != nil {
-		return nil, err
+		return CertPage{}, err
 	}
-	out := make([]CertView, 0, len(rows))
+	var page CertPage
+	if len(rows) > want {
+		rows = rows[:want]
+		last := rows[want-1]
+		page.Next = store.CertificateKey{Created: last.Created, Serial: last.Serial}
+	}
+	page.Certificates = make([]CertView, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, certView(r))
+		page.Certificates = append(page.Certificates, certView(r))
 	}
-	return out, nil
+	return page, nil
 }
 
 // certificate authorises act on a certificate and fetches it. One of a

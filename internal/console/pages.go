@@ -335,11 +335,12 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *sessio
 			data["Certs"] = []admin.CertView{}
 		}
 	} else {
-		list, err := s.API.ListCertificates(r.Context(), f)
+		page, err := s.API.ListCertificates(r.Context(), f)
 		if err != nil {
 			h.apiError(w, r, s, err)
 			return
 		}
+		list := page.Certificates
 		if len(list) > pageSize {
 			list = list[:pageSize]
 			data["Next"] = pageURL(q, pageNo+1)
@@ -385,11 +386,11 @@ func (h *Handler) certificate(w http.ResponseWriter, r *http.Request, s *session
 	chain = append(chain, c)
 	for cur, i := c.Serial, 0; i < 20; i++ {
 		next, err := s.API.ListCertificates(ctx, store.CertificateFilter{RenewedSerial: cur, ProfileID: c.Profile, Limit: 1})
-		if err != nil || len(next) == 0 {
+		if err != nil || len(next.Certificates) == 0 {
 			break
 		}
-		chain = append(chain, next[0])
-		cur = next[0].Serial
+		chain = append(chain, next.Certificates[0])
+		cur = next.Certificates[0].Serial
 	}
 	sum := sha256.Sum256(c.DER)
 	h.render(w, r, s, http.StatusOK, "certificate", "Certificate "+c.Serial, map[string]any{
