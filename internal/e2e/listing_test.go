@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 )
 
 // cliStdout runs the real binary and returns its standard output alone
@@ -57,7 +59,26 @@ func csvSerials(t *testing.T, out string) map[string]string {
 // through that profile's certificates only, by the API's Next-Cursor and
 // by the CLI.
 func TestListingAtScale(t *testing.T) {
-	s := startConfigured(t)
+	t.Run("sqlite", func(t *testing.T) { testListingAtScale(t, startConfigured(t), nil) })
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.Schema(t)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "scepd.yaml")
+		if err := os.WriteFile(cfg, []byte(operatorsConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := sceptest.Start(t, sceptest.Options{
+			DataDir: filepath.Join(dir, "data"),
+			Env:     []string{"E2E_LAPTOP_CHALLENGE=" + laptopChallenge, "E2E_ROUTER_CHALLENGE=" + routerChallenge},
+			Args:    []string{"--config", cfg, "--database", db},
+		})
+		testListingAtScale(t, s, []string{"--database", db})
+	})
+}
+
+// testListingAtScale is TestListingAtScale on a running server; local are
+// the CLI's flags besides --data that reach its database.
+func testListingAtScale(t *testing.T, s *sceptest.Server, local []string) {
 	ctx := context.Background()
 	st := s.Store()
 	cas := map[string]string{}
@@ -94,8 +115,15 @@ func TestListingAtScale(t *testing.T) {
 			t.Fatalf("record certificate %d: %v", i, err)
 		}
 	}
-	admin := newToken(t, s, "admin")
-	scoped := newToken(t, s, "auditor", "routers")
+	token := func(args ...string) string {
+		out, errOut, err := cliStdout(t, nil, append(append([]string{"token", "create", "--data", s.DataDir}, local...), args...)...)
+		if err != nil {
+			t.Fatalf("token create %v: %v\n%s", args, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	admin := token("--role", "admin", "--name", "lister")
+	scoped := token("--role", "auditor", "--profile", "routers", "--name", "routers-lister")
 	server := []string{"--server", s.BaseURL()}
 
 	t.Run("all as CSV", func(t *testing.T) {
@@ -104,7 +132,7 @@ func TestListingAtScale(t *testing.T) {
 			env  []string
 			args []string
 		}{
-			{"data directory", nil, []string{"--data", s.DataDir}},
+			{"data directory", nil, append([]string{"--data", s.DataDir}, local...)},
 			{"server", []string{"SCEPD_TOKEN=" + admin}, server},
 			{"server, pages of 250", []string{"SCEPD_TOKEN=" + admin}, append([]string{"--limit", "250"}, server...)},
 		} {
@@ -136,9 +164,9 @@ func TestListingAtScale(t *testing.T) {
 
 	t.Run("limit over the maximum", func(t *testing.T) {
 		for _, env := range [][]string{nil, {"SCEPD_TOKEN=" + admin}} {
-			args := []string{"cert", "list", "--limit", "5000", "--data", s.DataDir}
+			args := append([]string{"cert", "list", "--limit", "5000", "--data", s.DataDir}, local...)
 			if env != nil {
-				args = append(args[:4], server...)
+				args = append([]string{"cert", "list", "--limit", "5000"}, server...)
 			}
 			out, errOut, err := cliStdout(t, env, args...)
 			if err == nil || !strings.Contains(errOut, "maximum of 1000") {
