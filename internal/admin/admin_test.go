@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
@@ -157,5 +158,72 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&e)
 	if e.Error.Code != "not_found" {
 		t.Errorf("unknown route error %+v", e)
+	}
+}
+
+// TestCertificatePages: the listing pages the same on the database and
+// through the HTTP API and its client: a full last page carries no cursor
+// (no empty page after it), the cursor keeps nanoseconds and rows created
+// at one instant, and a limit over the maximum is ErrInvalid (400) naming
+// the maximum.
+func TestCertificatePages(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	if err := s.Store.CreateCA(ctx, store.CA{ID: "ca", CertDER: []byte{1}, KeyRef: "file:k", Created: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.CreateProfile(ctx, store.Profile{ID: "p", CAID: "ca", RACertDER: []byte{2}, RAKeyRef: "file:ra",
+		ChallengeMode: store.ChallengeStatic, ChallengeHash: "$argon2id$x", Created: at, Source: store.SourceConfig}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 6 {
+		serial, tx := fmt.Sprintf("%x", 0xa0+i), fmt.Sprint("t", i)
+		created := at.Add(time.Duration(i/4) * time.Microsecond) // four at one instant
+		if err := s.Store.RecordIssued(ctx, store.Issued{
+			Certificate: store.Certificate{Serial: serial, ProfileID: "p", CAID: "ca", TransactionID: tx, Subject: "CN=d", DER: []byte{3},
+				NotBefore: at, NotAfter: at.Add(time.Hour), Status: store.CertValid, Created: created},
+			Transaction: store.Transaction{ProfileID: "p", TransactionID: tx, Status: store.StatusIssued, PublicKeySHA256: []byte(tx),
+				CSRDER: []byte{4}, CertSerial: serial, Created: created, Updated: created},
+			Audit: store.AuditEvent{Time: created, Actor: "t", Action: "enroll", Object: serial, Outcome: "issued"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]string{serial}, want...)
+	}
+	tok, err := s.As(LocalAdmin).CreateToken(ctx, TokenRequest{Name: "pages", Role: RoleAuditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&Handler{Service: s, Log: s.Log}).Routes())
+	defer srv.Close()
+	for name, api := range map[string]API{"local": s.As(LocalAdmin), "http": &Client{BaseURL: srv.URL, Token: tok.Token}} {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			f := store.CertificateFilter{Limit: 3}
+			for pages := 1; ; pages++ {
+				page, err := api.ListCertificates(ctx, f)
+				if err != nil || pages > 2 {
+					t.Fatalf("page %d: %v (%d pages)", pages, err, pages)
+				}
+				for _, c := range page.Certificates {
+					got = append(got, c.Serial)
+				}
+				if page.Next.IsZero() {
+					break
+				}
+				f.After = page.Next
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("pages of 3 = %v, want %v", got, want)
+			}
+			_, err := api.ListCertificates(ctx, store.CertificateFilter{Limit: MaxListLimit + 1})
+			var apiErr *APIError
+			if !errors.Is(err, ErrInvalid) && !(errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest) ||
+				!strings.Contains(fmt.Sprint(err), fmt.Sprintf("maximum of %d", MaxListLimit)) {
+				t.Errorf("limit %d: %v, want a bad request naming the maximum", MaxListLimit+1, err)
+			}
+		})
 	}
 }
