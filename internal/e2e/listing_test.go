@@ -146,6 +146,14 @@ func testListingAtScale(t *testing.T, s *sceptest.Server, local []string) {
 		}
 	})
 
+	t.Run("all as a table", func(t *testing.T) {
+		out, errOut, err := cliStdout(t, nil, append([]string{"cert", "list", "--all", "--limit", "400", "--data", s.DataDir}, local...)...)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if err != nil || len(lines) != n+1 || !strings.HasPrefix(lines[0], "SERIAL") {
+			t.Fatalf("cert list --all: %v, %d lines\n%s", err, len(lines), errOut)
+		}
+	})
+
 	t.Run("all as JSON", func(t *testing.T) {
 		out, errOut, err := cliStdout(t, []string{"SCEPD_TOKEN=" + admin}, append([]string{"cert", "list", "--all", "-o", "json"}, server...)...)
 		var certs []struct {
@@ -169,6 +177,7 @@ func testListingAtScale(t *testing.T, s *sceptest.Server, local []string) {
 				args = append([]string{"cert", "list", "--limit", "5000"}, server...)
 			}
 			out, errOut, err := cliStdout(t, env, args...)
+			t.Logf("%v: %s", args[:4], strings.TrimSpace(errOut))
 			if err == nil || !strings.Contains(errOut, "maximum of 1000") {
 				t.Errorf("%v: %v, stdout %d bytes, stderr %q; want an error naming the maximum", args, err, len(out), errOut)
 			}
