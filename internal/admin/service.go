@@ -63,7 +63,7 @@ type API interface {
 	ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error)
 	GetCertificate(ctx context.Context, serial string) (CertView, error)
 	// Revoke revokes a certificate (reason: an RFC 5280 name such as
-	// keyCompromise); the CA's CRL is published again at once.
+	// keyCompromise); every replica's next CRL request publishes it.
 	Revoke(ctx context.Context, serial, reason string) (CertView, error)
 	// RevokeSubject revokes every valid certificate with exactly this subject
 	// (of the actor's profiles, when it is limited to some).
