@@ -501,11 +501,7 @@ func changedCSRUnderOneTransactionID(t *testing.T, s *sceptest.Server) {
 	t.Run("certmonger adds a SAN while its request is pending", func(t *testing.T) {
 		sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
 		cm := sceptest.StartCertmonger(t)
-		caPEM := filepath.Join(t.TempDir(), "ca.pem")
-		os.WriteFile(caPEM, pemOf(root.Raw), 0o644)
-		if out, err := cm.Getcert("add-scep-ca", "-c", "delta", "-u", s.URL("delta"), "-N", caPEM); err != nil {
-			t.Fatalf("add-scep-ca: %v\n%s", err, out)
-		}
+		cm.AddCA(t, "delta", s.URL("delta"), root)
 		key, cert := cm.KeyAndCertPaths(t, "san")
 		if out, err := cm.Getcert("request", "-c", "delta", "-k", key, "-f", cert, "-N", "CN=cm-san", "-D", "a.example", "-L", challenge, "-I", "cmsan"); err != nil {
 			t.Fatalf("getcert request: %v\n%s", err, out)

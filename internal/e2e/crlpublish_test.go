@@ -4,13 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,48 +152,13 @@ func TestEveryRevocationPublishesCRL(t *testing.T) {
 // token from the page).
 func consoleRevoke(t *testing.T, base, token, serial, reason string) {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
-	field := func(page, name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("console page has no %s field:\n%s", name, page)
-		}
-		return m[1]
+	c := consoleSignIn(t, base, token)
+	_, page := c.get("/console/certificates/" + serial)
+	if code, _ := c.post("/console/certificates/"+serial+"/revoke", url.Values{"reason": {reason}, "confirm": {"yes"}, "csrf": {c.field(page, "csrf")}}); code != 200 ||
+		!strings.HasSuffix(c.last.URL.Path, "/console/certificates/"+serial) {
+		t.Fatalf("console revoke: HTTP %d at %s", code, c.last.URL)
 	}
-	get := func(path string) string {
-		resp, err := hc.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b := new(strings.Builder)
-		if _, err := io.Copy(b, resp.Body); err != nil {
-			t.Fatal(err)
-		}
-		return b.String()
-	}
-	post := func(path string, form url.Values) *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", base)
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	nonce := field(get("/console/login"), "nonce")
-	if resp := post("/console/login", url.Values{"nonce": {nonce}, "token": {token}}); resp.StatusCode != 200 {
-		t.Fatalf("console sign-in: HTTP %d", resp.StatusCode)
-	}
-	csrf := field(get("/console/certificates/"+serial), "csrf")
-	if resp := post("/console/certificates/"+serial+"/revoke", url.Values{"reason": {reason}, "confirm": {"yes"}, "csrf": {csrf}}); resp.StatusCode != 200 ||
-		!strings.HasSuffix(resp.Request.URL.Path, "/console/certificates/"+serial) {
-		t.Fatalf("console revoke: HTTP %d at %s", resp.StatusCode, resp.Request.URL)
-	}
-	if page := get("/console/certificates/" + serial); !strings.Contains(page, "reason "+reason) {
+	if _, page := c.get("/console/certificates/" + serial); !strings.Contains(page, "reason "+reason) {
 		t.Fatalf("the console's certificate page does not name the reason %s:\n%s", reason, page)
 	}
 }

@@ -233,11 +233,7 @@ func TestApprovalAndPolling(t *testing.T) {
 	t.Run("certmonger waits, then collects the approved certificate", func(t *testing.T) {
 		sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
 		cm := sceptest.StartCertmonger(t)
-		caPEM := filepath.Join(t.TempDir(), "ca.pem")
-		os.WriteFile(caPEM, pemOf(root.Raw), 0o644)
-		if out, err := cm.Getcert("add-scep-ca", "-c", "appr", "-u", s.URL("approve"), "-N", caPEM); err != nil {
-			t.Fatalf("add-scep-ca: %v\n%s", err, out)
-		}
+		cm.AddCA(t, "appr", s.URL("approve"), root)
 		key, cert := cm.KeyAndCertPaths(t, "pending")
 		if out, err := cm.Getcert("request", "-c", "appr", "-k", key, "-f", cert, "-N", "CN=cm-pending", "-L", challenge, "-I", "cmwait"); err != nil {
 			t.Fatalf("getcert request: %v\n%s", err, out)

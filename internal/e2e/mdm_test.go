@@ -255,11 +255,7 @@ func TestJamfWebhook(t *testing.T) {
 	sceptest.RequireTool(t, "/usr/lib/certmonger/scep-submit", "certmonger")
 	cm := sceptest.StartCertmonger(t)
 	root := caCerts(t, s, "ndes")
-	caPEM := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caPEM, pemOf(root[len(root)-1].Raw), 0o644)
-	if out, err := cm.Getcert("add-scep-ca", "-c", "jamf", "-u", s.URL("ndes"), "-N", caPEM); err != nil {
-		t.Fatalf("add-scep-ca: %v\n%s", err, out)
-	}
+	cm.AddCA(t, "jamf", s.URL("ndes"), root[len(root)-1])
 	key, cert := cm.KeyAndCertPaths(t, "jamf")
 	if out, err := cm.Getcert("request", "-c", "jamf", "-k", key, "-f", cert, "-N", "CN=C02XJAMF01", "-L", secret, "-w", "-v"); err != nil {
 		t.Fatalf("getcert with the Jamf challenge: %v\n%s", err, out)

@@ -11,10 +11,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -260,44 +258,6 @@ func eventProfile(e store.AuditEvent) string {
 	return strings.TrimPrefix(e.Object, "profile:")
 }
 
-// consoleClient signs in to the console with a token over plain HTTP (a
-// cookie jar, no browser) and returns the client.
-func consoleClient(t *testing.T, s *sceptest.Server, token string) *http.Client {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
-	resp, err := hc.Get(s.BaseURL() + "/console/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`name="nonce" value="([^"]+)"`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("no sign-in nonce in\n%s", page)
-	}
-	resp, err = hc.PostForm(s.BaseURL()+"/console/login", url.Values{"nonce": {string(m[1])}, "token": {token}, "next": {"/console/dashboard"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/dashboard" {
-		t.Fatalf("console sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
-	}
-	return hc
-}
-
-func consoleGet(t *testing.T, hc *http.Client, u string) (int, string) {
-	t.Helper()
-	resp, err := hc.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestConsoleScopedAndHashedSecrets: a console session of a token limited
 // to a profile sees that profile's audit events and certificates only;
 // the database holds neither the session cookie nor the CSRF token, only
@@ -310,31 +270,26 @@ func TestConsoleScopedAndHashedSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hc := consoleClient(t, s, newToken(t, s, "auditor", "laptops"))
-	code, page := consoleGet(t, hc, s.BaseURL()+"/console/audit")
+	scoped := consoleSignIn(t, s.BaseURL(), newToken(t, s, "auditor", "laptops"))
+	code, page := scoped.get("/console/audit")
 	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
 		t.Errorf("scoped console audit page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
 	}
-	code, page = consoleGet(t, hc, s.BaseURL()+"/console/dashboard")
+	code, page = scoped.get("/console/dashboard")
 	if code != 200 || !strings.Contains(page, "laptops") || strings.Contains(page, "camode") {
 		t.Errorf("scoped console dashboard: %d; shows laptops %v, camode %v", code, strings.Contains(page, "laptops"), strings.Contains(page, "camode"))
 	}
-	code, page = consoleGet(t, hc, s.BaseURL()+"/console/certificates")
+	code, page = scoped.get("/console/certificates")
 	if code != 200 || !strings.Contains(page, "lap-console") || strings.Contains(page, "camode-console") {
 		t.Errorf("scoped console certificates page: %d; shows laptops %v, camode %v", code, strings.Contains(page, "lap-console"), strings.Contains(page, "camode-console"))
 	}
 
 	// Hashed at rest: read the database.
-	op := consoleClient(t, s, newToken(t, s, "operator"))
-	_, page = consoleGet(t, op, s.BaseURL()+"/console/dashboard")
-	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatal("no CSRF token on the dashboard")
-	}
-	formCSRF := m[1]
+	op := consoleSignIn(t, s.BaseURL(), newToken(t, s, "operator"))
+	formCSRF := op.csrf()
 	base, _ := url.Parse(s.BaseURL() + "/console/")
 	var cookie string
-	for _, c := range op.Jar.Cookies(base) {
+	for _, c := range op.hc.Jar.Cookies(base) {
 		if c.Name == "scepd_session" {
 			cookie = c.Value
 		}
@@ -376,22 +331,11 @@ func TestConsoleScopedAndHashedSecrets(t *testing.T) {
 		t.Fatalf("%d sessions stored, the operator's found: %v", n, found)
 	}
 	// The stored value does not pass as the form token.
-	form := url.Values{"csrf": {hex.EncodeToString(csrfSum[:])}}
-	resp, err := op.PostForm(s.BaseURL()+"/console/logout", form)
-	if err != nil {
-		t.Fatal(err)
+	if code, _ := op.post("/console/logout", url.Values{"csrf": {hex.EncodeToString(csrfSum[:])}}); code != 403 {
+		t.Errorf("sign-out with the stored CSRF hash: %d, want 403", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Errorf("sign-out with the stored CSRF hash: %d, want 403", resp.StatusCode)
-	}
-	resp, err = op.PostForm(s.BaseURL()+"/console/logout", url.Values{"csrf": {formCSRF}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/login" {
-		t.Errorf("sign-out with the form's CSRF token: %d at %s", resp.StatusCode, resp.Request.URL)
+	if code, _ := op.post("/console/logout", url.Values{"csrf": {formCSRF}}); code != 200 || op.last.URL.Path != "/console/login" {
+		t.Errorf("sign-out with the form's CSRF token: %d at %s", code, op.last.URL)
 	}
 }
 

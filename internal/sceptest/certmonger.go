@@ -1,6 +1,8 @@
 package sceptest
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +79,19 @@ func StartCertmonger(t testing.TB) *Certmonger {
 func (c *Certmonger) Getcert(args ...string) (string, error) {
 	out, err := Run(c.t, 2*time.Minute, c.env, c.dir, "getcert", args...)
 	return strings.TrimSpace(out), err
+}
+
+// AddCA registers a SCEP CA with this daemon (`getcert add-scep-ca`):
+// nickname, the SCEP URL, and the root certificate it is to trust.
+func (c *Certmonger) AddCA(t testing.TB, nickname, url string, root *x509.Certificate) {
+	t.Helper()
+	rootPEM := filepath.Join(c.dir, nickname+"-ca.pem")
+	if err := os.WriteFile(rootPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Getcert("add-scep-ca", "-c", nickname, "-u", url, "-N", rootPEM); err != nil {
+		t.Fatalf("getcert add-scep-ca: %v\n%s", err, out)
+	}
 }
 
 // KeyAndCertPaths returns fresh paths for a key (an RSA key made with
