@@ -266,9 +266,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	// the default transport) each hold goroutines.
 	own.closeLast("idle outbound connections", func() error { http.DefaultClient.CloseIdleConnections(); return nil })
 	var srv *server.Server
-	// Scrapes read the raw store; everything else goes through the timed one.
 	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
-	st := met.Instrument(raw)
+	raw.SetObserver(met)
+	var st store.Store = raw
 	ks, err := keySource(cfg.store.dataDir, cfg.crypto)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres"
 	"github.com/scepd/scepd/internal/store/sqlite"
+	"github.com/scepd/scepd/internal/store/sqlstore"
 )
 
 // storeFlags are the flags every command that opens the database shares.
@@ -31,7 +32,10 @@ type storeFlags struct {
 // SQLite file in the data directory, with the audit key (see openAudited).
 func openStore(ctx context.Context, f storeFlags) (store.Store, error) {
 	st, _, err := openAudited(ctx, f)
-	return st, err
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // openAudited opens the store and sets its audit key: the file
@@ -40,7 +44,7 @@ func openStore(ctx context.Context, f storeFlags) (store.Store, error) {
 // missing. Unless f.readAudit, it keys an unkeyed log (audit.Start) so
 // that nothing appends to it unkeyed. With f.readAudit and no key file,
 // the key is nil.
-func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, error) {
+func openAudited(ctx context.Context, f storeFlags) (*sqlstore.Store, *audit.Key, error) {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -64,10 +68,7 @@ func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, er
 	if err != nil {
 		return nil, nil, err
 	}
-	var st interface {
-		store.Store
-		SetAuditKey([]byte)
-	}
+	var st *sqlstore.Store
 	switch {
 	case strings.HasPrefix(f.database, "postgres://"), strings.HasPrefix(f.database, "postgresql://"):
 		st, err = postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})

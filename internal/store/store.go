@@ -710,6 +710,13 @@ type Store interface {
 	Close() error
 }
 
+// Observer is told of every store call: the Store method's name, how long
+// it took and its error (nil on success). The metrics package times the
+// store through it.
+type Observer interface {
+	ObserveStore(op string, took time.Duration, err error)
+}
+
 // IntegrityQueries count inconsistent rows for CheckIntegrity. The SQL is
 // plain enough to read the same in every dialect.
 var IntegrityQueries = []struct{ Problem, Query string }{

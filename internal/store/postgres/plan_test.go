@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
+	"github.com/scepd/scepd/internal/store/sqlstore"
 	"github.com/scepd/scepd/internal/store/storetest"
 )
 
@@ -21,23 +22,23 @@ func TestListPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET enable_seqscan = off"); err != nil {
 		t.Fatal(err)
 	}
 	// On an empty table the planner guesses a third of the rows match a
 	// page's key range, and a bitmap scan plus a sort looks as cheap as
 	// the walk; the walk is what a page of a real table gets, so ask for it.
-	if _, err := conn.Exec(ctx, "SET enable_bitmapscan = off"); err != nil {
+	if _, err := conn.ExecContext(ctx, "SET enable_bitmapscan = off"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range storetest.ListingPlans(time.Now()) {
-		q, args := listCertificatesQuery(c.Filter)
-		rows, err := conn.Query(ctx, "EXPLAIN "+q, args...)
+		q, args := sqlstore.ListCertificatesQuery(Dialect(), c.Filter)
+		rows, err := conn.QueryContext(ctx, "EXPLAIN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,15 +75,15 @@ func TestLatestRequestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET enable_seqscan = off"); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := conn.Query(ctx, "EXPLAIN "+qLatestRequest, "p", "tx", []byte{1})
+	rows, err := conn.QueryContext(ctx, "EXPLAIN "+sqlstore.LatestRequestQuery(Dialect()), "p", "tx", []byte{1})
 	if err != nil {
 		t.Fatal(err)
 	}

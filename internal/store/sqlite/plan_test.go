@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/store/sqlstore"
 	"github.com/scepd/scepd/internal/store/storetest"
 )
 
@@ -20,8 +21,8 @@ func TestListPlans(t *testing.T) {
 	}
 	defer st.Close()
 	for _, c := range storetest.ListingPlans(time.Now()) {
-		q, args := listCertificatesQuery(c.Filter)
-		rows, err := st.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+		q, args := sqlstore.ListCertificatesQuery(Dialect(), c.Filter)
+		rows, err := st.DB().Query("EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +59,7 @@ func TestLatestRequestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rows, err := st.db.Query("EXPLAIN QUERY PLAN "+qLatestRequest, "p", "tx", []byte{1})
+	rows, err := st.DB().Query("EXPLAIN QUERY PLAN "+sqlstore.LatestRequestQuery(Dialect()), "p", "tx", []byte{1})
 	if err != nil {
 		t.Fatal(err)
 	}

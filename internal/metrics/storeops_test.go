@@ -21,7 +21,8 @@ func TestInstrumentedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New("test", raw, func() float64 { return 0 })
-	st := m.Instrument(raw)
+	raw.SetObserver(m)
+	st := raw
 	if _, err := st.GetCA(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetCA: %v", err)
 	}

@@ -1,0 +1,362 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/scepd/scepd/internal/store"
+)
+
+const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason,
+	created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
+
+// CertColumns are the certificate columns scanCert reads, in its order.
+const CertColumns = `serial, profile_id, transaction_id, subject, sans, not_before, not_after, der, status, ca_id, renewed_serial,
+	revoked_at, revocation_reason, created_at`
+
+// Statements of the enrollment path (see hotStatements).
+const (
+	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = $1 AND transaction_id = $2`
+	qGetCertificate = `SELECT ` + CertColumns + ` FROM certificates WHERE serial = $1`
+	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12)`
+	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+)
+
+func (s *Store) scanTx(r scanner) (store.Transaction, error) {
+	var t store.Transaction
+	var serial, clientID sql.NullString
+	err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, s.tm(&t.Expires),
+		&t.DecidedBy, &t.Reason, s.tm(&t.Created), s.tm(&t.Updated), &clientID, &t.SignerKeySHA256, &t.RenewsSerial)
+	t.CertSerial = serial.String
+	t.ClientTransactionID = clientID.String
+	if !clientID.Valid {
+		t.ClientTransactionID = t.TransactionID
+	}
+	return t, err
+}
+
+func (s *Store) scanCert(r scanner) (store.Certificate, error) {
+	var c store.Certificate
+	err := r.Scan(&c.Serial, &c.ProfileID, &c.TransactionID, &c.Subject, s.d.ScanStrings(&c.SANs), s.tm(&c.NotBefore), s.tm(&c.NotAfter), &c.DER, &c.Status,
+		&c.CAID, &c.RenewedSerial, s.tm(&c.RevokedAt), &c.RevocationReason, s.tm(&c.Created))
+	return c, err
+}
+
+// insertTx inserts a transaction row (see qInsertTx).
+func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, t store.Transaction) error {
+	_, err := s.exec(ctx, tx, qInsertTx,
+		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), nullBytes(t.ChallengeHash), s.nullTime(t.Expires),
+		t.DecidedBy, t.Reason, s.d.Time(t.Created), s.d.Time(t.Updated),
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce))
+	if err != nil {
+		return fmt.Errorf("insert transaction %q: %w", t.TransactionID, err)
+	}
+	return nil
+}
+
+// GetTransaction returns one enrollment transaction.
+func (s *Store) GetTransaction(ctx context.Context, profileID, txID string) (t store.Transaction, err error) {
+	defer s.end("GetTransaction", time.Now(), &err)
+	t, err = s.scanTx(s.row(ctx, nil, qGetTransaction, profileID, txID))
+	if err != nil {
+		return t, fmt.Errorf("get transaction %q/%q: %w", profileID, txID, err)
+	}
+	return t, nil
+}
+
+// ListTransactions returns transactions, oldest first.
+func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter) (out []store.Transaction, err error) {
+	defer s.end("ListTransactions", time.Now(), &err)
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	p := params{args: []any{f.ProfileID, f.Status, limit}}
+	where := `($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2)`
+	if f.ClientTransactionID != "" {
+		// A row written before client_transaction_id existed (or by an
+		// older replica) is found by its own ID.
+		id := p.add(f.ClientTransactionID)
+		where = `profile_id = $1 AND ($2 = '' OR status = $2)
+		AND (client_transaction_id = ` + id + ` OR (client_transaction_id IS NULL AND transaction_id = ` + id + `))`
+	}
+	if len(f.Profiles) > 0 {
+		where += ` AND profile_id IN (` + store.InList(f.Profiles, p.add) + `)`
+	}
+	return list(ctx, s, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
+		ORDER BY created_at, transaction_id LIMIT $3`, s.scanTx, p.args...)
+}
+
+// LatestRequestQuery is LatestRequest's query in the dialect.
+func LatestRequestQuery(d Dialect) string { return store.LatestRequestSQL(txColumns, d.List) }
+
+// LatestRequest returns the newest request of a client transactionID and key.
+func (s *Store) LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (t store.Transaction, err error) {
+	defer s.end("LatestRequest", time.Now(), &err)
+	t, err = s.scanTx(s.row(ctx, nil, s.qLatest, profileID, clientID, keySHA256))
+	if err != nil {
+		return t, fmt.Errorf("latest request %q/%q: %w", profileID, clientID, err)
+	}
+	return t, nil
+}
+
+// RecordPending stores a pending request and reserves its challenge.
+func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) (err error) {
+	defer s.end("RecordPending", time.Now(), &err)
+	t.Status, t.CertSerial, t.DecidedBy, t.Reason = store.StatusPending, "", "", ""
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.insertTx(ctx, tx, t); err != nil {
+			return err
+		}
+		if t.ChallengeHash != nil {
+			n, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = $1 WHERE hash = $2 AND profile_id = $3 AND used_at IS NULL
+				AND reserved_by IS NULL AND expires_at > $4`, t.TransactionID, t.ChallengeHash, t.ProfileID, s.d.Time(t.Created))
+			if err != nil {
+				return err
+			}
+			if n != 1 {
+				return store.ErrChallengeSpent
+			}
+		}
+		return s.appendAudit(ctx, tx, audit)
+	})
+}
+
+// RejectPending rejects a pending request and frees its challenge.
+func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, reason string, at time.Time, audit store.AuditEvent) (err error) {
+	defer s.end("RejectPending", time.Now(), &err)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, decided_by = $2, reason = $3, updated_at = $4
+			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`, store.StatusRejected, decidedBy, reason, s.d.Time(at), profileID, txID, store.StatusPending)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("reject %q: %w", txID, store.ErrNotFound)
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = NULL WHERE profile_id = $1 AND reserved_by = $2 AND used_at IS NULL`, profileID, txID); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, audit)
+	})
+}
+
+// ExpirePending rejects pending requests past their expiry.
+func (s *Store) ExpirePending(ctx context.Context, now time.Time) (n int, err error) {
+	defer s.end("ExpirePending", time.Now(), &err)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = NULL WHERE used_at IS NULL AND reserved_by IS NOT NULL AND EXISTS
+			(SELECT 1 FROM transactions t WHERE t.profile_id = challenges.profile_id AND t.transaction_id = challenges.reserved_by
+			 AND t.status = 'pending' AND t.expires_at < $1)`, s.d.Time(now)); err != nil {
+			return err
+		}
+		k, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, reason = 'expired before a decision', updated_at = $2
+			WHERE status = $3 AND expires_at < $2`, store.StatusRejected, s.d.Time(now), store.StatusPending)
+		n = int(k)
+		return err
+	})
+	return n, err
+}
+
+// RecordIssued commits certificate, transaction, consumed challenge and
+// audit event in one transaction.
+func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) (err error) {
+	defer s.end("RecordIssued", time.Now(), &err)
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.recordIssued(ctx, tx, rec) })
+}
+
+func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) error {
+	c, t := rec.Certificate, rec.Transaction
+	// The certificate row goes in first (the challenge references it), but
+	// a spent challenge rolls everything back.
+	if _, err := s.exec(ctx, tx, qInsertCert,
+		c.Serial, c.ProfileID, c.TransactionID, c.Subject, s.d.Strings(nonNil(c.SANs)), s.d.Time(c.NotBefore), s.d.Time(c.NotAfter), c.DER, c.Status,
+		c.CAID, c.RenewedSerial, s.d.Time(c.Created)); err != nil {
+		return fmt.Errorf("insert certificate %s: %w", c.Serial, err)
+	}
+	if rec.FromPending {
+		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, cert_serial = $2, decided_by = $3, updated_at = $4
+			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`,
+			store.StatusIssued, c.Serial, t.DecidedBy, s.d.Time(t.Updated), t.ProfileID, t.TransactionID, store.StatusPending)
+		if err != nil {
+			return fmt.Errorf("approve transaction %q: %w", t.TransactionID, err)
+		}
+		if n != 1 {
+			return fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
+		}
+	} else {
+		t.ChallengeHash, t.Expires, t.Reason = nil, time.Time{}, ""
+		if err := s.insertTx(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	if rec.ChallengeHash != nil {
+		// Under READ COMMITTED a concurrent consumer blocks on the row and
+		// then re-checks used_at IS NULL, so exactly one succeeds (SQLite
+		// serialises writers). A challenge reserved by this (approved)
+		// request is its own even if its expiry passed while it waited.
+		n, err := s.exec(ctx, tx, `UPDATE challenges SET used_at = $1, used_serial = $2, reserved_by = NULL
+			WHERE hash = $3 AND profile_id = $4 AND used_at IS NULL
+			AND ((reserved_by IS NULL AND expires_at > $1) OR reserved_by = $5)`,
+			s.d.Time(c.Created), c.Serial, rec.ChallengeHash, c.ProfileID, t.TransactionID)
+		if err != nil {
+			return fmt.Errorf("consume challenge: %w", err)
+		}
+		if n != 1 {
+			return store.ErrChallengeSpent
+		}
+	}
+	if rec.EntityUser != "" {
+		n, err := s.exec(ctx, tx, `UPDATE entities SET uses_left = uses_left - 1 WHERE profile_id = $1 AND username = $2 AND uses_left > 0 AND expires_at > $3`,
+			c.ProfileID, rec.EntityUser, s.d.Time(c.Created))
+		if err != nil {
+			return fmt.Errorf("spend entity code: %w", err)
+		}
+		if n != 1 {
+			return store.ErrChallengeSpent
+		}
+	}
+	if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
+		return err
+	}
+	if sp := rec.Supersede; sp != nil {
+		// A concurrent renewal of the same certificate blocks on its row
+		// and then re-checks the status: exactly one revokes it.
+		n, err := s.exec(ctx, tx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4 AND status = $5`,
+			store.CertRevoked, s.d.Time(c.Created), sp.Reason, sp.Serial, store.CertValid)
+		if err != nil {
+			return fmt.Errorf("supersede %s: %w", sp.Serial, err)
+		}
+		if n != 1 {
+			return fmt.Errorf("supersede %s: %w", sp.Serial, store.ErrSuperseded)
+		}
+		if err := s.bumpGeneration(ctx, tx, sp.Serial); err != nil {
+			return fmt.Errorf("supersede %s: %w", sp.Serial, err)
+		}
+		return s.appendAudit(ctx, tx, sp.Audit)
+	}
+	return nil
+}
+
+// bumpGeneration counts a revocation in the certificate's CA.
+func (s *Store) bumpGeneration(ctx context.Context, tx *sql.Tx, serial string) error {
+	_, err := s.exec(ctx, tx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, serial)
+	return err
+}
+
+// GetCertificate returns a certificate by serial.
+func (s *Store) GetCertificate(ctx context.Context, serial string) (c store.Certificate, err error) {
+	defer s.end("GetCertificate", time.Now(), &err)
+	c, err = s.scanCert(s.row(ctx, nil, qGetCertificate, serial))
+	if err != nil {
+		return c, fmt.Errorf("get certificate %s: %w", serial, err)
+	}
+	return c, nil
+}
+
+// ListCertificatesQuery is the listing query for f in the dialect.
+func ListCertificatesQuery(d Dialect, f store.CertificateFilter) (string, []any) {
+	return store.ListCertificatesSQL(CertColumns, f, d.List)
+}
+
+// ListCertificates returns certificates, newest first.
+func (s *Store) ListCertificates(ctx context.Context, f store.CertificateFilter) (out []store.Certificate, err error) {
+	defer s.end("ListCertificates", time.Now(), &err)
+	q, args := ListCertificatesQuery(s.d, f)
+	return list(ctx, s, q, s.scanCert, args...)
+}
+
+// CertificateStats counts certificates per profile.
+func (s *Store) CertificateStats(ctx context.Context, now time.Time, within time.Duration) (out []store.CertificateStat, err error) {
+	defer s.end("CertificateStats", time.Now(), &err)
+	return list(ctx, s, `SELECT profile_id,
+		count(*) FILTER (WHERE status = 'valid' AND not_after > $1),
+		count(*) FILTER (WHERE status = 'revoked'),
+		count(*) FILTER (WHERE status = 'valid' AND not_after > $1 AND not_after <= $2)
+		FROM certificates GROUP BY profile_id ORDER BY profile_id`, func(r scanner) (store.CertificateStat, error) {
+		var st store.CertificateStat
+		return st, r.Scan(&st.ProfileID, &st.Valid, &st.Revoked, &st.Expiring)
+	}, s.d.Time(now), s.d.Time(now.Add(within)))
+}
+
+// RevokeCertificate marks a certificate revoked.
+func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) (err error) {
+	defer s.end("RevokeCertificate", time.Now(), &err)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var status string
+		if err := s.row(ctx, tx, `SELECT status FROM certificates WHERE serial = $1`+s.d.ForUpdate, serial).Scan(&status); err != nil {
+			return fmt.Errorf("revoke %s: %w", serial, err)
+		}
+		if status == store.CertRevoked {
+			return nil
+		}
+		if _, err := s.exec(ctx, tx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
+			store.CertRevoked, s.d.Time(at), reason, serial); err != nil {
+			return err
+		}
+		if err := s.bumpGeneration(ctx, tx, serial); err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, audit)
+	})
+}
+
+// ListRevoked returns a CA's revoked certificates.
+func (s *Store) ListRevoked(ctx context.Context, caID string) (out []store.Revoked, err error) {
+	defer s.end("ListRevoked", time.Now(), &err)
+	return list(ctx, s, `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = $2 ORDER BY serial`,
+		func(r scanner) (store.Revoked, error) {
+			var c store.Revoked
+			return c, r.Scan(&c.Serial, s.tm(&c.At), &c.Reason)
+		}, caID, store.CertRevoked)
+}
+
+// IssuedPerDay counts issued certificates per UTC day and profile.
+func (s *Store) IssuedPerDay(ctx context.Context, since time.Time) (out []store.DayCount, err error) {
+	defer s.end("IssuedPerDay", time.Now(), &err)
+	return list(ctx, s, `SELECT `+s.d.DayUTC+` AS day, profile_id, count(*) FROM certificates
+		WHERE created_at >= $1 GROUP BY day, profile_id ORDER BY day, profile_id`, func(r scanner) (store.DayCount, error) {
+		var d store.DayCount
+		return d, r.Scan(&d.Day, &d.ProfileID, &d.Count)
+	}, s.d.Time(since))
+}
+
+// DueExpiryNotices lists certificates a threshold's notice is due for.
+func (s *Store) DueExpiryNotices(ctx context.Context, profileID string, before time.Duration, now time.Time, limit int) (out []store.Certificate, err error) {
+	defer s.end("DueExpiryNotices", time.Now(), &err)
+	if limit <= 0 {
+		limit = 100
+	}
+	return list(ctx, s, `SELECT `+CertColumns+` FROM certificates c
+		WHERE c.profile_id = $1 AND c.status = $2 AND c.not_after > $3 AND c.not_after <= $4
+		AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_serial = c.serial)
+		AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.serial = c.serial AND n.before_seconds = $5)
+		ORDER BY c.not_after LIMIT $6`, s.scanCert,
+		profileID, store.CertValid, s.d.Time(now), s.d.Time(now.Add(before)), int64(before/time.Second), limit)
+}
+
+// RecordExpiryNotice records a certificate's notices once; concurrent
+// replicas conflict on the primary key and only one appends the event.
+func (s *Store) RecordExpiryNotice(ctx context.Context, serial string, thresholds []time.Duration, at time.Time, audit *store.AuditEvent) (first bool, err error) {
+	defer s.end("RecordExpiryNotice", time.Now(), &err)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		for i, t := range thresholds {
+			n, err := s.exec(ctx, tx, `INSERT INTO expiry_notices (serial, before_seconds, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				serial, int64(t/time.Second), s.d.Time(at))
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				first = n == 1
+			}
+		}
+		if first && audit != nil {
+			return s.appendAudit(ctx, tx, *audit)
+		}
+		return nil
+	})
+	return first, err
+}

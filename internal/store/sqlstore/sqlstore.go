@@ -1,0 +1,378 @@
+// Package sqlstore is the one implementation of store.Store over
+// database/sql. Each database (internal/store/sqlite, internal/store/postgres)
+// supplies a Dialect: how it stores times and lists, how its driver errors
+// map onto the store's, and the few statements it spells differently. The
+// statements are written once with $N parameters, which PostgreSQL and
+// SQLite both read as positional.
+//
+// Every method is timed and has its error mapped in one place (end), and
+// every write transaction goes through one helper (tx).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/store"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	// Name prefixes errors: "sqlite", "postgres".
+	Name string
+	// Time encodes a time as the database stores it.
+	Time func(time.Time) any
+	// ParseTime decodes a time the driver returns as text; nil when it
+	// returns time.Time.
+	ParseTime func(string) (time.Time, error)
+	// Strings encodes a list of strings (SANs, token profiles);
+	// ScanStrings is the scan destination that decodes one into dst.
+	Strings     func([]string) any
+	ScanStrings func(dst *[]string) sql.Scanner
+	// Blobs encodes a list of byte strings (a CA's chain); ScanBlobs
+	// decodes one.
+	Blobs     func([][]byte) any
+	ScanBlobs func(dst *[][]byte) sql.Scanner
+	// Classify returns the store error a driver error means
+	// (store.ErrConflict, store.ErrNonceReused, store.ErrUnavailable), or
+	// nil when it is none of them.
+	Classify func(error) error
+	// List spells the certificate listing (see store.ListCertificatesSQL).
+	List store.Dialect
+	// ForUpdate is appended to a SELECT that reads a row a transaction
+	// goes on to change (" FOR UPDATE"); "" where write transactions are
+	// serialised anyway (SQLite).
+	ForUpdate string
+	// LockAudit is run in a transaction before it appends to the audit
+	// chain, to serialise appenders across processes; "" when writers are
+	// serialised anyway.
+	LockAudit string
+	// DayUTC is the expression of certificates.created_at's UTC day as
+	// YYYY-MM-DD.
+	DayUTC string
+	// OneWriter queues this process's write transactions so that one runs
+	// at a time (SQLite: its busy handler polls with sleeps of up to 100
+	// ms and gives the tail latency to whoever lost the race).
+	OneWriter bool
+	// PrepareHot prepares the enrollment path's statements at New (SQLite:
+	// parsing a statement costs about as much as running these).
+	PrepareHot bool
+}
+
+// Store is a store.Store on a *sql.DB.
+type Store struct {
+	db *sql.DB
+	d  Dialect
+	// stmts holds the prepared statements of the enrollment path (see
+	// hotStatements), when the dialect asks for them. database/sql
+	// prepares each again on a connection where it is first used, inside
+	// a transaction on the transaction's own connection.
+	stmts map[string]*sql.Stmt
+	// writer admits one write transaction at a time (Dialect.OneWriter).
+	writer chan struct{}
+	// auditKey keys the audit chain (see SetAuditKey).
+	auditKey []byte
+	obs      store.Observer
+	qLatest  string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns the store on db, which must be migrated already. It owns db
+// and closes it on Close.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	s := &Store{db: db, d: d, stmts: map[string]*sql.Stmt{}, qLatest: LatestRequestQuery(d)}
+	if d.OneWriter {
+		s.writer = make(chan struct{}, 1)
+	}
+	if d.PrepareHot {
+		// Before any transaction: preparing later, from inside one, would
+		// need a second connection while the first holds the write lock.
+		for _, q := range hotStatements {
+			st, err := db.PrepareContext(ctx, q)
+			if err != nil {
+				s.Close()
+				return nil, fmt.Errorf("%s: prepare: %w", d.Name, err)
+			}
+			s.stmts[q] = st
+		}
+	}
+	return s, nil
+}
+
+// SetAuditKey sets the key of the audit chain's HMAC, before the store is
+// used. Without one, events are chained unkeyed (tests of other packages).
+func (s *Store) SetAuditKey(key []byte) { s.auditKey = key }
+
+// SetObserver has every later call timed by o, before the store is used.
+func (s *Store) SetObserver(o store.Observer) { s.obs = o }
+
+// DB is the database, for tools that ask it directly (query plans).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return s.db.Close()
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) (err error) {
+	defer s.end("Ping", time.Now(), &err)
+	return s.db.PingContext(ctx)
+}
+
+// answers are the store's own errors: passed on as they are.
+var answers = []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent,
+	store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded, context.Canceled, context.DeadlineExceeded}
+
+// end finishes the method op started at start: it maps *err onto the
+// store's errors and tells the observer.
+func (s *Store) end(op string, start time.Time, err *error) {
+	if *err != nil {
+		*err = s.mapErr(op, *err)
+	}
+	if s.obs != nil {
+		s.obs.ObserveStore(op, time.Since(start), *err)
+	}
+}
+
+func (s *Store) mapErr(op string, err error) error {
+	for _, known := range answers {
+		if errors.Is(err, known) {
+			return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
+		}
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %s: %w", s.d.Name, op, store.ErrNotFound)
+	}
+	if c := s.d.Classify(err); c != nil {
+		return fmt.Errorf("%s: %s: %w: %w", s.d.Name, op, c, err)
+	}
+	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
+}
+
+// tx runs fn in a write transaction and commits it.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.writer != nil {
+		select {
+		case s.writer <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.writer }()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Statements of the enrollment path, prepared when the dialect asks.
+var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert}
+
+// row runs q in tx (nil: on the database), prepared if it is hot.
+func (s *Store) row(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.stmts[q]; st != nil {
+		if tx != nil {
+			st = tx.StmtContext(ctx, st)
+		}
+		return st.QueryRowContext(ctx, args...)
+	}
+	if tx != nil {
+		return tx.QueryRowContext(ctx, q, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
+// exec runs q in tx (nil: on the database), prepared if it is hot, and
+// returns the number of rows it changed.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
+	var res sql.Result
+	var err error
+	switch st := s.stmts[q]; {
+	case st != nil && tx != nil:
+		res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	case st != nil:
+		res, err = st.ExecContext(ctx, args...)
+	case tx != nil:
+		res, err = tx.ExecContext(ctx, q, args...)
+	default:
+		res, err = s.db.ExecContext(ctx, q, args...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// list runs q and scans every row with scan.
+func list[T any](ctx context.Context, s *Store, q string, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// ScanFunc is a sql.Scanner made of a function.
+type ScanFunc func(src any) error
+
+// Scan implements sql.Scanner.
+func (f ScanFunc) Scan(src any) error { return f(src) }
+
+// tm is the scan destination of a time column; NULL leaves dst zero.
+func (s *Store) tm(dst *time.Time) sql.Scanner {
+	return ScanFunc(func(src any) error {
+		switch v := src.(type) {
+		case nil:
+			*dst = time.Time{}
+		case time.Time:
+			*dst = v.UTC()
+		case string:
+			return s.parseTime(dst, v)
+		case []byte:
+			return s.parseTime(dst, string(v))
+		default:
+			return fmt.Errorf("a time column holds %T", src)
+		}
+		return nil
+	})
+}
+
+func (s *Store) parseTime(dst *time.Time, v string) error {
+	if s.d.ParseTime == nil {
+		return fmt.Errorf("a time column holds text %q", v)
+	}
+	t, err := s.d.ParseTime(v)
+	*dst = t
+	return err
+}
+
+// nullTime stores the zero time as NULL.
+func (s *Store) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.Time(t)
+}
+
+// nullBytes stores an empty value as NULL (which unique indexes ignore).
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// param numbers the parameters of a query built piece by piece.
+type params struct{ args []any }
+
+func (p *params) add(v any) string {
+	p.args = append(p.args, v)
+	return fmt.Sprintf("$%d", len(p.args))
+}
+
+// Migrations are a database's schema changes.
+type Migrations struct {
+	// Files holds migrations/*.sql, applied in name order, each once.
+	Files fs.FS
+	// Table creates the schema_migrations table if it is missing.
+	Table string
+	// Lock and Unlock, when set, hold a lock on the connection across
+	// the migrations (replicas starting together migrate once).
+	Lock, Unlock string
+}
+
+// Migrate applies the migrations not applied yet, each in its own
+// transaction with its record in schema_migrations.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, m Migrations) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: migrate: %w", d.Name, err)
+	}
+	defer conn.Close()
+	if m.Lock != "" {
+		if _, err := conn.ExecContext(ctx, m.Lock); err != nil {
+			return fmt.Errorf("%s: migration lock: %w", d.Name, err)
+		}
+		defer conn.ExecContext(context.Background(), m.Unlock)
+	}
+	if _, err := conn.ExecContext(ctx, m.Table); err != nil {
+		return fmt.Errorf("%s: migrate: %w", d.Name, err)
+	}
+	names, err := fs.Glob(m.Files, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+			return fmt.Errorf("%s: migrate: %w", d.Name, err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(m.Files, name)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, d.Time(time.Now())); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}()
+		if err != nil {
+			if c := d.Classify(err); c != nil {
+				err = fmt.Errorf("%w: %w", c, err)
+			}
+			return fmt.Errorf("%s: migration %s: %w", d.Name, version, err)
+		}
+	}
+	return nil
+}
