@@ -2,25 +2,25 @@ package postgres
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 	"github.com/scepd/scepd/internal/store/storetest"
 )
 
+// openURL opens the schema at u, closed when the test ends.
+func openURL(t *testing.T, u string, maxConns int32) *Store {
+	s, err := Open(context.Background(), u, Options{MaxConns: maxConns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(context.Background(), pgtest.Schema(t), Options{MaxConns: 8})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) store.Store { return openURL(t, pgtest.Schema(t), 8) })
 }
 
 func TestConcurrentMigration(t *testing.T) {
@@ -45,56 +45,14 @@ func TestConcurrentMigration(t *testing.T) {
 func TestRenewalClientIDMigration(t *testing.T) {
 	storetest.RunRenewalClientIDMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
 		u := pgtest.Schema(t)
-		open := func(t *testing.T) store.Store {
-			s, err := Open(context.Background(), u, Options{MaxConns: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		s := open(t)
-		conn, err := pgx.Connect(context.Background(), u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		return s, func(t *testing.T, q string, args ...any) {
-			t.Helper()
-			if _, err := conn.Exec(context.Background(), q, args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}, open
+		s := openURL(t, u, 4)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) store.Store { return openURL(t, u, 4) }
 	})
 }
 
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
-		u := pgtest.Schema(t)
-		s, err := Open(context.Background(), u, Options{MaxConns: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := pgx.Connect(context.Background(), u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		return s, func(t *testing.T, q string, args ...any) {
-			t.Helper()
-			// The suite writes ? placeholders; PostgreSQL numbers them.
-			var b strings.Builder
-			n := 0
-			for _, r := range q {
-				if r == '?' {
-					n++
-					fmt.Fprintf(&b, "$%d", n)
-					continue
-				}
-				b.WriteRune(r)
-			}
-			if _, err := conn.Exec(context.Background(), b.String(), args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		s := openURL(t, pgtest.Schema(t), 4)
+		return s, storetest.ExecOn(s.DB())
 	})
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,28 +10,32 @@ import (
 	"github.com/scepd/scepd/internal/store/storetest"
 )
 
+// openAt opens the database at path, closed when the test ends.
+func openAt(t testing.TB, path string) *Store {
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "scepd.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return openAt(t, filepath.Join(t.TempDir(), "scepd.db"))
 	})
 }
 
 func TestReopenKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "scepd.db")
 	ctx := context.Background()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	if err := s.CreateCA(ctx, store.CA{ID: "ca", CertDER: []byte{1}, KeyRef: "file:k"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err = Open(ctx, path); err != nil {
+	s, err := Open(ctx, path)
+	if err != nil {
 		t.Fatalf("reopen (migrations must be idempotent): %v", err)
 	}
 	defer s.Close()
@@ -44,46 +47,15 @@ func TestReopenKeepsData(t *testing.T) {
 func TestRenewalClientIDMigration(t *testing.T) {
 	storetest.RunRenewalClientIDMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
 		path := filepath.Join(t.TempDir(), "scepd.db")
-		open := func(t *testing.T) store.Store {
-			s, err := Open(context.Background(), path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		}
-		s := open(t)
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return s, func(t *testing.T, q string, args ...any) {
-			t.Helper()
-			if _, err := db.Exec(q, args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}, open
+		s := openAt(t, path)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) store.Store { return openAt(t, path) }
 	})
 }
 
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
-		path := filepath.Join(t.TempDir(), "scepd.db")
-		s, err := Open(context.Background(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return s, func(t *testing.T, q string, args ...any) {
-			t.Helper()
-			if _, err := db.Exec(q, args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		s := openAt(t, filepath.Join(t.TempDir(), "scepd.db"))
+		return s, storetest.ExecOn(s.DB())
 	})
 }
 
@@ -92,11 +64,7 @@ func TestAuditTamper(t *testing.T) {
 func BenchmarkAppendAudit(b *testing.B) {
 	for _, keyed := range []bool{false, true} {
 		b.Run(map[bool]string{false: "unkeyed", true: "keyed"}[keyed], func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(b.TempDir(), "scepd.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := openAt(b, filepath.Join(b.TempDir(), "scepd.db"))
 			if keyed {
 				s.SetAuditKey(make([]byte, 32))
 			}

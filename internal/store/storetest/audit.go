@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -18,8 +19,18 @@ type Keyed interface {
 
 // Exec runs SQL on a store's database behind its back, as an attacker
 // with database access (and without the audit key) would; the query uses
-// ? placeholders.
+// $N placeholders.
 type Exec func(t *testing.T, query string, args ...any)
+
+// ExecOn is an Exec on db.
+func ExecOn(db *sql.DB) Exec {
+	return func(t *testing.T, q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
 
 // RunAuditTamper checks that the keyed audit chain shows what an attacker
 // with database access but no audit key does to the log: rewriting an
@@ -123,7 +134,7 @@ func recompute(t *testing.T, s store.Store, exec Exec, from int64) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			exec(t, `UPDATE audit_events SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, h, e.Seq)
+			exec(t, `UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3`, prev, h, e.Seq)
 			e.Hash = h
 		}
 		prev = e.Hash

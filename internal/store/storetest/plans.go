@@ -1,6 +1,10 @@
 package storetest
 
 import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/store"
@@ -31,5 +35,77 @@ func ListingPlans(now time.Time) []ListingPlan {
 		{"profile-next-page", store.CertificateFilter{ProfileID: "laptops", After: store.CertificateKey{Created: now, Serial: "0a1b"}, Limit: 50}, "certificates_profile", false},
 		{"scoped-next-page", store.CertificateFilter{Profiles: []string{"laptops"}, After: store.CertificateKey{Created: now, Serial: "0a1b"}, Limit: 50}, "certificates_profile", false},
 		{"profile-search", store.CertificateFilter{ProfileID: "laptops", Subject: "laptop-42", Limit: 50}, "certificates_profile", false},
+	}
+}
+
+// Querier runs a query: a *sql.DB, or a *sql.Conn with session settings.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Explain asks for the plan of q (explain is the backend's "EXPLAIN ...
+// " prefix) and returns it as one line: the last column of each row,
+// trimmed, joined by " | ".
+func Explain(t *testing.T, db Querier, explain, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), explain+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		dst := make([]any, len(cols))
+		for i := range dst {
+			dst[i] = new(any)
+		}
+		var line string
+		dst[len(dst)-1] = &line
+		if err := rows.Scan(dst...); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, strings.TrimSpace(line))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, " | ")
+}
+
+// PlanWords are how a planner's text says what CheckListingPlans looks for.
+type PlanWords struct {
+	// Explain prefixes a query to get its plan.
+	Explain string
+	// Index precedes an index's name when the plan reads it.
+	Index string
+	// FullScan, when set, is in a plan that reads the whole table.
+	FullScan string
+	// Sort is in a plan that sorts rows.
+	Sort string
+	// KeyRange is in a plan that starts the index walk at a page's key.
+	KeyRange string
+}
+
+// CheckListingPlans asks the planner for every ListingPlans query (built
+// by query) and checks each is answered from its index, walked rather than
+// sorted, and started at the page's key when it continues a listing.
+func CheckListingPlans(t *testing.T, db Querier, w PlanWords, query func(store.CertificateFilter) (string, []any)) {
+	for _, c := range ListingPlans(time.Now()) {
+		q, args := query(c.Filter)
+		text := Explain(t, db, w.Explain, q, args...)
+		t.Logf("%-17s %s", c.Name, text)
+		if !strings.Contains(text, w.Index+c.Index) || (w.FullScan != "" && strings.Contains(text, w.FullScan)) {
+			t.Errorf("%s does not use %s: %s", c.Name, c.Index, text)
+		}
+		if !c.SortsMatches && strings.Contains(text, w.Sort) {
+			t.Errorf("%s sorts instead of walking the index newest-first: %s", c.Name, text)
+		}
+		if !c.Filter.After.IsZero() && !strings.Contains(text, w.KeyRange) {
+			t.Errorf("%s does not start the walk at the page's key: %s", c.Name, text)
+		}
 	}
 }
