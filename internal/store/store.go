@@ -38,6 +38,13 @@ var (
 	ErrSuperseded = errors.New("store: the certificate to supersede is already revoked")
 )
 
+// ErrDuplicateTransaction: the transaction (profile and transactionID)
+// is stored already, so RecordIssued or RecordPending wrote nothing. It
+// is an ErrConflict; telling it apart lets enrollment treat a commit that
+// lost to a retransmission as the replay it is, without looking the
+// transaction up first.
+var ErrDuplicateTransaction = fmt.Errorf("store: transaction already exists: %w", ErrConflict)
+
 // CA is an issuer's certificate and where its key lives.
 type CA struct {
 	ID      string

@@ -89,6 +89,8 @@ func classify(err error) error {
 		switch {
 		case pe.Code == "23505" && pe.ConstraintName == "transactions_sender_nonce":
 			return store.ErrNonceReused
+		case pe.Code == "23505" && pe.ConstraintName == "transactions_pkey":
+			return store.ErrDuplicateTransaction
 		case pe.Code == "23505": // unique_violation
 			return store.ErrConflict
 		case strings.HasPrefix(pe.Code, "08"), // connection exception

@@ -56,3 +56,15 @@ func TestAuditTamper(t *testing.T) {
 		return s, storetest.ExecOn(s.DB())
 	})
 }
+
+// BenchmarkRecordIssuedParallel: enrollments committed from parallel
+// goroutines.
+func BenchmarkRecordIssuedParallel(b *testing.B) {
+	u := pgtest.Schema(b)
+	s, err := Open(context.Background(), u, Options{MaxConns: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchRecordIssuedParallel(b, s)
+}

@@ -105,8 +105,11 @@ func classify(err error) error {
 	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-		if strings.Contains(se.Error(), "transactions.sender_nonce") {
+		switch msg := se.Error(); {
+		case strings.Contains(msg, "transactions.sender_nonce"):
 			return store.ErrNonceReused
+		case strings.Contains(msg, "transactions.profile_id, transactions.transaction_id"):
+			return store.ErrDuplicateTransaction
 		}
 		return store.ErrConflict
 	}

@@ -78,3 +78,9 @@ func BenchmarkAppendAudit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecordIssuedParallel: enrollments committed from parallel
+// goroutines on a file in a temporary directory (synchronous=FULL).
+func BenchmarkRecordIssuedParallel(b *testing.B) {
+	storetest.BenchRecordIssuedParallel(b, openAt(b, filepath.Join(b.TempDir(), "scepd.db")))
+}

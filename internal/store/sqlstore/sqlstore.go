@@ -40,8 +40,9 @@ type Dialect struct {
 	Blobs     func([][]byte) any
 	ScanBlobs func(dst *[][]byte) sql.Scanner
 	// Classify returns the store error a driver error means
-	// (store.ErrConflict, store.ErrNonceReused, store.ErrUnavailable), or
-	// nil when it is none of them.
+	// (store.ErrDuplicateTransaction, store.ErrConflict,
+	// store.ErrNonceReused, store.ErrUnavailable), or nil when it is none
+	// of them.
 	Classify func(error) error
 	// List spells the certificate listing (see store.ListCertificatesSQL).
 	List store.Dialect
@@ -131,7 +132,7 @@ func (s *Store) Ping(ctx context.Context) (err error) {
 }
 
 // answers are the store's own errors: passed on as they are.
-var answers = []error{store.ErrNotFound, store.ErrNonceReused, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent,
+var answers = []error{store.ErrNotFound, store.ErrNonceReused, store.ErrDuplicateTransaction, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent,
 	store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded, context.Canceled, context.DeadlineExceeded}
 
 // end finishes the method op started at start: it maps *err onto the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordIssued", testRecordIssued},
 		{"DuplicateTransactionWritesNothing", testDuplicateTransaction},
 		{"ConcurrentIssue", testConcurrentIssue},
+		{"ConcurrentIssueOneFails", testConcurrentIssueOneFails},
 		{"SenderNonceReuse", testSenderNonceReuse},
 		{"RequestsUnderOneTransactionID", testClientTransactionID},
 		{"LatestRequestOfAKey", testLatestRequest},
@@ -70,7 +72,7 @@ func sameInstant(t *testing.T, what string, got, want time.Time) {
 	}
 }
 
-func seed(t *testing.T, s store.Store) {
+func seed(t testing.TB, s store.Store) {
 	t.Helper()
 	if err := s.CreateCA(ctx, store.CA{ID: "ca1", CertDER: []byte{1, 2}, ChainDER: [][]byte{{3}, {4, 5}}, KeyRef: "file:k", Created: when}); err != nil {
 		t.Fatal(err)
@@ -195,8 +197,13 @@ func testDuplicateTransaction(t *testing.T, s store.Store) {
 	if err := s.RecordIssued(ctx, issued("0a", "tx1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordIssued(ctx, issued("0b", "tx1")); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("second RecordIssued with the same transaction: %v, want ErrConflict", err)
+	err := s.RecordIssued(ctx, issued("0b", "tx1"))
+	if !errors.Is(err, store.ErrDuplicateTransaction) || !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second RecordIssued with the same transaction: %v, want ErrDuplicateTransaction (an ErrConflict)", err)
+	}
+	// Another conflict (the serial) is not a duplicate transaction.
+	if err := s.RecordIssued(ctx, issued("0a", "tx2")); !errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicateTransaction) {
+		t.Fatalf("RecordIssued of a stored serial: %v, want ErrConflict only", err)
 	}
 	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the refused enrollment left its certificate behind: %v", err)
@@ -444,6 +451,64 @@ func testConcurrentIssue(t *testing.T, s store.Store) {
 		t.Fatalf("ListCertificates = %d, %v; want %d", len(list), err, n)
 	}
 	verifyChain(t, s, n)
+}
+
+// testConcurrentIssueOneFails: of enrollments committing together, one
+// whose challenge is spent fails alone: every other one is stored, with
+// its audit event in the chain, and the failed one left nothing.
+func testConcurrentIssueOneFails(t *testing.T, s store.Store) {
+	seed(t, s)
+	const n = 24
+	const bad = 11
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := issued(fmt.Sprintf("%02x", i), fmt.Sprintf("tx%d", i))
+			if i == bad {
+				rec.ChallengeHash = challengeHash(99) // never created
+			}
+			errs[i] = s.RecordIssued(ctx, rec)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case i == bad && !errors.Is(err, store.ErrChallengeSpent):
+			t.Errorf("the enrollment with a spent challenge: %v, want ErrChallengeSpent", err)
+		case i != bad && err != nil:
+			t.Errorf("enrollment %d: %v", i, err)
+		}
+	}
+	list, err := s.ListCertificates(ctx, store.CertificateFilter{})
+	if err != nil || len(list) != n-1 {
+		t.Fatalf("ListCertificates = %d, %v; want %d", len(list), err, n-1)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", fmt.Sprintf("tx%d", bad)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the failed enrollment left its transaction: %v", err)
+	}
+	verifyChain(t, s, n-1)
+}
+
+// BenchRecordIssuedParallel measures enrollments committed from parallel
+// goroutines (b.RunParallel, 8 per CPU: a server's concurrent requests),
+// each a certificate, a transaction and an audit event.
+func BenchRecordIssuedParallel(b *testing.B, s store.Store) {
+	seed(b, s)
+	b.SetParallelism(8)
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if err := s.RecordIssued(ctx, issued(fmt.Sprintf("%x", i), fmt.Sprintf("bench-%d", i))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 func challengeHash(i int) []byte {
