@@ -78,9 +78,9 @@ func Dialect() sqlstore.Dialect {
 			Contains:    func(expr, p string) string { return "instr(lower(" + expr + "), lower(" + p + ")) > 0" },
 			SANs:        "sans",
 		},
-		DayUTC:     "substr(created_at, 1, 10)",
-		OneWriter:  true,
-		PrepareHot: true,
+		DayUTC:      "substr(created_at, 1, 10)",
+		GroupCommit: true,
+		PrepareHot:  true,
 	}
 }
 

@@ -30,7 +30,7 @@ func (s *Store) scanAudit(r scanner) (store.AuditEvent, error) {
 // AppendAudit appends one event to the chained audit log.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
 	defer s.end("AppendAudit", time.Now(), &err)
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, e) })
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.appendAudit(ctx, tx, e) })
 }
 
 // appendAudit chains e onto the newest event, in a write transaction that
@@ -133,7 +133,7 @@ func (s *Store) CheckIntegrity(ctx context.Context) (r store.IntegrityReport, er
 // conditional UPDATE: exactly one of them gets the row.
 func (s *Store) ClaimSink(ctx context.Context, name, holder string, now, until time.Time) (cursor int64, ok bool, err error) {
 	defer s.end("ClaimSink", time.Now(), &err)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// WHERE true: SQLite reads ON CONFLICT after a bare SELECT as a join.
 		if _, err := s.exec(ctx, tx, `INSERT INTO event_sinks (name, delivered_seq)
 			SELECT $1, COALESCE(MAX(seq), 0) FROM audit_events WHERE true ON CONFLICT (name) DO NOTHING`, name); err != nil {
@@ -217,7 +217,7 @@ func (s *Store) PutSessionFlash(ctx context.Context, idHash, flash []byte) (err 
 // transaction: a concurrent taker waits for the row and finds none.
 func (s *Store) TakeSessionFlash(ctx context.Context, idHash []byte) (flash []byte, err error) {
 	defer s.end("TakeSessionFlash", time.Now(), &err)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		err := s.row(ctx, tx, `SELECT flash FROM console_sessions WHERE id_hash = $1 AND flash IS NOT NULL`+s.d.ForUpdate, idHash).Scan(&flash)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil

@@ -107,7 +107,7 @@ func (s *Store) LatestRequest(ctx context.Context, profileID, clientID string, k
 func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) (err error) {
 	defer s.end("RecordPending", time.Now(), &err)
 	t.Status, t.CertSerial, t.DecidedBy, t.Reason = store.StatusPending, "", "", ""
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := s.insertTx(ctx, tx, t); err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 // RejectPending rejects a pending request and frees its challenge.
 func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, reason string, at time.Time, audit store.AuditEvent) (err error) {
 	defer s.end("RejectPending", time.Now(), &err)
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, decided_by = $2, reason = $3, updated_at = $4
 			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`, store.StatusRejected, decidedBy, reason, s.d.Time(at), profileID, txID, store.StatusPending)
 		if err != nil {
@@ -147,7 +147,7 @@ func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, r
 // ExpirePending rejects pending requests past their expiry.
 func (s *Store) ExpirePending(ctx context.Context, now time.Time) (n int, err error) {
 	defer s.end("ExpirePending", time.Now(), &err)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = NULL WHERE used_at IS NULL AND reserved_by IS NOT NULL AND EXISTS
 			(SELECT 1 FROM transactions t WHERE t.profile_id = challenges.profile_id AND t.transaction_id = challenges.reserved_by
 			 AND t.status = 'pending' AND t.expires_at < $1)`, s.d.Time(now)); err != nil {
@@ -165,7 +165,7 @@ func (s *Store) ExpirePending(ctx context.Context, now time.Time) (n int, err er
 // audit event in one transaction.
 func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) (err error) {
 	defer s.end("RecordIssued", time.Now(), &err)
-	return s.tx(ctx, func(tx *sql.Tx) error { return s.recordIssued(ctx, tx, rec) })
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.recordIssued(ctx, tx, rec) })
 }
 
 func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) error {
@@ -285,7 +285,7 @@ func (s *Store) CertificateStats(ctx context.Context, now time.Time, within time
 // RevokeCertificate marks a certificate revoked.
 func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) (err error) {
 	defer s.end("RevokeCertificate", time.Now(), &err)
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var status string
 		if err := s.row(ctx, tx, `SELECT status FROM certificates WHERE serial = $1`+s.d.ForUpdate, serial).Scan(&status); err != nil {
 			return fmt.Errorf("revoke %s: %w", serial, err)
@@ -342,7 +342,7 @@ func (s *Store) DueExpiryNotices(ctx context.Context, profileID string, before t
 // replicas conflict on the primary key and only one appends the event.
 func (s *Store) RecordExpiryNotice(ctx context.Context, serial string, thresholds []time.Duration, at time.Time, audit *store.AuditEvent) (first bool, err error) {
 	defer s.end("RecordExpiryNotice", time.Now(), &err)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for i, t := range thresholds {
 			n, err := s.exec(ctx, tx, `INSERT INTO expiry_notices (serial, before_seconds, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 				serial, int64(t/time.Second), s.d.Time(at))

@@ -213,7 +213,7 @@ func (s *Store) ListEntities(ctx context.Context, profileID string) (out []store
 // replica cannot exceed the cap together.
 func (s *Store) CreateChallenge(ctx context.Context, c store.Challenge, maxPending int) (err error) {
 	defer s.end("CreateChallenge", time.Now(), &err)
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var one int
 		if err := s.row(ctx, tx, `SELECT 1 FROM profiles WHERE id = $1`+s.d.ForUpdate, c.ProfileID).Scan(&one); err != nil {
 			return fmt.Errorf("create challenge: profile %q: %w", c.ProfileID, err)

@@ -57,10 +57,12 @@ type Dialect struct {
 	// DayUTC is the expression of certificates.created_at's UTC day as
 	// YYYY-MM-DD.
 	DayUTC string
-	// OneWriter queues this process's write transactions so that one runs
-	// at a time (SQLite: its busy handler polls with sleeps of up to 100
-	// ms and gives the tail latency to whoever lost the race).
-	OneWriter bool
+	// GroupCommit runs this process's write transactions on one writer
+	// goroutine, those that arrive together in one database transaction
+	// (see group.go): SQLite, where writers are serialised anyway (its
+	// busy handler polls with sleeps of up to 100 ms and gives the tail
+	// latency to whoever lost the race), and a commit costs an fsync.
+	GroupCommit bool
 	// PrepareHot prepares the enrollment path's statements at New (SQLite:
 	// parsing a statement costs about as much as running these).
 	PrepareHot bool
@@ -75,8 +77,9 @@ type Store struct {
 	// prepares each again on a connection where it is first used, inside
 	// a transaction on the transaction's own connection.
 	stmts map[string]*sql.Stmt
-	// writer admits one write transaction at a time (Dialect.OneWriter).
-	writer chan struct{}
+	// group runs the write transactions (Dialect.GroupCommit); nil: each
+	// caller runs its own.
+	group *group
 	// auditKey keys the audit chain (see SetAuditKey).
 	auditKey []byte
 	obs      store.Observer
@@ -89,9 +92,6 @@ var _ store.Store = (*Store)(nil)
 // and closes it on Close.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s := &Store{db: db, d: d, stmts: map[string]*sql.Stmt{}, qLatest: LatestRequestQuery(d)}
-	if d.OneWriter {
-		s.writer = make(chan struct{}, 1)
-	}
 	if d.PrepareHot {
 		// Before any transaction: preparing later, from inside one, would
 		// need a second connection while the first holds the write lock.
@@ -103,6 +103,9 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 			}
 			s.stmts[q] = st
 		}
+	}
+	if d.GroupCommit {
+		s.group = startGroup(s)
 	}
 	return s, nil
 }
@@ -117,8 +120,12 @@ func (s *Store) SetObserver(o store.Observer) { s.obs = o }
 // DB is the database, for tools that ask it directly (query plans).
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close closes the database.
+// Close closes the database, after the group writer has answered the
+// transactions it took.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.stop()
+	}
 	for _, st := range s.stmts {
 		st.Close()
 	}
@@ -161,22 +168,18 @@ func (s *Store) mapErr(op string, err error) error {
 	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
 }
 
-// tx runs fn in a write transaction and commits it.
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if s.writer != nil {
-		select {
-		case s.writer <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.writer }()
+// tx runs fn in a write transaction and commits it: on the group writer
+// when there is one, else in a transaction of its own.
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.run(ctx, fn)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()

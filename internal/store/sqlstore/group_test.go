@@ -1,0 +1,118 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/sqlite"
+	"github.com/scepd/scepd/internal/store/sqlstore"
+)
+
+// commits counts the group transactions a store reports.
+type commits struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *commits) ObserveStore(op string, _ time.Duration, _ error) {
+	if op == "GroupCommit" {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+	}
+}
+
+// TestGroupCommit: enrollments queued while the database is busy commit
+// together in one transaction, and the one whose challenge is spent
+// fails alone: the others are stored, chained in the audit log.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "scepd.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var seen commits
+	s.SetObserver(&seen)
+	now := time.Now()
+	if err := s.CreateCA(ctx, store.CA{ID: "ca", CertDER: []byte{1}, KeyRef: "file:k", Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateProfile(ctx, store.Profile{ID: "p", CAID: "ca", RACertDER: []byte{2}, RAKeyRef: "file:ra", ChallengeMode: store.ChallengeDynamic, Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Another connection holds the write lock: the writer waits at BEGIN
+	// with the first enrollment while the others queue behind it.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	const n, bad = 12, 7
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	enroll := func(i int) {
+		defer wg.Done()
+		rec := store.Issued{
+			Certificate: store.Certificate{Serial: fmt.Sprintf("%02x", i), ProfileID: "p", TransactionID: fmt.Sprint("tx", i), Subject: "CN=d",
+				NotBefore: now, NotAfter: now.Add(time.Hour), DER: []byte{byte(i)}, Status: store.CertValid, CAID: "ca", Created: now},
+			Transaction: store.Transaction{ProfileID: "p", TransactionID: fmt.Sprint("tx", i), Status: store.StatusIssued, PublicKeySHA256: []byte{7}, CSRDER: []byte{8},
+				CertSerial: fmt.Sprintf("%02x", i), Created: now, Updated: now},
+			Audit: store.AuditEvent{Time: now, Actor: "device", Action: "enroll", Object: fmt.Sprint("tx", i), Outcome: "issued"},
+		}
+		if i == bad {
+			rec.ChallengeHash = []byte("never created")
+		}
+		errs[i] = s.RecordIssued(ctx, rec)
+	}
+	for i := range n {
+		wg.Add(1)
+		go enroll(i)
+	}
+	for {
+		waiting, taken := sqlstore.Queued(s)
+		if waiting+taken == n {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i == bad) != errors.Is(err, store.ErrChallengeSpent) || (i != bad && err != nil) {
+			t.Errorf("enrollment %d: %v", i, err)
+		}
+	}
+	if seen.n > 2 {
+		t.Errorf("%d enrollments took %d transactions; want them grouped (at most 2)", n, seen.n)
+	}
+	certs, err := s.ListCertificates(ctx, store.CertificateFilter{})
+	if err != nil || len(certs) != n-1 {
+		t.Fatalf("stored %d certificates (%v), want %d", len(certs), err, n-1)
+	}
+	if _, err := s.GetCertificate(ctx, fmt.Sprintf("%02x", bad)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the failed enrollment's certificate: %v, want ErrNotFound", err)
+	}
+	r, err := s.CheckIntegrity(ctx)
+	if err != nil || len(r.Problems) != 0 || r.AuditEvents != n-1 {
+		t.Errorf("integrity: %+v, %v; want %d chained events and no problems", r, err, n-1)
+	}
+}
