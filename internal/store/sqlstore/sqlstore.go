@@ -138,9 +138,11 @@ func (s *Store) Ping(ctx context.Context) (err error) {
 	return s.db.PingContext(ctx)
 }
 
-// answers are the store's own errors: passed on as they are.
+// answers are the store's own errors, and a caller giving up: passed on as
+// they are. (A deadline that ran out is the dialect's to classify: the
+// database did not answer in time.)
 var answers = []error{store.ErrNotFound, store.ErrNonceReused, store.ErrDuplicateTransaction, store.ErrConflict, store.ErrLimit, store.ErrChallengeSpent,
-	store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded, context.Canceled, context.DeadlineExceeded}
+	store.ErrUnavailable, store.ErrAuditHead, store.ErrSuperseded, context.Canceled}
 
 // end finishes the method op started at start: it maps *err onto the
 // store's errors and tells the observer.
