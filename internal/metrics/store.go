@@ -399,3 +399,38 @@ func (s *instrumented) Ping(ctx context.Context) error {
 	s.record("Ping", start, err)
 	return err
 }
+
+func (s *instrumented) PutKey(ctx context.Context, k store.SealedKey) error {
+	start := time.Now()
+	err := s.st.PutKey(ctx, k)
+	s.record("PutKey", start, err)
+	return err
+}
+
+func (s *instrumented) GetKey(ctx context.Context, id string) (store.SealedKey, error) {
+	start := time.Now()
+	k, err := s.st.GetKey(ctx, id)
+	s.record("GetKey", start, err)
+	return k, err
+}
+
+func (s *instrumented) ListKeys(ctx context.Context) ([]store.SealedKey, error) {
+	start := time.Now()
+	ks, err := s.st.ListKeys(ctx)
+	s.record("ListKeys", start, err)
+	return ks, err
+}
+
+func (s *instrumented) DeleteKey(ctx context.Context, id string) error {
+	start := time.Now()
+	err := s.st.DeleteKey(ctx, id)
+	s.record("DeleteKey", start, err)
+	return err
+}
+
+func (s *instrumented) MoveKeys(ctx context.Context, m store.KeyMove) error {
+	start := time.Now()
+	err := s.st.MoveKeys(ctx, m)
+	s.record("MoveKeys", start, err)
+	return err
+}
