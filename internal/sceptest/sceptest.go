@@ -354,8 +354,13 @@ func (s *Server) Store() store.Store {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	// With the server's audit key, as the server and the CLI open it.
-	key, err := audit.LoadKey(s.DataDir, s.env("SCEPD_AUDIT_KEY_FILE"), []byte(s.env("SCEPD_KEY_PASSPHRASE")))
+	// With the server's audit key, as the server and the CLI open it:
+	// sealed in the database, else the file.
+	pass := []byte(s.env("SCEPD_KEY_PASSPHRASE"))
+	key, err := audit.LoadSealedKey(context.Background(), st, pass)
+	if s.env("SCEPD_AUDIT_KEY_FILE") != "" || errors.Is(err, store.ErrNotFound) {
+		key, err = audit.LoadKey(s.DataDir, s.env("SCEPD_AUDIT_KEY_FILE"), pass)
+	}
 	switch {
 	case err == nil:
 		st.SetAuditKey(key.Chain())
