@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"io/fs"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 )
@@ -169,5 +173,50 @@ func TestStatelessReplicas(t *testing.T) {
 	}
 	if _, err := st.GetKey(ctx, "audit"); err != nil {
 		t.Fatalf("audit key: %v", err)
+	}
+}
+
+// TestKeysMigrateToDatabase: a PostgreSQL deployment whose keys are files
+// in a shared data directory moves them into the database with `scepd
+// keys migrate --to database`; a replica with an empty data directory
+// then serves the same CA, and a second run moves nothing.
+func TestKeysMigrateToDatabase(t *testing.T) {
+	db := pgtest.Schema(t)
+	old := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--database", db}})
+	before := getCACert(t, old)
+	enrollOK(t, old, client.Enrollment{Subject: pkix.Name{CommonName: "before-migrate"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	old.Stop()
+	if n := len(keyFilesIn(t, old.DataDir)); n != 3 {
+		t.Fatalf("%d key files before the move, want the CA's, the RA's and audit.key", n)
+	}
+	const pass = "moved into the database"
+	migrate := func() string {
+		t.Helper()
+		out, err := sceptest.Run(t, 2*time.Minute, []string{"SCEPD_KEY_PASSPHRASE=" + pass}, "", sceptest.Binary(t),
+			"keys", "migrate", "--to", "database", "--data", old.DataDir, "--database", db)
+		if err != nil {
+			t.Fatalf("keys migrate: %v\n%s", err, out)
+		}
+		return out
+	}
+	if out := migrate(); !strings.Contains(out, "3 keys moved") {
+		t.Fatalf("keys migrate:\n%s", out)
+	}
+	if files := keyFilesIn(t, old.DataDir); len(files) != 0 {
+		t.Fatalf("key files left after the move: %v", files)
+	}
+	if out := migrate(); !strings.Contains(out, "nothing to move") {
+		t.Fatalf("second keys migrate:\n%s", out)
+	}
+	fresh := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(t.TempDir(), "fresh"), Args: []string{"--database", db},
+		Env: []string{"SCEPD_CHALLENGE=" + challenge, "SCEPD_KEY_PASSPHRASE=" + pass}})
+	after := getCACert(t, fresh)
+	if len(after) != len(before) || !after[len(after)-1].Equal(before[len(before)-1]) {
+		t.Fatal("the replica on the moved keys serves another CA")
+	}
+	c := enrollOK(t, fresh, client.Enrollment{Subject: pkix.Name{CommonName: "after-migrate"}, Cipher: cms.AES128, Digest: crypto.SHA256})
+	checkStored(t, fresh, []*x509.Certificate{c})
+	if files := keyFilesIn(t, fresh.DataDir); len(files) != 0 {
+		t.Fatalf("key files in the fresh replica's data directory: %v", files)
 	}
 }
