@@ -41,8 +41,24 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if err := migrateKeys(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}, *to == "database", stdout); err != nil {
+	sf := storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}
+	moved, err := migrateKeys(ctx, sf, *to == "database", stdout)
+	if err != nil {
 		fmt.Fprintln(stderr, "scepd keys migrate:", err)
+		return 1
+	}
+	if len(moved) == 0 {
+		return 0
+	}
+	// The move is in the audit log, keyed with the audit key where it is now.
+	st, err := openStore(ctx, sf)
+	if err == nil {
+		err = st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "cli", Action: "keys.migrate", Object: *to, Outcome: "success",
+			Details: map[string]string{"moved": strings.Join(moved, ", ")}})
+		st.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd keys migrate: the keys moved, but the audit event was not written:", err)
 		return 1
 	}
 	return 0
@@ -51,23 +67,23 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 // migrateKeys moves the keys; see keysCmd. Nothing changes unless every
 // key to move could be read: files are written (to files) before the
 // references change, and removed (to the database) only after.
-func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) error {
+func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) ([]string, error) {
 	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if pass == "" {
-		return errors.New("moving keys needs the passphrase that encrypts them: set SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE")
+		return nil, errors.New("moving keys needs the passphrase that encrypts them: set SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE")
 	}
 	st, err := openRaw(ctx, f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 	ks := keys.Source{Dir: f.dataDir, Passphrase: []byte(pass), DB: st}
 	refs, err := keyRefs(ctx, st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var move store.KeyMove
 	move.Refs = map[string]string{}
@@ -88,12 +104,12 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) er
 			}
 			k, err := ks.Load(ref)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			id := strings.TrimSuffix(strings.TrimPrefix(ref, "file:"), ".key")
 			sealed, err := keys.Seal(id, k, ks.Passphrase, now)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			move.Put = append(move.Put, sealed)
 			move.Refs[ref] = keys.DBRef(id)
@@ -107,11 +123,11 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) er
 		}
 		k, err := ks.Load(ref)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		name := id + ".key"
 		if err := writeNewKeyFile(ks, name, k, &written); err != nil {
-			return err
+			return nil, err
 		}
 		move.Refs[ref] = "file:" + name
 		move.Delete = append(move.Delete, id)
@@ -124,7 +140,7 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) er
 	} else {
 		line, err := moveAuditKey(ctx, st, ks, toDB, now, &move, &obsolete, &written)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if line != "" {
 			moved = append(moved, line)
@@ -132,10 +148,10 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) er
 	}
 	if len(moved) == 0 {
 		fmt.Fprintf(out, "nothing to move: every key scepd created is in %s already\n", map[bool]string{true: "the database", false: "files"}[toDB])
-		return nil
+		return nil, nil
 	}
 	if err := st.MoveKeys(ctx, move); err != nil {
-		return fmt.Errorf("nothing was changed: %w", err)
+		return nil, fmt.Errorf("nothing was changed: %w", err)
 	}
 	written = nil
 	for _, p := range obsolete {
@@ -147,7 +163,7 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) er
 		fmt.Fprintln(out, "moved", l)
 	}
 	fmt.Fprintf(out, "%d keys moved\n", len(moved))
-	return nil
+	return moved, nil
 }
 
 // keyRefs returns the distinct key references of every CA and profile.

@@ -125,6 +125,15 @@ func TestKeysMigrate(t *testing.T) {
 		!inDB.raPub.(interface{ Equal(crypto.PublicKey) bool }).Equal(before.raPub) || inDB.auditID != before.auditID {
 		t.Fatal("the keys changed in the move")
 	}
+	ast, err := openRaw(ctx, sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := ast.ListAudit(ctx, 1)
+	ast.Close()
+	if err != nil || len(ev) != 1 || ev[0].Action != "keys.migrate" || ev[0].Object != "database" || !strings.Contains(ev[0].Details["moved"], before.caRef) {
+		t.Fatalf("newest audit event %+v, %v; want keys.migrate", ev, err)
+	}
 	if code, stdout, _ := migrate(t, dir, "database"); code != 0 || !strings.Contains(stdout, "nothing to move") {
 		t.Fatalf("second run: exit %d, %q", code, stdout)
 	}
