@@ -184,3 +184,39 @@ func TestKeysMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyStoreSetting: SCEPD_KEY_STORE overrides where new keys go, and a
+// value scepd cannot honour is refused before anything is written.
+func TestKeyStoreSetting(t *testing.T) {
+	pg := storeFlags{database: "postgres://db.example/scepd"}
+	for _, c := range []struct {
+		setting, pass string
+		f             storeFlags
+		want          bool
+	}{
+		{"", "pw", pg, true},
+		{"", "", pg, false},
+		{"", "pw", storeFlags{}, false},
+		{"files", "pw", pg, false},
+		{"database", "pw", storeFlags{}, true},
+	} {
+		t.Setenv("SCEPD_KEY_STORE", c.setting)
+		if got := keysInDB(c.f, []byte(c.pass)); got != c.want {
+			t.Errorf("SCEPD_KEY_STORE=%q, passphrase %q, database %q: in the database %v, want %v", c.setting, c.pass, c.f.database, got, c.want)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, c := range []struct{ setting, pass, want string }{
+		{"vault", "pw", `SCEPD_KEY_STORE "vault"`},
+		{"database", "", "SCEPD_KEY_PASSPHRASE"},
+	} {
+		t.Setenv("SCEPD_KEY_STORE", c.setting)
+		t.Setenv("SCEPD_KEY_PASSPHRASE", c.pass)
+		if _, _, err := openAudited(context.Background(), storeFlags{dataDir: dir}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("SCEPD_KEY_STORE=%q: %v, want an error naming %s", c.setting, err, c.want)
+		}
+	}
+	if files := keyFiles(t, dir); len(files) != 0 {
+		t.Errorf("refused starts wrote %v", files)
+	}
+}

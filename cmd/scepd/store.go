@@ -49,6 +49,9 @@ func openAudited(ctx context.Context, f storeFlags) (store.Store, *audit.Key, er
 		return nil, nil, err
 	}
 	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+	if err == nil {
+		err = checkKeyStore(pass)
+	}
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -135,10 +138,31 @@ func isPostgres(database string) bool {
 }
 
 // keysInDB tells whether keys scepd creates go to the database, sealed
-// under the passphrase: with PostgreSQL (replicas then share keys through
-// it alone) when a passphrase is set. SQLite keeps key files.
+// under the passphrase: SCEPD_KEY_STORE=database or files decides; unset,
+// with PostgreSQL (replicas then share keys through it alone) when a
+// passphrase is set, and never with SQLite.
 func keysInDB(f storeFlags, pass []byte) bool {
+	switch os.Getenv("SCEPD_KEY_STORE") {
+	case "files":
+		return false
+	case "database":
+		return len(pass) > 0 // checkKeyStore refused it without one
+	}
 	return isPostgres(f.database) && len(pass) > 0
+}
+
+// checkKeyStore refuses a SCEPD_KEY_STORE keysInDB cannot honour.
+func checkKeyStore(pass string) error {
+	switch v := os.Getenv("SCEPD_KEY_STORE"); v {
+	case "", "files":
+	case "database":
+		if pass == "" {
+			return errors.New("SCEPD_KEY_STORE=database seals keys under a passphrase: set SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE")
+		}
+	default:
+		return fmt.Errorf("SCEPD_KEY_STORE %q: want database or files (unset: the database with PostgreSQL and a key passphrase, else files)", v)
+	}
+	return nil
 }
 
 // withStoreKeys lets ks load keys sealed in st and, when keysInDB, seal
