@@ -87,7 +87,7 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) ([
 	}
 	var move store.KeyMove
 	move.Refs = map[string]string{}
-	var moved []string   // lines to print
+	var moved []string    // lines to print
 	var obsolete []string // files to remove after the move (to the database)
 	var written []string  // files to remove if the move fails (to files)
 	defer func() {

@@ -33,8 +33,8 @@ func keyFilesIn(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestStatelessReplicas: two replicas with their own empty data
-// directories, one PostgreSQL database and one SCEPD_KEY_PASSPHRASE serve
+// TestStatelessReplicas: two replicas started together, with their own
+// empty data directories, one PostgreSQL database and one SCEPD_KEY_PASSPHRASE serve
 // the same CA and profile, with every key sealed in the database and none
 // on disk. Enrollments through both get unique serials; certmonger and
 // micromdm's scepclient enroll through the second. A third replica
@@ -44,8 +44,16 @@ func TestStatelessReplicas(t *testing.T) {
 	db := pgtest.Schema(t)
 	// SCEPD_ALLOW_DES: micromdm's scepclient sends single DES.
 	env := []string{"SCEPD_CHALLENGE=" + challenge, "SCEPD_KEY_PASSPHRASE=stateless replicas share this", "SCEPD_ALLOW_DES=1"}
-	first := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(t.TempDir(), "first"), Env: env, Args: []string{"--database", db}})
-	second := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(t.TempDir(), "second"), Env: env, Args: []string{"--database", db}})
+	// Started at the same moment, each on a directory of its own: they
+	// race through provisioning (CA, RA and audit key) on the database.
+	replicas := sceptest.StartMany(t, 2, sceptest.Options{Env: env, Args: []string{"--database", db}})
+	first, second := replicas[0], replicas[1]
+	if first.DataDir == second.DataDir {
+		t.Fatal("the replicas share a data directory")
+	}
+	if n := strings.Count(first.Log(), "created root CA") + strings.Count(second.Log(), "created root CA"); n != 1 {
+		t.Fatalf("%d replicas created the root CA, want exactly 1", n)
+	}
 	if !second.LogContains(`new_keys="database (sealed)"`) {
 		t.Fatalf("the second replica does not say new keys go to the database:\n%s", second.Log())
 	}
