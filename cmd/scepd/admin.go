@@ -60,7 +60,8 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		}
 		return &admin.Client{BaseURL: *f.server, Token: tok}, func() {}, nil
 	}
-	st, err := openStore(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2})
+	sf := storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}
+	st, err := openStore(ctx, sf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -69,6 +70,7 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		st.Close()
 		return nil, nil, err
 	}
+	ks = withStoreKeys(ks, st, sf)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log}
 	// Approvals and revocations need the CAs' keys: load what a server

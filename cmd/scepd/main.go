@@ -32,6 +32,9 @@ Usage:
                                 load-test any SCEP server, verifying every answer
   scepd inspect [--key KEY] FILE   explain a SCEP message, certificate or CSR (DER, PEM, base64)
   scepd store check             check the store's integrity (certificates, transactions, audit chain)
+  scepd keys migrate --to database|files
+                                move the CA, RA and audit keys scepd created between files and the
+                                database (sealed under SCEPD_KEY_PASSPHRASE); see README, replicas
   scepd audit verify [--checkpoint FILE]
                                 verify the keyed audit chain (names the first tampered event; with a
                                 checkpoint, also events cut from the end)
@@ -86,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return auditCmd(args[1:], stdout, stderr)
 	case "store":
 		return storeCmd(args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
 	case "version":

@@ -273,6 +273,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err != nil {
 		return err
 	}
+	ks = withStoreKeys(ks, st, cfg.store)
 	if ks.Token != nil {
 		own.closeLast("PKCS#11 token", ks.Token.Close)
 	}
@@ -386,11 +387,10 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		own.serve(server.NewHTTPServer(cfg.adminAddr, adminMux, log), aln, cfg.adminCert, cfg.adminKey)
 		log.Info("serving the admin API", "addr", aln.Addr().String(), "tls", cfg.adminCert != "")
 	}
-	keysAt := "files, " + cfg.crypto
-	if ks.Token != nil {
-		keysAt = "PKCS#11 token for new keys; files, " + cfg.crypto
+	log.Info("private keys", "new_keys", ks.Where(), "crypto", cfg.crypto)
+	if isPostgres(cfg.store.database) && !ks.InDB && ks.Token == nil {
+		log.Warn("new keys are written to the data directory, which every replica then needs: set SCEPD_KEY_PASSPHRASE to keep them in the database")
 	}
-	log.Info("private keys", "where", keysAt)
 	for _, p := range serving.Profiles {
 		log.Info("serving SCEP", "profile", p.ID(), "url", scepURL(ln.Addr(), p.ID()))
 	}
@@ -403,7 +403,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if err := startEvents(own, cfg, st, met, log); err != nil {
 		return err
 	}
-	log.Info("audit log keyed", "key", auditKey.ID(), "file", auditKey.Path, "checkpoint_interval", cfg.checkpointEvery.String())
+	log.Info("audit log keyed", "key", auditKey.ID(), "at", auditKey.Where(), "checkpoint_interval", cfg.checkpointEvery.String())
 	checkpoints := &audit.Checkpointer{Log: st, Key: auditKey, Actor: "scepd", Now: time.Now}
 	own.goLoop("audit checkpoints", func(ctx context.Context) { auditCheckpoints(ctx, checkpoints, cfg.checkpointEvery, met, log) })
 	if cfg.checkpointEvery > 0 {

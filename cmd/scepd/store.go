@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/audit"
+	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -38,46 +39,30 @@ func openStore(ctx context.Context, f storeFlags) (store.Store, error) {
 	return st, nil
 }
 
-// openAudited opens the store and sets its audit key: the file
-// SCEPD_AUDIT_KEY_FILE names (default audit.key in the data directory),
-// encrypted with SCEPD_KEY_PASSPHRASE when one is set, generated when
-// missing. Unless f.readAudit, it keys an unkeyed log (audit.Start) so
-// that nothing appends to it unkeyed. With f.readAudit and no key file,
-// the key is nil.
+// openAudited opens the store and sets its audit key: the key sealed in
+// the database when there is one, else the file SCEPD_AUDIT_KEY_FILE
+// names (default audit.key in the data directory), encrypted with
+// SCEPD_KEY_PASSPHRASE when one is set. A missing key is generated: in
+// the database when keys go there (see keysInDB) and no key file exists,
+// else as the file. Unless f.readAudit, it keys an unkeyed log
+// (audit.Start) so that nothing appends to it unkeyed. With f.readAudit
+// and no key, the key is nil.
 func openAudited(ctx context.Context, f storeFlags) (*sqlstore.Store, *audit.Key, error) {
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data directory: %w", err)
-	}
-	if err := checkDataDir(f.dataDir); err != nil {
+	st, err := openRaw(ctx, f)
+	if err != nil {
 		return nil, nil, err
 	}
 	pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+	if err == nil {
+		err = checkKeyStore(pass)
+	}
 	if err != nil {
+		st.Close()
 		return nil, nil, err
 	}
-	var key *audit.Key
-	created := false
-	if f.readAudit {
-		key, err = audit.LoadKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
-		if errors.Is(err, fs.ErrNotExist) {
-			key, err = nil, nil
-		}
-	} else {
-		key, created, err = audit.LoadOrCreateKey(f.dataDir, os.Getenv("SCEPD_AUDIT_KEY_FILE"), []byte(pass))
-	}
+	key, created, err := auditKey(ctx, st, f, []byte(pass))
 	if err != nil {
-		return nil, nil, err
-	}
-	var st *sqlstore.Store
-	switch {
-	case strings.HasPrefix(f.database, "postgres://"), strings.HasPrefix(f.database, "postgresql://"):
-		st, err = postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
-	case f.database == "", f.database == "sqlite":
-		st, err = sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
-	default:
-		return nil, nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
-	}
-	if err != nil {
+		st.Close()
 		return nil, nil, err
 	}
 	if key != nil {
@@ -89,12 +74,101 @@ func openAudited(ctx context.Context, f storeFlags) (*sqlstore.Store, *audit.Key
 			if created && errors.Is(err, store.ErrAuditHead) {
 				// A key made just now for a log keyed with another: it
 				// would only be in the way of the right one.
-				os.Remove(key.Path)
+				if key.Path == "" {
+					st.DeleteKey(ctx, audit.SealedKeyID)
+				} else {
+					os.Remove(key.Path)
+				}
 			}
 			return nil, nil, fmt.Errorf("audit log: %w", err)
 		}
 	}
 	return st, key, nil
+}
+
+// auditKey finds (or, unless f.readAudit, creates) the audit key; see
+// openAudited.
+func auditKey(ctx context.Context, st store.Store, f storeFlags, pass []byte) (*audit.Key, bool, error) {
+	keyFile := os.Getenv("SCEPD_AUDIT_KEY_FILE")
+	if keyFile == "" {
+		switch key, err := audit.LoadSealedKey(ctx, st, pass); {
+		case err == nil:
+			return key, false, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, false, err
+		}
+	}
+	if f.readAudit {
+		key, err := audit.LoadKey(f.dataDir, keyFile, pass)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil
+		}
+		return key, false, err
+	}
+	if keyFile == "" && keysInDB(f, pass) {
+		if _, err := os.Stat(filepath.Join(f.dataDir, audit.DefaultKeyFile)); errors.Is(err, fs.ErrNotExist) {
+			return audit.LoadOrCreateSealedKey(ctx, st, pass)
+		}
+	}
+	return audit.LoadOrCreateKey(f.dataDir, keyFile, pass)
+}
+
+// openRaw opens PostgreSQL when database is a postgres:// URL, else the
+// SQLite file in the data directory, without an audit key.
+func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := checkDataDir(f.dataDir); err != nil {
+		return nil, err
+	}
+	switch {
+	case isPostgres(f.database):
+		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
+	case f.database == "", f.database == "sqlite":
+		return sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
+	}
+	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
+}
+
+func isPostgres(database string) bool {
+	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")
+}
+
+// keysInDB tells whether keys scepd creates go to the database, sealed
+// under the passphrase: SCEPD_KEY_STORE=database or files decides; unset,
+// with PostgreSQL (replicas then share keys through it alone) when a
+// passphrase is set, and never with SQLite.
+func keysInDB(f storeFlags, pass []byte) bool {
+	switch os.Getenv("SCEPD_KEY_STORE") {
+	case "files":
+		return false
+	case "database":
+		return len(pass) > 0 // checkKeyStore refused it without one
+	}
+	return isPostgres(f.database) && len(pass) > 0
+}
+
+// checkKeyStore refuses a SCEPD_KEY_STORE keysInDB cannot honour.
+func checkKeyStore(pass string) error {
+	switch v := os.Getenv("SCEPD_KEY_STORE"); v {
+	case "", "files":
+	case "database":
+		if pass == "" {
+			return errors.New("SCEPD_KEY_STORE=database seals keys under a passphrase: set SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE")
+		}
+	default:
+		return fmt.Errorf("SCEPD_KEY_STORE %q: want database or files (unset: the database with PostgreSQL and a key passphrase, else files)", v)
+	}
+	return nil
+}
+
+// withStoreKeys lets ks load keys sealed in st and, when keysInDB, seal
+// new ones there.
+func withStoreKeys(ks keys.Source, st store.Store, f storeFlags) keys.Source {
+	ks.DB = st
+	ks.InDB = keysInDB(f, ks.Passphrase)
+	return ks
 }
 
 // checkDataDir refuses a data directory other users may read, write or

@@ -9,6 +9,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -19,8 +20,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store"
 )
 
 // DefaultKeyFile is the audit key's file name in the data directory.
@@ -32,8 +35,65 @@ const DefaultKeyFile = "audit.key"
 type Key struct {
 	signer ed25519.PrivateKey
 	chain  []byte
-	// Path is the key file.
+	// Path is the key file; empty for a key in the database.
 	Path string
+}
+
+// Where says where the key is: its file, or "db:audit".
+func (k *Key) Where() string {
+	if k.Path == "" {
+		return keys.DBRef(SealedKeyID)
+	}
+	return k.Path
+}
+
+// SealedKeyID is the audit key's ID among the keys sealed in the database.
+const SealedKeyID = "audit"
+
+// LoadSealedKey reads the audit key from the database, opening it with
+// passphrase. None there is an error satisfying errors.Is(err,
+// store.ErrNotFound).
+func LoadSealedKey(ctx context.Context, v keys.Vault, passphrase []byte) (*Key, error) {
+	sealed, err := v.GetKey(ctx, SealedKeyID)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	k, err := keys.Unseal(sealed, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("audit key %s: a %T, want an Ed25519 key", keys.DBRef(SealedKeyID), k)
+	}
+	return newKey(priv, "")
+}
+
+// LoadOrCreateSealedKey loads the audit key from the database, sealing a
+// new one there first when there is none. Replicas starting together end
+// up with the same key: the insert of all but the first fails, and they
+// read the first one's.
+func LoadOrCreateSealedKey(ctx context.Context, v keys.Vault, passphrase []byte) (k *Key, created bool, err error) {
+	k, err = LoadSealedKey(ctx, v, passphrase)
+	if err == nil || !errors.Is(err, store.ErrNotFound) {
+		return k, false, err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, false, err
+	}
+	sealed, err := keys.Seal(SealedKeyID, priv, passphrase, time.Now())
+	if err != nil {
+		return nil, false, fmt.Errorf("audit key: %w", err)
+	}
+	switch err := v.PutKey(ctx, sealed); {
+	case err == nil:
+		created = true
+	case !errors.Is(err, store.ErrConflict):
+		return nil, false, fmt.Errorf("audit key: %w", err)
+	}
+	k, err = LoadSealedKey(ctx, v, passphrase)
+	return k, created, err
 }
 
 func newKey(priv ed25519.PrivateKey, path string) (*Key, error) {

@@ -1,11 +1,14 @@
 // Package keys loads and stores private keys. A key is named by a
 // reference: "file:PATH" for a PEM file (PATH relative to the data
 // directory unless absolute), encrypted at rest (PKCS#8 PBES2, AES-256)
-// when the operator gives a passphrase; or "pkcs11:object=LABEL" for a key
-// pair in a PKCS#11 token (binaries built with -tags pkcs11).
+// when the operator gives a passphrase; "db:ID" for a key sealed under the
+// passphrase in the database (see Seal), so that replicas share keys
+// through the database alone; or "pkcs11:object=LABEL" for a key pair in a
+// PKCS#11 token (binaries built with -tags pkcs11).
 package keys
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -17,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Source resolves key references relative to a base directory.
@@ -33,6 +37,23 @@ type Source struct {
 	// generated (the OpenSSL engine: the key is handed to libcrypto once
 	// and the returned signer works there).
 	Engine func(crypto.Signer) (crypto.Signer, error)
+	// DB, when set, holds the keys "db:" references name, sealed under
+	// Passphrase.
+	DB Vault
+	// InDB: Save (and so Generate without a token) seals new keys into DB
+	// instead of writing files.
+	InDB bool
+}
+
+// Where says where new keys go, for the log.
+func (s Source) Where() string {
+	switch {
+	case s.Token != nil:
+		return "PKCS#11 token"
+	case s.InDB:
+		return "database (sealed)"
+	}
+	return "files"
 }
 
 // engine hands k to the source's engine, if any.
@@ -93,6 +114,20 @@ func (s Source) Load(ref string) (crypto.Signer, error) {
 		}
 		return s.Token.find(label)
 	}
+	if id, ok := ParseDBRef(ref); ok {
+		if s.DB == nil {
+			return nil, fmt.Errorf("keys: %s is in the database, which this command does not open", ref)
+		}
+		sealed, err := s.DB.GetKey(context.Background(), id)
+		if err != nil {
+			return nil, fmt.Errorf("keys: %s: %w", ref, err)
+		}
+		k, err := Unseal(sealed, s.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		return s.engine(k)
+	}
 	path, err := s.path(ref)
 	if err != nil {
 		return nil, err
@@ -140,9 +175,27 @@ func (s Source) Parse(b []byte) (crypto.Signer, error) {
 	return ParsePEM(b)
 }
 
-// Save writes key as PKCS#8 PEM with mode 0600 (atomically: a crash leaves
-// the old file or the new one, never half of one) and returns its reference.
+// Save stores key where the source keeps new keys and returns its
+// reference: sealed in the database when InDB (the ID is name without a
+// ".key" suffix), else as a file (see SaveFile).
 func (s Source) Save(name string, key crypto.Signer) (string, error) {
+	if !s.InDB {
+		return s.SaveFile(name, key)
+	}
+	id := strings.TrimSuffix(name, ".key")
+	sealed, err := Seal(id, key, s.Passphrase, time.Now())
+	if err != nil {
+		return "", err
+	}
+	if err := s.DB.PutKey(context.Background(), sealed); err != nil {
+		return "", fmt.Errorf("keys: storing %s: %w", DBRef(id), err)
+	}
+	return DBRef(id), nil
+}
+
+// SaveFile writes key as PKCS#8 PEM with mode 0600 (atomically: a crash leaves
+// the old file or the new one, never half of one) and returns its reference.
+func (s Source) SaveFile(name string, key crypto.Signer) (string, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return "", fmt.Errorf("keys: marshal: %w", err)
@@ -185,12 +238,21 @@ func (s Source) Save(name string, key crypto.Signer) (string, error) {
 	return ref, nil
 }
 
+// Path returns the file a "file:" reference names.
+func (s Source) Path(ref string) (string, error) { return s.path(ref) }
+
 // Remove deletes the key a reference names (best effort: used to clean up
 // a key whose database row was never written).
 func (s Source) Remove(ref string) {
 	if label, ok := parseTokenRef(ref); ok {
 		if s.Token != nil {
 			s.Token.remove(label)
+		}
+		return
+	}
+	if id, ok := ParseDBRef(ref); ok {
+		if s.DB != nil {
+			s.DB.DeleteKey(context.Background(), id)
 		}
 		return
 	}
@@ -202,7 +264,7 @@ func (s Source) Remove(ref string) {
 func (s Source) path(ref string) (string, error) {
 	p, ok := strings.CutPrefix(ref, "file:")
 	if !ok || p == "" {
-		return "", fmt.Errorf("keys: unsupported key reference %q (want file:PATH or pkcs11:object=LABEL)", ref)
+		return "", fmt.Errorf("keys: unsupported key reference %q (want file:PATH, db:ID or pkcs11:object=LABEL)", ref)
 	}
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(s.Dir, p)

@@ -137,13 +137,18 @@ func Start(t testing.TB, o Options) *Server {
 }
 
 // StartMany starts n servers at the same moment (replicas racing through
-// their first start) and waits until all are ready. They share o.DataDir,
-// which must be set, and whatever database o.Args name.
+// their first start) and waits until all are ready. They share o.DataDir
+// (empty: each gets a new directory of its own) and whatever database
+// o.Args name.
 func StartMany(t testing.TB, n int, o Options) []*Server {
 	t.Helper()
 	servers := make([]*Server, n)
 	for i := range servers {
-		s := &Server{t: t, DataDir: o.DataDir, Env: o.Env, args: o.Args}
+		dir := o.DataDir
+		if dir == "" {
+			dir = filepath.Join(t.TempDir(), fmt.Sprintf("data-%d", i))
+		}
+		s := &Server{t: t, DataDir: dir, Env: o.Env, args: o.Args}
 		s.launch()
 		t.Cleanup(s.Stop)
 		servers[i] = s
@@ -354,8 +359,13 @@ func (s *Server) Store() store.Store {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	// With the server's audit key, as the server and the CLI open it.
-	key, err := audit.LoadKey(s.DataDir, s.env("SCEPD_AUDIT_KEY_FILE"), []byte(s.env("SCEPD_KEY_PASSPHRASE")))
+	// With the server's audit key, as the server and the CLI open it:
+	// sealed in the database, else the file.
+	pass := []byte(s.env("SCEPD_KEY_PASSPHRASE"))
+	key, err := audit.LoadSealedKey(context.Background(), st, pass)
+	if s.env("SCEPD_AUDIT_KEY_FILE") != "" || errors.Is(err, store.ErrNotFound) {
+		key, err = audit.LoadKey(s.DataDir, s.env("SCEPD_AUDIT_KEY_FILE"), pass)
+	}
 	switch {
 	case err == nil:
 		st.SetAuditKey(key.Chain())

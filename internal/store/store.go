@@ -576,6 +576,33 @@ type DayCount struct {
 	Count     int
 }
 
+// SealedKey is a private key kept in the database, sealed (AEAD) under a
+// key derived from the operator's passphrase; the database never holds
+// the passphrase or the key in the clear. Keys are referenced as "db:ID"
+// in the key-reference columns (CA.KeyRef, Profile.RAKeyRef, ...).
+type SealedKey struct {
+	ID string
+	// KDF names the key derivation ("pbkdf2-hmac-sha256"), Iterations and
+	// Salt (random, per key) its parameters.
+	KDF        string
+	Iterations int
+	Salt       []byte
+	// Cipher names the AEAD ("aes-256-gcm"); Sealed is nonce || ciphertext
+	// with the ID as associated data.
+	Cipher  string
+	Sealed  []byte
+	Created time.Time
+}
+
+// KeyMove is one change of where keys live (see Store.MoveKeys): sealed
+// keys to store, key references to rewrite (old -> new) in every CA and
+// profile, and sealed keys to delete.
+type KeyMove struct {
+	Put    []SealedKey
+	Refs   map[string]string
+	Delete []string
+}
+
 // Store is the persistence interface. Every method is safe for concurrent
 // use, and every multi-record change is one database transaction.
 type Store interface {
@@ -712,6 +739,19 @@ type Store interface {
 	// has its transaction and vice versa, used challenges name a stored
 	// certificate, and the audit hash chain is intact.
 	CheckIntegrity(ctx context.Context) (IntegrityReport, error)
+
+	// PutKey stores a sealed key; ErrConflict if its ID exists (a sealed
+	// key is never replaced).
+	PutKey(ctx context.Context, k SealedKey) error
+	// GetKey returns a sealed key; ErrNotFound if there is none.
+	GetKey(ctx context.Context, id string) (SealedKey, error)
+	// ListKeys returns every sealed key, ordered by ID.
+	ListKeys(ctx context.Context) ([]SealedKey, error)
+	// DeleteKey removes a sealed key; deleting a missing one is not an error.
+	DeleteKey(ctx context.Context, id string) error
+	// MoveKeys applies a KeyMove in one transaction: on any error (an ID
+	// in Put that exists is ErrConflict) nothing changed.
+	MoveKeys(ctx context.Context, m KeyMove) error
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"DashboardCounts", testDashboardCounts},
 		{"ScopedReads", testScopedReads},
+		{"SealedKeys", testSealedKeys}, {"MoveKeys", testMoveKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
