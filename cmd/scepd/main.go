@@ -90,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return storeCmd(args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
+	case "man":
+		return manCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
