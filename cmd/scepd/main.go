@@ -19,7 +19,7 @@ Usage:
                                 a SCEP client for testing and operations
   scepd ca list|show|export|create-root|create-intermediate|import
   scepd profile list|show|apply
-  scepd profile mobileconfig --profile P [--mint | --challenge-env VAR] [--url BASE] [--out FILE]
+  scepd profile mobileconfig --profile P [--mint | --challenge-env VAR] [--url BASE] [--sign-cert C --sign-key K] [--out FILE]
                                 an Apple configuration profile (SCEP payload and the CA) for a profile
   scepd cert list|show|export|revoke
   scepd request list|approve|reject

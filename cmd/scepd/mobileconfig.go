@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/scepd/scepd/internal/admin"
+	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/mobileconfig"
 )
 
@@ -16,7 +19,7 @@ import (
 // device with a profile: its SCEP URL, a challenge (a static one given
 // here, or a one-time challenge minted now) and the CA chain to trust.
 var mobileconfigCmd = command{
-	"--profile ID [--challenge-env VAR | --mint] [--url BASE] [--subject /CN=...] [-o FILE]",
+	"--profile ID [--challenge-env VAR | --mint] [--url BASE] [--subject /CN=...] [--sign-cert PEM --sign-key PEM] [--out FILE]",
 	func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 		profile := f.fs.String("profile", "default", "the profile devices enroll with")
 		base := f.fs.String("url", "", "base URL devices reach scepd at, e.g. https://pki.example.com (default: env SCEPD_PUBLIC_URL, else --server)")
@@ -31,6 +34,8 @@ var mobileconfigCmd = command{
 		prefix := f.fs.String("identifier", "scepd", "reverse-DNS prefix of the PayloadIdentifiers, e.g. com.example.scepd")
 		org := f.fs.String("organization", "", "PayloadOrganization shown on the device")
 		out := f.fs.String("out", "", "write the profile to this file (default: standard output)")
+		signCert := f.fs.String("sign-cert", "", "sign the profile (CMS, DER) with this PEM certificate, its issuers after it")
+		signKey := f.fs.String("sign-key", "", "the signing certificate's PEM private key (unencrypted)")
 		if _, err := f.parse(args); err != nil {
 			return err
 		}
@@ -56,6 +61,12 @@ var mobileconfigCmd = command{
 		subj, err := mobileconfig.ParseSubject(*subject)
 		if err != nil {
 			return err
+		}
+		var sign func([]byte) ([]byte, error)
+		if *signCert != "" || *signKey != "" {
+			if sign, err = profileSigner(*signCert, *signKey); err != nil {
+				return err
+			}
 		}
 		return withAPI(ctx, f, func(api admin.API) error {
 			p, err := api.GetProfile(ctx, *profile)
@@ -95,6 +106,11 @@ var mobileconfigCmd = command{
 			if err != nil {
 				return err
 			}
+			if sign != nil {
+				if b, err = sign(b); err != nil {
+					return err
+				}
+			}
 			if *out == "" {
 				_, err = w.Write(b)
 				return err
@@ -103,6 +119,48 @@ var mobileconfigCmd = command{
 			return os.WriteFile(*out, b, 0o600)
 		})
 	},
+}
+
+// profileSigner reads the signing certificate chain and key first, so a
+// bad file stops the command before a challenge is minted.
+func profileSigner(certFile, keyFile string) (func([]byte) ([]byte, error), error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("signing needs both --sign-cert and --sign-key")
+	}
+	cb, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	var chain []*x509.Certificate
+	for rest := cb; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--sign-cert %s: %w", certFile, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("--sign-cert %s: no PEM certificate", certFile)
+	}
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keys.ParsePEM(kb)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key %s: %w", keyFile, err)
+	}
+	if _, err := mobileconfig.Sign(nil, chain, key); err != nil {
+		return nil, err
+	}
+	return func(b []byte) ([]byte, error) { return mobileconfig.Sign(b, chain, key) }, nil
 }
 
 // keySizeFor picks the SCEP payload's key size for a profile's smallest

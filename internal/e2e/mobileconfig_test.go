@@ -69,6 +69,31 @@ func TestMobileconfigEnrolls(t *testing.T) {
 		t.Fatal("a certificate was stored for a used challenge")
 	}
 
+	// Signed with an operator's certificate: openssl verifies the CMS
+	// signature and its content is a profile with a fresh challenge.
+	openssl := sceptest.RequireTool(t, "openssl", "openssl")
+	signCert, signKey := filepath.Join(dir, "signer.pem"), filepath.Join(dir, "signer.key")
+	if out, err := sceptest.Run(t, 30*time.Second, nil, "", openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+		"-keyout", signKey, "-out", signCert, "-subj", "/CN=Profile Signer", "-days", "1"); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	signed := filepath.Join(dir, "signed.mobileconfig")
+	if out, err := cli(t, s, nil, "profile", "mobileconfig", "--profile", "default", "--mint", "--url", s.BaseURL(),
+		"--sign-cert", signCert, "--sign-key", signKey, "--data", s.DataDir, "--out", signed); err != nil {
+		t.Fatalf("profile mobileconfig --sign-cert: %v\n%s", err, out)
+	}
+	content := filepath.Join(dir, "signed-content")
+	if out, err := sceptest.Run(t, 30*time.Second, nil, "", openssl, "cms", "-verify", "-inform", "DER", "-in", signed,
+		"-CAfile", signCert, "-purpose", "any", "-out", content); err != nil {
+		t.Fatalf("openssl cms -verify of the signed profile: %v\n%s", err, out)
+	}
+	cb, _ := os.ReadFile(content)
+	inner := sceptest.PlistJSON(t, cb)
+	last := inner["PayloadContent"].([]any)[len(inner["PayloadContent"].([]any))-1].(map[string]any)
+	if last["PayloadType"] != "com.apple.security.scep" || last["PayloadContent"].(map[string]any)["Challenge"] == pw {
+		t.Fatalf("signed profile's SCEP payload: %v (want a fresh challenge)", last)
+	}
+
 	// A static profile file needs the challenge given; a dynamic one refuses it.
 	if out, err := cli(t, s, nil, "profile", "mobileconfig", "--profile", "default", "--url", s.BaseURL(), "--data", s.DataDir); err == nil || !strings.Contains(out, "--mint") {
 		t.Fatalf("mobileconfig on a dynamic profile without --mint: %v\n%s", err, out)

@@ -1,13 +1,17 @@
 package mobileconfig
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"math/big"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"testing"
@@ -141,4 +145,55 @@ func TestParseSubject(t *testing.T) {
 			t.Errorf("ParseSubject(%q) accepted", bad)
 		}
 	}
+}
+
+// TestSignVerifiesWithOpenSSL: a signed profile is a CMS SignedData that
+// openssl verifies against the signer's CA, and its content is the
+// profile unchanged.
+func TestSignVerifiesWithOpenSSL(t *testing.T) {
+	openssl := sceptest.RequireTool(t, "openssl", "openssl")
+	root, rootKey := selfSigned(t, "Signing Root", nil, nil)
+	signer, signerKey := leaf(t, "Profile Signer", root, rootKey)
+	profile, err := Render(Profile{ID: "p", URL: "https://h/scep/p/pkiclient.exe", Subject: [][2]string{{"CN", "d"}}, KeySize: 2048, KeyUsage: 5, CAChain: [][]byte{root.Raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := Sign(profile, []*x509.Certificate{signer}, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in, ca, out := filepath.Join(dir, "p.mobileconfig"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "content")
+	os.WriteFile(in, signed, 0o600)
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), 0o600)
+	if o, err := sceptest.Run(t, 30*time.Second, nil, "", openssl, "cms", "-verify", "-inform", "DER", "-in", in,
+		"-CAfile", ca, "-purpose", "any", "-out", out); err != nil {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, o)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Equal(got, profile) {
+		t.Fatal("the signed content is not the profile")
+	}
+	sceptest.PlistJSON(t, got)
+
+	_, otherKey := selfSigned(t, "Other", nil, nil)
+	if _, err := Sign(profile, []*x509.Certificate{signer}, otherKey); err == nil {
+		t.Fatal("signed with a key that is not the certificate's")
+	}
+}
+
+func leaf(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
 }
