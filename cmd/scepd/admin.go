@@ -309,6 +309,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 
 func profileCmd(args []string, stdout, stderr io.Writer) int {
 	return runAdmin("profile", map[string]command{
+		"mobileconfig": mobileconfigCmd,
 		"list": {"", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 			if _, err := f.parse(args); err != nil {
 				return err

@@ -19,6 +19,8 @@ Usage:
                                 a SCEP client for testing and operations
   scepd ca list|show|export|create-root|create-intermediate|import
   scepd profile list|show|apply
+  scepd profile mobileconfig --profile P [--mint | --challenge-env VAR] [--url BASE] [--sign-cert C --sign-key K] [--out FILE]
+                                an Apple configuration profile (SCEP payload and the CA) for a profile
   scepd cert list|show|export|revoke
   scepd request list|approve|reject
   scepd token create|list|revoke
@@ -93,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return keysCmd(args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(args[1:], stdout, stderr)
+	case "man":
+		return manCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return 0

@@ -75,7 +75,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	raKeyType := fs.String("ra-key-type", envDefault("SCEPD_RA_KEY_TYPE", string(ca.RSA2048)),
 		"without --config: key type of the default profile's RA, rsa-2048|rsa-3072|rsa-4096 (env SCEPD_RA_KEY_TYPE)")
 	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),
-		"without --config: the default profile's challenge, static (SCEPD_CHALLENGE) or dynamic (env SCEPD_CHALLENGE_MODE)")
+		"without --config: the default profile's challenge, static (env SCEPD_CHALLENGE, or the file SCEPD_CHALLENGE_FILE names, e.g. a systemd credential) or dynamic (env SCEPD_CHALLENGE_MODE)")
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
 		"/metrics answers only requests with an API token (admin, operator or auditor, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
 	checkpointEvery := fs.Duration("audit-checkpoint-interval", envDuration("SCEPD_AUDIT_CHECKPOINT_INTERVAL", time.Hour),
@@ -88,6 +88,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.Duration("console-idle-timeout", 30*time.Minute, "end a web console session unused this long, besides its 8-hour limit (env SCEPD_CONSOLE_IDLE_TIMEOUT; config console.idle_timeout)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	staticChallenge, err := secretFromEnv("SCEPD_CHALLENGE")
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd: %v\n", err)
+		return 1
 	}
 	// A soft heap limit keeps the footprint of an idle-to-busy server near
 	// 40 MB: enrollment keeps little live data, so without it the heap
@@ -143,7 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		},
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
-		challengeMode: *challengeMode, challenge: os.Getenv("SCEPD_CHALLENGE"), allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
+		challengeMode: *challengeMode, challenge: staticChallenge, allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
 		metricsToken: *metricsToken, checkpointEvery: *checkpointEvery, shutdownGrace: *grace,
 		trustedProxies: proxies, consoleIdle: idleTimeout,
 	}
