@@ -110,6 +110,7 @@ func TestDocs(t *testing.T) {
 		}
 		total += len(blocks)
 		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel() // each page has its own server, directory and certmonger
 			runDocFile(t, bin, blocks)
 		})
 	}
