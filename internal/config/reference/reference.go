@@ -70,6 +70,7 @@ var (
 )
 
 func walk(t reflect.Type, prefix string, docs, examples map[string]string, keys *[]Key, missing *[]string) {
+	names := keyNames(t)
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -93,7 +94,7 @@ func walk(t reflect.Type, prefix string, docs, examples map[string]string, keys 
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		k := Key{Path: path, Type: typeName(ft), Doc: oneLine(doc), Default: defaultOf(doc), Example: examples[path]}
+		k := Key{Path: path, Type: typeName(ft), Doc: oneLine(keysForGoNames(doc, f.Name, names)), Default: defaultOf(keysForGoNames(doc, f.Name, names)), Example: examples[path]}
 		*keys = append(*keys, k)
 		switch {
 		case ft.Kind() == reflect.Struct && ft != timeType:
@@ -102,6 +103,61 @@ func walk(t reflect.Type, prefix string, docs, examples map[string]string, keys 
 			walk(ft.Elem(), path+"[]", docs, examples, keys, missing)
 		}
 	}
+}
+
+// keyNames maps the Go names of a struct's fields (and of inlined
+// structs' fields) to their YAML keys.
+func keyNames(t reflect.Type) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		name, _, _ := strings.Cut(tag, ",")
+		if strings.Contains(tag, ",inline") {
+			for k, v := range keyNames(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name != "" && name != "-" {
+			out[f.Name] = name
+		}
+	}
+	return out
+}
+
+var goNameRE = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*\b`)
+
+// keysForGoNames writes the YAML keys where a doc comment names Go fields:
+// the field itself at the start ("PublicURL is ..."), and sibling fields
+// with compound names (PasswordEnv, AdminTLSKey) anywhere. Short names
+// that are also words (CA, ID) are left alone elsewhere.
+func keysForGoNames(doc, field string, names map[string]string) string {
+	if rest, ok := strings.CutPrefix(doc, field); ok && (rest == "" || !isIdentByte(rest[0])) {
+		doc = "`" + names[field] + "`" + rest
+	}
+	return goNameRE.ReplaceAllStringFunc(doc, func(w string) string {
+		key, ok := names[w]
+		if !ok || !compound(w) {
+			return w
+		}
+		return "`" + key + "`"
+	})
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9')
+}
+
+// compound reports whether a Go name joins words (an upper-case letter
+// after a lower-case one): PasswordEnv, AdminTLSKey, not CA or Subject.
+func compound(w string) bool {
+	for i := 1; i < len(w); i++ {
+		if w[i] >= 'A' && w[i] <= 'Z' && w[i-1] >= 'a' && w[i-1] <= 'z' {
+			return true
+		}
+	}
+	return false
 }
 
 func typeName(t reflect.Type) string {
