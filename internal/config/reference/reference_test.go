@@ -71,7 +71,7 @@ type Schema struct {
 	var keys []Key
 	var missing []string
 	walk(typ, "", docs, nil, &keys, &missing)
-	if len(keys) != 2 || keys[0].Doc != "Documented has a comment." {
+	if len(keys) != 2 || keys[0].Doc != "`documented` has a comment." {
 		t.Fatalf("keys %+v", keys)
 	}
 	if len(missing) != 1 || missing[0] != "forgotten" {
