@@ -91,6 +91,13 @@ func docFiles(t *testing.T) []string {
 	return files
 }
 
+// docTools are the programs the pages' commands call, with their Debian
+// packages.
+var docTools = map[string]string{
+	"scepclient": "scep", "getcert": "certmonger", "openssl": "openssl",
+	"curl": "curl", "sqlite3": "sqlite3", "iconv": "libc-bin", "python3": "python3",
+}
+
 var envKeyRE = regexp.MustCompile(`(?m)^\s*(?:-\s+)?[a-z_]*_env:\s*([A-Z][A-Z0-9_]*)`)
 
 // TestDocs runs every command block the README and docs/ mark, against a
@@ -181,8 +188,10 @@ func runDocFile(t *testing.T, bin string, blocks []docBlock) {
 	// other: a cd or a variable carries over to the next block.
 	var script strings.Builder
 	for _, b := range runs {
-		if strings.Contains(b.body, "scepclient ") {
-			sceptest.RequireTool(t, "scepclient", "scep")
+		for tool, pkg := range docTools {
+			if regexp.MustCompile(`(^|[\s|($])` + regexp.QuoteMeta(tool) + `\s`).MatchString(b.body) {
+				sceptest.RequireTool(t, tool, pkg)
+			}
 		}
 		fmt.Fprintf(&script, "echo '>>> %s:%d'\n%s\n", filepath.Base(b.file), b.line, b.body)
 	}
