@@ -46,8 +46,9 @@ Usage:
   scepd audit pubkey | check-checkpoint --public-key PEM FILE
                                 the audit key's public key; check a checkpoint's signature with it alone
   scepd version
+  scepd help [COMMAND [SUBCOMMAND]]   the same as -h
 
-Run "scepd COMMAND -h" for a command's flags.
+Run "scepd COMMAND -h" for a command's subcommands and flags.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,6 +63,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	if args[0] == "help" && len(args) == 2 && args[1] == "reference" {
+		fmt.Fprint(stdout, cliReference())
+		return 0
+	}
+	if args[0] == "help" || wantsHelp(args) {
+		return help(args, stdout)
+	}
+	return dispatch(args, stdout, stderr)
+}
+
+// dispatch runs the command args name.
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
@@ -99,9 +112,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return manCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
-		return 0
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "scepd: unknown command %q\n\n%s", args[0], usage)

@@ -86,8 +86,10 @@ type Console struct {
 type CA struct {
 	// ID names the CA in profiles and URLs: lowercase letters, digits and
 	// dashes.
-	ID     string    `yaml:"id" json:"id"`
+	ID string `yaml:"id" json:"id"`
+	// Create makes a new CA at the first start (kept afterwards).
 	Create *CACreate `yaml:"create,omitempty" json:"create,omitempty"`
+	// Import brings an existing CA and its key.
 	Import *CAImport `yaml:"import,omitempty" json:"import,omitempty"`
 }
 
@@ -290,8 +292,13 @@ type Challenge struct {
 // argon2id PHC string), or any user name with an API token (role mdm,
 // operator or admin for the profile) as the password.
 type NDES struct {
-	Username     string `yaml:"username,omitempty" json:"username,omitempty"`
-	PasswordEnv  string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	// Username is the HTTP Basic user name the MDM is configured with.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	// PasswordEnv names the environment variable holding Username's
+	// password (stored argon2id-hashed).
+	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	// PasswordHash is Username's password as an argon2id PHC string,
+	// instead of PasswordEnv.
 	PasswordHash string `yaml:"password_hash,omitempty" json:"password_hash,omitempty"`
 	// Encoding of the page: utf-16le (NDES's, default) or utf-8.
 	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitempty"`
@@ -299,6 +306,7 @@ type NDES struct {
 
 // Webhook is an operator's validation service.
 type Webhook struct {
+	// URL receives a POST of JSON per request to validate. Required.
 	URL string `yaml:"url" json:"url"`
 	// SecretEnv names the environment variable holding the HMAC key.
 	SecretEnv string `yaml:"secret_env" json:"secret_env"`
@@ -311,7 +319,9 @@ type Webhook struct {
 // Intune identifies the Entra ID app that holds the Intune permission
 // scep_challenge_provider.
 type Intune struct {
-	Tenant   string `yaml:"tenant" json:"tenant"`
+	// Tenant is the Entra ID tenant (ID or domain). Required.
+	Tenant string `yaml:"tenant" json:"tenant"`
+	// ClientID is the app registration's application (client) ID. Required.
 	ClientID string `yaml:"client_id" json:"client_id"`
 	// ClientSecretEnv names the environment variable holding the secret.
 	ClientSecretEnv string `yaml:"client_secret_env" json:"client_secret_env"`

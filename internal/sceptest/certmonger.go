@@ -105,3 +105,6 @@ func (c *Certmonger) KeyAndCertPaths(t testing.TB, name string) (key, cert strin
 	}
 	return key, cert
 }
+
+// Env is what getcert needs in its environment to reach this daemon.
+func (c *Certmonger) Env() []string { return append([]string(nil), c.env...) }
