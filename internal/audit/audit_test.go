@@ -123,3 +123,27 @@ func TestCopyExclusive(t *testing.T) {
 		t.Fatalf("the existing key was replaced: %q", b)
 	}
 }
+
+// TestKeyFileRelativeDir: a relative data directory (the default is
+// ./scepd-data) works on the first start as on later ones; the key was
+// once written to d/audit.key and then read from d/d/audit.key.
+func TestKeyFileRelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("d", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	k, created, err := LoadOrCreateKey("d", "", nil)
+	if err != nil || !created {
+		t.Fatalf("first start: created=%v err=%v", created, err)
+	}
+	again, created, err := LoadOrCreateKey("d", "", nil)
+	if err != nil || created {
+		t.Fatalf("second start: created=%v err=%v", created, err)
+	}
+	if string(again.Chain()) != string(k.Chain()) {
+		t.Fatal("the second start read another key")
+	}
+	if _, err := os.Stat(filepath.Join("d", DefaultKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+}

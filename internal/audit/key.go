@@ -210,5 +210,10 @@ func abs(dir, path string) string {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(dir, path)
 	}
+	// Absolute, so that a path made here can be handed back (LoadKey after
+	// creating) without being joined to a relative dir a second time.
+	if a, err := filepath.Abs(path); err == nil {
+		path = a
+	}
 	return path
 }
