@@ -1,7 +1,17 @@
 package sqlstore
 
+import (
+	"context"
+	"database/sql"
+)
+
 // Queued is the number of callers queued for the group writer and the
 // number it took so far.
 func Queued(s *Store) (waiting, taken int) {
 	return int(s.group.waiting.Load()), int(s.group.taken.Load())
+}
+
+// Write runs fn as a write transaction of s.
+func Write(ctx context.Context, s *Store, fn func(context.Context, *sql.Tx) error) error {
+	return s.tx(ctx, fn)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,7 @@ func (g *group) runAll(batch []*job, errs []error) error {
 		if _, err := tx.Exec(`SAVEPOINT job`); err != nil {
 			return err
 		}
-		if errs[i] = j.fn(context.WithoutCancel(j.ctx), tx); errs[i] != nil {
+		if errs[i] = call(j, tx); errs[i] != nil {
 			if _, err := tx.Exec(`ROLLBACK TO job`); err != nil {
 				// The failure took the transaction with it (SQLite rolls
 				// back on a full disk or an I/O error): the others lose
@@ -153,4 +154,16 @@ func (g *group) runAll(batch []*job, errs []error) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// call runs a job's function. A panic in it is that caller's error (its
+// savepoint is rolled back like any failure): it must not end the writer,
+// which would leave every other caller waiting.
+func call(j *job, tx *sql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlstore: a write transaction panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return j.fn(context.WithoutCancel(j.ctx), tx)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +115,27 @@ func TestGroupCommit(t *testing.T) {
 	r, err := s.CheckIntegrity(ctx)
 	if err != nil || len(r.Problems) != 0 || r.AuditEvents != n-1 {
 		t.Errorf("integrity: %+v, %v; want %d chained events and no problems", r, err, n-1)
+	}
+}
+
+// TestGroupCommitPanic: a write that panics fails its own caller and
+// leaves the writer serving the next ones.
+func TestGroupCommitPanic(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = sqlstore.Write(ctx, s, func(context.Context, *sql.Tx) error { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("a panicking write: %v, want its panic as the error", err)
+	}
+	now := time.Now()
+	if err := s.CreateCA(ctx, store.CA{ID: "ca", CertDER: []byte{1}, KeyRef: "file:k", Created: now}); err != nil {
+		t.Fatalf("the write after a panic: %v", err)
+	}
+	if _, err := s.GetCA(ctx, "ca"); err != nil {
+		t.Fatal(err)
 	}
 }
