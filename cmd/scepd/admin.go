@@ -19,8 +19,8 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/enroll"
-	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/revocation"
+	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -75,7 +75,7 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 	// would serve. A delegated challenge's secret is not needed for them;
 	// other errors leave those operations unavailable (and named), not the
 	// rest.
-	serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
+	serving, err := server.Load(ctx, st, ks, server.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
 	if err != nil {
 		svc.Unavailable = err
 	} else {

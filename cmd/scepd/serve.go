@@ -290,9 +290,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	}
 
 	mintLimit := ratelimit.NewBuckets(cfg.challengeRate, cfg.challengeBurst)
-	overrides := provision.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
+	overrides := server.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
 		MintLimit: mintLimit}
-	serving, err := provision.Load(ctx, st, ks, overrides)
+	serving, err := server.Load(ctx, st, ks, overrides)
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		return err
 	}
 	reload := func(ctx context.Context) error {
-		s, err := provision.Load(ctx, st, ks, overrides)
+		s, err := server.Load(ctx, st, ks, overrides)
 		if err != nil {
 			return err
 		}
