@@ -275,7 +275,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 	return func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 		id := f.fs.String("id", "", "CA id (lowercase letters, digits, dashes)")
 		subject := f.fs.String("subject", "", `subject, e.g. "CN=Corp Devices CA,O=Corp"`)
-		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), "rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384")
+		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), ca.KeyTypeList(ca.KeyTypes()))
 		validity := f.fs.Duration("validity", 0, "validity (default 20 years for a root, 10 for an intermediate)")
 		allowCAMode := f.fs.Bool("allow-ca-mode", false, "add keyEncipherment so profiles can use the CA in CA mode (RSA only)")
 		var parent *string
@@ -354,7 +354,7 @@ func profileCmd(args []string, stdout, stderr io.Writer) int {
 				return errOr(err, "the file must hold exactly one profile")
 			}
 			spec := cf.Profiles[0]
-			if pw := os.Getenv("SCEPD_PROFILE_CHALLENGE"); pw != "" && (spec.Challenge.Mode == "" || spec.Challenge.Mode == "static") {
+			if pw := os.Getenv("SCEPD_PROFILE_CHALLENGE"); pw != "" && (spec.Challenge.Mode == "" || spec.Challenge.Mode == store.ChallengeStatic) {
 				spec.Challenge.Password = pw
 			}
 			return withAPI(ctx, f, func(api admin.API) error {

@@ -475,16 +475,16 @@ func checkSecretEnvs(c config.Challenge) error {
 // validation (webhook, Intune; "" for the modes that validate locally).
 func remoteValidation(mode string, c config.Challenge) string {
 	switch mode {
-	case "webhook":
+	case store.ChallengeWebhook:
 		if c.Webhook != nil {
-			return "webhook " + c.Webhook.URL
+			return store.ChallengeWebhook + " " + c.Webhook.URL
 		}
-		return "webhook"
-	case "intune":
+		return store.ChallengeWebhook
+	case store.ChallengeIntune:
 		if c.Intune != nil {
-			return "intune " + c.Intune.LoginURL + " " + c.Intune.GraphURL
+			return store.ChallengeIntune + " " + c.Intune.LoginURL + " " + c.Intune.GraphURL
 		}
-		return "intune"
+		return store.ChallengeIntune
 	}
 	return ""
 }
@@ -700,7 +700,7 @@ func (b *bound) PutEntity(ctx context.Context, profile string, req EntityRequest
 	if err != nil {
 		return EntityView{}, err
 	}
-	if p.ChallengeMode != "entity" {
+	if p.ChallengeMode != store.ChallengeEntity {
 		return EntityView{}, fmt.Errorf("%w: profile %q does not use registered end entities", ErrInvalid, profile)
 	}
 	if req.Username == "" || len(req.Username) > 64 {

@@ -180,7 +180,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 				}
 			}
 		}
-	case "webhook":
+	case store.ChallengeWebhook:
 		w := chc.Webhook
 		secret := ov.Getenv(w.SecretEnv)
 		if secret == "" {
@@ -192,7 +192,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			break
 		}
 		v = &challenge.Webhook{ProfileID: row.ID, URL: w.URL, Secret: []byte(secret), Timeout: time.Duration(w.Timeout), Notify: w.Notify, Now: ov.Now, Log: ov.Log}
-	case "intune":
+	case store.ChallengeIntune:
 		in := chc.Intune
 		secret := ov.Getenv(in.ClientSecretEnv)
 		if secret == "" {
@@ -205,7 +205,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		}
 		v = &challenge.Intune{ProfileID: row.ID, Tenant: in.Tenant, ClientID: in.ClientID, ClientSecret: secret, LoginURL: in.LoginURL,
 			GraphURL: in.GraphURL, CAName: issuer.Cert.Subject.CommonName, Now: ov.Now, Log: ov.Log}
-	case "entity":
+	case store.ChallengeEntity:
 		v = &challenge.Entity{ProfileID: row.ID, Store: st, Now: ov.Now}
 	case store.ChallengeNone:
 		v = challenge.None{}
@@ -241,6 +241,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 // environment lacks (Overrides.DeferMissingSecrets): it names the secret
 // when a request needs it.
 type missingSecret struct{ err error }
+
+var _ challenge.Validator = missingSecret{}
 
 func (m missingSecret) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
 	return challenge.Grant{}, m.err
