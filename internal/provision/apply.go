@@ -1,3 +1,7 @@
+// Creating and applying CAs and profiles from specs: the config file
+// (ApplyConfig), the API (CreateCA, UpsertProfile) and the zero-config
+// start all come through here.
+
 package provision
 
 import (
