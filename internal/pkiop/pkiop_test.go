@@ -41,7 +41,7 @@ type fixture struct {
 	decider pkiop.Decider
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{now: time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)}
@@ -88,7 +88,7 @@ type device struct {
 	self *x509.Certificate
 }
 
-func newDevice(t *testing.T, cn string) device {
+func newDevice(t testing.TB, cn string) device {
 	t.Helper()
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	tmpl := &x509.Certificate{SerialNumber: bigOne(), Subject: pkix.Name{CommonName: cn},
@@ -101,8 +101,20 @@ func newDevice(t *testing.T, cn string) device {
 	return device{key: key, self: self}
 }
 
-// request builds a PKCSReq PKIMessage as a client sends it.
-func (f *fixture) request(t *testing.T, d device, tx, challengePassword string, cipher cms.Cipher, digest crypto.Hash) (*scep.Message, []byte) {
+// request builds a PKCSReq PKIMessage as a client sends it, and parses
+// it as the server does; it returns the client's senderNonce too.
+func (f *fixture) request(t testing.TB, d device, tx, challengePassword string, cipher cms.Cipher, digest crypto.Hash) (*scep.Message, []byte) {
+	t.Helper()
+	nonce, raw := f.requestBytes(t, d, tx, challengePassword, cipher, digest)
+	msg, err := scep.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg, nonce
+}
+
+// requestBytes builds a PKCSReq PKIMessage: its senderNonce and its bytes.
+func (f *fixture) requestBytes(t testing.TB, d device, tx, challengePassword string, cipher cms.Cipher, digest crypto.Hash) ([]byte, []byte) {
 	t.Helper()
 	csr, err := scep.NewCSR(d.key, &x509.CertificateRequest{Subject: d.self.Subject, DNSNames: []string{"dev.example"}}, challengePassword)
 	if err != nil {
@@ -114,11 +126,7 @@ func (f *fixture) request(t *testing.T, d device, tx, challengePassword string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := scep.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg, nonce
+	return nonce, raw
 }
 
 // certRep signs the reply as the server does, and parses it as the client does.
