@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -19,8 +18,8 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/enroll"
-	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/revocation"
+	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -44,7 +43,7 @@ func newAdminFlags(name string, stderr io.Writer) *adminFlags {
 		token:    fs.String("token", "", "API token for --server (default: env SCEPD_TOKEN; a flag value shows in ps)"),
 		dataDir:  fs.String("data", envDefault("SCEPD_DATA", "./scepd-data"), "data directory (env SCEPD_DATA)"),
 		database: fs.String("database", envDefault("SCEPD_DATABASE", ""), "postgres://... (env SCEPD_DATABASE); empty: SQLite in the data directory"),
-		output:   fs.String("o", "text", "output: text or json (cert list: also csv)"),
+		output:   fs.String("o", "text", "output: text or json (list and show commands: also csv)"),
 	}
 }
 
@@ -77,7 +76,7 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 	// would serve. A delegated challenge's secret is not needed for them;
 	// other errors leave those operations unavailable (and named), not the
 	// rest.
-	serving, err := provision.Load(ctx, st, ks, provision.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
+	serving, err := server.Load(ctx, st, ks, server.Overrides{PublicURL: os.Getenv("SCEPD_PUBLIC_URL"), DeferMissingSecrets: true})
 	if err != nil {
 		svc.Unavailable = err
 	} else {
@@ -115,7 +114,7 @@ func runAdmin(group string, cmds map[string]command, args []string, stdout, stde
 		for verb, c := range cmds {
 			fmt.Fprintf(stderr, "  scepd %s %s %s\n", group, verb, c.usage)
 		}
-		fmt.Fprintf(stderr, "Common flags: --server URL (with SCEPD_TOKEN) | --data DIR --database URL, -o text|json\n")
+		fmt.Fprintf(stderr, "Common flags: --server URL (with SCEPD_TOKEN) | --data DIR --database URL, -o text|json|csv (list, show)\n")
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
@@ -179,12 +178,13 @@ func caCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, cas, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "ID\tSUBJECT\tKEY\tNOT AFTER\tROOT")
-					for _, c := range cas {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", c.ID, c.Subject, c.KeyType, c.NotAfter.Format("2006-01-02"), c.Root)
-					}
-				})
+				return printList(w, *f.output, cas, []field[admin.CAView]{
+					{name: "id", value: func(c admin.CAView) string { return c.ID }},
+					{name: "subject", value: func(c admin.CAView) string { return c.Subject }},
+					{name: "key", value: func(c admin.CAView) string { return c.KeyType }},
+					{name: "not after", value: func(c admin.CAView) string { return c.NotAfter.Format("2006-01-02") }},
+					{name: "root", value: func(c admin.CAView) string { return fmt.Sprint(c.Root) }},
+				}, nil)
 			})
 		}},
 		"show": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -197,12 +197,18 @@ func caCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, c, func(tw *tabwriter.Writer) {
-					for _, kv := range [][2]string{{"id", c.ID}, {"subject", c.Subject}, {"issuer", c.Issuer}, {"serial", c.Serial}, {"key", c.KeyType},
-						{"not before", c.NotBefore.Format(time.RFC3339)}, {"not after", c.NotAfter.Format(time.RFC3339)}, {"root", fmt.Sprint(c.Root)},
-						{"chain length", fmt.Sprint(c.ChainLen)}, {"sha256", c.SHA256}, {"CA mode capable", fmt.Sprint(c.CAMode)}} {
-						fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-					}
+				return printRecord(w, *f.output, c, []field[admin.CAView]{
+					{name: "id", value: func(c admin.CAView) string { return c.ID }},
+					{name: "subject", value: func(c admin.CAView) string { return c.Subject }},
+					{name: "issuer", value: func(c admin.CAView) string { return c.Issuer }},
+					{name: "serial", value: func(c admin.CAView) string { return c.Serial }},
+					{name: "key", value: func(c admin.CAView) string { return c.KeyType }},
+					{name: "not before", value: func(c admin.CAView) string { return c.NotBefore.Format(time.RFC3339) }},
+					{name: "not after", value: func(c admin.CAView) string { return c.NotAfter.Format(time.RFC3339) }},
+					{name: "root", value: func(c admin.CAView) string { return fmt.Sprint(c.Root) }},
+					{name: "chain length", value: func(c admin.CAView) string { return fmt.Sprint(c.ChainLen) }},
+					{name: "sha256", value: func(c admin.CAView) string { return c.SHA256 }},
+					{name: "CA mode capable", value: func(c admin.CAView) string { return fmt.Sprint(c.CAMode) }},
 				})
 			})
 		}},
@@ -277,7 +283,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 	return func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 		id := f.fs.String("id", "", "CA id (lowercase letters, digits, dashes)")
 		subject := f.fs.String("subject", "", `subject, e.g. "CN=Corp Devices CA,O=Corp"`)
-		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), "rsa-2048, rsa-3072, rsa-4096, ecdsa-p256 or ecdsa-p384")
+		keyType := f.fs.String("key-type", string(ca.DefaultKeyType), ca.KeyTypeList(ca.KeyTypes()))
 		validity := f.fs.Duration("validity", 0, "validity (default 20 years for a root, 10 for an intermediate)")
 		allowCAMode := f.fs.Bool("allow-ca-mode", false, "add keyEncipherment so profiles can use the CA in CA mode (RSA only)")
 		var parent *string
@@ -288,7 +294,7 @@ func createCA(intermediate bool) func(ctx context.Context, f *adminFlags, args [
 			return err
 		}
 		spec := config.CA{ID: *id, Create: &config.CACreate{Subject: *subject, KeyType: *keyType, AllowCAMode: *allowCAMode}}
-		spec.Create.Validity = caDuration(*validity)
+		spec.Create.Validity = ca.Duration(*validity)
 		if parent != nil {
 			if *parent == "" {
 				return errors.New("--parent is required")
@@ -319,12 +325,13 @@ func profileCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, ps, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "ID\tCA\tCHALLENGE\tSOURCE\tPATH")
-					for _, p := range ps {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.CA, p.ChallengeMode, p.Source, p.Path)
-					}
-				})
+				return printList(w, *f.output, ps, []field[admin.ProfileView]{
+					{name: "id", value: func(p admin.ProfileView) string { return p.ID }},
+					{name: "ca", value: func(p admin.ProfileView) string { return p.CA }},
+					{name: "challenge", value: func(p admin.ProfileView) string { return p.ChallengeMode }},
+					{name: "source", value: func(p admin.ProfileView) string { return p.Source }},
+					{name: "path", value: func(p admin.ProfileView) string { return p.Path }},
+				}, nil)
 			})
 		}},
 		"show": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -337,10 +344,8 @@ func profileCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				if *f.output != "json" {
-					*f.output = "json" // a profile is a tree; JSON is its readable form
-				}
-				return f.print(w, p, nil)
+				// A profile is a tree: JSON is its readable form, whatever -o says.
+				return printRecord(w, "json", p, nil)
 			})
 		}},
 		"apply": {"--file PROFILE.yaml (a profiles entry; a static challenge from env SCEPD_PROFILE_CHALLENGE)", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -357,7 +362,7 @@ func profileCmd(args []string, stdout, stderr io.Writer) int {
 				return errOr(err, "the file must hold exactly one profile")
 			}
 			spec := cf.Profiles[0]
-			if pw := os.Getenv("SCEPD_PROFILE_CHALLENGE"); pw != "" && (spec.Challenge.Mode == "" || spec.Challenge.Mode == "static") {
+			if pw := os.Getenv("SCEPD_PROFILE_CHALLENGE"); pw != "" && (spec.Challenge.Mode == "" || spec.Challenge.Mode == store.ChallengeStatic) {
 				spec.Challenge.Password = pw
 			}
 			return withAPI(ctx, f, func(api admin.API) error {
@@ -396,7 +401,7 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 			if _, err := f.parse(args); err != nil {
 				return err
 			}
-			out, err := newCertWriter(w, *f.output)
+			out, err := newListWriter(w, *f.output, certTable(), certCSV())
 			if err != nil {
 				return err
 			}
@@ -436,15 +441,21 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, c, func(tw *tabwriter.Writer) {
-					for _, kv := range [][2]string{{"serial", c.Serial}, {"profile", c.Profile}, {"subject", c.Subject}, {"SANs", strings.Join(c.SANs, ", ")},
-						{"not before", c.NotBefore.Format(time.RFC3339)}, {"not after", c.NotAfter.Format(time.RFC3339)}, {"status", c.Status},
-						{"transaction", c.TransactionID}} {
-						fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
-					}
-					if c.Status == store.CertRevoked {
-						fmt.Fprintf(tw, "revoked:\t%s (%s)\n", c.RevokedAt.Format(time.RFC3339), c.RevocationReason)
-					}
+				return printRecord(w, *f.output, c, []field[admin.CertView]{
+					{name: "serial", value: func(c admin.CertView) string { return c.Serial }},
+					{name: "profile", value: func(c admin.CertView) string { return c.Profile }},
+					{name: "subject", value: func(c admin.CertView) string { return c.Subject }},
+					{name: "SANs", value: func(c admin.CertView) string { return strings.Join(c.SANs, ", ") }},
+					{name: "not before", value: func(c admin.CertView) string { return c.NotBefore.Format(time.RFC3339) }},
+					{name: "not after", value: func(c admin.CertView) string { return c.NotAfter.Format(time.RFC3339) }},
+					{name: "status", value: func(c admin.CertView) string { return c.Status }},
+					{name: "transaction", value: func(c admin.CertView) string { return c.TransactionID }},
+					{name: "revoked", optional: true, value: func(c admin.CertView) string {
+						if c.Status != store.CertRevoked {
+							return ""
+						}
+						return fmt.Sprintf("%s (%s)", c.RevokedAt.Format(time.RFC3339), c.RevocationReason)
+					}},
 				})
 			})
 		}},
@@ -510,12 +521,13 @@ func requestCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, rs, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "PROFILE\tTRANSACTION\tSTATUS\tSUBJECT\tCREATED")
-					for _, r := range rs {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Profile, r.TransactionID, r.Status, r.Subject, r.Created.Format(time.RFC3339))
-					}
-				})
+				return printList(w, *f.output, rs, []field[admin.RequestView]{
+					{name: "profile", value: func(r admin.RequestView) string { return r.Profile }},
+					{name: "transaction", value: func(r admin.RequestView) string { return r.TransactionID }},
+					{name: "status", value: func(r admin.RequestView) string { return r.Status }},
+					{name: "subject", value: func(r admin.RequestView) string { return r.Subject }},
+					{name: "created", value: func(r admin.RequestView) string { return r.Created.Format(time.RFC3339) }},
+				}, nil)
 			})
 		}},
 		"approve": {"--profile P TRANSACTION", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -573,16 +585,19 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, ts, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "ID\tNAME\tROLE\tPROFILES\tCREATED\tREVOKED")
-					for _, t := range ts {
-						rev := ""
-						if !t.Revoked.IsZero() {
-							rev = t.Revoked.Format(time.RFC3339)
+				return printList(w, *f.output, ts, []field[admin.TokenView]{
+					{name: "id", value: func(t admin.TokenView) string { return t.ID }},
+					{name: "name", value: func(t admin.TokenView) string { return t.Name }},
+					{name: "role", value: func(t admin.TokenView) string { return t.Role }},
+					{name: "profiles", value: func(t admin.TokenView) string { return strings.Join(t.Profiles, ",") }},
+					{name: "created", value: func(t admin.TokenView) string { return t.Created.Format(time.RFC3339) }},
+					{name: "revoked", value: func(t admin.TokenView) string {
+						if t.Revoked.IsZero() {
+							return ""
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, strings.Join(t.Profiles, ","), t.Created.Format(time.RFC3339), rev)
-					}
-				})
+						return t.Revoked.Format(time.RFC3339)
+					}},
+				}, nil)
 			})
 		}},
 		"revoke": {"ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
@@ -677,93 +692,37 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// certWriter writes a certificate listing a page at a time, so a listing
-// of any size is never held whole: text as a table (aligned per page),
-// json as one array, csv with a header row.
-type certWriter struct {
-	w      io.Writer
-	format string
-	tw     *tabwriter.Writer
-	cw     *csv.Writer
-	rows   int
+// certTable is the text listing of certificates; certCSV the CSV one,
+// with every field.
+func certTable() []field[admin.CertView] {
+	return []field[admin.CertView]{
+		{name: "serial", value: func(v admin.CertView) string { return v.Serial }},
+		{name: "profile", value: func(v admin.CertView) string { return v.Profile }},
+		{name: "subject", value: func(v admin.CertView) string { return v.Subject }},
+		{name: "not after", value: func(v admin.CertView) string { return v.NotAfter.Format("2006-01-02") }},
+		{name: "status", value: func(v admin.CertView) string { return v.Status }},
+	}
 }
 
-func newCertWriter(w io.Writer, format string) (*certWriter, error) {
-	c := &certWriter{w: w, format: format}
-	switch format {
-	case "text":
-		c.tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(c.tw, "SERIAL\tPROFILE\tSUBJECT\tNOT AFTER\tSTATUS")
-	case "json":
-		if _, err := io.WriteString(w, "["); err != nil {
-			return nil, err
-		}
-	case "csv":
-		c.cw = csv.NewWriter(w)
-		if err := c.cw.Write([]string{"serial", "profile", "subject", "sans", "not_before", "not_after", "status", "created",
-			"transaction_id", "renewed_serial", "revoked_at", "revocation_reason"}); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("-o %s: want text, json or csv", format)
+func certCSV() []field[admin.CertView] {
+	utc := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	return []field[admin.CertView]{
+		{name: "serial", value: func(v admin.CertView) string { return v.Serial }},
+		{name: "profile", value: func(v admin.CertView) string { return v.Profile }},
+		{name: "subject", value: func(v admin.CertView) string { return v.Subject }},
+		{name: "sans", value: func(v admin.CertView) string { return strings.Join(v.SANs, " ") }},
+		{name: "not_before", value: func(v admin.CertView) string { return utc(v.NotBefore) }},
+		{name: "not_after", value: func(v admin.CertView) string { return utc(v.NotAfter) }},
+		{name: "status", value: func(v admin.CertView) string { return v.Status }},
+		{name: "created", value: func(v admin.CertView) string { return v.Created.UTC().Format(time.RFC3339Nano) }},
+		{name: "transaction_id", value: func(v admin.CertView) string { return v.TransactionID }},
+		{name: "renewed_serial", value: func(v admin.CertView) string { return v.RenewedSerial }},
+		{name: "revoked_at", value: func(v admin.CertView) string {
+			if v.RevokedAt.IsZero() {
+				return ""
+			}
+			return utc(v.RevokedAt)
+		}},
+		{name: "revocation_reason", value: func(v admin.CertView) string { return v.RevocationReason }},
 	}
-	return c, nil
-}
-
-func (c *certWriter) write(page []admin.CertView) error {
-	for _, v := range page {
-		switch c.format {
-		case "text":
-			fmt.Fprintf(c.tw, "%s\t%s\t%s\t%s\t%s\n", v.Serial, v.Profile, v.Subject, v.NotAfter.Format("2006-01-02"), v.Status)
-		case "json":
-			b, err := json.MarshalIndent(v, "  ", "  ")
-			if err != nil {
-				return err
-			}
-			sep := ",\n  "
-			if c.rows == 0 {
-				sep = "\n  "
-			}
-			if _, err := io.WriteString(c.w, sep+string(b)); err != nil {
-				return err
-			}
-		case "csv":
-			revoked := ""
-			if !v.RevokedAt.IsZero() {
-				revoked = v.RevokedAt.UTC().Format(time.RFC3339)
-			}
-			if err := c.cw.Write([]string{v.Serial, v.Profile, v.Subject, strings.Join(v.SANs, " "), v.NotBefore.UTC().Format(time.RFC3339),
-				v.NotAfter.UTC().Format(time.RFC3339), v.Status, v.Created.UTC().Format(time.RFC3339Nano), v.TransactionID, v.RenewedSerial,
-				revoked, v.RevocationReason}); err != nil {
-				return err
-			}
-		}
-		c.rows++
-	}
-	return c.flush()
-}
-
-func (c *certWriter) flush() error {
-	switch {
-	case c.tw != nil:
-		return c.tw.Flush()
-	case c.cw != nil:
-		c.cw.Flush()
-		return c.cw.Error()
-	}
-	return nil
-}
-
-// close ends the listing (the JSON array's bracket).
-func (c *certWriter) close() error {
-	if c.format == "json" {
-		end := "\n]\n"
-		if c.rows == 0 {
-			end = "]\n"
-		}
-		if _, err := io.WriteString(c.w, end); err != nil {
-			return err
-		}
-	}
-	return c.flush()
 }

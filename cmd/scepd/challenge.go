@@ -84,12 +84,11 @@ func entityCmd(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return err
 				}
-				return f.print(w, es, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "USERNAME\tUSES LEFT\tEXPIRES")
-					for _, e := range es {
-						fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Username, e.UsesLeft, e.Expires.Format(time.RFC3339))
-					}
-				})
+				return printList(w, *f.output, es, []field[admin.EntityView]{
+					{name: "username", value: func(e admin.EntityView) string { return e.Username }},
+					{name: "uses left", value: func(e admin.EntityView) string { return fmt.Sprint(e.UsesLeft) }},
+					{name: "expires", value: func(e admin.EntityView) string { return e.Expires.Format(time.RFC3339) }},
+				}, nil)
 			})
 		}},
 	}, args, stdout, stderr)

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/events"
 	"github.com/scepd/scepd/internal/metrics"
+	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -66,11 +65,9 @@ func startEvents(own *owner, cfg serveConfig, st store.Store, met *metrics.Metri
 		interval = time.Duration(cfg.file.Events.ExpiryScan)
 	}
 	x := &events.Expiry{Store: st, Log: log, Thresholds: func(p store.Profile) []time.Duration {
-		var l config.Lifecycle
-		if len(p.Lifecycle) > 0 {
-			if err := json.Unmarshal(p.Lifecycle, &l); err != nil {
-				log.Error("profile lifecycle unreadable; default expiry notices apply", "profile", p.ID, "error", err.Error())
-			}
+		l, err := provision.StoredLifecycle(p)
+		if err != nil {
+			log.Error("profile lifecycle unreadable; default expiry notices apply", "profile", p.ID, "error", err.Error())
 		}
 		return l.Notices()
 	}}

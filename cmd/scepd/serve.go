@@ -71,9 +71,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	memLimit := fs.Int("memory-limit-mib", envInt("SCEPD_MEMORY_LIMIT_MIB", 20), "soft limit of the Go heap in MiB: the collector works harder near it instead of letting the heap double (GOMEMLIMIT, when set, wins; 0: none) (env SCEPD_MEMORY_LIMIT_MIB)")
 	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
 	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.DefaultKeyType)),
-		fmt.Sprintf("without --config: key type of the created CA, one of %v; ecdsa-* only for fleets whose every client handles ECDSA (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes))
+		fmt.Sprintf("without --config: key type of the created CA, one of %v; ecdsa-* only for fleets whose every client handles ECDSA (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes()))
 	raKeyType := fs.String("ra-key-type", envDefault("SCEPD_RA_KEY_TYPE", string(ca.RSA2048)),
-		"without --config: key type of the default profile's RA, rsa-2048|rsa-3072|rsa-4096 (env SCEPD_RA_KEY_TYPE)")
+		"without --config: key type of the default profile's RA, "+ca.KeyTypeList(ca.RAKeyTypes())+" (env SCEPD_RA_KEY_TYPE)")
 	challengeMode := fs.String("challenge-mode", envDefault("SCEPD_CHALLENGE_MODE", store.ChallengeStatic),
 		"without --config: the default profile's challenge, static (env SCEPD_CHALLENGE, or the file SCEPD_CHALLENGE_FILE names, e.g. a systemd credential) or dynamic (env SCEPD_CHALLENGE_MODE)")
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
@@ -296,9 +296,9 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	}
 
 	mintLimit := ratelimit.NewBuckets(cfg.challengeRate, cfg.challengeBurst)
-	overrides := provision.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
+	overrides := server.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
 		MintLimit: mintLimit}
-	serving, err := provision.Load(ctx, st, ks, overrides)
+	serving, err := server.Load(ctx, st, ks, overrides)
 	if err != nil {
 		return err
 	}
@@ -337,7 +337,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		return err
 	}
 	reload := func(ctx context.Context) error {
-		s, err := provision.Load(ctx, st, ks, overrides)
+		s, err := server.Load(ctx, st, ks, overrides)
 		if err != nil {
 			return err
 		}
@@ -476,13 +476,11 @@ func checkpoint(ctx context.Context, c *audit.Checkpointer, met *metrics.Metrics
 
 // zeroConfig creates the default CA and profile on first start.
 func zeroConfig(ctx context.Context, cfg serveConfig, st store.Store, ks keys.Source, stdout io.Writer, log *slog.Logger) error {
-	if !validKeyType(cfg.caKeyType) {
-		return fmt.Errorf("--ca-key-type %q: want one of %v", cfg.caKeyType, ca.KeyTypes)
+	if !cfg.caKeyType.Valid() {
+		return fmt.Errorf("--ca-key-type %q: want one of %v", cfg.caKeyType, ca.KeyTypes())
 	}
-	switch cfg.raKeyType {
-	case ca.RSA2048, ca.RSA3072, ca.RSA4096:
-	default:
-		return fmt.Errorf("--ra-key-type %q: an RA key must be RSA (rsa-2048, rsa-3072 or rsa-4096)", cfg.raKeyType)
+	if !cfg.raKeyType.RSA() {
+		return fmt.Errorf("--ra-key-type %q: an RA key must be RSA (%s)", cfg.raKeyType, ca.KeyTypeList(ca.RAKeyTypes()))
 	}
 	if cfg.challenge != "" && len(cfg.challenge) < 8 {
 		return errors.New("SCEPD_CHALLENGE must have at least 8 characters")
@@ -574,15 +572,6 @@ func profilesFingerprint(ctx context.Context, st store.Store) (string, error) {
 		fmt.Fprintf(&b, "%s;", c.ID)
 	}
 	return b.String(), nil
-}
-
-func validKeyType(t ca.KeyType) bool {
-	for _, k := range ca.KeyTypes {
-		if k == t {
-			return true
-		}
-	}
-	return false
 }
 
 func scepURL(a net.Addr, profile string) string {

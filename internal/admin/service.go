@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -405,11 +404,11 @@ func profileView(p store.Profile) (ProfileView, error) {
 	if c, err := x509.ParseCertificate(p.RACertDER); err == nil {
 		v.RASubject = c.Subject.String()
 	}
-	if len(p.Policy) > 0 {
-		if err := json.Unmarshal(p.Policy, &v.Policy); err != nil {
-			return v, fmt.Errorf("admin: profile %q policy: %w", p.ID, err)
-		}
+	pc, err := provision.StoredPolicy(p)
+	if err != nil {
+		return v, fmt.Errorf("admin: %w", err)
 	}
+	v.Policy = pc
 	return v, nil
 }
 
@@ -476,16 +475,16 @@ func checkSecretEnvs(c config.Challenge) error {
 // validation (webhook, Intune; "" for the modes that validate locally).
 func remoteValidation(mode string, c config.Challenge) string {
 	switch mode {
-	case "webhook":
+	case store.ChallengeWebhook:
 		if c.Webhook != nil {
-			return "webhook " + c.Webhook.URL
+			return store.ChallengeWebhook + " " + c.Webhook.URL
 		}
-		return "webhook"
-	case "intune":
+		return store.ChallengeWebhook
+	case store.ChallengeIntune:
 		if c.Intune != nil {
-			return "intune " + c.Intune.LoginURL + " " + c.Intune.GraphURL
+			return store.ChallengeIntune + " " + c.Intune.LoginURL + " " + c.Intune.GraphURL
 		}
-		return "intune"
+		return store.ChallengeIntune
 	}
 	return ""
 }
@@ -503,8 +502,8 @@ func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 	if cur.CAMode != spec.CAMode {
 		return "a ca_mode change needs an unscoped token"
 	}
-	var lc config.Lifecycle
-	if len(cur.Lifecycle) > 0 && json.Unmarshal(cur.Lifecycle, &lc) != nil {
+	lc, err := provision.StoredLifecycle(cur)
+	if err != nil {
 		return "the stored rollover is unreadable; changes need an unscoped token"
 	}
 	if lc.Rollover.NextCA != spec.Rollover.NextCA || !lc.Rollover.At.Equal(spec.Rollover.At) {
@@ -515,8 +514,8 @@ func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 			return fmt.Sprintf("renewal.from_profiles names %s, beyond the token's profiles", id)
 		}
 	}
-	var cc config.Challenge
-	if len(cur.ChallengeConfig) > 0 && json.Unmarshal(cur.ChallengeConfig, &cc) != nil {
+	cc, err := provision.StoredChallenge(cur)
+	if err != nil {
 		return "the stored challenge settings are unreadable; changes need an unscoped token"
 	}
 	if remoteValidation(cur.ChallengeMode, cc) != remoteValidation(spec.Challenge.Mode, spec.Challenge) {
@@ -566,33 +565,25 @@ func (b *bound) PolicyTest(ctx context.Context, profile string, csrDER []byte) (
 	if err := b.check(ctx, ActRead, profile); err != nil {
 		return PolicyResult{}, err
 	}
-	p, err := b.s.Store.GetProfile(ctx, profile)
-	if err != nil {
-		return PolicyResult{}, err
+	// The dry run evaluates the policy enrollment issues with: the served
+	// profile's, compiled once when profiles load (with the public URL's
+	// CRL and AIA URLs, under the CA a rollover has switched to).
+	if b.s.Profile == nil {
+		return PolicyResult{}, b.s.unavailable("policy dry runs")
 	}
-	caRow, err := b.s.Store.GetCA(ctx, p.CAID)
-	if err != nil {
-		return PolicyResult{}, err
-	}
-	issuer, err := x509.ParseCertificate(caRow.CertDER)
-	if err != nil {
-		return PolicyResult{}, err
-	}
-	var pc ca.PolicyConfig
-	if len(p.Policy) > 0 {
-		if err := json.Unmarshal(p.Policy, &pc); err != nil {
+	p := b.s.Profile(profile)
+	if p == nil {
+		if _, err := b.s.Store.GetProfile(ctx, profile); err != nil {
 			return PolicyResult{}, err
 		}
+		return PolicyResult{}, fmt.Errorf("admin: profile %q is stored but not served (yet)", profile)
 	}
-	policy, err := pc.Compile()
-	if err != nil {
-		return PolicyResult{}, err
-	}
+	issuer := p.CA.Cert
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return PolicyResult{}, fmt.Errorf("%w: not a PKCS#10 request: %v", ErrInvalid, err)
 	}
-	tmpl, err := policy.Evaluate(csr, issuer, profile, b.s.Now())
+	tmpl, err := p.Policy.Evaluate(csr, issuer, p.ID, b.s.Now())
 	if err != nil {
 		return PolicyResult{Allowed: false, Reason: err.Error()}, nil
 	}
@@ -709,7 +700,7 @@ func (b *bound) PutEntity(ctx context.Context, profile string, req EntityRequest
 	if err != nil {
 		return EntityView{}, err
 	}
-	if p.ChallengeMode != "entity" {
+	if p.ChallengeMode != store.ChallengeEntity {
 		return EntityView{}, fmt.Errorf("%w: profile %q does not use registered end entities", ErrInvalid, profile)
 	}
 	if req.Username == "" || len(req.Username) > 64 {

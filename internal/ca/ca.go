@@ -38,7 +38,7 @@ const (
 const DefaultKeyType = RSA2048
 
 // KeyTypes lists the accepted key types, for flag help and validation.
-var KeyTypes = []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096}
+func KeyTypes() []KeyType { return []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096} }
 
 // Algorithm is what a key of type t is made of.
 func (t KeyType) Algorithm() (keys.Algorithm, error) {
@@ -54,7 +54,7 @@ func (t KeyType) Algorithm() (keys.Algorithm, error) {
 	case RSA4096:
 		return keys.Algorithm{RSABits: 4096}, nil
 	}
-	return keys.Algorithm{}, fmt.Errorf("ca: unknown key type %q (want one of %v)", t, KeyTypes)
+	return keys.Algorithm{}, fmt.Errorf("ca: unknown key type %q (want one of %v)", t, KeyTypes())
 }
 
 // GenerateKey makes a new private key of type t in memory.

@@ -136,27 +136,6 @@ var attrOIDs = map[string]asn1.ObjectIdentifier{
 	"E":            {1, 2, 840, 113549, 1, 9, 1},
 }
 
-var kuNames = map[string]x509.KeyUsage{
-	"digitalSignature":  x509.KeyUsageDigitalSignature,
-	"contentCommitment": x509.KeyUsageContentCommitment,
-	"nonRepudiation":    x509.KeyUsageContentCommitment,
-	"keyEncipherment":   x509.KeyUsageKeyEncipherment,
-	"dataEncipherment":  x509.KeyUsageDataEncipherment,
-	"keyAgreement":      x509.KeyUsageKeyAgreement,
-}
-
-var ekuNames = map[string]x509.ExtKeyUsage{
-	"clientAuth":      x509.ExtKeyUsageClientAuth,
-	"serverAuth":      x509.ExtKeyUsageServerAuth,
-	"emailProtection": x509.ExtKeyUsageEmailProtection,
-	"codeSigning":     x509.ExtKeyUsageCodeSigning,
-	"timeStamping":    x509.ExtKeyUsageTimeStamping,
-	"ipsecIKE":        x509.ExtKeyUsageIPSECEndSystem,
-	"ipsecEndSystem":  x509.ExtKeyUsageIPSECEndSystem,
-	"ipsecTunnel":     x509.ExtKeyUsageIPSECTunnel,
-	"ipsecUser":       x509.ExtKeyUsageIPSECUser,
-}
-
 var curveNames = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
 
 // Compile validates the config and builds the Policy. Every error names
@@ -290,7 +269,7 @@ func (c PolicyConfig) Compile() (*Policy, error) {
 	if len(c.KeyUsage) > 0 {
 		p.KeyUsage = 0
 		for _, n := range c.KeyUsage {
-			ku, ok := kuNames[n]
+			ku, ok := KeyUsageByName(n)
 			if !ok {
 				bad("key_usage", "unknown key usage %q", n)
 			}
@@ -301,7 +280,7 @@ func (c PolicyConfig) Compile() (*Policy, error) {
 	if len(c.ExtKeyUsage) > 0 {
 		p.ExtKeyUsage = nil
 		for _, n := range c.ExtKeyUsage {
-			if eku, ok := ekuNames[n]; ok {
+			if eku, ok := ExtKeyUsageByName(n); ok {
 				p.ExtKeyUsage = append(p.ExtKeyUsage, eku)
 				continue
 			}

@@ -60,5 +60,7 @@ type Validator interface {
 // (manual approval, network isolation). Never the default.
 type None struct{}
 
+var _ Validator = None{}
+
 // Validate accepts.
 func (None) Validate(context.Context, Request) (Grant, error) { return Grant{}, nil }

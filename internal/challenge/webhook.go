@@ -144,6 +144,11 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
+var (
+	_ Validator = (*Webhook)(nil)
+	_ Notifier  = (*Webhook)(nil)
+)
+
 // Validate asks the operator's service.
 func (w *Webhook) Validate(ctx context.Context, r Request) (Grant, error) {
 	req := w.request(r, "validate")

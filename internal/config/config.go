@@ -21,6 +21,7 @@ import (
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/events"
+	"github.com/scepd/scepd/internal/store"
 )
 
 // File is the whole configuration file. Every field is optional; flags and
@@ -365,9 +366,6 @@ func (e *Errors) add(path, format string, args ...any) {
 	*e = append(*e, path+": "+fmt.Sprintf(format, args...))
 }
 
-var keyTypes = map[string]bool{"ecdsa-p256": true, "ecdsa-p384": true, "rsa-2048": true, "rsa-3072": true, "rsa-4096": true}
-var raKeyTypes = map[string]bool{"": true, "rsa-2048": true, "rsa-3072": true, "rsa-4096": true}
-
 // Validate checks the whole file and returns every problem found, each
 // with its path (profiles[1].challenge.mode: ...).
 func (f *File) Validate() error {
@@ -468,8 +466,8 @@ func (c CA) Validate(known map[string]bool) error {
 		} else if _, err := ca.ParseName(c.Create.Subject); err != nil {
 			errs.add("create.subject", "%v", err)
 		}
-		if c.Create.KeyType != "" && !keyTypes[c.Create.KeyType] {
-			errs.add("create.key_type", "%q: want ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096", c.Create.KeyType)
+		if c.Create.KeyType != "" && !ca.KeyType(c.Create.KeyType).Valid() {
+			errs.add("create.key_type", "%q: want %s", c.Create.KeyType, ca.KeyTypeList(ca.KeyTypes()))
 		}
 		if c.Create.Parent != "" && known != nil && !known[c.Create.Parent] {
 			errs.add("create.parent", "no CA %q is declared before this one", c.Create.Parent)
@@ -477,7 +475,7 @@ func (c CA) Validate(known map[string]bool) error {
 		if c.Create.Validity < 0 {
 			errs.add("create.validity", "must be positive")
 		}
-		if c.Create.AllowCAMode && c.Create.KeyType != "" && !strings.HasPrefix(c.Create.KeyType, "rsa-") {
+		if c.Create.AllowCAMode && c.Create.KeyType != "" && !ca.KeyType(c.Create.KeyType).RSA() {
 			errs.add("create.allow_ca_mode", "CA mode needs an RSA key (key_type rsa-*)")
 		}
 	case c.Import != nil:
@@ -505,15 +503,15 @@ func (p Profile) Validate() error {
 	if p.CA == "" {
 		errs.add("ca", "required")
 	}
-	if !raKeyTypes[p.RAKeyType] {
-		errs.add("ra_key_type", "%q: an RA key must be rsa-2048, rsa-3072 or rsa-4096", p.RAKeyType)
+	if p.RAKeyType != "" && !ca.KeyType(p.RAKeyType).RSA() {
+		errs.add("ra_key_type", "%q: an RA key must be %s", p.RAKeyType, ca.KeyTypeList(ca.RAKeyTypes()))
 	}
 	if p.CAMode && p.RAKeyType != "" {
 		errs.add("ra_key_type", "a profile in CA mode has no RA of its own")
 	}
 	c := p.Challenge
 	switch c.Mode {
-	case "", "static":
+	case "", store.ChallengeStatic:
 		n := 0
 		for _, s := range []string{c.PasswordEnv, c.PasswordFile, c.PasswordHash, c.Password} {
 			if s != "" {
@@ -532,7 +530,7 @@ func (p Profile) Validate() error {
 		if c.RotationOverlap < 0 {
 			errs.add("challenge.rotation_overlap", "must be positive")
 		}
-	case "dynamic":
+	case store.ChallengeDynamic:
 		if c.PasswordEnv != "" || c.PasswordFile != "" || c.PasswordHash != "" || c.Password != "" {
 			errs.add("challenge", "a dynamic challenge takes no password")
 		}
@@ -542,25 +540,25 @@ func (p Profile) Validate() error {
 		if c.MaxPending < 0 || c.MaxPending > 100000 {
 			errs.add("challenge.max_pending", "%d is outside 0..100000", c.MaxPending)
 		}
-	case "webhook":
+	case store.ChallengeWebhook:
 		if c.Webhook == nil || !strings.HasPrefix(c.Webhook.URL, "http") || c.Webhook.SecretEnv == "" {
 			errs.add("challenge.webhook", "url (http or https) and secret_env are required")
 		}
-	case "intune":
+	case store.ChallengeIntune:
 		if c.Intune == nil || c.Intune.Tenant == "" || c.Intune.ClientID == "" || c.Intune.ClientSecretEnv == "" {
 			errs.add("challenge.intune", "tenant, client_id and client_secret_env are required")
 		}
 		if p.Approval == "manual" {
 			errs.add("approval", "Intune has no pending state: an intune profile cannot require manual approval")
 		}
-	case "entity":
+	case store.ChallengeEntity:
 		if p.Approval == "manual" {
 			errs.add("approval", "entity profiles issue at once; manual approval is not supported with them")
 		}
 	default:
 		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune or entity", c.Mode)
 	}
-	if (c.NDES != nil || c.Jamf) && c.Mode != "dynamic" {
+	if (c.NDES != nil || c.Jamf) && c.Mode != store.ChallengeDynamic {
 		errs.add("challenge", "ndes and jamf hand out one-time challenges: they need mode dynamic")
 	}
 	if c.NDES != nil {

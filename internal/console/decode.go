@@ -36,23 +36,6 @@ var extNames = map[string]string{
 	"2.5.29.30": "Name Constraints",
 }
 
-var ekuNames = map[x509.ExtKeyUsage]string{
-	x509.ExtKeyUsageAny: "any", x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageClientAuth: "clientAuth",
-	x509.ExtKeyUsageCodeSigning: "codeSigning", x509.ExtKeyUsageEmailProtection: "emailProtection",
-	x509.ExtKeyUsageIPSECEndSystem: "ipsecEndSystem", x509.ExtKeyUsageIPSECTunnel: "ipsecTunnel", x509.ExtKeyUsageIPSECUser: "ipsecUser",
-	x509.ExtKeyUsageTimeStamping: "timeStamping", x509.ExtKeyUsageOCSPSigning: "OCSPSigning",
-}
-
-var kuNames = []struct {
-	bit  x509.KeyUsage
-	name string
-}{
-	{x509.KeyUsageDigitalSignature, "digitalSignature"}, {x509.KeyUsageContentCommitment, "contentCommitment"},
-	{x509.KeyUsageKeyEncipherment, "keyEncipherment"}, {x509.KeyUsageDataEncipherment, "dataEncipherment"},
-	{x509.KeyUsageKeyAgreement, "keyAgreement"}, {x509.KeyUsageCertSign, "keyCertSign"}, {x509.KeyUsageCRLSign, "cRLSign"},
-	{x509.KeyUsageEncipherOnly, "encipherOnly"}, {x509.KeyUsageDecipherOnly, "decipherOnly"},
-}
-
 func colonHex(b []byte) string {
 	s := strings.ToUpper(hex.EncodeToString(b))
 	var out strings.Builder
@@ -95,15 +78,10 @@ func decode(der []byte) decoded {
 	}
 	add("Signature algorithm", c.SignatureAlgorithm.String())
 	sans := ca.SANs(c)
-	var kus []string
-	for _, ku := range kuNames {
-		if c.KeyUsage&ku.bit != 0 {
-			kus = append(kus, ku.name)
-		}
-	}
+	kus := ca.KeyUsageNames(c.KeyUsage)
 	var ekus []string
 	for _, e := range c.ExtKeyUsage {
-		if n, ok := ekuNames[e]; ok {
+		if n, ok := ca.ExtKeyUsageName(e); ok {
 			ekus = append(ekus, n)
 		} else {
 			ekus = append(ekus, fmt.Sprint(e))

@@ -39,20 +39,20 @@ func setup(t *testing.T) (*enroll.Service, *enroll.Profile, store.Store) {
 	}
 	t.Cleanup(func() { st.Close() })
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	root, err := ca.NewRoot(key, pkix.Name{CommonName: "test root"}, 24*time.Hour*365, time.Now())
+	root, err := ca.NewRoot(key, pkix.Name{CommonName: "test root"}, 24*time.Hour*365, testNow())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateCA(ctx, store.CA{ID: "ca", CertDER: root.Cert.Raw, KeyRef: "file:x", Created: time.Now()}); err != nil {
+	if err := st.CreateCA(ctx, store.CA{ID: "ca", CertDER: root.Cert.Raw, KeyRef: "file:x", Created: testNow()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateProfile(ctx, store.Profile{ID: "p", CAID: "ca", RACertDER: []byte{1}, RAKeyRef: "file:y", ChallengeMode: store.ChallengeStatic, Created: time.Now()}); err != nil {
+	if err := st.CreateProfile(ctx, store.Profile{ID: "p", CAID: "ca", RACertDER: []byte{1}, RAKeyRef: "file:y", ChallengeMode: store.ChallengeStatic, Created: testNow()}); err != nil {
 		t.Fatal(err)
 	}
 	hash, _ := challenge.HashPassword(password)
 	v, _ := challenge.NewStatic(hash)
 	policy := ca.DefaultPolicy()
-	svc := enroll.New(st, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc := enroll.New(st, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return svc, &enroll.Profile{ID: "p", CA: root, Policy: &policy, Challenge: v}, st
 }
 
@@ -167,7 +167,7 @@ func TestConcurrentRetransmissions(t *testing.T) {
 func second(t *testing.T, st store.Store, p *enroll.Profile) *enroll.Profile {
 	t.Helper()
 	if err := st.CreateProfile(context.Background(), store.Profile{ID: "q", CAID: "ca", RACertDER: []byte{1}, RAKeyRef: "file:z",
-		ChallengeMode: store.ChallengeStatic, Created: time.Now()}); err != nil {
+		ChallengeMode: store.ChallengeStatic, Created: testNow()}); err != nil {
 		t.Fatal(err)
 	}
 	q := *p
@@ -353,10 +353,10 @@ func TestPollBusyTransactionID(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	c := keyCSR(t, key, "busy")
 	keyHash := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	old := time.Now().Add(-time.Hour)
+	old := testNow().Add(-time.Hour)
 	for i := range 1000 { // earlier requests of this key under "busy", still pending
 		tx := store.Transaction{ProfileID: "p", TransactionID: fmt.Sprintf("busy@csr-%04d", i), ClientTransactionID: "busy", Status: store.StatusPending,
-			PublicKeySHA256: keyHash[:], CSRDER: c.Raw, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
+			PublicKeySHA256: keyHash[:], CSRDER: c.Raw, Expires: testNow().Add(time.Hour), Created: old, Updated: old}
 		if err := st.RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
 			t.Fatal(err)
 		}
@@ -468,7 +468,7 @@ func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
 					t.Fatalf("held renewal %s: %+v %v", txid, res, err)
 				}
 			}
-			both := enroll.New(&barrier{Store: st, n: 2, all: make(chan struct{})}, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			both := enroll.New(&barrier{Store: st, n: 2, all: make(chan struct{})}, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			errs := make([]error, 2)
 			var wg sync.WaitGroup
 			for i, id := range ids {
@@ -500,3 +500,7 @@ func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
 		})
 	}
 }
+
+// testNow is the enrollment tests' clock: fixed, so every time a
+// certificate or request carries follows from it.
+func testNow() time.Time { return time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC) }

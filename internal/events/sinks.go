@@ -41,6 +41,11 @@ type Webhook struct {
 	Now     func() time.Time
 }
 
+var (
+	_ Sink = (*Webhook)(nil)
+	_ Sink = (*Log)(nil)
+)
+
 // Deliver posts e; any 2xx answer is a delivery.
 func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	body, err := json.Marshal(e)

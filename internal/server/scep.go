@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/store"
@@ -101,7 +99,7 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile
 		return
 	}
 	msgType = msg.Type.String()
-	reply, err := s.decide(r, p, msg)
+	reply, err := s.decider.Decide(r.Context(), p.op, msg, r.RemoteAddr)
 	if err != nil {
 		outcome = "http-5xx"
 		if errors.Is(err, store.ErrUnavailable) {
@@ -134,126 +132,6 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile
 	s.log.LogAttrs(r.Context(), level, "PKIOperation", attrs...)
 	w.Header().Set("Content-Type", ctPKIMessage)
 	w.Write(out)
-}
-
-// decide turns a verified message into the reply. From here on every
-// refusal is a signed CertRep FAILURE with its failInfo (RFC 8894 §3.3.2.2).
-// An error is an internal failure: HTTP 500, so the client retries later
-// rather than taking a FAILURE as final.
-func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Reply, error) {
-	var cipher cms.Cipher // known once the envelope is parsed; logged with failures too
-	fail := func(fi scep.FailInfo, format string, args ...any) (scep.Reply, error) {
-		return scep.Reply{Status: scep.StatusFailure, FailInfo: fi, FailText: fmt.Sprintf(format, args...), Cipher: cipher}, nil
-	}
-	switch msg.Type {
-	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq, scep.CertPoll, scep.GetCert, scep.GetCRL:
-	default:
-		return fail(scep.BadRequest, "unknown messageType %q", string(msg.Type))
-	}
-	if msg.Digest == crypto.MD5 {
-		return fail(scep.BadAlg, "MD5 message digests are refused")
-	}
-	env, err := msg.OpenEnvelope()
-	if err != nil {
-		return fail(scep.BadMessageCheck, "pkcsPKIEnvelope is malformed")
-	}
-	cipher = env.Cipher
-	switch {
-	case env.Cipher == 0:
-		return fail(scep.BadAlg, "content cipher %s is not supported", env.CipherOID)
-	case env.Cipher == cms.DES && !p.cfg.AllowDES:
-		return fail(scep.BadAlg, "single DES content encryption is disabled on this profile; use AES or 3DES")
-	}
-	plain, err := env.Decrypt(p.decrypter, p.raCMS)
-	if errors.Is(err, cms.ErrNoRecipient) {
-		return fail(scep.BadMessageCheck, "the request is not encrypted to this profile's RA certificate")
-	}
-	// One answer for every way the envelope can be wrong: a failed key
-	// unwrap, bad content padding, or content that is not what the message
-	// type needs. Telling them apart would be a padding oracle (RFC 3218 §2.3).
-	undecryptable := func() (scep.Reply, error) {
-		return fail(scep.BadMessageCheck, "the request cannot be decrypted")
-	}
-	if err != nil {
-		return undecryptable()
-	}
-	// Certificates this CA issued parse in Go; a self-signed requester that
-	// does not is simply not one of ours.
-	signer := msg.Signer.X509
-	success := func(certs ...[]byte) (scep.Reply, error) {
-		return scep.Reply{Status: scep.StatusSuccess, Certificates: append(certs, p.chain...), Cipher: env.Cipher}, nil
-	}
-	var res enroll.Result
-	switch msg.Type {
-	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq:
-		csr, err := scep.ParseCSR(plain)
-		if err != nil {
-			return undecryptable()
-		}
-		password, err := scep.ChallengePassword(csr)
-		if err != nil {
-			return fail(scep.BadRequest, "the challengePassword attribute is malformed")
-		}
-		res, err = s.opts.Enroller.PKCSReq(r.Context(), p.cfg.Enroll, enroll.Request{
-			TransactionID: msg.TransactionID, CSR: csr, Password: password, RemoteAddr: r.RemoteAddr,
-			Renewal: msg.Type != scep.PKCSReq, Signer: signer, SignerKey: msg.Signer.PublicKey, SenderNonce: msg.SenderNonce,
-		})
-		if rej, ok := asRejection(err); ok {
-			return fail(rej.FailInfo, "%s", rej.Reason)
-		}
-		if err != nil {
-			return scep.Reply{}, err
-		}
-	case scep.CertPoll:
-		if _, err := scep.ParseIssuerAndSubject(plain); err != nil {
-			return undecryptable()
-		}
-		// Answered only to the key that sent the request (clients sign
-		// CertPoll as they signed it).
-		res, err = s.opts.Enroller.Poll(r.Context(), p.cfg.Enroll, msg.TransactionID, msg.Signer.PublicKey)
-		if rej, ok := asRejection(err); ok {
-			return fail(rej.FailInfo, "%s", rej.Reason)
-		}
-		if err != nil {
-			return scep.Reply{}, err
-		}
-	case scep.GetCert:
-		ias, err := scep.ParseIssuerAndSerial(plain)
-		if err != nil {
-			return undecryptable()
-		}
-		c, err := s.opts.Enroller.GetCert(r.Context(), p.cfg.Enroll, ias.Issuer, ias.Serial, signer)
-		if rej, ok := asRejection(err); ok {
-			return fail(rej.FailInfo, "%s", rej.Reason)
-		}
-		if err != nil {
-			return scep.Reply{}, err
-		}
-		return success(c.Raw)
-	case scep.GetCRL:
-		if _, err := scep.ParseIssuerAndSerial(plain); err != nil {
-			return undecryptable()
-		}
-		if s.opts.Revocation == nil {
-			return fail(scep.BadRequest, "no CRL is published here")
-		}
-		crl, err := s.opts.Revocation.CRL(r.Context(), p.cfg.Enroll.CAID)
-		if err != nil {
-			return scep.Reply{}, err
-		}
-		return scep.Reply{Status: scep.StatusSuccess, CRL: crl.DER, Cipher: env.Cipher}, nil
-	}
-	if res.Pending {
-		return scep.Reply{Status: scep.StatusPending, Cipher: env.Cipher}, nil
-	}
-	// The cipher is never a default: answer in the cipher the client used.
-	return success(res.Cert.Raw)
-}
-
-func asRejection(err error) (*enroll.Rejection, bool) {
-	var rej *enroll.Rejection
-	ok := errors.As(err, &rej)
-	return rej, ok
 }
 
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, p *Profile, msg *scep.Message, err error) {

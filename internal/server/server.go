@@ -1,6 +1,7 @@
 // Package server is scepd's SCEP HTTP surface (RFC 8894 §4): routing,
-// request decoding and the mapping of outcomes to HTTP. Decisions are made
-// by the enroll package; wire formats by the scep package.
+// request decoding and the mapping of outcomes to HTTP. PKIOperations are
+// decided by the pkiop package (with enroll); wire formats are the scep
+// package's.
 package server
 
 import (
@@ -14,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -25,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/pkiop"
 	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
@@ -34,12 +35,8 @@ import (
 // DefaultMaxBody bounds a PKIOperation body. Real requests are a few KB.
 const DefaultMaxBody = 1 << 20
 
-// Enroller is the enrollment use case the handlers drive.
-type Enroller interface {
-	PKCSReq(ctx context.Context, p *enroll.Profile, r enroll.Request) (enroll.Result, error)
-	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey) (enroll.Result, error)
-	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
-}
+// Enroller is the enrollment use case PKIOperations are decided with.
+type Enroller = pkiop.Enroller
 
 // Revocation publishes CRLs and answers OCSP (caID "": for the CA the
 // request names).
@@ -84,15 +81,13 @@ type NextCA struct {
 // Profile is a profile prepared for serving: everything derivable is
 // computed once here, not per request.
 type Profile struct {
-	cfg       ProfileConfig
-	decrypter crypto.Decrypter
-	raCMS     *cms.Certificate
-	builder   scep.Builder
-	caCert    []byte // GetCACert body
-	caCertCT  string // its content type
-	nextCA    []byte // GetNextCACert body, nil without a scheduled rollover
-	caps      string
-	chain     [][]byte // CA certificates appended to CertRep
+	cfg      ProfileConfig
+	op       *pkiop.Profile // what PKIOperations are decided with
+	builder  scep.Builder
+	caCert   []byte // GetCACert body
+	caCertCT string // its content type
+	nextCA   []byte // GetNextCACert body, nil without a scheduled rollover
+	caps     string
 }
 
 // NewProfile prepares a profile.
@@ -108,13 +103,12 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 			chain = chain[:1]
 		}
 	}
+	raCMS := cms.FromX509(cfg.RACert)
 	p := &Profile{
-		cfg:       cfg,
-		decrypter: dec,
-		raCMS:     cms.FromX509(cfg.RACert),
-		chain:     chain,
+		cfg: cfg,
+		op:  &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: chain},
 	}
-	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: p.raCMS, Key: cfg.RAKey}
+	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: raCMS, Key: cfg.RAKey}
 	caps := []scep.Capability{scep.CapAES, scep.CapDES3}
 	if cfg.Next != nil {
 		// RFC 8894 §4.7: a signed certs-only PKCS#7 of the next CA (and its
@@ -216,9 +210,10 @@ type Options struct {
 
 // Server serves SCEP.
 type Server struct {
-	set  atomic.Pointer[profileSet]
-	opts Options
-	log  *slog.Logger
+	set     atomic.Pointer[profileSet]
+	opts    Options
+	decider pkiop.Decider
+	log     *slog.Logger
 	// slots bounds concurrent PKIOperations: enrollment is CPU-bound, so
 	// queueing beyond a few per core only adds latency and memory.
 	slots    chan struct{}
@@ -251,6 +246,10 @@ func New(opts Options) (*Server, error) {
 		opts.MDMAuthFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
 	}
 	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
+	s.decider = pkiop.Decider{Enroller: opts.Enroller}
+	if opts.Revocation != nil {
+		s.decider.CRLs = opts.Revocation
+	}
 	if err := s.SetProfiles(opts.Profiles, opts.CAs); err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func newServerOn(t testing.TB, st store.Store, ks keys.Source, caKey ca.KeyType)
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: caKey, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
 		t.Fatal(err)
 	}
-	profiles, err := provision.Load(ctx, st, ks, provision.Overrides{AllowDES: map[string]bool{"default": true}})
+	profiles, err := server.Load(ctx, st, ks, server.Overrides{AllowDES: map[string]bool{"default": true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,11 +55,16 @@ type CA struct {
 	Created  time.Time
 }
 
-// Challenge modes.
+// Challenge modes: how a profile authorises a first enrollment. The
+// config file, the API and the profile row all spell them so.
 const (
 	ChallengeStatic  = "static"
 	ChallengeDynamic = "dynamic"
-	ChallengeNone    = "none"
+	ChallengeWebhook = "webhook"
+	ChallengeIntune  = "intune"
+	ChallengeEntity  = "entity"
+	// ChallengeNone is the zero-config test mode: every request passes.
+	ChallengeNone = "none"
 )
 
 // Profile is one SCEP endpoint's stored configuration.
@@ -68,7 +73,7 @@ type Profile struct {
 	CAID      string
 	RACertDER []byte
 	RAKeyRef  string
-	// ChallengeMode is ChallengeStatic, ChallengeDynamic or ChallengeNone.
+	// ChallengeMode is one of the Challenge* modes.
 	ChallengeMode string
 	// ChallengeHash is the PHC-encoded hash of a static challenge; never the secret.
 	ChallengeHash string

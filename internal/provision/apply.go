@@ -1,3 +1,7 @@
+// Creating and applying CAs and profiles from specs: the config file
+// (ApplyConfig), the API (CreateCA, UpsertProfile) and the zero-config
+// start all come through here.
+
 package provision
 
 import (
@@ -328,10 +332,10 @@ func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, i
 	}
 	p.ChallengeConfig, _ = json.Marshal(settings)
 	switch c.Mode {
-	case "webhook", "intune", "entity":
+	case store.ChallengeWebhook, store.ChallengeIntune, store.ChallengeEntity:
 		p.ChallengeMode, p.ChallengeHash = c.Mode, ""
 		return nil
-	case "dynamic":
+	case store.ChallengeDynamic:
 		p.ChallengeMode, p.ChallengeHash = store.ChallengeDynamic, ""
 		p.ChallengeTTL = time.Duration(c.TTL)
 		if p.ChallengeTTL == 0 {

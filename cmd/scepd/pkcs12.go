@@ -5,12 +5,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/scepd/scepd/internal/ca"
 )
-
-func caDuration(d time.Duration) ca.Duration { return ca.Duration(d) }
 
 // pkcs12ToPEM reads a PKCS#12 bundle into a PEM chain and a PEM key.
 func pkcs12ToPEM(path, password string) (string, string, error) {
