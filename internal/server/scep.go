@@ -247,7 +247,7 @@ func (s *Server) decide(r *http.Request, p *Profile, msg *scep.Message) (scep.Re
 		return scep.Reply{Status: scep.StatusPending, Cipher: env.Cipher}, nil
 	}
 	// The cipher is never a default: answer in the cipher the client used.
-	return success(res.Cert.Raw)
+	return success(res.DER)
 }
 
 func asRejection(err error) (*enroll.Rejection, bool) {
