@@ -221,8 +221,22 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		// renewal) is a first enrollment here: this profile's challenge,
 		// approval and policy decide it.
 	}
-	if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.DER != nil || res.Pending {
-		return res, err
+	// A retransmission (RFC 8894 §3.3.1) is looked up before anything else
+	// only where deciding it again would cost or tell someone: a remote
+	// validator (Intune, a webhook) or a profile that holds requests.
+	// Elsewhere the common path does no lookup: the unique transaction
+	// row refuses the insert of a repeat (issueWith answers it then), and
+	// the refusals below look before they answer.
+	_, remote := p.Challenge.(challenge.Notifier)
+	if r.Renewal || remote || p.Manual {
+		if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.DER != nil || res.Pending {
+			return res, err
+		}
+	}
+	// stored answers a repeat of a stored request on a refusal path.
+	stored := func() (Result, bool, error) {
+		res, err := s.resolve(ctx, p, &r, keyHash[:])
+		return res, err != nil || res.DER != nil || res.Pending, err
 	}
 	if r.Renewal {
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "a RenewalReq must be signed with a valid certificate this profile's CA issued"))
@@ -232,10 +246,16 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	// call) only for requests policy would accept.
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {
+		if res, ok, serr := stored(); ok {
+			return res, serr
+		}
 		return Result{}, s.policyRejection(ctx, p, r, err)
 	}
 	key := clientKey(p, r.RemoteAddr)
 	if s.failures.Blocked(key, now) {
+		if res, ok, serr := stored(); ok {
+			return res, serr
+		}
 		s.limited(p, "blocked")
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
@@ -245,6 +265,12 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
 	grant, err := p.Challenge.Validate(ctx, creq)
 	if err != nil {
+		if errors.Is(err, challenge.ErrInvalid) {
+			// A retransmission whose one-time challenge its first copy spent.
+			if res, ok, serr := stored(); ok {
+				return res, serr
+			}
+		}
 		var why *challenge.Rejected
 		switch {
 		case errors.As(err, &why):
@@ -444,11 +470,18 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
 	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
-		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
-			// The same transaction may have committed concurrently (a client
-			// resent while we worked): answer with what was stored.
-			if res, rerr := s.replay(ctx, p, r, keyHash); rerr != nil || res.DER != nil {
+		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent) || errors.Is(err, store.ErrNonceReused)) {
+			// The transaction is stored already: a retransmission (the
+			// lookup before signing is left to the unique constraint), or
+			// one that committed while we worked. Answer with what was
+			// stored; a different request under a used ID is stored under
+			// the ID qualified by its digest (see resolve).
+			id := r.TransactionID
+			if res, rerr := s.resolve(ctx, p, &r, keyHash); rerr != nil || res.DER != nil || res.Pending {
 				return res, rerr
+			}
+			if r.TransactionID != id {
+				return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, entity, old, fromPending, now)
 			}
 		}
 		if errors.Is(err, store.ErrNonceReused) {
