@@ -83,3 +83,18 @@ func TestDispatcherCrashMidBatchRedelivers(t *testing.T) {
 		t.Fatalf("before the crash %v, after %v; want 4 then all 6 again", first, second)
 	}
 }
+
+// TestCaughtUp: the dispatcher steps again at once only after a full
+// page; after a partial one (caught up with the log) it waits for more
+// to gather.
+func TestCaughtUp(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		err  error
+		want bool
+	}{{0, nil, true}, {1, nil, true}, {pageSize - 1, nil, true}, {pageSize, nil, false}, {pageSize, errLeaseLost, true}} {
+		if got := caughtUp(tt.n, tt.err); got != tt.want {
+			t.Errorf("caughtUp(%d, %v) = %v", tt.n, tt.err, got)
+		}
+	}
+}

@@ -45,7 +45,8 @@ type Dispatcher struct {
 	// Lease is how long a claim lasts without renewal. Default 30s; it
 	// must exceed a sink's delivery timeout.
 	Lease time.Duration
-	// Poll is the wait between looks at the log when idle. Default 2s.
+	// Poll is the wait between looks at the log once caught up (idle, or
+	// after a batch smaller than a page). Default 2s.
 	Poll time.Duration
 	// MinBackoff and MaxBackoff bound the retry delays, which double per
 	// attempt with jitter. Defaults 1s and 5m.
@@ -96,11 +97,21 @@ func (d *Dispatcher) run(ctx context.Context, r Route) {
 		if err != nil && ctx.Err() == nil {
 			d.Log.LogAttrs(ctx, slog.LevelError, "event delivery", slog.String("sink", r.Name), slog.String("error", err.Error()))
 		}
-		if n == 0 || err != nil {
+		if caughtUp(n, err) {
 			sleep(ctx, poll)
 		}
 	}
 }
+
+// pageSize is how many audit events one step reads.
+const pageSize = 100
+
+// caughtUp reports whether a step that moved past n events left nothing
+// waiting: then the dispatcher waits a poll interval before the next look,
+// so that under steady enrollment it delivers what gathered meanwhile in
+// one batch (one lease claim, one cursor write) instead of waking for
+// every event as it is written. Only a full page steps again at once.
+func caughtUp(n int, err error) bool { return err != nil || n < pageSize }
 
 // errLeaseLost ends a step when another replica took the sink over.
 var errLeaseLost = errors.New("events: sink lease taken over by another replica")
@@ -131,7 +142,7 @@ func (d *Dispatcher) Step(ctx context.Context, r Route) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	page, err := d.Store.AuditAfter(ctx, cursor, 100)
+	page, err := d.Store.AuditAfter(ctx, cursor, pageSize)
 	if err != nil {
 		return 0, err
 	}
