@@ -142,13 +142,14 @@ func (c *CA) issueWithX509(tmpl *x509.Certificate, pub crypto.PublicKey, serial 
 // encodable reports whether the one-pass encoder writes everything tmpl
 // asks for: the fields Policy.Template sets, for an end-entity certificate.
 func encodable(t *x509.Certificate) bool {
-	if t.IsCA || !t.BasicConstraintsValid || t.MaxPathLen > 0 || t.MaxPathLenZero || len(t.RawSubject) > 0 ||
+	if t.IsCA || !t.BasicConstraintsValid || t.MaxPathLen > 0 || t.MaxPathLen < -1 || t.MaxPathLenZero || len(t.RawSubject) > 0 ||
 		len(t.ExtraExtensions) > 0 || len(t.PolicyIdentifiers) > 0 || len(t.Policies) > 0 ||
 		len(t.PermittedDNSDomains)+len(t.ExcludedDNSDomains)+len(t.PermittedIPRanges)+len(t.ExcludedIPRanges)+
 			len(t.PermittedEmailAddresses)+len(t.ExcludedEmailAddresses)+len(t.PermittedURIDomains)+len(t.ExcludedURIDomains) > 0 ||
 		t.SignatureAlgorithm != x509.UnknownSignatureAlgorithm ||
-		t.NotBefore.UTC().Year() < 1950 || t.NotAfter.UTC().Year() < 1950 {
-		return false // (before 1950 is a GeneralizedTime, which appendTime does not write)
+		t.NotBefore.UTC().Year() < 1950 || t.NotAfter.UTC().Year() < 1950 ||
+		t.KeyUsage < 0 || t.KeyUsage > x509.KeyUsageDecipherOnly<<1-1 {
+		return false // (before 1950 is a GeneralizedTime, which appendTime does not write; key usage bits RFC 5280 does not define)
 	}
 	for _, u := range t.ExtKeyUsage {
 		if _, ok := extKeyUsageOIDs[u]; !ok {
