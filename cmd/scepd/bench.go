@@ -26,6 +26,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	get := fs.Bool("get", false, "PKIOperation by GET")
 	keys := fs.Int("keys", 8, "RSA-2048 client keys to rotate through")
 	pid := fs.Int("pid", 0, "the server's PID on this machine: report its CPU per enrollment and peak RSS from /proc")
+	fs.IntVar(pid, "server-pid", 0, "the same as -pid")
+	rate := fs.String("rate", "", "send at this arrival rate instead of with -c clients: N/s, N/m or N/h, e.g. 10000/m (a burst: a fleet enrolling at once)")
+	total := fs.Int("total", 0, "with --rate: how many requests in all (default -n)")
 	output := fs.String("o", "text", "output: text or json")
 	duration := fs.Duration("duration", 0, "keep sending for this long, cycling through the -n prepared requests (a flood); 0: send each once")
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +44,18 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scepd bench: unknown -cipher or -digest")
 		return 2
 	}
-	o := bench.Options{URL: *u, Challenge: *challenge, N: *n, Concurrency: *c, Cipher: ciph, Digest: dig, GET: *get, Keys: *keys, PID: *pid, Duration: *duration}
+	var perSecond float64
+	if *rate != "" {
+		var err error
+		if perSecond, err = bench.ParseRate(*rate); err != nil {
+			fmt.Fprintln(stderr, "scepd bench:", err)
+			return 2
+		}
+		if *total > 0 {
+			*n = *total
+		}
+	}
+	o := bench.Options{Rate: perSecond, URL: *u, Challenge: *challenge, N: *n, Concurrency: *c, Cipher: ciph, Digest: dig, GET: *get, Keys: *keys, PID: *pid, Duration: *duration}
 	tty := false
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		tty = true
@@ -71,7 +85,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		enc.Encode(res)
 	} else {
 		fmt.Fprintf(stdout, "URL              %s\n", res.URL)
-		fmt.Fprintf(stdout, "enrollments      %d ok, %d failed (%d clients)\n", res.Succeeded, res.Failed, res.Concurrency)
+		if res.Rate > 0 {
+			fmt.Fprintf(stdout, "enrollments      %d ok, %d failed (arrivals at %.1f/s, at most %d in flight)\n", res.Succeeded, res.Failed, res.Rate, res.MaxInFlight)
+		} else {
+			fmt.Fprintf(stdout, "enrollments      %d ok, %d failed (%d clients)\n", res.Succeeded, res.Failed, res.Concurrency)
+		}
 		fmt.Fprintf(stdout, "throughput       %.1f enrollments/s over %.2f s\n", res.PerSecond, res.Seconds)
 		fmt.Fprintf(stdout, "latency          p50 %.1f ms  p90 %.1f ms  p99 %.1f ms\n", res.P50ms, res.P90ms, res.P99ms)
 		if res.ServerCPUms > 0 {

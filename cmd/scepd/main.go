@@ -120,9 +120,11 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 
 // versionLine says what this binary is: its version, the Go toolchain that
 // built it (the standard library's security fixes come with it) and the
-// build tags that select optional engines (pkcs11, openssl).
+// build tags that select optional engines (pkcs11, openssl), and the
+// engine that signs with file-held keys by default (crypto=openssl when
+// compiled in, else crypto=go; the crypto setting can choose go).
 func versionLine() string {
-	line := fmt.Sprintf("scepd %s %s %s/%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	line := fmt.Sprintf("scepd %s %s %s/%s crypto=%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH, defaultEngine())
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "-tags" && s.Value != "" {

@@ -61,7 +61,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("admin-tls-key", "", "PEM key for the admin listener (env SCEPD_ADMIN_TLS_KEY)")
 	fs.String("data", "./scepd-data", "data directory: SQLite database and keys (env SCEPD_DATA; config data_dir)")
 	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE)")
-	fs.String("crypto", "go", "where file-held private keys work: go, or openssl (binaries built with -tags openssl) (env SCEPD_CRYPTO; config crypto)")
+	fs.String("crypto", defaultEngine(), "where file-held private keys work: go, or openssl (binaries built with -tags openssl, where it is the default) (env SCEPD_CRYPTO; config crypto)")
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: one per CPU with SQLite, two per CPU with PostgreSQL (whose round trips leave a CPU idle) (env SCEPD_MAX_CONCURRENT)")
 	queueWait := fs.Duration("queue-wait", 10*time.Second, "how long a PKIOperation waits for a free slot before the 503")
@@ -140,7 +140,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		adminCert:  setting(fs, "admin-tls-cert", "SCEPD_ADMIN_TLS_CERT", file.Listen.AdminTLSCert, ""),
 		adminKey:   setting(fs, "admin-tls-key", "SCEPD_ADMIN_TLS_KEY", file.Listen.AdminTLSKey, ""),
 		publicURL:  setting(fs, "public-url", "SCEPD_PUBLIC_URL", file.PublicURL, ""),
-		crypto:     setting(fs, "crypto", "SCEPD_CRYPTO", file.Crypto, "go"),
+		crypto:     setting(fs, "crypto", "SCEPD_CRYPTO", file.Crypto, defaultEngine()),
 		store: storeFlags{
 			dataDir:    setting(fs, "data", "SCEPD_DATA", file.DataDir, "./scepd-data"),
 			database:   setting(fs, "database", "SCEPD_DATABASE", file.Database, ""),
@@ -212,8 +212,11 @@ type serveConfig struct {
 // caller closes ks.Token.
 func keySource(dataDir, engine string) (keys.Source, error) {
 	ks := keys.Source{Dir: dataDir}
+	if engine == "" {
+		engine = defaultEngine()
+	}
 	switch engine {
-	case "", "go":
+	case "go":
 	case "openssl":
 		if !ossl.Available {
 			return ks, ossl.ErrUnavailable
@@ -238,6 +241,24 @@ func keySource(dataDir, engine string) (keys.Source, error) {
 	}
 	ks.Passphrase = []byte(pass)
 	return ks, nil
+}
+
+// defaultEngine is the engine file-held keys use when none is chosen:
+// OpenSSL's when this binary has it (scripts/build compiles it in where
+// libcrypto 3 is installed), Go's otherwise.
+func defaultEngine() string {
+	if ossl.Available {
+		return "openssl"
+	}
+	return "go"
+}
+
+// engineName is the engine a crypto setting selects ("" is the default).
+func engineName(setting string) string {
+	if setting == "" {
+		return defaultEngine()
+	}
+	return setting
 }
 
 // secretFromEnv reads a secret from the variable name or from the file
@@ -271,7 +292,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	// the default transport) each hold goroutines.
 	own.closeLast("idle outbound connections", func() error { http.DefaultClient.CloseIdleConnections(); return nil })
 	var srv *server.Server
-	met := metrics.New(version, raw, func() float64 { return float64(srv.Overloaded()) })
+	met := metrics.New(metrics.Build{Version: version, GoVersion: runtime.Version(), CryptoEngine: engineName(cfg.crypto)}, raw, func() float64 { return float64(srv.Overloaded()) })
 	raw.SetObserver(met)
 	var st store.Store = raw
 	ks, err := keySource(cfg.store.dataDir, cfg.crypto)
@@ -392,7 +413,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		own.serve(server.NewHTTPServer(cfg.adminAddr, adminMux, log), aln, cfg.adminCert, cfg.adminKey)
 		log.Info("serving the admin API", "addr", aln.Addr().String(), "tls", cfg.adminCert != "")
 	}
-	log.Info("private keys", "new_keys", ks.Where(), "crypto", cfg.crypto)
+	log.Info("private keys", "new_keys", ks.Where(), "crypto_engine", engineName(cfg.crypto))
 	if isPostgres(cfg.store.database) && !ks.InDB && ks.Token == nil {
 		log.Warn("new keys are written to the data directory, which every replica then needs: set SCEPD_KEY_PASSPHRASE to keep them in the database")
 	}

@@ -51,6 +51,11 @@ type Options struct {
 	// N prepared requests (repeats are retransmissions the server answers
 	// from its store): a flood without preparing millions of requests.
 	Duration time.Duration
+	// Rate, when set, replaces the fixed concurrency by arrivals: the N
+	// requests are sent at Rate per second, evenly spaced, each as soon
+	// as it is due whatever is still in flight (an MDM pushing a profile
+	// to a fleet). Latency counts from when a request was due.
+	Rate float64
 }
 
 // Result is a run's summary.
@@ -68,6 +73,9 @@ type Result struct {
 	P99ms         float64        `json:"p99_ms"`
 	ServerCPUms   float64        `json:"server_cpu_ms_per_enrollment,omitempty"`
 	ServerPeakRSS int64          `json:"server_peak_rss_bytes,omitempty"`
+	// With Rate: the arrival rate and the most requests in flight at once.
+	Rate        float64 `json:"rate_per_second,omitempty"`
+	MaxInFlight int64   `json:"max_in_flight,omitempty"`
 	// With Duration: every request sent, and the answers by HTTP status.
 	Sent    int            `json:"sent,omitempty"`
 	Answers map[string]int `json:"answers_by_status,omitempty"`
@@ -105,8 +113,11 @@ type answer struct {
 
 // Run executes a benchmark.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	if o.N <= 0 || o.Concurrency <= 0 {
-		return nil, errors.New("bench: -n and -c must be positive")
+	if o.N <= 0 || (o.Concurrency <= 0 && o.Rate <= 0) {
+		return nil, errors.New("bench: -n and -c (or --rate) must be positive")
+	}
+	if o.Rate > 0 && o.Duration > 0 {
+		return nil, errors.New("bench: --rate sends each request once; it does not go with --duration")
 	}
 	if o.Keys <= 0 {
 		o.Keys = 8
@@ -125,7 +136,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: o.Concurrency}}
+	idle := o.Concurrency
+	if o.Rate > 0 {
+		idle = 256
+	}
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: idle}}
 	answers := make([]answer, o.N)
 	var next, done atomic.Int64
 	var deadline time.Time
@@ -170,7 +185,29 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}()
 	}
 	var wg sync.WaitGroup
-	for range o.Concurrency {
+	var inFlight, maxInFlight atomic.Int64
+	if o.Rate > 0 {
+		// Open loop: request i is due at start + i/rate.
+		due := Schedule(o.Rate)
+		for i := range o.N {
+			at := start.Add(due(i))
+			if !sleepUntil(ctx, at) {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := inFlight.Add(1)
+				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+				}
+				status, body, err := send(ctx, hc, o, reqs[i].msg)
+				inFlight.Add(-1)
+				answers[i] = answer{status, body, err, time.Since(at)}
+				done.Add(1)
+			}()
+		}
+	}
+	for range o.Concurrency * boolInt(o.Rate <= 0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -202,6 +239,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	res := &Result{URL: o.URL, Requests: o.N, Concurrency: o.Concurrency, Failures: map[string]int{}, Seconds: elapsed.Seconds()}
+	if o.Rate > 0 {
+		res.Concurrency, res.Rate, res.MaxInFlight = 0, o.Rate, maxInFlight.Load()
+	}
 	if o.Duration > 0 {
 		res.Sent, res.Answers = int(done.Load()), flood.byStatus
 	}
@@ -233,6 +273,54 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.ServerPeakRSS = peak.Load()
 	}
 	return res, nil
+}
+
+// Schedule returns when request i is due, counted from the start, for
+// arrivals at rate per second evenly spaced: 10,000 devices within a
+// minute is rate 10000/60.
+func Schedule(rate float64) func(i int) time.Duration {
+	return func(i int) time.Duration { return time.Duration(float64(i) * float64(time.Second) / rate) }
+}
+
+// ParseRate reads an arrival rate: "200", "200/s", "10000/m" or
+// "10000/min", "36000/h"; it returns requests per second.
+func ParseRate(s string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), "/")
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 || n > 1e6 {
+		return 0, fmt.Errorf("bench: rate %q: want a positive number of requests per s, m or h, e.g. 10000/m", s)
+	}
+	switch unit {
+	case "", "s", "sec":
+		return n, nil
+	case "m", "min":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("bench: rate %q: the unit is s, m or h", s)
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // prepare builds every request before the clock starts.

@@ -320,14 +320,19 @@ func (p *Policy) evaluate(csr *x509.CertificateRequest, issuer *x509.Certificate
 	return tmpl, nil
 }
 
-// Sign issues tmpl (from Policy.Evaluate) for pub with a fresh random serial.
+// Sign issues tmpl (from Policy.Evaluate) for pub with a fresh random
+// serial and returns it parsed; Issue returns what enrollment stores
+// without parsing.
 func (c *CA) Sign(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	t := *tmpl
-	var err error
-	if t.SerialNumber, err = NewSerial(c.rand()); err != nil {
+	is, err := c.Issue(tmpl, pub)
+	if err != nil {
 		return nil, err
 	}
-	return c.sign(&t, pub)
+	cert, err := is.Certificate()
+	if err != nil {
+		return nil, fmt.Errorf("ca: parsing issued certificate: %w", err)
+	}
+	return cert, nil
 }
 
 // PublicKeyAlgorithm names a public key for logs.

@@ -53,9 +53,9 @@ type File struct {
 	Events Events `yaml:"events" json:"events"`
 	// Console configures the web console.
 	Console Console `yaml:"console" json:"console"`
-	// Crypto selects where file-held private keys work: "go" (default) or
-	// "openssl" (OpenSSL's libcrypto, about 3x faster RSA; binaries built
-	// with -tags openssl).
+	// Crypto selects where file-held private keys work: "go" or "openssl"
+	// (OpenSSL's libcrypto, about 3x faster RSA; binaries built with -tags
+	// openssl, where it is the default when unset).
 	Crypto string `yaml:"crypto" json:"crypto"`
 }
 

@@ -83,7 +83,7 @@ func TestMetrics(t *testing.T) {
 		`scepd_certificates{profile="default",status="valid"} 1`,
 		`scepd_certificates_expiring_30d{profile="default"} 0`,
 		`scepd_overloaded_total 0`,
-		`scepd_build_info{version=`,
+		`scepd_build_info{crypto_engine="`,
 		`process_resident_memory_bytes`,
 		`scepd_store_seconds_count{op="RecordIssued"} 1`,
 		`scepd_store_seconds_bucket{op="GetTransaction",le="`,

@@ -28,6 +28,9 @@ func TestVersion(t *testing.T) {
 	if !version.IsValid(gover) {
 		t.Fatalf("scepd version: %q is not a Go version (output %q)", gover, out)
 	}
+	if !strings.Contains(string(out), " crypto=go") && !strings.Contains(string(out), " crypto=openssl") {
+		t.Fatalf("scepd version printed %q; want it to name the signing engine (crypto=go or crypto=openssl)", out)
+	}
 	if version.Compare(gover, minGo) < 0 {
 		t.Fatalf("scepd was built with %s; it needs %s or later (export GOTOOLCHAIN=%s)", gover, minGo, minGo)
 	}

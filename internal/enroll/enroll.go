@@ -173,13 +173,22 @@ func clientKey(p *Profile, remote string) string {
 
 // Result is an enrollment's outcome: a certificate, or Pending.
 type Result struct {
-	Cert *x509.Certificate
+	// DER is the issued certificate (a retransmission's: the stored one).
+	DER []byte
 	// Pending: the request waits for an operator; the client polls.
 	Pending bool
 	// Replayed is set when a retransmission was answered from the store.
 	Replayed bool
 	// Renewed is the serial of the certificate this one renewed.
 	Renewed string
+}
+
+// Certificate parses the issued certificate (nil when none was issued).
+func (r Result) Certificate() (*x509.Certificate, error) {
+	if r.DER == nil {
+		return nil, nil
+	}
+	return x509.ParseCertificate(r.DER)
 }
 
 // PKCSReq decides an enrollment: a first one (authorised by the challenge)
@@ -212,8 +221,22 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		// renewal) is a first enrollment here: this profile's challenge,
 		// approval and policy decide it.
 	}
-	if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.Cert != nil || res.Pending {
-		return res, err
+	// A retransmission (RFC 8894 §3.3.1) is looked up before anything else
+	// only where deciding it again would cost or tell someone: a remote
+	// validator (Intune, a webhook) or a profile that holds requests.
+	// Elsewhere the common path does no lookup: the unique transaction
+	// row refuses the insert of a repeat (issueWith answers it then), and
+	// the refusals below look before they answer.
+	_, remote := p.Challenge.(challenge.Notifier)
+	if r.Renewal || remote || p.Manual {
+		if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.DER != nil || res.Pending {
+			return res, err
+		}
+	}
+	// stored answers a repeat of a stored request on a refusal path.
+	stored := func() (Result, bool, error) {
+		res, err := s.resolve(ctx, p, &r, keyHash[:])
+		return res, err != nil || res.DER != nil || res.Pending, err
 	}
 	if r.Renewal {
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "a RenewalReq must be signed with a valid certificate this profile's CA issued"))
@@ -223,10 +246,16 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	// call) only for requests policy would accept.
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {
+		if res, ok, serr := stored(); ok {
+			return res, serr
+		}
 		return Result{}, s.policyRejection(ctx, p, r, err)
 	}
 	key := clientKey(p, r.RemoteAddr)
 	if s.failures.Blocked(key, now) {
+		if res, ok, serr := stored(); ok {
+			return res, serr
+		}
 		s.limited(p, "blocked")
 		// Refused without checking: a guesser learns nothing more.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "too many failed attempts from this address; retry later"))
@@ -236,6 +265,12 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
 	grant, err := p.Challenge.Validate(ctx, creq)
 	if err != nil {
+		if errors.Is(err, challenge.ErrInvalid) {
+			// A retransmission whose one-time challenge its first copy spent.
+			if res, ok, serr := stored(); ok {
+				return res, serr
+			}
+		}
 		var why *challenge.Rejected
 		switch {
 		case errors.As(err, &why):
@@ -256,8 +291,10 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		s.notify(ctx, func(nctx context.Context) {
 			if err != nil {
 				n.Failed(nctx, creq, err.Error())
-			} else if res.Cert != nil && !res.Replayed {
-				n.Issued(nctx, creq, res.Cert)
+			} else if res.DER != nil && !res.Replayed {
+				if cert, perr := res.Certificate(); perr == nil {
+					n.Issued(nctx, creq, cert)
+				}
 			}
 		})
 	}
@@ -385,16 +422,17 @@ func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.C
 }
 
 func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
-	cert, err := p.CA.Sign(tmpl, r.CSR.PublicKey)
+	cert, err := p.CA.Issue(tmpl, r.CSR.PublicKey)
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
-	serial := cert.SerialNumber.Text(16)
+	serial := cert.Serial.Text(16)
+	subject := cert.Subject.String()
 	renewed := ""
 	if old != nil {
 		renewed = old.Serial
 	}
-	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": cert.Subject.String()}
+	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": subject}
 	if renewed != "" {
 		details["renewed"] = renewed
 	}
@@ -405,8 +443,8 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	rec := store.Issued{
 		Certificate: store.Certificate{
 			Serial: serial, ProfileID: p.ID, TransactionID: r.TransactionID,
-			Subject: cert.Subject.String(), SANs: ca.SANs(cert),
-			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
+			Subject: subject, SANs: cert.SANs,
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.DER,
 			Status: store.CertValid, CAID: p.CAID, RenewedSerial: renewed, Created: now,
 		},
 		Transaction: store.Transaction{
@@ -432,11 +470,18 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
 	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
-		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
-			// The same transaction may have committed concurrently (a client
-			// resent while we worked): answer with what was stored.
-			if res, rerr := s.replay(ctx, p, r, keyHash); rerr != nil || res.Cert != nil {
+		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent) || errors.Is(err, store.ErrNonceReused)) {
+			// The transaction is stored already: a retransmission (the
+			// lookup before signing is left to the unique constraint), or
+			// one that committed while we worked. Answer with what was
+			// stored; a different request under a used ID is stored under
+			// the ID qualified by its digest (see resolve).
+			id := r.TransactionID
+			if res, rerr := s.resolve(ctx, p, &r, keyHash); rerr != nil || res.DER != nil || res.Pending {
 				return res, rerr
+			}
+			if r.TransactionID != id {
+				return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, entity, old, fromPending, now)
 			}
 		}
 		if errors.Is(err, store.ErrNonceReused) {
@@ -459,9 +504,9 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "certificate issued",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID),
-		slog.String("serial", serial), slog.String("subject", cert.Subject.String()),
+		slog.String("serial", serial), slog.String("subject", subject),
 		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr))
-	return Result{Cert: cert, Renewed: renewed}, nil
+	return Result{DER: cert.DER, Renewed: renewed}, nil
 }
 
 // signerCertificate returns the stored certificate a request was signed
@@ -539,7 +584,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	// of it are idempotent, and it is never mistaken for a retransmission
 	// of the first enrollment.
 	r.TransactionID += qualifier + old.Serial
-	if res, err := s.resolve(ctx, p, &r, keyHash); err != nil || res.Cert != nil || res.Pending {
+	if res, err := s.resolve(ctx, p, &r, keyHash); err != nil || res.DER != nil || res.Pending {
 		return res, err
 	}
 	now := s.now()
@@ -632,11 +677,7 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
 	}
-	cert, err := x509.ParseCertificate(c.DER)
-	if err != nil {
-		return Result{}, fmt.Errorf("enroll: poll: %w", err)
-	}
-	return Result{Cert: cert}, nil
+	return Result{DER: c.DER}, nil
 }
 
 // Approve issues a pending request on an operator's decision. The policy
@@ -696,7 +737,7 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 	if err != nil {
 		return nil, err
 	}
-	return res.Cert, nil
+	return res.Certificate()
 }
 
 // ErrNotApprovable: the policy refuses a pending request now.
@@ -820,13 +861,9 @@ func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Tr
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: certificate of transaction %q: %w", r.TransactionID, err)
 	}
-	cert, err := x509.ParseCertificate(c.DER)
-	if err != nil {
-		return Result{}, fmt.Errorf("enroll: stored certificate %s: %w", c.Serial, err)
-	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "retransmission answered with the stored certificate",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("serial", c.Serial))
-	return Result{Cert: cert, Replayed: true}, nil
+	return Result{DER: c.DER, Replayed: true}, nil
 }
 
 // rejected logs and audits a refusal and returns it. Nothing else is stored.

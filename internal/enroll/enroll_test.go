@@ -118,11 +118,11 @@ func TestIssueAndRetransmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Cert.Subject.CommonName != "dev" || first.Cert.DNSNames[0] != "dev.example" || first.Cert.SerialNumber.BitLen() < 64 {
-		t.Fatalf("issued %v %v serial bits %d", first.Cert.Subject, first.Cert.DNSNames, first.Cert.SerialNumber.BitLen())
+	if certOf(t, first).Subject.CommonName != "dev" || certOf(t, first).DNSNames[0] != "dev.example" || certOf(t, first).SerialNumber.BitLen() < 64 {
+		t.Fatalf("issued %v %v serial bits %d", certOf(t, first).Subject, certOf(t, first).DNSNames, certOf(t, first).SerialNumber.BitLen())
 	}
 	again, err := svc.PKCSReq(ctx, p, req)
-	if err != nil || !again.Replayed || !again.Cert.Equal(first.Cert) {
+	if err != nil || !again.Replayed || !certOf(t, again).Equal(certOf(t, first)) {
 		t.Fatalf("retransmission: %v, replayed %v", err, again.Replayed)
 	}
 	other := req
@@ -154,7 +154,7 @@ func TestConcurrentRetransmissions(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if !results[i].Cert.Equal(results[0].Cert) {
+		if !certOf(t, results[i]).Equal(certOf(t, results[0])) {
 			t.Fatal("two different certificates for one transaction")
 		}
 	}
@@ -207,7 +207,7 @@ func TestRenewalBoundary(t *testing.T) {
 	}
 	renewal := func(txid string, renewalReq bool, pw string) enroll.Request {
 		return enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Password: pw, Renewal: renewalReq,
-			Signer: first.Cert, SignerKey: &oldKey.PublicKey}
+			Signer: certOf(t, first), SignerKey: &oldKey.PublicKey}
 	}
 	_, err = svc.PKCSReq(ctx, q, renewal("r1", true, ""))
 	if rej := rejection(err); rej == nil || rej.FailInfo != scep.BadRequest || rej.Reason != "the signing certificate was issued by profile p; this profile renews only its own certificates" {
@@ -222,11 +222,11 @@ func TestRenewalBoundary(t *testing.T) {
 	}
 	q.Renewal.FromProfiles = []string{"p"}
 	res, err = svc.PKCSReq(ctx, q, renewal("r4", true, ""))
-	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+	if err != nil || res.Renewed != certOf(t, first).SerialNumber.Text(16) {
 		t.Fatalf("RenewalReq in q with from_profiles [p]: %v, renewed %q", err, res.Renewed)
 	}
 	res, err = svc.PKCSReq(ctx, p, renewal("r5", true, ""))
-	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+	if err != nil || res.Renewed != certOf(t, first).SerialNumber.Text(16) {
 		t.Fatalf("RenewalReq in p: %v", err)
 	}
 }
@@ -244,7 +244,7 @@ func TestHeldRenewal(t *testing.T) {
 	}
 	p.Manual, p.Renewal.Approval = true, "manual"
 	newKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	req := enroll.Request{TransactionID: "t1", CSR: keyCSR(t, newKey, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey}
+	req := enroll.Request{TransactionID: "t1", CSR: keyCSR(t, newKey, "dev"), Renewal: true, Signer: certOf(t, first), SignerKey: &oldKey.PublicKey}
 	res, err := svc.PKCSReq(ctx, p, req)
 	if err != nil || !res.Pending {
 		t.Fatalf("held renewal: %+v %v", res, err)
@@ -258,13 +258,13 @@ func TestHeldRenewal(t *testing.T) {
 			t.Fatalf("poll by the requester: %+v %v", res, err)
 		}
 	}
-	id := "t1@" + first.Cert.SerialNumber.Text(16)
+	id := "t1@" + certOf(t, first).SerialNumber.Text(16)
 	cert, err := svc.Approve(ctx, p, id, "token:op")
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err = svc.Poll(ctx, p, "t1", &oldKey.PublicKey)
-	if err != nil || !res.Cert.Equal(cert) {
+	if err != nil || !certOf(t, res).Equal(cert) {
 		t.Fatalf("poll after approval: %v", err)
 	}
 }
@@ -283,7 +283,7 @@ func TestChangedCSRIsANewRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.Cert
+		return certOf(t, res)
 	}
 	a, b := send(one), send(two)
 	if a.Equal(b) || len(b.DNSNames) != 2 {
@@ -310,7 +310,7 @@ func TestChangedCSRIsANewRequest(t *testing.T) {
 		t.Fatalf("%d certificates, want 2", n)
 	}
 	res, err := svc.Poll(ctx, p, "same", &key.PublicKey)
-	if err != nil || !res.Cert.Equal(b) {
+	if err != nil || !certOf(t, res).Equal(b) {
 		t.Fatalf("poll: %v; want the newest request's certificate", err)
 	}
 }
@@ -327,7 +327,7 @@ func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	squat := "victim@" + first.Cert.SerialNumber.Text(16)
+	squat := "victim@" + certOf(t, first).SerialNumber.Text(16)
 	_, err = svc.PKCSReq(ctx, p, enroll.Request{TransactionID: squat, CSR: csr(t, 2048, "attacker"), Password: password})
 	if rej := rejection(err); rej == nil || rej.FailInfo != scep.BadRequest || rej.Reason != `transactionID "`+squat+`" contains '@', which is not a PrintableString character (RFC 8894 §3.2.1.1)` {
 		t.Fatalf("enrolling under %q: %v, want a badRequest rejection", squat, err)
@@ -335,8 +335,8 @@ func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
 	if _, err := st.GetTransaction(ctx, "p", squat); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the squatting request was stored: %v", err)
 	}
-	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &victimKey.PublicKey})
-	if err != nil || res.Renewed != first.Cert.SerialNumber.Text(16) {
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "victim", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: certOf(t, first), SignerKey: &victimKey.PublicKey})
+	if err != nil || res.Renewed != certOf(t, first).SerialNumber.Text(16) {
 		t.Fatalf("the victim's renewal: %v", err)
 	}
 	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
@@ -362,7 +362,7 @@ func TestPollBusyTransactionID(t *testing.T) {
 		}
 	}
 	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: c, Password: password, SignerKey: &key.PublicKey})
-	if err != nil || res.Cert == nil {
+	if err != nil || res.DER == nil {
 		t.Fatalf("the newest request: %+v %v", res, err)
 	}
 	// A stranger's request under the same transactionID, newer still.
@@ -370,7 +370,7 @@ func TestPollBusyTransactionID(t *testing.T) {
 		t.Fatalf("another key under a used transactionID: %v, want a rejection", err)
 	}
 	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey)
-	if err != nil || got.Cert == nil || !got.Cert.Equal(res.Cert) {
+	if err != nil || got.DER == nil || !certOf(t, got).Equal(certOf(t, res)) {
 		t.Fatalf("poll: %+v %v; want the newest request's certificate", got, err)
 	}
 }
@@ -407,12 +407,12 @@ func TestApproveHeldRenewalRechecks(t *testing.T) {
 				t.Fatal(err)
 			}
 			q.Manual, q.Renewal.Approval, q.Renewal.FromProfiles = true, "manual", []string{"p"}
-			res, err := svc.PKCSReq(ctx, q, enroll.Request{TransactionID: "t1", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+			res, err := svc.PKCSReq(ctx, q, enroll.Request{TransactionID: "t1", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: certOf(t, first), SignerKey: &oldKey.PublicKey})
 			if err != nil || !res.Pending {
 				t.Fatalf("held renewal: %+v %v", res, err)
 			}
-			tt.change(q, &svc, st, first.Cert)
-			cert, err := svc.Approve(ctx, q, "t1@"+first.Cert.SerialNumber.Text(16), "token:op")
+			tt.change(q, &svc, st, certOf(t, first))
+			cert, err := svc.Approve(ctx, q, "t1@"+certOf(t, first).SerialNumber.Text(16), "token:op")
 			if !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("approve: issued %v, %v; want ErrNotApprovable (%s)", cert != nil, err, tt.want)
 			}
@@ -460,10 +460,10 @@ func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.Manual, p.Renewal.Approval, p.Renewal.RevokeOld = true, "manual", revokeOld
-			serial := first.Cert.SerialNumber.Text(16)
+			serial := certOf(t, first).SerialNumber.Text(16)
 			ids := []string{"t1@" + serial, "t2@" + serial}
 			for _, txid := range []string{"t1", "t2"} {
-				res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Renewal: true, Signer: first.Cert, SignerKey: &oldKey.PublicKey})
+				res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: txid, CSR: csr(t, 2048, "dev"), Renewal: true, Signer: certOf(t, first), SignerKey: &oldKey.PublicKey})
 				if err != nil || !res.Pending {
 					t.Fatalf("held renewal %s: %+v %v", txid, res, err)
 				}
@@ -504,3 +504,13 @@ func TestConcurrentApprovalsOfOneRenewal(t *testing.T) {
 // testNow is the enrollment tests' clock: fixed, so every time a
 // certificate or request carries follows from it.
 func testNow() time.Time { return time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC) }
+
+// certOf parses the certificate of an enrollment result.
+func certOf(t testing.TB, r enroll.Result) *x509.Certificate {
+	t.Helper()
+	c, err := r.Certificate()
+	if err != nil || c == nil {
+		t.Fatalf("result certificate: %v", err)
+	}
+	return c
+}

@@ -45,7 +45,8 @@ type Dispatcher struct {
 	// Lease is how long a claim lasts without renewal. Default 30s; it
 	// must exceed a sink's delivery timeout.
 	Lease time.Duration
-	// Poll is the wait between looks at the log when idle. Default 2s.
+	// Poll is the wait between looks at the log once caught up (idle, or
+	// after a batch smaller than a page). Default 2s.
 	Poll time.Duration
 	// MinBackoff and MaxBackoff bound the retry delays, which double per
 	// attempt with jitter. Defaults 1s and 5m.
@@ -96,17 +97,35 @@ func (d *Dispatcher) run(ctx context.Context, r Route) {
 		if err != nil && ctx.Err() == nil {
 			d.Log.LogAttrs(ctx, slog.LevelError, "event delivery", slog.String("sink", r.Name), slog.String("error", err.Error()))
 		}
-		if n == 0 || err != nil {
+		if caughtUp(n, err) {
 			sleep(ctx, poll)
 		}
 	}
 }
+
+// pageSize is how many audit events one step reads.
+const pageSize = 100
+
+// caughtUp reports whether a step that moved past n events left nothing
+// waiting: then the dispatcher waits a poll interval before the next look,
+// so that under steady enrollment it delivers what gathered meanwhile in
+// one batch (one lease claim, one cursor write) instead of waking for
+// every event as it is written. Only a full page steps again at once.
+func caughtUp(n int, err error) bool { return err != nil || n < pageSize }
 
 // errLeaseLost ends a step when another replica took the sink over.
 var errLeaseLost = errors.New("events: sink lease taken over by another replica")
 
 // Step claims the route's sink and delivers the events after its cursor,
 // one page of the log. It returns how many audit events it moved past.
+//
+// The cursor is written once per page, after its events were delivered
+// (and before the lease is renewed, before a failing event's retries and
+// when the step ends early, for what was delivered by then): a replica
+// that dies mid-page leaves the cursor where the page began, and the
+// next holder delivers the page again (at least once; receivers drop
+// duplicates by event ID). The write is conditional on holding the
+// sink, so a replica whose lease was taken over cannot move it.
 func (d *Dispatcher) Step(ctx context.Context, r Route) (int, error) {
 	lease, _, _, _, now := d.defaults()
 	if k, seen := d.known.Load(r.Name); seen {
@@ -123,15 +142,43 @@ func (d *Dispatcher) Step(ctx context.Context, r Route) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	page, err := d.Store.AuditAfter(ctx, cursor, 100)
+	page, err := d.Store.AuditAfter(ctx, cursor, pageSize)
 	if err != nil {
 		return 0, err
+	}
+	written, passed := cursor, cursor
+	flush := func() error {
+		if passed == written {
+			return nil
+		}
+		if err := d.Store.AdvanceSink(ctx, r.Name, d.Holder, passed); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return errLeaseLost
+			}
+			return err
+		}
+		written = passed
+		d.known.Store(r.Name, passed)
+		return nil
+	}
+	// stop ends the step early at event i: what was delivered is kept
+	// unless the step ends because ctx did (a shutdown writes nothing).
+	stop := func(i int, err error) (int, error) {
+		if ctx.Err() == nil {
+			if ferr := flush(); ferr != nil && !errors.Is(err, errLeaseLost) {
+				d.Log.LogAttrs(ctx, slog.LevelWarn, "event cursor not saved", slog.String("sink", r.Name), slog.String("error", ferr.Error()))
+			}
+		}
+		return i, err
 	}
 	claimed := now()
 	for i, a := range page {
 		e, ok := FromAudit(a)
 		if ok && r.Filter.Match(e) {
 			if now().Sub(claimed) > lease/2 {
+				if err := flush(); err != nil {
+					return i, err
+				}
 				if _, ok, err := d.Store.ClaimSink(ctx, r.Name, d.Holder, now(), now().Add(lease)); err != nil {
 					return i, err
 				} else if !ok {
@@ -139,24 +186,23 @@ func (d *Dispatcher) Step(ctx context.Context, r Route) (int, error) {
 				}
 				claimed = now()
 			}
-			if err := d.deliver(ctx, r, e); err != nil {
-				return i, err
+			if err := d.deliver(ctx, r, e, flush); err != nil {
+				return stop(i, err)
 			}
 		}
-		if err := d.Store.AdvanceSink(ctx, r.Name, d.Holder, a.Seq); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return i, errLeaseLost
-			}
-			return i, err
-		}
-		d.known.Store(r.Name, a.Seq)
+		passed = a.Seq
+	}
+	if err := flush(); err != nil {
+		return 0, err
 	}
 	return len(page), nil
 }
 
 // deliver retries one event with backoff, extending the lease over each
-// wait, until it is delivered, given up on, or the lease is lost.
-func (d *Dispatcher) deliver(ctx context.Context, r Route, e Event) error {
+// wait, until it is delivered, given up on, or the lease is lost. Before
+// the first wait it saves the cursor (flush): a sink that is down for
+// hours does not have the events before this one sent again.
+func (d *Dispatcher) deliver(ctx context.Context, r Route, e Event, flush func() error) error {
 	lease, _, minB, maxB, now := d.defaults()
 	giveUp := r.GiveUpAfter
 	if giveUp <= 0 {
@@ -178,6 +224,11 @@ func (d *Dispatcher) deliver(ctx context.Context, r Route, e Event) error {
 			d.Log.LogAttrs(ctx, slog.LevelError, "event dropped after retrying", slog.String("sink", r.Name),
 				slog.String("id", e.ID), slog.String("type", e.Type), slog.Int("attempts", attempt), slog.String("error", err.Error()))
 			return nil
+		}
+		if attempt == 1 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		d.observe(r.Name, e.Type, "retry")
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter: sinks are not hit in lockstep

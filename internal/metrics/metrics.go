@@ -37,9 +37,17 @@ type Metrics struct {
 	audit        auditCollectors
 }
 
+// Build describes the running binary for scepd_build_info.
+type Build struct {
+	Version   string
+	GoVersion string
+	// CryptoEngine is the engine signing with file-held keys: go or openssl.
+	CryptoEngine string
+}
+
 // New registers every collector on a fresh registry. overloaded reports the
 // server's count of 503 answers.
-func New(version string, st Stats, overloaded func() float64) *Metrics {
+func New(build Build, st Stats, overloaded func() float64) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,9 +74,10 @@ func New(version string, st Stats, overloaded func() float64) *Metrics {
 	}
 	m.storeSeconds, m.storeErrors = newStoreCollectors()
 	m.audit = newAuditCollectors(m.registry)
-	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "scepd_build_info", Help: "Build information.", ConstLabels: prometheus.Labels{"version": version}})
-	build.Set(1)
-	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.storeSeconds, m.storeErrors, build,
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "scepd_build_info", Help: "Build information: version, Go toolchain and the engine signing with file-held keys (go or openssl).",
+		ConstLabels: prometheus.Labels{"version": build.Version, "go": build.GoVersion, "crypto_engine": build.CryptoEngine}})
+	info.Set(1)
+	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.storeSeconds, m.storeErrors, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scepd_overloaded_total", Help: "PKIOperations answered 503 because all slots were busy."}, overloaded),
 		&certCollector{st: st})

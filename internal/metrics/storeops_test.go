@@ -20,7 +20,7 @@ func TestInstrumentedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New("test", raw, func() float64 { return 0 })
+	m := New(Build{Version: "test"}, raw, func() float64 { return 0 })
 	raw.SetObserver(m)
 	st := raw
 	if _, err := st.GetCA(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {

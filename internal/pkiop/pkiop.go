@@ -170,7 +170,7 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		return scep.Reply{Status: scep.StatusPending, Cipher: env.Cipher}, nil
 	}
 	// The cipher is never a default: answer in the cipher the client used.
-	return success(res.Cert.Raw)
+	return success(res.DER)
 }
 
 func asRejection(err error) (*enroll.Rejection, bool) {
