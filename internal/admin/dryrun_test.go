@@ -75,7 +75,10 @@ func TestPolicyDryRunIsIssuance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issued := res.Cert
+	issued, err := res.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if want := []string{"https://pki.example.test/crl/root.crl"}; !slices.Equal(issued.CRLDistributionPoints, want) {
 		t.Fatalf("issued CRL distribution points %v, want %v (the profile is not served with the public URL)", issued.CRLDistributionPoints, want)
