@@ -81,7 +81,7 @@ func TestServeSaysCryptoEngine(t *testing.T) {
 		}
 	}
 	want := defaultEngine()
-	if !strings.Contains(logs.String(), "msg=\"private keys\" where=\"files, "+want+"\" crypto_engine="+want) {
+	if !strings.Contains(logs.String(), "msg=\"private keys\" new_keys=files crypto_engine="+want) {
 		t.Errorf("no startup line naming crypto_engine=%s:\n%s", want, logs.String())
 	}
 	resp, err := http.Get(base + "/metrics")
