@@ -1,0 +1,290 @@
+package admin
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// ProfileView describes a profile; it never carries a challenge secret or hash.
+type ProfileView struct {
+	ID            string          `json:"id"`
+	CA            string          `json:"ca"`
+	Path          string          `json:"path"`
+	Source        string          `json:"source"`
+	ChallengeMode string          `json:"challenge_mode"`
+	ChallengeTTL  string          `json:"challenge_ttl,omitempty"`
+	MaxPending    int             `json:"challenge_max_pending,omitempty"`
+	CAMode        bool            `json:"ca_mode"`
+	IncludeCACert bool            `json:"include_ca_cert"`
+	FullChain     bool            `json:"full_chain"`
+	AllowDES      bool            `json:"allow_des"`
+	RASubject     string          `json:"ra_subject"`
+	RASHA256      string          `json:"ra_sha256"`
+	Policy        ca.PolicyConfig `json:"policy"`
+	Created       time.Time       `json:"created"`
+	Updated       time.Time       `json:"updated"`
+}
+
+// PolicyResult is a dry run's answer.
+type PolicyResult struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason,omitempty"`
+	// Certificate is the would-be certificate, PEM, signed by a throw-away key.
+	Certificate string    `json:"certificate,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	SANs        []string  `json:"sans,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+}
+
+func profileView(p store.Profile) (ProfileView, error) {
+	v := ProfileView{
+		ID: p.ID, CA: p.CAID, Path: "/scep/" + p.ID + "/pkiclient.exe", Source: p.Source, ChallengeMode: p.ChallengeMode,
+		CAMode: p.CAMode, IncludeCACert: p.IncludeCACert, FullChain: p.FullChain, AllowDES: p.AllowDES,
+		RASHA256: fingerprint(p.RACertDER), Created: p.Created, Updated: p.Updated,
+	}
+	if p.ChallengeMode == store.ChallengeDynamic {
+		v.ChallengeTTL, v.MaxPending = p.ChallengeTTL.String(), p.ChallengeMaxPending
+	}
+	if c, err := x509.ParseCertificate(p.RACertDER); err == nil {
+		v.RASubject = c.Subject.String()
+	}
+	if len(p.Policy) > 0 {
+		if err := json.Unmarshal(p.Policy, &v.Policy); err != nil {
+			return v, fmt.Errorf("admin: profile %q policy: %w", p.ID, err)
+		}
+	}
+	return v, nil
+}
+
+func (b *bound) ListProfiles(ctx context.Context) ([]ProfileView, error) {
+	if err := b.check(ctx, ActRead, ""); err != nil {
+		return nil, err
+	}
+	rows, err := b.s.Store.ListProfiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []ProfileView{}
+	for _, r := range rows {
+		if !b.a.Allowed(ActRead, r.ID) {
+			continue
+		}
+		v, err := profileView(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) {
+	if err := b.check(ctx, ActRead, id); err != nil {
+		return ProfileView{}, err
+	}
+	p, err := b.s.Store.GetProfile(ctx, id)
+	if err != nil {
+		return ProfileView{}, err
+	}
+	return profileView(p)
+}
+
+// SecretEnvPrefix starts the name of every environment variable a profile
+// written through the API (REST, console, `scepd profile apply`) may name.
+// The server resolves these names itself and hands the values to the URLs
+// the profile names (the Intune client secret to its login URL; the
+// webhook's HMAC key signs what goes to its URL), so the API must not
+// reach the server's other variables (database URL, key passphrase, PINs).
+// The config file, which the operator writes, may name any.
+const SecretEnvPrefix = "SCEPD_SECRET_"
+
+// checkSecretEnvs refuses a variable without SecretEnvPrefix.
+func checkSecretEnvs(c config.Challenge) error {
+	var names [][2]string
+	if c.Webhook != nil {
+		names = append(names, [2]string{"challenge.webhook.secret_env", c.Webhook.SecretEnv})
+	}
+	if c.Intune != nil {
+		names = append(names, [2]string{"challenge.intune.client_secret_env", c.Intune.ClientSecretEnv})
+	}
+	for _, n := range names {
+		if n[1] != "" && !strings.HasPrefix(n[1], SecretEnvPrefix) {
+			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, n[0], SecretEnvPrefix, n[1])
+		}
+	}
+	return nil
+}
+
+// remoteValidation names where a challenge mode sends requests for
+// validation (webhook, Intune; "" for the modes that validate locally).
+func remoteValidation(mode string, c config.Challenge) string {
+	switch mode {
+	case "webhook":
+		if c.Webhook != nil {
+			return "webhook " + c.Webhook.URL
+		}
+		return "webhook"
+	case "intune":
+		if c.Intune != nil {
+			return "intune " + c.Intune.LoginURL + " " + c.Intune.GraphURL
+		}
+		return "intune"
+	}
+	return ""
+}
+
+// scopedChange says why a token limited to profiles may not make a
+// profile spec of cur ("" when it may). Such a token changes its
+// profiles' settings, but not what ties a profile to CA keys (its CA,
+// rollover, ca_mode), to profiles beyond the token (renewal.from_profiles
+// with revoke_old would revoke theirs), nor where delegated validation
+// sends requests (the mode to or from webhook or intune, their URLs).
+func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
+	if cur.CAID != spec.CA {
+		return "a CA change needs an unscoped token"
+	}
+	if cur.CAMode != spec.CAMode {
+		return "a ca_mode change needs an unscoped token"
+	}
+	var lc config.Lifecycle
+	if len(cur.Lifecycle) > 0 && json.Unmarshal(cur.Lifecycle, &lc) != nil {
+		return "the stored rollover is unreadable; changes need an unscoped token"
+	}
+	if lc.Rollover.NextCA != spec.Rollover.NextCA || !lc.Rollover.At.Equal(spec.Rollover.At) {
+		return "a rollover change needs an unscoped token"
+	}
+	for _, id := range spec.Renewal.FromProfiles {
+		if !slices.Contains(b.a.Profiles, id) {
+			return fmt.Sprintf("renewal.from_profiles names %s, beyond the token's profiles", id)
+		}
+	}
+	var cc config.Challenge
+	if len(cur.ChallengeConfig) > 0 && json.Unmarshal(cur.ChallengeConfig, &cc) != nil {
+		return "the stored challenge settings are unreadable; changes need an unscoped token"
+	}
+	if remoteValidation(cur.ChallengeMode, cc) != remoteValidation(spec.Challenge.Mode, spec.Challenge) {
+		return "a change of the webhook or Intune mode or URLs needs an unscoped token"
+	}
+	return ""
+}
+
+func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileView, error) {
+	if err := b.check(ctx, ActManage, spec.ID); err != nil {
+		return ProfileView{}, err
+	}
+	if err := checkSecretEnvs(spec.Challenge); err != nil {
+		return ProfileView{}, err
+	}
+	if len(b.a.Profiles) > 0 {
+		// A profile also names its CA, which a token limited to profiles
+		// may not touch: it may change its profiles, on the CAs they have.
+		cur, err := b.s.Store.GetProfile(ctx, spec.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return ProfileView{}, err
+		}
+		if err != nil {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": "creating a profile needs an unscoped token"})
+			return ProfileView{}, fmt.Errorf("%w: creating a profile needs a token not limited to profiles", ErrForbidden)
+		}
+		if reason := b.scopedChange(cur, spec); reason != "" {
+			b.audit(ctx, "authz", "profile:"+spec.ID, "denied", map[string]string{"action": actionNames[ActManage], "role": string(b.a.Role), "reason": reason})
+			return ProfileView{}, fmt.Errorf("%w: %s (this token is limited to profiles %v)", ErrForbidden, reason, b.a.Profiles)
+		}
+	}
+	p, created, err := provision.UpsertProfile(ctx, b.s.Store, b.s.Keys, spec, store.SourceAPI, provision.Inline(), b.s.Now())
+	action := "profile.update"
+	if created {
+		action = "profile.create"
+	}
+	if err != nil {
+		b.audit(ctx, action, "profile:"+spec.ID, "failed", map[string]string{"error": err.Error()})
+		return ProfileView{}, err
+	}
+	b.audit(ctx, action, "profile:"+p.ID, "ok", map[string]string{"ca": p.CAID, "challenge_mode": p.ChallengeMode})
+	b.reload(ctx)
+	return profileView(p)
+}
+
+func (b *bound) PolicyTest(ctx context.Context, profile string, csrDER []byte) (PolicyResult, error) {
+	if err := b.check(ctx, ActRead, profile); err != nil {
+		return PolicyResult{}, err
+	}
+	p, err := b.s.Store.GetProfile(ctx, profile)
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	caRow, err := b.s.Store.GetCA(ctx, p.CAID)
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	issuer, err := x509.ParseCertificate(caRow.CertDER)
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	var pc ca.PolicyConfig
+	if len(p.Policy) > 0 {
+		if err := json.Unmarshal(p.Policy, &pc); err != nil {
+			return PolicyResult{}, err
+		}
+	}
+	policy, err := pc.Compile()
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return PolicyResult{}, fmt.Errorf("%w: not a PKCS#10 request: %v", ErrInvalid, err)
+	}
+	tmpl, err := policy.Evaluate(csr, issuer, profile, b.s.Now())
+	if err != nil {
+		return PolicyResult{Allowed: false, Reason: err.Error()}, nil
+	}
+	der, err := previewSign(tmpl, issuer, csr.PublicKey)
+	if err != nil {
+		return PolicyResult{}, err
+	}
+	c, _ := x509.ParseCertificate(der)
+	return PolicyResult{Allowed: true, Certificate: pemCert(der), Subject: c.Subject.String(), SANs: ca.SANs(c), NotAfter: c.NotAfter}, nil
+}
+
+// previewSign signs tmpl with a throw-away key of the CA's key type, under
+// a stand-in of the CA certificate: every field is what the real CA would
+// issue, but the signature is not the CA's.
+func previewSign(tmpl *x509.Certificate, issuer *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	var key crypto.Signer
+	var err error
+	switch k := issuer.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		key, err = ecdsa.GenerateKey(k.Curve, rand.Reader)
+	case *rsa.PublicKey:
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	standIn := *issuer
+	standIn.PublicKey = key.Public()
+	t := *tmpl
+	if t.SerialNumber, err = ca.NewSerial(rand.Reader); err != nil {
+		return nil, err
+	}
+	return x509.CreateCertificate(rand.Reader, &t, &standIn, pub, key)
+}

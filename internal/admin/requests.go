@@ -1,0 +1,153 @@
+package admin
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// RequestView describes an enrollment request (transaction).
+type RequestView struct {
+	Profile       string    `json:"profile"`
+	TransactionID string    `json:"transaction_id"`
+	Status        string    `json:"status"`
+	Subject       string    `json:"subject"`
+	SANs          []string  `json:"sans"`
+	Serial        string    `json:"serial,omitempty"`
+	DecidedBy     string    `json:"decided_by,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	Created       time.Time `json:"created"`
+	Expires       time.Time `json:"expires,omitzero"`
+}
+
+func requestView(t store.Transaction) RequestView {
+	v := RequestView{Profile: t.ProfileID, TransactionID: t.TransactionID, Status: t.Status, Serial: t.CertSerial, DecidedBy: t.DecidedBy,
+		Reason: t.Reason, Created: t.Created, Expires: t.Expires, SANs: []string{}}
+	if csr, err := x509.ParseCertificateRequest(t.CSRDER); err == nil {
+		v.Subject = csr.Subject.String()
+		v.SANs = ca.CSRSANs(csr)
+		if v.SANs == nil {
+			v.SANs = []string{}
+		}
+	}
+	return v
+}
+
+func (b *bound) ListRequests(ctx context.Context, profile, status string) ([]RequestView, error) {
+	if err := b.check(ctx, ActRead, profile); err != nil {
+		return nil, err
+	}
+	if status == "" {
+		status = store.StatusPending
+	}
+	list, err := b.s.Store.ListTransactions(ctx, store.TransactionFilter{ProfileID: profile, Profiles: b.a.Profiles, Status: status, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	out := []RequestView{}
+	for _, t := range list {
+		if b.a.Allowed(ActRead, t.ProfileID) {
+			out = append(out, requestView(t))
+		}
+	}
+	return out, nil
+}
+
+func (b *bound) decider(ctx context.Context, profile string) (*enroll.Profile, error) {
+	if err := b.check(ctx, ActOperate, profile); err != nil {
+		return nil, err
+	}
+	if b.s.Profile == nil || b.s.Enroll == nil {
+		return nil, b.s.unavailable("approvals are")
+	}
+	p := b.s.Profile(profile)
+	if p == nil {
+		return nil, fmt.Errorf("profile %q: %w", profile, store.ErrNotFound)
+	}
+	return p, nil
+}
+
+func (b *bound) Approve(ctx context.Context, profile, transactionID string) (CertView, error) {
+	p, err := b.decider(ctx, profile)
+	if err != nil {
+		return CertView{}, err
+	}
+	cert, err := b.s.Enroll.Approve(ctx, p, transactionID, b.a.Name)
+	if err != nil {
+		if errors.Is(err, enroll.ErrNotApprovable) {
+			return CertView{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return CertView{}, b.decided(ctx, profile, transactionID, err)
+		}
+		return CertView{}, err
+	}
+	c, err := b.s.Store.GetCertificate(ctx, cert.SerialNumber.Text(16))
+	if err != nil {
+		return CertView{}, err
+	}
+	return certView(c), nil
+}
+
+func (b *bound) Reject(ctx context.Context, profile, transactionID, reason string) error {
+	p, err := b.decider(ctx, profile)
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "rejected by an operator"
+	}
+	err = b.s.Enroll.Reject(ctx, p, transactionID, b.a.Name, reason)
+	if errors.Is(err, store.ErrNotFound) { // no such request, or not pending
+		return b.decided(ctx, profile, transactionID, err)
+	}
+	return err
+}
+
+// DecidedError is the answer to deciding a request that is no longer
+// pending: another operator, a second click or a stale page came first.
+// It is a store.ErrConflict.
+type DecidedError struct {
+	TransactionID string
+	// Status is the request's state: issued or rejected.
+	Status string
+	// By is who decided, empty when scepd did (an expired request).
+	By     string
+	At     time.Time
+	Reason string
+}
+
+func (e *DecidedError) Error() string {
+	verb := "approved"
+	if e.Status == store.StatusRejected {
+		verb = "rejected"
+	}
+	msg := fmt.Sprintf("request %s was already %s", e.TransactionID, verb)
+	if e.By != "" {
+		msg += " by " + e.By
+	}
+	msg += " at " + e.At.UTC().Format("2006-01-02 15:04:05 UTC")
+	if e.Status == store.StatusRejected && e.Reason != "" {
+		msg += " (" + e.Reason + ")"
+	}
+	return msg
+}
+
+func (e *DecidedError) Unwrap() error { return store.ErrConflict }
+
+// decided explains why deciding a request failed with err: when the
+// request exists and is no longer pending, a DecidedError naming who
+// decided it and when; otherwise err.
+func (b *bound) decided(ctx context.Context, profile, transactionID string, err error) error {
+	tx, gerr := b.s.Store.GetTransaction(ctx, profile, transactionID)
+	if gerr != nil || tx.Status == store.StatusPending {
+		return err
+	}
+	return &DecidedError{TransactionID: transactionID, Status: tx.Status, By: tx.DecidedBy, At: tx.Updated, Reason: tx.Reason}
+}
