@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +48,14 @@ type CertPage struct {
 	Next         store.CertificateKey
 }
 
-func certView(c store.Certificate) CertView {
+// CertExpired is the status of a certificate that is not revoked and
+// whose notAfter has passed; listings take it as a filter too (the store
+// keeps such a certificate as valid).
+const CertExpired = "expired"
+
+// certView describes c at now: an unrevoked certificate past its notAfter
+// is CertExpired.
+func certView(c store.Certificate, now time.Time) CertView {
 	sans := c.SANs
 	if sans == nil {
 		sans = []string{}
@@ -58,13 +66,13 @@ func certView(c store.Certificate) CertView {
 	if c.Status == store.CertRevoked {
 		v.RevocationReason = ca.ReasonName(c.RevocationReason)
 	}
+	if c.Status == store.CertValid && !now.Before(c.NotAfter) {
+		v.Status = CertExpired
+	}
 	return v
 }
 
 func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error) {
-	if err := b.check(ctx, ActRead, f.ProfileID); err != nil {
-		return CertPage{}, err
-	}
 	switch {
 	case f.Limit < 0 || f.Limit > MaxListLimit:
 		return CertPage{}, fmt.Errorf("%w: limit %d is over the maximum of %d; follow the next cursor for more", ErrInvalid, f.Limit, MaxListLimit)
@@ -74,9 +82,10 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	if f.Offset > 0 && !f.After.IsZero() {
 		return CertPage{}, fmt.Errorf("%w: a cursor and an offset together", ErrInvalid)
 	}
-	// A token limited to profiles lists theirs, in the query, so that
-	// pages and counts are right.
-	f.Profiles = b.a.Profiles
+	f, err := b.certFilter(ctx, f)
+	if err != nil {
+		return CertPage{}, err
+	}
 	// One row more than the page says whether another page follows, so
 	// the last page has no cursor (and no empty page after it).
 	want := f.Limit
@@ -90,12 +99,63 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 		rows = rows[:want]
 		last := rows[want-1]
 		page.Next = store.CertificateKey{Created: last.Created, Serial: last.Serial}
+		if f.Order == store.CertOrderExpiry {
+			page.Next.Created = last.NotAfter
+		}
 	}
+	now := b.s.Now()
 	page.Certificates = make([]CertView, 0, len(rows))
 	for _, r := range rows {
-		page.Certificates = append(page.Certificates, certView(r))
+		page.Certificates = append(page.Certificates, certView(r, now))
 	}
 	return page, nil
+}
+
+// CountCertificates counts the certificates f selects (as
+// ListCertificates does), over all pages.
+func (b *bound) CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error) {
+	f, err := b.certFilter(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	return b.s.Store.CountCertificates(ctx, f)
+}
+
+// certFilter authorises a listing and makes f the store's filter: a
+// token limited to profiles lists theirs, in the query, so that pages
+// and counts are right; the status expired is valid in the store past
+// its notAfter, and valid only before it.
+func (b *bound) certFilter(ctx context.Context, f store.CertificateFilter) (store.CertificateFilter, error) {
+	if err := b.check(ctx, ActRead, f.ProfileID); err != nil {
+		return f, err
+	}
+	now := b.s.Now()
+	switch f.Status {
+	case "", store.CertRevoked:
+	case CertExpired:
+		f.Status = store.CertValid
+		if f.ExpiringBefore.IsZero() || now.Before(f.ExpiringBefore) {
+			f.ExpiringBefore = now
+		}
+	case store.CertValid:
+		if f.ExpiringAfter.Before(now) {
+			f.ExpiringAfter = now
+		}
+	default:
+		return f, fmt.Errorf("%w: status %q: want valid, expired or revoked", ErrInvalid, f.Status)
+	}
+	switch f.Order {
+	case store.CertOrderNewest, store.CertOrderExpiry:
+	default:
+		return f, fmt.Errorf("%w: sort %q: want newest or expiry", ErrInvalid, f.Order)
+	}
+	for _, p := range f.SerialPrefixes {
+		if p == "" || strings.Trim(p, "0123456789abcdef") != "" {
+			return f, fmt.Errorf("%w: serial prefix %q is not lower-case hex", ErrInvalid, p)
+		}
+	}
+	f.Profiles = b.a.Profiles
+	return f, nil
 }
 
 // certificate authorises act on a certificate and fetches it. One of a
@@ -125,7 +185,7 @@ func (b *bound) GetCertificate(ctx context.Context, serial string) (CertView, er
 	if err != nil {
 		return CertView{}, err
 	}
-	return certView(c), nil
+	return certView(c, b.s.Now()), nil
 }
 
 // revocationReason is the RFC 5280 code of a reason name ("": unspecified).
@@ -156,7 +216,7 @@ func (b *bound) Revoke(ctx context.Context, serial, reason string) (CertView, er
 	if err != nil {
 		return CertView{}, err
 	}
-	return certView(c), nil
+	return certView(c, b.s.Now()), nil
 }
 
 func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]CertView, error) {
@@ -196,7 +256,42 @@ func (b *bound) RevokeSubject(ctx context.Context, subject, reason string) ([]Ce
 		if err != nil {
 			return out, err
 		}
-		out = append(out, certView(revoked))
+		out = append(out, certView(revoked, b.s.Now()))
+	}
+	return out, nil
+}
+
+// SerialPrefixes reads a serial as operators paste it, whole or its
+// beginning: hex with or without colons, spaces or a 0x prefix, in either
+// case, or decimal. It answers the lower-case hex prefixes to search for
+// (store.CertificateFilter.SerialPrefixes): digits alone may be hex or
+// decimal, so both.
+func SerialPrefixes(s string) ([]string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	hexOnly := strings.HasPrefix(s, "0x")
+	s = strings.TrimPrefix(s, "0x")
+	if strings.ContainsAny(s, ": -") {
+		hexOnly = true
+		s = strings.NewReplacer(":", "", " ", "", "-", "").Replace(s)
+	}
+	bad := fmt.Errorf("%w: serial: want hex (with or without colons, spaces or 0x) or decimal digits", ErrInvalid)
+	if s == "" || len(s) > 128 {
+		return nil, bad
+	}
+	if strings.Trim(s, "0123456789abcdef") != "" {
+		return nil, bad
+	}
+	hex := strings.TrimLeft(s, "0")
+	if hex == "" {
+		hex = "0"
+	}
+	out := []string{hex}
+	if !hexOnly && strings.Trim(s, "0123456789") == "" {
+		if n, ok := new(big.Int).SetString(s, 10); ok {
+			if d := n.Text(16); d != hex {
+				out = append(out, d)
+			}
+		}
 	}
 	return out, nil
 }

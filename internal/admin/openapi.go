@@ -21,6 +21,7 @@ var schemas = map[string]map[string]any{
 	"CSR":             {"type": "string", "description": "A PKCS#10 request, PEM or DER."},
 	"Challenge":       {"type": "object", "description": "challenge, expires_at."},
 	"Certificate":     {"type": "object", "description": "serial, profile, transaction_id, subject, sans, not_before, not_after, status, created; once revoked revoked_at and revocation_reason (the RFC 5280 name, e.g. keyCompromise)."},
+	"Count":           {"type": "object", "description": "count: the number of rows."},
 	"CertificateList": {"type": "array", "items": map[string]any{"$ref": "#/components/schemas/Certificate"}},
 	"RotateRequest":   {"type": "object", "description": "password (generated and returned once when empty), overlap (Go duration the old one stays valid)."},
 	"EntityRequest":   {"type": "object", "description": "code (generated and returned once when empty), uses (default 1), ttl (default 168h)."},

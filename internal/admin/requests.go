@@ -92,7 +92,7 @@ func (b *bound) Approve(ctx context.Context, profile, transactionID string) (Cer
 	if err != nil {
 		return CertView{}, err
 	}
-	return certView(c), nil
+	return certView(c, b.s.Now()), nil
 }
 
 func (b *bound) Reject(ctx context.Context, profile, transactionID, reason string) error {

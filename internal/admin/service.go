@@ -47,6 +47,8 @@ type API interface {
 	// most f.Limit (default DefaultListLimit, over MaxListLimit is
 	// ErrInvalid), after f.After when set. The page's Next continues it.
 	ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error)
+	// CountCertificates counts what ListCertificates lists, over all pages.
+	CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error)
 	GetCertificate(ctx context.Context, serial string) (CertView, error)
 	// Revoke revokes a certificate (reason: an RFC 5280 name such as
 	// keyCompromise); every replica's next CRL request publishes it.

@@ -302,7 +302,7 @@ const pageSize = 50
 func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: strings.TrimSpace(q.Get("subject")), SAN: strings.TrimSpace(q.Get("san")),
-		Status: q.Get("status"), Limit: pageSize + 1}
+		Status: q.Get("status"), Limit: pageSize}
 	var problems []string
 	if v := q.Get("expires_from"); v != "" {
 		t, err := time.Parse("2006-01-02", v)
@@ -318,50 +318,74 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		f.ExpiringBefore = t.AddDate(0, 0, 1)
 	}
-	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
-	f.Offset = (pageNo - 1) * pageSize
-	data := map[string]any{"Q": q, "Page": pageNo, "Problems": problems}
-	if serial := strings.ToLower(strings.TrimSpace(strings.ReplaceAll(q.Get("serial"), ":", ""))); serial != "" {
-		serial = strings.TrimLeft(serial, "0")
-		c, err := s.API.GetCertificate(r.Context(), serial)
-		if err != nil && !errors.Is(err, admin.ErrNotFound) {
-			h.apiError(w, r, s, err)
-			return
+	if v := strings.TrimSpace(q.Get("serial")); v != "" {
+		ps, err := admin.SerialPrefixes(v)
+		if err != nil {
+			problems = append(problems, "serial: want hex (with or without colons, spaces or 0x) or decimal digits")
 		}
-		if err == nil {
-			data["Certs"] = []admin.CertView{c}
-		} else {
-			data["Certs"] = []admin.CertView{}
+		f.SerialPrefixes = ps
+	}
+	if v := q.Get("within"); v != "" {
+		// The dashboard's "expiring within N days": valid, notAfter
+		// before now plus N days.
+		days, err := strconv.Atoi(v)
+		if err != nil || days < 1 || days > 3650 {
+			problems = append(problems, "within: want a number of days")
 		}
-	} else {
+		f.ExpiringBefore = h.Now().AddDate(0, 0, days)
+	}
+	if q.Get("sort") == "expiry" {
+		f.Order = store.CertOrderExpiry
+	}
+	switch f.Status {
+	case "", store.CertValid, store.CertRevoked, admin.CertExpired:
+	default:
+		problems = append(problems, "status: want valid, expired or revoked")
+		f.Status = ""
+	}
+	after, err := admin.DecodeCursor(q.Get("after"))
+	if err != nil {
+		problems = append(problems, "this page's link is not one the console made; showing the first page")
+	}
+	f.After = after
+	data := map[string]any{"Q": q, "Problems": problems, "Certs": []admin.CertView{}}
+	if len(problems) == 0 {
 		page, err := s.API.ListCertificates(r.Context(), f)
 		if err != nil {
 			h.apiError(w, r, s, err)
 			return
 		}
-		list := page.Certificates
-		if len(list) > pageSize {
-			list = list[:pageSize]
-			data["Next"] = pageURL(q, pageNo+1)
+		data["Certs"] = page.Certificates
+		if !page.Next.IsZero() {
+			data["Next"] = certPageURL(q, admin.EncodeCursor(page.Next))
 		}
-		if pageNo > 1 {
-			data["Prev"] = pageURL(q, pageNo-1)
+		if !after.IsZero() {
+			data["First"] = certPageURL(q, "")
 		}
-		data["Certs"] = list
+		total, err := s.API.CountCertificates(r.Context(), f)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		data["Total"] = total
 	}
 	profiles, _ := s.API.ListProfiles(r.Context())
 	data["Profiles"] = profiles
 	h.render(w, r, s, http.StatusOK, "certificates", "Certificates", data)
 }
 
-// pageURL is the certificate search q at another page.
-func pageURL(q url.Values, page int) string {
+// certPageURL is the certificate search q from a cursor (keyset paging:
+// a page is as quick to find deep in 100,000 certificates as at the
+// start); "" is the first page.
+func certPageURL(q url.Values, after string) string {
 	v := url.Values{}
 	for k, vs := range q {
 		v[k] = vs
 	}
-	v.Set("page", strconv.Itoa(page))
+	v.Del("after")
+	if after != "" {
+		v.Set("after", after)
+	}
 	return "/console/certificates?" + v.Encode()
 }
 

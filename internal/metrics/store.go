@@ -162,6 +162,13 @@ func (s *instrumented) ListCertificates(ctx context.Context, f store.Certificate
 	return r0, err
 }
 
+func (s *instrumented) CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error) {
+	start := time.Now()
+	r0, err := s.st.CountCertificates(ctx, f)
+	s.record("CountCertificates", start, err)
+	return r0, err
+}
+
 func (s *instrumented) CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error) {
 	start := time.Now()
 	r0, err := s.st.CertificateStats(ctx, now, expiringWithin)

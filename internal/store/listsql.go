@@ -30,12 +30,58 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if limit <= 0 {
 		limit = 1000
 	}
-	var where []string
-	var args []any
-	param := func(v any) string {
-		args = append(args, v)
-		return d.Placeholder(len(args))
+	b := &binder{d: d}
+	param := b.bind
+	where := certWhere(f, d, param)
+	order := ` ORDER BY created_at DESC, serial DESC`
+	if !f.After.IsZero() {
+		// A row value, so both backends read it as one range of the
+		// (…, created_at, serial) indexes, walked backwards from the key.
+		cmp := "(created_at, serial) < ("
+		if f.Order == CertOrderExpiry {
+			cmp = "(not_after, serial) > ("
+		}
+		where = append(where, cmp+param(d.Time(f.After.Created))+", "+param(f.After.Serial)+")")
 	}
+	if f.Order == CertOrderExpiry {
+		order = ` ORDER BY not_after, serial`
+	}
+	q := `SELECT ` + columns + ` FROM certificates`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += order + fmt.Sprintf(` LIMIT %s OFFSET %s`, param(limit), param(max(f.Offset, 0)))
+	return q, b.args
+}
+
+// CountCertificatesSQL counts what ListCertificatesSQL lists, over all
+// pages.
+func CountCertificatesSQL(f CertificateFilter, d Dialect) (string, []any) {
+	b := &binder{d: d}
+	where := certWhere(f, d, b.bind)
+	q := `SELECT count(*) FROM certificates`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return q, b.args
+}
+
+// binder collects a query's parameters in order.
+type binder struct {
+	d    Dialect
+	args []any
+}
+
+// bind adds v and returns its placeholder.
+func (b *binder) bind(v any) string {
+	b.args = append(b.args, v)
+	return b.d.Placeholder(len(b.args))
+}
+
+// certWhere is the predicates of f but its page (Limit, Offset, After),
+// each parameter bound through param.
+func certWhere(f CertificateFilter, d Dialect, param func(any) string) []string {
+	var where []string
 	if f.ProfileID != "" {
 		where = append(where, "profile_id = "+param(f.ProfileID))
 	}
@@ -66,17 +112,16 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if f.SAN != "" {
 		where = append(where, d.Contains(d.SANs, param(f.SAN)))
 	}
-	if !f.After.IsZero() {
-		// A row value, so both backends read it as one range of the
-		// (…, created_at, serial) indexes, walked backwards from the key.
-		where = append(where, "(created_at, serial) < ("+param(d.Time(f.After.Created))+", "+param(f.After.Serial)+")")
+	if len(f.SerialPrefixes) > 0 {
+		var or []string
+		for _, p := range f.SerialPrefixes {
+			// Hex digits only (the caller's promise), so no LIKE
+			// wildcard can be in p.
+			or = append(or, "serial LIKE "+param(p+"%"))
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q := `SELECT ` + columns + ` FROM certificates`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(` ORDER BY created_at DESC, serial DESC LIMIT %s OFFSET %s`, param(limit), param(max(f.Offset, 0)))
-	return q, args
+	return where
 }
 
 // LatestRequestSQL is the query of Store.LatestRequest, with the

@@ -510,17 +510,33 @@ type CertificateFilter struct {
 	SAN string
 	// RenewedSerial keeps the certificates that renewed this one.
 	RenewedSerial string
-	Limit         int
-	Offset        int
-	// After continues a newest-first listing after this row (keyset
-	// paging on the certificates_created order): only certificates
-	// strictly older in (Created, Serial) are listed. Zero: from the
-	// newest.
+	// SerialPrefixes keeps certificates whose serial (lower-case hex, no
+	// leading zeros) starts with one of these; each is lower-case hex.
+	SerialPrefixes []string
+	// Order is the listing order: CertOrderNewest (the default) or
+	// CertOrderExpiry.
+	Order  string
+	Limit  int
+	Offset int
+	// After continues a listing after this row (keyset paging): newest
+	// first, only certificates strictly older in (Created, Serial) are
+	// listed (the certificates_created order); in CertOrderExpiry, those
+	// strictly later in (notAfter, Serial). Zero: from the start.
 	After CertificateKey
 }
 
-// CertificateKey is a certificate's place in the newest-first order:
-// its creation time, then its serial for rows created at the same time.
+// Certificate listing orders.
+const (
+	// CertOrderNewest lists newest first: created_at, then serial, descending.
+	CertOrderNewest = ""
+	// CertOrderExpiry lists the soonest to expire first: not_after, then
+	// serial, ascending.
+	CertOrderExpiry = "expiry"
+)
+
+// CertificateKey is a certificate's place in a listing order: its
+// creation time (newest first) or its notAfter (CertOrderExpiry), then
+// its serial for rows with the same time.
 type CertificateKey struct {
 	Created time.Time
 	Serial  string
@@ -606,6 +622,9 @@ type Store interface {
 
 	GetCertificate(ctx context.Context, serial string) (Certificate, error)
 	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)
+	// CountCertificates counts the certificates f selects, whatever its
+	// Limit, Offset and After.
+	CountCertificates(ctx context.Context, f CertificateFilter) (int, error)
 	// CertificateStats counts certificates per profile: valid (not yet
 	// expired), revoked, and valid ones expiring within the given window.
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)

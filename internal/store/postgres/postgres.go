@@ -1052,3 +1052,13 @@ func nonNilStrings(s []string) []string {
 	}
 	return s
 }
+
+// CountCertificates counts the certificates f selects, over all pages.
+func (s *Store) CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error) {
+	q, args := store.CountCertificatesSQL(f, dialect())
+	var n int
+	if err := s.pool.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count certificates: %w", mapErr(err))
+	}
+	return n, nil
+}

@@ -1210,3 +1210,13 @@ func nullBytes(b []byte) any {
 	}
 	return b
 }
+
+// CountCertificates counts the certificates f selects, over all pages.
+func (s *Store) CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error) {
+	q, args := store.CountCertificatesSQL(f, dialect())
+	var n int
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count certificates: %w", err)
+	}
+	return n, nil
+}
