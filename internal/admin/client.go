@@ -288,3 +288,31 @@ func (c *Client) Approve(ctx context.Context, profile, transactionID string) (Ce
 func (c *Client) Reject(ctx context.Context, profile, transactionID, reason string) error {
 	return c.do(ctx, "POST", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID)+"/reject", revokeRequest{Reason: reason}, nil)
 }
+
+func (c *Client) ListRequestPage(ctx context.Context, f store.TransactionFilter) (RequestPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"profile": f.ProfileID, "status": f.Status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if !f.Before.IsZero() {
+		q.Set("cursor", EncodeCursor(store.CertificateKey{Created: f.Before.Created, Serial: f.Before.TransactionID}))
+	}
+	var page RequestPage
+	h, err := c.doHeader(ctx, "GET", "/api/v1/requests/newest?"+q.Encode(), nil, &page.Requests)
+	if err != nil {
+		return RequestPage{}, err
+	}
+	k, err := DecodeCursor(h.Get(NextCursorHeader))
+	page.Next = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+	return page, err
+}
+
+func (c *Client) GetRequest(ctx context.Context, profile, transactionID string) (RequestView, error) {
+	var v RequestView
+	return v, c.do(ctx, "GET", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID), nil, &v)
+}

@@ -219,6 +219,31 @@ var routes = []route{
 			v, err := api.ListRequests(r.Context(), r.URL.Query().Get("profile"), r.URL.Query().Get("status"))
 			return reply(w, http.StatusOK, v, err)
 		}},
+	{"GET", "/api/v1/requests/newest", "List enrollment requests newest first, a page at a time: status=pending (default), issued or rejected; limit (default 100, at most 1000) rows; the " + NextCursorHeader +
+		" response header, when present, is the cursor of the next page (repeat the query with cursor=it)", "", "RequestList", []string{"profile", "status", "limit", "cursor"},
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			q := r.URL.Query()
+			f := store.TransactionFilter{ProfileID: q.Get("profile"), Status: q.Get("status")}
+			var err error
+			if f.Limit, err = intParam(q.Get("limit")); err != nil {
+				return err
+			}
+			k, err := DecodeCursor(q.Get("cursor"))
+			if err != nil {
+				return err
+			}
+			f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+			page, err := api.ListRequestPage(r.Context(), f)
+			if err == nil && !page.Next.IsZero() {
+				w.Header().Set(NextCursorHeader, EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID}))
+			}
+			return reply(w, http.StatusOK, page.Requests, err)
+		}},
+	{"GET", "/api/v1/requests/{profile}/{transaction}", "Show a request, with its CSR (DER, base64)", "", "Request", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			v, err := api.GetRequest(r.Context(), r.PathValue("profile"), r.PathValue("transaction"))
+			return reply(w, http.StatusOK, v, err)
+		}},
 	{"POST", "/api/v1/requests/{profile}/{transaction}/approve", "Approve a pending request: the certificate is issued; the polling client collects it", "", "Certificate", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			v, err := api.Approve(r.Context(), r.PathValue("profile"), r.PathValue("transaction"))

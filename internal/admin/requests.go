@@ -24,19 +24,94 @@ type RequestView struct {
 	Reason        string    `json:"reason,omitempty"`
 	Created       time.Time `json:"created"`
 	Expires       time.Time `json:"expires,omitzero"`
+	// KeyType is the requested key's algorithm and size, e.g. RSA-2048.
+	KeyType string `json:"key_type,omitempty"`
+	// Extensions names the extensions the request asks for (OIDs when
+	// unknown).
+	Extensions []string `json:"extensions"`
+	// CSR is the PKCS#10 request (DER); only GetRequest answers it.
+	CSR []byte `json:"csr,omitempty"`
+}
+
+// RequestPage is a page of a newest-first request listing; Next, when
+// set, continues it.
+type RequestPage struct {
+	Requests []RequestView
+	Next     store.TransactionKey
+}
+
+// extensionNames names the extensions requests commonly carry.
+var extensionNames = map[string]string{
+	"2.5.29.17": "subjectAltName", "2.5.29.15": "keyUsage", "2.5.29.37": "extKeyUsage", "2.5.29.19": "basicConstraints",
+	"2.5.29.14": "subjectKeyIdentifier", "1.3.6.1.4.1.311.20.2": "msCertificateTemplateName", "1.3.6.1.4.1.311.21.7": "msCertificateTemplate",
 }
 
 func requestView(t store.Transaction) RequestView {
 	v := RequestView{Profile: t.ProfileID, TransactionID: t.TransactionID, Status: t.Status, Serial: t.CertSerial, DecidedBy: t.DecidedBy,
-		Reason: t.Reason, Created: t.Created, Expires: t.Expires, SANs: []string{}}
+		Reason: t.Reason, Created: t.Created, Expires: t.Expires, SANs: []string{}, Extensions: []string{}}
 	if csr, err := x509.ParseCertificateRequest(t.CSRDER); err == nil {
 		v.Subject = csr.Subject.String()
 		v.SANs = ca.CSRSANs(csr)
 		if v.SANs == nil {
 			v.SANs = []string{}
 		}
+		v.KeyType = ca.PublicKeyAlgorithm(csr.PublicKey)
+		for _, e := range csr.Extensions {
+			name := extensionNames[e.Id.String()]
+			if name == "" {
+				name = e.Id.String()
+			}
+			v.Extensions = append(v.Extensions, name)
+		}
 	}
 	return v
+}
+
+// ListRequestPage lists requests newest first, f.Limit (default
+// DefaultListLimit, at most MaxListLimit) at a time from f.Before.
+func (b *bound) ListRequestPage(ctx context.Context, f store.TransactionFilter) (RequestPage, error) {
+	if err := b.check(ctx, ActRead, f.ProfileID); err != nil {
+		return RequestPage{}, err
+	}
+	switch {
+	case f.Limit < 0 || f.Limit > MaxListLimit:
+		return RequestPage{}, fmt.Errorf("%w: limit %d is over the maximum of %d; follow the next cursor for more", ErrInvalid, f.Limit, MaxListLimit)
+	case f.Limit == 0:
+		f.Limit = DefaultListLimit
+	}
+	if f.Status == "" {
+		f.Status = store.StatusPending
+	}
+	f.Newest, f.Profiles, f.ClientTransactionID = true, b.a.Profiles, ""
+	want := f.Limit
+	f.Limit++
+	list, err := b.s.Store.ListTransactions(ctx, f)
+	if err != nil {
+		return RequestPage{}, err
+	}
+	page := RequestPage{Requests: []RequestView{}}
+	if len(list) > want {
+		list = list[:want]
+		page.Next = store.TransactionKey{Created: list[want-1].Created, TransactionID: list[want-1].TransactionID}
+	}
+	for _, t := range list {
+		page.Requests = append(page.Requests, requestView(t))
+	}
+	return page, nil
+}
+
+// GetRequest shows one request with its CSR.
+func (b *bound) GetRequest(ctx context.Context, profile, transactionID string) (RequestView, error) {
+	if err := b.check(ctx, ActRead, profile); err != nil {
+		return RequestView{}, err
+	}
+	t, err := b.s.Store.GetTransaction(ctx, profile, transactionID)
+	if err != nil {
+		return RequestView{}, err
+	}
+	v := requestView(t)
+	v.CSR = t.CSRDER
+	return v, nil
 }
 
 func (b *bound) ListRequests(ctx context.Context, profile, status string) ([]RequestView, error) {

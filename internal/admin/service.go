@@ -58,6 +58,10 @@ type API interface {
 	RevokeSubject(ctx context.Context, subject, reason string) ([]CertView, error)
 
 	ListRequests(ctx context.Context, profile, status string) ([]RequestView, error)
+	// ListRequestPage lists requests newest first, a page at a time.
+	ListRequestPage(ctx context.Context, f store.TransactionFilter) (RequestPage, error)
+	// GetRequest shows one request with its CSR.
+	GetRequest(ctx context.Context, profile, transactionID string) (RequestView, error)
 	Approve(ctx context.Context, profile, transactionID string) (CertView, error)
 	Reject(ctx context.Context, profile, transactionID, reason string) error
 

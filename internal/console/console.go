@@ -124,6 +124,7 @@ func (h *Handler) Routes() (http.Handler, error) {
 	mux.Handle("GET /console/certificates/{serial}/download", h.authed(h.download))
 	mux.Handle("POST /console/certificates/{serial}/revoke", h.authed(h.revoke))
 	mux.Handle("GET /console/requests", h.authed(h.requests))
+	mux.Handle("GET /console/requests/{profile}/{tx}", h.authed(h.request))
 	mux.Handle("POST /console/requests/{profile}/{tx}/{decision}", h.authed(h.decide))
 	mux.Handle("GET /console/challenges", h.authed(h.challenges))
 	mux.Handle("POST /console/challenges", h.authed(h.challengeCreate))

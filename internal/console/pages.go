@@ -457,16 +457,60 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, s *session) {
 // ---- pending requests ----
 
 func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	status := q.Get("status")
 	if status == "" {
 		status = store.StatusPending
 	}
-	list, err := s.API.ListRequests(r.Context(), r.URL.Query().Get("profile"), status)
+	f := store.TransactionFilter{ProfileID: q.Get("profile"), Status: status, Limit: pageSize}
+	data := map[string]any{"Status": status, "Requests": []admin.RequestView{}}
+	if k, err := admin.DecodeCursor(q.Get("after")); err != nil {
+		data["Problem"] = "this page's link is not one the console made; showing the first page"
+	} else {
+		f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+	}
+	page, err := s.API.ListRequestPage(r.Context(), f)
 	if err != nil {
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "requests", "Requests", map[string]any{"Requests": list, "Status": status})
+	data["Requests"] = page.Requests
+	if !page.Next.IsZero() {
+		v := url.Values{"status": {status}, "after": {admin.EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID})}}
+		if f.ProfileID != "" {
+			v.Set("profile", f.ProfileID)
+		}
+		data["Next"] = "/console/requests?" + v.Encode()
+	}
+	if !f.Before.IsZero() {
+		data["First"] = "/console/requests?status=" + url.QueryEscape(status)
+	}
+	h.render(w, r, s, http.StatusOK, "requests", "Requests", data)
+}
+
+// request shows one request and, while it is pending, what approving it
+// would issue (the profile's policy applied to its CSR, signed by a
+// throw-away key).
+func (h *Handler) request(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	v, err := s.API.GetRequest(ctx, r.PathValue("profile"), r.PathValue("tx"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	data := map[string]any{"R": v}
+	if v.Status == store.StatusPending {
+		res, err := s.API.PolicyTest(ctx, v.Profile, v.CSR)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		data["Preview"] = res
+		if block, _ := pem.Decode([]byte(res.Certificate)); block != nil {
+			data["Decoded"] = decode(block.Bytes)
+		}
+	}
+	h.render(w, r, s, http.StatusOK, "request", "Request "+v.TransactionID, data)
 }
 
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {

@@ -30,7 +30,7 @@ type page struct {
 	CanAudit bool
 }
 
-var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "challenges", "audit"}
+var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "request", "challenges", "audit"}
 
 func (h *Handler) parse() error {
 	funcs := template.FuncMap{

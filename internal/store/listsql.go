@@ -124,6 +124,43 @@ func certWhere(f CertificateFilter, d Dialect, param func(any) string) []string 
 	return where
 }
 
+// ListTransactionsSQL builds the query of Store.ListTransactions for f.
+func ListTransactionsSQL(columns string, f TransactionFilter, d Dialect) (string, []any) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	b := &binder{d: d}
+	var where []string
+	if f.ProfileID != "" || f.ClientTransactionID != "" {
+		where = append(where, "profile_id = "+b.bind(f.ProfileID))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+b.bind(f.Status))
+	}
+	if f.ClientTransactionID != "" {
+		// A row written before client_transaction_id existed (or by an
+		// older replica) is found by its own ID.
+		id := b.bind(f.ClientTransactionID)
+		where = append(where, "(client_transaction_id = "+id+" OR (client_transaction_id IS NULL AND transaction_id = "+id+"))")
+	}
+	if len(f.Profiles) > 0 {
+		where = append(where, "profile_id IN ("+InList(f.Profiles, b.bind)+")")
+	}
+	order := ` ORDER BY created_at, transaction_id`
+	if f.Newest {
+		order = ` ORDER BY created_at DESC, transaction_id DESC`
+		if !f.Before.IsZero() {
+			where = append(where, "(created_at, transaction_id) < ("+b.bind(d.Time(f.Before.Created))+", "+b.bind(f.Before.TransactionID)+")")
+		}
+	}
+	q := `SELECT ` + columns + ` FROM transactions`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return q + order + ` LIMIT ` + b.bind(limit), b.args
+}
+
 // LatestRequestSQL is the query of Store.LatestRequest, with the
 // parameters profile, client transactionID, key SHA-256 (in that order,
 // each used where it is named). The key is compared in SQL, so no row of

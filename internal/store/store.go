@@ -173,7 +173,21 @@ type TransactionFilter struct {
 	// transactionID (see Transaction.ClientTransactionID).
 	ClientTransactionID string
 	Limit               int
+	// Newest lists newest first (oldest first otherwise); Before then
+	// continues after that row: only transactions strictly older in
+	// (Created, TransactionID) are listed (keyset paging).
+	Newest bool
+	Before TransactionKey
 }
+
+// TransactionKey is a transaction's place in the newest-first order.
+type TransactionKey struct {
+	Created       time.Time
+	TransactionID string
+}
+
+// IsZero reports whether k is no key (the first page).
+func (k TransactionKey) IsZero() bool { return k.Created.IsZero() && k.TransactionID == "" }
 
 // Certificate statuses.
 const (

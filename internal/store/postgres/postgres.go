@@ -424,23 +424,10 @@ func (s *Store) GetTransaction(ctx context.Context, profileID, txID string) (sto
 	return t, nil
 }
 
-// ListTransactions returns transactions, oldest first.
+// ListTransactions returns transactions, oldest first (f.Newest: newest first).
 func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter) ([]store.Transaction, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	args := []any{f.ProfileID, f.Status, limit, nonNilStrings(f.Profiles)}
-	where := `($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2) AND (cardinality($4::text[]) = 0 OR profile_id = ANY($4))`
-	if f.ClientTransactionID != "" {
-		// A row written before client_transaction_id existed (or by an
-		// older replica) is found by its own ID.
-		args = append(args, f.ClientTransactionID)
-		where += ` AND profile_id = $1
-		AND (client_transaction_id = $5 OR (client_transaction_id IS NULL AND transaction_id = $5))`
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
-		ORDER BY created_at, transaction_id LIMIT $3`, args...)
+	q, args := store.ListTransactionsSQL(txColumns, f, dialect())
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list transactions: %w", mapErr(err))
 	}

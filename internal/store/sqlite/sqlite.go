@@ -519,26 +519,10 @@ func (s *Store) GetTransaction(ctx context.Context, profileID, txID string) (sto
 	return t, nil
 }
 
-// ListTransactions returns transactions, oldest first.
+// ListTransactions returns transactions, oldest first (f.Newest: newest first).
 func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter) ([]store.Transaction, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	args := []any{f.ProfileID, f.Status, limit}
-	where := `(?1 = '' OR profile_id = ?1) AND (?2 = '' OR status = ?2)`
-	if f.ClientTransactionID != "" {
-		// A row written before client_transaction_id existed (or by an
-		// older replica) is found by its own ID.
-		args = append(args, f.ClientTransactionID)
-		where = `profile_id = ?1 AND (?2 = '' OR status = ?2)
-		AND (client_transaction_id = ?4 OR (client_transaction_id IS NULL AND transaction_id = ?4))`
-	}
-	if len(f.Profiles) > 0 {
-		where += ` AND profile_id IN (` + store.InList(f.Profiles, func(v any) string { args = append(args, v); return "?" + strconv.Itoa(len(args)) }) + `)`
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
-		ORDER BY created_at, transaction_id LIMIT ?3`, args...)
+	q, args := store.ListTransactionsSQL(txColumns, f, dialect())
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list transactions: %w", mapErr(err))
 	}
