@@ -37,8 +37,11 @@ type ProfileView struct {
 	RASubject     string          `json:"ra_subject"`
 	RASHA256      string          `json:"ra_sha256"`
 	Policy        ca.PolicyConfig `json:"policy"`
-	Created       time.Time       `json:"created"`
-	Updated       time.Time       `json:"updated"`
+	// Lifecycle is the renewal, approval, pending TTL, expiry notice and
+	// rollover settings.
+	Lifecycle config.Lifecycle `json:"lifecycle"`
+	Created   time.Time        `json:"created"`
+	Updated   time.Time        `json:"updated"`
 }
 
 // PolicyResult is a dry run's answer.
@@ -59,7 +62,7 @@ func profileView(p store.Profile) (ProfileView, error) {
 		RASHA256: fingerprint(p.RACertDER), Created: p.Created, Updated: p.Updated,
 	}
 	if p.ChallengeMode == store.ChallengeDynamic {
-		v.ChallengeTTL, v.MaxPending = p.ChallengeTTL.String(), p.ChallengeMaxPending
+		v.ChallengeTTL, v.MaxPending = ShortDuration(p.ChallengeTTL), p.ChallengeMaxPending
 	}
 	if c, err := x509.ParseCertificate(p.RACertDER); err == nil {
 		v.RASubject = c.Subject.String()
@@ -69,7 +72,25 @@ func profileView(p store.Profile) (ProfileView, error) {
 			return v, fmt.Errorf("admin: profile %q policy: %w", p.ID, err)
 		}
 	}
+	if len(p.Lifecycle) > 0 {
+		if err := json.Unmarshal(p.Lifecycle, &v.Lifecycle); err != nil {
+			return v, fmt.Errorf("admin: profile %q lifecycle: %w", p.ID, err)
+		}
+	}
 	return v, nil
+}
+
+// ShortDuration writes d as operators write it: 24h, 1h30m, 90s, not
+// 24h0m0s.
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (b *bound) ListProfiles(ctx context.Context) ([]ProfileView, error) {

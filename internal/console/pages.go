@@ -249,7 +249,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	policy, _ := yaml.Marshal(p.Policy)
 	base, source := h.scepBase(r)
-	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy)})
+	if len(bytes.TrimSpace(policy)) == 0 || string(bytes.TrimSpace(policy)) == "{}" {
+		policy = []byte("# nothing set: every default applies (listed above)\n")
+	}
+	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy),
+		"Settings": profileSettings(p)})
 }
 
 const profileTemplate = `id: new-profile
