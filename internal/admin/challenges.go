@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -37,6 +38,55 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	}
 	b.audit(ctx, "challenge.create", "profile:"+p.ID, "ok", map[string]string{"expires_at": exp.UTC().Format(time.RFC3339), "bound_to": bind})
 	return ChallengeView{Challenge: secret, ExpiresAt: exp.UTC()}, nil
+}
+
+// PendingChallengeView is a one-time challenge not yet used or expired;
+// never its secret. ID (the SHA-256 of the secret, hex) names it to
+// cancel it.
+type PendingChallengeView struct {
+	ID      string    `json:"id"`
+	Profile string    `json:"profile"`
+	BoundTo string    `json:"bound_to,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	// By is who minted it (an operator's token or an MDM's device identity).
+	By string `json:"by,omitempty"`
+	// HeldBy is the transactionID of a pending request holding it.
+	HeldBy string `json:"held_by,omitempty"`
+}
+
+// maxPendingListed bounds a listing of pending challenges.
+const maxPendingListed = 1000
+
+func (b *bound) ListChallenges(ctx context.Context, profile string) ([]PendingChallengeView, error) {
+	if !b.a.Allowed(ActRead, profile) && !b.a.Allowed(ActChallenge, profile) {
+		return nil, b.check(ctx, ActRead, profile)
+	}
+	list, err := b.s.Store.PendingChallenges(ctx, profile, b.s.Now(), maxPendingListed)
+	if err != nil {
+		return nil, err
+	}
+	out := []PendingChallengeView{}
+	for _, c := range list {
+		out = append(out, PendingChallengeView{ID: hex.EncodeToString(c.Hash), Profile: c.ProfileID, BoundTo: c.BoundTo, Created: c.Created,
+			Expires: c.Expires, By: c.Note, HeldBy: c.ReservedBy})
+	}
+	return out, nil
+}
+
+func (b *bound) CancelChallenge(ctx context.Context, profile, id string) error {
+	if err := b.check(ctx, ActChallenge, profile); err != nil {
+		return err
+	}
+	hash, err := hex.DecodeString(id)
+	if err != nil || len(hash) != 32 {
+		return fmt.Errorf("%w: a challenge ID is 64 hex digits", ErrInvalid)
+	}
+	if err := b.s.Store.CancelChallenge(ctx, profile, hash); err != nil {
+		return err
+	}
+	b.audit(ctx, "challenge.cancel", "profile:"+profile, "ok", map[string]string{"challenge": id[:16]})
+	return nil
 }
 
 func randomSecret() (string, error) {

@@ -316,3 +316,12 @@ func (c *Client) GetRequest(ctx context.Context, profile, transactionID string) 
 	var v RequestView
 	return v, c.do(ctx, "GET", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID), nil, &v)
 }
+
+func (c *Client) ListChallenges(ctx context.Context, profile string) ([]PendingChallengeView, error) {
+	var v []PendingChallengeView
+	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(profile)+"/challenges", nil, &v)
+}
+
+func (c *Client) CancelChallenge(ctx context.Context, profile, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/profiles/"+esc(profile)+"/challenges/"+esc(id), nil, nil)
+}

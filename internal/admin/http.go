@@ -117,6 +117,19 @@ var routes = []route{
 			w.Header().Set("Cache-Control", "no-store")
 			return reply(w, http.StatusCreated, v, err)
 		}},
+	{"GET", "/api/v1/profiles/{id}/challenges", "List the profile's pending one-time challenges: id, bound_to, created, expires, by (never the secret)", "", "PendingChallengeList", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			v, err := api.ListChallenges(r.Context(), r.PathValue("id"))
+			return reply(w, http.StatusOK, v, err)
+		}},
+	{"DELETE", "/api/v1/profiles/{id}/challenges/{challenge}", "Cancel a pending one-time challenge by its id", "", "", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			if err := api.CancelChallenge(r.Context(), r.PathValue("id"), r.PathValue("challenge")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}},
 	{"POST", "/api/v1/profiles/{id}/challenge/rotate", "Replace a static challenge: {\"password\": ... (generated if empty), \"overlap\": \"24h\"}", "RotateRequest", "Challenge", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			var req struct {

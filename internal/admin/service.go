@@ -35,6 +35,11 @@ type API interface {
 	// CreateChallenge mints a one-time challenge, optionally bound to a CN
 	// or SAN value the request must carry.
 	CreateChallenge(ctx context.Context, profile, bind string) (ChallengeView, error)
+	// ListChallenges lists a profile's pending one-time challenges (never
+	// their secrets).
+	ListChallenges(ctx context.Context, profile string) ([]PendingChallengeView, error)
+	// CancelChallenge withdraws a pending one-time challenge by its ID.
+	CancelChallenge(ctx context.Context, profile, id string) error
 	// RotateChallenge replaces a static challenge (generated when secret is
 	// empty), still accepting the old one for overlap.
 	RotateChallenge(ctx context.Context, profile, secret string, overlap time.Duration) (ChallengeView, error)

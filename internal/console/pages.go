@@ -99,26 +99,21 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	// Failures come from the audit trail, which not every role may read
-	// (the API decides; operators act, auditors and admins read).
-	var failures []reasonCount
-	events, err := s.API.ListAudit(ctx, 1000)
+	// (the API decides; operators act, auditors and admins read), counted
+	// in the database over the whole week.
+	var failures []store.FailureCount
+	_, err = s.API.ListAudit(ctx, 1)
 	auditVisible := !errors.Is(err, admin.ErrForbidden)
 	if err != nil && auditVisible {
 		h.apiError(w, r, s, err)
 		return
 	}
-	byReason := map[string]int{}
-	for _, e := range events {
-		if e.Action == "enroll" && e.Outcome == "rejected" && now.Sub(e.Time) < 7*24*time.Hour {
-			byReason[e.Details["reason"]]++
+	if auditVisible {
+		if failures, err = h.Store.EnrollFailures(ctx, now.Add(-7*24*time.Hour), s.Actor.Profiles); err != nil {
+			h.apiError(w, r, s, err)
+			return
 		}
 	}
-	for reason, n := range byReason {
-		failures = append(failures, reasonCount{reason, n})
-	}
-	slices.SortFunc(failures, func(a, b reasonCount) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
-	})
 	h.render(w, r, s, http.StatusOK, "dashboard", "Dashboard", map[string]any{
 		"Days": days, "Chart": buildChart(perDay, since, days), "PerDay": perDay, "Profiles": profs, "Total": total,
 		"Pending": len(pending), "Failures": failures, "AuditVisible": auditVisible,
@@ -579,7 +574,16 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session)
 		h.apiError(w, r, s, err)
 		return
 	}
-	data := map[string]any{"Rows": rows}
+	pending := []admin.PendingChallengeView{}
+	for _, row := range rows {
+		list, err := s.API.ListChallenges(r.Context(), row.Profile)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		pending = append(pending, list...)
+	}
+	data := map[string]any{"Rows": rows, "Pending": pending}
 	if s.Flash != nil && s.Flash.Challenge != nil {
 		// Shown once: the flash is gone from the session already.
 		data["New"] = s.Flash.Challenge
@@ -598,6 +602,16 @@ func (h *Handler) challengeCreate(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	h.redirectFlash(w, r, s, "/console/challenges", flash{Challenge: &shownChallenge{Profile: profile, Value: v.Challenge, Bind: bind, Expires: v.ExpiresAt}})
+}
+
+// challengeCancel withdraws a pending one-time challenge.
+func (h *Handler) challengeCancel(w http.ResponseWriter, r *http.Request, s *session) {
+	profile, id := r.PathValue("profile"), r.PathValue("id")
+	if err := s.API.CancelChallenge(r.Context(), profile, id); err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	h.redirectMsg(w, r, s, "/console/challenges", "Challenge of "+profile+" cancelled; it can no longer enroll a device.")
 }
 
 // ---- audit ----
@@ -630,6 +644,38 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 		out = append(out, e)
 	}
 	h.render(w, r, s, http.StatusOK, "audit", "Audit log", map[string]any{"Events": out, "Q": q, "Searched": len(events)})
+}
+
+// objectLink is the console page of an audit event's object ("" when
+// it has none): a certificate, a profile, a request.
+func objectLink(e store.AuditEvent) string {
+	kind, id, ok := strings.Cut(e.Object, ":")
+	if !ok || id == "" {
+		return ""
+	}
+	switch kind {
+	case "certificate":
+		return "/console/certificates/" + url.PathEscape(id)
+	case "profile":
+		return "/console/profiles/" + url.PathEscape(id)
+	case "transaction":
+		if p := e.Details["profile"]; p != "" {
+			return "/console/requests/" + url.PathEscape(p) + "/" + url.PathEscape(id)
+		}
+	}
+	return ""
+}
+
+type pair struct{ K, V string }
+
+// detailPairs is an audit event's details, sorted by key.
+func detailPairs(d map[string]string) []pair {
+	out := make([]pair, 0, len(d))
+	for k, v := range d {
+		out = append(out, pair{k, v})
+	}
+	slices.SortFunc(out, func(a, b pair) int { return cmp.Compare(a.K, b.K) })
+	return out
 }
 
 // detailString renders an audit event's details as "k=v" pairs, sorted.

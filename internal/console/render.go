@@ -43,6 +43,8 @@ func (h *Handler) parse() error {
 		"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"join":    strings.Join,
 		"details": detailString,
+		"objectLink": objectLink,
+		"detailPairs": detailPairs,
 		"until": func(t time.Time) string {
 			d := time.Until(t)
 			switch {

@@ -169,6 +169,27 @@ func (s *instrumented) CountCertificates(ctx context.Context, f store.Certificat
 	return r0, err
 }
 
+func (s *instrumented) PendingChallenges(ctx context.Context, profileID string, now time.Time, limit int) ([]store.Challenge, error) {
+	start := time.Now()
+	r0, err := s.st.PendingChallenges(ctx, profileID, now, limit)
+	s.record("PendingChallenges", start, err)
+	return r0, err
+}
+
+func (s *instrumented) CancelChallenge(ctx context.Context, profileID string, hash []byte) error {
+	start := time.Now()
+	err := s.st.CancelChallenge(ctx, profileID, hash)
+	s.record("CancelChallenge", start, err)
+	return err
+}
+
+func (s *instrumented) EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]store.FailureCount, error) {
+	start := time.Now()
+	r0, err := s.st.EnrollFailures(ctx, since, profiles)
+	s.record("EnrollFailures", start, err)
+	return r0, err
+}
+
 func (s *instrumented) CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error) {
 	start := time.Now()
 	r0, err := s.st.CertificateStats(ctx, now, expiringWithin)

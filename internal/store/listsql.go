@@ -17,6 +17,8 @@ type Dialect struct {
 	Contains func(expr, param string) string
 	// SANs is the SAN column as one text expression.
 	SANs string
+	// JSONText is the text of a key of a JSON object held in a text column.
+	JSONText func(column, key string) string
 }
 
 // ListCertificatesSQL builds the listing query for f with only the
@@ -159,6 +161,35 @@ func ListTransactionsSQL(columns string, f TransactionFilter, d Dialect) (string
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	return q + order + ` LIMIT ` + b.bind(limit), b.args
+}
+
+// PendingChallengesSQL lists pending one-time challenges: parameters
+// profile, now, limit; columns hash, created_at, expires_at, reserved_by,
+// bound_to, note.
+func PendingChallengesSQL(d Dialect) string {
+	return `SELECT hash, created_at, expires_at, reserved_by, bound_to, note FROM challenges
+		WHERE profile_id = ` + d.Placeholder(1) + ` AND used_at IS NULL AND expires_at > ` + d.Placeholder(2) + `
+		ORDER BY created_at DESC LIMIT ` + d.Placeholder(3)
+}
+
+// CancelChallengeSQL deletes a pending challenge no request holds:
+// parameters profile, hash.
+func CancelChallengeSQL(d Dialect) string {
+	return `DELETE FROM challenges WHERE profile_id = ` + d.Placeholder(1) + ` AND hash = ` + d.Placeholder(2) + `
+		AND used_at IS NULL AND reserved_by IS NULL`
+}
+
+// EnrollFailuresSQL counts the enrollments refused since a time, by
+// failInfo name and reason, most first; of these profiles when any are
+// given. Columns fail_info, reason, count.
+func EnrollFailuresSQL(since time.Time, profiles []string, d Dialect) (string, []any) {
+	b := &binder{d: d}
+	q := `SELECT COALESCE(` + d.JSONText("details", "fail_info") + `, ''), COALESCE(` + d.JSONText("details", "reason") + `, ''), count(*)
+		FROM audit_events WHERE action = 'enroll' AND outcome = 'rejected' AND at >= ` + b.bind(d.Time(since))
+	if len(profiles) > 0 {
+		q += ` AND profile IN (` + InList(profiles, b.bind) + `)`
+	}
+	return q + ` GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 100`, b.args
 }
 
 // LatestRequestSQL is the query of Store.LatestRequest, with the

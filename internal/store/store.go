@@ -548,6 +548,13 @@ const (
 	CertOrderExpiry = "expiry"
 )
 
+// FailureCount is how many enrollments were refused with a failInfo
+// (its RFC 8894 name) and reason.
+type FailureCount struct {
+	FailInfo, Reason string
+	Count            int
+}
+
 // CertificateKey is a certificate's place in a listing order: its
 // creation time (newest first) or its notAfter (CertOrderExpiry), then
 // its serial for rows with the same time.
@@ -667,6 +674,12 @@ type Store interface {
 	CreateChallenge(ctx context.Context, c Challenge, maxPending int) error
 	// GetChallenge returns a challenge of a profile by hash.
 	GetChallenge(ctx context.Context, profileID string, hash []byte) (Challenge, error)
+	// PendingChallenges lists a profile's one-time challenges neither used
+	// nor expired at now, newest first, at most limit.
+	PendingChallenges(ctx context.Context, profileID string, now time.Time, limit int) ([]Challenge, error)
+	// CancelChallenge deletes a pending one-time challenge no request
+	// holds (ErrNotFound when there is none such).
+	CancelChallenge(ctx context.Context, profileID string, hash []byte) error
 	// PurgeChallenges deletes challenges that expired before t and were never used.
 	PurgeChallenges(ctx context.Context, t time.Time) (int, error)
 
@@ -682,6 +695,10 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
+	// EnrollFailures counts the enrollments refused since a time by
+	// failInfo and reason, most first (at most 100 rows); of these
+	// profiles when any are given.
+	EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]FailureCount, error)
 	// ListAudit returns the newest events first; with profiles, only the
 	// events of those profiles (AuditProfile), filtered in the query.
 	ListAudit(ctx context.Context, limit int, profiles ...string) ([]AuditEvent, error)

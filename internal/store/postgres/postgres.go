@@ -666,6 +666,7 @@ func dialect() store.Dialect {
 		Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 		Time:        func(t time.Time) any { return t },
 		Contains:    func(expr, p string) string { return "strpos(lower(" + expr + "), lower(" + p + ")) > 0" },
+		JSONText:    func(col, key string) string { return "(" + col + "::jsonb ->> '" + key + "')" },
 		SANs:        "array_to_string(sans, ' ')",
 	}
 }
@@ -1048,4 +1049,58 @@ func (s *Store) CountCertificates(ctx context.Context, f store.CertificateFilter
 		return 0, fmt.Errorf("postgres: count certificates: %w", mapErr(err))
 	}
 	return n, nil
+}
+
+// PendingChallenges lists a profile's pending one-time challenges.
+func (s *Store) PendingChallenges(ctx context.Context, profileID string, now time.Time, limit int) ([]store.Challenge, error) {
+	rows, err := s.pool.Query(ctx, store.PendingChallengesSQL(dialect()), profileID, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pending challenges: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Challenge
+	for rows.Next() {
+		c := store.Challenge{ProfileID: profileID}
+		var reserved *string
+		if err := rows.Scan(&c.Hash, &c.Created, &c.Expires, &reserved, &c.BoundTo, &c.Note); err != nil {
+			return nil, fmt.Errorf("postgres: pending challenges: %w", mapErr(err))
+		}
+		if reserved != nil {
+			c.ReservedBy = *reserved
+		}
+		c.Created, c.Expires = c.Created.UTC(), c.Expires.UTC()
+		out = append(out, c)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// CancelChallenge deletes a pending one-time challenge no request holds.
+func (s *Store) CancelChallenge(ctx context.Context, profileID string, hash []byte) error {
+	tag, err := s.pool.Exec(ctx, store.CancelChallengeSQL(dialect()), profileID, hash)
+	if err != nil {
+		return fmt.Errorf("postgres: cancel challenge: %w", mapErr(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: cancel challenge: no pending one of profile %q: %w", profileID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// EnrollFailures counts refused enrollments since a time by failInfo and reason.
+func (s *Store) EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]store.FailureCount, error) {
+	q, args := store.EnrollFailuresSQL(since, profiles, dialect())
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: enroll failures: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.FailureCount
+	for rows.Next() {
+		var f store.FailureCount
+		if err := rows.Scan(&f.FailInfo, &f.Reason, &f.Count); err != nil {
+			return nil, fmt.Errorf("postgres: enroll failures: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, mapErr(rows.Err())
 }

@@ -915,6 +915,7 @@ func dialect() store.Dialect {
 		Placeholder: func(n int) string { return "?" + strconv.Itoa(n) },
 		Time:        func(t time.Time) any { return fmtTime(t) },
 		Contains:    func(expr, p string) string { return "instr(lower(" + expr + "), lower(" + p + ")) > 0" },
+		JSONText:    func(col, key string) string { return "json_extract(" + col + ", '$." + key + "')" },
 		SANs:        "sans",
 	}
 }
@@ -1203,4 +1204,62 @@ func (s *Store) CountCertificates(ctx context.Context, f store.CertificateFilter
 		return 0, fmt.Errorf("sqlite: count certificates: %w", err)
 	}
 	return n, nil
+}
+
+// PendingChallenges lists a profile's pending one-time challenges.
+func (s *Store) PendingChallenges(ctx context.Context, profileID string, now time.Time, limit int) ([]store.Challenge, error) {
+	rows, err := s.db.QueryContext(ctx, store.PendingChallengesSQL(dialect()), profileID, fmtTime(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: pending challenges: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.Challenge
+	for rows.Next() {
+		c := store.Challenge{ProfileID: profileID}
+		var created, expires string
+		var reserved sql.NullString
+		if err := rows.Scan(&c.Hash, &created, &expires, &reserved, &c.BoundTo, &c.Note); err != nil {
+			return nil, fmt.Errorf("sqlite: pending challenges: %w", err)
+		}
+		c.ReservedBy = reserved.String
+		if c.Created, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if c.Expires, err = parseTime(expires); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CancelChallenge deletes a pending one-time challenge no request holds.
+func (s *Store) CancelChallenge(ctx context.Context, profileID string, hash []byte) error {
+	res, err := s.db.ExecContext(ctx, store.CancelChallengeSQL(dialect()), profileID, hash)
+	if err != nil {
+		return fmt.Errorf("sqlite: cancel challenge: %w", mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("sqlite: cancel challenge: no pending one of profile %q: %w", profileID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// EnrollFailures counts refused enrollments since a time by failInfo and reason.
+func (s *Store) EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]store.FailureCount, error) {
+	q, args := store.EnrollFailuresSQL(since, profiles, dialect())
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: enroll failures: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.FailureCount
+	for rows.Next() {
+		var f store.FailureCount
+		if err := rows.Scan(&f.FailInfo, &f.Reason, &f.Count); err != nil {
+			return nil, fmt.Errorf("sqlite: enroll failures: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
 }

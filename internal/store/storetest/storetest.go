@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"DashboardCounts", testDashboardCounts},
 		{"ScopedReads", testScopedReads},
+		{"ConsoleQueries", testConsoleQueries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
