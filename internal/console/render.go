@@ -28,9 +28,12 @@ type page struct {
 	CanRead  bool
 	CanMint  bool
 	CanAudit bool
+	// CanCAs and CanTokens: the CAs page (any role not limited to
+	// profiles) and the tokens page (admins).
+	CanCAs, CanTokens bool
 }
 
-var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "request", "challenges", "audit"}
+var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "request", "cas", "tokens", "challenges", "audit"}
 
 func (h *Handler) parse() error {
 	funcs := template.FuncMap{
@@ -90,6 +93,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 		p.CanRead = s.Actor.Allowed(admin.ActRead, "")
 		p.CanMint = s.Actor.Allowed(admin.ActChallenge, "")
 		p.CanAudit = s.Actor.ReadsAudit()
+		p.CanCAs = p.CanRead && len(s.Actor.Profiles) == 0
+		p.CanTokens = s.Actor.Allowed(admin.ActTokens, "") && len(s.Actor.Profiles) == 0
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {

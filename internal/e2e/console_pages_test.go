@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/x509"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -74,5 +75,57 @@ func TestConsoleChallengesAndProfile(t *testing.T) {
 	}
 	if strings.Contains(settings, "0m0s") || strings.Contains(settings, "{}") {
 		t.Errorf("profile page shows Go durations or an empty policy:\n%s", settings)
+	}
+}
+
+// TestConsoleCAsAndTokens drives the CAs page (chain, CRL number, next
+// update and a download link that serves the CRL, rollover state) and the
+// admin's tokens page in headless Chromium: a created token is shown
+// once, works, and stops working when revoked there.
+func TestConsoleCAsAndTokens(t *testing.T) {
+	dir := t.TempDir()
+	s := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", consoleConfig(t)},
+		Env: []string{"E2E_STATIC=" + challenge}})
+	if _, err := sceptest.HTTPGet(s.BaseURL() + "/crl/root.crl"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	consoleSignInBrowser(t, ctx, s, "admin")
+	base := s.BaseURL() + "/console"
+
+	var page, href string
+	var ok bool
+	run(t, ctx, "CAs", chromedp.Navigate(base+"/cas"), chromedp.WaitVisible("#ca-root", chromedp.ByID), chromedp.Text("#ca-root", &page, chromedp.ByID),
+		chromedp.AttributeValue("#ca-root a.crl", "href", &href, &ok, chromedp.ByQuery))
+	for _, want := range []string{"CN=Console Root,O=E2E", "a root (self-signed)", "number 1", "next update", "devices", "none planned"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("CAs page lacks %q:\n%s", want, page)
+		}
+	}
+	der, err := sceptest.HTTPGet(href)
+	if crl, perr := x509.ParseRevocationList(der); err != nil || perr != nil || crl.Number.Int64() < 1 {
+		t.Errorf("the CRL link %s: %v %v", href, err, perr)
+	}
+
+	var secret string
+	run(t, ctx, "tokens", chromedp.Navigate(base+"/tokens"), chromedp.WaitVisible("#token-name", chromedp.ByID),
+		chromedp.SendKeys("#token-name", "ci-reader", chromedp.ByID), chromedp.SetValue("#token-role", "auditor", chromedp.ByID))
+	submit(t, ctx, "create token", chromedp.Submit("#token-name", chromedp.ByID))
+	run(t, ctx, "new token", chromedp.WaitVisible("#new-token", chromedp.ByID), chromedp.Text("#new-token", &secret, chromedp.ByID))
+	secret = strings.TrimSpace(secret)
+	if code, body := apiRaw(t, s, secret, "GET", "/api/v1/certificates"); code != 200 {
+		t.Fatalf("the console's new token: HTTP %d %s", code, body)
+	}
+	run(t, ctx, "tokens again", chromedp.Navigate(base+"/tokens"), chromedp.WaitVisible("#tokens", chromedp.ByID), chromedp.Text("main", &page, chromedp.ByQuery))
+	if strings.Contains(page, secret) || !strings.Contains(page, "ci-reader") {
+		t.Fatalf("tokens page after creating (the secret only once, the token listed):\n%s", page)
+	}
+	id := regexp.MustCompile(`scepd_([0-9a-f]{16})_`).FindStringSubmatch(secret)
+	if id == nil {
+		t.Fatalf("token %q", secret)
+	}
+	submit(t, ctx, "revoke token", chromedp.Click(`form[action="/console/tokens/`+id[1]+`/revoke"] button`, chromedp.ByQuery))
+	if code, _ := apiRaw(t, s, secret, "GET", "/api/v1/certificates"); code != 401 {
+		t.Errorf("a token revoked in the console: HTTP %d, want 401", code)
 	}
 }
