@@ -29,6 +29,9 @@ type RequestView struct {
 	// Extensions names the extensions the request asks for (OIDs when
 	// unknown).
 	Extensions []string `json:"extensions"`
+	// RequestedBy is who sent the request: the client's address as scepd
+	// saw it (device:ADDRESS), from the audit trail.
+	RequestedBy string `json:"requested_by,omitempty"`
 	// CSR is the PKCS#10 request (DER); only GetRequest answers it.
 	CSR []byte `json:"csr,omitempty"`
 }
@@ -95,7 +98,11 @@ func (b *bound) ListRequestPage(ctx context.Context, f store.TransactionFilter) 
 		page.Next = store.TransactionKey{Created: list[want-1].Created, TransactionID: list[want-1].TransactionID}
 	}
 	for _, t := range list {
-		page.Requests = append(page.Requests, requestView(t))
+		v := requestView(t)
+		if v.RequestedBy, err = b.s.Store.RequestedBy(ctx, t.ProfileID, t.TransactionID); err != nil {
+			return RequestPage{}, err
+		}
+		page.Requests = append(page.Requests, v)
 	}
 	return page, nil
 }
@@ -111,6 +118,9 @@ func (b *bound) GetRequest(ctx context.Context, profile, transactionID string) (
 	}
 	v := requestView(t)
 	v.CSR = t.CSRDER
+	if v.RequestedBy, err = b.s.Store.RequestedBy(ctx, t.ProfileID, t.TransactionID); err != nil {
+		return RequestView{}, err
+	}
 	return v, nil
 }
 

@@ -215,6 +215,20 @@ func TestConsoleInventory(t *testing.T) {
 		if overflow || right > width {
 			t.Errorf("Requests at 390 px: scrolls sideways %v, rightmost control at %.0f of %.0f", overflow, right, width)
 		}
+		// Each request says its key, its SANs and who sent it; its page
+		// previews what approving would issue.
+		var row, preview string
+		run(t, ctx, "request row", chromedp.Text("#requests tbody tr", &row, chromedp.ByQuery))
+		for _, want := range []string{"RSA-2048", "DNS:a-rather-long-device-name", "subjectAltName", "from device:127.0.0.1"} {
+			if !strings.Contains(row, want) {
+				t.Errorf("pending request row lacks %q:\n%s", want, row)
+			}
+		}
+		submit(t, ctx, "preview", chromedp.Click(`#requests a[href$="/inventory-phone-1"]`, chromedp.ByQuery))
+		run(t, ctx, "preview", chromedp.WaitVisible("#preview", chromedp.ByID), chromedp.Text("#preview", &preview, chromedp.ByID))
+		if !strings.Contains(preview, "CN=a-rather-long-device-name-for-a-phone-screen.fleet.example") || !strings.Contains(preview, "Not after") {
+			t.Errorf("preview of what approving would issue:\n%s", preview)
+		}
 	})
 
 	t.Run("exported", func(t *testing.T) {

@@ -190,6 +190,13 @@ func (s *instrumented) EnrollFailures(ctx context.Context, since time.Time, prof
 	return r0, err
 }
 
+func (s *instrumented) RequestedBy(ctx context.Context, profileID, transactionID string) (string, error) {
+	start := time.Now()
+	r0, err := s.st.RequestedBy(ctx, profileID, transactionID)
+	s.record("RequestedBy", start, err)
+	return r0, err
+}
+
 func (s *instrumented) CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error) {
 	start := time.Now()
 	r0, err := s.st.CertificateStats(ctx, now, expiringWithin)

@@ -192,6 +192,13 @@ func EnrollFailuresSQL(since time.Time, profiles []string, d Dialect) (string, [
 	return q + ` GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 100`, b.args
 }
 
+// RequestedBySQL finds the actor of a request's first enrollment audit
+// event (device:ADDRESS): parameters object (transaction:ID), profile.
+func RequestedBySQL(d Dialect) string {
+	return `SELECT actor FROM audit_events WHERE object = ` + d.Placeholder(1) + ` AND action = 'enroll' AND profile = ` + d.Placeholder(2) + `
+		ORDER BY seq LIMIT 1`
+}
+
 // LatestRequestSQL is the query of Store.LatestRequest, with the
 // parameters profile, client transactionID, key SHA-256 (in that order,
 // each used where it is named). The key is compared in SQL, so no row of

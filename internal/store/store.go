@@ -699,6 +699,9 @@ type Store interface {
 	// failInfo and reason, most first (at most 100 rows); of these
 	// profiles when any are given.
 	EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]FailureCount, error)
+	// RequestedBy is the actor of a request's first enrollment audit
+	// event (device:ADDRESS of the client that sent it); "" when none.
+	RequestedBy(ctx context.Context, profileID, transactionID string) (string, error)
 	// ListAudit returns the newest events first; with profiles, only the
 	// events of those profiles (AuditProfile), filtered in the query.
 	ListAudit(ctx context.Context, limit int, profiles ...string) ([]AuditEvent, error)

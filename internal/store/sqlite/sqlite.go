@@ -1263,3 +1263,16 @@ func (s *Store) EnrollFailures(ctx context.Context, since time.Time, profiles []
 	}
 	return out, rows.Err()
 }
+
+// RequestedBy is the actor of a request's first enrollment audit event.
+func (s *Store) RequestedBy(ctx context.Context, profileID, transactionID string) (string, error) {
+	var actor string
+	err := s.db.QueryRowContext(ctx, store.RequestedBySQL(dialect()), "transaction:"+transactionID, profileID).Scan(&actor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: requested by: %w", mapErr(err))
+	}
+	return actor, nil
+}

@@ -97,6 +97,12 @@ func testConsoleQueries(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
+	if by, err := s.RequestedBy(ctx, "p1", "f0"); err != nil || by != "device" {
+		t.Errorf("requested by of f0: %q %v", by, err)
+	}
+	if by, err := s.RequestedBy(ctx, "p2", "f0"); err != nil || by != "" {
+		t.Errorf("requested by of f0 in another profile: %q %v", by, err)
+	}
 	fails, err := s.EnrollFailures(ctx, now.Add(-7*24*time.Hour), nil)
 	if err != nil || fmt.Sprint(fails) != "[{badRequest wrong challenge 2} {badAlg single DES 1}]" {
 		t.Errorf("enroll failures: %v %v", fails, err)
