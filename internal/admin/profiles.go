@@ -246,6 +246,18 @@ func (b *bound) PolicyTest(ctx context.Context, profile string, csrDER []byte) (
 	if err := b.check(ctx, ActRead, profile); err != nil {
 		return PolicyResult{}, err
 	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return PolicyResult{}, fmt.Errorf("%w: not a PKCS#10 request: %v", ErrInvalid, err)
+	}
+	return b.preview(ctx, profile, csr, false)
+}
+
+// preview is the certificate profile's policy would issue for csr now,
+// signed by a throw-away key. verified: csr is a stored request, checked
+// when it arrived (the stored copy has its challenge password removed,
+// which breaks its signature).
+func (b *bound) preview(ctx context.Context, profile string, csr *x509.CertificateRequest, verified bool) (PolicyResult, error) {
 	p, err := b.s.Store.GetProfile(ctx, profile)
 	if err != nil {
 		return PolicyResult{}, err
@@ -268,11 +280,11 @@ func (b *bound) PolicyTest(ctx context.Context, profile string, csrDER []byte) (
 	if err != nil {
 		return PolicyResult{}, err
 	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
-	if err != nil {
-		return PolicyResult{}, fmt.Errorf("%w: not a PKCS#10 request: %v", ErrInvalid, err)
+	evaluate := policy.Evaluate
+	if verified {
+		evaluate = policy.EvaluateVerified
 	}
-	tmpl, err := policy.Evaluate(csr, issuer, profile, b.s.Now())
+	tmpl, err := evaluate(csr, issuer, profile, b.s.Now())
 	if err != nil {
 		return PolicyResult{Allowed: false, Reason: err.Error()}, nil
 	}

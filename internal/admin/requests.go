@@ -32,8 +32,10 @@ type RequestView struct {
 	// RequestedBy is who sent the request: the client's address as scepd
 	// saw it (device:ADDRESS), from the audit trail.
 	RequestedBy string `json:"requested_by,omitempty"`
-	// CSR is the PKCS#10 request (DER); only GetRequest answers it.
-	CSR []byte `json:"csr,omitempty"`
+	// CSR is the PKCS#10 request (DER) and Preview, while it is pending,
+	// what approving it would issue now; only GetRequest answers them.
+	CSR     []byte        `json:"csr,omitempty"`
+	Preview *PolicyResult `json:"preview,omitempty"`
 }
 
 // RequestPage is a page of a newest-first request listing; Next, when
@@ -120,6 +122,17 @@ func (b *bound) GetRequest(ctx context.Context, profile, transactionID string) (
 	v.CSR = t.CSRDER
 	if v.RequestedBy, err = b.s.Store.RequestedBy(ctx, t.ProfileID, t.TransactionID); err != nil {
 		return RequestView{}, err
+	}
+	if t.Status == store.StatusPending {
+		csr, err := x509.ParseCertificateRequest(t.CSRDER)
+		if err != nil {
+			return RequestView{}, fmt.Errorf("admin: stored CSR of %q: %w", transactionID, err)
+		}
+		res, err := b.preview(ctx, profile, csr, true)
+		if err != nil {
+			return RequestView{}, err
+		}
+		v.Preview = &res
 	}
 	return v, nil
 }

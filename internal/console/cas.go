@@ -118,4 +118,3 @@ func (h *Handler) tokenRevoke(w http.ResponseWriter, r *http.Request, s *session
 	}
 	h.redirectMsg(w, r, s, "/console/tokens", "Token "+id+" revoked; it no longer signs in or calls the API.")
 }
-

@@ -498,12 +498,7 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	data := map[string]any{"R": v}
-	if v.Status == store.StatusPending {
-		res, err := s.API.PolicyTest(ctx, v.Profile, v.CSR)
-		if err != nil {
-			h.apiError(w, r, s, err)
-			return
-		}
+	if res := v.Preview; res != nil {
 		data["Preview"] = res
 		if block, _ := pem.Decode([]byte(res.Certificate)); block != nil {
 			data["Decoded"] = decode(block.Bytes)

@@ -43,10 +43,10 @@ func (h *Handler) parse() error {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-		"join":    strings.Join,
-		"details": detailString,
-		"objectLink": objectLink,
+		"date":        func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"join":        strings.Join,
+		"details":     detailString,
+		"objectLink":  objectLink,
 		"detailPairs": detailPairs,
 		"until": func(t time.Time) string {
 			d := time.Until(t)
