@@ -96,10 +96,6 @@ func profileSettings(p admin.ProfileView) []settingGroup {
 			setting{Name: "At most pending", Value: fmt.Sprint(p.MaxPending)})
 	}
 
-	subject := "the CSR's subject"
-	if len(pol.Subject.Template) > 0 {
-		subject = ""
-	}
 	requireCN := "yes"
 	if pol.Subject.RequireCN != nil && !*pol.Subject.RequireCN {
 		requireCN = "no"
@@ -118,15 +114,12 @@ func profileSettings(p admin.ProfileView) []settingGroup {
 	policy := []setting{
 		set("Validity", d(time.Duration(pol.Validity)), "8760h (one year), never past the CA's notAfter"),
 		set("Backdate (clock skew)", d(time.Duration(pol.Backdate)), "5m"),
-		set("Subject", firstNonEmpty(subject, list(pol.Subject.Template)), ""),
+		set("Subject", list(pol.Subject.Template), "the CSR's subject, its allowed attributes"),
 		set("Subject attributes allowed", list(pol.Subject.Allowed), "CN, O, OU, C, ST, L, SERIALNUMBER"),
 		{Name: "Common name required", Value: requireCN, Default: pol.Subject.RequireCN == nil},
 		set("Key usage", list(pol.KeyUsage), "digitalSignature, plus keyEncipherment for RSA keys"),
 		set("Extended key usage", list(pol.ExtKeyUsage), "clientAuth"),
-		set("DNS SANs allowed", list(pol.SANs.DNS), "none pass"),
-		set("IP SANs allowed", list(pol.SANs.IP), "none pass"),
-		set("Email SANs allowed", list(pol.SANs.Email), "none pass"),
-		set("URI SANs allowed", list(pol.SANs.URI), "none pass"),
+		sansAllowed(pol.SANs.DNS, pol.SANs.IP, pol.SANs.Email, pol.SANs.URI),
 		set("RSA keys", rsa, "at least 2048 bits"),
 		set("ECDSA curves", curves, "P-256, P-384"),
 	}
@@ -147,11 +140,20 @@ func profileSettings(p admin.ProfileView) []settingGroup {
 	}
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
+// sansAllowed says which SANs of a request pass: with no patterns, all;
+// once any type has patterns, only matching values of the listed types.
+func sansAllowed(dns, ip, email, uri []string) setting {
+	var parts []string
+	for _, t := range []struct {
+		name string
+		v    []string
+	}{{"DNS", dns}, {"IP", ip}, {"email", email}, {"URI", uri}} {
+		if len(t.v) > 0 {
+			parts = append(parts, t.name+" matching "+strings.Join(t.v, ", "))
 		}
 	}
-	return ""
+	if len(parts) == 0 {
+		return setting{Name: "SANs that pass", Value: "every SAN of the request", Default: true}
+	}
+	return setting{Name: "SANs that pass", Value: strings.Join(parts, "; ") + " (no other type)"}
 }
