@@ -1,7 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
 	"crypto/x509"
+	"github.com/scepd/scepd/internal/store"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -127,5 +135,68 @@ func TestConsoleCAsAndTokens(t *testing.T) {
 	submit(t, ctx, "revoke token", chromedp.Click(`form[action="/console/tokens/`+id[1]+`/revoke"] button`, chromedp.ByQuery))
 	if code, _ := apiRaw(t, s, secret, "GET", "/api/v1/certificates"); code != 401 {
 		t.Errorf("a token revoked in the console: HTTP %d, want 401", code)
+	}
+}
+
+// TestConsoleRequestsPastAThousand: 1,030 pending requests are all
+// reachable, newest first, in the console (50 a page, by cursor) and
+// through the API's newest-first listing.
+func TestConsoleRequestsPastAThousand(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	const n = 1030
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	for i := range n {
+		txid := fmt.Sprintf("waiting-%04d", i)
+		at := base.Add(time.Duration(i) * time.Second)
+		if err := s.Store().RecordPending(context.Background(), store.Transaction{ProfileID: "approvals", TransactionID: txid, Status: store.StatusPending,
+			PublicKeySHA256: []byte(txid), CSRDER: []byte{0x30, 0}, Created: at, Updated: at, Expires: at.Add(72 * time.Hour)},
+			store.AuditEvent{Time: at, Actor: "device:192.0.2.7", Action: "enroll", Object: "transaction:" + txid, Outcome: "pending",
+				Details: map[string]string{"profile": "approvals"}}); err != nil {
+			t.Fatalf("pending %d: %v", i, err)
+		}
+	}
+	token := newToken(t, s, "operator")
+	c := consoleSignIn(t, s.BaseURL(), token)
+	rowRe := regexp.MustCompile(`href="/console/requests/approvals/(waiting-\d{4})"><code>`)
+	nextRe := regexp.MustCompile(`<a href="([^"]+)" rel="next">`)
+	var got []string
+	path := "/console/requests"
+	for pages := 0; path != "" && pages <= n/50+1; pages++ {
+		code, page := c.get(path)
+		if code != 200 {
+			t.Fatalf("%s: HTTP %d", path, code)
+		}
+		for _, m := range rowRe.FindAllStringSubmatch(page, -1) {
+			got = append(got, m[1])
+		}
+		if pages == 0 && !strings.Contains(page, "from device:192.0.2.7") {
+			t.Error("a request does not say who sent it")
+		}
+		path = ""
+		if m := nextRe.FindStringSubmatch(page); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	if len(got) != n || got[0] != "waiting-1029" || got[n-1] != "waiting-0000" {
+		t.Errorf("the console listed %d requests (%v … %v), want %d newest first", len(got), got[:min(1, len(got))], got[max(len(got)-1, 0):], n)
+	}
+	seen := 0
+	for cursor := ""; ; {
+		req, _ := http.NewRequest("GET", s.BaseURL()+"/api/v1/requests/newest?limit=400&cursor="+url.QueryEscape(cursor), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []map[string]any
+		json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		seen += len(list)
+		if cursor = resp.Header.Get("Next-Cursor"); cursor == "" || seen > n {
+			break
+		}
+	}
+	if seen != n {
+		t.Errorf("the API listed %d requests newest first, want %d", seen, n)
 	}
 }
