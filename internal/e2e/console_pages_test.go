@@ -2,22 +2,21 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
-
-	"crypto/x509"
-	"github.com/scepd/scepd/internal/store"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/store"
 )
 
 // TestConsoleChallengesAndProfile drives, in headless Chromium, the list
