@@ -391,10 +391,14 @@ func indentAsItem(b []byte) []byte {
 
 func certCmd(args []string, stdout, stderr io.Writer) int {
 	return runAdmin("cert", map[string]command{
-		"list": {"[--profile P] [--subject S] [--status valid|revoked] [--expiring-within D] [--limit N] [--all] [-o text|json|csv]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+		"list": {"[--profile P] [--subject S] [--san S] [--serial HEX|DECIMAL] [--status valid|expired|revoked] [--expiring-within D] [--sort newest|expiry] [--limit N] [--all] [--count] [-o text|json|csv]", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 			profile := f.fs.String("profile", "", "only this profile")
 			subject := f.fs.String("subject", "", "subject contains (case-insensitive)")
-			status := f.fs.String("status", "", "valid or revoked")
+			status := f.fs.String("status", "", "valid (not expired), expired or revoked")
+			san := f.fs.String("san", "", "a SAN contains (case-insensitive)")
+			serial := f.fs.String("serial", "", "a serial or its beginning: hex (colons, spaces, 0x allowed) or decimal")
+			sort := f.fs.String("sort", "newest", "newest first, or expiry: the soonest to expire first")
+			count := f.fs.Bool("count", false, "print only how many certificates match")
 			within := f.fs.Duration("expiring-within", 0, "only certificates expiring within this duration, e.g. 720h")
 			limit := f.fs.Int("limit", admin.DefaultListLimit, fmt.Sprintf("at most this many (at most %d); with --all, the page size (default %d)", admin.MaxListLimit, admin.MaxListLimit))
 			all := f.fs.Bool("all", false, "every matching certificate, page after page, written as each page arrives")
@@ -405,7 +409,19 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
-			filter := store.CertificateFilter{ProfileID: *profile, Subject: *subject, Status: *status, Limit: *limit}
+			filter := store.CertificateFilter{ProfileID: *profile, Subject: *subject, SAN: *san, Status: *status, Limit: *limit}
+			switch *sort {
+			case "newest":
+			case "expiry":
+				filter.Order = store.CertOrderExpiry
+			default:
+				return fmt.Errorf("--sort %q: want newest or expiry", *sort)
+			}
+			if *serial != "" {
+				if filter.SerialPrefixes, err = admin.SerialPrefixes(*serial); err != nil {
+					return err
+				}
+			}
 			if *all && !flagSet(f.fs, "limit") {
 				filter.Limit = admin.MaxListLimit
 			}
@@ -413,6 +429,13 @@ func certCmd(args []string, stdout, stderr io.Writer) int {
 				filter.ExpiringBefore = time.Now().Add(*within)
 			}
 			return withAPI(ctx, f, func(api admin.API) error {
+				if *count {
+					n, err := api.CountCertificates(ctx, filter)
+					if err == nil {
+						_, err = fmt.Fprintln(w, n)
+					}
+					return err
+				}
 				for {
 					page, err := api.ListCertificates(ctx, filter)
 					if err != nil {

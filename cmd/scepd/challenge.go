@@ -29,6 +29,38 @@ func challengeCmd(args []string, stdout, stderr io.Writer) int {
 				return f.print(w, c, func(tw *tabwriter.Writer) { fmt.Fprintln(tw, c.Challenge) })
 			})
 		}},
+		"pending": {"--profile P", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "default", "profile")
+			if _, err := f.parse(args); err != nil {
+				return err
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				list, err := api.ListChallenges(ctx, *profile)
+				if err != nil {
+					return err
+				}
+				return f.print(w, list, func(tw *tabwriter.Writer) {
+					fmt.Fprintln(tw, "ID\tBOUND TO\tCREATED\tEXPIRES\tBY")
+					for _, c := range list {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.BoundTo, c.Created.Format(time.RFC3339), c.Expires.Format(time.RFC3339), c.By)
+					}
+				})
+			})
+		}},
+		"cancel": {"--profile P ID", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
+			profile := f.fs.String("profile", "default", "profile")
+			pos, err := f.parse(args)
+			if err != nil || len(pos) != 1 {
+				return errOr(err, "want one challenge ID (see challenge pending)")
+			}
+			return withAPI(ctx, f, func(api admin.API) error {
+				if err := api.CancelChallenge(ctx, *profile, pos[0]); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(w, "cancelled")
+				return err
+			})
+		}},
 		"rotate": {"--profile P [--overlap 24h] (new secret from env SCEPD_NEW_CHALLENGE, else generated and printed)", func(ctx context.Context, f *adminFlags, args []string, w io.Writer) error {
 			profile := f.fs.String("profile", "default", "profile whose static challenge to replace")
 			overlap := f.fs.Duration("overlap", 0, "how long the old challenge is still accepted")

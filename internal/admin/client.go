@@ -181,9 +181,10 @@ func (c *Client) ListEntities(ctx context.Context, profile string) ([]EntityView
 	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(profile)+"/entities", nil, &v)
 }
 
-func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error) {
+// certValues is a certificate listing's filters as a query.
+func certValues(f store.CertificateFilter) url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"profile": f.ProfileID, "subject": f.Subject, "status": f.Status} {
+	for k, v := range map[string]string{"profile": f.ProfileID, "subject": f.Subject, "san": f.SAN, "status": f.Status, "sort": f.Order} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -191,6 +192,22 @@ func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter
 	if !f.ExpiringBefore.IsZero() {
 		q.Set("expiring_before", f.ExpiringBefore.UTC().Format(time.RFC3339))
 	}
+	for _, p := range f.SerialPrefixes {
+		// Hex already: 0x says so to the server, which would take
+		// digits alone as decimal too.
+		q.Add("serial", "0x"+p)
+	}
+	return q
+}
+
+func (c *Client) CountCertificates(ctx context.Context, f store.CertificateFilter) (int, error) {
+	var v countView
+	err := c.do(ctx, "GET", "/api/v1/certificates/count?"+certValues(f).Encode(), nil, &v)
+	return v.Count, err
+}
+
+func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter) (CertPage, error) {
+	q := certValues(f)
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
@@ -198,14 +215,14 @@ func (c *Client) ListCertificates(ctx context.Context, f store.CertificateFilter
 		q.Set("offset", strconv.Itoa(f.Offset))
 	}
 	if !f.After.IsZero() {
-		q.Set("cursor", encodeCursor(f.After))
+		q.Set("cursor", EncodeCursor(f.After))
 	}
 	var page CertPage
 	h, err := c.doHeader(ctx, "GET", "/api/v1/certificates?"+q.Encode(), nil, &page.Certificates)
 	if err != nil {
 		return CertPage{}, err
 	}
-	page.Next, err = decodeCursor(h.Get(NextCursorHeader))
+	page.Next, err = DecodeCursor(h.Get(NextCursorHeader))
 	return page, err
 }
 
@@ -270,4 +287,41 @@ func (c *Client) Approve(ctx context.Context, profile, transactionID string) (Ce
 
 func (c *Client) Reject(ctx context.Context, profile, transactionID, reason string) error {
 	return c.do(ctx, "POST", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID)+"/reject", revokeRequest{Reason: reason}, nil)
+}
+
+func (c *Client) ListRequestPage(ctx context.Context, f store.TransactionFilter) (RequestPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"profile": f.ProfileID, "status": f.Status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if !f.Before.IsZero() {
+		q.Set("cursor", EncodeCursor(store.CertificateKey{Created: f.Before.Created, Serial: f.Before.TransactionID}))
+	}
+	var page RequestPage
+	h, err := c.doHeader(ctx, "GET", "/api/v1/requests/newest?"+q.Encode(), nil, &page.Requests)
+	if err != nil {
+		return RequestPage{}, err
+	}
+	k, err := DecodeCursor(h.Get(NextCursorHeader))
+	page.Next = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+	return page, err
+}
+
+func (c *Client) GetRequest(ctx context.Context, profile, transactionID string) (RequestView, error) {
+	var v RequestView
+	return v, c.do(ctx, "GET", "/api/v1/requests/"+esc(profile)+"/"+esc(transactionID), nil, &v)
+}
+
+func (c *Client) ListChallenges(ctx context.Context, profile string) ([]PendingChallengeView, error) {
+	var v []PendingChallengeView
+	return v, c.do(ctx, "GET", "/api/v1/profiles/"+esc(profile)+"/challenges", nil, &v)
+}
+
+func (c *Client) CancelChallenge(ctx context.Context, profile, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/profiles/"+esc(profile)+"/challenges/"+esc(id), nil, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,19 @@ var routes = []route{
 			w.Header().Set("Cache-Control", "no-store")
 			return reply(w, http.StatusCreated, v, err)
 		}},
+	{"GET", "/api/v1/profiles/{id}/challenges", "List the profile's pending one-time challenges: id, bound_to, created, expires, by (never the secret)", "", "PendingChallengeList", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			v, err := api.ListChallenges(r.Context(), r.PathValue("id"))
+			return reply(w, http.StatusOK, v, err)
+		}},
+	{"DELETE", "/api/v1/profiles/{id}/challenges/{challenge}", "Cancel a pending one-time challenge by its id", "", "", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			if err := api.CancelChallenge(r.Context(), r.PathValue("id"), r.PathValue("challenge")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}},
 	{"POST", "/api/v1/profiles/{id}/challenge/rotate", "Replace a static challenge: {\"password\": ... (generated if empty), \"overlap\": \"24h\"}", "RotateRequest", "Challenge", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			var req struct {
@@ -152,34 +166,39 @@ var routes = []route{
 			v, err := api.ListEntities(r.Context(), r.PathValue("id"))
 			return reply(w, http.StatusOK, v, err)
 		}},
-	{"GET", "/api/v1/certificates", "List certificates, newest first, a page at a time: limit (default 100, at most 1000; more is an error) rows, and the " + NextCursorHeader +
-		" response header, when present, is the cursor of the next page (repeat the query with cursor=it)", "", "CertificateList",
-		[]string{"profile", "subject", "status", "expiring_before", "limit", "cursor", "offset"},
+	{"GET", "/api/v1/certificates", "List certificates, newest first (sort=expiry: the soonest to expire first), a page at a time: limit (default 100, at most 1000; more is an error) rows, and the " + NextCursorHeader +
+		" response header, when present, is the cursor of the next page (repeat the query with cursor=it). status is valid (not expired), expired or revoked; serial is a serial or its beginning, in hex (colons, spaces, 0x allowed) or decimal, and may repeat; subject and san match a part", "", "CertificateList",
+		[]string{"profile", "subject", "san", "serial", "status", "expiring_before", "sort", "limit", "cursor", "offset"},
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			q := r.URL.Query()
-			f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: q.Get("subject"), Status: q.Get("status")}
-			if s := q.Get("expiring_before"); s != "" {
-				t, err := time.Parse(time.RFC3339, s)
-				if err != nil {
-					return fmt.Errorf("%w: expiring_before must be RFC 3339, e.g. 2027-01-31T00:00:00Z", errBadRequest)
-				}
-				f.ExpiringBefore = t
+			f, err := certQuery(q)
+			if err != nil {
+				return err
 			}
-			var err error
 			if f.Limit, err = intParam(q.Get("limit")); err != nil {
 				return err
 			}
 			if f.Offset, err = intParam(q.Get("offset")); err != nil {
 				return err
 			}
-			if f.After, err = decodeCursor(q.Get("cursor")); err != nil {
+			if f.After, err = DecodeCursor(q.Get("cursor")); err != nil {
 				return err
 			}
 			page, err := api.ListCertificates(r.Context(), f)
 			if err == nil && !page.Next.IsZero() {
-				w.Header().Set(NextCursorHeader, encodeCursor(page.Next))
+				w.Header().Set(NextCursorHeader, EncodeCursor(page.Next))
 			}
 			return reply(w, http.StatusOK, page.Certificates, err)
+		}},
+	{"GET", "/api/v1/certificates/count", "Count the certificates a listing with the same filters (profile, subject, san, serial, status, expiring_before) lists over all its pages: {\"count\": N}", "", "Count",
+		[]string{"profile", "subject", "san", "serial", "status", "expiring_before"},
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			f, err := certQuery(r.URL.Query())
+			if err != nil {
+				return err
+			}
+			n, err := api.CountCertificates(r.Context(), f)
+			return reply(w, http.StatusOK, countView{Count: n}, err)
 		}},
 	{"GET", "/api/v1/certificates/{serial}", "Show a certificate; append .pem or .der to download it", "", "Certificate", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
@@ -211,6 +230,31 @@ var routes = []route{
 	{"GET", "/api/v1/requests", "List enrollment requests: status=pending (default), issued or rejected", "", "RequestList", []string{"profile", "status"},
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			v, err := api.ListRequests(r.Context(), r.URL.Query().Get("profile"), r.URL.Query().Get("status"))
+			return reply(w, http.StatusOK, v, err)
+		}},
+	{"GET", "/api/v1/requests/newest", "List enrollment requests newest first, a page at a time: status=pending (default), issued or rejected; limit (default 100, at most 1000) rows; the " + NextCursorHeader +
+		" response header, when present, is the cursor of the next page (repeat the query with cursor=it)", "", "RequestList", []string{"profile", "status", "limit", "cursor"},
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			q := r.URL.Query()
+			f := store.TransactionFilter{ProfileID: q.Get("profile"), Status: q.Get("status")}
+			var err error
+			if f.Limit, err = intParam(q.Get("limit")); err != nil {
+				return err
+			}
+			k, err := DecodeCursor(q.Get("cursor"))
+			if err != nil {
+				return err
+			}
+			f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+			page, err := api.ListRequestPage(r.Context(), f)
+			if err == nil && !page.Next.IsZero() {
+				w.Header().Set(NextCursorHeader, EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID}))
+			}
+			return reply(w, http.StatusOK, page.Requests, err)
+		}},
+	{"GET", "/api/v1/requests/{profile}/{transaction}", "Show a request, with its CSR (DER, base64)", "", "Request", nil,
+		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
+			v, err := api.GetRequest(r.Context(), r.PathValue("profile"), r.PathValue("transaction"))
 			return reply(w, http.StatusOK, v, err)
 		}},
 	{"POST", "/api/v1/requests/{profile}/{transaction}/approve", "Approve a pending request: the certificate is issued; the polling client collects it", "", "Certificate", nil,
@@ -415,19 +459,51 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// countView is the answer of a count.
+type countView struct {
+	Count int `json:"count"`
+}
+
+// certQuery reads a certificate listing's filters from a query.
+func certQuery(q url.Values) (store.CertificateFilter, error) {
+	f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: q.Get("subject"), SAN: q.Get("san"), Status: q.Get("status")}
+	switch q.Get("sort") {
+	case "", "newest":
+	case "expiry":
+		f.Order = store.CertOrderExpiry
+	default:
+		return f, fmt.Errorf("%w: sort must be newest or expiry", errBadRequest)
+	}
+	if s := q.Get("expiring_before"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return f, fmt.Errorf("%w: expiring_before must be RFC 3339, e.g. 2027-01-31T00:00:00Z", errBadRequest)
+		}
+		f.ExpiringBefore = t
+	}
+	for _, s := range q["serial"] {
+		ps, err := SerialPrefixes(s)
+		if err != nil {
+			return f, err
+		}
+		f.SerialPrefixes = append(f.SerialPrefixes, ps...)
+	}
+	return f, nil
+}
+
 // NextCursorHeader is the response header of a listing that carries the
 // cursor of its next page. A header keeps the body the plain array it
 // always was.
 const NextCursorHeader = "Next-Cursor"
 
-// encodeCursor is a page key as an opaque URL-safe token: the creation
+// EncodeCursor is a page key as an opaque URL-safe token: the creation
 // time (RFC 3339, nanoseconds, UTC), a space, the serial.
-func encodeCursor(k store.CertificateKey) string {
+func EncodeCursor(k store.CertificateKey) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(k.Created.UTC().Format(time.RFC3339Nano) + " " + k.Serial))
 }
 
-// decodeCursor reads a token of encodeCursor; empty is the first page.
-func decodeCursor(s string) (store.CertificateKey, error) {
+// DecodeCursor reads a token of EncodeCursor; empty is the first page.
+func DecodeCursor(s string) (store.CertificateKey, error) {
 	if s == "" {
 		return store.CertificateKey{}, nil
 	}

@@ -48,6 +48,8 @@ type Store interface {
 	IssuedPerDay(ctx context.Context, since time.Time) ([]store.DayCount, error)
 	ChallengeCounts(ctx context.Context, profileID string, now time.Time) (pending, used, expired int, err error)
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]store.CertificateStat, error)
+	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
+	EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]store.FailureCount, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
@@ -124,9 +126,15 @@ func (h *Handler) Routes() (http.Handler, error) {
 	mux.Handle("GET /console/certificates/{serial}/download", h.authed(h.download))
 	mux.Handle("POST /console/certificates/{serial}/revoke", h.authed(h.revoke))
 	mux.Handle("GET /console/requests", h.authed(h.requests))
+	mux.Handle("GET /console/requests/{profile}/{tx}", h.authed(h.request))
 	mux.Handle("POST /console/requests/{profile}/{tx}/{decision}", h.authed(h.decide))
 	mux.Handle("GET /console/challenges", h.authed(h.challenges))
 	mux.Handle("POST /console/challenges", h.authed(h.challengeCreate))
+	mux.Handle("GET /console/cas", h.authed(h.cas))
+	mux.Handle("GET /console/tokens", h.authed(h.tokens))
+	mux.Handle("POST /console/tokens", h.authed(h.tokenCreate))
+	mux.Handle("POST /console/tokens/{id}/revoke", h.authed(h.tokenRevoke))
+	mux.Handle("POST /console/challenges/{profile}/{id}/cancel", h.authed(h.challengeCancel))
 	mux.Handle("GET /console/audit", h.authed(h.audit))
 	return securityHeaders(mux), nil
 }

@@ -99,26 +99,21 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	// Failures come from the audit trail, which not every role may read
-	// (the API decides; operators act, auditors and admins read).
-	var failures []reasonCount
-	events, err := s.API.ListAudit(ctx, 1000)
+	// (the API decides; operators act, auditors and admins read), counted
+	// in the database over the whole week.
+	var failures []store.FailureCount
+	_, err = s.API.ListAudit(ctx, 1)
 	auditVisible := !errors.Is(err, admin.ErrForbidden)
 	if err != nil && auditVisible {
 		h.apiError(w, r, s, err)
 		return
 	}
-	byReason := map[string]int{}
-	for _, e := range events {
-		if e.Action == "enroll" && e.Outcome == "rejected" && now.Sub(e.Time) < 7*24*time.Hour {
-			byReason[e.Details["reason"]]++
+	if auditVisible {
+		if failures, err = h.Store.EnrollFailures(ctx, now.Add(-7*24*time.Hour), s.Actor.Profiles); err != nil {
+			h.apiError(w, r, s, err)
+			return
 		}
 	}
-	for reason, n := range byReason {
-		failures = append(failures, reasonCount{reason, n})
-	}
-	slices.SortFunc(failures, func(a, b reasonCount) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
-	})
 	h.render(w, r, s, http.StatusOK, "dashboard", "Dashboard", map[string]any{
 		"Days": days, "Chart": buildChart(perDay, since, days), "PerDay": perDay, "Profiles": profs, "Total": total,
 		"Pending": len(pending), "Failures": failures, "AuditVisible": auditVisible,
@@ -249,7 +244,11 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	policy, _ := yaml.Marshal(p.Policy)
 	base, source := h.scepBase(r)
-	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy)})
+	if len(bytes.TrimSpace(policy)) == 0 || string(bytes.TrimSpace(policy)) == "{}" {
+		policy = []byte("# nothing set: every default applies (listed above)\n")
+	}
+	h.render(w, r, s, http.StatusOK, "profile", "Profile "+p.ID, map[string]any{"P": p, "URL": base + p.Path, "BaseSource": source, "Policy": string(policy),
+		"Settings": profileSettings(p)})
 }
 
 const profileTemplate = `id: new-profile
@@ -302,7 +301,7 @@ const pageSize = 50
 func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	f := store.CertificateFilter{ProfileID: q.Get("profile"), Subject: strings.TrimSpace(q.Get("subject")), SAN: strings.TrimSpace(q.Get("san")),
-		Status: q.Get("status"), Limit: pageSize + 1}
+		Status: q.Get("status"), Limit: pageSize}
 	var problems []string
 	if v := q.Get("expires_from"); v != "" {
 		t, err := time.Parse("2006-01-02", v)
@@ -318,50 +317,74 @@ func (h *Handler) certificates(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		f.ExpiringBefore = t.AddDate(0, 0, 1)
 	}
-	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
-	f.Offset = (pageNo - 1) * pageSize
-	data := map[string]any{"Q": q, "Page": pageNo, "Problems": problems}
-	if serial := strings.ToLower(strings.TrimSpace(strings.ReplaceAll(q.Get("serial"), ":", ""))); serial != "" {
-		serial = strings.TrimLeft(serial, "0")
-		c, err := s.API.GetCertificate(r.Context(), serial)
-		if err != nil && !errors.Is(err, admin.ErrNotFound) {
-			h.apiError(w, r, s, err)
-			return
+	if v := strings.TrimSpace(q.Get("serial")); v != "" {
+		ps, err := admin.SerialPrefixes(v)
+		if err != nil {
+			problems = append(problems, "serial: want hex (with or without colons, spaces or 0x) or decimal digits")
 		}
-		if err == nil {
-			data["Certs"] = []admin.CertView{c}
-		} else {
-			data["Certs"] = []admin.CertView{}
+		f.SerialPrefixes = ps
+	}
+	if v := q.Get("within"); v != "" {
+		// The dashboard's "expiring within N days": valid, notAfter
+		// before now plus N days.
+		days, err := strconv.Atoi(v)
+		if err != nil || days < 1 || days > 3650 {
+			problems = append(problems, "within: want a number of days")
 		}
-	} else {
+		f.ExpiringBefore = h.Now().AddDate(0, 0, days)
+	}
+	if q.Get("sort") == "expiry" {
+		f.Order = store.CertOrderExpiry
+	}
+	switch f.Status {
+	case "", store.CertValid, store.CertRevoked, admin.CertExpired:
+	default:
+		problems = append(problems, "status: want valid, expired or revoked")
+		f.Status = ""
+	}
+	after, err := admin.DecodeCursor(q.Get("after"))
+	if err != nil {
+		problems = append(problems, "this page's link is not one the console made; showing the first page")
+	}
+	f.After = after
+	data := map[string]any{"Q": q, "Problems": problems, "Certs": []admin.CertView{}}
+	if len(problems) == 0 {
 		page, err := s.API.ListCertificates(r.Context(), f)
 		if err != nil {
 			h.apiError(w, r, s, err)
 			return
 		}
-		list := page.Certificates
-		if len(list) > pageSize {
-			list = list[:pageSize]
-			data["Next"] = pageURL(q, pageNo+1)
+		data["Certs"] = page.Certificates
+		if !page.Next.IsZero() {
+			data["Next"] = certPageURL(q, admin.EncodeCursor(page.Next))
 		}
-		if pageNo > 1 {
-			data["Prev"] = pageURL(q, pageNo-1)
+		if !after.IsZero() {
+			data["First"] = certPageURL(q, "")
 		}
-		data["Certs"] = list
+		total, err := s.API.CountCertificates(r.Context(), f)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		data["Total"] = total
 	}
 	profiles, _ := s.API.ListProfiles(r.Context())
 	data["Profiles"] = profiles
 	h.render(w, r, s, http.StatusOK, "certificates", "Certificates", data)
 }
 
-// pageURL is the certificate search q at another page.
-func pageURL(q url.Values, page int) string {
+// certPageURL is the certificate search q from a cursor (keyset paging:
+// a page is as quick to find deep in 100,000 certificates as at the
+// start); "" is the first page.
+func certPageURL(q url.Values, after string) string {
 	v := url.Values{}
 	for k, vs := range q {
 		v[k] = vs
 	}
-	v.Set("page", strconv.Itoa(page))
+	v.Del("after")
+	if after != "" {
+		v.Set("after", after)
+	}
 	return "/console/certificates?" + v.Encode()
 }
 
@@ -433,16 +456,55 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, s *session) {
 // ---- pending requests ----
 
 func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	status := q.Get("status")
 	if status == "" {
 		status = store.StatusPending
 	}
-	list, err := s.API.ListRequests(r.Context(), r.URL.Query().Get("profile"), status)
+	f := store.TransactionFilter{ProfileID: q.Get("profile"), Status: status, Limit: pageSize}
+	data := map[string]any{"Status": status, "Requests": []admin.RequestView{}}
+	if k, err := admin.DecodeCursor(q.Get("after")); err != nil {
+		data["Problem"] = "this page's link is not one the console made; showing the first page"
+	} else {
+		f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+	}
+	page, err := s.API.ListRequestPage(r.Context(), f)
 	if err != nil {
 		h.apiError(w, r, s, err)
 		return
 	}
-	h.render(w, r, s, http.StatusOK, "requests", "Requests", map[string]any{"Requests": list, "Status": status})
+	data["Requests"] = page.Requests
+	if !page.Next.IsZero() {
+		v := url.Values{"status": {status}, "after": {admin.EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID})}}
+		if f.ProfileID != "" {
+			v.Set("profile", f.ProfileID)
+		}
+		data["Next"] = "/console/requests?" + v.Encode()
+	}
+	if !f.Before.IsZero() {
+		data["First"] = "/console/requests?status=" + url.QueryEscape(status)
+	}
+	h.render(w, r, s, http.StatusOK, "requests", "Requests", data)
+}
+
+// request shows one request and, while it is pending, what approving it
+// would issue (the profile's policy applied to its CSR, signed by a
+// throw-away key).
+func (h *Handler) request(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	v, err := s.API.GetRequest(ctx, r.PathValue("profile"), r.PathValue("tx"))
+	if err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	data := map[string]any{"R": v}
+	if res := v.Preview; res != nil {
+		data["Preview"] = res
+		if block, _ := pem.Decode([]byte(res.Certificate)); block != nil {
+			data["Decoded"] = decode(block.Bytes)
+		}
+	}
+	h.render(w, r, s, http.StatusOK, "request", "Request "+v.TransactionID, data)
 }
 
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request, s *session) {
@@ -507,7 +569,16 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session)
 		h.apiError(w, r, s, err)
 		return
 	}
-	data := map[string]any{"Rows": rows}
+	pending := []admin.PendingChallengeView{}
+	for _, row := range rows {
+		list, err := s.API.ListChallenges(r.Context(), row.Profile)
+		if err != nil {
+			h.apiError(w, r, s, err)
+			return
+		}
+		pending = append(pending, list...)
+	}
+	data := map[string]any{"Rows": rows, "Pending": pending}
 	if s.Flash != nil && s.Flash.Challenge != nil {
 		// Shown once: the flash is gone from the session already.
 		data["New"] = s.Flash.Challenge
@@ -526,6 +597,16 @@ func (h *Handler) challengeCreate(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	h.redirectFlash(w, r, s, "/console/challenges", flash{Challenge: &shownChallenge{Profile: profile, Value: v.Challenge, Bind: bind, Expires: v.ExpiresAt}})
+}
+
+// challengeCancel withdraws a pending one-time challenge.
+func (h *Handler) challengeCancel(w http.ResponseWriter, r *http.Request, s *session) {
+	profile, id := r.PathValue("profile"), r.PathValue("id")
+	if err := s.API.CancelChallenge(r.Context(), profile, id); err != nil {
+		h.apiError(w, r, s, err)
+		return
+	}
+	h.redirectMsg(w, r, s, "/console/challenges", "Challenge of "+profile+" cancelled; it can no longer enroll a device.")
 }
 
 // ---- audit ----
@@ -558,6 +639,38 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 		out = append(out, e)
 	}
 	h.render(w, r, s, http.StatusOK, "audit", "Audit log", map[string]any{"Events": out, "Q": q, "Searched": len(events)})
+}
+
+// objectLink is the console page of an audit event's object ("" when
+// it has none): a certificate, a profile, a request.
+func objectLink(e store.AuditEvent) string {
+	kind, id, ok := strings.Cut(e.Object, ":")
+	if !ok || id == "" {
+		return ""
+	}
+	switch kind {
+	case "certificate":
+		return "/console/certificates/" + url.PathEscape(id)
+	case "profile":
+		return "/console/profiles/" + url.PathEscape(id)
+	case "transaction":
+		if p := e.Details["profile"]; p != "" {
+			return "/console/requests/" + url.PathEscape(p) + "/" + url.PathEscape(id)
+		}
+	}
+	return ""
+}
+
+type pair struct{ K, V string }
+
+// detailPairs is an audit event's details, sorted by key.
+func detailPairs(d map[string]string) []pair {
+	out := make([]pair, 0, len(d))
+	for k, v := range d {
+		out = append(out, pair{k, v})
+	}
+	slices.SortFunc(out, func(a, b pair) int { return cmp.Compare(a.K, b.K) })
+	return out
 }
 
 // detailString renders an audit event's details as "k=v" pairs, sorted.

@@ -28,9 +28,12 @@ type page struct {
 	CanRead  bool
 	CanMint  bool
 	CanAudit bool
+	// CanCAs and CanTokens: the CAs page (any role not limited to
+	// profiles) and the tokens page (admins).
+	CanCAs, CanTokens bool
 }
 
-var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "challenges", "audit"}
+var pageNames = []string{"login", "error", "dashboard", "profiles", "profile", "profile_form", "certificates", "certificate", "requests", "request", "cas", "tokens", "challenges", "audit"}
 
 func (h *Handler) parse() error {
 	funcs := template.FuncMap{
@@ -40,9 +43,11 @@ func (h *Handler) parse() error {
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-		"join":    strings.Join,
-		"details": detailString,
+		"date":        func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+		"join":        strings.Join,
+		"details":     detailString,
+		"objectLink":  objectLink,
+		"detailPairs": detailPairs,
 		"until": func(t time.Time) string {
 			d := time.Until(t)
 			switch {
@@ -88,6 +93,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, s *session, sta
 		p.CanRead = s.Actor.Allowed(admin.ActRead, "")
 		p.CanMint = s.Actor.Allowed(admin.ActChallenge, "")
 		p.CanAudit = s.Actor.ReadsAudit()
+		p.CanCAs = p.CanRead && len(s.Actor.Profiles) == 0
+		p.CanTokens = s.Actor.Allowed(admin.ActTokens, "") && len(s.Actor.Profiles) == 0
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {

@@ -386,7 +386,7 @@ func TestConsoleRoles(t *testing.T) {
 	if !strings.Contains(page, "<td>mdm</td>") || strings.Contains(page, ">Create<") || strings.Contains(page, `action="/console/challenges"`) {
 		t.Errorf("auditor challenges page: want the counts without a Create form:\n%s", page)
 	}
-	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges,Audit" {
+	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges,CAs,Audit" {
 		t.Errorf("auditor menu %q", got)
 	}
 	if _, page = aud.get("/console/profiles"); strings.Contains(page, "Create a profile") {
@@ -395,7 +395,7 @@ func TestConsoleRoles(t *testing.T) {
 
 	op := consoleSignIn(t, s.BaseURL(), newToken(t, s, "operator"))
 	_, page = op.get("/console/challenges")
-	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges" {
+	if got := strings.Join(menu(page), ","); got != "Dashboard,Profiles,Certificates,Requests,Challenges,CAs" {
 		t.Errorf("operator menu %q, want no Audit", got)
 	}
 	if !strings.Contains(page, ">Create<") {

@@ -435,6 +435,16 @@ func TestConsole(t *testing.T) {
 		}
 	}
 	shoot(t, ctx, shots, "audit", "#audit")
+	// The revoked certificate's event links to it; details open on
+	// demand; the table fits the page.
+	var links, details int
+	var wide bool
+	run(t, ctx, "audit links", chromedp.Evaluate(`document.querySelectorAll('#audit a[href="/console/certificates/`+serial+`"]').length`, &links),
+		chromedp.Evaluate(`document.querySelectorAll('#audit details').length`, &details),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth`, &wide))
+	if links == 0 || details == 0 || wide {
+		t.Errorf("audit page: %d links to the revoked certificate, %d details, wider than the window %v", links, details, wide)
+	}
 	run(t, ctx, "new profile form", chromedp.Navigate(base+"/profiles/new"), chromedp.WaitVisible("#spec", chromedp.ByID))
 	shoot(t, ctx, shots, "profile-new", "")
 	// An admin creates a profile from YAML; it serves SCEP at once.

@@ -17,6 +17,8 @@ type Dialect struct {
 	Contains func(expr, param string) string
 	// SANs is the SAN column as one text expression.
 	SANs string
+	// JSONText is the text of a key of a JSON object held in a text column.
+	JSONText func(column, key string) string
 }
 
 // ListCertificatesSQL builds the listing query for f with only the
@@ -30,12 +32,58 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if limit <= 0 {
 		limit = 1000
 	}
-	var where []string
-	var args []any
-	param := func(v any) string {
-		args = append(args, v)
-		return d.Placeholder(len(args))
+	b := &binder{d: d}
+	param := b.bind
+	where := certWhere(f, d, param)
+	order := ` ORDER BY created_at DESC, serial DESC`
+	if !f.After.IsZero() {
+		// A row value, so both backends read it as one range of the
+		// (…, created_at, serial) indexes, walked backwards from the key.
+		cmp := "(created_at, serial) < ("
+		if f.Order == CertOrderExpiry {
+			cmp = "(not_after, serial) > ("
+		}
+		where = append(where, cmp+param(d.Time(f.After.Created))+", "+param(f.After.Serial)+")")
 	}
+	if f.Order == CertOrderExpiry {
+		order = ` ORDER BY not_after, serial`
+	}
+	q := `SELECT ` + columns + ` FROM certificates`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += order + fmt.Sprintf(` LIMIT %s OFFSET %s`, param(limit), param(max(f.Offset, 0)))
+	return q, b.args
+}
+
+// CountCertificatesSQL counts what ListCertificatesSQL lists, over all
+// pages.
+func CountCertificatesSQL(f CertificateFilter, d Dialect) (string, []any) {
+	b := &binder{d: d}
+	where := certWhere(f, d, b.bind)
+	q := `SELECT count(*) FROM certificates`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return q, b.args
+}
+
+// binder collects a query's parameters in order.
+type binder struct {
+	d    Dialect
+	args []any
+}
+
+// bind adds v and returns its placeholder.
+func (b *binder) bind(v any) string {
+	b.args = append(b.args, v)
+	return b.d.Placeholder(len(b.args))
+}
+
+// certWhere is the predicates of f but its page (Limit, Offset, After),
+// each parameter bound through param.
+func certWhere(f CertificateFilter, d Dialect, param func(any) string) []string {
+	var where []string
 	if f.ProfileID != "" {
 		where = append(where, "profile_id = "+param(f.ProfileID))
 	}
@@ -66,17 +114,89 @@ func ListCertificatesSQL(columns string, f CertificateFilter, d Dialect) (string
 	if f.SAN != "" {
 		where = append(where, d.Contains(d.SANs, param(f.SAN)))
 	}
-	if !f.After.IsZero() {
-		// A row value, so both backends read it as one range of the
-		// (…, created_at, serial) indexes, walked backwards from the key.
-		where = append(where, "(created_at, serial) < ("+param(d.Time(f.After.Created))+", "+param(f.After.Serial)+")")
+	if len(f.SerialPrefixes) > 0 {
+		var or []string
+		for _, p := range f.SerialPrefixes {
+			// Hex digits only (the caller's promise), so no LIKE
+			// wildcard can be in p.
+			or = append(or, "serial LIKE "+param(p+"%"))
+		}
+		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q := `SELECT ` + columns + ` FROM certificates`
+	return where
+}
+
+// ListTransactionsSQL builds the query of Store.ListTransactions for f.
+func ListTransactionsSQL(columns string, f TransactionFilter, d Dialect) (string, []any) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	b := &binder{d: d}
+	var where []string
+	if f.ProfileID != "" || f.ClientTransactionID != "" {
+		where = append(where, "profile_id = "+b.bind(f.ProfileID))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+b.bind(f.Status))
+	}
+	if f.ClientTransactionID != "" {
+		// A row written before client_transaction_id existed (or by an
+		// older replica) is found by its own ID.
+		id := b.bind(f.ClientTransactionID)
+		where = append(where, "(client_transaction_id = "+id+" OR (client_transaction_id IS NULL AND transaction_id = "+id+"))")
+	}
+	if len(f.Profiles) > 0 {
+		where = append(where, "profile_id IN ("+InList(f.Profiles, b.bind)+")")
+	}
+	order := ` ORDER BY created_at, transaction_id`
+	if f.Newest {
+		order = ` ORDER BY created_at DESC, transaction_id DESC`
+		if !f.Before.IsZero() {
+			where = append(where, "(created_at, transaction_id) < ("+b.bind(d.Time(f.Before.Created))+", "+b.bind(f.Before.TransactionID)+")")
+		}
+	}
+	q := `SELECT ` + columns + ` FROM transactions`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += fmt.Sprintf(` ORDER BY created_at DESC, serial DESC LIMIT %s OFFSET %s`, param(limit), param(max(f.Offset, 0)))
-	return q, args
+	return q + order + ` LIMIT ` + b.bind(limit), b.args
+}
+
+// PendingChallengesSQL lists pending one-time challenges: parameters
+// profile, now, limit; columns hash, created_at, expires_at, reserved_by,
+// bound_to, note.
+func PendingChallengesSQL(d Dialect) string {
+	return `SELECT hash, created_at, expires_at, reserved_by, bound_to, note FROM challenges
+		WHERE profile_id = ` + d.Placeholder(1) + ` AND used_at IS NULL AND expires_at > ` + d.Placeholder(2) + `
+		ORDER BY created_at DESC LIMIT ` + d.Placeholder(3)
+}
+
+// CancelChallengeSQL deletes a pending challenge no request holds:
+// parameters profile, hash.
+func CancelChallengeSQL(d Dialect) string {
+	return `DELETE FROM challenges WHERE profile_id = ` + d.Placeholder(1) + ` AND hash = ` + d.Placeholder(2) + `
+		AND used_at IS NULL AND reserved_by IS NULL`
+}
+
+// EnrollFailuresSQL counts the enrollments refused since a time, by
+// failInfo name and reason, most first; of these profiles when any are
+// given. Columns fail_info, reason, count.
+func EnrollFailuresSQL(since time.Time, profiles []string, d Dialect) (string, []any) {
+	b := &binder{d: d}
+	q := `SELECT COALESCE(` + d.JSONText("details", "fail_info") + `, ''), COALESCE(` + d.JSONText("details", "reason") + `, ''), count(*)
+		FROM audit_events WHERE action = 'enroll' AND outcome = 'rejected' AND at >= ` + b.bind(d.Time(since))
+	if len(profiles) > 0 {
+		q += ` AND profile IN (` + InList(profiles, b.bind) + `)`
+	}
+	return q + ` GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 100`, b.args
+}
+
+// RequestedBySQL finds the actor of a request's first enrollment audit
+// event (device:ADDRESS): parameters object (transaction:ID), profile.
+func RequestedBySQL(d Dialect) string {
+	return `SELECT actor FROM audit_events WHERE object = ` + d.Placeholder(1) + ` AND action = 'enroll' AND profile = ` + d.Placeholder(2) + `
+		ORDER BY seq LIMIT 1`
 }
 
 // LatestRequestSQL is the query of Store.LatestRequest, with the

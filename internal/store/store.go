@@ -185,7 +185,21 @@ type TransactionFilter struct {
 	// transactionID (see Transaction.ClientTransactionID).
 	ClientTransactionID string
 	Limit               int
+	// Newest lists newest first (oldest first otherwise); Before then
+	// continues after that row: only transactions strictly older in
+	// (Created, TransactionID) are listed (keyset paging).
+	Newest bool
+	Before TransactionKey
 }
+
+// TransactionKey is a transaction's place in the newest-first order.
+type TransactionKey struct {
+	Created       time.Time
+	TransactionID string
+}
+
+// IsZero reports whether k is no key (the first page).
+func (k TransactionKey) IsZero() bool { return k.Created.IsZero() && k.TransactionID == "" }
 
 // Certificate statuses.
 const (
@@ -522,17 +536,40 @@ type CertificateFilter struct {
 	SAN string
 	// RenewedSerial keeps the certificates that renewed this one.
 	RenewedSerial string
-	Limit         int
-	Offset        int
-	// After continues a newest-first listing after this row (keyset
-	// paging on the certificates_created order): only certificates
-	// strictly older in (Created, Serial) are listed. Zero: from the
-	// newest.
+	// SerialPrefixes keeps certificates whose serial (lower-case hex, no
+	// leading zeros) starts with one of these; each is lower-case hex.
+	SerialPrefixes []string
+	// Order is the listing order: CertOrderNewest (the default) or
+	// CertOrderExpiry.
+	Order  string
+	Limit  int
+	Offset int
+	// After continues a listing after this row (keyset paging): newest
+	// first, only certificates strictly older in (Created, Serial) are
+	// listed (the certificates_created order); in CertOrderExpiry, those
+	// strictly later in (notAfter, Serial). Zero: from the start.
 	After CertificateKey
 }
 
-// CertificateKey is a certificate's place in the newest-first order:
-// its creation time, then its serial for rows created at the same time.
+// Certificate listing orders.
+const (
+	// CertOrderNewest lists newest first: created_at, then serial, descending.
+	CertOrderNewest = ""
+	// CertOrderExpiry lists the soonest to expire first: not_after, then
+	// serial, ascending.
+	CertOrderExpiry = "expiry"
+)
+
+// FailureCount is how many enrollments were refused with a failInfo
+// (its RFC 8894 name) and reason.
+type FailureCount struct {
+	FailInfo, Reason string
+	Count            int
+}
+
+// CertificateKey is a certificate's place in a listing order: its
+// creation time (newest first) or its notAfter (CertOrderExpiry), then
+// its serial for rows with the same time.
 type CertificateKey struct {
 	Created time.Time
 	Serial  string
@@ -645,6 +682,9 @@ type Store interface {
 
 	GetCertificate(ctx context.Context, serial string) (Certificate, error)
 	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)
+	// CountCertificates counts the certificates f selects, whatever its
+	// Limit, Offset and After.
+	CountCertificates(ctx context.Context, f CertificateFilter) (int, error)
 	// CertificateStats counts certificates per profile: valid (not yet
 	// expired), revoked, and valid ones expiring within the given window.
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)
@@ -673,6 +713,12 @@ type Store interface {
 	CreateChallenge(ctx context.Context, c Challenge, maxPending int) error
 	// GetChallenge returns a challenge of a profile by hash.
 	GetChallenge(ctx context.Context, profileID string, hash []byte) (Challenge, error)
+	// PendingChallenges lists a profile's one-time challenges neither used
+	// nor expired at now, newest first, at most limit.
+	PendingChallenges(ctx context.Context, profileID string, now time.Time, limit int) ([]Challenge, error)
+	// CancelChallenge deletes a pending one-time challenge no request
+	// holds (ErrNotFound when there is none such).
+	CancelChallenge(ctx context.Context, profileID string, hash []byte) error
 	// PurgeChallenges deletes challenges that expired before t and were never used.
 	PurgeChallenges(ctx context.Context, t time.Time) (int, error)
 
@@ -688,6 +734,13 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
+	// EnrollFailures counts the enrollments refused since a time by
+	// failInfo and reason, most first (at most 100 rows); of these
+	// profiles when any are given.
+	EnrollFailures(ctx context.Context, since time.Time, profiles []string) ([]FailureCount, error)
+	// RequestedBy is the actor of a request's first enrollment audit
+	// event (device:ADDRESS of the client that sent it); "" when none.
+	RequestedBy(ctx context.Context, profileID, transactionID string) (string, error)
 	// ListAudit returns the newest events first; with profiles, only the
 	// events of those profiles (AuditProfile), filtered in the query.
 	ListAudit(ctx context.Context, limit int, profiles ...string) ([]AuditEvent, error)

@@ -73,6 +73,7 @@ func Dialect() sqlstore.Dialect {
 			Time:        func(t time.Time) any { return t },
 			Contains:    func(expr, p string) string { return "strpos(lower(" + expr + "), lower(" + p + ")) > 0" },
 			SANs:        "array_to_string(sans, ' ')",
+			JSONText:    func(col, key string) string { return "(" + col + "::jsonb ->> '" + key + "')" },
 		},
 		ForUpdate: " FOR UPDATE",
 		// Transaction-scoped: released at commit or rollback.

@@ -77,6 +77,7 @@ func Dialect() sqlstore.Dialect {
 			Time:        func(t time.Time) any { return t.UTC().Format(timeLayout) },
 			Contains:    func(expr, p string) string { return "instr(lower(" + expr + "), lower(" + p + ")) > 0" },
 			SANs:        "sans",
+			JSONText:    func(col, key string) string { return "json_extract(" + col + ", '$." + key + "')" },
 		},
 		DayUTC:      "substr(created_at, 1, 10)",
 		GroupCommit: true,

@@ -67,27 +67,11 @@ func (s *Store) GetTransaction(ctx context.Context, profileID, txID string) (t s
 	return t, nil
 }
 
-// ListTransactions returns transactions, oldest first.
+// ListTransactions returns transactions, oldest first (f.Newest: newest first).
 func (s *Store) ListTransactions(ctx context.Context, f store.TransactionFilter) (out []store.Transaction, err error) {
 	defer s.end("ListTransactions", time.Now(), &err)
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	p := params{args: []any{f.ProfileID, f.Status, limit}}
-	where := `($1 = '' OR profile_id = $1) AND ($2 = '' OR status = $2)`
-	if f.ClientTransactionID != "" {
-		// A row written before client_transaction_id existed (or by an
-		// older replica) is found by its own ID.
-		id := p.add(f.ClientTransactionID)
-		where = `profile_id = $1 AND ($2 = '' OR status = $2)
-		AND (client_transaction_id = ` + id + ` OR (client_transaction_id IS NULL AND transaction_id = ` + id + `))`
-	}
-	if len(f.Profiles) > 0 {
-		where += ` AND profile_id IN (` + store.InList(f.Profiles, p.add) + `)`
-	}
-	return list(ctx, s, `SELECT `+txColumns+` FROM transactions WHERE `+where+`
-		ORDER BY created_at, transaction_id LIMIT $3`, s.scanTx, p.args...)
+	q, args := store.ListTransactionsSQL(txColumns, f, s.d.List)
+	return list(ctx, s, q, s.scanTx, args...)
 }
 
 // LatestRequestQuery is LatestRequest's query in the dialect.

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DashboardCounts", testDashboardCounts},
 		{"ScopedReads", testScopedReads},
 		{"SealedKeys", testSealedKeys}, {"MoveKeys", testMoveKeys},
+		{"ConsoleQueries", testConsoleQueries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
