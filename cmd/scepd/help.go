@@ -26,7 +26,7 @@ func commands() []cmdNode {
 		{name: "cert", subs: []string{"list", "show", "export", "revoke"}},
 		{name: "request", subs: []string{"list", "approve", "reject"}},
 		{name: "token", subs: []string{"create", "list", "revoke"}},
-		{name: "challenge", subs: []string{"create", "rotate"}},
+		{name: "challenge", subs: []string{"create", "pending", "cancel", "rotate"}},
 		{name: "entity", subs: []string{"register", "list"}},
 		{name: "policy", subs: []string{"test"}},
 		{name: "config", subs: []string{"validate"}},
@@ -135,9 +135,17 @@ func groupUsage(c cmdNode) string {
 		if len(f) < 3 {
 			return -1
 		}
-		return slices.Index(c.subs, f[2])
+		if i := slices.Index(c.subs, f[2]); i >= 0 {
+			return i
+		}
+		return len(c.subs) // one commands() does not name yet: after those it does
 	}
-	slices.SortStableFunc(entries, func(a, b []string) int { return order(a) - order(b) })
+	slices.SortStableFunc(entries, func(a, b []string) int {
+		if d := order(a) - order(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a[0], b[0]) // commands print from a map: no order of their own
+	})
 	var lines []string
 	for _, e := range entries {
 		lines = append(lines, e...)

@@ -146,3 +146,22 @@ func TestCLIReference(t *testing.T) {
 		}
 	}
 }
+
+// Every subcommand a group prints is one commands() names, so the help
+// and the reference list it in a fixed place (groups print from a map).
+func TestCommandsNameEverySubcommand(t *testing.T) {
+	clearSCEPDEnv(t)
+	for _, c := range commands() {
+		if len(c.subs) == 0 {
+			continue
+		}
+		var out bytes.Buffer
+		dispatch([]string{c.name}, &out, &out)
+		for _, l := range strings.Split(out.String(), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[0] == "scepd" && f[1] == c.name && !strings.HasPrefix(f[2], "-") && !slices.Contains(c.subs, f[2]) {
+				t.Errorf("scepd %s prints the subcommand %q, which commands() in help.go does not name", c.name, f[2])
+			}
+		}
+	}
+}
