@@ -7,10 +7,12 @@ package config
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -126,8 +128,14 @@ type CAImport struct {
 type Profile struct {
 	// ID is the URL segment: lowercase letters, digits and dashes.
 	ID string `yaml:"id" json:"id"`
-	// CA is the issuing CA's ID. Required.
-	CA string `yaml:"ca" json:"ca"`
+	// CA is the issuing CA's ID. Required unless Upstream is set; the two
+	// are exclusive.
+	CA string `yaml:"ca,omitempty" json:"ca,omitempty"`
+	// Upstream makes scepd the RA of a CA it does not hold (RA mode): it
+	// authorises devices as for any profile, then obtains the certificate
+	// from this upstream CA. The profile's RA certificate is issued by a
+	// local RA issuer CA scepd creates for it (ID "<profile id>-ra").
+	Upstream *Upstream `yaml:"upstream,omitempty" json:"upstream,omitempty"`
 	// CAMode lets the CA itself answer SCEP instead of a separate RA; only
 	// for an RSA CA whose certificate has keyEncipherment. Default false.
 	CAMode bool `yaml:"ca_mode,omitempty" json:"ca_mode,omitempty"`
@@ -148,6 +156,75 @@ type Profile struct {
 	Policy ca.PolicyConfig `yaml:"policy,omitempty" json:"policy,omitempty"`
 	// Lifecycle: renewal and approval.
 	Lifecycle `yaml:",inline"`
+}
+
+// Upstream is the CA a profile in RA mode obtains certificates from.
+// Exactly one kind is set.
+type Upstream struct {
+	// SCEP: the upstream CA answers SCEP (NDES, EJBCA, another SCEP CA).
+	SCEP *UpstreamSCEP `yaml:"scep,omitempty" json:"scep,omitempty"`
+}
+
+// UpstreamSCEP is a SCEP CA scepd is a client of.
+type UpstreamSCEP struct {
+	// URL of the upstream's SCEP endpoint, e.g.
+	// https://ndes.corp.example/certsrv/mscep/mscep.dll.
+	URL string `yaml:"url" json:"url"`
+	// CAFingerprint pins the upstream's CA certificate: "sha256:<hex>" of
+	// its DER. Required unless the URL is http://127.0.0.1 or localhost.
+	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
+	// ChallengeEnv names the environment variable holding the static
+	// challengePassword the upstream expects, or ChallengeFile a file
+	// holding it; at most one. Neither: the upstream needs none.
+	ChallengeEnv  string `yaml:"challenge_env,omitempty" json:"challenge_env,omitempty"`
+	ChallengeFile string `yaml:"challenge_file,omitempty" json:"challenge_file,omitempty"`
+	// Timeout bounds one exchange with the upstream, polling included: an
+	// upstream down or slower than this is a SCEP FAILURE. Default 30s.
+	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// validate checks an upstream declaration.
+func (u *Upstream) validate(errs *Errors) {
+	if u.SCEP == nil {
+		errs.add("upstream", "scep is required (the only upstream kind so far)")
+		return
+	}
+	s := u.SCEP
+	uu, err := url.Parse(s.URL)
+	if err != nil || (uu.Scheme != "http" && uu.Scheme != "https") || uu.Host == "" {
+		errs.add("upstream.scep.url", "%q: want an http:// or https:// URL", s.URL)
+	}
+	if s.CAFingerprint == "" {
+		if err == nil && !(uu.Scheme == "http" && (uu.Hostname() == "127.0.0.1" || uu.Hostname() == "localhost" || uu.Hostname() == "::1")) {
+			errs.add("upstream.scep.ca_fingerprint", "required (sha256:<hex> of the upstream CA certificate); optional only for http://127.0.0.1 or localhost")
+		}
+	} else if _, err := ParseFingerprint(s.CAFingerprint); err != nil {
+		errs.add("upstream.scep.ca_fingerprint", "%v", err)
+	}
+	if s.ChallengeEnv != "" && s.ChallengeFile != "" {
+		errs.add("upstream.scep", "challenge_env and challenge_file are exclusive")
+	}
+	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) {
+		errs.add("upstream.scep.timeout", "at least 1s")
+	}
+}
+
+// RAIssuerID is the ID of the local CA that issues the RA certificate of
+// the profile id in RA mode.
+func RAIssuerID(id string) string { return id + "-ra" }
+
+// ParseFingerprint reads "sha256:<64 hex digits>" (colons between bytes
+// allowed) into the digest.
+func ParseFingerprint(s string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("%q: want sha256:<hex>", s)
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(rest, ":", ""))
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("%q: want sha256: and 64 hex digits", s)
+	}
+	return b, nil
 }
 
 // Lifecycle says how a profile renews and approves; stored as JSON.
@@ -424,6 +501,9 @@ func (f *File) Validate() error {
 		if p.CA != "" && len(f.CAs) > 0 && !cas[p.CA] {
 			errs.add(path+".ca", "no CA %q is declared in cas", p.CA)
 		}
+		if p.Upstream != nil && cas[RAIssuerID(p.ID)] {
+			errs.add(path+".upstream", "the CA ID %q is taken by cas: scepd creates it as this profile's RA issuer", RAIssuerID(p.ID))
+		}
 		if p.CAMode && caModeless[p.CA] {
 			errs.add(path+".ca_mode", "CA %q is created without allow_ca_mode: CA mode needs its key to decrypt (an RSA CA with keyEncipherment)", p.CA)
 		}
@@ -500,8 +580,19 @@ func (p Profile) Validate() error {
 	if !ValidID(p.ID) {
 		errs.add("id", "%q must be lowercase letters, digits and dashes", p.ID)
 	}
-	if p.CA == "" {
-		errs.add("ca", "required")
+	switch {
+	case p.Upstream != nil && p.CA != "":
+		errs.add("upstream", "ca and upstream are exclusive: a profile issues from a local CA or obtains from an upstream")
+	case p.Upstream != nil:
+		p.Upstream.validate(&errs)
+		if p.CAMode {
+			errs.add("ca_mode", "a profile in RA mode (upstream) has an RA of its own")
+		}
+		if p.Rollover.NextCA != "" {
+			errs.add("rollover", "a profile in RA mode (upstream) has no local CA to roll over")
+		}
+	case p.CA == "":
+		errs.add("ca", "required (or upstream)")
 	}
 	if p.RAKeyType != "" && !ca.KeyType(p.RAKeyType).RSA() {
 		errs.add("ra_key_type", "%q: an RA key must be %s", p.RAKeyType, ca.KeyTypeList(ca.RAKeyTypes()))
