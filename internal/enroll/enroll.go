@@ -65,6 +65,11 @@ type Profile struct {
 	// Manual approval: valid requests wait as PENDING for an operator.
 	Manual     bool
 	PendingTTL time.Duration
+	// Issuer obtains authorised certificates; nil means CA signs them. In
+	// RA mode it is the upstream CA, and CA is the local RA issuer (which
+	// issued the profile's RA certificate, and whose certificate the
+	// policy is evaluated against).
+	Issuer Issuer
 }
 
 // Renewal is a profile's renewal policy (see config.Renewal).
@@ -385,16 +390,33 @@ func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.C
 }
 
 func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
-	cert, err := p.CA.Sign(tmpl, r.CSR.PublicKey)
+	var renews *x509.Certificate
+	if old != nil {
+		renews, _ = x509.ParseCertificate(old.DER)
+	}
+	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl, Renews: renews})
+	var up *UpstreamError
+	if errors.As(err, &up) {
+		// Nothing was stored: a one-time challenge stays unspent, so the
+		// device may try again once the upstream answers.
+		if fromPending {
+			return Result{}, fmt.Errorf("enroll: %w", up)
+		}
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the upstream CA did not issue: %s", up.Reason))
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
+	cert := got.Cert
 	serial := cert.SerialNumber.Text(16)
 	renewed := ""
 	if old != nil {
 		renewed = old.Serial
 	}
 	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": cert.Subject.String()}
+	if got.Upstream != "" {
+		details["upstream"] = got.Upstream
+	}
 	if renewed != "" {
 		details["renewed"] = renewed
 	}
@@ -407,7 +429,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 			Serial: serial, ProfileID: p.ID, TransactionID: r.TransactionID,
 			Subject: cert.Subject.String(), SANs: ca.SANs(cert),
 			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
-			Status: store.CertValid, CAID: p.CAID, RenewedSerial: renewed, Created: now,
+			Status: store.CertValid, CAID: p.CAID, RenewedSerial: renewed, Created: now, Upstream: got.Upstream,
 		},
 		Transaction: store.Transaction{
 			ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusIssued,

@@ -14,13 +14,13 @@ const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_de
 
 // CertColumns are the certificate columns scanCert reads, in its order.
 const CertColumns = `serial, profile_id, transaction_id, subject, sans, not_before, not_after, der, status, ca_id, renewed_serial,
-	revoked_at, revocation_reason, created_at`
+	revoked_at, revocation_reason, created_at, upstream`
 
 // Statements of the enrollment path (see hotStatements).
 const (
 	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = $1 AND transaction_id = $2`
 	qGetCertificate = `SELECT ` + CertColumns + ` FROM certificates WHERE serial = $1`
-	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12)`
+	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12, $13)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 )
@@ -41,7 +41,7 @@ func (s *Store) scanTx(r scanner) (store.Transaction, error) {
 func (s *Store) scanCert(r scanner) (store.Certificate, error) {
 	var c store.Certificate
 	err := r.Scan(&c.Serial, &c.ProfileID, &c.TransactionID, &c.Subject, s.d.ScanStrings(&c.SANs), s.tm(&c.NotBefore), s.tm(&c.NotAfter), &c.DER, &c.Status,
-		&c.CAID, &c.RenewedSerial, s.tm(&c.RevokedAt), &c.RevocationReason, s.tm(&c.Created))
+		&c.CAID, &c.RenewedSerial, s.tm(&c.RevokedAt), &c.RevocationReason, s.tm(&c.Created), &c.Upstream)
 	return c, err
 }
 
@@ -174,7 +174,7 @@ func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) 
 	// a spent challenge rolls everything back.
 	if _, err := s.exec(ctx, tx, qInsertCert,
 		c.Serial, c.ProfileID, c.TransactionID, c.Subject, s.d.Strings(nonNil(c.SANs)), s.d.Time(c.NotBefore), s.d.Time(c.NotAfter), c.DER, c.Status,
-		c.CAID, c.RenewedSerial, s.d.Time(c.Created)); err != nil {
+		c.CAID, c.RenewedSerial, s.d.Time(c.Created), c.Upstream); err != nil {
 		return fmt.Errorf("insert certificate %s: %w", c.Serial, err)
 	}
 	if rec.FromPending {
