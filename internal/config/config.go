@@ -165,7 +165,11 @@ type Upstream struct {
 	SCEP *UpstreamSCEP `yaml:"scep,omitempty" json:"scep,omitempty"`
 }
 
-// UpstreamSCEP is a SCEP CA scepd is a client of.
+// UpstreamSCEP is a SCEP CA scepd is a client of. scepd forwards the
+// device's CSR as the device signed it, so the upstream sees the
+// challengePassword the device put there (the front's): an upstream that
+// checks its own challenge in the CSR (NDES, scepserver -challenge)
+// cannot be given one; see docs/guides/ra-mode.md.
 type UpstreamSCEP struct {
 	// URL of the upstream's SCEP endpoint, e.g.
 	// https://ndes.corp.example/certsrv/mscep/mscep.dll.
@@ -173,11 +177,6 @@ type UpstreamSCEP struct {
 	// CAFingerprint pins the upstream's CA certificate: "sha256:<hex>" of
 	// its DER. Required unless the URL is http://127.0.0.1 or localhost.
 	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
-	// ChallengeEnv names the environment variable holding the static
-	// challengePassword the upstream expects, or ChallengeFile a file
-	// holding it; at most one. Neither: the upstream needs none.
-	ChallengeEnv  string `yaml:"challenge_env,omitempty" json:"challenge_env,omitempty"`
-	ChallengeFile string `yaml:"challenge_file,omitempty" json:"challenge_file,omitempty"`
 	// Timeout bounds one exchange with the upstream, polling included: an
 	// upstream down or slower than this is a SCEP FAILURE. Default 30s.
 	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
@@ -200,9 +199,6 @@ func (u *Upstream) validate(errs *Errors) {
 		}
 	} else if _, err := ParseFingerprint(s.CAFingerprint); err != nil {
 		errs.add("upstream.scep.ca_fingerprint", "%v", err)
-	}
-	if s.ChallengeEnv != "" && s.ChallengeFile != "" {
-		errs.add("upstream.scep", "challenge_env and challenge_file are exclusive")
 	}
 	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) {
 		errs.add("upstream.scep.timeout", "at least 1s")

@@ -141,19 +141,25 @@ func TestUpstreamValidation(t *testing.T) {
 		doc  string
 		want string // "" means valid
 	}{
-		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/certsrv/mscep/mscep.dll", ca_fingerprint: "` + fp + `", challenge_env: UP}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/certsrv/mscep/mscep.dll", ca_fingerprint: "` + fp + `"}}, challenge: {mode: dynamic}}]`, ""},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://127.0.0.1:8080/scep"}}, challenge: {mode: dynamic}}]`, ""},
 		{`profiles: [{id: a, ca: root, upstream: {scep: {url: "http://127.0.0.1:8080/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream: ca and upstream are exclusive"},
 		{`profiles: [{id: a, challenge: {mode: dynamic}}]`, "profiles[0].ca: required (or upstream)"},
 		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ca_fingerprint: required"},
 		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/scep", ca_fingerprint: "md5:00"}}, challenge: {mode: dynamic}}]`, "want sha256:<hex>"},
 		{`profiles: [{id: a, upstream: {scep: {url: "ftp://x/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.url"},
-		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", challenge_env: A, challenge_file: b}}, challenge: {mode: dynamic}}]`, "challenge_env and challenge_file are exclusive"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", challenge_env: A}}, challenge: {mode: dynamic}}]`, "PARSE"},
 		{`profiles: [{id: a, upstream: {}, challenge: {mode: dynamic}}]`, "scep is required"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s"}}, ca_mode: true, challenge: {mode: dynamic}}]`, "profiles[0].ca_mode"},
 		{"cas: [{id: a-ra, create: {subject: CN=x}}]\nprofiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}]", "is taken by cas"},
 	} {
 		f, err := Parse([]byte(tc.doc))
+		if tc.want == "PARSE" {
+			if err == nil {
+				t.Errorf("%s: parsed; an upstream challenge cannot be delivered and is no key", tc.doc)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("Parse(%s): %v", tc.doc, err)
 		}

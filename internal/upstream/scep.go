@@ -1,0 +1,291 @@
+// Package upstream obtains certificates from a CA scepd does not hold (RA
+// mode): scepd has authorised the device and forwards its CSR. SCEP is the
+// first kind: scepd is a SCEP client of the upstream CA. Each upstream is
+// an enroll.Issuer.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/scep/cms"
+)
+
+// DefaultTimeout bounds one exchange with an upstream, polling included.
+const DefaultTimeout = 30 * time.Second
+
+// pollEvery is how often a PENDING upstream is asked again within the
+// timeout.
+const pollEvery = 2 * time.Second
+
+// SCEPConfig describes one SCEP upstream.
+type SCEPConfig struct {
+	URL string
+	// Fingerprint is the SHA-256 of the upstream CA certificate's DER; nil
+	// trusts whatever GetCACert returns (loopback tests only: config
+	// validation requires a pin elsewhere).
+	Fingerprint []byte
+	// Timeout bounds one request (discovery, PKCSReq and polling).
+	Timeout time.Duration
+	// HTTP is the client to use; nil gets one without its own timeout
+	// (the request's context bounds each exchange).
+	HTTP *http.Client
+	// Observe, when set, hears every exchange: outcome is "issued",
+	// "failed" or "pending", for metrics.
+	Observe func(upstream, outcome string, took time.Duration)
+}
+
+// SCEP is an upstream SCEP CA. It signs its requests with a key of its
+// own (a self-signed certificate, as any SCEP client's first request);
+// safe for concurrent use.
+type SCEP struct {
+	name    string
+	cfg     SCEPConfig
+	client  *client.Client
+	signer  client.Requester
+	timeout time.Duration
+
+	mu   sync.Mutex
+	disc *Discovery // cached after the first successful discovery
+}
+
+// Discovery is what GetCACaps and GetCACert told of an upstream.
+type Discovery struct {
+	Caps []string
+	// CA is the pinned CA certificate; Chain the CA certificates GetCACert
+	// returned, CA first.
+	CA        *x509.Certificate
+	Chain     []*x509.Certificate
+	Recipient *x509.Certificate
+}
+
+var _ enroll.Issuer = (*SCEP)(nil)
+
+// NewSCEP prepares an upstream; it does not contact it.
+func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	self, err := client.SelfSigned(key, pkix.Name{CommonName: "scepd upstream client"})
+	if err != nil {
+		return nil, err
+	}
+	c := client.New(cfg.URL)
+	c.HTTP = cfg.HTTP
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{}
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: client.Requester{Cert: self, Key: key}, timeout: timeout}, nil
+}
+
+// Name is how certificates obtained from the SCEP upstream at url are
+// marked.
+func Name(url string) string { return "scep:" + url }
+
+// Name is the upstream's name (see the function Name).
+func (u *SCEP) Name() string { return u.name }
+
+// Fingerprint formats a certificate's pin: "sha256:<hex>".
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Discover asks the upstream for its capabilities and CA certificates and
+// checks the pin. It caches nothing (see Issue).
+func (u *SCEP) Discover(ctx context.Context) (*Discovery, error) {
+	caps, err := u.client.GetCACaps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACaps: %w", err)
+	}
+	certs, err := u.client.GetCACert(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACert: %w", err)
+	}
+	d := &Discovery{Caps: caps}
+	for _, c := range certs {
+		if !c.IsCA {
+			continue
+		}
+		if u.cfg.Fingerprint != nil {
+			sum := sha256.Sum256(c.Raw)
+			if !bytes.Equal(sum[:], u.cfg.Fingerprint) {
+				continue
+			}
+		}
+		d.CA = c
+		break
+	}
+	if d.CA == nil && u.cfg.Fingerprint == nil && len(certs) == 1 {
+		d.CA = certs[0] // a CA answering alone, whatever its basicConstraints
+	}
+	if d.CA == nil {
+		var got []string
+		for _, c := range certs {
+			got = append(got, fmt.Sprintf("%s (%s)", c.Subject, Fingerprint(c.Raw)))
+		}
+		if u.cfg.Fingerprint != nil {
+			return nil, fmt.Errorf("GetCACert has no CA certificate with the pinned fingerprint sha256:%x; it returned %s", u.cfg.Fingerprint, strings.Join(got, ", "))
+		}
+		return nil, fmt.Errorf("GetCACert has no CA certificate; it returned %s", strings.Join(got, ", "))
+	}
+	d.Chain = []*x509.Certificate{d.CA}
+	for _, c := range certs {
+		if c.IsCA && c != d.CA {
+			d.Chain = append(d.Chain, c)
+		}
+	}
+	if d.Recipient, err = client.Recipient(certs); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (u *SCEP) discovery(ctx context.Context) (*Discovery, error) {
+	u.mu.Lock()
+	d := u.disc
+	u.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := u.Discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	u.disc = d
+	u.mu.Unlock()
+	return d, nil
+}
+
+// Ready checks that the upstream answers (GetCACaps) within ctx.
+func (u *SCEP) Ready(ctx context.Context) error {
+	if _, err := u.client.GetCACaps(ctx); err != nil {
+		return fmt.Errorf("upstream %s is unreachable: %w", u.name, err)
+	}
+	return nil
+}
+
+// Issue forwards the device's CSR as a PKCSReq signed by scepd's upstream
+// key, in the strongest cipher and digest the upstream advertises, POSTed
+// when it supports that; while the upstream answers PENDING it polls,
+// until the timeout. Every failure is an *enroll.UpstreamError.
+func (u *SCEP) Issue(ctx context.Context, req enroll.IssueRequest) (out enroll.Issuance, err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	defer func() {
+		if u.cfg.Observe != nil {
+			outcome := "issued"
+			if err != nil {
+				outcome = "failed"
+			}
+			u.cfg.Observe(u.name, outcome, time.Since(start))
+		}
+	}()
+	fail := func(reason string, err error) (enroll.Issuance, error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			reason = fmt.Sprintf("no answer within %s", u.timeout)
+		}
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
+	}
+	d, err := u.discovery(ctx)
+	if err != nil {
+		return fail("discovery failed: "+short(err), err)
+	}
+	ciph, digest := Strongest(d.Caps)
+	txID := req.TransactionID
+	certs, err := u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
+		Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
+	for errors.Is(err, client.ErrPending) {
+		if u.cfg.Observe != nil {
+			u.cfg.Observe(u.name, "pending", time.Since(start))
+		}
+		t := time.NewTimer(pollEvery)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fail(fmt.Sprintf("still PENDING after %s", u.timeout), ctx.Err())
+		case <-t.C:
+		}
+		certs, err = u.client.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
+	}
+	var f *client.Failure
+	if errors.As(err, &f) {
+		return fail("refused: "+f.Error(), err)
+	}
+	if err != nil {
+		return fail(short(err), err)
+	}
+	for _, c := range certs {
+		if !bytes.Equal(c.RawSubjectPublicKeyInfo, req.CSR.RawSubjectPublicKeyInfo) {
+			continue
+		}
+		if err := verifyIssued(c, d.Chain); err != nil {
+			return fail("the certificate it returned does not chain to the pinned CA", err)
+		}
+		return enroll.Issuance{Cert: c, Upstream: u.name}, nil
+	}
+	return fail("the reply has no certificate for the request's key", nil)
+}
+
+// verifyIssued checks that c is signed by a CA of chain.
+func verifyIssued(c *x509.Certificate, chain []*x509.Certificate) error {
+	var last error
+	for _, ca := range chain {
+		if last = c.CheckSignatureFrom(ca); last == nil {
+			return nil
+		}
+	}
+	return last
+}
+
+// Strongest picks the content cipher and digest from GetCACaps keywords:
+// AES (as AES-256) over 3DES, SHA-512 over SHA-256 over SHA-1.
+func Strongest(caps []string) (cms.Cipher, crypto.Hash) {
+	has := func(k string) bool {
+		return slices.ContainsFunc(caps, func(c string) bool { return strings.EqualFold(c, k) })
+	}
+	ciph := cms.TripleDES
+	if has("AES") || has("SCEPStandard") {
+		ciph = cms.AES256
+	}
+	digest := crypto.SHA1
+	switch {
+	case has("SHA-512"):
+		digest = crypto.SHA512
+	case has("SHA-256") || has("SCEPStandard"):
+		digest = crypto.SHA256
+	}
+	return ciph, digest
+}
+
+// short is an error's text cut to what a device may hear.
+func short(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}

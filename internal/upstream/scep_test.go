@@ -1,0 +1,184 @@
+package upstream_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/upstream"
+)
+
+// scepserver starts micromdm's scepserver (Debian package scep) with a
+// fresh CA and returns its URL and CA certificate; stop ends it.
+func scepserver(t *testing.T) (url string, caCert *x509.Certificate, stop func()) {
+	t.Helper()
+	bin, err := exec.LookPath("scepserver")
+	if err != nil {
+		t.Skip("scepserver (Debian package scep) is not installed")
+	}
+	dir := t.TempDir()
+	depot := filepath.Join(dir, "depot")
+	if out, err := exec.Command(bin, "ca", "-init", "-keySize", "2048", "-depot", depot).CombinedOutput(); err != nil {
+		t.Fatalf("scepserver ca -init: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(depot, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if caCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-depot", depot, "-port", fmt.Sprint(port))
+	log, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	url = fmt.Sprintf("http://127.0.0.1:%d/scep", port)
+	for i := 0; ; i++ {
+		resp, err := http.Get(url + "?operation=GetCACaps")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i > 200 {
+			t.Fatalf("scepserver did not start: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return url, caCert, stop
+}
+
+func deviceCSR(t *testing.T, cn string) *x509.CertificateRequest {
+	t.Helper()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificateRequest(der)
+	return c
+}
+
+func TestSCEPUpstreamIssuesFromScepserver(t *testing.T) {
+	url, caCert, stop := scepserver(t)
+	sum := sha256.Sum256(caCert.Raw)
+	ctx := context.Background()
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: sum[:], Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := u.Discover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.CA.Equal(caCert) {
+		t.Fatalf("discovered CA %s, want scepserver's", d.CA.Subject)
+	}
+	csr := deviceCSR(t, "device-1")
+	got, err := u.Issue(ctx, enroll.IssueRequest{ProfileID: "p", TransactionID: "tx-1", CSR: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Cert.CheckSignatureFrom(caCert); err != nil {
+		t.Fatalf("the certificate does not chain to scepserver's CA: %v", err)
+	}
+	if got.Cert.Subject.CommonName != "device-1" || got.Upstream != "scep:"+url {
+		t.Fatalf("got %s from %q", got.Cert.Subject, got.Upstream)
+	}
+	if err := u.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stopped: a FAILURE-bound UpstreamError, and Ready says why.
+	stop()
+	_, err = u.Issue(ctx, enroll.IssueRequest{ProfileID: "p", TransactionID: "tx-2", CSR: deviceCSR(t, "device-2")})
+	var ue *enroll.UpstreamError
+	if !errors.As(err, &ue) || ue.Upstream != "scep:"+url {
+		t.Fatalf("issue with the upstream stopped: %v, want an UpstreamError", err)
+	}
+	if err := u.Ready(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Ready with the upstream stopped: %v", err)
+	}
+}
+
+func TestSCEPUpstreamRefusesAnotherCA(t *testing.T) {
+	url, _, _ := scepserver(t)
+	wrong := sha256.Sum256([]byte("another CA"))
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: wrong[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Discover(context.Background()); err == nil || !strings.Contains(err.Error(), "pinned fingerprint") {
+		t.Fatalf("discovery with a wrong pin: %v, want a refusal naming the pin", err)
+	}
+	_, err = u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: "tx", CSR: deviceCSR(t, "d")})
+	var ue *enroll.UpstreamError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, "pinned fingerprint") {
+		t.Fatalf("issue with a wrong pin: %v", err)
+	}
+}
+
+// An upstream that accepts the connection but never answers yields an
+// UpstreamError once the timeout ends, never a hang.
+func TestSCEPUpstreamTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})}
+	served := make(chan struct{})
+	go func() { srv.Serve(l); close(served) }()
+	defer func() { close(release); srv.Close(); <-served }()
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: "http://" + l.Addr().String() + "/scep", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: "tx", CSR: deviceCSR(t, "d")})
+	var ue *enroll.UpstreamError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, "no answer within 1s") {
+		t.Fatalf("%v, want an UpstreamError naming the timeout", err)
+	}
+}
