@@ -178,7 +178,7 @@ type UpstreamSCEP struct {
 	// its DER. Required unless the URL is http://127.0.0.1 or localhost.
 	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
 	// Timeout bounds one exchange with the upstream, polling included: an
-	// upstream down or slower than this is a SCEP FAILURE. Default 30s.
+	// upstream down or slower than this is a SCEP FAILURE. Default 20s.
 	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 

@@ -28,7 +28,9 @@ import (
 )
 
 // DefaultTimeout bounds one exchange with an upstream, polling included.
-const DefaultTimeout = 30 * time.Second
+// It stays below the HTTP server's 30s write timeout, so the device
+// hears the FAILURE.
+const DefaultTimeout = 20 * time.Second
 
 // pollEvery is how often a PENDING upstream is asked again within the
 // timeout.

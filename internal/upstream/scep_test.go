@@ -7,82 +7,23 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/upstream"
 )
 
 // scepserver starts micromdm's scepserver (Debian package scep) with a
-// fresh CA and returns its URL and CA certificate; stop ends it.
+// fresh CA.
 func scepserver(t *testing.T) (url string, caCert *x509.Certificate, stop func()) {
-	t.Helper()
-	bin, err := exec.LookPath("scepserver")
-	if err != nil {
-		t.Skip("scepserver (Debian package scep) is not installed")
-	}
-	dir := t.TempDir()
-	depot := filepath.Join(dir, "depot")
-	if out, err := exec.Command(bin, "ca", "-init", "-keySize", "2048", "-depot", depot).CombinedOutput(); err != nil {
-		t.Fatalf("scepserver ca -init: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(filepath.Join(depot, "ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if caCert, err = x509.ParseCertificate(blk.Bytes); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "-depot", depot, "-port", fmt.Sprint(port))
-	log, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	url = fmt.Sprintf("http://127.0.0.1:%d/scep", port)
-	for i := 0; ; i++ {
-		resp, err := http.Get(url + "?operation=GetCACaps")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatalf("scepserver did not start: %v", err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return url, caCert, stop
+	s := sceptest.StartScepserver(t)
+	return s.URL, s.CACert, s.Stop
 }
 
 func deviceCSR(t *testing.T, cn string) *x509.CertificateRequest {
