@@ -231,6 +231,9 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		return nil, err
 	}
 	if su != nil {
+		if dyn != nil {
+			dyn.Hex = true // the CSR goes upstream with its challengePassword
+		}
 		pin, err := config.ParseFingerprint(su.Fingerprint)
 		if err != nil {
 			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
