@@ -635,7 +635,8 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	if p.ChallengeMode != store.ChallengeDynamic {
 		return ChallengeView{}, fmt.Errorf("%w: profile %q uses %s challenges, not dynamic ones", ErrInvalid, p.ID, p.ChallengeMode)
 	}
-	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit}
+	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit,
+		Hex: provision.HexChallenges(p)}
 	secret, exp, err := d.CreateFor(ctx, bind, b.a.Name)
 	if err != nil {
 		b.audit(ctx, "challenge.create", "profile:"+p.ID, "failed", map[string]string{"error": err.Error()})

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -138,6 +139,21 @@ profiles:
 	}
 	if up.Serial() != serial || strings.Contains(up.Log()[logLen:], "PKIOperation") {
 		t.Fatal("a request with a wrong front challenge reached the upstream")
+	}
+
+	metrics, err := sceptest.HTTPGet(s.BaseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`scepd_upstream_requests_total{outcome="issued",upstream="%s"} %d`, upName, len(stored))
+	if !strings.Contains(string(metrics), want) {
+		var got []string
+		for _, l := range strings.Split(string(metrics), "\n") {
+			if strings.HasPrefix(l, "scepd_upstream_requests_total") {
+				got = append(got, l)
+			}
+		}
+		t.Errorf("/metrics lacks %s; it has %q", want, got)
 	}
 
 	// The upstream stopped: FAILURE naming it, and /readyz says why.

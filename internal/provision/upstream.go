@@ -46,6 +46,13 @@ func StoredUpstreamOf(p store.Profile) (*StoredUpstream, error) {
 	return &u, nil
 }
 
+// HexChallenges reports whether a profile's one-time challenges are
+// minted in hexadecimal (challenge.Dynamic.Hex): those of profiles in RA
+// mode, whose CSRs travel on to an upstream that may parse the
+// challengePassword strictly as a PrintableString. Every way of minting
+// (served profiles, the API and CLI) asks here.
+func HexChallenges(p store.Profile) bool { return len(p.Upstream) > 0 }
+
 // discoverTimeout bounds discovering an upstream while applying a profile.
 const discoverTimeout = 20 * time.Second
 

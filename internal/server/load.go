@@ -174,7 +174,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		}
 		v = sv
 	case store.ChallengeDynamic:
-		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit}
+		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit,
+			Hex: provision.HexChallenges(row)}
 		v = dyn
 		if n := chc.NDES; n != nil {
 			ndes = &NDESPage{Username: n.Username, UTF8: n.Encoding == "utf-8"}
@@ -231,9 +232,6 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		return nil, err
 	}
 	if su != nil {
-		if dyn != nil {
-			dyn.Hex = true // the CSR goes upstream with its challengePassword
-		}
 		pin, err := config.ParseFingerprint(su.Fingerprint)
 		if err != nil {
 			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
