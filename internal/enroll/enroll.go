@@ -454,6 +454,13 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
 	}
 	if err := s.store.RecordIssued(ctx, rec); err != nil {
+		if got.Upstream != "" {
+			// The upstream issued it, nothing here records it: whatever the
+			// device hears next, the operator must know it exists.
+			s.log.LogAttrs(ctx, slog.LevelError, "certificate issued by the upstream CA but not stored; revoke it there if the device does not receive it",
+				slog.String("profile", p.ID), slog.String("upstream", got.Upstream), slog.String("serial", serial),
+				slog.String("subject", cert.Subject.String()), slog.String("error", err.Error()))
+		}
 		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent)) {
 			// The same transaction may have committed concurrently (a client
 			// resent while we worked): answer with what was stored.
@@ -482,7 +489,8 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	s.log.LogAttrs(ctx, slog.LevelInfo, "certificate issued",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID),
 		slog.String("serial", serial), slog.String("subject", cert.Subject.String()),
-		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr))
+		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr),
+		slog.String("upstream", got.Upstream))
 	return Result{Cert: cert, Renewed: renewed}, nil
 }
 
