@@ -381,6 +381,84 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 	return Result{Pending: true}, nil
 }
 
+func renewed(old *store.Certificate) string {
+	if old == nil {
+		return ""
+	}
+	return old.Serial
+}
+
+// holdUpstream stores a request the upstream CA holds PENDING, reserving
+// its one-time challenge like an approval does; the device's CertPoll
+// polls the upstream (see Poll).
+func (s *Service) holdUpstream(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, renews string, got Issuance, now time.Time) (Result, error) {
+	ttl := p.PendingTTL
+	if ttl <= 0 {
+		ttl = 72 * time.Hour
+	}
+	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
+		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
+		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews, UpstreamPoll: got.Token}
+	if len(tx.UpstreamPoll) == 0 {
+		tx.UpstreamPoll = []byte{0}
+	}
+	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
+		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String(), "upstream": got.Upstream}})
+	switch {
+	case errors.Is(err, store.ErrChallengeSpent):
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
+	case errors.Is(err, store.ErrNonceReused):
+		return Result{}, s.rejected(ctx, p, r, errNonceReused)
+	case errors.Is(err, store.ErrConflict):
+		return s.replay(ctx, p, r, keyHash)
+	case err != nil:
+		return Result{}, fmt.Errorf("enroll: storing a request the upstream holds: %w", err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request pending at the upstream CA", slog.String("profile", p.ID),
+		slog.String("transaction_id", r.TransactionID), slog.String("upstream", got.Upstream))
+	return Result{Pending: true}, nil
+}
+
+// pollUpstream answers a device's CertPoll for a request the upstream
+// holds: it polls the upstream once. Issued: stored as the request's
+// certificate. Refused: the request is rejected. Unreachable or still
+// pending: PENDING (the device polls again).
+func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transaction) (Result, error) {
+	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
+	if err != nil {
+		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
+	}
+	got, err := p.issuer().Poll(ctx, IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}, tx.UpstreamPoll)
+	var up *UpstreamError
+	switch {
+	case errors.As(err, &up) && up.Refused:
+		now := s.now()
+		reason := "the upstream CA refused: " + up.Reason
+		if rerr := s.store.RejectPending(ctx, p.ID, tx.TransactionID, up.Upstream, reason, now, store.AuditEvent{Time: now, Actor: up.Upstream,
+			Action: "request.reject", Object: "transaction:" + tx.TransactionID, Outcome: "ok",
+			Details: map[string]string{"profile": p.ID, "reason": reason}}); rerr != nil && !errors.Is(rerr, store.ErrConflict) {
+			return Result{}, fmt.Errorf("enroll: rejecting %q: %w", tx.TransactionID, rerr)
+		}
+		return Result{}, reject(scep.BadRequest, "%s", reason)
+	case err != nil:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "polling the upstream CA failed; the request stays pending", slog.String("profile", p.ID),
+			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
+		return Result{Pending: true}, nil
+	case got.Pending:
+		return Result{Pending: true}, nil
+	}
+	var old *store.Certificate
+	if tx.RenewsSerial != "" {
+		c, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
+		if err != nil {
+			return Result{}, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
+		}
+		old = &c
+	}
+	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
+	return s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+}
+
 // issue signs tmpl and commits certificate, transaction, consumed challenge
 // and audit event together; for a renewal (old set) on a revoke_old
 // profile, the old certificate's revocation too (ErrSuperseded when
@@ -407,6 +485,18 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
+	if got.Pending {
+		if fromPending {
+			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
+		}
+		return s.holdUpstream(ctx, p, r, keyHash, oneTime, renewed(old), got, now)
+	}
+	return s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
+}
+
+// record commits an obtained certificate with its transaction, consumed
+// challenge and audit event (see issue).
+func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuance, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
 	cert := got.Cert
 	serial := cert.SerialNumber.Text(16)
 	renewed := ""
@@ -650,6 +740,9 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 		if !tx.Expires.IsZero() && s.now().After(tx.Expires) {
 			return Result{}, reject(scep.BadRequest, "the request expired before a decision")
 		}
+		if tx.UpstreamPoll != nil {
+			return s.pollUpstream(ctx, p, tx)
+		}
 		return Result{Pending: true}, nil
 	case store.StatusRejected:
 		reason := tx.Reason
@@ -682,6 +775,9 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 	}
 	if tx.Status != store.StatusPending {
 		return nil, fmt.Errorf("%w: request %q is %s, not pending", store.ErrConflict, transactionID, tx.Status)
+	}
+	if tx.UpstreamPoll != nil {
+		return nil, fmt.Errorf("%w: request %q waits for the upstream CA, not for an approval here", ErrNotApprovable, transactionID)
 	}
 	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
 	if err != nil {
@@ -842,6 +938,13 @@ func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []b
 func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Transaction) (Result, error) {
 	switch tx.Status {
 	case store.StatusPending:
+		if tx.UpstreamPoll != nil && (tx.Expires.IsZero() || s.now().Before(tx.Expires)) {
+			// A client that resends its PKCSReq instead of polling
+			// (certmonger) polls the upstream that way.
+			res, err := s.pollUpstream(ctx, p, tx)
+			res.Replayed = res.Pending
+			return res, err
+		}
 		return Result{Pending: true, Replayed: true}, nil
 	case store.StatusRejected:
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was rejected: %s", r.TransactionID, tx.Reason))

@@ -16,6 +16,9 @@ import (
 // (ACME, EST, a cloud CA's API) are further implementations.
 type Issuer interface {
 	Issue(ctx context.Context, req IssueRequest) (Issuance, error)
+	// Poll asks again for a request Issue answered Pending, with the
+	// token it gave: the certificate, Pending again, or an error.
+	Poll(ctx context.Context, req IssueRequest, token []byte) (Issuance, error)
 }
 
 // IssueRequest is what an issuer is asked for.
@@ -37,6 +40,10 @@ type IssueRequest struct {
 type Issuance struct {
 	Cert     *x509.Certificate
 	Upstream string
+	// Pending: the upstream holds the request (its manager approves, say);
+	// Token polls it (Issuer.Poll). The device hears PENDING and polls.
+	Pending bool
+	Token   []byte
 }
 
 // UpstreamError is an upstream CA that failed or refused to issue (down,
@@ -46,7 +53,10 @@ type UpstreamError struct {
 	Upstream string
 	// Reason is safe to tell the device and to log: no secrets.
 	Reason string
-	Err    error
+	// Refused: the upstream answered FAILURE (final), rather than being
+	// unreachable or slow (which a later poll may get past).
+	Refused bool
+	Err     error
 }
 
 func (e *UpstreamError) Error() string {
@@ -70,6 +80,11 @@ func (l LocalCA) Issue(_ context.Context, req IssueRequest) (Issuance, error) {
 		return Issuance{}, err
 	}
 	return Issuance{Cert: cert}, nil
+}
+
+// Poll: a local CA never answers Pending.
+func (l LocalCA) Poll(context.Context, IssueRequest, []byte) (Issuance, error) {
+	return Issuance{}, errors.New("enroll: the local CA holds nothing to poll")
 }
 
 // issuer is the profile's issuer: its upstream in RA mode, else its CA.

@@ -21,6 +21,9 @@ type upstreamCA struct {
 	ca    *ca.CA
 	fail  error
 	calls int
+	// pending answers Pending to Issue and to that many Polls.
+	pending int
+	polls   int
 }
 
 func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
@@ -28,8 +31,34 @@ func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.I
 	if u.fail != nil {
 		return enroll.Issuance{}, u.fail
 	}
-	c, err := u.ca.Sign(req.Template, req.CSR.PublicKey)
+	if u.pending > 0 {
+		return enroll.Issuance{Pending: true, Token: []byte("up-" + req.TransactionID), Upstream: "scep:http://upstream.test/scep"}, nil
+	}
+	return u.sign(req)
+}
+
+func (u *upstreamCA) sign(req enroll.IssueRequest) (enroll.Issuance, error) {
+	policy := ca.DefaultPolicy()
+	tmpl, err := policy.Evaluate(req.CSR, u.ca.Cert, req.ProfileID, testNow())
+	if err != nil {
+		return enroll.Issuance{}, err
+	}
+	c, err := u.ca.Sign(tmpl, req.CSR.PublicKey)
 	return enroll.Issuance{Cert: c, Upstream: "scep:http://upstream.test/scep"}, err
+}
+
+func (u *upstreamCA) Poll(_ context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
+	u.polls++
+	if string(token) != "up-"+req.TransactionID {
+		return enroll.Issuance{}, errors.New("wrong poll token")
+	}
+	if u.fail != nil {
+		return enroll.Issuance{}, u.fail
+	}
+	if u.polls < u.pending {
+		return enroll.Issuance{Pending: true, Token: token, Upstream: "scep:http://upstream.test/scep"}, nil
+	}
+	return u.sign(req)
 }
 
 func newUpstream(t *testing.T) *upstreamCA {
@@ -98,5 +127,70 @@ func TestUpstreamFailureIsRejectionAndStoresNothing(t *testing.T) {
 	up.fail = nil
 	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upstream that holds the request: the device hears PENDING, its
+// CertPoll polls the upstream, and the certificate is stored once the
+// upstream issues; an operator cannot approve it here.
+func TestUpstreamPendingIsPolledByTheDevice(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 2
+	p.Issuer = up
+	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	res, err := svc.PKCSReq(ctx, p, req)
+	if err != nil || !res.Pending {
+		t.Fatalf("%+v %v, want PENDING", res, err)
+	}
+	tx, err := st.GetTransaction(ctx, "p", "tx")
+	if err != nil || tx.Status != store.StatusPending || string(tx.UpstreamPoll) != "up-tx" {
+		t.Fatalf("stored %+v %v", tx, err)
+	}
+	if _, err := svc.Approve(ctx, p, "tx", "admin"); !errors.Is(err, enroll.ErrNotApprovable) {
+		t.Fatalf("approving a request the upstream holds: %v", err)
+	}
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("first poll: %+v %v, want PENDING", res, err)
+	}
+	res, err = svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	if err != nil || res.Cert == nil {
+		t.Fatalf("second poll: %+v %v, want the certificate", res, err)
+	}
+	c, err := st.GetCertificate(ctx, res.Cert.SerialNumber.Text(16))
+	if err != nil || c.Upstream == "" {
+		t.Fatalf("stored %+v %v", c, err)
+	}
+	// Retransmitted polls get the stored certificate, not a new one.
+	again, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	if err != nil || again.Cert == nil || !again.Cert.Equal(res.Cert) || up.polls != 2 {
+		t.Fatalf("poll after issuance: %v (upstream polled %d times)", err, up.polls)
+	}
+}
+
+func TestUpstreamRefusalWhilePendingRejects(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 5
+	p.Issuer = up
+	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	if res, err := svc.PKCSReq(ctx, p, req); err != nil || !res.Pending {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// Unreachable: still PENDING.
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "no answer"}
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("poll with the upstream unreachable: %+v %v, want PENDING", res, err)
+	}
+	// Refused: rejected, and so it stays.
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "refused: SCEP FAILURE badRequest", Refused: true}
+	var rej *enroll.Rejection
+	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); !errors.As(err, &rej) {
+		t.Fatalf("poll with the upstream refusing: %v, want a rejection", err)
+	}
+	if tx, _ := st.GetTransaction(ctx, "p", "tx"); tx.Status != store.StatusRejected {
+		t.Fatalf("transaction %s, want rejected", tx.Status)
 	}
 }

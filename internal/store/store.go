@@ -166,6 +166,10 @@ type Transaction struct {
 	// RenewsSerial is the certificate a renewal renews (a renewal held for
 	// approval is issued as that renewal).
 	RenewsSerial string
+	// UpstreamPoll is set on a request an upstream CA holds PENDING (RA
+	// mode): the issuer's token to poll it with (enroll.Issuer.Poll). Such
+	// a request waits for the upstream, not for an operator's approval.
+	UpstreamPoll []byte
 	Created      time.Time
 	Updated      time.Time
 }

@@ -32,10 +32,6 @@ import (
 // hears the FAILURE.
 const DefaultTimeout = 20 * time.Second
 
-// pollEvery is how often a PENDING upstream is asked again within the
-// timeout.
-const pollEvery = 2 * time.Second
-
 // SCEPConfig describes one SCEP upstream.
 type SCEPConfig struct {
 	URL string
@@ -43,7 +39,7 @@ type SCEPConfig struct {
 	// trusts whatever GetCACert returns (loopback tests only: config
 	// validation requires a pin elsewhere).
 	Fingerprint []byte
-	// Timeout bounds one request (discovery, PKCSReq and polling).
+	// Timeout bounds one exchange (discovery and a PKCSReq or CertPoll).
 	Timeout time.Duration
 	// HTTP is the client to use; nil gets one without its own timeout
 	// (the request's context bounds each exchange).
@@ -191,17 +187,32 @@ func (u *SCEP) Ready(ctx context.Context) error {
 
 // Issue forwards the device's CSR as a PKCSReq signed by scepd's upstream
 // key, in the strongest cipher and digest the upstream advertises, POSTed
-// when it supports that; while the upstream answers PENDING it polls,
-// until the timeout. Every failure is an *enroll.UpstreamError.
-func (u *SCEP) Issue(ctx context.Context, req enroll.IssueRequest) (out enroll.Issuance, err error) {
+// when it supports that. An upstream answering PENDING gives a Pending
+// issuance whose token is the transactionID to poll (Poll). Every failure
+// is an *enroll.UpstreamError; all within the timeout.
+func (u *SCEP) Issue(ctx context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
+	return u.exchange(ctx, req, nil)
+}
+
+// Poll sends one CertPoll for a request Issue answered Pending.
+func (u *SCEP) Poll(ctx context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
+	return u.exchange(ctx, req, token)
+}
+
+// exchange runs a PKCSReq (token nil) or a CertPoll for the transaction
+// token names.
+func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []byte) (out enroll.Issuance, err error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
 	defer func() {
 		if u.cfg.Observe != nil {
 			outcome := "issued"
-			if err != nil {
+			switch {
+			case err != nil:
 				outcome = "failed"
+			case out.Pending:
+				outcome = "pending"
 			}
 			u.cfg.Observe(u.name, outcome, time.Since(start))
 		}
@@ -217,25 +228,21 @@ func (u *SCEP) Issue(ctx context.Context, req enroll.IssueRequest) (out enroll.I
 		return fail("discovery failed: "+short(err), err)
 	}
 	ciph, digest := Strongest(d.Caps)
+	var certs []*x509.Certificate
 	txID := req.TransactionID
-	certs, err := u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
-		Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
-	for errors.Is(err, client.ErrPending) {
-		if u.cfg.Observe != nil {
-			u.cfg.Observe(u.name, "pending", time.Since(start))
-		}
-		t := time.NewTimer(pollEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fail(fmt.Sprintf("still PENDING after %s", u.timeout), ctx.Err())
-		case <-t.C:
-		}
+	if token == nil {
+		certs, err = u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
+			Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
+	} else {
+		txID = string(token)
 		certs, err = u.client.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
+	}
+	if errors.Is(err, client.ErrPending) {
+		return enroll.Issuance{Pending: true, Token: []byte(txID), Upstream: u.name}, nil
 	}
 	var f *client.Failure
 	if errors.As(err, &f) {
-		return fail("refused: "+f.Error(), err)
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: "refused: " + f.Error(), Refused: true, Err: err}
 	}
 	if err != nil {
 		return fail(short(err), err)

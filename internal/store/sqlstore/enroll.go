@@ -10,7 +10,7 @@ import (
 )
 
 const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason,
-	created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
+	created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial, upstream_poll`
 
 // CertColumns are the certificate columns scanCert reads, in its order.
 const CertColumns = `serial, profile_id, transaction_id, subject, sans, not_before, not_after, der, status, ca_id, renewed_serial,
@@ -22,14 +22,14 @@ const (
 	qGetCertificate = `SELECT ` + CertColumns + ` FROM certificates WHERE serial = $1`
 	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12, $13)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 )
 
 func (s *Store) scanTx(r scanner) (store.Transaction, error) {
 	var t store.Transaction
 	var serial, clientID sql.NullString
 	err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, s.tm(&t.Expires),
-		&t.DecidedBy, &t.Reason, s.tm(&t.Created), s.tm(&t.Updated), &clientID, &t.SignerKeySHA256, &t.RenewsSerial)
+		&t.DecidedBy, &t.Reason, s.tm(&t.Created), s.tm(&t.Updated), &clientID, &t.SignerKeySHA256, &t.RenewsSerial, &t.UpstreamPoll)
 	t.CertSerial = serial.String
 	t.ClientTransactionID = clientID.String
 	if !clientID.Valid {
@@ -50,7 +50,7 @@ func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, t store.Transaction) e
 	_, err := s.exec(ctx, tx, qInsertTx,
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), nullBytes(t.ChallengeHash), s.nullTime(t.Expires),
 		t.DecidedBy, t.Reason, s.d.Time(t.Created), s.d.Time(t.Updated),
-		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce))
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce))
 	if err != nil {
 		return fmt.Errorf("insert transaction %q: %w", t.TransactionID, err)
 	}

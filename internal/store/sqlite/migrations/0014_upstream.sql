@@ -4,3 +4,6 @@
 -- local CA's).
 ALTER TABLE profiles ADD COLUMN upstream TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE certificates ADD COLUMN upstream TEXT NOT NULL DEFAULT '';
+-- transactions.upstream_poll is the token a request held PENDING by the
+-- upstream is polled with (NULL otherwise).
+ALTER TABLE transactions ADD COLUMN upstream_poll BLOB;
