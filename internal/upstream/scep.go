@@ -229,7 +229,7 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 	}
 	ciph, digest := Strongest(d.Caps)
 	var certs []*x509.Certificate
-	txID := req.TransactionID
+	txID := UpstreamTransactionID(req.TransactionID)
 	if token == nil {
 		certs, err = u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
 			Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
@@ -257,6 +257,15 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		return enroll.Issuance{Cert: c, Upstream: u.name}, nil
 	}
 	return fail("the reply has no certificate for the request's key", nil)
+}
+
+// UpstreamTransactionID is the transactionID a request stored under id
+// is forwarded with: the hex SHA-256 of id. It is a PrintableString
+// whatever the device sent or scepd qualified it with ('@' is not), and
+// the same for a retransmission, so the upstream answers it as one.
+func UpstreamTransactionID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 // verifyIssued checks that c is signed by a CA of chain.
