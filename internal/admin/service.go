@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -637,6 +638,9 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	}
 	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit,
 		Hex: provision.HexChallenges(p)}
+	if d.Source, err = provision.ChallengeSource(p, os.Getenv); err != nil {
+		return ChallengeView{}, err
+	}
 	secret, exp, err := d.CreateFor(ctx, bind, b.a.Name)
 	if err != nil {
 		b.audit(ctx, "challenge.create", "profile:"+p.ID, "failed", map[string]string{"error": err.Error()})

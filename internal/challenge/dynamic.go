@@ -62,6 +62,10 @@ type Dynamic struct {
 	// (micromdm's scepserver) insist on parsing it. Profiles in RA mode
 	// use it, since their CSRs travel on to the upstream as signed.
 	Hex bool
+	// Source, when set, supplies each new challenge instead of random
+	// bytes: a challenge fetched from an upstream's NDES page (RA mode),
+	// valid there too. Its errors are the mint's.
+	Source func(ctx context.Context) (string, error)
 }
 
 var _ Validator = (*Dynamic)(nil)
@@ -93,6 +97,13 @@ func (d *Dynamic) CreateFor(ctx context.Context, bind, note string) (string, tim
 	secret := base64.RawURLEncoding.EncodeToString(b)
 	if d.Hex {
 		secret = hex.EncodeToString(b)
+	}
+	if d.Source != nil {
+		fetched, err := d.Source(ctx)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("challenge: %w", err)
+		}
+		secret = fetched
 	}
 	exp := now.Add(d.TTL)
 	err := d.Store.CreateChallenge(ctx, store.Challenge{Hash: Hash(secret), ProfileID: d.ProfileID, Created: now, Expires: exp, BoundTo: bind, Note: note}, d.MaxPending)

@@ -177,9 +177,26 @@ type UpstreamSCEP struct {
 	// CAFingerprint pins the upstream's CA certificate: "sha256:<hex>" of
 	// its DER. Required unless the URL is http://127.0.0.1 or localhost.
 	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
-	// Timeout bounds one exchange with the upstream, polling included: an
-	// upstream down or slower than this is a SCEP FAILURE. Default 20s.
+	// Timeout bounds one exchange with the upstream (a PKCSReq or one
+	// CertPoll): an upstream down or slower than this is a SCEP FAILURE
+	// (or, while polling, still PENDING). Default 20s.
 	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// NDES: the one-time challenges this profile mints (challenge mode
+	// dynamic) are fetched from the upstream's NDES admin page, so that
+	// each is valid at scepd and at the upstream alike; the device's CSR
+	// carries it to both.
+	NDES *UpstreamNDES `yaml:"ndes,omitempty" json:"ndes,omitempty"`
+}
+
+// UpstreamNDES is an upstream's NDES admin page (mscep_admin).
+type UpstreamNDES struct {
+	// URL of the page, e.g. https://ndes.corp.example/certsrv/mscep_admin/.
+	URL string `yaml:"url" json:"url"`
+	// Username for HTTP Basic; empty sends none.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	// PasswordEnv names the environment variable holding Username's
+	// password.
+	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
 }
 
 // validate checks an upstream declaration.
@@ -202,6 +219,14 @@ func (u *Upstream) validate(errs *Errors) {
 	}
 	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) {
 		errs.add("upstream.scep.timeout", "at least 1s")
+	}
+	if n := s.NDES; n != nil {
+		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
+			errs.add("upstream.scep.ndes.url", "%q: want an http:// or https:// URL", n.URL)
+		}
+		if n.Username != "" && n.PasswordEnv == "" {
+			errs.add("upstream.scep.ndes", "a username needs password_env")
+		}
 	}
 }
 
@@ -581,6 +606,9 @@ func (p Profile) Validate() error {
 		errs.add("upstream", "ca and upstream are exclusive: a profile issues from a local CA or obtains from an upstream")
 	case p.Upstream != nil:
 		p.Upstream.validate(&errs)
+		if p.Upstream.SCEP != nil && p.Upstream.SCEP.NDES != nil && p.Challenge.Mode != store.ChallengeDynamic {
+			errs.add("upstream.scep.ndes", "challenges fetched from the upstream are one-time: the profile needs challenge mode dynamic")
+		}
 		if p.CAMode {
 			errs.add("ca_mode", "a profile in RA mode (upstream) has an RA of its own")
 		}

@@ -53,6 +53,38 @@ func StoredUpstreamOf(p store.Profile) (*StoredUpstream, error) {
 // (served profiles, the API and CLI) asks here.
 func HexChallenges(p store.Profile) bool { return len(p.Upstream) > 0 }
 
+// ChallengeSource returns how a profile in RA mode whose upstream has an
+// NDES page mints its one-time challenges (challenge.Dynamic.Source):
+// fetched from that page, with the password from getenv. nil for other
+// profiles.
+func ChallengeSource(p store.Profile, getenv func(string) string) (func(context.Context) (string, error), error) {
+	su, err := StoredUpstreamOf(p)
+	if err != nil || su == nil || su.SCEP.NDES == nil {
+		return nil, err
+	}
+	n := su.SCEP.NDES
+	page := &upstream.NDESPage{URL: n.URL, Username: n.Username}
+	if n.PasswordEnv != "" {
+		page.Password = getenv(n.PasswordEnv)
+	}
+	timeout := time.Duration(su.SCEP.Timeout)
+	if timeout <= 0 {
+		timeout = upstream.DefaultTimeout
+	}
+	return func(ctx context.Context) (string, error) {
+		if n.PasswordEnv != "" && page.Password == "" {
+			return "", fmt.Errorf("the upstream's NDES page: the environment variable %s (its password) is not set", n.PasswordEnv)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		s, err := page.Fetch(ctx)
+		if err != nil {
+			return "", fmt.Errorf("the upstream's NDES page %s: %w", n.URL, err)
+		}
+		return s, nil
+	}, nil
+}
+
 // discoverTimeout bounds discovering an upstream while applying a profile.
 const discoverTimeout = 20 * time.Second
 

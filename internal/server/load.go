@@ -176,6 +176,9 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	case store.ChallengeDynamic:
 		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit,
 			Hex: provision.HexChallenges(row)}
+		if dyn.Source, err = provision.ChallengeSource(row, ov.Getenv); err != nil {
+			return nil, err
+		}
 		v = dyn
 		if n := chc.NDES; n != nil {
 			ndes = &NDESPage{Username: n.Username, UTF8: n.Encoding == "utf-8"}
