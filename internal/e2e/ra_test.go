@@ -27,7 +27,9 @@ import (
 // scepserver (RA mode): devices enroll at scepd with one-time challenges
 // of scepd's; the certificates come from scepserver's CA.
 func TestRAModeScepserverUpstream(t *testing.T) {
-	up := sceptest.StartScepserver(t)
+	// -allowrenew 0: scepserver otherwise refuses a second certificate for
+	// a subject until 14 days before the first expires (renewal below).
+	up := sceptest.StartScepserver(t, "-allowrenew", "0")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepd.yaml")
 	os.WriteFile(cfg, []byte(`
@@ -52,12 +54,30 @@ profiles:
 	ra := certs[0]
 
 	t.Run("scepd client", func(t *testing.T) {
-		got, err := client.New(url).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: subjectCN("ra-go-device"),
+		key := newKey(t)
+		got, err := client.New(url).Enroll(context.Background(), client.Enrollment{Key: key, Subject: subjectCN("ra-go-device"),
 			Challenge: mintChallenge(t, s, "legacy"), Cipher: cms.AES256, Digest: crypto.SHA256})
 		if err != nil {
 			t.Fatal(err)
 		}
 		opensslVerify(t, upCA, writePEM(t, t.TempDir(), "c.pem", got[0].Raw))
+		// Renewal: authorised by the upstream's certificate, no challenge;
+		// forwarded upstream as a PKCSReq of scepd's.
+		renewed, err := client.New(url).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: subjectCN("ra-go-device"),
+			Cipher: cms.AES256, Digest: crypto.SHA256, SignWith: got[0], SignKey: key, Renewal: true})
+		if err != nil {
+			t.Fatalf("renewal: %v\n%s", err, s.Log())
+		}
+		if err := renewed[0].CheckSignatureFrom(up.CACert); err != nil {
+			t.Fatal("the renewed certificate is not the upstream's")
+		}
+		var found bool
+		for _, c := range certsOf(s, "legacy") {
+			found = found || (c.Serial == renewed[0].SerialNumber.Text(16) && c.RenewedSerial == got[0].SerialNumber.Text(16))
+		}
+		if !found {
+			t.Fatal("the renewal is not stored as renewing the first certificate")
+		}
 	})
 	t.Run("micromdm scepclient", func(t *testing.T) {
 		bin := sceptest.RequireTool(t, "scepclient", "scep")

@@ -623,7 +623,9 @@ func (p *Profile) mayRenew(signer *x509.Certificate) bool {
 	if signer == nil {
 		return false
 	}
-	return len(p.Renewal.FromProfiles) > 0 || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
+	// In RA mode the upstream's CA (not p.CA, the RA issuer) issued this
+	// profile's certificates: any signer may be one of them.
+	return len(p.Renewal.FromProfiles) > 0 || p.Issuer != nil || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
 		(p.Predecessor != nil && bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject))
 }
 
