@@ -47,7 +47,17 @@ type SCEPConfig struct {
 	// Observe, when set, hears every exchange: outcome is "issued",
 	// "failed" or "pending", for metrics.
 	Observe func(upstream, outcome string, took time.Duration)
+	// Now is the clock of the circuit breaker; nil means time.Now.
+	Now func() time.Time
 }
+
+// The circuit breaker: after BreakAfter failures in a row to reach the
+// upstream (down, slow, HTTP errors; not a refusal), requests fail at once
+// for BreakFor, then one is let through to try again.
+const (
+	BreakAfter = 5
+	BreakFor   = 30 * time.Second
+)
 
 // SCEP is an upstream SCEP CA. It signs its requests with a key of its
 // own (a self-signed certificate, as any SCEP client's first request);
@@ -61,6 +71,9 @@ type SCEP struct {
 
 	mu   sync.Mutex
 	disc *Discovery // cached after the first successful discovery
+	// failures in a row, and until when the breaker is open.
+	failures  int
+	openUntil time.Time
 }
 
 // Discovery is what GetCACaps and GetCACert told of an upstream.
@@ -93,6 +106,9 @@ func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: client.Requester{Cert: self, Key: key}, timeout: timeout}, nil
 }
@@ -217,10 +233,15 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 			u.cfg.Observe(u.name, outcome, time.Since(start))
 		}
 	}()
+	if until, open := u.open(); open {
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name,
+			Reason: fmt.Sprintf("unavailable after %d failures in a row; not asked again before %s", BreakAfter, until.UTC().Format(time.RFC3339))}
+	}
 	fail := func(reason string, err error) (enroll.Issuance, error) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			reason = fmt.Sprintf("no answer within %s", u.timeout)
 		}
+		u.outcome(false)
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
 	}
 	d, err := u.discovery(ctx)
@@ -238,10 +259,12 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		certs, err = u.client.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
 	}
 	if errors.Is(err, client.ErrPending) {
+		u.outcome(true)
 		return enroll.Issuance{Pending: true, Token: []byte(txID), Upstream: u.name}, nil
 	}
 	var f *client.Failure
 	if errors.As(err, &f) {
+		u.outcome(true) // it answered
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: "refused: " + f.Error(), Refused: true, Err: err}
 	}
 	if err != nil {
@@ -254,9 +277,41 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		if err := verifyIssued(c, d.Chain); err != nil {
 			return fail("the certificate it returned does not chain to the pinned CA", err)
 		}
+		u.outcome(true)
 		return enroll.Issuance{Cert: c, Upstream: u.name}, nil
 	}
 	return fail("the reply has no certificate for the request's key", nil)
+}
+
+// open reports whether the breaker refuses requests now, and until when.
+// Once the time is over, one request (the next) is let through: it opens
+// the breaker again at once if it fails.
+func (u *SCEP) open() (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := u.cfg.Now()
+	if now.Before(u.openUntil) {
+		return u.openUntil, true
+	}
+	if !u.openUntil.IsZero() {
+		u.openUntil = time.Time{}
+		u.failures = BreakAfter - 1 // half-open: one more failure opens it
+	}
+	return time.Time{}, false
+}
+
+// outcome counts an exchange for the breaker: answered (ok) or not.
+func (u *SCEP) outcome(ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if ok {
+		u.failures = 0
+		return
+	}
+	u.failures++
+	if u.failures >= BreakAfter {
+		u.openUntil = u.cfg.Now().Add(BreakFor)
+	}
 }
 
 // UpstreamTransactionID is the transactionID a request stored under id

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +123,46 @@ func TestSCEPUpstreamTimeout(t *testing.T) {
 	var ue *enroll.UpstreamError
 	if !errors.As(err, &ue) || !strings.Contains(ue.Reason, "no answer within 1s") {
 		t.Fatalf("%v, want an UpstreamError naming the timeout", err)
+	}
+}
+
+// After BreakAfter failures in a row the upstream is not asked until
+// BreakFor has passed; then one request tries again.
+func TestSCEPUpstreamCircuitBreaker(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: srv.URL + "/scep", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func() *enroll.UpstreamError {
+		t.Helper()
+		_, err := u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: "tx", CSR: deviceCSR(t, "d")})
+		var ue *enroll.UpstreamError
+		if !errors.As(err, &ue) {
+			t.Fatalf("%v, want an UpstreamError", err)
+		}
+		return ue
+	}
+	for range upstream.BreakAfter {
+		issue()
+	}
+	asked := hits.Load()
+	if ue := issue(); !strings.Contains(ue.Reason, "not asked again before") || hits.Load() != asked {
+		t.Fatalf("breaker open: %q, upstream asked %d more times", ue.Reason, hits.Load()-asked)
+	}
+	now = now.Add(upstream.BreakFor)
+	issue() // let through, fails: open again at once
+	if hits.Load() == asked {
+		t.Fatal("after BreakFor no request reached the upstream")
+	}
+	asked = hits.Load()
+	if ue := issue(); !strings.Contains(ue.Reason, "not asked again before") || hits.Load() != asked {
+		t.Fatalf("after a failed trial: %q, upstream asked again", ue.Reason)
 	}
 }
