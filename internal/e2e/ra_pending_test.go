@@ -11,6 +11,7 @@ import (
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 	"github.com/scepd/scepd/internal/upstream"
 )
 
@@ -19,6 +20,12 @@ import (
 // polls reach the upstream through the front, and once the upstream's
 // operator approves, the device's next poll gets the certificate.
 func TestRAModeUpstreamPending(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { raPending(t) })
+	t.Run("postgres", func(t *testing.T) { raPending(t, "--database", pgtest.Schema(t)) })
+}
+
+// raPending runs the test with the front's store named by frontArgs.
+func raPending(t *testing.T, frontArgs ...string) {
 	const shared = "shared-static-challenge"
 	dir := t.TempDir()
 	upCfg := filepath.Join(dir, "upstream.yaml")
@@ -44,7 +51,8 @@ profiles:
       scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`"}
     challenge: {password_env: E2E_SHARED}
 `), 0o600)
-	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg}, Env: []string{"E2E_SHARED=" + shared}})
+	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: append([]string{"--config", frontCfg}, frontArgs...),
+		Env: []string{"E2E_SHARED=" + shared}})
 	url := front.URL("legacy")
 	certs := getCACertOf(t, url)
 	ra := certs[0]
