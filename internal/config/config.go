@@ -179,7 +179,9 @@ type UpstreamSCEP struct {
 	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
 	// Timeout bounds one exchange with the upstream (a PKCSReq or one
 	// CertPoll): an upstream down or slower than this is a SCEP FAILURE
-	// (or, while polling, still PENDING). Default 20s.
+	// (or, while polling, still PENDING). Default 20s, at most 25s (the
+	// device's request must be answered within the server's 30s write
+	// timeout).
 	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// NDES: the one-time challenges this profile mints (challenge mode
 	// dynamic) are fetched from the upstream's NDES admin page, so that
@@ -217,8 +219,8 @@ func (u *Upstream) validate(errs *Errors) {
 	} else if _, err := ParseFingerprint(s.CAFingerprint); err != nil {
 		errs.add("upstream.scep.ca_fingerprint", "%v", err)
 	}
-	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) {
-		errs.add("upstream.scep.timeout", "at least 1s")
+	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) || s.Timeout > ca.Duration(25*time.Second) {
+		errs.add("upstream.scep.timeout", "between 1s and 25s: the device must hear the answer within the server's 30s write timeout")
 	}
 	if n := s.NDES; n != nil {
 		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
