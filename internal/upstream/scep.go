@@ -25,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/slot"
 )
 
 // DefaultTimeout bounds one exchange with an upstream, polling included.
@@ -219,6 +220,9 @@ func (u *SCEP) Poll(ctx context.Context, req enroll.IssueRequest, token []byte) 
 // token names.
 func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []byte) (out enroll.Issuance, err error) {
 	start := time.Now()
+	// Waiting on the network is no work of this server's: the request's
+	// processing slot serves others meanwhile.
+	defer slot.Yield(ctx)()
 	ctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
 	defer func() {
