@@ -318,7 +318,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 
 	mintLimit := ratelimit.NewBuckets(cfg.challengeRate, cfg.challengeBurst)
 	overrides := server.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
-		MintLimit: mintLimit}
+		MintLimit: mintLimit, ObserveUpstream: met.Upstream}
 	serving, err := server.Load(ctx, st, ks, overrides)
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ type CertView struct {
 	// keyCompromise) once revoked.
 	RevokedAt        time.Time `json:"revoked_at,omitzero"`
 	RevocationReason string    `json:"revocation_reason,omitempty"`
+	// Upstream names the upstream CA that issued the certificate (RA
+	// mode); absent for a local CA's.
+	Upstream string `json:"upstream,omitempty"`
 	// DER is the certificate; the HTTP API serves it through .pem/.der URLs.
 	DER []byte `json:"-"`
 }
@@ -62,7 +65,7 @@ func certView(c store.Certificate, now time.Time) CertView {
 	}
 	v := CertView{Serial: c.Serial, Profile: c.ProfileID, TransactionID: c.TransactionID, Subject: c.Subject, SANs: sans,
 		NotBefore: c.NotBefore, NotAfter: c.NotAfter, Status: c.Status, Created: c.Created, DER: c.DER,
-		RenewedSerial: c.RenewedSerial, RevokedAt: c.RevokedAt}
+		RenewedSerial: c.RenewedSerial, RevokedAt: c.RevokedAt, Upstream: c.Upstream}
 	if c.Status == store.CertRevoked {
 		v.RevocationReason = ca.ReasonName(c.RevocationReason)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/scepd/scepd/internal/challenge"
@@ -30,7 +31,11 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	if p.ChallengeMode != store.ChallengeDynamic {
 		return ChallengeView{}, fmt.Errorf("%w: profile %q uses %s challenges, not dynamic ones", ErrInvalid, p.ID, p.ChallengeMode)
 	}
-	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit}
+	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit,
+		Hex: provision.HexChallenges(p)}
+	if d.Source, err = provision.ChallengeSource(p, os.Getenv); err != nil {
+		return ChallengeView{}, err
+	}
 	secret, exp, err := d.CreateFor(ctx, bind, b.a.Name)
 	if err != nil {
 		b.audit(ctx, "challenge.create", "profile:"+p.ID, "failed", map[string]string{"error": err.Error()})

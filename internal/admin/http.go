@@ -18,6 +18,7 @@ import (
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/ratelimit"
+	"github.com/scepd/scepd/internal/revocation"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -393,6 +394,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var cfgErr config.Errors
 	var rate *challenge.RateLimited
 	var decided *DecidedError
+	var upstreamCA *revocation.UpstreamError
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
@@ -403,6 +405,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "managed_by_config", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "not found")
+	case errors.As(err, &upstreamCA):
+		writeError(w, http.StatusConflict, "upstream_ca", upstreamCA.Error())
 	case errors.As(err, &decided):
 		writeError(w, http.StatusConflict, "already_decided", decided.Error())
 	case errors.Is(err, store.ErrConflict):

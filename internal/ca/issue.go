@@ -29,6 +29,12 @@ type Issued struct {
 	SANs []string
 }
 
+// IssuedFrom is the Issued of a certificate signed elsewhere (an upstream
+// CA's), parsed already.
+func IssuedFrom(c *x509.Certificate) Issued {
+	return Issued{DER: c.Raw, Serial: c.SerialNumber, Subject: c.Subject, NotBefore: c.NotBefore, NotAfter: c.NotAfter, SANs: SANs(c)}
+}
+
 // Certificate parses the issued DER, for callers that need the whole
 // certificate (tests, notifiers).
 func (i Issued) Certificate() (*x509.Certificate, error) { return x509.ParseCertificate(i.DER) }

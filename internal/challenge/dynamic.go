@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,6 +56,16 @@ type Dynamic struct {
 	// what is outstanding, not how fast it is asked for); it is shared by
 	// every way of minting (API, console, NDES page, Jamf webhook).
 	Limit MintLimiter
+	// Hex mints hexadecimal challenges instead of base64url ones: every
+	// character is valid in a PrintableString, which is how some clients
+	// (certmonger) tag the challengePassword and how some CAs
+	// (micromdm's scepserver) insist on parsing it. Profiles in RA mode
+	// use it, since their CSRs travel on to the upstream as signed.
+	Hex bool
+	// Source, when set, supplies each new challenge instead of random
+	// bytes: a challenge fetched from an upstream's NDES page (RA mode),
+	// valid there too. Its errors are the mint's.
+	Source func(ctx context.Context) (string, error)
 }
 
 var _ Validator = (*Dynamic)(nil)
@@ -84,6 +95,16 @@ func (d *Dynamic) CreateFor(ctx context.Context, bind, note string) (string, tim
 		return "", time.Time{}, fmt.Errorf("challenge: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b)
+	if d.Hex {
+		secret = hex.EncodeToString(b)
+	}
+	if d.Source != nil {
+		fetched, err := d.Source(ctx)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("challenge: %w", err)
+		}
+		secret = fetched
+	}
 	exp := now.Add(d.TTL)
 	err := d.Store.CreateChallenge(ctx, store.Challenge{Hash: Hash(secret), ProfileID: d.ProfileID, Created: now, Expires: exp, BoundTo: bind, Note: note}, d.MaxPending)
 	if errors.Is(err, store.ErrLimit) {

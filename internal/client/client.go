@@ -236,6 +236,8 @@ type operation struct {
 	Self       *x509.Certificate
 	SignKey    *rsa.PrivateKey
 	DecryptKey *rsa.PrivateKey
+	// AnyReplyCipher accepts a reply in another cipher than the request's.
+	AnyReplyCipher bool
 }
 
 // Requester is who sends a GetCert, GetCRL or CertPoll: its certificate
@@ -248,6 +250,16 @@ type Requester struct {
 // Poll sends CertPoll (GetCertInitial) for a pending transaction; it
 // returns ErrPending while the request waits.
 func (c *Client) Poll(ctx context.Context, who Requester, issuer *x509.Certificate, subject pkix.Name, transactionID string, recipient *x509.Certificate, ciph cms.Cipher) ([]*x509.Certificate, error) {
+	return c.poll(ctx, who, issuer, subject, transactionID, recipient, ciph, false)
+}
+
+// PollAnyCipher is Poll accepting a reply in any cipher (see
+// Submission.AnyReplyCipher).
+func (c *Client) PollAnyCipher(ctx context.Context, who Requester, issuer *x509.Certificate, subject pkix.Name, transactionID string, recipient *x509.Certificate, ciph cms.Cipher) ([]*x509.Certificate, error) {
+	return c.poll(ctx, who, issuer, subject, transactionID, recipient, ciph, true)
+}
+
+func (c *Client) poll(ctx context.Context, who Requester, issuer *x509.Certificate, subject pkix.Name, transactionID string, recipient *x509.Certificate, ciph cms.Cipher, anyCipher bool) ([]*x509.Certificate, error) {
 	subj, err := asn1Marshal(subject.ToRDNSequence())
 	if err != nil {
 		return nil, err
@@ -255,7 +267,7 @@ func (c *Client) Poll(ctx context.Context, who Requester, issuer *x509.Certifica
 	body := append([]byte{0x30}, derLen(len(issuer.RawSubject)+len(subj))...)
 	body = append(append(body, issuer.RawSubject...), subj...)
 	return c.operation(ctx, operation{Type: scep.CertPoll, TransactionID: transactionID, Body: body, Recipient: recipient, Cipher: ciph,
-		Digest: crypto.SHA256, Self: who.Cert, SignKey: who.Key, DecryptKey: who.Key})
+		Digest: crypto.SHA256, Self: who.Cert, SignKey: who.Key, DecryptKey: who.Key, AnyReplyCipher: anyCipher})
 }
 
 // GetCert fetches a certificate by issuer and serial (RFC 8894 §3.3.4).
@@ -325,7 +337,7 @@ func (c *Client) operation(ctx context.Context, op operation) ([]*x509.Certifica
 	if err != nil {
 		return nil, err
 	}
-	if env.Cipher != op.Cipher {
+	if env.Cipher != op.Cipher && !op.AnyReplyCipher {
 		return nil, fmt.Errorf("client: reply encrypted with %v, request used %v", env.Cipher, op.Cipher)
 	}
 	ders, err := rep.CertificatesOf(op.DecryptKey, op.Self)
@@ -408,4 +420,34 @@ func selfSigned(key *rsa.PrivateKey, subject pkix.Name) (*x509.Certificate, erro
 		return nil, fmt.Errorf("client: self-signed certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// Submission is a PKCSReq of a CSR made elsewhere (an RA forwarding a
+// device's request): the client signs the message with its own
+// certificate and key, not the CSR's.
+type Submission struct {
+	CSR           []byte
+	TransactionID string
+	Recipient     *x509.Certificate
+	Cipher        cms.Cipher
+	Digest        crypto.Hash
+	GET           bool
+	// Signer signs the message; the reply is encrypted to it.
+	Signer Requester
+	// AnyReplyCipher accepts a reply encrypted otherwise than the request
+	// (micromdm's scepserver answers in DES whatever it was sent): the
+	// reply carries only certificates, which are public.
+	AnyReplyCipher bool
+}
+
+// Submit sends a Submission and returns the certificates of the reply
+// (ErrPending while the server holds it: Poll with the same Signer).
+func (c *Client) Submit(ctx context.Context, s Submission) ([]*x509.Certificate, error) {
+	if s.Recipient == nil || s.Signer.Cert == nil || s.Signer.Key == nil {
+		return nil, errors.New("client: a submission needs a recipient and a signer")
+	}
+	return c.operation(ctx, operation{
+		Type: scep.PKCSReq, TransactionID: s.TransactionID, Body: s.CSR, Recipient: s.Recipient, Cipher: s.Cipher, Digest: s.Digest,
+		GET: s.GET, Self: s.Signer.Cert, SignKey: s.Signer.Key, DecryptKey: s.Signer.Key, AnyReplyCipher: s.AnyReplyCipher,
+	})
 }

@@ -7,10 +7,12 @@ package config
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -126,8 +128,14 @@ type CAImport struct {
 type Profile struct {
 	// ID is the URL segment: lowercase letters, digits and dashes.
 	ID string `yaml:"id" json:"id"`
-	// CA is the issuing CA's ID. Required.
-	CA string `yaml:"ca" json:"ca"`
+	// CA is the issuing CA's ID. Required unless Upstream is set; the two
+	// are exclusive.
+	CA string `yaml:"ca,omitempty" json:"ca,omitempty"`
+	// Upstream makes scepd the RA of a CA it does not hold (RA mode): it
+	// authorises devices as for any profile, then obtains the certificate
+	// from this upstream CA. The profile's RA certificate is issued by a
+	// local RA issuer CA scepd creates for it (ID "<profile id>-ra").
+	Upstream *Upstream `yaml:"upstream,omitempty" json:"upstream,omitempty"`
 	// CAMode lets the CA itself answer SCEP instead of a separate RA; only
 	// for an RSA CA whose certificate has keyEncipherment. Default false.
 	CAMode bool `yaml:"ca_mode,omitempty" json:"ca_mode,omitempty"`
@@ -148,6 +156,98 @@ type Profile struct {
 	Policy ca.PolicyConfig `yaml:"policy,omitempty" json:"policy,omitempty"`
 	// Lifecycle: renewal and approval.
 	Lifecycle `yaml:",inline"`
+}
+
+// Upstream is the CA a profile in RA mode obtains certificates from.
+// Exactly one kind is set.
+type Upstream struct {
+	// SCEP: the upstream CA answers SCEP (NDES, EJBCA, another SCEP CA).
+	SCEP *UpstreamSCEP `yaml:"scep,omitempty" json:"scep,omitempty"`
+}
+
+// UpstreamSCEP is a SCEP CA scepd is a client of. scepd forwards the
+// device's CSR as the device signed it, so the upstream sees the
+// challengePassword the device put there (the front's): an upstream that
+// checks its own challenge in the CSR (NDES, scepserver -challenge)
+// cannot be given one; see docs/guides/ra-mode.md.
+type UpstreamSCEP struct {
+	// URL of the upstream's SCEP endpoint, e.g.
+	// https://ndes.corp.example/certsrv/mscep/mscep.dll.
+	URL string `yaml:"url" json:"url"`
+	// CAFingerprint pins the upstream's CA certificate: "sha256:<hex>" of
+	// its DER. Required unless the URL is http://127.0.0.1 or localhost.
+	CAFingerprint string `yaml:"ca_fingerprint,omitempty" json:"ca_fingerprint,omitempty"`
+	// Timeout bounds one exchange with the upstream (a PKCSReq or one
+	// CertPoll): an upstream down or slower than this is a SCEP FAILURE
+	// (or, while polling, still PENDING). Default 20s, at most 25s (the
+	// device's request must be answered within the server's 30s write
+	// timeout).
+	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// NDES: the one-time challenges this profile mints (challenge mode
+	// dynamic) are fetched from the upstream's NDES admin page, so that
+	// each is valid at scepd and at the upstream alike; the device's CSR
+	// carries it to both.
+	NDES *UpstreamNDES `yaml:"ndes,omitempty" json:"ndes,omitempty"`
+}
+
+// UpstreamNDES is an upstream's NDES admin page (mscep_admin).
+type UpstreamNDES struct {
+	// URL of the page, e.g. https://ndes.corp.example/certsrv/mscep_admin/.
+	URL string `yaml:"url" json:"url"`
+	// Username for HTTP Basic; empty sends none.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	// PasswordEnv names the environment variable holding Username's
+	// password.
+	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+}
+
+// validate checks an upstream declaration.
+func (u *Upstream) validate(errs *Errors) {
+	if u.SCEP == nil {
+		errs.add("upstream", "scep is required (the only upstream kind so far)")
+		return
+	}
+	s := u.SCEP
+	uu, err := url.Parse(s.URL)
+	if err != nil || (uu.Scheme != "http" && uu.Scheme != "https") || uu.Host == "" {
+		errs.add("upstream.scep.url", "%q: want an http:// or https:// URL", s.URL)
+	}
+	if s.CAFingerprint == "" {
+		if err == nil && !(uu.Scheme == "http" && (uu.Hostname() == "127.0.0.1" || uu.Hostname() == "localhost" || uu.Hostname() == "::1")) {
+			errs.add("upstream.scep.ca_fingerprint", "required (sha256:<hex> of the upstream CA certificate); optional only for http://127.0.0.1 or localhost")
+		}
+	} else if _, err := ParseFingerprint(s.CAFingerprint); err != nil {
+		errs.add("upstream.scep.ca_fingerprint", "%v", err)
+	}
+	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) || s.Timeout > ca.Duration(25*time.Second) {
+		errs.add("upstream.scep.timeout", "between 1s and 25s: the device must hear the answer within the server's 30s write timeout")
+	}
+	if n := s.NDES; n != nil {
+		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
+			errs.add("upstream.scep.ndes.url", "%q: want an http:// or https:// URL", n.URL)
+		}
+		if n.Username != "" && n.PasswordEnv == "" {
+			errs.add("upstream.scep.ndes", "a username needs password_env")
+		}
+	}
+}
+
+// RAIssuerID is the ID of the local CA that issues the RA certificate of
+// the profile id in RA mode.
+func RAIssuerID(id string) string { return id + "-ra" }
+
+// ParseFingerprint reads "sha256:<64 hex digits>" (colons between bytes
+// allowed) into the digest.
+func ParseFingerprint(s string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("%q: want sha256:<hex>", s)
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(rest, ":", ""))
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("%q: want sha256: and 64 hex digits", s)
+	}
+	return b, nil
 }
 
 // Lifecycle says how a profile renews and approves; stored as JSON.
@@ -424,6 +524,9 @@ func (f *File) Validate() error {
 		if p.CA != "" && len(f.CAs) > 0 && !cas[p.CA] {
 			errs.add(path+".ca", "no CA %q is declared in cas", p.CA)
 		}
+		if p.Upstream != nil && cas[RAIssuerID(p.ID)] {
+			errs.add(path+".upstream", "the CA ID %q is taken by cas: scepd creates it as this profile's RA issuer", RAIssuerID(p.ID))
+		}
 		if p.CAMode && caModeless[p.CA] {
 			errs.add(path+".ca_mode", "CA %q is created without allow_ca_mode: CA mode needs its key to decrypt (an RSA CA with keyEncipherment)", p.CA)
 		}
@@ -500,8 +603,22 @@ func (p Profile) Validate() error {
 	if !ValidID(p.ID) {
 		errs.add("id", "%q must be lowercase letters, digits and dashes", p.ID)
 	}
-	if p.CA == "" {
-		errs.add("ca", "required")
+	switch {
+	case p.Upstream != nil && p.CA != "":
+		errs.add("upstream", "ca and upstream are exclusive: a profile issues from a local CA or obtains from an upstream")
+	case p.Upstream != nil:
+		p.Upstream.validate(&errs)
+		if p.Upstream.SCEP != nil && p.Upstream.SCEP.NDES != nil && p.Challenge.Mode != store.ChallengeDynamic {
+			errs.add("upstream.scep.ndes", "challenges fetched from the upstream are one-time: the profile needs challenge mode dynamic")
+		}
+		if p.CAMode {
+			errs.add("ca_mode", "a profile in RA mode (upstream) has an RA of its own")
+		}
+		if p.Rollover.NextCA != "" {
+			errs.add("rollover", "a profile in RA mode (upstream) has no local CA to roll over")
+		}
+	case p.CA == "":
+		errs.add("ca", "required (or upstream)")
 	}
 	if p.RAKeyType != "" && !ca.KeyType(p.RAKeyType).RSA() {
 		errs.add("ra_key_type", "%q: an RA key must be %s", p.RAKeyType, ca.KeyTypeList(ca.RAKeyTypes()))

@@ -134,3 +134,48 @@ profiles:
 		})
 	}
 }
+
+func TestUpstreamValidation(t *testing.T) {
+	const fp = "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
+	for _, tc := range []struct {
+		doc  string
+		want string // "" means valid
+	}{
+		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/certsrv/mscep/mscep.dll", ca_fingerprint: "` + fp + `"}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://127.0.0.1:8080/scep"}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, ca: root, upstream: {scep: {url: "http://127.0.0.1:8080/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream: ca and upstream are exclusive"},
+		{`profiles: [{id: a, challenge: {mode: dynamic}}]`, "profiles[0].ca: required (or upstream)"},
+		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ca_fingerprint: required"},
+		{`profiles: [{id: a, upstream: {scep: {url: "https://ndes.example/scep", ca_fingerprint: "md5:00"}}, challenge: {mode: dynamic}}]`, "want sha256:<hex>"},
+		{`profiles: [{id: a, upstream: {scep: {url: "ftp://x/scep"}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.url"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", challenge_env: A}}, challenge: {mode: dynamic}}]`, "PARSE"},
+		{`profiles: [{id: a, upstream: {}, challenge: {mode: dynamic}}]`, "scep is required"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", timeout: 1m}}, challenge: {mode: dynamic}}]`, "between 1s and 25s"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/certsrv/mscep_admin/", username: u, password_env: P}}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/m", username: u}}}, challenge: {mode: dynamic}}]`, "a username needs password_env"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/m"}}}, challenge: {password_env: X}}]`, "needs challenge mode dynamic"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s"}}, ca_mode: true, challenge: {mode: dynamic}}]`, "profiles[0].ca_mode"},
+		{"cas: [{id: a-ra, create: {subject: CN=x}}]\nprofiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}]", "is taken by cas"},
+	} {
+		f, err := Parse([]byte(tc.doc))
+		if tc.want == "PARSE" {
+			if err == nil {
+				t.Errorf("%s: parsed; an upstream challenge cannot be delivered and is no key", tc.doc)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", tc.doc, err)
+		}
+		err = f.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", tc.doc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want it to contain %q", tc.doc, err, tc.want)
+		}
+	}
+	if b, err := ParseFingerprint("SHA256:" + strings.ToUpper(fp[7:])); err != nil || len(b) != 32 {
+		t.Errorf("ParseFingerprint upper case: %x, %v", b, err)
+	}
+}

@@ -65,6 +65,11 @@ type Profile struct {
 	// Manual approval: valid requests wait as PENDING for an operator.
 	Manual     bool
 	PendingTTL time.Duration
+	// Issuer obtains authorised certificates; nil means CA signs them. In
+	// RA mode it is the upstream CA, and CA is the local RA issuer (which
+	// issued the profile's RA certificate, and whose certificate the
+	// policy is evaluated against).
+	Issuer Issuer
 }
 
 // Renewal is a profile's renewal policy (see config.Renewal).
@@ -223,12 +228,13 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	}
 	// A retransmission (RFC 8894 §3.3.1) is looked up before anything else
 	// only where deciding it again would cost or tell someone: a remote
-	// validator (Intune, a webhook) or a profile that holds requests.
+	// validator (Intune, a webhook), a profile that holds requests, or an
+	// upstream CA (RA mode: a repeat must not reach it as a new request).
 	// Elsewhere the common path does no lookup: the unique transaction
 	// row refuses the insert of a repeat (issueWith answers it then), and
 	// the refusals below look before they answer.
 	_, remote := p.Challenge.(challenge.Notifier)
-	if r.Renewal || remote || p.Manual {
+	if r.Renewal || remote || p.Manual || p.Issuer != nil {
 		if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.DER != nil || res.Pending {
 			return res, err
 		}
@@ -413,6 +419,84 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 	return Result{Pending: true}, nil
 }
 
+func renewed(old *store.Certificate) string {
+	if old == nil {
+		return ""
+	}
+	return old.Serial
+}
+
+// holdUpstream stores a request the upstream CA holds PENDING, reserving
+// its one-time challenge like an approval does; the device's CertPoll
+// polls the upstream (see Poll).
+func (s *Service) holdUpstream(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, renews string, got Issuance, now time.Time) (Result, error) {
+	ttl := p.PendingTTL
+	if ttl <= 0 {
+		ttl = 72 * time.Hour
+	}
+	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
+		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
+		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews, UpstreamPoll: got.Token}
+	if len(tx.UpstreamPoll) == 0 {
+		tx.UpstreamPoll = []byte{0}
+	}
+	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
+		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String(), "upstream": got.Upstream}})
+	switch {
+	case errors.Is(err, store.ErrChallengeSpent):
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
+	case errors.Is(err, store.ErrNonceReused):
+		return Result{}, s.rejected(ctx, p, r, errNonceReused)
+	case errors.Is(err, store.ErrConflict):
+		return s.replay(ctx, p, r, keyHash)
+	case err != nil:
+		return Result{}, fmt.Errorf("enroll: storing a request the upstream holds: %w", err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request pending at the upstream CA", slog.String("profile", p.ID),
+		slog.String("transaction_id", r.TransactionID), slog.String("upstream", got.Upstream))
+	return Result{Pending: true}, nil
+}
+
+// pollUpstream answers a device's CertPoll for a request the upstream
+// holds: it polls the upstream once. Issued: stored as the request's
+// certificate. Refused: the request is rejected. Unreachable or still
+// pending: PENDING (the device polls again).
+func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transaction) (Result, error) {
+	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
+	if err != nil {
+		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
+	}
+	got, err := p.issuer().Poll(ctx, IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}, tx.UpstreamPoll)
+	var up *UpstreamError
+	switch {
+	case errors.As(err, &up) && up.Refused:
+		now := s.now()
+		reason := "the upstream CA refused: " + up.Reason
+		if rerr := s.store.RejectPending(ctx, p.ID, tx.TransactionID, up.Upstream, reason, now, store.AuditEvent{Time: now, Actor: up.Upstream,
+			Action: "request.reject", Object: "transaction:" + tx.TransactionID, Outcome: "ok",
+			Details: map[string]string{"profile": p.ID, "reason": reason}}); rerr != nil && !errors.Is(rerr, store.ErrConflict) {
+			return Result{}, fmt.Errorf("enroll: rejecting %q: %w", tx.TransactionID, rerr)
+		}
+		return Result{}, reject(scep.BadRequest, "%s", reason)
+	case err != nil:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "polling the upstream CA failed; the request stays pending", slog.String("profile", p.ID),
+			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
+		return Result{Pending: true}, nil
+	case got.Pending:
+		return Result{Pending: true}, nil
+	}
+	var old *store.Certificate
+	if tx.RenewsSerial != "" {
+		c, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
+		if err != nil {
+			return Result{}, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
+		}
+		old = &c
+	}
+	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
+	return s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+}
+
 // issue signs tmpl and commits certificate, transaction, consumed challenge
 // and audit event together; for a renewal (old set) on a revoke_old
 // profile, the old certificate's revocation too (ErrSuperseded when
@@ -422,10 +506,44 @@ func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.C
 }
 
 func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
-	cert, err := p.CA.Issue(tmpl, r.CSR.PublicKey)
+	var renews *x509.Certificate
+	if old != nil {
+		renews, _ = x509.ParseCertificate(old.DER)
+	}
+	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl, Renews: renews})
+	var up *UpstreamError
+	if errors.As(err, &up) {
+		// Nothing was stored: a one-time challenge stays unspent, so the
+		// device may try again once the upstream answers.
+		if fromPending {
+			return Result{}, fmt.Errorf("enroll: %w", up)
+		}
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the upstream CA did not issue: %s", up.Reason))
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: signing: %w", err)
 	}
+	if got.Pending {
+		if fromPending {
+			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
+		}
+		return s.holdUpstream(ctx, p, r, keyHash, oneTime, renewed(old), got, now)
+	}
+	res, err := s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
+	if err != nil && got.Upstream != "" {
+		// The upstream issued it, nothing here records it: whatever the
+		// device hears next, the operator must know it exists.
+		s.log.LogAttrs(ctx, slog.LevelError, "certificate issued by the upstream CA but not stored; revoke it there if the device does not receive it",
+			slog.String("profile", p.ID), slog.String("upstream", got.Upstream), slog.String("serial", got.Issued.Serial.Text(16)),
+			slog.String("subject", got.Issued.Subject.String()), slog.String("error", err.Error()))
+	}
+	return res, err
+}
+
+// record commits an obtained certificate with its transaction, consumed
+// challenge and audit event (see issue).
+func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuance, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
+	cert := got.Issued
 	serial := cert.Serial.Text(16)
 	subject := cert.Subject.String()
 	renewed := ""
@@ -433,6 +551,9 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		renewed = old.Serial
 	}
 	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": subject}
+	if got.Upstream != "" {
+		details["upstream"] = got.Upstream
+	}
 	if renewed != "" {
 		details["renewed"] = renewed
 	}
@@ -445,7 +566,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 			Serial: serial, ProfileID: p.ID, TransactionID: r.TransactionID,
 			Subject: subject, SANs: cert.SANs,
 			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.DER,
-			Status: store.CertValid, CAID: p.CAID, RenewedSerial: renewed, Created: now,
+			Status: store.CertValid, CAID: p.CAID, RenewedSerial: renewed, Created: now, Upstream: got.Upstream,
 		},
 		Transaction: store.Transaction{
 			ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusIssued,
@@ -475,13 +596,14 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 			// lookup before signing is left to the unique constraint), or
 			// one that committed while we worked. Answer with what was
 			// stored; a different request under a used ID is stored under
-			// the ID qualified by its digest (see resolve).
+			// the ID qualified by its digest (see resolve), with the
+			// certificate already obtained.
 			id := r.TransactionID
 			if res, rerr := s.resolve(ctx, p, &r, keyHash); rerr != nil || res.DER != nil || res.Pending {
 				return res, rerr
 			}
 			if r.TransactionID != id {
-				return s.issueWith(ctx, p, r, tmpl, keyHash, oneTime, entity, old, fromPending, now)
+				return s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
 			}
 		}
 		if errors.Is(err, store.ErrNonceReused) {
@@ -505,7 +627,8 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	s.log.LogAttrs(ctx, slog.LevelInfo, "certificate issued",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID),
 		slog.String("serial", serial), slog.String("subject", subject),
-		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr))
+		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr),
+		slog.String("upstream", got.Upstream))
 	return Result{DER: cert.DER, Renewed: renewed}, nil
 }
 
@@ -548,7 +671,9 @@ func (p *Profile) mayRenew(signer *x509.Certificate) bool {
 	if signer == nil {
 		return false
 	}
-	return len(p.Renewal.FromProfiles) > 0 || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
+	// In RA mode the upstream's CA (not p.CA, the RA issuer) issued this
+	// profile's certificates: any signer may be one of them.
+	return len(p.Renewal.FromProfiles) > 0 || p.Issuer != nil || bytes.Equal(signer.RawIssuer, p.CA.Cert.RawSubject) ||
 		(p.Predecessor != nil && bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject))
 }
 
@@ -665,6 +790,9 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 		if !tx.Expires.IsZero() && s.now().After(tx.Expires) {
 			return Result{}, reject(scep.BadRequest, "the request expired before a decision")
 		}
+		if tx.UpstreamPoll != nil {
+			return s.pollUpstream(ctx, p, tx)
+		}
 		return Result{Pending: true}, nil
 	case store.StatusRejected:
 		reason := tx.Reason
@@ -693,6 +821,9 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 	}
 	if tx.Status != store.StatusPending {
 		return nil, fmt.Errorf("%w: request %q is %s, not pending", store.ErrConflict, transactionID, tx.Status)
+	}
+	if tx.UpstreamPoll != nil {
+		return nil, fmt.Errorf("%w: request %q waits for the upstream CA, not for an approval here", ErrNotApprovable, transactionID)
 	}
 	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
 	if err != nil {
@@ -853,6 +984,13 @@ func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []b
 func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Transaction) (Result, error) {
 	switch tx.Status {
 	case store.StatusPending:
+		if tx.UpstreamPoll != nil && (tx.Expires.IsZero() || s.now().Before(tx.Expires)) {
+			// A client that resends its PKCSReq instead of polling
+			// (certmonger) polls the upstream that way.
+			res, err := s.pollUpstream(ctx, p, tx)
+			res.Replayed = res.Pending
+			return res, err
+		}
 		return Result{Pending: true, Replayed: true}, nil
 	case store.StatusRejected:
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was rejected: %s", r.TransactionID, tx.Reason))

@@ -31,6 +31,8 @@ type Metrics struct {
 	challenges *prometheus.CounterVec
 	events     *prometheus.CounterVec
 	limits     *prometheus.CounterVec
+	upstreams  *prometheus.CounterVec
+	upstreamT  *prometheus.HistogramVec
 
 	storeSeconds *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
@@ -71,13 +73,22 @@ func New(build Build, st Stats, overloaded func() float64) *Metrics {
 			Name: "scepd_limits_total",
 			Help: "Requests stopped by a limit, by profile, endpoint (enroll, ndes, jamf) and kind: lockout (an address used up its failed attempts), blocked (an attempt refused unchecked while locked out) or rate (challenges minted too fast).",
 		}, []string{"profile", "endpoint", "kind"}),
+		upstreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scepd_upstream_requests_total",
+			Help: "Requests to upstream CAs (RA mode), by upstream and outcome: issued, failed, or pending (each PENDING answer polled again).",
+		}, []string{"upstream", "outcome"}),
+		upstreamT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "scepd_upstream_duration_seconds",
+			Help:    "Time an upstream CA took to issue or fail, polling included.",
+			Buckets: []float64{.01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 20},
+		}, []string{"upstream"}),
 	}
 	m.storeSeconds, m.storeErrors = newStoreCollectors()
 	m.audit = newAuditCollectors(m.registry)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "scepd_build_info", Help: "Build information: version, Go toolchain and the engine signing with file-held keys (go or openssl).",
 		ConstLabels: prometheus.Labels{"version": build.Version, "go": build.GoVersion, "crypto_engine": build.CryptoEngine}})
 	info.Set(1)
-	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.storeSeconds, m.storeErrors, info,
+	m.registry.MustRegister(m.operations, m.duration, m.challenges, m.events, m.limits, m.upstreams, m.upstreamT, m.storeSeconds, m.storeErrors, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scepd_overloaded_total", Help: "PKIOperations answered 503 because all slots were busy."}, overloaded),
 		&certCollector{st: st})
@@ -93,6 +104,14 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Observe(profile, messageType, outcome string, d time.Duration) {
 	m.operations.WithLabelValues(profile, messageType, outcome).Inc()
 	m.duration.WithLabelValues(profile, messageType).Observe(d.Seconds())
+}
+
+// Upstream records one exchange with an upstream CA (server.Overrides.ObserveUpstream).
+func (m *Metrics) Upstream(upstream, outcome string, took time.Duration) {
+	m.upstreams.WithLabelValues(upstream, outcome).Inc()
+	if outcome != "pending" {
+		m.upstreamT.WithLabelValues(upstream).Observe(took.Seconds())
+	}
 }
 
 // Event records an event delivery attempt's outcome.

@@ -179,6 +179,19 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	}
 	policy, _ := json.Marshal(spec.Policy)
 	lifecycle, _ := json.Marshal(spec.Lifecycle)
+	var upstreamRow []byte
+	if spec.Upstream != nil {
+		var prev *store.Profile
+		if existing, err := st.GetProfile(ctx, spec.ID); err == nil {
+			prev = &existing
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return store.Profile{}, false, err
+		}
+		var err error
+		if upstreamRow, spec.CA, err = applyUpstream(ctx, st, ks, spec, prev, in, now); err != nil {
+			return store.Profile{}, false, err
+		}
+	}
 	caRow, err := st.GetCA(ctx, spec.CA)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Profile{}, false, fmt.Errorf("%w: CA %q does not exist", ErrInvalid, spec.CA)
@@ -213,7 +226,7 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	p.AllowDES = spec.AllowDES
 	p.IncludeCACert = config.Bool(spec.IncludeCACert, true)
 	p.FullChain = config.Bool(spec.FullChain, true)
-	p.Policy, p.Lifecycle = policy, lifecycle
+	p.Policy, p.Lifecycle, p.Upstream = policy, lifecycle, upstreamRow
 	if err := applyChallenge(ctx, &p, spec.Challenge, in); err != nil {
 		return store.Profile{}, false, err
 	}

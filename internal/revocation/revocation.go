@@ -51,6 +51,16 @@ type Service struct {
 	signing sync.Mutex
 }
 
+// UpstreamError refuses revoking a certificate an upstream CA issued (RA
+// mode): only that CA can revoke it.
+type UpstreamError struct {
+	Serial, Upstream string
+}
+
+func (e *UpstreamError) Error() string {
+	return fmt.Sprintf("certificate %s was issued by the upstream CA %s: scepd cannot revoke it; revoke it at that CA (see docs/guides/ra-mode.md)", e.Serial, e.Upstream)
+}
+
 // ErrUnknownCA names a CA that is not loaded.
 var ErrUnknownCA = errors.New("revocation: unknown CA")
 
@@ -67,6 +77,11 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor s
 	c, err := s.Store.GetCertificate(ctx, serial)
 	if err != nil {
 		return c, err
+	}
+	if c.Upstream != "" {
+		// Nothing is recorded: a revocation here would be on no CRL or
+		// OCSP answer anyone checks (the upstream CA publishes those).
+		return c, &UpstreamError{Serial: serial, Upstream: c.Upstream}
 	}
 	now := s.Now()
 	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",

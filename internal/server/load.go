@@ -17,6 +17,7 @@ import (
 	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/upstream"
 )
 
 // Stored profiles become served ones here, next to the Profile they
@@ -55,6 +56,9 @@ type Overrides struct {
 	// MintLimit rations one-time challenge minting per profile; it lives
 	// outside Load so reloading profiles does not refill it.
 	MintLimit challenge.MintLimiter
+	// ObserveUpstream, when set, hears every exchange with an upstream CA
+	// (RA mode), for metrics.
+	ObserveUpstream func(upstream, outcome string, took time.Duration)
 }
 
 // Loaded is everything a running server needs, loaded once.
@@ -170,7 +174,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		}
 		v = sv
 	case store.ChallengeDynamic:
-		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit}
+		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit,
+			Hex: provision.HexChallenges(row)}
+		if dyn.Source, err = provision.ChallengeSource(row, ov.Getenv); err != nil {
+			return nil, err
+		}
 		v = dyn
 		if n := chc.NDES; n != nil {
 			ndes = &NDESPage{Username: n.Username, UTF8: n.Encoding == "utf-8"}
@@ -220,7 +228,24 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	return NewProfile(ProfileConfig{
+	var up *upstream.SCEP
+	var upChain [][]byte
+	su, err := provision.StoredUpstreamOf(row)
+	if err != nil {
+		return nil, err
+	}
+	if su != nil {
+		pin, err := config.ParseFingerprint(su.Fingerprint)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
+		}
+		if up, err = upstream.NewSCEP(upstream.SCEPConfig{URL: su.SCEP.URL, Fingerprint: pin, Timeout: time.Duration(su.SCEP.Timeout),
+			Observe: ov.ObserveUpstream}); err != nil {
+			return nil, err
+		}
+		upChain = su.CAChainDER
+	}
+	cfg := ProfileConfig{
 		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, PredecessorID: predecessorID,
 			Successor: successor, SuccessorID: successorID, RASubject: raCert.RawSubject, Policy: policy, Challenge: v,
 			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
@@ -234,7 +259,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		AllowDES:      row.AllowDES || ov.AllowDES[row.ID],
 		IncludeCACert: row.IncludeCACert,
 		FullChain:     row.FullChain,
-	})
+	}
+	if up != nil {
+		cfg.Enroll.Issuer, cfg.Upstream, cfg.UpstreamChain = up, up, upChain
+	}
+	return NewProfile(cfg)
 }
 
 // missingSecret stands in for a delegated validator whose secret the

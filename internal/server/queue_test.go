@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/scepd/scepd/internal/slot"
 )
 
 // TestQueueBound: with every slot taken, MaxQueue requests wait for one;
@@ -45,5 +47,39 @@ func TestQueueBound(t *testing.T) {
 	s.release()
 	if s.waiting.Load() != 0 {
 		t.Fatalf("%d still counted as waiting", s.waiting.Load())
+	}
+}
+
+// TestSlotYield: a request waiting on an upstream gives its slot back, so
+// another gets it; it takes a slot again before it goes on.
+func TestSlotYield(t *testing.T) {
+	s, err := New(Options{MaxConcurrent: 1, MaxQueue: 1, QueueWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.acquire(context.Background()) {
+		t.Fatal("the free slot was refused")
+	}
+	ctx := s.yieldable(context.Background())
+	resume := slot.Yield(ctx)
+	if !s.acquire(context.Background()) {
+		t.Fatal("the yielded slot was not free for another request")
+	}
+	back := make(chan struct{})
+	go func() { resume(); close(back) }()
+	s.release() // the other request ends: resume gets the slot
+	<-back
+	s.releaseHeld(ctx)
+	if n := len(s.slots); n != 0 {
+		t.Fatalf("%d slots still taken", n)
+	}
+	// Yielding twice, or releasing a yielded slot, takes nothing twice.
+	ctx = s.yieldable(context.Background())
+	s.slots <- struct{}{}
+	slot.Yield(ctx)
+	slot.Yield(ctx)()
+	s.releaseHeld(ctx)
+	if n := len(s.slots); n != 0 {
+		t.Fatalf("%d slots taken after yield, yield, resume, release", n)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -65,6 +67,43 @@ func (s *Server) scep(w http.ResponseWriter, r *http.Request, profileID string) 
 	}
 }
 
+// yieldable returns ctx carrying the slot the caller holds (see package
+// slot): an upstream CA's exchange gives it back while it waits. The
+// request ends with releaseHeld.
+func (s *Server) yieldable(ctx context.Context) context.Context {
+	held := &heldSlot{s: s, held: true}
+	return context.WithValue(slot.With(ctx, held.yield), heldKey{}, held)
+}
+
+// heldSlot is one request's slot: given back and taken again in its own
+// goroutine only.
+type heldSlot struct {
+	s    *Server
+	held bool
+}
+
+type heldKey struct{}
+
+func (h *heldSlot) yield() func() {
+	if !h.held {
+		return func() {}
+	}
+	h.s.release()
+	h.held = false
+	return func() {
+		h.s.slots <- struct{}{}
+		h.held = true
+	}
+}
+
+// releaseHeld releases the slot of a yieldable context, if it holds it.
+func (s *Server) releaseHeld(ctx context.Context) {
+	if h, ok := ctx.Value(heldKey{}).(*heldSlot); ok && h.held {
+		h.held = false
+		s.release()
+	}
+}
+
 func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile) {
 	start := time.Now()
 	msgType, outcome := "unknown", "http-400"
@@ -79,7 +118,8 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile
 		http.Error(w, "server busy, retry later", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.release()
+	r = r.WithContext(s.yieldable(r.Context()))
+	defer s.releaseHeld(r.Context())
 	body, err := s.readMessage(r)
 	if err != nil {
 		status := http.StatusBadRequest

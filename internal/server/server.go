@@ -18,7 +18,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +72,18 @@ type ProfileConfig struct {
 	// NDES serves the NDES-compatible admin page; Jamf the Jamf webhook.
 	NDES *NDESPage
 	Jamf bool
+	// Upstream is the CA a profile in RA mode obtains certificates from
+	// (Enroll.Issuer); /readyz asks it. UpstreamChain, its CA chain, then
+	// takes the place of the local CA's in GetCACert and CertRep.
+	Upstream      Upstream
+	UpstreamChain [][]byte
+}
+
+// Upstream is an upstream CA as the server sees it.
+type Upstream interface {
+	Name() string
+	// Ready reports whether the upstream answers.
+	Ready(ctx context.Context) error
 }
 
 // NextCA is what GetNextCACert hands out before a rollover.
@@ -99,6 +113,9 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	var chain [][]byte
 	if cfg.IncludeCACert {
 		chain = cfg.Enroll.CA.ChainDER()
+		if cfg.UpstreamChain != nil {
+			chain = cfg.UpstreamChain
+		}
 		if !cfg.FullChain {
 			chain = chain[:1]
 		}
@@ -436,7 +453,47 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if why := s.upstreamsDown(r.Context()); why != "" {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
 	writeOK(w)
+}
+
+// upstreamsDown asks every profile's upstream (RA mode) whether it
+// answers, all at once and each within 2s; it names those that do not
+// ("" when all do).
+func (s *Server) upstreamsDown(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	type down struct{ profile, err string }
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		downs []down
+	)
+	for id, p := range s.set.Load().byID {
+		if p.cfg.Upstream == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.cfg.Upstream.Ready(ctx); err != nil {
+				mu.Lock()
+				downs = append(downs, down{id, err.Error()})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(downs, func(a, b down) int { return strings.Compare(a.profile, b.profile) })
+	var out []string
+	for _, d := range downs {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed", slog.String("profile", d.profile), slog.String("error", d.err))
+		out = append(out, fmt.Sprintf("profile %s: %s", d.profile, d.err))
+	}
+	return strings.Join(out, "; ")
 }
 
 func writeOK(w http.ResponseWriter) {

@@ -107,6 +107,10 @@ type Profile struct {
 	// rollover (GetNextCACert hands it out before the switch).
 	NextRACertDER []byte
 	NextRAKeyRef  string
+	// Upstream is the upstream CA of a profile in RA mode as JSON
+	// (provision.StoredUpstream: the config without secrets, and the
+	// upstream's pinned CA chain); nil for a profile with a local CA.
+	Upstream []byte
 	// Source is "config" for profiles the config file declares (the file
 	// is authoritative for them), "api" for those created at run time, and
 	// "default" for the zero-config profile.
@@ -162,6 +166,10 @@ type Transaction struct {
 	// RenewsSerial is the certificate a renewal renews (a renewal held for
 	// approval is issued as that renewal).
 	RenewsSerial string
+	// UpstreamPoll is set on a request an upstream CA holds PENDING (RA
+	// mode): the issuer's token to poll it with (enroll.Issuer.Poll). Such
+	// a request waits for the upstream, not for an operator's approval.
+	UpstreamPoll []byte
 	Created      time.Time
 	Updated      time.Time
 }
@@ -228,6 +236,10 @@ type Certificate struct {
 	RevokedAt        time.Time
 	RevocationReason int
 	Created          time.Time
+	// Upstream names the upstream CA that issued the certificate (RA
+	// mode: "scep:<url>"); "" when a local CA signed it. CAID is then the
+	// profile's RA issuer, which did not sign it.
+	Upstream string
 }
 
 // CertificateStat is one profile's certificate counts.

@@ -10,26 +10,26 @@ import (
 )
 
 const txColumns = `profile_id, transaction_id, status, public_key_sha256, csr_der, cert_serial, challenge_hash, expires_at, decided_by, reason,
-	created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial`
+	created_at, updated_at, client_transaction_id, signer_key_sha256, renews_serial, upstream_poll`
 
 // CertColumns are the certificate columns scanCert reads, in its order.
 const CertColumns = `serial, profile_id, transaction_id, subject, sans, not_before, not_after, der, status, ca_id, renewed_serial,
-	revoked_at, revocation_reason, created_at`
+	revoked_at, revocation_reason, created_at, upstream`
 
 // Statements of the enrollment path (see hotStatements).
 const (
 	qGetTransaction = `SELECT ` + txColumns + ` FROM transactions WHERE profile_id = $1 AND transaction_id = $2`
 	qGetCertificate = `SELECT ` + CertColumns + ` FROM certificates WHERE serial = $1`
-	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12)`
+	qInsertCert     = `INSERT INTO certificates (` + CertColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, 0, $12, $13)`
 	qInsertTx       = `INSERT INTO transactions (` + txColumns + `, sender_nonce)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 )
 
 func (s *Store) scanTx(r scanner) (store.Transaction, error) {
 	var t store.Transaction
 	var serial, clientID sql.NullString
 	err := r.Scan(&t.ProfileID, &t.TransactionID, &t.Status, &t.PublicKeySHA256, &t.CSRDER, &serial, &t.ChallengeHash, s.tm(&t.Expires),
-		&t.DecidedBy, &t.Reason, s.tm(&t.Created), s.tm(&t.Updated), &clientID, &t.SignerKeySHA256, &t.RenewsSerial)
+		&t.DecidedBy, &t.Reason, s.tm(&t.Created), s.tm(&t.Updated), &clientID, &t.SignerKeySHA256, &t.RenewsSerial, &t.UpstreamPoll)
 	t.CertSerial = serial.String
 	t.ClientTransactionID = clientID.String
 	if !clientID.Valid {
@@ -41,7 +41,7 @@ func (s *Store) scanTx(r scanner) (store.Transaction, error) {
 func (s *Store) scanCert(r scanner) (store.Certificate, error) {
 	var c store.Certificate
 	err := r.Scan(&c.Serial, &c.ProfileID, &c.TransactionID, &c.Subject, s.d.ScanStrings(&c.SANs), s.tm(&c.NotBefore), s.tm(&c.NotAfter), &c.DER, &c.Status,
-		&c.CAID, &c.RenewedSerial, s.tm(&c.RevokedAt), &c.RevocationReason, s.tm(&c.Created))
+		&c.CAID, &c.RenewedSerial, s.tm(&c.RevokedAt), &c.RevocationReason, s.tm(&c.Created), &c.Upstream)
 	return c, err
 }
 
@@ -50,7 +50,7 @@ func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, t store.Transaction) e
 	_, err := s.exec(ctx, tx, qInsertTx,
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), nullBytes(t.ChallengeHash), s.nullTime(t.Expires),
 		t.DecidedBy, t.Reason, s.d.Time(t.Created), s.d.Time(t.Updated),
-		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.SenderNonce))
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce))
 	if err != nil {
 		return fmt.Errorf("insert transaction %q: %w", t.TransactionID, err)
 	}
@@ -158,7 +158,7 @@ func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) 
 	// a spent challenge rolls everything back.
 	if _, err := s.exec(ctx, tx, qInsertCert,
 		c.Serial, c.ProfileID, c.TransactionID, c.Subject, s.d.Strings(nonNil(c.SANs)), s.d.Time(c.NotBefore), s.d.Time(c.NotAfter), c.DER, c.Status,
-		c.CAID, c.RenewedSerial, s.d.Time(c.Created)); err != nil {
+		c.CAID, c.RenewedSerial, s.d.Time(c.Created), c.Upstream); err != nil {
 		return fmt.Errorf("insert certificate %s: %w", c.Serial, err)
 	}
 	if rec.FromPending {

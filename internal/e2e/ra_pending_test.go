@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/store/postgres/pgtest"
+	"github.com/scepd/scepd/internal/upstream"
+)
+
+// TestRAModeUpstreamPending: the upstream (a second scepd whose profile
+// needs manual approval) holds the request; the device hears PENDING, its
+// polls reach the upstream through the front, and once the upstream's
+// operator approves, the device's next poll gets the certificate.
+func TestRAModeUpstreamPending(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { raPending(t) })
+	t.Run("postgres", func(t *testing.T) { raPending(t, "--database", pgtest.Schema(t)) })
+}
+
+// raPending runs the test with the front's store named by frontArgs.
+func raPending(t *testing.T, frontArgs ...string) {
+	const shared = "shared-static-challenge"
+	dir := t.TempDir()
+	upCfg := filepath.Join(dir, "upstream.yaml")
+	os.WriteFile(upCfg, []byte(`
+cas:
+  - id: corp
+    create: {subject: "CN=Corp Upstream CA"}
+profiles:
+  - id: corp
+    ca: corp
+    approval: manual
+    challenge: {password_env: E2E_SHARED}
+`), 0o600)
+	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}, Env: []string{"E2E_SHARED=" + shared}})
+	upCerts := getCACertOf(t, up.URL("corp"))
+	var upCA = upCerts[len(upCerts)-1]
+
+	frontCfg := filepath.Join(dir, "front.yaml")
+	os.WriteFile(frontCfg, []byte(`
+profiles:
+  - id: legacy
+    upstream:
+      scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`"}
+    challenge: {password_env: E2E_SHARED}
+`), 0o600)
+	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: append([]string{"--config", frontCfg}, frontArgs...),
+		Env: []string{"E2E_SHARED=" + shared}})
+	url := front.URL("legacy")
+	certs := getCACertOf(t, url)
+	ra := certs[0]
+
+	ctx := context.Background()
+	key := newKey(t)
+	subject := subjectCN("ra-pending-device")
+	const txID = "RA-PENDING-1"
+	c := client.New(url)
+	_, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: shared, Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: txID, Recipient: ra})
+	if !errors.Is(err, client.ErrPending) {
+		t.Fatalf("enroll: %v, want PENDING", err)
+	}
+	self, err := client.SelfSigned(key, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := client.Requester{Cert: self, Key: key}
+	if _, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128); !errors.Is(err, client.ErrPending) {
+		t.Fatalf("poll before the upstream approved: %v, want PENDING", err)
+	}
+	approve(t, up, "corp", upstream.UpstreamTransactionID(txID))
+	got, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128)
+	if err != nil {
+		t.Fatalf("poll after the upstream approved: %v\n%s", err, front.Log())
+	}
+	if err := got[0].CheckSignatureFrom(upCA); err != nil {
+		t.Fatalf("the certificate is not the upstream's: %v", err)
+	}
+	stored := certsOf(front, "legacy")
+	if len(stored) != 1 || stored[0].Upstream != "scep:"+up.URL("corp") {
+		t.Fatalf("front inventory: %+v", stored)
+	}
+}

@@ -1,0 +1,197 @@
+package enroll_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509/pkix"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/store"
+)
+
+// upstreamCA stands in for an upstream CA behind the issuer seam: a CA
+// enroll knows nothing of (it is not the profile's), or one that fails.
+type upstreamCA struct {
+	ca    *ca.CA
+	fail  error
+	calls int
+	// pending answers Pending to Issue and to that many Polls.
+	pending int
+	polls   int
+}
+
+func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
+	u.calls++
+	if u.fail != nil {
+		return enroll.Issuance{}, u.fail
+	}
+	if u.pending > 0 {
+		return enroll.Issuance{Pending: true, Token: []byte("up-" + req.TransactionID), Upstream: "scep:http://upstream.test/scep"}, nil
+	}
+	return u.sign(req)
+}
+
+func (u *upstreamCA) sign(req enroll.IssueRequest) (enroll.Issuance, error) {
+	policy := ca.DefaultPolicy()
+	tmpl, err := policy.Evaluate(req.CSR, u.ca.Cert, req.ProfileID, testNow())
+	if err != nil {
+		return enroll.Issuance{}, err
+	}
+	c, err := u.ca.Issue(tmpl, req.CSR.PublicKey)
+	return enroll.Issuance{Issued: c, Upstream: "scep:http://upstream.test/scep"}, err
+}
+
+func (u *upstreamCA) Poll(_ context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
+	u.polls++
+	if string(token) != "up-"+req.TransactionID {
+		return enroll.Issuance{}, errors.New("wrong poll token")
+	}
+	if u.fail != nil {
+		return enroll.Issuance{}, u.fail
+	}
+	if u.polls < u.pending {
+		return enroll.Issuance{Pending: true, Token: token, Upstream: "scep:http://upstream.test/scep"}, nil
+	}
+	return u.sign(req)
+}
+
+func newUpstream(t *testing.T) *upstreamCA {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, err := ca.NewRoot(key, pkix.Name{CommonName: "upstream root"}, 24*time.Hour*365, testNow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &upstreamCA{ca: root}
+}
+
+func TestIssuerSeamStoresUpstreamCertificate(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	p.Issuer = up
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certOf(t, res).CheckSignatureFrom(up.ca.Cert); err != nil {
+		t.Fatalf("the certificate is not the upstream's: %v", err)
+	}
+	c, err := st.GetCertificate(ctx, certOf(t, res).SerialNumber.Text(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upstream != "scep:http://upstream.test/scep" || c.ProfileID != "p" {
+		t.Fatalf("stored %+v, want it marked with its upstream", c)
+	}
+	events, _ := st.ListAudit(ctx, 10)
+	found := false
+	for _, e := range events {
+		found = found || (e.Outcome == "issued" && e.Details["upstream"] == "scep:http://upstream.test/scep")
+	}
+	if !found {
+		t.Fatal("no issued audit event names the upstream")
+	}
+	// A wrong challenge never reaches the issuer.
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx2", CSR: csr(t, 2048, "dev2"), Password: "wrong"}); err == nil {
+		t.Fatal("a wrong challenge was accepted")
+	}
+	if up.calls != 1 {
+		t.Fatalf("the upstream was asked %d times, want once (not for the wrong challenge)", up.calls)
+	}
+}
+
+func TestUpstreamFailureIsRejectionAndStoresNothing(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "unreachable", Err: errors.New("dial: refused")}
+	p.Issuer = up
+	_, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password})
+	var rej *enroll.Rejection
+	if !errors.As(err, &rej) || rej.Reason != "the upstream CA did not issue: unreachable" {
+		t.Fatalf("%v, want a rejection naming the upstream's failure", err)
+	}
+	if _, err := st.GetTransaction(ctx, "p", "tx"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a transaction was stored for a failed upstream")
+	}
+	if n := count(t, st); n != 0 {
+		t.Fatalf("%d certificates stored", n)
+	}
+	// The upstream answers again: the same request succeeds.
+	up.fail = nil
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An upstream that holds the request: the device hears PENDING, its
+// CertPoll polls the upstream, and the certificate is stored once the
+// upstream issues; an operator cannot approve it here.
+func TestUpstreamPendingIsPolledByTheDevice(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 2
+	p.Issuer = up
+	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	res, err := svc.PKCSReq(ctx, p, req)
+	if err != nil || !res.Pending {
+		t.Fatalf("%+v %v, want PENDING", res, err)
+	}
+	tx, err := st.GetTransaction(ctx, "p", "tx")
+	if err != nil || tx.Status != store.StatusPending || string(tx.UpstreamPoll) != "up-tx" {
+		t.Fatalf("stored %+v %v", tx, err)
+	}
+	if _, err := svc.Approve(ctx, p, "tx", "admin"); !errors.Is(err, enroll.ErrNotApprovable) {
+		t.Fatalf("approving a request the upstream holds: %v", err)
+	}
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("first poll: %+v %v, want PENDING", res, err)
+	}
+	res, err = svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	if err != nil || res.DER == nil {
+		t.Fatalf("second poll: %+v %v, want the certificate", res, err)
+	}
+	c, err := st.GetCertificate(ctx, certOf(t, res).SerialNumber.Text(16))
+	if err != nil || c.Upstream == "" {
+		t.Fatalf("stored %+v %v", c, err)
+	}
+	// Retransmitted polls get the stored certificate, not a new one.
+	again, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	if err != nil || !bytes.Equal(again.DER, res.DER) || up.polls != 2 {
+		t.Fatalf("poll after issuance: %v (upstream polled %d times)", err, up.polls)
+	}
+}
+
+func TestUpstreamRefusalWhilePendingRejects(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 5
+	p.Issuer = up
+	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	if res, err := svc.PKCSReq(ctx, p, req); err != nil || !res.Pending {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// Unreachable: still PENDING.
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "no answer"}
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("poll with the upstream unreachable: %+v %v, want PENDING", res, err)
+	}
+	// Refused: rejected, and so it stays.
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "refused: SCEP FAILURE badRequest", Refused: true}
+	var rej *enroll.Rejection
+	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); !errors.As(err, &rej) {
+		t.Fatalf("poll with the upstream refusing: %v, want a rejection", err)
+	}
+	if tx, _ := st.GetTransaction(ctx, "p", "tx"); tx.Status != store.StatusRejected {
+		t.Fatalf("transaction %s, want rejected", tx.Status)
+	}
+}

@@ -1,0 +1,142 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/upstream"
+)
+
+// StoredUpstream is a profile's upstream CA as the row keeps it (RA
+// mode): the configuration and what discovery pinned, so that serving
+// needs no network before the first request and a restart while the
+// upstream is down still serves GetCACert.
+type StoredUpstream struct {
+	SCEP *config.UpstreamSCEP `json:"scep,omitempty"`
+	// CAChainDER is the upstream's CA chain as GetCACert returned it when
+	// it was pinned, the pinned CA first. GetCACert of the profile hands it
+	// out after scepd's RA certificate.
+	CAChainDER [][]byte `json:"ca_chain_der,omitempty"`
+	// Fingerprint is the pinned CA's "sha256:<hex>": the configured one,
+	// or (loopback upstreams configured without one) the CA found on the
+	// first discovery.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// StoredUpstreamOf decodes a profile's upstream; nil for a profile with
+// a local CA.
+func StoredUpstreamOf(p store.Profile) (*StoredUpstream, error) {
+	if len(p.Upstream) == 0 {
+		return nil, nil
+	}
+	var u StoredUpstream
+	if err := json.Unmarshal(p.Upstream, &u); err != nil {
+		return nil, fmt.Errorf("profile %q: upstream: %w", p.ID, err)
+	}
+	if u.SCEP == nil {
+		return nil, nil
+	}
+	return &u, nil
+}
+
+// HexChallenges reports whether a profile's one-time challenges are
+// minted in hexadecimal (challenge.Dynamic.Hex): those of profiles in RA
+// mode, whose CSRs travel on to an upstream that may parse the
+// challengePassword strictly as a PrintableString. Every way of minting
+// (served profiles, the API and CLI) asks here.
+func HexChallenges(p store.Profile) bool { return len(p.Upstream) > 0 }
+
+// ChallengeSource returns how a profile in RA mode whose upstream has an
+// NDES page mints its one-time challenges (challenge.Dynamic.Source):
+// fetched from that page, with the password from getenv. nil for other
+// profiles.
+func ChallengeSource(p store.Profile, getenv func(string) string) (func(context.Context) (string, error), error) {
+	su, err := StoredUpstreamOf(p)
+	if err != nil || su == nil || su.SCEP.NDES == nil {
+		return nil, err
+	}
+	n := su.SCEP.NDES
+	page := &upstream.NDESPage{URL: n.URL, Username: n.Username}
+	if n.PasswordEnv != "" {
+		page.Password = getenv(n.PasswordEnv)
+	}
+	timeout := time.Duration(su.SCEP.Timeout)
+	if timeout <= 0 {
+		timeout = upstream.DefaultTimeout
+	}
+	return func(ctx context.Context) (string, error) {
+		if n.PasswordEnv != "" && page.Password == "" {
+			return "", fmt.Errorf("the upstream's NDES page: the environment variable %s (its password) is not set", n.PasswordEnv)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		s, err := page.Fetch(ctx)
+		if err != nil {
+			return "", fmt.Errorf("the upstream's NDES page %s: %w", n.URL, err)
+		}
+		return s, nil
+	}, nil
+}
+
+// discoverTimeout bounds discovering an upstream while applying a profile.
+const discoverTimeout = 20 * time.Second
+
+// applyUpstream prepares a profile in RA mode: its RA issuer CA (created
+// once, kept across restarts) and its upstream, pinned. It returns the
+// upstream as stored and the RA issuer's ID, which becomes the profile's
+// CA. Discovery contacts the upstream only when it is new or changed.
+func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Profile, existing *store.Profile, in Inputs, now time.Time) ([]byte, string, error) {
+	issuerID := config.RAIssuerID(spec.ID)
+	if _, err := st.GetCA(ctx, issuerID); errors.Is(err, store.ErrNotFound) {
+		// The RA issuer exists to certify the profile's RA (Apple's
+		// profile client wants a CA-signed RA certificate); it issues
+		// nothing to devices.
+		if _, err := CreateCA(ctx, st, ks, config.CA{ID: issuerID, Create: &config.CACreate{Subject: "CN=" + spec.ID + " RA issuer,O=scepd"}}, in, now); err != nil {
+			return nil, "", fmt.Errorf("creating the RA issuer %q: %w", issuerID, err)
+		}
+	} else if err != nil {
+		return nil, "", err
+	}
+	want := spec.Upstream.SCEP
+	if existing != nil {
+		if old, err := StoredUpstreamOf(*existing); err == nil && old != nil && old.SCEP.URL == want.URL &&
+			(want.CAFingerprint == "" || sameFingerprint(old.Fingerprint, want.CAFingerprint)) && len(old.CAChainDER) > 0 {
+			old.SCEP = want
+			b, err := json.Marshal(old)
+			return b, issuerID, err
+		}
+	}
+	var pin []byte
+	if want.CAFingerprint != "" {
+		pin, _ = config.ParseFingerprint(want.CAFingerprint) // validated
+	}
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: want.URL, Fingerprint: pin})
+	if err != nil {
+		return nil, "", err
+	}
+	dctx, cancel := context.WithTimeout(ctx, discoverTimeout)
+	defer cancel()
+	d, err := u.Discover(dctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: upstream %s: %v", ErrInvalid, want.URL, err)
+	}
+	su := StoredUpstream{SCEP: want, Fingerprint: upstream.Fingerprint(d.CA.Raw)}
+	for _, c := range d.Chain {
+		su.CAChainDER = append(su.CAChainDER, c.Raw)
+	}
+	b, err := json.Marshal(su)
+	return b, issuerID, err
+}
+
+func sameFingerprint(a, b string) bool {
+	x, err1 := config.ParseFingerprint(a)
+	y, err2 := config.ParseFingerprint(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}

@@ -1,0 +1,369 @@
+// Package upstream obtains certificates from a CA scepd does not hold (RA
+// mode): scepd has authorised the device and forwards its CSR. SCEP is the
+// first kind: scepd is a SCEP client of the upstream CA. Each upstream is
+// an enroll.Issuer.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/slot"
+)
+
+// DefaultTimeout bounds one exchange with an upstream, polling included.
+// It stays below the HTTP server's 30s write timeout, so the device
+// hears the FAILURE.
+const DefaultTimeout = 20 * time.Second
+
+// SCEPConfig describes one SCEP upstream.
+type SCEPConfig struct {
+	URL string
+	// Fingerprint is the SHA-256 of the upstream CA certificate's DER; nil
+	// trusts whatever GetCACert returns (loopback tests only: config
+	// validation requires a pin elsewhere).
+	Fingerprint []byte
+	// Timeout bounds one exchange (discovery and a PKCSReq or CertPoll).
+	Timeout time.Duration
+	// HTTP is the client to use; nil gets one without its own timeout
+	// (the request's context bounds each exchange).
+	HTTP *http.Client
+	// Observe, when set, hears every exchange: outcome is "issued",
+	// "failed" or "pending", for metrics.
+	Observe func(upstream, outcome string, took time.Duration)
+	// Now is the clock of the circuit breaker; nil means time.Now.
+	Now func() time.Time
+}
+
+// The circuit breaker: after BreakAfter failures in a row to reach the
+// upstream (down, slow, HTTP errors; not a refusal), requests fail at once
+// for BreakFor, then one is let through to try again.
+const (
+	BreakAfter = 5
+	BreakFor   = 30 * time.Second
+)
+
+// SCEP is an upstream SCEP CA. It signs its requests with a key of its
+// own (a self-signed certificate, as any SCEP client's first request);
+// safe for concurrent use.
+type SCEP struct {
+	name    string
+	cfg     SCEPConfig
+	client  *client.Client
+	signer  client.Requester
+	timeout time.Duration
+
+	mu   sync.Mutex
+	disc *Discovery // cached after the first successful discovery
+	// failures in a row, and until when the breaker is open.
+	failures  int
+	openUntil time.Time
+}
+
+// Discovery is what GetCACaps and GetCACert told of an upstream.
+type Discovery struct {
+	Caps []string
+	// CA is the pinned CA certificate; Chain the CA certificates GetCACert
+	// returned, CA first.
+	CA        *x509.Certificate
+	Chain     []*x509.Certificate
+	Recipient *x509.Certificate
+}
+
+var _ enroll.Issuer = (*SCEP)(nil)
+
+// NewSCEP prepares an upstream; it does not contact it.
+func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	self, err := client.SelfSigned(key, pkix.Name{CommonName: "scepd upstream client"})
+	if err != nil {
+		return nil, err
+	}
+	c := client.New(cfg.URL)
+	c.HTTP = cfg.HTTP
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{}
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: client.Requester{Cert: self, Key: key}, timeout: timeout}, nil
+}
+
+// Name is how certificates obtained from the SCEP upstream at url are
+// marked.
+func Name(url string) string { return "scep:" + url }
+
+// Name is the upstream's name (see the function Name).
+func (u *SCEP) Name() string { return u.name }
+
+// Fingerprint formats a certificate's pin: "sha256:<hex>".
+func Fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Discover asks the upstream for its capabilities and CA certificates and
+// checks the pin. It caches nothing (see Issue).
+func (u *SCEP) Discover(ctx context.Context) (*Discovery, error) {
+	caps, err := u.client.GetCACaps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACaps: %w", err)
+	}
+	certs, err := u.client.GetCACert(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("GetCACert: %w", err)
+	}
+	d := &Discovery{Caps: caps}
+	for _, c := range certs {
+		if !c.IsCA {
+			continue
+		}
+		if u.cfg.Fingerprint != nil {
+			sum := sha256.Sum256(c.Raw)
+			if !bytes.Equal(sum[:], u.cfg.Fingerprint) {
+				continue
+			}
+		}
+		d.CA = c
+		break
+	}
+	if d.CA == nil && u.cfg.Fingerprint == nil && len(certs) == 1 {
+		d.CA = certs[0] // a CA answering alone, whatever its basicConstraints
+	}
+	if d.CA == nil {
+		var got []string
+		for _, c := range certs {
+			got = append(got, fmt.Sprintf("%s (%s)", c.Subject, Fingerprint(c.Raw)))
+		}
+		if u.cfg.Fingerprint != nil {
+			return nil, fmt.Errorf("GetCACert has no CA certificate with the pinned fingerprint sha256:%x; it returned %s", u.cfg.Fingerprint, strings.Join(got, ", "))
+		}
+		return nil, fmt.Errorf("GetCACert has no CA certificate; it returned %s", strings.Join(got, ", "))
+	}
+	d.Chain = []*x509.Certificate{d.CA}
+	for _, c := range certs {
+		if c.IsCA && c != d.CA {
+			d.Chain = append(d.Chain, c)
+		}
+	}
+	if d.Recipient, err = client.Recipient(certs); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (u *SCEP) discovery(ctx context.Context) (*Discovery, error) {
+	u.mu.Lock()
+	d := u.disc
+	u.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := u.Discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	u.disc = d
+	u.mu.Unlock()
+	return d, nil
+}
+
+// Ready checks that the upstream answers (GetCACaps) within ctx.
+func (u *SCEP) Ready(ctx context.Context) error {
+	if _, err := u.client.GetCACaps(ctx); err != nil {
+		return fmt.Errorf("upstream %s is unreachable: %w", u.name, err)
+	}
+	return nil
+}
+
+// Issue forwards the device's CSR as a PKCSReq signed by scepd's upstream
+// key, in the strongest cipher and digest the upstream advertises, POSTed
+// when it supports that. An upstream answering PENDING gives a Pending
+// issuance whose token is the transactionID to poll (Poll). Every failure
+// is an *enroll.UpstreamError; all within the timeout.
+func (u *SCEP) Issue(ctx context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
+	return u.exchange(ctx, req, nil)
+}
+
+// Poll sends one CertPoll for a request Issue answered Pending.
+func (u *SCEP) Poll(ctx context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
+	return u.exchange(ctx, req, token)
+}
+
+// exchange runs a PKCSReq (token nil) or a CertPoll for the transaction
+// token names.
+func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []byte) (out enroll.Issuance, err error) {
+	start := time.Now()
+	// Waiting on the network is no work of this server's: the request's
+	// processing slot serves others meanwhile.
+	defer slot.Yield(ctx)()
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	defer func() {
+		if u.cfg.Observe != nil {
+			outcome := "issued"
+			switch {
+			case err != nil:
+				outcome = "failed"
+			case out.Pending:
+				outcome = "pending"
+			}
+			u.cfg.Observe(u.name, outcome, time.Since(start))
+		}
+	}()
+	if until, open := u.open(); open {
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name,
+			Reason: fmt.Sprintf("unavailable after %d failures in a row; not asked again before %s", BreakAfter, until.UTC().Format(time.RFC3339))}
+	}
+	fail := func(reason string, err error) (enroll.Issuance, error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			reason = fmt.Sprintf("no answer within %s", u.timeout)
+		}
+		u.outcome(false)
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
+	}
+	d, err := u.discovery(ctx)
+	if err != nil {
+		return fail("discovery failed: "+short(err), err)
+	}
+	ciph, digest := Strongest(d.Caps)
+	var certs []*x509.Certificate
+	txID := UpstreamTransactionID(req.TransactionID)
+	if token == nil {
+		certs, err = u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
+			Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
+	} else {
+		txID = string(token)
+		certs, err = u.client.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
+	}
+	if errors.Is(err, client.ErrPending) {
+		u.outcome(true)
+		return enroll.Issuance{Pending: true, Token: []byte(txID), Upstream: u.name}, nil
+	}
+	var f *client.Failure
+	if errors.As(err, &f) {
+		u.outcome(true) // it answered
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: "refused: " + f.Error(), Refused: true, Err: err}
+	}
+	if err != nil {
+		return fail(short(err), err)
+	}
+	for _, c := range certs {
+		if !bytes.Equal(c.RawSubjectPublicKeyInfo, req.CSR.RawSubjectPublicKeyInfo) {
+			continue
+		}
+		if err := verifyIssued(c, d.Chain); err != nil {
+			return fail("the certificate it returned does not chain to the pinned CA", err)
+		}
+		u.outcome(true)
+		return enroll.Issuance{Issued: ca.IssuedFrom(c), Upstream: u.name}, nil
+	}
+	return fail("the reply has no certificate for the request's key", nil)
+}
+
+// open reports whether the breaker refuses requests now, and until when.
+// Once the time is over, one request (the next) is let through: it opens
+// the breaker again at once if it fails.
+func (u *SCEP) open() (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := u.cfg.Now()
+	if now.Before(u.openUntil) {
+		return u.openUntil, true
+	}
+	if !u.openUntil.IsZero() {
+		u.openUntil = time.Time{}
+		u.failures = BreakAfter - 1 // half-open: one more failure opens it
+	}
+	return time.Time{}, false
+}
+
+// outcome counts an exchange for the breaker: answered (ok) or not.
+func (u *SCEP) outcome(ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if ok {
+		u.failures = 0
+		return
+	}
+	u.failures++
+	if u.failures >= BreakAfter {
+		u.openUntil = u.cfg.Now().Add(BreakFor)
+	}
+}
+
+// UpstreamTransactionID is the transactionID a request stored under id
+// is forwarded with: the hex SHA-256 of id. It is a PrintableString
+// whatever the device sent or scepd qualified it with ('@' is not), and
+// the same for a retransmission, so the upstream answers it as one.
+func UpstreamTransactionID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// verifyIssued checks that c is signed by a CA of chain.
+func verifyIssued(c *x509.Certificate, chain []*x509.Certificate) error {
+	var last error
+	for _, ca := range chain {
+		if last = c.CheckSignatureFrom(ca); last == nil {
+			return nil
+		}
+	}
+	return last
+}
+
+// Strongest picks the content cipher and digest from GetCACaps keywords:
+// AES (as AES-256) over 3DES, SHA-512 over SHA-256 over SHA-1.
+func Strongest(caps []string) (cms.Cipher, crypto.Hash) {
+	has := func(k string) bool {
+		return slices.ContainsFunc(caps, func(c string) bool { return strings.EqualFold(c, k) })
+	}
+	ciph := cms.TripleDES
+	if has("AES") || has("SCEPStandard") {
+		ciph = cms.AES256
+	}
+	digest := crypto.SHA1
+	switch {
+	case has("SHA-512"):
+		digest = crypto.SHA512
+	case has("SHA-256") || has("SCEPStandard"):
+		digest = crypto.SHA256
+	}
+	return ciph, digest
+}
+
+// short is an error's text cut to what a device may hear.
+func short(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
