@@ -17,7 +17,7 @@ import (
 // under an RSA CA, whose signatures are then OpenSSL's too.
 func TestOpenSSLEngine(t *testing.T) {
 	s := startServer(t, "SCEPD_CA_KEY_TYPE=rsa-2048")
-	if !s.LogContains("files, openssl") {
+	if !s.LogContains("crypto_engine=openssl") {
 		t.Fatalf("the server does not report the OpenSSL engine:\n%s", s.Log())
 	}
 	chain := getCACert(t, s)
