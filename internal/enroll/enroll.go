@@ -289,7 +289,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		return Result{}, fmt.Errorf("enroll: challenge: %w", err)
 	}
 	if p.Manual {
-		return s.hold(ctx, p, r, keyHash[:], grant, "", now)
+		return s.hold(ctx, p, r, keyHash[:], grant.OneTime, "", Issuance{}, now)
 	}
 	res, err := s.issueGranted(ctx, p, r, tmpl, keyHash[:], grant, now)
 	if n, ok := p.Challenge.(challenge.Notifier); ok {
@@ -391,19 +391,28 @@ func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, er
 	return s.rejected(ctx, p, r, reject(fi, "%v", err))
 }
 
-// hold stores a valid request as PENDING for an operator, reserving its
-// one-time challenge (not consuming it). renews is the certificate a held
-// renewal renews.
-func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byte, grant challenge.Grant, renews string, now time.Time) (Result, error) {
+// hold stores a valid request as PENDING, reserving its one-time
+// challenge (not consuming it): for an operator to decide, or, when up is
+// an upstream's Pending answer, until the device's polls find the upstream
+// has issued (see Poll). renews is the certificate a held renewal renews.
+func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, renews string, up Issuance, now time.Time) (Result, error) {
 	ttl := p.PendingTTL
 	if ttl <= 0 {
 		ttl = 72 * time.Hour
 	}
 	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
-		CSRDER: storedCSR(r.CSR), ChallengeHash: grant.OneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
+		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
 		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews}
+	details := map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}
+	if up.Pending {
+		tx.UpstreamPoll = up.Token
+		if len(tx.UpstreamPoll) == 0 {
+			tx.UpstreamPoll = []byte{0}
+		}
+		details["upstream"] = up.Upstream
+	}
 	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
-		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}})
+		Outcome: "pending", Details: details})
 	switch {
 	case errors.Is(err, store.ErrChallengeSpent):
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
@@ -414,8 +423,13 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash []byt
 	case err != nil:
 		return Result{}, fmt.Errorf("enroll: storing pending request: %w", err)
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "request pending approval", slog.String("profile", p.ID),
-		slog.String("transaction_id", r.TransactionID), slog.String("subject", r.CSR.Subject.String()))
+	if up.Pending {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request pending at the upstream CA", slog.String("profile", p.ID),
+			slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream))
+	} else {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request pending approval", slog.String("profile", p.ID),
+			slog.String("transaction_id", r.TransactionID), slog.String("subject", r.CSR.Subject.String()))
+	}
 	return Result{Pending: true}, nil
 }
 
@@ -424,37 +438,6 @@ func renewed(old *store.Certificate) string {
 		return ""
 	}
 	return old.Serial
-}
-
-// holdUpstream stores a request the upstream CA holds PENDING, reserving
-// its one-time challenge like an approval does; the device's CertPoll
-// polls the upstream (see Poll).
-func (s *Service) holdUpstream(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, renews string, got Issuance, now time.Time) (Result, error) {
-	ttl := p.PendingTTL
-	if ttl <= 0 {
-		ttl = 72 * time.Hour
-	}
-	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
-		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
-		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews, UpstreamPoll: got.Token}
-	if len(tx.UpstreamPoll) == 0 {
-		tx.UpstreamPoll = []byte{0}
-	}
-	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
-		Outcome: "pending", Details: map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String(), "upstream": got.Upstream}})
-	switch {
-	case errors.Is(err, store.ErrChallengeSpent):
-		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
-	case errors.Is(err, store.ErrNonceReused):
-		return Result{}, s.rejected(ctx, p, r, errNonceReused)
-	case errors.Is(err, store.ErrConflict):
-		return s.replay(ctx, p, r, keyHash)
-	case err != nil:
-		return Result{}, fmt.Errorf("enroll: storing a request the upstream holds: %w", err)
-	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "request pending at the upstream CA", slog.String("profile", p.ID),
-		slog.String("transaction_id", r.TransactionID), slog.String("upstream", got.Upstream))
-	return Result{Pending: true}, nil
 }
 
 // pollUpstream answers a device's CertPoll for a request the upstream
@@ -507,7 +490,9 @@ func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.C
 
 func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
 	var renews *x509.Certificate
-	if old != nil {
+	if old != nil && p.Issuer != nil {
+		// Only an upstream forwards the renewed certificate; the local CA
+		// signs the template and needs no second parse of it.
 		renews, _ = x509.ParseCertificate(old.DER)
 	}
 	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl, Renews: renews})
@@ -527,7 +512,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		if fromPending {
 			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
 		}
-		return s.holdUpstream(ctx, p, r, keyHash, oneTime, renewed(old), got, now)
+		return s.hold(ctx, p, r, keyHash, oneTime, renewed(old), got, now)
 	}
 	res, err := s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
 	if err != nil && got.Upstream != "" {
@@ -727,7 +712,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 		return refuse("renewal must keep the subject %q (got %q)", old.Subject, tmpl.Subject.String())
 	}
 	if p.Manual && p.Renewal.Approval == "manual" {
-		return s.hold(ctx, p, r, keyHash, challenge.Grant{}, old.Serial, now)
+		return s.hold(ctx, p, r, keyHash, nil, old.Serial, Issuance{}, now)
 	}
 	return s.issue(ctx, p, r, tmpl, keyHash, nil, old, false, now)
 }
