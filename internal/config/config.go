@@ -188,6 +188,14 @@ type UpstreamSCEP struct {
 	// each is valid at scepd and at the upstream alike; the device's CSR
 	// carries it to both.
 	NDES *UpstreamNDES `yaml:"ndes,omitempty" json:"ndes,omitempty"`
+	// WhenUnavailable is what a device hears while the upstream cannot be
+	// reached (down, slower than timeout, its circuit breaker open):
+	// "failure" (default) answers SCEP FAILURE and stores nothing, so the
+	// device enrolls again later; "pending" holds the request PENDING (its
+	// one-time challenge reserved, the profile's pending_ttl applies) and
+	// each poll of the device submits it upstream again until the
+	// upstream answers. A refusal by the upstream is a FAILURE either way.
+	WhenUnavailable string `yaml:"when_unavailable,omitempty" json:"when_unavailable,omitempty"`
 }
 
 // UpstreamNDES is an upstream's NDES admin page (mscep_admin).
@@ -221,6 +229,11 @@ func (u *Upstream) validate(errs *Errors) {
 	}
 	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) || s.Timeout > ca.Duration(25*time.Second) {
 		errs.add("upstream.scep.timeout", "between 1s and 25s: the device must hear the answer within the server's 30s write timeout")
+	}
+	switch s.WhenUnavailable {
+	case "", "failure", "pending":
+	default:
+		errs.add("upstream.scep.when_unavailable", "%q: want failure or pending", s.WhenUnavailable)
 	}
 	if n := s.NDES; n != nil {
 		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {

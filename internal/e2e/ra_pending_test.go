@@ -88,3 +88,78 @@ profiles:
 		t.Fatalf("front inventory: %+v", stored)
 	}
 }
+
+// TestRAModeUpstreamDownPending: with when_unavailable: pending, a request
+// arriving while the upstream is down is held PENDING instead of failing;
+// the device's polls submit it again, and once the upstream is back the
+// next poll gets its certificate.
+func TestRAModeUpstreamDownPending(t *testing.T) {
+	const shared = "shared-static-challenge"
+	dir := t.TempDir()
+	upCfg := filepath.Join(dir, "upstream.yaml")
+	os.WriteFile(upCfg, []byte(`
+cas:
+  - id: corp
+    create: {subject: "CN=Corp Upstream CA"}
+profiles:
+  - id: corp
+    ca: corp
+    challenge: {password_env: E2E_SHARED}
+`), 0o600)
+	env := []string{"E2E_SHARED=" + shared}
+	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Addr: sceptest.FreeAddr(t), Args: []string{"--config", upCfg}, Env: env})
+	upCerts := getCACertOf(t, up.URL("corp"))
+	upCA := upCerts[len(upCerts)-1]
+
+	frontCfg := filepath.Join(dir, "front.yaml")
+	os.WriteFile(frontCfg, []byte(`
+profiles:
+  - id: legacy
+    upstream:
+      scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`", timeout: 2s, when_unavailable: pending}
+    challenge: {password_env: E2E_SHARED}
+`), 0o600)
+	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg}, Env: env})
+	url := front.URL("legacy")
+	ra := getCACertOf(t, url)[0]
+
+	up.Stop()
+	ctx := context.Background()
+	key := newKey(t)
+	subject := subjectCN("ra-down-device")
+	const txID = "RA-DOWN-1"
+	c := client.New(url)
+	_, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: shared, Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: txID, Recipient: ra})
+	if !errors.Is(err, client.ErrPending) {
+		t.Fatalf("enroll with the upstream down: %v, want PENDING\n%s", err, front.Log())
+	}
+	self, err := client.SelfSigned(key, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := client.Requester{Cert: self, Key: key}
+	if _, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128); !errors.Is(err, client.ErrPending) {
+		t.Fatalf("poll while the upstream is still down: %v, want PENDING\n%s", err, front.Log())
+	}
+	if n := len(certsOf(front, "legacy")); n != 0 {
+		t.Fatalf("%d certificates stored while the upstream was down", n)
+	}
+
+	up.Restart()
+	got, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128)
+	if err != nil {
+		t.Fatalf("poll after the upstream came back: %v\n%s", err, front.Log())
+	}
+	if err := got[0].CheckSignatureFrom(upCA); err != nil {
+		t.Fatalf("the certificate is not the upstream's: %v", err)
+	}
+	stored := certsOf(front, "legacy")
+	if len(stored) != 1 || stored[0].Serial != got[0].SerialNumber.Text(16) || stored[0].Upstream != "scep:"+up.URL("corp") {
+		t.Fatalf("front inventory: %+v", stored)
+	}
+	// The upstream saw the request once it was back, and issued it once.
+	if n := len(up.Certificates()); n != 1 {
+		t.Fatalf("the upstream stored %d certificates, want 1", n)
+	}
+}

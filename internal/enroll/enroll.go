@@ -37,6 +37,7 @@ type Store interface {
 	RecordIssued(ctx context.Context, rec store.Issued) error
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
+	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, token []byte) error
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
@@ -70,6 +71,22 @@ type Profile struct {
 	// issued the profile's RA certificate, and whose certificate the
 	// policy is evaluated against).
 	Issuer Issuer
+	// HoldWhenUpstreamDown: while the upstream cannot be reached, a request
+	// is held PENDING and submitted again at each poll of the device,
+	// instead of failing (config upstream.scep.when_unavailable: pending).
+	HoldWhenUpstreamDown bool
+	// Sealer keeps the CSR of a request held that way unreadable at rest
+	// until it is submitted (it carries the device's challengePassword,
+	// which the stored CSR otherwise never does). Without one, requests
+	// are not held.
+	Sealer Sealer
+}
+
+// Sealer encrypts data for this server alone (the profile's RA encrypts
+// it to itself) and decrypts it again.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
 }
 
 // Renewal is a profile's renewal policy (see config.Renewal).
@@ -391,6 +408,20 @@ func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, er
 	return s.rejected(ctx, p, r, reject(fi, "%v", err))
 }
 
+// unsubmitted starts the upstream poll token of a request held while its
+// upstream was unavailable (nothing reached the upstream yet); the sealed
+// CSR follows.
+const unsubmitted = "\x00unsubmitted"
+
+// pollToken is what marks a request an upstream holds: its token, never
+// empty (an empty one still marks it).
+func pollToken(token []byte) []byte {
+	if len(token) == 0 {
+		return []byte{0}
+	}
+	return token
+}
+
 // hold stores a valid request as PENDING, reserving its one-time
 // challenge (not consuming it): for an operator to decide, or, when up is
 // an upstream's Pending answer, until the device's polls find the upstream
@@ -405,10 +436,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews}
 	details := map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}
 	if up.Pending {
-		tx.UpstreamPoll = up.Token
-		if len(tx.UpstreamPoll) == 0 {
-			tx.UpstreamPoll = []byte{0}
-		}
+		tx.UpstreamPoll = pollToken(up.Token)
 		details["upstream"] = up.Upstream
 	}
 	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
@@ -449,7 +477,29 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
 	}
-	got, err := p.issuer().Poll(ctx, IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}, tx.UpstreamPoll)
+	req := IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}
+	var got Issuance
+	if sealed, ok := bytes.CutPrefix(tx.UpstreamPoll, []byte(unsubmitted)); ok {
+		// Held while the upstream was down: submit it now, as the device
+		// signed it.
+		if p.Sealer == nil {
+			return Result{}, fmt.Errorf("enroll: %q waits to be submitted upstream, and profile %s no longer holds requests (when_unavailable)", tx.TransactionID, p.ID)
+		}
+		raw, oerr := p.Sealer.Open(sealed)
+		if oerr == nil {
+			req.CSR, oerr = x509.ParseCertificateRequest(raw)
+		}
+		if oerr != nil {
+			return Result{}, fmt.Errorf("enroll: the held CSR of %q: %w", tx.TransactionID, oerr)
+		}
+		if got, err = p.issuer().Issue(ctx, req); err == nil && got.Pending {
+			if err := s.store.SetUpstreamPoll(ctx, p.ID, tx.TransactionID, pollToken(got.Token)); err != nil {
+				return Result{}, fmt.Errorf("enroll: %q is pending at the upstream CA: %w", tx.TransactionID, err)
+			}
+		}
+	} else {
+		got, err = p.issuer().Poll(ctx, req, tx.UpstreamPoll)
+	}
 	var up *UpstreamError
 	switch {
 	case errors.As(err, &up) && up.Refused:
@@ -498,11 +548,26 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl, Renews: renews})
 	var up *UpstreamError
 	if errors.As(err, &up) {
-		// Nothing was stored: a one-time challenge stays unspent, so the
-		// device may try again once the upstream answers.
 		if fromPending {
 			return Result{}, fmt.Errorf("enroll: %w", up)
 		}
+		if !up.Refused && p.HoldWhenUpstreamDown && p.Sealer != nil {
+			// Held until the upstream answers: each poll of the device
+			// submits it again (pollUpstream). The token keeps the CSR as
+			// the device signed it, sealed: the stored CSR has its
+			// challengePassword removed, so its signature no longer holds.
+			sealed, serr := p.Sealer.Seal(r.CSR.Raw)
+			if serr == nil {
+				s.log.LogAttrs(ctx, slog.LevelWarn, "the upstream CA is unavailable; the request is held PENDING", slog.String("profile", p.ID),
+					slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream), slog.String("error", up.Reason))
+				return s.hold(ctx, p, r, keyHash, oneTime, renewed(old), Issuance{Pending: true, Upstream: up.Upstream,
+					Token: append([]byte(unsubmitted), sealed...)}, now)
+			}
+			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA is unavailable and the request could not be held", slog.String("profile", p.ID),
+				slog.String("transaction_id", r.TransactionID), slog.String("error", serr.Error()))
+		}
+		// Nothing was stored: a one-time challenge stays unspent, so the
+		// device may try again once the upstream answers.
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the upstream CA did not issue: %s", up.Reason))
 	}
 	if err != nil {

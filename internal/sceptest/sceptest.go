@@ -159,7 +159,9 @@ func StartMany(t testing.TB, n int, o Options) []*Server {
 	return servers
 }
 
-func freePort(t testing.TB) string {
+// FreeAddr is a loopback address with a free port, for a server that
+// must come back on the same address (Options.Addr).
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,7 +178,7 @@ func (s *Server) launch() {
 	t.Helper()
 	s.Addr = s.fixedAddr
 	if s.Addr == "" {
-		s.Addr = freePort(t)
+		s.Addr = FreeAddr(t)
 	}
 	cmd := exec.Command(Binary(t), append([]string{"serve", "--addr", s.Addr, "--data", s.DataDir}, s.args...)...)
 	cmd.Env = os.Environ()

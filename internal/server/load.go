@@ -262,6 +262,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	}
 	if up != nil {
 		cfg.Enroll.Issuer, cfg.Upstream, cfg.UpstreamChain = up, up, upChain
+		cfg.Enroll.HoldWhenUpstreamDown = su.SCEP.WhenUnavailable == "pending"
 	}
 	return NewProfile(cfg)
 }

@@ -121,6 +121,9 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 		}
 	}
 	raCMS := cms.FromX509(cfg.RACert)
+	if cfg.Enroll.HoldWhenUpstreamDown {
+		cfg.Enroll.Sealer = raSealer{cert: raCMS, key: dec}
+	}
 	p := &Profile{
 		cfg: cfg,
 		op:  &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: chain},
