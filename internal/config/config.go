@@ -188,6 +188,23 @@ type UpstreamSCEP struct {
 	// each is valid at scepd and at the upstream alike; the device's CSR
 	// carries it to both.
 	NDES *UpstreamNDES `yaml:"ndes,omitempty" json:"ndes,omitempty"`
+	// RA is a certificate the upstream trusts as a registration authority
+	// (EJBCA's RA mode, or a scepd upstream with challenge mode ra), and
+	// its key: scepd signs the PKCSReqs and CertPolls it sends upstream
+	// with it instead of its self-signed requester certificate. Config
+	// files only. Independent of NDES: both may be set.
+	RA *UpstreamRA `yaml:"ra,omitempty" json:"ra,omitempty"`
+}
+
+// UpstreamRA is scepd's RA credential towards an upstream.
+type UpstreamRA struct {
+	// Cert is a PEM file holding the RA certificate (first in the file).
+	// It must be valid and have digitalSignature in its keyUsage, and its
+	// key must be RSA (the upstream encrypts its replies to it).
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key file of Cert, mode 0600; an encrypted key
+	// is read with scepd's key passphrase (SCEPD_KEY_PASSPHRASE).
+	Key string `yaml:"key" json:"key"`
 }
 
 // UpstreamNDES is an upstream's NDES admin page (mscep_admin).
@@ -221,6 +238,9 @@ func (u *Upstream) validate(errs *Errors) {
 	}
 	if s.Timeout < 0 || (s.Timeout != 0 && s.Timeout < ca.Duration(time.Second)) || s.Timeout > ca.Duration(25*time.Second) {
 		errs.add("upstream.scep.timeout", "between 1s and 25s: the device must hear the answer within the server's 30s write timeout")
+	}
+	if r := s.RA; r != nil && (r.Cert == "" || r.Key == "") {
+		errs.add("upstream.scep.ra", "cert and key (PEM files) are both required")
 	}
 	if n := s.NDES; n != nil {
 		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
@@ -386,6 +406,24 @@ type Challenge struct {
 	Webhook *Webhook `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	// Intune (mode intune) is the Microsoft Intune tenant that validates.
 	Intune *Intune `yaml:"intune,omitempty" json:"intune,omitempty"`
+	// TrustedRA (mode ra) names the CA certificates registration
+	// authorities' certificates must chain to.
+	TrustedRA *TrustedRA `yaml:"trusted_ra,omitempty" json:"trusted_ra,omitempty"`
+}
+
+// TrustedRA authorises requests signed by a registration authority
+// (challenge mode ra): the SCEP message's signer certificate must chain
+// to one of these CAs, be valid, allow clientAuth (or carry no extended
+// key usage, or anyExtendedKeyUsage) and have digitalSignature if it has
+// a keyUsage. The CSR's challengePassword is then not checked, as in
+// EJBCA's RA mode: the RA authorised the device. This is how one scepd
+// sits behind another (upstream.scep.ra on the front).
+type TrustedRA struct {
+	// CAFile is a PEM file of the trust anchors (config file); in the API
+	// the PEM itself. Read when the profile is applied and stored with it.
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// CertsDER holds the anchors as stored (not configured).
+	CertsDER [][]byte `yaml:"-" json:"certs_der,omitempty"`
 }
 
 // NDES configures the NDES-compatible admin page. Callers authenticate with
@@ -672,8 +710,18 @@ func (p Profile) Validate() error {
 		if p.Approval == "manual" {
 			errs.add("approval", "entity profiles issue at once; manual approval is not supported with them")
 		}
+	case store.ChallengeRA:
+		if c.TrustedRA == nil || c.TrustedRA.CAFile == "" {
+			errs.add("challenge.trusted_ra", "ca_file (the CA certificates RA certificates chain to) is required")
+		}
+		if c.PasswordEnv != "" || c.PasswordFile != "" || c.PasswordHash != "" || c.Password != "" {
+			errs.add("challenge", "mode ra takes no password: the RA's certificate authorises the request")
+		}
 	default:
-		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune or entity", c.Mode)
+		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune, entity or ra", c.Mode)
+	}
+	if c.TrustedRA != nil && c.Mode != store.ChallengeRA {
+		errs.add("challenge.trusted_ra", "applies to mode ra only")
 	}
 	if (c.NDES != nil || c.Jamf) && c.Mode != store.ChallengeDynamic {
 		errs.add("challenge", "ndes and jamf hand out one-time challenges: they need mode dynamic")
