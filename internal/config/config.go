@@ -378,7 +378,9 @@ type Renewal struct {
 
 // Challenge configures a profile's challenge mode.
 type Challenge struct {
-	// Mode: static (one shared secret) or dynamic (one-time). Default static.
+	// Mode: static (one shared secret), dynamic (one-time), webhook,
+	// intune, entity, or ra (requests signed by a trusted registration
+	// authority, see TrustedRA). Default static.
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 	// A static secret comes from one of: the environment variable
 	// PasswordEnv, the file PasswordFile, or PasswordHash (an argon2id PHC

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/upstream"
@@ -149,6 +152,25 @@ profiles:
 	if !named {
 		t.Fatal("no enroll event at the upstream")
 	}
+	// Renewal: authorised at the front by the upstream's certificate,
+	// forwarded as a PKCSReq signed by the RA certificate.
+	key := newKey(t)
+	first, err := client.New(good.URL("legacy")).Enroll(context.Background(), client.Enrollment{Key: key, Subject: subjectCN("ra-cert-renew"),
+		Challenge: mintChallenge(t, good, "legacy"), Cipher: cms.AES256, Digest: crypto.SHA256})
+	if err != nil {
+		t.Fatalf("enroll: %v\n%s", err, good.Log())
+	}
+	renewed, err := client.New(good.URL("legacy")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: subjectCN("ra-cert-renew"),
+		Cipher: cms.AES256, Digest: crypto.SHA256, SignWith: first[0], SignKey: key, Renewal: true})
+	if err != nil {
+		t.Fatalf("renewal: %v\n%s", err, good.Log())
+	}
+	if err := renewed[0].CheckSignatureFrom(upCA); err != nil {
+		t.Fatal("the renewed certificate is not the upstream's")
+	}
+	if n := len(certsOf(up, "corp")); n != 3 {
+		t.Fatalf("the upstream stored %d certificates, want 3", n)
+	}
 	good.Stop()
 
 	// An RA certificate of a CA the upstream does not trust: the device
@@ -159,8 +181,8 @@ profiles:
 	} else if !strings.Contains(strings.ToLower(out), "fail") {
 		t.Errorf("scepclient output does not say FAILURE:\n%s", out)
 	}
-	if n := len(certsOf(up, "corp")); n != 1 {
-		t.Fatalf("the upstream stored %d certificates, want still 1", n)
+	if n := len(certsOf(up, "corp")); n != 3 {
+		t.Fatalf("the upstream stored %d certificates, want still 3", n)
 	}
 	if len(certsOf(rogue, "legacy")) != 0 {
 		t.Fatal("the rogue front stored a certificate")
