@@ -248,12 +248,12 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		if err != nil {
 			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
 		}
-		signer, err := upstreamSigner(row.ID, su.SCEP, raCert, raKey, ks, ov)
-		if err != nil {
-			return nil, err
+		signer, signerErr := upstreamSigner(row.ID, su.SCEP, raCert, raKey, ks, ov)
+		if signerErr != nil && (su.SCEP.RA == nil || !ov.DeferMissingSecrets) {
+			return nil, signerErr
 		}
 		if up, err = upstream.NewSCEP(upstream.SCEPConfig{URL: su.SCEP.URL, Fingerprint: pin, Timeout: time.Duration(su.SCEP.Timeout),
-			Observe: ov.ObserveUpstream, Signer: signer}); err != nil {
+			Observe: ov.ObserveUpstream, Signer: signer, SignerErr: signerErr}); err != nil {
 			return nil, err
 		}
 		upChain = su.CAChainDER
@@ -287,11 +287,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 // lack the files): the upstream then refuses to issue, saying why.
 func upstreamSigner(profile string, su *config.UpstreamSCEP, raCert *x509.Certificate, raKey crypto.Signer, ks keys.Source, ov Overrides) (client.Requester, error) {
 	if ra := su.RA; ra != nil {
-		who, err := upstream.LoadCredential(ra.Cert, ra.Key, ks, ov.Now())
-		if err != nil && ov.DeferMissingSecrets {
-			return client.Requester{}, nil
-		}
-		return who, err
+		return upstream.LoadCredential(ra.Cert, ra.Key, ks, ov.Now())
 	}
 	key, ok := raKey.(client.Key)
 	if !ok {

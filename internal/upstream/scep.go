@@ -53,6 +53,9 @@ type SCEPConfig struct {
 	// or the profile's requester certificate (RequesterCertificate). An
 	// upstream without one discovers but does not issue.
 	Signer client.Requester
+	// SignerErr, when Signer is missing, says why (a credential the CLI
+	// could not read); Issue and Poll fail with it.
+	SignerErr error
 }
 
 // The circuit breaker: after BreakAfter failures in a row to reach the
@@ -243,7 +246,11 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
 	}
 	if u.signer.Cert == nil || u.signer.Key == nil {
-		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: "scepd has no signer for this upstream"}
+		reason := "scepd has no signer for this upstream"
+		if u.cfg.SignerErr != nil {
+			reason += ": " + short(u.cfg.SignerErr)
+		}
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: u.cfg.SignerErr}
 	}
 	d, err := u.discovery(ctx)
 	if err != nil {
