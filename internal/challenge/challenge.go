@@ -21,6 +21,9 @@ type Request struct {
 	CSR      *x509.CertificateRequest
 	// RemoteAddr is the client's address (for delegated validators).
 	RemoteAddr string
+	// Signer is the certificate that signed the SCEP message (its
+	// signature is verified); nil when crypto/x509 could not parse it.
+	Signer *x509.Certificate
 }
 
 // Grant is what a successful validation hands to the enrollment.
@@ -34,6 +37,9 @@ type Grant struct {
 	EntityUser string
 	// Reason explains a refusal for logs and failInfoText (no secrets).
 	Reason string
+	// Details name who authorised the request (a registration authority's
+	// certificate, say) for the enrollment's audit event.
+	Details map[string]string
 }
 
 // Notifier is implemented by validators that report the outcome back to

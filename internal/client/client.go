@@ -234,8 +234,8 @@ type operation struct {
 	GET           bool
 	// Self signs the request; replies are encrypted to it.
 	Self       *x509.Certificate
-	SignKey    *rsa.PrivateKey
-	DecryptKey *rsa.PrivateKey
+	SignKey    Key
+	DecryptKey Key
 	// AnyReplyCipher accepts a reply in another cipher than the request's.
 	AnyReplyCipher bool
 }
@@ -244,7 +244,14 @@ type operation struct {
 // and key (an issued certificate, or the self-signed one of the request).
 type Requester struct {
 	Cert *x509.Certificate
-	Key  *rsa.PrivateKey
+	Key  Key
+}
+
+// Key is a requester's private key: it signs the request and decrypts
+// the reply (an *rsa.PrivateKey, or a key held by a token or engine).
+type Key interface {
+	crypto.Signer
+	crypto.Decrypter
 }
 
 // Poll sends CertPoll (GetCertInitial) for a pending transaction; it

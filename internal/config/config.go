@@ -196,6 +196,23 @@ type UpstreamSCEP struct {
 	// each poll of the device submits it upstream again until the
 	// upstream answers. A refusal by the upstream is a FAILURE either way.
 	WhenUnavailable string `yaml:"when_unavailable,omitempty" json:"when_unavailable,omitempty"`
+	// RA is a certificate the upstream trusts as a registration authority
+	// (EJBCA's RA mode, or a scepd upstream with challenge mode ra), and
+	// its key: scepd signs the PKCSReqs and CertPolls it sends upstream
+	// with it instead of its self-signed requester certificate. Config
+	// files only. Independent of NDES: both may be set.
+	RA *UpstreamRA `yaml:"ra,omitempty" json:"ra,omitempty"`
+}
+
+// UpstreamRA is scepd's RA credential towards an upstream.
+type UpstreamRA struct {
+	// Cert is a PEM file holding the RA certificate (first in the file).
+	// It must be valid and have digitalSignature in its keyUsage, and its
+	// key must be RSA (the upstream encrypts its replies to it).
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key file of Cert, mode 0600; an encrypted key
+	// is read with scepd's key passphrase (SCEPD_KEY_PASSPHRASE).
+	Key string `yaml:"key" json:"key"`
 }
 
 // UpstreamNDES is an upstream's NDES admin page (mscep_admin).
@@ -234,6 +251,9 @@ func (u *Upstream) validate(errs *Errors) {
 	case "", "failure", "pending":
 	default:
 		errs.add("upstream.scep.when_unavailable", "%q: want failure or pending", s.WhenUnavailable)
+	}
+	if r := s.RA; r != nil && (r.Cert == "" || r.Key == "") {
+		errs.add("upstream.scep.ra", "cert and key (PEM files) are both required")
 	}
 	if n := s.NDES; n != nil {
 		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
@@ -371,7 +391,9 @@ type Renewal struct {
 
 // Challenge configures a profile's challenge mode.
 type Challenge struct {
-	// Mode: static (one shared secret) or dynamic (one-time). Default static.
+	// Mode: static (one shared secret), dynamic (one-time), webhook,
+	// intune, entity, or ra (requests signed by a trusted registration
+	// authority, see TrustedRA). Default static.
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 	// A static secret comes from one of: the environment variable
 	// PasswordEnv, the file PasswordFile, or PasswordHash (an argon2id PHC
@@ -399,6 +421,24 @@ type Challenge struct {
 	Webhook *Webhook `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	// Intune (mode intune) is the Microsoft Intune tenant that validates.
 	Intune *Intune `yaml:"intune,omitempty" json:"intune,omitempty"`
+	// TrustedRA (mode ra) names the CA certificates registration
+	// authorities' certificates must chain to.
+	TrustedRA *TrustedRA `yaml:"trusted_ra,omitempty" json:"trusted_ra,omitempty"`
+}
+
+// TrustedRA authorises requests signed by a registration authority
+// (challenge mode ra): the SCEP message's signer certificate must chain
+// to one of these CAs, be valid, allow clientAuth (or carry no extended
+// key usage, or anyExtendedKeyUsage) and have digitalSignature if it has
+// a keyUsage. The CSR's challengePassword is then not checked, as in
+// EJBCA's RA mode: the RA authorised the device. This is how one scepd
+// sits behind another (upstream.scep.ra on the front).
+type TrustedRA struct {
+	// CAFile is a PEM file of the trust anchors (config file); in the API
+	// the PEM itself. Read when the profile is applied and stored with it.
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// CertsDER holds the anchors as stored (not configured).
+	CertsDER [][]byte `yaml:"-" json:"certs_der,omitempty"`
 }
 
 // NDES configures the NDES-compatible admin page. Callers authenticate with
@@ -685,8 +725,18 @@ func (p Profile) Validate() error {
 		if p.Approval == "manual" {
 			errs.add("approval", "entity profiles issue at once; manual approval is not supported with them")
 		}
+	case store.ChallengeRA:
+		if c.TrustedRA == nil || c.TrustedRA.CAFile == "" {
+			errs.add("challenge.trusted_ra", "ca_file (the CA certificates RA certificates chain to) is required")
+		}
+		if c.PasswordEnv != "" || c.PasswordFile != "" || c.PasswordHash != "" || c.Password != "" {
+			errs.add("challenge", "mode ra takes no password: the RA's certificate authorises the request")
+		}
 	default:
-		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune or entity", c.Mode)
+		errs.add("challenge.mode", "%q: want static, dynamic, webhook, intune, entity or ra", c.Mode)
+	}
+	if c.TrustedRA != nil && c.Mode != store.ChallengeRA {
+		errs.add("challenge.trusted_ra", "applies to mode ra only")
 	}
 	if (c.NDES != nil || c.Jamf) && c.Mode != store.ChallengeDynamic {
 		errs.add("challenge", "ndes and jamf hand out one-time challenges: they need mode dynamic")

@@ -158,6 +158,12 @@ func TestUpstreamValidation(t *testing.T) {
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/m"}}}, challenge: {password_env: X}}]`, "needs challenge mode dynamic"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s"}}, ca_mode: true, challenge: {mode: dynamic}}]`, "profiles[0].ca_mode"},
 		{"cas: [{id: a-ra, create: {subject: CN=x}}]\nprofiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}]", "is taken by cas"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ra: {cert: ra.pem, key: ra.key}, ndes: {url: "http://localhost/m"}}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ra: {cert: ra.pem}}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ra: cert and key (PEM files) are both required"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: ra, trusted_ra: {ca_file: ra-ca.pem}}}]`, ""},
+		{`profiles: [{id: a, ca: root, challenge: {mode: ra}}]`, "profiles[0].challenge.trusted_ra: ca_file"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: ra, password_env: X, trusted_ra: {ca_file: c.pem}}}]`, "mode ra takes no password"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: dynamic, trusted_ra: {ca_file: c.pem}}}]`, "profiles[0].challenge.trusted_ra: applies to mode ra only"},
 	} {
 		f, err := Parse([]byte(tc.doc))
 		if tc.want == "PARSE" {

@@ -18,7 +18,8 @@ import (
 // TestRAModeUpstreamPending: the upstream (a second scepd whose profile
 // needs manual approval) holds the request; the device hears PENDING, its
 // polls reach the upstream through the front, and once the upstream's
-// operator approves, the device's next poll gets the certificate.
+// operator approves, the device's next poll gets the certificate, also
+// when the front restarted meanwhile.
 func TestRAModeUpstreamPending(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { raPending(t) })
 	t.Run("postgres", func(t *testing.T) { raPending(t, "--database", pgtest.Schema(t)) })
@@ -75,6 +76,11 @@ profiles:
 	if _, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128); !errors.Is(err, client.ErrPending) {
 		t.Fatalf("poll before the upstream approved: %v, want PENDING", err)
 	}
+	// The front restarts while the upstream holds the request: its polls
+	// upstream are signed as the PKCSReq was (the requester certificate
+	// over the profile's persisted RA key), which the upstream checks.
+	front.Restart()
+	c = client.New(front.URL("legacy")) // a new port
 	approve(t, up, "corp", upstream.UpstreamTransactionID(txID))
 	got, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -121,6 +122,9 @@ type Request struct {
 	// another one was created by a message with the same nonce (a replay).
 	SenderNonce []byte
 
+	// grantDetails name who authorised the request (challenge.Grant's
+	// Details) in its audit event.
+	grantDetails map[string]string
 	// clientID is the transactionID as the client sent it; TransactionID
 	// becomes the ID the request is stored under (qualified for a renewal
 	// or a changed CSR).
@@ -285,7 +289,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	}
 	// Validators (Intune, an operator's webhook) hear the transactionID the
 	// device sent, not the qualified one a reused ID is stored under.
-	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr}
+	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr, Signer: r.Signer}
 	grant, err := p.Challenge.Validate(ctx, creq)
 	if err != nil {
 		if errors.Is(err, challenge.ErrInvalid) {
@@ -305,6 +309,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		}
 		return Result{}, fmt.Errorf("enroll: challenge: %w", err)
 	}
+	r.grantDetails = grant.Details
 	if p.Manual {
 		return s.hold(ctx, p, r, keyHash[:], grant.OneTime, "", Issuance{}, now)
 	}
@@ -435,6 +440,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
 		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews}
 	details := map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}
+	maps.Copy(details, r.grantDetails)
 	if up.Pending {
 		tx.UpstreamPoll = pollToken(up.Token)
 		details["upstream"] = up.Upstream
@@ -601,6 +607,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 		renewed = old.Serial
 	}
 	details := map[string]string{"profile": p.ID, "transaction_id": r.TransactionID, "subject": subject}
+	maps.Copy(details, r.grantDetails)
 	if got.Upstream != "" {
 		details["upstream"] = got.Upstream
 	}

@@ -132,22 +132,32 @@ func (s Source) Load(ref string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(path)
+	b, err := ReadPrivateFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %s: %w", ref, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keys: %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("keys: reading %s: %w", ref, err)
+		return nil, err
 	}
 	k, err := s.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, path)
 	}
 	return s.engine(k)
+}
+
+// ReadPrivateFile reads a private key file, refusing one readable by
+// group or others: a private key must be private (mode 0600 or stricter).
+func ReadPrivateFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("keys: %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Parse parses a PEM key with the source's passphrase.

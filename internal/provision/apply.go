@@ -343,8 +343,31 @@ func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, i
 		n.PasswordEnv = ""
 		settings.NDES = &n
 	}
+	if c.Mode == store.ChallengeRA && c.TrustedRA != nil {
+		// The anchors are stored with the profile: every replica and every
+		// CLI command reads them from the database.
+		b, err := in.content(c.TrustedRA.CAFile)
+		if err != nil {
+			return fmt.Errorf("%w: challenge.trusted_ra.ca_file: %v", ErrInvalid, err)
+		}
+		certs, err := ca.ParseCertificatesPEM(b)
+		if err == nil && len(certs) == 0 {
+			err = errors.New("no certificate")
+		}
+		if err != nil {
+			return fmt.Errorf("%w: challenge.trusted_ra.ca_file %s: %v", ErrInvalid, fileName(c.TrustedRA.CAFile, in), err)
+		}
+		t := config.TrustedRA{CAFile: fileName(c.TrustedRA.CAFile, in)}
+		for _, c := range certs {
+			t.CertsDER = append(t.CertsDER, c.Raw)
+		}
+		settings.TrustedRA = &t
+	}
 	p.ChallengeConfig, _ = json.Marshal(settings)
 	switch c.Mode {
+	case store.ChallengeRA:
+		p.ChallengeMode, p.ChallengeHash = c.Mode, ""
+		return nil
 	case store.ChallengeWebhook, store.ChallengeIntune, store.ChallengeEntity:
 		p.ChallengeMode, p.ChallengeHash = c.Mode, ""
 		return nil
@@ -407,6 +430,15 @@ func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, i
 	}
 	p.ChallengeHash = hash
 	return nil
+}
+
+// fileName is how a stored setting names a file the spec gave: its path
+// from a config file, "(inline PEM)" from the API, which sends the content.
+func fileName(s string, in Inputs) string {
+	if in.ReadFile == nil {
+		return "(inline PEM)"
+	}
+	return s
 }
 
 // ApplyConfig brings the database in line with a config file: missing CAs

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/scepd/scepd/internal/config"
@@ -93,6 +94,13 @@ const discoverTimeout = 20 * time.Second
 // upstream as stored and the RA issuer's ID, which becomes the profile's
 // CA. Discovery contacts the upstream only when it is new or changed.
 func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Profile, existing *store.Profile, in Inputs, now time.Time) ([]byte, string, error) {
+	want := spec.Upstream.SCEP
+	if want.RA != nil {
+		var err error
+		if want, err = raCredential(want, ks, in, now); err != nil {
+			return nil, "", err
+		}
+	}
 	issuerID := config.RAIssuerID(spec.ID)
 	if _, err := st.GetCA(ctx, issuerID); errors.Is(err, store.ErrNotFound) {
 		// The RA issuer exists to certify the profile's RA (Apple's
@@ -104,7 +112,6 @@ func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	} else if err != nil {
 		return nil, "", err
 	}
-	want := spec.Upstream.SCEP
 	if existing != nil {
 		if old, err := StoredUpstreamOf(*existing); err == nil && old != nil && old.SCEP.URL == want.URL &&
 			(want.CAFingerprint == "" || sameFingerprint(old.Fingerprint, want.CAFingerprint)) && len(old.CAChainDER) > 0 {
@@ -133,6 +140,30 @@ func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	}
 	b, err := json.Marshal(su)
 	return b, issuerID, err
+}
+
+// raCredential checks the RA credential of an upstream (the files exist,
+// the key is private, RSA and the certificate's, which is valid and may
+// sign) and returns the upstream with its files as absolute paths: the
+// serving process reads them again at every start (server.Load).
+func raCredential(want *config.UpstreamSCEP, ks keys.Source, in Inputs, now time.Time) (*config.UpstreamSCEP, error) {
+	if in.ReadFile == nil {
+		return nil, fmt.Errorf("%w: upstream.scep.ra names files on the server: set it in the config file", ErrInvalid)
+	}
+	out := *want
+	ra := *want.RA
+	var err error
+	if ra.Cert, err = filepath.Abs(ra.Cert); err != nil {
+		return nil, fmt.Errorf("%w: upstream.scep.ra.cert: %v", ErrInvalid, err)
+	}
+	if ra.Key, err = filepath.Abs(ra.Key); err != nil {
+		return nil, fmt.Errorf("%w: upstream.scep.ra.key: %v", ErrInvalid, err)
+	}
+	if _, err := upstream.LoadCredential(ra.Cert, ra.Key, ks, now); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	out.RA = &ra
+	return &out, nil
 }
 
 func sameFingerprint(a, b string) bool {

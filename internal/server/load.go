@@ -12,6 +12,7 @@ import (
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/keys"
@@ -215,6 +216,14 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			GraphURL: in.GraphURL, CAName: issuer.Cert.Subject.CommonName, Now: ov.Now, Log: ov.Log}
 	case store.ChallengeEntity:
 		v = &challenge.Entity{ProfileID: row.ID, Store: st, Now: ov.Now}
+	case store.ChallengeRA:
+		var anchors [][]byte
+		if chc.TrustedRA != nil {
+			anchors = chc.TrustedRA.CertsDER
+		}
+		if v, err = challenge.NewTrustedRA(anchors, ov.Now); err != nil {
+			return nil, err
+		}
 	case store.ChallengeNone:
 		v = challenge.None{}
 	default:
@@ -239,8 +248,12 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		if err != nil {
 			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
 		}
+		signer, signerErr := upstreamSigner(row.ID, su.SCEP, raCert, raKey, ks, ov)
+		if signerErr != nil && (su.SCEP.RA == nil || !ov.DeferMissingSecrets) {
+			return nil, signerErr
+		}
 		if up, err = upstream.NewSCEP(upstream.SCEPConfig{URL: su.SCEP.URL, Fingerprint: pin, Timeout: time.Duration(su.SCEP.Timeout),
-			Observe: ov.ObserveUpstream}); err != nil {
+			Observe: ov.ObserveUpstream, Signer: signer, SignerErr: signerErr}); err != nil {
 			return nil, err
 		}
 		upChain = su.CAChainDER
@@ -265,6 +278,27 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		cfg.Enroll.HoldWhenUpstreamDown = su.SCEP.WhenUnavailable == "pending"
 	}
 	return NewProfile(cfg)
+}
+
+// upstreamSigner is who signs the requests a profile in RA mode sends
+// upstream: its RA credential (upstream.scep.ra) when configured, else
+// its requester certificate over the profile's persisted RA key, the same
+// on every replica and after restarts. A credential that cannot be read
+// fails the load, unless ov.DeferMissingSecrets (CLI commands, which may
+// lack the files): the upstream then refuses to issue, saying why.
+func upstreamSigner(profile string, su *config.UpstreamSCEP, raCert *x509.Certificate, raKey crypto.Signer, ks keys.Source, ov Overrides) (client.Requester, error) {
+	if ra := su.RA; ra != nil {
+		return upstream.LoadCredential(ra.Cert, ra.Key, ks, ov.Now())
+	}
+	key, ok := raKey.(client.Key)
+	if !ok {
+		return client.Requester{}, fmt.Errorf("upstream: the RA key (%T) cannot decrypt the upstream's replies", raKey)
+	}
+	cert, err := upstream.RequesterCertificate(profile, raKey, raCert)
+	if err != nil {
+		return client.Requester{}, err
+	}
+	return client.Requester{Cert: cert, Key: key}, nil
 }
 
 // missingSecret stands in for a delegated validator whose secret the

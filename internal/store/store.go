@@ -63,6 +63,9 @@ const (
 	ChallengeWebhook = "webhook"
 	ChallengeIntune  = "intune"
 	ChallengeEntity  = "entity"
+	// ChallengeRA authorises requests signed by a trusted registration
+	// authority's certificate (config.TrustedRA).
+	ChallengeRA = "ra"
 	// ChallengeNone is the zero-config test mode: every request passes.
 	ChallengeNone = "none"
 )

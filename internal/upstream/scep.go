@@ -8,11 +8,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -51,6 +48,14 @@ type SCEPConfig struct {
 	Observe func(upstream, outcome string, took time.Duration)
 	// Now is the clock of the circuit breaker; nil means time.Now.
 	Now func() time.Time
+	// Signer signs the PKCSReqs and CertPolls sent upstream; replies are
+	// encrypted to it. It is the configured RA credential (LoadCredential)
+	// or the profile's requester certificate (RequesterCertificate). An
+	// upstream without one discovers but does not issue.
+	Signer client.Requester
+	// SignerErr, when Signer is missing, says why (a credential the CLI
+	// could not read); Issue and Poll fail with it.
+	SignerErr error
 }
 
 // The circuit breaker: after BreakAfter failures in a row to reach the
@@ -61,9 +66,8 @@ const (
 	BreakFor   = 30 * time.Second
 )
 
-// SCEP is an upstream SCEP CA. It signs its requests with a key of its
-// own (a self-signed certificate, as any SCEP client's first request);
-// safe for concurrent use.
+// SCEP is an upstream SCEP CA. It signs its requests with the
+// configured signer (SCEPConfig.Signer); safe for concurrent use.
 type SCEP struct {
 	name    string
 	cfg     SCEPConfig
@@ -92,14 +96,6 @@ var _ enroll.Issuer = (*SCEP)(nil)
 
 // NewSCEP prepares an upstream; it does not contact it.
 func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	self, err := client.SelfSigned(key, pkix.Name{CommonName: "scepd upstream client"})
-	if err != nil {
-		return nil, err
-	}
 	c := client.New(cfg.URL)
 	c.HTTP = cfg.HTTP
 	if c.HTTP == nil {
@@ -112,7 +108,7 @@ func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: client.Requester{Cert: self, Key: key}, timeout: timeout}, nil
+	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: cfg.Signer, timeout: timeout}, nil
 }
 
 // Name is how certificates obtained from the SCEP upstream at url are
@@ -248,6 +244,13 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		}
 		u.outcome(false)
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
+	}
+	if u.signer.Cert == nil || u.signer.Key == nil {
+		reason := "scepd has no signer for this upstream"
+		if u.cfg.SignerErr != nil {
+			reason += ": " + short(u.cfg.SignerErr)
+		}
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: u.cfg.SignerErr}
 	}
 	d, err := u.discovery(ctx)
 	if err != nil {

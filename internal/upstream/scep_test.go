@@ -43,7 +43,7 @@ func TestSCEPUpstreamIssuesFromScepserver(t *testing.T) {
 	url, caCert, stop := scepserver(t)
 	sum := sha256.Sum256(caCert.Raw)
 	ctx := context.Background()
-	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: sum[:], Timeout: 10 * time.Second})
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: sum[:], Timeout: 10 * time.Second, Signer: requester(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestSCEPUpstreamIssuesFromScepserver(t *testing.T) {
 func TestSCEPUpstreamRefusesAnotherCA(t *testing.T) {
 	url, _, _ := scepserver(t)
 	wrong := sha256.Sum256([]byte("another CA"))
-	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: wrong[:]})
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: url, Fingerprint: wrong[:], Signer: requester(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestSCEPUpstreamTimeout(t *testing.T) {
 	served := make(chan struct{})
 	go func() { srv.Serve(l); close(served) }()
 	defer func() { close(release); srv.Close(); <-served }()
-	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: "http://" + l.Addr().String() + "/scep", Timeout: time.Second})
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: "http://" + l.Addr().String() + "/scep", Timeout: time.Second, Signer: requester(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestSCEPUpstreamCircuitBreaker(t *testing.T) {
 	}))
 	defer srv.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: srv.URL + "/scep", Now: func() time.Time { return now }})
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: srv.URL + "/scep", Now: func() time.Time { return now }, Signer: requester(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
