@@ -196,6 +196,11 @@ type UpstreamSCEP struct {
 	// each poll of the device submits it upstream again until the
 	// upstream answers. A refusal by the upstream is a FAILURE either way.
 	WhenUnavailable string `yaml:"when_unavailable,omitempty" json:"when_unavailable,omitempty"`
+	// MaxInFlight bounds the requests sent to the upstream at once by this
+	// profile on each replica (default 16); more wait, each within its
+	// timeout, for one to finish, so a fleet enrolling at once does not
+	// flood the upstream.
+	MaxInFlight int `yaml:"max_in_flight,omitempty" json:"max_in_flight,omitempty"`
 	// RA is a certificate the upstream trusts as a registration authority
 	// (EJBCA's RA mode, or a scepd upstream with challenge mode ra), and
 	// its key: scepd signs the PKCSReqs and CertPolls it sends upstream
@@ -251,6 +256,9 @@ func (u *Upstream) validate(errs *Errors) {
 	case "", "failure", "pending":
 	default:
 		errs.add("upstream.scep.when_unavailable", "%q: want failure or pending", s.WhenUnavailable)
+	}
+	if s.MaxInFlight < 0 || s.MaxInFlight > 1024 {
+		errs.add("upstream.scep.max_in_flight", "%d: between 1 and 1024 (0: the default, 16)", s.MaxInFlight)
 	}
 	if r := s.RA; r != nil && (r.Cert == "" || r.Key == "") {
 		errs.add("upstream.scep.ra", "cert and key (PEM files) are both required")

@@ -152,6 +152,7 @@ func TestUpstreamValidation(t *testing.T) {
 		{`profiles: [{id: a, upstream: {}, challenge: {mode: dynamic}}]`, "scep is required"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", timeout: 1m}}, challenge: {mode: dynamic}}]`, "between 1s and 25s"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", when_unavailable: pending}}, challenge: {mode: dynamic}}]`, ""},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", max_in_flight: 2000}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.max_in_flight"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", when_unavailable: retry}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.when_unavailable"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/certsrv/mscep_admin/", username: u, password_env: P}}}, challenge: {mode: dynamic}}]`, ""},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://localhost/m", username: u}}}, challenge: {mode: dynamic}}]`, "a username needs password_env"},

@@ -253,7 +253,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			return nil, signerErr
 		}
 		if up, err = upstream.NewSCEP(upstream.SCEPConfig{URL: su.SCEP.URL, Fingerprint: pin, Timeout: time.Duration(su.SCEP.Timeout),
-			Observe: ov.ObserveUpstream, Signer: signer, SignerErr: signerErr}); err != nil {
+			Observe: ov.ObserveUpstream, Signer: signer, SignerErr: signerErr, MaxInFlight: su.SCEP.MaxInFlight}); err != nil {
 			return nil, err
 		}
 		upChain = su.CAChainDER

@@ -56,7 +56,15 @@ type SCEPConfig struct {
 	// SignerErr, when Signer is missing, says why (a credential the CLI
 	// could not read); Issue and Poll fail with it.
 	SignerErr error
+	// MaxInFlight bounds the exchanges with the upstream at once (a
+	// request waiting for the upstream gives back its processing slot, so
+	// nothing else bounds them); more wait within their timeout for one
+	// to finish. 0 means DefaultMaxInFlight.
+	MaxInFlight int
 }
+
+// DefaultMaxInFlight is the exchanges with one upstream at once.
+const DefaultMaxInFlight = 16
 
 // The circuit breaker: after BreakAfter failures in a row to reach the
 // upstream (down, slow, HTTP errors; not a refusal), requests fail at once
@@ -74,6 +82,8 @@ type SCEP struct {
 	client  *client.Client
 	signer  client.Requester
 	timeout time.Duration
+	// inflight holds a token per exchange in progress (MaxInFlight).
+	inflight chan struct{}
 
 	mu   sync.Mutex
 	disc *Discovery // cached after the first successful discovery
@@ -108,7 +118,11 @@ func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: cfg.Signer, timeout: timeout}, nil
+	n := cfg.MaxInFlight
+	if n <= 0 {
+		n = DefaultMaxInFlight
+	}
+	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: cfg.Signer, timeout: timeout, inflight: make(chan struct{}, n)}, nil
 }
 
 // Name is how certificates obtained from the SCEP upstream at url are
@@ -237,6 +251,15 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 	if until, open := u.open(); open {
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name,
 			Reason: fmt.Sprintf("unavailable after %d failures in a row; not asked again before %s", BreakAfter, until.UTC().Format(time.RFC3339))}
+	}
+	select {
+	case u.inflight <- struct{}{}:
+		defer func() { <-u.inflight }()
+	case <-ctx.Done():
+		// The upstream is busy with others, not failing: the breaker
+		// does not count this.
+		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Err: ctx.Err(),
+			Reason: fmt.Sprintf("busy: %d requests in flight to it, none finished in time", cap(u.inflight))}
 	}
 	fail := func(reason string, err error) (enroll.Issuance, error) {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -168,5 +169,59 @@ func TestSCEPUpstreamCircuitBreaker(t *testing.T) {
 	asked = hits.Load()
 	if ue := issue(); !strings.Contains(ue.Reason, "not asked again before") || hits.Load() != asked {
 		t.Fatalf("after a failed trial: %q, upstream asked again", ue.Reason)
+	}
+}
+
+// No more than MaxInFlight exchanges reach the upstream at once; one more
+// waits, and fails within its timeout if none finishes, without counting
+// against the upstream in the circuit breaker.
+func TestSCEPUpstreamMaxInFlight(t *testing.T) {
+	var now, most atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	u, err := upstream.NewSCEP(upstream.SCEPConfig{URL: srv.URL + "/scep", Timeout: time.Second, MaxInFlight: 2, Signer: requester(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: fmt.Sprint("tx-", i), CSR: deviceCSR(t, "d")})
+			errs <- err
+		}()
+	}
+	for now.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The third, while both are in flight: it waits (here 300ms, its
+	// caller's deadline) and is turned away.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = u.Issue(ctx, enroll.IssueRequest{ProfileID: "p", TransactionID: "tx-3", CSR: deviceCSR(t, "d")})
+	busy := 0
+	var ue *enroll.UpstreamError
+	if errors.As(err, &ue) && strings.HasPrefix(ue.Reason, "busy: 2 requests in flight") {
+		busy++
+	}
+	close(release)
+	<-errs
+	<-errs
+	if most.Load() != 2 || busy != 1 {
+		t.Fatalf("%d exchanges reached the upstream at once and %d were turned away as busy, want 2 and 1", most.Load(), busy)
 	}
 }
