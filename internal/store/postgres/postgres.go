@@ -79,7 +79,33 @@ func Dialect() sqlstore.Dialect {
 		// Transaction-scoped: released at commit or rollback.
 		LockAudit: fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, lockAudit),
 		DayUTC:    `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+		Batch:     batch,
 	}
+}
+
+// batch sends stmts as one pgx batch (a pipeline: one round trip once
+// their statements are prepared, Sync at the end) on the connection
+// under conn, in its transaction. The server runs them in order, each
+// Bind taking its snapshot after the statements before it finished, and
+// skips those after one that fails.
+func batch(ctx context.Context, conn *sql.Conn, stmts []sqlstore.Stmt) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: batch on a %T connection", dc)
+		}
+		b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
+		for _, st := range stmts {
+			b.Queue(st.Query, st.Args...).Fn = func(br pgx.BatchResults) error {
+				if st.Row != nil {
+					return st.Row(br.QueryRow())
+				}
+				ct, err := br.Exec()
+				return st.Exec(ct.RowsAffected(), err)
+			}
+		}
+		return c.Conn().SendBatch(ctx, b).Close()
+	})
 }
 
 // classify maps PostgreSQL's SQLSTATEs, and failures to reach it, onto the
@@ -112,6 +138,11 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	return open(ctx, cfg, o)
+}
+
+// open is Open of a parsed configuration (tests add a tracer).
+func open(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*Store, error) {
 	if o.MaxConns <= 0 {
 		o.MaxConns = int32(max(4, runtime.NumCPU()))
 	}
@@ -127,7 +158,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	db.SetMaxIdleConns(int(o.MaxConns))
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	d := Dialect()
-	err = sqlstore.Migrate(ctx, db, d, sqlstore.Migrations{Files: migrations,
+	err := sqlstore.Migrate(ctx, db, d, sqlstore.Migrations{Files: migrations,
 		Table:  `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`,
 		Lock:   fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, lockMigrate),
 		Unlock: fmt.Sprintf(`SELECT pg_advisory_unlock(%d)`, lockMigrate)})

@@ -37,30 +37,51 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (err error)
 // holds the lock serialising appenders (Dialect.LockAudit, or SQLite's
 // write lock taken at BEGIN), so no other appender reads the same head.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, e store.AuditEvent) error {
-	if s.d.LockAudit != "" {
-		if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
-			return fmt.Errorf("audit lock: %w", err)
-		}
-	}
+	return s.appendAudits(ctx, tx, nil, e)
+}
+
+// appendAudits runs the transaction's own statements before, then chains
+// events onto the newest event, in order, as appendAudit does: in two
+// round trips where the dialect batches (before, the lock and the head
+// read; then the inserts). The lock is taken after before's statements,
+// so a transaction that also locks rows (a certificate it revokes) locks
+// them first, as RevokeCertificate does, and holds the chain for no
+// longer than its last round trips.
+func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, events ...store.AuditEvent) error {
 	var head *store.AuditEvent
-	h, err := s.scanAudit(s.row(ctx, tx, qAuditHead))
-	switch {
-	case err == nil:
-		head = &h
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("audit head: %w", err)
+	stmts := before
+	if s.d.LockAudit != "" {
+		// A statement of its own: the head read after it takes its
+		// snapshot once the lock is held (READ COMMITTED).
+		stmts = append(stmts, Stmt{Query: s.d.LockAudit, What: "audit lock"})
 	}
-	// The seq is set here, not by the database, because the HMAC covers it
-	// (and a rolled-back append leaves no gap).
-	if err := store.LinkAudit(s.auditKey, &e, head); err != nil {
-		return fmt.Errorf("audit: %w", err)
+	stmts = append(stmts, Stmt{Query: qAuditHead, Row: func(r scanner) error {
+		h, err := s.scanAudit(r)
+		switch {
+		case err == nil:
+			head = &h
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("audit head: %w", err)
+		}
+		return nil
+	}})
+	if err := s.batch(ctx, tx, stmts...); err != nil {
+		return err
 	}
-	details, _ := json.Marshal(e.Details)
-	if _, err := s.exec(ctx, tx, qAuditInsert,
-		e.Seq, s.d.Time(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash, store.AuditProfile(e)); err != nil {
-		return fmt.Errorf("audit insert: %w", err)
+	inserts := make([]Stmt, len(events))
+	for i := range events {
+		e := &events[i]
+		// The seq is set here, not by the database, because the HMAC
+		// covers it (and a rolled-back append leaves no gap).
+		if err := store.LinkAudit(s.auditKey, e, head); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		details, _ := json.Marshal(e.Details)
+		inserts[i] = Stmt{Query: qAuditInsert, What: "audit insert",
+			Args: []any{e.Seq, s.d.Time(e.Time), e.Actor, e.Action, e.Object, e.Outcome, string(details), e.PrevHash, e.Hash, store.AuditProfile(*e)}}
+		head = e
 	}
-	return nil
+	return s.batch(ctx, tx, inserts...)
 }
 
 // ListAudit returns the newest events first.

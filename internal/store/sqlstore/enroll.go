@@ -45,16 +45,12 @@ func (s *Store) scanCert(r scanner) (store.Certificate, error) {
 	return c, err
 }
 
-// insertTx inserts a transaction row (see qInsertTx).
-func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, t store.Transaction) error {
-	_, err := s.exec(ctx, tx, qInsertTx,
+// insertTx is the statement inserting a transaction row (see qInsertTx).
+func (s *Store) insertTx(t store.Transaction) Stmt {
+	return Stmt{Query: qInsertTx, What: fmt.Sprintf("insert transaction %q", t.TransactionID), Args: []any{
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), nullBytes(t.ChallengeHash), s.nullTime(t.Expires),
 		t.DecidedBy, t.Reason, s.d.Time(t.Created), s.d.Time(t.Updated),
-		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce))
-	if err != nil {
-		return fmt.Errorf("insert transaction %q: %w", t.TransactionID, err)
-	}
-	return nil
+		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce)}}
 }
 
 // GetTransaction returns one enrollment transaction.
@@ -92,20 +88,13 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 	defer s.end("RecordPending", time.Now(), &err)
 	t.Status, t.CertSerial, t.DecidedBy, t.Reason = store.StatusPending, "", "", ""
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := s.insertTx(ctx, tx, t); err != nil {
-			return err
-		}
+		stmts := []Stmt{s.insertTx(t)}
 		if t.ChallengeHash != nil {
-			n, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = $1 WHERE hash = $2 AND profile_id = $3 AND used_at IS NULL
-				AND reserved_by IS NULL AND expires_at > $4`, t.TransactionID, t.ChallengeHash, t.ProfileID, s.d.Time(t.Created))
-			if err != nil {
-				return err
-			}
-			if n != 1 {
-				return store.ErrChallengeSpent
-			}
+			stmts = append(stmts, Stmt{Query: `UPDATE challenges SET reserved_by = $1 WHERE hash = $2 AND profile_id = $3 AND used_at IS NULL
+				AND reserved_by IS NULL AND expires_at > $4`, Args: []any{t.TransactionID, t.ChallengeHash, t.ProfileID, s.d.Time(t.Created)},
+				What: "reserve challenge", Done: one(store.ErrChallengeSpent)})
 		}
-		return s.appendAudit(ctx, tx, audit)
+		return s.appendAudits(ctx, tx, stmts, audit)
 	})
 }
 
@@ -168,83 +157,61 @@ func (s *Store) RecordIssued(ctx context.Context, rec store.Issued) (err error) 
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.recordIssued(ctx, tx, rec) })
 }
 
+// recordIssued sends its writes and the audit chain's lock and head read
+// together, then the audit events (see appendAudits): two round trips
+// where the dialect batches.
 func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) error {
 	c, t := rec.Certificate, rec.Transaction
 	// The certificate row goes in first (the challenge references it), but
 	// a spent challenge rolls everything back.
-	if _, err := s.exec(ctx, tx, qInsertCert,
+	stmts := make([]Stmt, 0, 6)
+	stmts = append(stmts, Stmt{Query: qInsertCert, What: "insert certificate " + c.Serial, Args: []any{
 		c.Serial, c.ProfileID, c.TransactionID, c.Subject, s.d.Strings(nonNil(c.SANs)), s.d.Time(c.NotBefore), s.d.Time(c.NotAfter), c.DER, c.Status,
-		c.CAID, c.RenewedSerial, s.d.Time(c.Created), c.Upstream); err != nil {
-		return fmt.Errorf("insert certificate %s: %w", c.Serial, err)
-	}
+		c.CAID, c.RenewedSerial, s.d.Time(c.Created), c.Upstream}})
 	if rec.FromPending {
-		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, cert_serial = $2, decided_by = $3, updated_at = $4
+		stmts = append(stmts, Stmt{Query: `UPDATE transactions SET status = $1, cert_serial = $2, decided_by = $3, updated_at = $4
 			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`,
-			store.StatusIssued, c.Serial, t.DecidedBy, s.d.Time(t.Updated), t.ProfileID, t.TransactionID, store.StatusPending)
-		if err != nil {
-			return fmt.Errorf("approve transaction %q: %w", t.TransactionID, err)
-		}
-		if n != 1 {
-			return fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict)
-		}
+			Args: []any{store.StatusIssued, c.Serial, t.DecidedBy, s.d.Time(t.Updated), t.ProfileID, t.TransactionID, store.StatusPending},
+			What: fmt.Sprintf("approve transaction %q", t.TransactionID),
+			Done: one(fmt.Errorf("transaction %q is no longer pending: %w", t.TransactionID, store.ErrConflict))})
 	} else {
 		t.ChallengeHash, t.Expires, t.Reason = nil, time.Time{}, ""
-		if err := s.insertTx(ctx, tx, t); err != nil {
-			return err
-		}
+		stmts = append(stmts, s.insertTx(t))
 	}
 	if rec.ChallengeHash != nil {
 		// Under READ COMMITTED a concurrent consumer blocks on the row and
 		// then re-checks used_at IS NULL, so exactly one succeeds (SQLite
 		// serialises writers). A challenge reserved by this (approved)
 		// request is its own even if its expiry passed while it waited.
-		n, err := s.exec(ctx, tx, `UPDATE challenges SET used_at = $1, used_serial = $2, reserved_by = NULL
+		stmts = append(stmts, Stmt{Query: `UPDATE challenges SET used_at = $1, used_serial = $2, reserved_by = NULL
 			WHERE hash = $3 AND profile_id = $4 AND used_at IS NULL
 			AND ((reserved_by IS NULL AND expires_at > $1) OR reserved_by = $5)`,
-			s.d.Time(c.Created), c.Serial, rec.ChallengeHash, c.ProfileID, t.TransactionID)
-		if err != nil {
-			return fmt.Errorf("consume challenge: %w", err)
-		}
-		if n != 1 {
-			return store.ErrChallengeSpent
-		}
+			Args: []any{s.d.Time(c.Created), c.Serial, rec.ChallengeHash, c.ProfileID, t.TransactionID},
+			What: "consume challenge", Done: one(store.ErrChallengeSpent)})
 	}
 	if rec.EntityUser != "" {
-		n, err := s.exec(ctx, tx, `UPDATE entities SET uses_left = uses_left - 1 WHERE profile_id = $1 AND username = $2 AND uses_left > 0 AND expires_at > $3`,
-			c.ProfileID, rec.EntityUser, s.d.Time(c.Created))
-		if err != nil {
-			return fmt.Errorf("spend entity code: %w", err)
-		}
-		if n != 1 {
-			return store.ErrChallengeSpent
-		}
+		stmts = append(stmts, Stmt{Query: `UPDATE entities SET uses_left = uses_left - 1 WHERE profile_id = $1 AND username = $2 AND uses_left > 0 AND expires_at > $3`,
+			Args: []any{c.ProfileID, rec.EntityUser, s.d.Time(c.Created)},
+			What: "spend entity code", Done: one(store.ErrChallengeSpent)})
 	}
-	if err := s.appendAudit(ctx, tx, rec.Audit); err != nil {
-		return err
-	}
+	events := []store.AuditEvent{rec.Audit}
 	if sp := rec.Supersede; sp != nil {
 		// A concurrent renewal of the same certificate blocks on its row
-		// and then re-checks the status: exactly one revokes it.
-		n, err := s.exec(ctx, tx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4 AND status = $5`,
-			store.CertRevoked, s.d.Time(c.Created), sp.Reason, sp.Serial, store.CertValid)
-		if err != nil {
-			return fmt.Errorf("supersede %s: %w", sp.Serial, err)
-		}
-		if n != 1 {
-			return fmt.Errorf("supersede %s: %w", sp.Serial, store.ErrSuperseded)
-		}
-		if err := s.bumpGeneration(ctx, tx, sp.Serial); err != nil {
-			return fmt.Errorf("supersede %s: %w", sp.Serial, err)
-		}
-		return s.appendAudit(ctx, tx, sp.Audit)
+		// and then re-checks the status: exactly one revokes it. (Before
+		// the audit lock: row locks first, as in RevokeCertificate.)
+		stmts = append(stmts, Stmt{Query: `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4 AND status = $5`,
+			Args: []any{store.CertRevoked, s.d.Time(c.Created), sp.Reason, sp.Serial, store.CertValid},
+			What: "supersede " + sp.Serial, Done: one(fmt.Errorf("supersede %s: %w", sp.Serial, store.ErrSuperseded))},
+			bumpGeneration(sp.Serial, "supersede "+sp.Serial))
+		events = append(events, sp.Audit)
 	}
-	return nil
+	return s.appendAudits(ctx, tx, stmts, events...)
 }
 
 // bumpGeneration counts a revocation in the certificate's CA.
-func (s *Store) bumpGeneration(ctx context.Context, tx *sql.Tx, serial string) error {
-	_, err := s.exec(ctx, tx, `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`, serial)
-	return err
+func bumpGeneration(serial, what string) Stmt {
+	return Stmt{Query: `UPDATE cas SET revocation_gen = revocation_gen + 1 WHERE id = (SELECT ca_id FROM certificates WHERE serial = $1)`,
+		Args: []any{serial}, What: what}
 }
 
 // GetCertificate returns a certificate by serial.
@@ -293,14 +260,9 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 		if status == store.CertRevoked {
 			return nil
 		}
-		if _, err := s.exec(ctx, tx, `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
-			store.CertRevoked, s.d.Time(at), reason, serial); err != nil {
-			return err
-		}
-		if err := s.bumpGeneration(ctx, tx, serial); err != nil {
-			return err
-		}
-		return s.appendAudit(ctx, tx, audit)
+		return s.appendAudits(ctx, tx, []Stmt{{Query: `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
+			Args: []any{store.CertRevoked, s.d.Time(at), reason, serial}, What: "revoke " + serial},
+			bumpGeneration(serial, "revoke "+serial)}, audit)
 	})
 }
 

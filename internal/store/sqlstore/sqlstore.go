@@ -66,6 +66,11 @@ type Dialect struct {
 	// PrepareHot prepares the enrollment path's statements at New (SQLite:
 	// parsing a statement costs about as much as running these).
 	PrepareHot bool
+	// Batch, when set, sends stmts to the database in one round trip, on
+	// conn, in the transaction open on it, and reads their answers in
+	// order (see Store.batch); nil: each statement is a round trip of
+	// its own (SQLite, in process).
+	Batch func(ctx context.Context, conn *sql.Conn, stmts []Stmt) error
 }
 
 // Store is a store.Store on a *sql.DB.
@@ -175,6 +180,9 @@ func (s *Store) mapErr(op string, err error) error {
 func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	if s.group != nil {
 		return s.group.run(ctx, fn)
+	}
+	if s.d.Batch != nil {
+		return s.batchTx(ctx, fn)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
