@@ -193,10 +193,13 @@ func EnrollFailuresSQL(since time.Time, profiles []string, d Dialect) (string, [
 }
 
 // RequestedBySQL finds the actor of a request's first enrollment audit
-// event (device:ADDRESS): parameters object (transaction:ID), profile.
+// event (device:ADDRESS): parameters object (transaction:ID), profile. An
+// issued enrollment's event names its certificate, never a transaction;
+// saying so lets the partial index audit_events_requests, which leaves
+// issued enrollments out, answer.
 func RequestedBySQL(d Dialect) string {
-	return `SELECT actor FROM audit_events WHERE object = ` + d.Placeholder(1) + ` AND action = 'enroll' AND profile = ` + d.Placeholder(2) + `
-		ORDER BY seq LIMIT 1`
+	return `SELECT actor FROM audit_events WHERE object = ` + d.Placeholder(1) + ` AND action = 'enroll' AND outcome <> 'issued'
+		AND profile = ` + d.Placeholder(2) + ` ORDER BY seq LIMIT 1`
 }
 
 // LatestRequestSQL is the query of Store.LatestRequest, with the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
@@ -58,4 +59,12 @@ func TestLatestRequestPlan(t *testing.T) {
 	if !strings.Contains(text, "transactions_client_id") || strings.Contains(text, "Seq Scan") {
 		t.Errorf("LatestRequest plan: %s", text)
 	}
+}
+
+// TestAuditPlans: the console's audit queries can be answered from their
+// partial indexes, which issued enrollments do not write.
+func TestAuditPlans(t *testing.T) {
+	conn := planConn(t, "SET enable_seqscan = off", "SET enable_bitmapscan = off")
+	words := storetest.PlanWords{Explain: "EXPLAIN ", Index: "using ", FullScan: "Seq Scan"}
+	storetest.CheckPlans(t, conn, words, storetest.AuditPlans(Dialect().List, time.Now()))
 }

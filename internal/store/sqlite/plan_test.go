@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlstore"
@@ -38,5 +39,27 @@ func TestLatestRequestPlan(t *testing.T) {
 	if !strings.Contains(text, "USING INDEX transactions_client_id (profile_id=? AND client_transaction_id=?)") ||
 		!strings.Contains(text, "(profile_id=? AND transaction_id=?)") || strings.Contains(text, "SCAN transactions") {
 		t.Errorf("LatestRequest plan: %s", text)
+	}
+}
+
+// TestAuditPlans: the console's audit queries read their partial
+// indexes, which issued enrollments do not write.
+func TestAuditPlans(t *testing.T) {
+	words := storetest.PlanWords{Explain: "EXPLAIN QUERY PLAN ", Index: "USING INDEX ", FullScan: "SCAN audit_events"}
+	storetest.CheckPlans(t, openPlans(t).DB(), words, storetest.AuditPlans(Dialect().List, time.Now()))
+}
+
+// TestIntegrityPlans: CheckIntegrity's look-ups of a certificate's
+// transaction (no index on transactions.cert_serial since migration 0015)
+// build an automatic index once instead of reading every transaction for
+// each certificate.
+func TestIntegrityPlans(t *testing.T) {
+	db := openPlans(t).DB()
+	for _, q := range store.IntegrityQueries {
+		text := storetest.Explain(t, db, "EXPLAIN QUERY PLAN ", q.Query)
+		t.Logf("%s: %s", q.Problem, text)
+		if strings.Count(text, "SCAN ") > 1 && !strings.Contains(text, "AUTOMATIC") {
+			t.Errorf("%s: nested scans: %s", q.Problem, text)
+		}
 	}
 }

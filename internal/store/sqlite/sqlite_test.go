@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -83,4 +84,32 @@ func BenchmarkAppendAudit(b *testing.B) {
 // goroutines on a file in a temporary directory (synchronous=FULL).
 func BenchmarkRecordIssuedParallel(b *testing.B) {
 	storetest.BenchRecordIssuedParallel(b, openAt(b, filepath.Join(b.TempDir(), "scepd.db")))
+}
+
+// TestConnectionSettings: every connection of the pool is durable
+// (synchronous=FULL, WAL) and keeps statement journals in memory
+// (temp_store=MEMORY: a savepoint's journal is no crash's concern).
+func TestConnectionSettings(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "scepd.db")).DB()
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 3) // held at once, so three connections
+	for i := range conns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2"} {
+			var got string
+			if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("connection %d: %s = %s, want %s", i, pragma, got, want)
+			}
+		}
+	}
 }

@@ -46,11 +46,20 @@ func (s *Store) scanCert(r scanner) (store.Certificate, error) {
 }
 
 // insertTx is the statement inserting a transaction row (see qInsertTx).
+// The client's transactionID is stored only when it is not the row's own
+// (a renewal, a changed CSR under a used ID): the partial index
+// transactions_client_id then holds only those, and the rest are found by
+// the primary key (LatestRequest, ListTransactions and scanTx read NULL as
+// the row's ID).
 func (s *Store) insertTx(t store.Transaction) Stmt {
+	var clientID sql.NullString
+	if id := t.ClientID(); id != t.TransactionID {
+		clientID = sql.NullString{String: id, Valid: true}
+	}
 	return Stmt{Query: qInsertTx, What: fmt.Sprintf("insert transaction %q", t.TransactionID), Args: []any{
 		t.ProfileID, t.TransactionID, t.Status, t.PublicKeySHA256, t.CSRDER, nullString(t.CertSerial), nullBytes(t.ChallengeHash), s.nullTime(t.Expires),
 		t.DecidedBy, t.Reason, s.d.Time(t.Created), s.d.Time(t.Updated),
-		t.ClientID(), t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce)}}
+		clientID, t.SignerKeySHA256, t.RenewsSerial, nullBytes(t.UpstreamPoll), nullBytes(t.SenderNonce)}}
 }
 
 // GetTransaction returns one enrollment transaction.

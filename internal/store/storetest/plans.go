@@ -109,3 +109,36 @@ func CheckListingPlans(t *testing.T, db Querier, w PlanWords, query func(store.C
 		}
 	}
 }
+
+// QueryPlan is a query (with its arguments) and the index that must
+// answer it.
+type QueryPlan struct {
+	Name, Query, Index string
+	Args               []any
+}
+
+// AuditPlans are the console's audit queries: who sent a request
+// (RequestedBy) and the refused enrollments of the last days
+// (EnrollFailures), each answered from a partial index that leaves out
+// issued enrollments (migration 0015).
+func AuditPlans(d store.Dialect, now time.Time) []QueryPlan {
+	failures, args := store.EnrollFailuresSQL(now.Add(-7*24*time.Hour), nil, d)
+	scoped, scopedArgs := store.EnrollFailuresSQL(now.Add(-7*24*time.Hour), []string{"laptops"}, d)
+	return []QueryPlan{
+		{"requested-by", store.RequestedBySQL(d), "audit_events_requests", []any{"transaction:tx", "laptops"}},
+		{"enroll-failures", failures, "audit_events_rejected", args},
+		{"enroll-failures-scoped", scoped, "audit_events_rejected", scopedArgs},
+	}
+}
+
+// CheckPlans asks the planner for each query and checks it reads its
+// index and not the whole table.
+func CheckPlans(t *testing.T, db Querier, w PlanWords, plans []QueryPlan) {
+	for _, c := range plans {
+		text := Explain(t, db, w.Explain, c.Query, c.Args...)
+		t.Logf("%-22s %s", c.Name, text)
+		if !strings.Contains(text, w.Index+c.Index) || (w.FullScan != "" && strings.Contains(text, w.FullScan)) {
+			t.Errorf("%s does not use %s: %s", c.Name, c.Index, text)
+		}
+	}
+}
