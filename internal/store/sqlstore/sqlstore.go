@@ -105,7 +105,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		}
 	}
 	if d.GroupCommit {
-		s.group = startGroup(s)
+		s.group = newGroup(s)
 	}
 	return s, nil
 }
