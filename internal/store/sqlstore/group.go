@@ -24,7 +24,7 @@ var errLead = errors.New("sqlstore: lead the next group")
 // the caller that finds no group running leads one on its own goroutine.
 // It takes its own function and every one queued (up to maxGroup), runs
 // each in a SAVEPOINT of one transaction (a caller's failure rolls back
-// its own work only), commits once (one fsync for them all), and then
+// its own work only; a group of one needs none), commits once (one fsync for them all), and then
 // answers the others; callers that arrive meanwhile queue, and the first
 // of them leads the next group. No caller is answered before the commit
 // is durable. A lone caller commits on its own goroutine: no hand-off.
@@ -192,6 +192,20 @@ func (g *group) runAll(batch []*job, errs []error) error {
 		return err
 	}
 	defer tx.Rollback()
+	if len(batch) == 1 {
+		// A lone caller needs no SAVEPOINT: a failure rolls back the
+		// transaction, which holds its work alone. (A savepoint costs
+		// SQLite a statement journal of the pages it changes, a
+		// temporary file once they pass 64 KiB.)
+		j := batch[0]
+		if errs[0] = j.ctx.Err(); errs[0] != nil {
+			return nil
+		}
+		if errs[0] = call(j, tx); errs[0] != nil {
+			return nil // rolled back
+		}
+		return tx.Commit()
+	}
 	for i, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			errs[i] = err

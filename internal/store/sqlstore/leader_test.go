@@ -320,3 +320,25 @@ func TestGroupStress(t *testing.T) {
 		t.Errorf("%d callers still queued", w)
 	}
 }
+
+// TestGroupLoneFailure: a lone caller's write (run without a SAVEPOINT)
+// that fails after changing rows leaves nothing behind, and the next
+// write commits.
+func TestGroupLoneFailure(t *testing.T) {
+	s, path := openLeader(t)
+	err := sqlstore.Write(context.Background(), s, func(ctx context.Context, tx *sql.Tx) error {
+		if err := insert(60)(ctx, tx); err != nil {
+			return err
+		}
+		return errors.New("refused")
+	})
+	if err == nil || err.Error() != "refused" {
+		t.Fatalf("the failing write: %v, want its own error", err)
+	}
+	if err := sqlstore.Write(context.Background(), s, insert(61)); err != nil {
+		t.Fatal(err)
+	}
+	if ids := stored(t, path); ids[60] || !ids[61] {
+		t.Errorf("stored %v; want 61 alone", ids)
+	}
+}
