@@ -59,9 +59,10 @@ type Dialect struct {
 	DayUTC string
 	// GroupCommit runs this process's write transactions one group at a
 	// time, those that arrive together in one database transaction, led
-	// by one of their callers (see group.go): SQLite, where writers are serialised anyway (its
-	// busy handler polls with sleeps of up to 100 ms and gives the tail
-	// latency to whoever lost the race), and a commit costs an fsync.
+	// by one of their callers (see group.go): SQLite, where writers are
+	// serialised anyway (its busy handler polls with sleeps of up to
+	// 100 ms and gives the tail latency to whoever lost the race), and a
+	// commit costs an fsync.
 	GroupCommit bool
 	// PrepareHot prepares the enrollment path's statements at New (SQLite:
 	// parsing a statement costs about as much as running these).
