@@ -122,6 +122,7 @@ func (g *group) lead(j *job) (err error) {
 	n := min(maxGroup-1, len(g.queue))
 	batch := append(make([]*job, 0, 1+n), j)
 	batch = append(batch, g.queue[:n]...)
+	clear(g.queue[:n]) // the array does not keep them
 	g.queue = g.queue[n:]
 	if len(g.queue) == 0 {
 		g.queue = nil // let go of the array
@@ -171,6 +172,7 @@ func (g *group) handOff() {
 		// Out of the queue first: if it gives up now, it still finds
 		// errLead and leads.
 		next := g.queue[0]
+		g.queue[0] = nil
 		g.queue = g.queue[1:]
 		g.waiting.Add(-1)
 		next.done <- errLead
