@@ -23,7 +23,13 @@ var ErrBER = errors.New("cms: malformed BER")
 // Everything else is copied byte for byte. In particular SET OF elements are
 // never re-sorted, so a signature over signedAttrs can be checked against the
 // bytes the client actually signed (RFC 5652 §5.4).
+//
+// Input that is already in that form (what nearly every client sends) is
+// returned as it is, capped so appending to it cannot write into in.
 func normalize(in []byte) ([]byte, error) {
+	if rest, ok := (&normalizer{}).definite(in, 0); ok && len(rest) == 0 {
+		return in[:len(in):len(in)], nil
+	}
 	n := &normalizer{}
 	out, rest, err := n.element(in, 0)
 	if err != nil {
@@ -128,6 +134,52 @@ func (n *normalizer) element(in []byte, depth int) (out, rest []byte, err error)
 		body = append(body, c...)
 	}
 	return appendTLV(nil, tag, body), rest, nil
+}
+
+// definite reports whether element would return the TLV at the front of
+// in unchanged (definite, minimal lengths throughout; no constructed
+// OCTET STRING; within the limits), and the bytes after it. It allocates
+// nothing: it only walks the encoding.
+func (n *normalizer) definite(in []byte, depth int) (rest []byte, ok bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	n.elements++
+	if n.elements > maxElements {
+		return nil, false
+	}
+	tag, in, err := readTag(in)
+	if err != nil || len(in) == 0 || (len(tag) == 1 && tag[0] == 0x24) {
+		return nil, false
+	}
+	length, in2, err := readLength(in)
+	if err != nil || length > len(in2) || len(in)-len(in2) != lengthSize(length) {
+		return nil, false
+	}
+	content, rest := in2[:length], in2[length:]
+	if tag[0]&0x20 != 0 {
+		for len(content) > 0 {
+			if content, ok = n.definite(content, depth+1); !ok {
+				return nil, false
+			}
+		}
+	}
+	return rest, true
+}
+
+// lengthSize is the size of appendTLV's (minimal) encoding of length l.
+func lengthSize(l int) int {
+	switch {
+	case l < 0x80:
+		return 1
+	case l < 0x100:
+		return 2
+	case l < 0x10000:
+		return 3
+	case l < 0x1000000:
+		return 4
+	}
+	return 5
 }
 
 // readTag returns the identifier octets, including high-tag-number forms.

@@ -174,6 +174,22 @@ func TestNormalizeBER(t *testing.T) {
 	}
 }
 
+// TestNormalizeDERNoCopy: input already in normal form is returned as it
+// is (no copy), capped so appending to the result cannot write into it;
+// a nested non-minimal length deep inside still gets the rewrite.
+func TestNormalizeDERNoCopy(t *testing.T) {
+	in := []byte{0x30, 0x08, 0x31, 0x06, 0x02, 0x01, 0x09, 0x04, 0x01, 'x', 0xff}[:10]
+	got, err := normalize(in)
+	if err != nil || &got[0] != &in[0] || cap(got) != len(in) {
+		t.Errorf("normalize(DER) = % x (cap %d), %v; want the input itself, capped", got, cap(got), err)
+	}
+	deep := []byte{0x30, 0x06, 0x31, 0x04, 0x04, 0x81, 0x01, 'x'}
+	got, err = normalize(deep)
+	if want := []byte{0x30, 0x05, 0x31, 0x03, 0x04, 0x01, 'x'}; err != nil || !bytes.Equal(got, want) {
+		t.Errorf("normalize(% x) = % x, %v; want % x", deep, got, err, want)
+	}
+}
+
 func TestDegenerate(t *testing.T) {
 	a, b := testCert(t, rsaKey, "a"), testCert(t, rsaKey, "b")
 	der, err := Degenerate([][]byte{a.Raw, b.Raw})

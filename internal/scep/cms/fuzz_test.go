@@ -52,6 +52,12 @@ func FuzzNormalize(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The shortcut for input already in normal form agrees with the
+		// rewrite.
+		slow, _, err := (&normalizer{}).element(b, 0)
+		if err != nil || string(slow) != string(out) {
+			t.Fatalf("normalize = % x, element = % x, %v", out, slow, err)
+		}
 		// Normal form is a fixed point.
 		again, err := normalize(out)
 		if err != nil || string(again) != string(out) {

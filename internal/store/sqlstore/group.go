@@ -17,105 +17,169 @@ const maxGroup = 64
 // errClosed answers a write after Close.
 var errClosed = errors.New("sqlstore: the store is closed")
 
-// group is the group commit writer: one goroutine that takes every write
-// transaction queued when it is free, runs each caller's function in a
-// SAVEPOINT of one transaction (a caller's failure rolls back its own
-// work only), commits once (one fsync for them all), and then answers
-// every caller. No caller is answered before the commit is durable.
+// errLead tells a queued caller that it leads the next group.
+var errLead = errors.New("sqlstore: lead the next group")
+
+// group is the group commit of the write transactions, led by a caller:
+// the caller that finds no group running leads one on its own goroutine.
+// It takes its own function and every one queued (up to maxGroup), runs
+// each in a SAVEPOINT of one transaction (a caller's failure rolls back
+// its own work only; a group of one needs none), commits once (one fsync for them all), and then
+// answers the others; callers that arrive meanwhile queue, and the first
+// of them leads the next group. No caller is answered before the commit
+// is durable. A lone caller commits on its own goroutine: no hand-off.
 type group struct {
-	s       *Store
-	jobs    chan *job // unbuffered: the callers waiting are the queue
-	quit    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
-	// waiting counts the callers queued for the writer, taken those it
-	// took.
+	s *Store
+	// mu guards queue, leading and closed; idle is signalled when a
+	// leader steps down.
+	mu      sync.Mutex
+	idle    sync.Cond
+	queue   []*job
+	leading bool
+	closed  bool
+	// waiting counts the callers queued, taken those that a group took.
 	waiting atomic.Int32
 	taken   atomic.Int64
 }
 
 // job is one caller's write transaction.
 type job struct {
-	ctx  context.Context
-	fn   func(context.Context, *sql.Tx) error
+	ctx context.Context
+	fn  func(context.Context, *sql.Tx) error
+	// done receives one value: the outcome, or errLead.
 	done chan error
 }
 
-// startGroup starts the writer; stop ends it.
-func startGroup(s *Store) *group {
-	g := &group{s: s, jobs: make(chan *job), quit: make(chan struct{}), stopped: make(chan struct{})}
-	go g.loop()
+func newGroup(s *Store) *group {
+	g := &group{s: s}
+	g.idle.L = &g.mu
 	return g
 }
 
-// stop makes the writer finish the group it runs and return, and waits
-// for it.
+// stop refuses later writes, answers those queued with errClosed, and
+// waits for the group running to be answered.
 func (g *group) stop() {
-	g.once.Do(func() { close(g.quit) })
-	<-g.stopped
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for g.leading {
+		g.idle.Wait()
+	}
 }
 
-// run has fn run by the writer and returns its outcome once committed.
-// A caller that gives up while queued is not run; once its function
-// runs, it is answered when the group commits.
+// run has fn run in a group and returns its outcome once committed. A
+// caller that gives up while queued is not run; once a group took it, it
+// is answered when the group commits.
 func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
-	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	g.waiting.Add(1)
-	select {
-	case g.jobs <- j:
-		g.waiting.Add(-1)
-	case <-ctx.Done():
-		g.waiting.Add(-1)
-		return ctx.Err()
-	case <-g.quit:
-		g.waiting.Add(-1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j := &job{ctx: ctx, fn: fn}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
 		return errClosed
 	}
-	return <-j.done
-}
-
-func (g *group) loop() {
-	defer close(g.stopped)
-	batch := make([]*job, 0, maxGroup)
-	for {
-		select {
-		case j := <-g.jobs:
-			g.taken.Add(1)
-			batch = append(batch[:0], j)
-		case <-g.quit:
-			return
-		}
-		// Everyone who queued while the last group committed joins this one.
-	gather:
-		for len(batch) < maxGroup {
-			select {
-			case j := <-g.jobs:
-				g.taken.Add(1)
-				batch = append(batch, j)
-			default:
-				break gather
+	if !g.leading {
+		g.leading = true
+		g.mu.Unlock()
+		return g.lead(j)
+	}
+	j.done = make(chan error, 1)
+	g.queue = append(g.queue, j)
+	g.waiting.Add(1)
+	g.mu.Unlock()
+	var err error
+	select {
+	case err = <-j.done:
+	case <-ctx.Done():
+		g.mu.Lock()
+		for i, q := range g.queue {
+			if q == j {
+				g.queue = append(g.queue[:i], g.queue[i+1:]...)
+				g.waiting.Add(-1)
+				g.mu.Unlock()
+				return ctx.Err()
 			}
 		}
-		g.commit(batch)
+		g.mu.Unlock()
+		// A group took it, or it leads the next one: it is answered.
+		err = <-j.done
 	}
+	if err == errLead {
+		return g.lead(j)
+	}
+	return err
 }
 
-// commit runs a group in one transaction and answers its callers. The
-// observer sees each group transaction as the operation "GroupCommit".
-func (g *group) commit(batch []*job) {
-	start := time.Now()
+// lead runs a group: j, its leader's job, and those queued behind it. It
+// answers the others, hands the lead to the first caller queued
+// meanwhile, or steps down, and returns j's outcome. A panic outside the
+// callers' functions (call recovers theirs) loses the group: the others
+// are answered, the lead passed on, and the panic goes on in the leader.
+func (g *group) lead(j *job) (err error) {
+	g.mu.Lock()
+	n := min(maxGroup-1, len(g.queue))
+	batch := append(make([]*job, 0, 1+n), j)
+	batch = append(batch, g.queue[:n]...)
+	clear(g.queue[:n]) // the array does not keep them
+	g.queue = g.queue[n:]
+	if len(g.queue) == 0 {
+		g.queue = nil // let go of the array
+	}
+	g.waiting.Add(-int32(n))
+	g.taken.Add(int64(len(batch)))
+	g.mu.Unlock()
 	errs := make([]error, len(batch))
-	err := g.runAll(batch, errs)
-	if g.s.obs != nil {
-		g.s.obs.ObserveStore("GroupCommit", time.Since(start), err)
-	}
-	for i, j := range batch {
-		if errs[i] == nil {
-			// Committed with the group, or lost with it.
-			errs[i] = err
+	gerr := errors.New("sqlstore: the group transaction was lost: its leader panicked")
+	defer func() {
+		for i, o := range batch {
+			if errs[i] == nil {
+				// Committed with the group, or lost with it.
+				errs[i] = gerr
+			}
+			if o != j {
+				o.done <- errs[i]
+			}
 		}
-		j.done <- errs[i]
+		g.handOff()
+	}()
+	start := time.Now()
+	gerr = g.runAll(batch, errs)
+	if g.s.obs != nil {
+		g.s.obs.ObserveStore("GroupCommit", time.Since(start), gerr)
 	}
+	if errs[0] == nil {
+		return gerr
+	}
+	return errs[0]
+}
+
+// handOff ends a group: the first caller queued leads the next one, or
+// (none queued) the leader steps down. After Close, those queued are
+// answered with errClosed instead.
+func (g *group) handOff() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		for _, q := range g.queue {
+			q.done <- errClosed
+		}
+		g.waiting.Add(-int32(len(g.queue)))
+		g.queue = nil
+	}
+	if len(g.queue) > 0 {
+		// Out of the queue first: if it gives up now, it still finds
+		// errLead and leads.
+		next := g.queue[0]
+		g.queue[0] = nil
+		g.queue = g.queue[1:]
+		g.waiting.Add(-1)
+		next.done <- errLead
+		return
+	}
+	g.leading = false
+	g.idle.Broadcast()
 }
 
 // runAll runs each job in its savepoint, setting errs for those that
@@ -130,6 +194,20 @@ func (g *group) runAll(batch []*job, errs []error) error {
 		return err
 	}
 	defer tx.Rollback()
+	if len(batch) == 1 {
+		// A lone caller needs no SAVEPOINT: a failure rolls back the
+		// transaction, which holds its work alone. (A savepoint costs
+		// SQLite a statement journal of the pages it changes, a
+		// temporary file once they pass 64 KiB.)
+		j := batch[0]
+		if errs[0] = j.ctx.Err(); errs[0] != nil {
+			return nil
+		}
+		if errs[0] = call(j, tx); errs[0] != nil {
+			return nil // rolled back
+		}
+		return tx.Commit()
+	}
 	for i, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			errs[i] = err

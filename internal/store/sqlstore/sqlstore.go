@@ -57,11 +57,12 @@ type Dialect struct {
 	// DayUTC is the expression of certificates.created_at's UTC day as
 	// YYYY-MM-DD.
 	DayUTC string
-	// GroupCommit runs this process's write transactions on one writer
-	// goroutine, those that arrive together in one database transaction
-	// (see group.go): SQLite, where writers are serialised anyway (its
-	// busy handler polls with sleeps of up to 100 ms and gives the tail
-	// latency to whoever lost the race), and a commit costs an fsync.
+	// GroupCommit runs this process's write transactions one group at a
+	// time, those that arrive together in one database transaction, led
+	// by one of their callers (see group.go): SQLite, where writers are
+	// serialised anyway (its busy handler polls with sleeps of up to
+	// 100 ms and gives the tail latency to whoever lost the race), and a
+	// commit costs an fsync.
 	GroupCommit bool
 	// PrepareHot prepares the enrollment path's statements at New (SQLite:
 	// parsing a statement costs about as much as running these).
@@ -110,7 +111,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		}
 	}
 	if d.GroupCommit {
-		s.group = startGroup(s)
+		s.group = newGroup(s)
 	}
 	return s, nil
 }
@@ -125,7 +126,7 @@ func (s *Store) SetObserver(o store.Observer) { s.obs = o }
 // DB is the database, for tools that ask it directly (query plans).
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close closes the database, after the group writer has answered the
+// Close closes the database, after the group running has answered the
 // transactions it took.
 func (s *Store) Close() error {
 	if s.group != nil {
@@ -175,8 +176,8 @@ func (s *Store) mapErr(op string, err error) error {
 	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
 }
 
-// tx runs fn in a write transaction and commits it: on the group writer
-// when there is one, else in a transaction of its own.
+// tx runs fn in a write transaction and commits it: in a group commit
+// when the dialect asks for one, else in a transaction of its own.
 func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	if s.group != nil {
 		return s.group.run(ctx, fn)
