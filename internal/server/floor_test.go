@@ -15,6 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,43 +76,65 @@ func floor(b *testing.B, caKey crypto.Signer, raKey crypto.Signer, raPub *rsa.Pu
 // handler alone: requests are built before the clock starts, replies are
 // not decrypted) and the crypto floor in the same run, and reports both and
 // their ratio. Run: go test -run '^$' -bench ServerVsFloor ./internal/server
+//
+// SCEPD_BENCH_CLIENTS="1 4 16" runs each case with that many clients
+// sending at once (default 1); each is a sub-benchmark named c=N.
 func BenchmarkServerVsFloor(b *testing.B) {
 	engines := []string{"go"}
 	if ossl.Available {
 		engines = append(engines, "openssl") // go test -tags openssl
 	}
-	for _, engine := range engines {
-		for _, kt := range []ca.KeyType{ca.RSA2048, ca.ECDSAP256} {
-			b.Run(engine+"/"+string(kt), func(b *testing.B) {
-				ks := keys.Source{Dir: b.TempDir()}
-				if engine == "openssl" {
-					ks.Engine = ossl.Wrap
-				}
-				st, err := sqlite.Open(context.Background(), filepath.Join(ks.Dir, "scepd.db"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				hs := newServerOn(b, st, ks, kt)
-				defer hs.Close()
-				server, _, devKey := enrollCPU(b, hs, engine+string(kt), b.N)
-				raKey, caKey := raAndCAKeys(b, hs.URL, kt)
-				var ra, caSigner crypto.Signer = raKey, caKey
-				if engine == "openssl" {
-					if ra, err = ossl.Wrap(raKey); err != nil {
-						b.Fatal(err)
-					}
-					if caSigner, err = ossl.Wrap(caKey); err != nil {
-						b.Fatal(err)
-					}
-				}
-				fl := floor(b, caSigner, ra, &raKey.PublicKey, devKey, 200)
-				b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
-				b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
-				b.ReportMetric(float64(server)/float64(fl), "x-floor")
-			})
+	clients := []int{1}
+	if v := os.Getenv("SCEPD_BENCH_CLIENTS"); v != "" {
+		clients = clients[:0]
+		for _, f := range strings.Fields(v) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				b.Fatalf("SCEPD_BENCH_CLIENTS: %q is not a client count", f)
+			}
+			clients = append(clients, n)
 		}
 	}
+	for _, engine := range engines {
+		for _, kt := range []ca.KeyType{ca.RSA2048, ca.ECDSAP256} {
+			for _, c := range clients {
+				name := engine + "/" + string(kt)
+				if len(clients) > 1 || c != 1 {
+					name += fmt.Sprintf("/c=%d", c)
+				}
+				b.Run(name, func(b *testing.B) { serverVsFloor(b, engine, kt, c) })
+			}
+		}
+	}
+}
+
+func serverVsFloor(b *testing.B, engine string, kt ca.KeyType, clients int) {
+	ks := keys.Source{Dir: b.TempDir()}
+	if engine == "openssl" {
+		ks.Engine = ossl.Wrap
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(ks.Dir, "scepd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	hs := newServerOn(b, st, ks, kt)
+	defer hs.Close()
+	server, _, devKey := enrollCPUClients(b, hs, engine+string(kt), b.N, clients)
+	raKey, caKey := raAndCAKeys(b, hs.URL, kt)
+	var ra, caSigner crypto.Signer = raKey, caKey
+	if engine == "openssl" {
+		if ra, err = ossl.Wrap(raKey); err != nil {
+			b.Fatal(err)
+		}
+		if caSigner, err = ossl.Wrap(caKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fl := floor(b, caSigner, ra, &raKey.PublicKey, devKey, 200)
+	b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
+	b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
+	b.ReportMetric(float64(server)/float64(fl), "x-floor")
 }
 
 // enrollCPU runs n PKCSReq enrollments through hs's handler in-process and
@@ -118,6 +143,12 @@ func BenchmarkServerVsFloor(b *testing.B) {
 // one enrollment is done (it pays the static challenge's single argon2id
 // check), before the clock starts: what is measured is the steady state.
 func enrollCPU(b *testing.B, hs *httptest.Server, prefix string, n int) (cpu, wall time.Duration, devKey *rsa.PrivateKey) {
+	return enrollCPUClients(b, hs, prefix, n, 1)
+}
+
+// enrollCPUClients is enrollCPU with the n enrollments sent by clients
+// goroutines at once.
+func enrollCPUClients(b *testing.B, hs *httptest.Server, prefix string, n, clients int) (cpu, wall time.Duration, devKey *rsa.PrivateKey) {
 	b.Helper()
 	c := client.New(hs.URL + "/scep/default/pkiclient.exe")
 	certs, err := c.GetCACert(context.Background())
@@ -142,7 +173,7 @@ func enrollCPU(b *testing.B, hs *httptest.Server, prefix string, n int) (cpu, wa
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code != 200 {
-			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+			b.Errorf("HTTP %d: %s", w.Code, w.Body) // Errorf: clients run in goroutines
 		}
 	}
 	post(msgs[n]) // warm-up
@@ -159,9 +190,15 @@ func enrollCPU(b *testing.B, hs *httptest.Server, prefix string, n int) (cpu, wa
 	}
 	b.ResetTimer()
 	startCPU, startWall := cpuTime(), time.Now()
-	for i := range n {
-		post(msgs[i])
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; i < n; i += clients {
+				post(msgs[i])
+			}
+		})
 	}
+	wg.Wait()
 	cpu = (cpuTime() - startCPU) / time.Duration(n)
 	wall = time.Since(startWall) / time.Duration(n)
 	b.StopTimer()
