@@ -83,3 +83,48 @@ func TestSlotYield(t *testing.T) {
 		t.Fatalf("%d slots taken after yield, yield, resume, release", n)
 	}
 }
+
+// TestResumeGoesFirst: a request taking its slot again (after waiting for
+// a commit or an upstream) gets the next released slot before a request
+// that has not started, so few requests are in progress at once.
+func TestResumeGoesFirst(t *testing.T) {
+	s, err := New(Options{MaxConcurrent: 1, MaxQueue: 4, QueueWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	ctx := s.yieldable(bg)
+	if !s.acquire(bg) {
+		t.Fatal("the free slot was refused")
+	}
+	resume := slot.Yield(ctx) // A gives its slot back...
+	if !s.acquire(bg) {       // ...which B takes
+		t.Fatal("the yielded slot was not free")
+	}
+	order := make(chan string, 2)
+	go func() { // C, a new request, waits first
+		if s.acquire(bg) {
+			order <- "new"
+		}
+	}()
+	for s.waiting.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	resumed := make(chan struct{})
+	go func() { resume(); order <- "resumed"; close(resumed) }() // then A
+	for s.resuming.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// A counted itself a moment before it blocks on the hand-off.
+	time.Sleep(10 * time.Millisecond)
+	s.release() // B is done
+	if got := <-order; got != "resumed" {
+		t.Fatalf("the released slot went to %s, want the resumed request", got)
+	}
+	<-resumed
+	s.releaseHeld(ctx) // A is done: C gets the slot
+	if got := <-order; got != "new" {
+		t.Fatalf("then %s", got)
+	}
+	s.release()
+}

@@ -91,7 +91,7 @@ func (h *heldSlot) yield() func() {
 	h.s.release()
 	h.held = false
 	return func() {
-		h.s.slots <- struct{}{}
+		h.s.resume()
 		h.held = true
 	}
 }

@@ -236,7 +236,13 @@ type Server struct {
 	log     *slog.Logger
 	// slots bounds concurrent PKIOperations: enrollment is CPU-bound, so
 	// queueing beyond a few per core only adds latency and memory.
-	slots    chan struct{}
+	slots chan struct{}
+	// handoff passes a released slot straight to a request taking its slot
+	// again (package slot): one that gave it back while it waited and has
+	// done most of its work goes before requests not yet started, so
+	// requests in progress stay few.
+	handoff  chan struct{}
+	resuming atomic.Int64 // requests waiting in resume
 	waiting  atomic.Int64
 	overload atomic.Int64
 }
@@ -265,7 +271,7 @@ func New(opts Options) (*Server, error) {
 	if opts.MDMAuthFailures == nil {
 		opts.MDMAuthFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
 	}
-	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent)}
+	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), handoff: make(chan struct{})}
 	s.decider = pkiop.Decider{Enroller: opts.Enroller}
 	if opts.Revocation != nil {
 		s.decider.CRLs = opts.Revocation
@@ -353,7 +359,26 @@ func (s *Server) acquire(ctx context.Context) bool {
 	return false
 }
 
-func (s *Server) release() { <-s.slots }
+// release gives a slot back: to a request taking its slot again, if one
+// waits, else to whoever takes it next.
+func (s *Server) release() {
+	select {
+	case s.handoff <- struct{}{}:
+	default:
+		<-s.slots
+	}
+}
+
+// resume takes a slot again for a request that gave its slot back: a free
+// one, or the next released one before any request not yet started.
+func (s *Server) resume() {
+	s.resuming.Add(1)
+	defer s.resuming.Add(-1)
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.handoff:
+	}
+}
 
 // CAs returns the loaded CAs (for CRL refreshing).
 func (s *Server) CAs() map[string]*ca.CA { return s.set.Load().cas }
