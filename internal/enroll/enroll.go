@@ -27,7 +27,6 @@ import (
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/ratelimit"
 	"github.com/scepd/scepd/internal/scep"
-	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -648,13 +647,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 			Action: "certificate.revoke", Object: "certificate:" + old.Serial, Outcome: "ok", Details: map[string]string{"profile": old.ProfileID,
 				"subject": old.Subject, "reason": ca.ReasonName(ca.ReasonSuperseded), "by": serial}}}
 	}
-	// Waiting for the commit (the fsync, another caller's group) is not
-	// this server's CPU: the request's processing slot serves another
-	// meanwhile, whose write may then share the commit (group commit).
-	resume := slot.Yield(ctx)
-	err := s.store.RecordIssued(ctx, rec)
-	resume()
-	if err != nil {
+	if err := s.store.RecordIssued(ctx, rec); err != nil {
 		if !fromPending && (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrChallengeSpent) || errors.Is(err, store.ErrNonceReused)) {
 			// The transaction is stored already: a retransmission (the
 			// lookup before signing is left to the unique constraint), or

@@ -24,7 +24,6 @@ import (
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/scep"
-	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
 )
@@ -514,43 +513,4 @@ func certOf(t testing.TB, r enroll.Result) *x509.Certificate {
 		t.Fatalf("result certificate: %v", err)
 	}
 	return c
-}
-
-// slotLog is a store whose RecordIssued notes whether the request still
-// held its processing slot while it waited for the commit.
-type slotLog struct {
-	enroll.Store
-	mu     sync.Mutex
-	events []string
-}
-
-func (l *slotLog) note(e string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.events = append(l.events, e)
-}
-
-func (l *slotLog) RecordIssued(ctx context.Context, rec store.Issued) error {
-	l.note("commit")
-	return l.Store.RecordIssued(ctx, rec)
-}
-
-// TestCommitGivesBackTheSlot: waiting for the commit (an fsync, another
-// caller's group) is no CPU work of this server's, so the request gives
-// its processing slot to another meanwhile, whose write may then share
-// the commit; it takes a slot again to answer.
-func TestCommitGivesBackTheSlot(t *testing.T) {
-	_, p, st := setup(t)
-	l := &slotLog{Store: st}
-	svc := enroll.New(l, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx := slot.With(context.Background(), func() func() {
-		l.note("yield")
-		return func() { l.note("resume") }
-	})
-	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "slot-1", CSR: csr(t, 2048, "slot"), Password: password}); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(l.events, ","); got != "yield,commit,resume" {
-		t.Fatalf("slot and commit: %s, want yield,commit,resume", got)
-	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/storetest"
 )
@@ -111,5 +113,25 @@ func TestConnectionSettings(t *testing.T) {
 				t.Errorf("connection %d: %s = %s, want %s", i, pragma, got, want)
 			}
 		}
+	}
+}
+
+// TestCommitGivesBackTheSlot: waiting for the group commit (another
+// caller's group, then the fsync) is no CPU work of the server's, so a
+// write gives the request's processing slot back while it waits and
+// takes one again before it returns: another request runs meanwhile and
+// its write may join the next group.
+func TestCommitGivesBackTheSlot(t *testing.T) {
+	s := openAt(t, filepath.Join(t.TempDir(), "scepd.db"))
+	var events []string
+	ctx := slot.With(context.Background(), func() func() {
+		events = append(events, "yield")
+		return func() { events = append(events, "resume") }
+	})
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "test", Action: "test", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(events, ","); got != "yield,resume" {
+		t.Fatalf("the write's slot: %q, want yield,resume", got)
 	}
 }

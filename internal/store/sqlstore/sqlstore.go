@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -180,6 +181,11 @@ func (s *Store) mapErr(op string, err error) error {
 // when the dialect asks for one, else in a transaction of its own.
 func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
 	if s.group != nil {
+		// Waiting for the group's commit (another caller's group, then the
+		// fsync) is no CPU work of this server's: the request gives its
+		// processing slot (package slot) to another meanwhile, whose write
+		// may then join the next group.
+		defer slot.Yield(ctx)()
 		return s.group.run(ctx, fn)
 	}
 	if s.d.Batch != nil {
