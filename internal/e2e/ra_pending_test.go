@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -25,10 +26,24 @@ func TestRAModeUpstreamPending(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) { raPending(t, "--database", pgtest.Schema(t)) })
 }
 
-// raPending runs the test with the front's store named by frontArgs.
-func raPending(t *testing.T, frontArgs ...string) {
-	const shared = "shared-static-challenge"
+// raChain is a front scepd in RA mode (profile legacy) before an upstream
+// scepd (profile corp, static challenge shared), both on SQLite unless
+// frontArgs say otherwise.
+type raChain struct {
+	up, front *sceptest.Server
+	upCA, ra  *x509.Certificate
+	url       string // the front's SCEP URL
+}
+
+const shared = "shared-static-challenge" // the upstream's and the front's static challenge
+
+// startRAChain starts the pair: upProfile adds settings to the upstream's
+// profile, frontSCEP to the front's upstream.scep (YAML flow-map entries
+// after ", "); upAddr fixes the upstream's address (for a restart).
+func startRAChain(t *testing.T, upProfile, frontSCEP string, upAddr string, frontArgs ...string) raChain {
+	t.Helper()
 	dir := t.TempDir()
+	env := []string{"E2E_SHARED=" + shared}
 	upCfg := filepath.Join(dir, "upstream.yaml")
 	os.WriteFile(upCfg, []byte(`
 cas:
@@ -37,26 +52,30 @@ cas:
 profiles:
   - id: corp
     ca: corp
-    approval: manual
     challenge: {password_env: E2E_SHARED}
-`), 0o600)
-	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}, Env: []string{"E2E_SHARED=" + shared}})
-	upCerts := getCACertOf(t, up.URL("corp"))
-	var upCA = upCerts[len(upCerts)-1]
-
+`+upProfile), 0o600)
+	var c raChain
+	c.up = sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Addr: upAddr, Args: []string{"--config", upCfg}, Env: env})
+	upCerts := getCACertOf(t, c.up.URL("corp"))
+	c.upCA = upCerts[len(upCerts)-1]
 	frontCfg := filepath.Join(dir, "front.yaml")
 	os.WriteFile(frontCfg, []byte(`
 profiles:
   - id: legacy
     upstream:
-      scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`"}
+      scep: {url: "`+c.up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(c.upCA.Raw)+`"`+frontSCEP+`}
     challenge: {password_env: E2E_SHARED}
 `), 0o600)
-	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: append([]string{"--config", frontCfg}, frontArgs...),
-		Env: []string{"E2E_SHARED=" + shared}})
-	url := front.URL("legacy")
-	certs := getCACertOf(t, url)
-	ra := certs[0]
+	c.front = sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: append([]string{"--config", frontCfg}, frontArgs...), Env: env})
+	c.url = c.front.URL("legacy")
+	c.ra = getCACertOf(t, c.url)[0]
+	return c
+}
+
+// raPending runs the test with the front's store named by frontArgs.
+func raPending(t *testing.T, frontArgs ...string) {
+	chain := startRAChain(t, "    approval: manual\n", "", "", frontArgs...)
+	up, front, upCA, ra, url := chain.up, chain.front, chain.upCA, chain.ra, chain.url
 
 	ctx := context.Background()
 	key := newKey(t)
@@ -100,34 +119,8 @@ profiles:
 // the device's polls submit it again, and once the upstream is back the
 // next poll gets its certificate.
 func TestRAModeUpstreamDownPending(t *testing.T) {
-	const shared = "shared-static-challenge"
-	dir := t.TempDir()
-	upCfg := filepath.Join(dir, "upstream.yaml")
-	os.WriteFile(upCfg, []byte(`
-cas:
-  - id: corp
-    create: {subject: "CN=Corp Upstream CA"}
-profiles:
-  - id: corp
-    ca: corp
-    challenge: {password_env: E2E_SHARED}
-`), 0o600)
-	env := []string{"E2E_SHARED=" + shared}
-	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Addr: sceptest.FreeAddr(t), Args: []string{"--config", upCfg}, Env: env})
-	upCerts := getCACertOf(t, up.URL("corp"))
-	upCA := upCerts[len(upCerts)-1]
-
-	frontCfg := filepath.Join(dir, "front.yaml")
-	os.WriteFile(frontCfg, []byte(`
-profiles:
-  - id: legacy
-    upstream:
-      scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`", timeout: 2s, when_unavailable: pending}
-    challenge: {password_env: E2E_SHARED}
-`), 0o600)
-	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg}, Env: env})
-	url := front.URL("legacy")
-	ra := getCACertOf(t, url)[0]
+	chain := startRAChain(t, "", ", timeout: 2s, when_unavailable: pending", sceptest.FreeAddr(t))
+	up, front, upCA, ra, url := chain.up, chain.front, chain.upCA, chain.ra, chain.url
 
 	up.Stop()
 	ctx := context.Background()
