@@ -112,11 +112,9 @@ func TestResumeGoesFirst(t *testing.T) {
 	}
 	resumed := make(chan struct{})
 	go func() { resume(); order <- "resumed"; close(resumed) }() // then A
-	for s.resuming.Load() != 1 {
+	for s.waitingToResume() != 1 {                               // A waits for a slot to be handed over
 		time.Sleep(time.Millisecond)
 	}
-	// A counted itself a moment before it blocks on the hand-off.
-	time.Sleep(10 * time.Millisecond)
 	s.release() // B is done
 	if got := <-order; got != "resumed" {
 		t.Fatalf("the released slot went to %s, want the resumed request", got)

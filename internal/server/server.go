@@ -240,9 +240,11 @@ type Server struct {
 	// handoff passes a released slot straight to a request taking its slot
 	// again (package slot): one that gave it back while it waited and has
 	// done most of its work goes before requests not yet started, so
-	// requests in progress stay few.
+	// requests in progress stay few. resumers counts those waiting for
+	// one; mu makes a release and a resume agree on it.
+	mu       sync.Mutex
+	resumers int
 	handoff  chan struct{}
-	resuming atomic.Int64 // requests waiting in resume
 	waiting  atomic.Int64
 	overload atomic.Int64
 }
@@ -271,7 +273,8 @@ func New(opts Options) (*Server, error) {
 	if opts.MDMAuthFailures == nil {
 		opts.MDMAuthFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
 	}
-	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent), handoff: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxConcurrent),
+		handoff: make(chan struct{}, opts.MaxConcurrent)}
 	s.decider = pkiop.Decider{Enroller: opts.Enroller}
 	if opts.Revocation != nil {
 		s.decider.CRLs = opts.Revocation
@@ -362,22 +365,39 @@ func (s *Server) acquire(ctx context.Context) bool {
 // release gives a slot back: to a request taking its slot again, if one
 // waits, else to whoever takes it next.
 func (s *Server) release() {
-	select {
-	case s.handoff <- struct{}{}:
-	default:
-		<-s.slots
+	s.mu.Lock()
+	if s.resumers > 0 {
+		// The slot stays taken and passes to that request (handoff holds
+		// at most one token per slot: it never blocks).
+		s.resumers--
+		s.mu.Unlock()
+		s.handoff <- struct{}{}
+		return
 	}
+	s.mu.Unlock()
+	<-s.slots
 }
 
 // resume takes a slot again for a request that gave its slot back: a free
 // one, or the next released one before any request not yet started.
 func (s *Server) resume() {
-	s.resuming.Add(1)
-	defer s.resuming.Add(-1)
+	s.mu.Lock()
 	select {
 	case s.slots <- struct{}{}:
-	case <-s.handoff:
+		s.mu.Unlock()
+		return
+	default:
 	}
+	s.resumers++
+	s.mu.Unlock()
+	<-s.handoff
+}
+
+// waitingToResume is how many requests wait in resume (tests).
+func (s *Server) waitingToResume() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumers
 }
 
 // CAs returns the loaded CAs (for CRL refreshing).
