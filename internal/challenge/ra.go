@@ -4,22 +4,34 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
 // TrustedRA authorises requests a registration authority signed (challenge
 // mode ra, EJBCA's RA mode): the SCEP message's signer certificate must
-// chain to one of Anchors, be valid at Now, allow clientAuth (a
-// certificate without extended key usage, or with anyExtendedKeyUsage,
-// does) and have digitalSignature when it has a keyUsage. The CSR's
+// chain to one of Anchors, be valid at Now, carry the RA extended key
+// usage (OIDCMCRA), have digitalSignature when it has a keyUsage, and not
+// be revoked here (Revoked). The CSR's
 // challengePassword is not looked at: the RA authorised the device.
 type TrustedRA struct {
 	Anchors *x509.CertPool
 	Now     func() time.Time
+	// Revoked, when set, reports whether a certificate this server issued
+	// has been revoked (false for one it did not issue): a revoked RA is
+	// refused.
+	Revoked func(ctx context.Context, c *x509.Certificate) (bool, error)
 }
+
+// OIDCMCRA is id-kp-cmcRA (RFC 6402 §2.10), the extended key usage that
+// makes a certificate a registration authority's. An RA certificate must
+// carry it: device certificates of the same CA (clientAuth) must not pass
+// for RAs.
+func OIDCMCRA() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 28} }
 
 var _ Validator = (*TrustedRA)(nil)
 
@@ -44,13 +56,25 @@ func NewTrustedRA(anchorsDER [][]byte, now func() time.Time) (*TrustedRA, error)
 
 // Validate accepts a request whose signer is a trusted RA; the grant's
 // details name it (subject, serial, SHA-256 fingerprint).
-func (t *TrustedRA) Validate(_ context.Context, r Request) (Grant, error) {
+func (t *TrustedRA) Validate(ctx context.Context, r Request) (Grant, error) {
 	s := r.Signer
 	if s == nil {
 		return Grant{}, &Rejected{Reason: "the request is not signed by a registration authority this profile trusts"}
 	}
-	if _, err := s.Verify(x509.VerifyOptions{Roots: t.Anchors, CurrentTime: t.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := s.Verify(x509.VerifyOptions{Roots: t.Anchors, CurrentTime: t.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return Grant{}, &Rejected{Reason: fmt.Sprintf("the signer %s is not a registration authority this profile trusts: %v", s.Subject, err)}
+	}
+	if !slices.ContainsFunc(s.UnknownExtKeyUsage, OIDCMCRA().Equal) {
+		return Grant{}, &Rejected{Reason: fmt.Sprintf("the signer %s is not a registration authority: its certificate lacks the RA extended key usage (id-kp-cmcRA, 1.3.6.1.5.5.7.3.28)", s.Subject)}
+	}
+	if t.Revoked != nil {
+		revoked, err := t.Revoked(ctx, s)
+		if err != nil {
+			return Grant{}, fmt.Errorf("challenge: the registration authority's status: %w", err)
+		}
+		if revoked {
+			return Grant{}, &Rejected{Reason: fmt.Sprintf("the registration authority %s is revoked", s.Subject)}
+		}
 	}
 	if s.KeyUsage != 0 && s.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		return Grant{}, &Rejected{Reason: fmt.Sprintf("the registration authority %s may not sign (no digitalSignature in its keyUsage)", s.Subject)}

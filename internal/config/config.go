@@ -436,9 +436,10 @@ type Challenge struct {
 
 // TrustedRA authorises requests signed by a registration authority
 // (challenge mode ra): the SCEP message's signer certificate must chain
-// to one of these CAs, be valid, allow clientAuth (or carry no extended
-// key usage, or anyExtendedKeyUsage) and have digitalSignature if it has
-// a keyUsage. The CSR's challengePassword is then not checked, as in
+// to one of these CAs, be valid, carry the RA extended key usage
+// id-kp-cmcRA (1.3.6.1.5.5.7.3.28; device certificates of the same CA do
+// not), have digitalSignature if it has a keyUsage, and not be revoked
+// when scepd issued it. The CSR's challengePassword is then not checked, as in
 // EJBCA's RA mode: the RA authorised the device. This is how one scepd
 // sits behind another (upstream.scep.ra on the front).
 type TrustedRA struct {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"math/big"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	scepdchallenge "github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
@@ -52,7 +54,8 @@ func raCredential(t *testing.T, dir, name string) (caFile, certFile, keyFile str
 	raKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	raTmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: name + " front RA", Organization: []string{"Corp"}},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(12 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		UnknownExtKeyUsage: []asn1.ObjectIdentifier{scepdchallenge.OIDCMCRA()}}
 	raDER, err := x509.CreateCertificate(rand.Reader, raTmpl, caCert, &raKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)

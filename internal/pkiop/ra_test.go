@@ -42,12 +42,18 @@ func (f *fixture) raSigned(t *testing.T, ra device, d device, tx string) *scep.M
 	return msg
 }
 
-// raIssuedBy is an RA: a key and a certificate of issuer for it.
+// raIssuedBy is an RA: a key and a certificate of issuer for it, with
+// the RA extended key usage (id-kp-cmcRA) besides eku.
 func raIssuedBy(t *testing.T, issuer *ca.CA, cn string, eku []x509.ExtKeyUsage, notBefore, notAfter time.Time) device {
+	return issuedBy(t, issuer, cn, eku, []asn1.ObjectIdentifier{challenge.OIDCMCRA()}, notBefore, notAfter)
+}
+
+// issuedBy is a key and a certificate of issuer for it.
+func issuedBy(t *testing.T, issuer *ca.CA, cn string, eku []x509.ExtKeyUsage, other []asn1.ObjectIdentifier, notBefore, notAfter time.Time) device {
 	t.Helper()
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: cn}, NotBefore: notBefore, NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: eku}
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: eku, UnknownExtKeyUsage: other}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Cert, key.Public(), issuer.Signer)
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +79,7 @@ func TestTrustedRAAuthorises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Revoked = func(_ context.Context, c *x509.Certificate) (bool, error) { return c.Subject.CommonName == "revoked RA", nil }
 	f.profile.Enroll.Challenge = v
 	valid := [2]time.Time{f.now.Add(-time.Hour), f.now.Add(time.Hour)}
 	good := raIssuedBy(t, raCA, "front RA", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, valid[0], valid[1])
@@ -85,7 +92,10 @@ func TestTrustedRAAuthorises(t *testing.T) {
 		{"self-signed", newDevice(t, "self"), "not a registration authority this profile trusts"},
 		{"another CA of the same name", raIssuedBy(t, otherCA, "front RA", nil, valid[0], valid[1]), "not a registration authority this profile trusts"},
 		{"expired", raIssuedBy(t, raCA, "old RA", nil, f.now.Add(-2*time.Hour), f.now.Add(-time.Hour)), "expired"},
-		{"serverAuth only", raIssuedBy(t, raCA, "web RA", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, valid[0], valid[1]), "usage"},
+		{"a device certificate of the same CA", issuedBy(t, raCA, "device", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil, valid[0], valid[1]),
+			"lacks the RA extended key usage"},
+		{"anyExtendedKeyUsage", issuedBy(t, raCA, "any", []x509.ExtKeyUsage{x509.ExtKeyUsageAny}, nil, valid[0], valid[1]), "lacks the RA extended key usage"},
+		{"revoked", raIssuedBy(t, raCA, "revoked RA", nil, valid[0], valid[1]), "is revoked"},
 	} {
 		msg := f.raSigned(t, tc.ra, newDevice(t, "dev-refused"), "tx-bad-"+string(rune('a'+i)))
 		reply, err := f.decider.Decide(ctx, f.profile, msg, "192.0.2.9:1")

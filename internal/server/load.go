@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,6 +31,9 @@ import (
 type ProfileStore interface {
 	ListProfiles(ctx context.Context) ([]store.Profile, error)
 	ListCAs(ctx context.Context) ([]store.CA, error)
+	// GetCertificate finds a trusted RA's certificate if this server
+	// issued it (challenge mode ra refuses a revoked one).
+	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	challenge.DynamicStore
 	challenge.EntityStore
 }
@@ -221,9 +226,18 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		if chc.TrustedRA != nil {
 			anchors = chc.TrustedRA.CertsDER
 		}
-		if v, err = challenge.NewTrustedRA(anchors, ov.Now); err != nil {
+		ra, err := challenge.NewTrustedRA(anchors, ov.Now)
+		if err != nil {
 			return nil, err
 		}
+		ra.Revoked = func(ctx context.Context, c *x509.Certificate) (bool, error) {
+			got, err := st.GetCertificate(ctx, c.SerialNumber.Text(16))
+			if errors.Is(err, store.ErrNotFound) || (err == nil && !bytes.Equal(got.DER, c.Raw)) {
+				return false, nil // not one of ours: its issuer's business
+			}
+			return err == nil && got.Status == store.CertRevoked, err
+		}
+		v = ra
 	case store.ChallengeNone:
 		v = challenge.None{}
 	default:
