@@ -488,16 +488,16 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	if sealed, ok := bytes.CutPrefix(tx.UpstreamPoll, []byte(unsubmitted)); ok {
 		// Held while the upstream was down: submit it now, as the device
 		// signed it.
-		if p.Sealer == nil {
-			return Result{}, fmt.Errorf("enroll: %q waits to be submitted upstream, and profile %s no longer holds requests (when_unavailable)", tx.TransactionID, p.ID)
+		held, why, herr := s.heldCSR(ctx, p, tx, sealed)
+		if herr != nil {
+			return Result{}, herr
 		}
-		raw, oerr := p.Sealer.Open(sealed)
-		if oerr == nil {
-			req.CSR, oerr = x509.ParseCertificateRequest(raw)
+		if why != "" {
+			// It cannot go upstream as it is: rejected, its challenge
+			// freed, and the device told why.
+			return Result{}, s.dropHeld(ctx, p, tx, "scepd", why)
 		}
-		if oerr != nil {
-			return Result{}, fmt.Errorf("enroll: the held CSR of %q: %w", tx.TransactionID, oerr)
-		}
+		req.CSR = held
 		if got, err = p.issuer().Issue(ctx, req); err == nil && got.Pending {
 			if err := s.store.SetUpstreamPoll(ctx, p.ID, tx.TransactionID, pollToken(got.Token)); err != nil {
 				return Result{}, fmt.Errorf("enroll: %q is pending at the upstream CA: %w", tx.TransactionID, err)
@@ -509,14 +509,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	var up *UpstreamError
 	switch {
 	case errors.As(err, &up) && up.Refused:
-		now := s.now()
-		reason := "the upstream CA refused: " + up.Reason
-		if rerr := s.store.RejectPending(ctx, p.ID, tx.TransactionID, up.Upstream, reason, now, store.AuditEvent{Time: now, Actor: up.Upstream,
-			Action: "request.reject", Object: "transaction:" + tx.TransactionID, Outcome: "ok",
-			Details: map[string]string{"profile": p.ID, "reason": reason}}); rerr != nil && !errors.Is(rerr, store.ErrConflict) {
-			return Result{}, fmt.Errorf("enroll: rejecting %q: %w", tx.TransactionID, rerr)
-		}
-		return Result{}, reject(scep.BadRequest, "%s", reason)
+		return Result{}, s.dropHeld(ctx, p, tx, up.Upstream, "the upstream CA refused: "+up.Reason)
 	case err != nil:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "polling the upstream CA failed; the request stays pending", slog.String("profile", p.ID),
 			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
@@ -534,6 +527,60 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	}
 	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
 	return s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+}
+
+// dropHeld rejects a request held for the upstream (its challenge
+// reservation freed) and returns what the device hears.
+func (s *Service) dropHeld(ctx context.Context, p *Profile, tx store.Transaction, actor, reason string) error {
+	now := s.now()
+	if err := s.store.RejectPending(ctx, p.ID, tx.TransactionID, actor, reason, now, store.AuditEvent{Time: now, Actor: actor,
+		Action: "request.reject", Object: "transaction:" + tx.TransactionID, Outcome: "ok",
+		Details: map[string]string{"profile": p.ID, "reason": reason}}); err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("enroll: rejecting %q: %w", tx.TransactionID, err)
+	}
+	return reject(scep.BadRequest, "%s", reason)
+}
+
+// heldCSR opens the CSR of a request held while the upstream was
+// unavailable and checks it against the profile as it stands now (its
+// policy, and for a renewal its renewal policy and the certificate
+// renewed), as an approval would: why says what refuses it. The challenge
+// was checked when the request arrived; an operator rejects held
+// requests she no longer wants (scepd request reject).
+func (s *Service) heldCSR(ctx context.Context, p *Profile, tx store.Transaction, sealed []byte) (csr *x509.CertificateRequest, why string, err error) {
+	if p.Sealer == nil {
+		return nil, fmt.Sprintf("profile %s no longer holds requests while its upstream is unavailable (when_unavailable)", p.ID), nil
+	}
+	raw, err := p.Sealer.Open(sealed)
+	if err == nil {
+		csr, err = x509.ParseCertificateRequest(raw)
+	}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "a request held for the upstream cannot be opened", slog.String("profile", p.ID),
+			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
+		return nil, "the held request cannot be opened (the profile's RA key changed)", nil
+	}
+	now := s.now()
+	if _, err := p.Policy.Evaluate(csr, p.CA.Cert, p.ID, now); err != nil {
+		return nil, "the profile's policy no longer allows it: " + err.Error(), nil
+	}
+	if tx.RenewsSerial != "" {
+		old, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
+		if err != nil {
+			return nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
+		}
+		oldCert, err := x509.ParseCertificate(old.DER)
+		if err != nil {
+			return nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, tx.TransactionID, err)
+		}
+		if !p.renews(&old) {
+			return nil, fmt.Sprintf("profile %s no longer renews certificates of profile %s", p.ID, old.ProfileID), nil
+		}
+		if why := p.renewalRefusal(&old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
+			return nil, why, nil
+		}
+	}
+	return csr, "", nil
 }
 
 // issue signs tmpl and commits certificate, transaction, consumed challenge

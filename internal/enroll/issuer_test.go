@@ -6,8 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,4 +196,96 @@ func TestUpstreamRefusalWhilePendingRejects(t *testing.T) {
 	if tx, _ := st.GetTransaction(ctx, "p", "tx"); tx.Status != store.StatusRejected {
 		t.Fatalf("transaction %s, want rejected", tx.Status)
 	}
+}
+
+// xorSealer stands in for the RA's envelope.
+type xorSealer struct{}
+
+func (xorSealer) Seal(b []byte) ([]byte, error) { return xorBytes(b), nil }
+func (xorSealer) Open(b []byte) ([]byte, error) { return xorBytes(b), nil }
+
+func xorBytes(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = c ^ 0x5a
+	}
+	return out
+}
+
+// TestHeldWhileUpstreamDown: with HoldWhenUpstreamDown a request the
+// upstream cannot be asked for is held PENDING (its CSR sealed, the stored
+// one without the challenge), submitted at a poll once the upstream is
+// back; a held request the profile no longer allows, or can no longer
+// open, is rejected at the poll instead of going upstream; no token
+// remains once a request has left pending.
+func TestHeldWhileUpstreamDown(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	down := &enroll.UpstreamError{Upstream: "scep:x", Reason: "unreachable", Err: errors.New("dial: refused")}
+	up.fail = down
+	p.Issuer, p.HoldWhenUpstreamDown, p.Sealer = up, true, xorSealer{}
+	hold := func(id string) (*x509.CertificateRequest, store.Transaction) {
+		t.Helper()
+		c := csr(t, 2048, id)
+		res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: id, CSR: c, Password: password})
+		if err != nil || !res.Pending {
+			t.Fatalf("%s with the upstream down: %+v %v, want PENDING", id, res, err)
+		}
+		tx, err := st.GetTransaction(ctx, "p", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(tx.UpstreamPoll, []byte(password)) || bytes.Contains(tx.CSRDER, []byte(password)) {
+			t.Fatalf("%s: the challenge is stored in the clear", id)
+		}
+		return c, tx
+	}
+	gone := func(id, status string) {
+		t.Helper()
+		tx, err := st.GetTransaction(ctx, "p", id)
+		if err != nil || tx.Status != status || tx.UpstreamPoll != nil {
+			t.Fatalf("%s: %s with poll token %q (%v), want %s and no token", id, tx.Status, tx.UpstreamPoll, err, status)
+		}
+	}
+
+	c1, _ := hold("held-1")
+	if res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("poll while down: %+v %v, want PENDING", res, err)
+	}
+	up.fail = nil
+	res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey)
+	if err != nil || res.DER == nil {
+		t.Fatalf("poll once the upstream is back: %+v %v, want the certificate", res, err)
+	}
+	if err := certOf(t, res).CheckSignatureFrom(up.ca.Cert); err != nil {
+		t.Fatal("the certificate is not the upstream's")
+	}
+	gone("held-1", store.StatusIssued)
+
+	// The policy tightened while it was held: rejected, not sent upstream.
+	up.fail = down
+	c2, _ := hold("held-2")
+	up.fail = nil
+	strict := ca.DefaultPolicy()
+	strict.MinRSABits = 3072
+	p.Policy = &strict
+	calls := up.calls
+	_, err = svc.Poll(ctx, p, "held-2", c2.PublicKey)
+	var rej *enroll.Rejection
+	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "policy no longer allows") || up.calls != calls {
+		t.Fatalf("poll after the policy tightened: %v (upstream asked %d more times), want a rejection and no request upstream", err, up.calls-calls)
+	}
+	gone("held-2", store.StatusRejected)
+
+	// The profile stopped holding requests: rejected at the next poll.
+	loose := ca.DefaultPolicy()
+	p.Policy = &loose
+	up.fail = down
+	c3, _ := hold("held-3")
+	up.fail, p.Sealer = nil, nil
+	if _, err := svc.Poll(ctx, p, "held-3", c3.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "when_unavailable") {
+		t.Fatalf("poll after holding was turned off: %v, want a rejection naming when_unavailable", err)
+	}
+	gone("held-3", store.StatusRejected)
 }

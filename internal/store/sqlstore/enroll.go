@@ -111,7 +111,7 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, reason string, at time.Time, audit store.AuditEvent) (err error) {
 	defer s.end("RejectPending", time.Now(), &err)
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, decided_by = $2, reason = $3, updated_at = $4
+		n, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, decided_by = $2, reason = $3, updated_at = $4, upstream_poll = NULL
 			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`, store.StatusRejected, decidedBy, reason, s.d.Time(at), profileID, txID, store.StatusPending)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func (s *Store) ExpirePending(ctx context.Context, now time.Time) (n int, err er
 			 AND t.status = 'pending' AND t.expires_at < $1)`, s.d.Time(now)); err != nil {
 			return err
 		}
-		k, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, reason = 'expired before a decision', updated_at = $2
+		k, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, reason = 'expired before a decision', updated_at = $2, upstream_poll = NULL
 			WHERE status = $3 AND expires_at < $2`, store.StatusRejected, s.d.Time(now), store.StatusPending)
 		n = int(k)
 		return err
@@ -178,7 +178,7 @@ func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) 
 		c.Serial, c.ProfileID, c.TransactionID, c.Subject, s.d.Strings(nonNil(c.SANs)), s.d.Time(c.NotBefore), s.d.Time(c.NotAfter), c.DER, c.Status,
 		c.CAID, c.RenewedSerial, s.d.Time(c.Created), c.Upstream}})
 	if rec.FromPending {
-		stmts = append(stmts, Stmt{Query: `UPDATE transactions SET status = $1, cert_serial = $2, decided_by = $3, updated_at = $4
+		stmts = append(stmts, Stmt{Query: `UPDATE transactions SET status = $1, cert_serial = $2, decided_by = $3, updated_at = $4, upstream_poll = NULL
 			WHERE profile_id = $5 AND transaction_id = $6 AND status = $7`,
 			Args: []any{store.StatusIssued, c.Serial, t.DecidedBy, s.d.Time(t.Updated), t.ProfileID, t.TransactionID, store.StatusPending},
 			What: fmt.Sprintf("approve transaction %q", t.TransactionID),
