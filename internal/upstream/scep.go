@@ -261,11 +261,18 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Err: ctx.Err(),
 			Reason: fmt.Sprintf("busy: %d requests in flight to it, none finished in time", cap(u.inflight))}
 	}
+	acquired := time.Now()
 	fail := func(reason string, err error) (enroll.Issuance, error) {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		deadline := errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded)
+		if deadline {
 			reason = fmt.Sprintf("no answer within %s", u.timeout)
 		}
-		u.outcome(false)
+		// A timeout mostly spent waiting for a place (MaxInFlight) says
+		// little of the upstream: the breaker counts it only when the
+		// exchange itself had at least half the timeout.
+		if !deadline || time.Since(acquired) >= u.timeout/2 {
+			u.outcome(false)
+		}
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: reason, Err: err}
 	}
 	if u.signer.Cert == nil || u.signer.Key == nil {

@@ -198,10 +198,11 @@ func TestSCEPUpstreamMaxInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	csrs := []*x509.CertificateRequest{deviceCSR(t, "d1"), deviceCSR(t, "d2"), deviceCSR(t, "d3")}
 	errs := make(chan error, 2)
 	for i := range 2 {
 		go func() {
-			_, err := u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: fmt.Sprint("tx-", i), CSR: deviceCSR(t, "d")})
+			_, err := u.Issue(context.Background(), enroll.IssueRequest{ProfileID: "p", TransactionID: fmt.Sprint("tx-", i), CSR: csrs[i]})
 			errs <- err
 		}()
 	}
@@ -212,7 +213,7 @@ func TestSCEPUpstreamMaxInFlight(t *testing.T) {
 	// caller's deadline) and is turned away.
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = u.Issue(ctx, enroll.IssueRequest{ProfileID: "p", TransactionID: "tx-3", CSR: deviceCSR(t, "d")})
+	_, err = u.Issue(ctx, enroll.IssueRequest{ProfileID: "p", TransactionID: "tx-3", CSR: csrs[2]})
 	busy := 0
 	var ue *enroll.UpstreamError
 	if errors.As(err, &ue) && strings.HasPrefix(ue.Reason, "busy: 2 requests in flight") {
