@@ -73,6 +73,11 @@ func TestUpsertProfileRACredential(t *testing.T) {
 	if err != nil || su.SCEP.RA == nil || su.SCEP.RA.Cert != filepath.Join(dir, "ra.pem") || su.SCEP.RA.Key != filepath.Join(dir, "ra.key") {
 		t.Fatalf("stored RA credential %+v (%v), want absolute paths", su.SCEP.RA, err)
 	}
+	// Applied again (a restart) once the RA certificate has expired: the
+	// profile stays (its requests fail saying why), the server starts.
+	if _, _, err := UpsertProfile(ctx, st, ks, spec, store.SourceConfig, FromFiles(), time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatalf("applying after the RA certificate expired: %v", err)
+	}
 
 	spec.ID = "api"
 	_, _, err = UpsertProfile(ctx, st, ks, spec, store.SourceAPI, Inline(), time.Now())

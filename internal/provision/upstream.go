@@ -159,7 +159,11 @@ func raCredential(want *config.UpstreamSCEP, ks keys.Source, in Inputs, now time
 	if ra.Key, err = filepath.Abs(ra.Key); err != nil {
 		return nil, fmt.Errorf("%w: upstream.scep.ra.key: %v", ErrInvalid, err)
 	}
-	if _, err := upstream.LoadCredential(ra.Cert, ra.Key, ks, now); err != nil {
+	// A certificate outside its validity is a matter of time, not of
+	// configuration: applied (every start applies the config), so that an
+	// RA certificate expiring does not stop the server; the profile's
+	// requests fail saying so until the file is renewed (server.Load).
+	if _, err := upstream.LoadCredential(ra.Cert, ra.Key, ks, now); err != nil && !errors.Is(err, upstream.ErrCredentialNotValid) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	out.RA = &ra

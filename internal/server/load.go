@@ -263,7 +263,13 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			return nil, fmt.Errorf("upstream: pinned fingerprint: %w", err)
 		}
 		signer, signerErr := upstreamSigner(row.ID, su.SCEP, raCert, raKey, ks, ov)
-		if signerErr != nil && (su.SCEP.RA == nil || !ov.DeferMissingSecrets) {
+		switch {
+		case signerErr != nil && errors.Is(signerErr, upstream.ErrCredentialNotValid):
+			// Expired (or not yet valid): this profile's requests fail
+			// saying so until the file is renewed; the others serve on.
+			ov.Log.LogAttrs(context.Background(), slog.LevelError, "the profile's RA certificate for its upstream is not valid: it cannot enroll",
+				slog.String("profile", row.ID), slog.String("error", signerErr.Error()))
+		case signerErr != nil && (su.SCEP.RA == nil || !ov.DeferMissingSecrets):
 			return nil, signerErr
 		}
 		if up, err = upstream.NewSCEP(upstream.SCEPConfig{URL: su.SCEP.URL, Fingerprint: pin, Timeout: time.Duration(su.SCEP.Timeout),

@@ -105,15 +105,20 @@ func LoadCredential(certFile, keyFile string, ks keys.Source, now time.Time) (cl
 	return client.Requester{Cert: cert, Key: key}, nil
 }
 
+// ErrCredentialNotValid is an RA certificate outside its validity: a
+// matter of time, not of configuration (see LoadCredential).
+var ErrCredentialNotValid = errors.New("the RA certificate is not valid now")
+
 // CheckCredential checks an RA certificate for signing SCEP requests at
-// now: valid, with digitalSignature in its keyUsage.
+// now: valid (else ErrCredentialNotValid), with digitalSignature in its
+// keyUsage when it has one.
 func CheckCredential(cert *x509.Certificate, now time.Time) error {
 	switch {
 	case now.After(cert.NotAfter):
-		return fmt.Errorf("%s expired on %s", cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: %s expired on %s", ErrCredentialNotValid, cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339))
 	case now.Before(cert.NotBefore):
-		return fmt.Errorf("%s is not valid before %s", cert.Subject, cert.NotBefore.UTC().Format(time.RFC3339))
-	case cert.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return fmt.Errorf("%w: %s is not valid before %s", ErrCredentialNotValid, cert.Subject, cert.NotBefore.UTC().Format(time.RFC3339))
+	case cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageDigitalSignature == 0:
 		return errors.New(cert.Subject.String() + " has no digitalSignature in its keyUsage: it cannot sign SCEP requests")
 	}
 	return nil
