@@ -79,7 +79,9 @@ func TestTrustedRAAuthorises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.Revoked = func(_ context.Context, c *x509.Certificate) (bool, error) { return c.Subject.CommonName == "revoked RA", nil }
+	v.Revoked = func(_ context.Context, c *x509.Certificate) (bool, error) {
+		return c.Subject.CommonName == "revoked RA", nil
+	}
 	f.profile.Enroll.Challenge = v
 	valid := [2]time.Time{f.now.Add(-time.Hour), f.now.Add(time.Hour)}
 	good := raIssuedBy(t, raCA, "front RA", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, valid[0], valid[1])
