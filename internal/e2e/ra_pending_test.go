@@ -72,36 +72,44 @@ profiles:
 	return c
 }
 
-// raPending runs the test with the front's store named by frontArgs.
-func raPending(t *testing.T, frontArgs ...string) {
-	chain := startRAChain(t, "    approval: manual\n", "", "", frontArgs...)
-	up, front, upCA, ra, url := chain.up, chain.front, chain.upCA, chain.ra, chain.url
-
+// enrollHeld enrolls a device (CN cn) through the front under txID,
+// expects PENDING, and returns how that device polls (at the front's
+// current address).
+func (c raChain) enrollHeld(t *testing.T, cn, txID string) (poll func() ([]*x509.Certificate, error)) {
+	t.Helper()
 	ctx := context.Background()
 	key := newKey(t)
-	subject := subjectCN("ra-pending-device")
-	const txID = "RA-PENDING-1"
-	c := client.New(url)
-	_, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: shared, Cipher: cms.AES128, Digest: crypto.SHA256,
-		TransactionID: txID, Recipient: ra})
+	subject := subjectCN(cn)
+	_, err := client.New(c.url).Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: shared, Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: txID, Recipient: c.ra})
 	if !errors.Is(err, client.ErrPending) {
-		t.Fatalf("enroll: %v, want PENDING", err)
+		t.Fatalf("enroll: %v, want PENDING\n%s", err, c.front.Log())
 	}
 	self, err := client.SelfSigned(key, subject)
 	if err != nil {
 		t.Fatal(err)
 	}
 	who := client.Requester{Cert: self, Key: key}
-	if _, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128); !errors.Is(err, client.ErrPending) {
+	return func() ([]*x509.Certificate, error) {
+		return client.New(c.front.URL("legacy")).Poll(ctx, who, c.upCA, subject, txID, c.ra, cms.AES128)
+	}
+}
+
+// raPending runs the test with the front's store named by frontArgs.
+func raPending(t *testing.T, frontArgs ...string) {
+	chain := startRAChain(t, "    approval: manual\n", "", "", frontArgs...)
+	up, front, upCA := chain.up, chain.front, chain.upCA
+	const txID = "RA-PENDING-1"
+	poll := chain.enrollHeld(t, "ra-pending-device", txID)
+	if _, err := poll(); !errors.Is(err, client.ErrPending) {
 		t.Fatalf("poll before the upstream approved: %v, want PENDING", err)
 	}
 	// The front restarts while the upstream holds the request: its polls
 	// upstream are signed as the PKCSReq was (the requester certificate
 	// over the profile's persisted RA key), which the upstream checks.
-	front.Restart()
-	c = client.New(front.URL("legacy")) // a new port
+	front.Restart() // on a new port: poll asks it there
 	approve(t, up, "corp", upstream.UpstreamTransactionID(txID))
-	got, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128)
+	got, err := poll()
 	if err != nil {
 		t.Fatalf("poll after the upstream approved: %v\n%s", err, front.Log())
 	}
@@ -120,25 +128,10 @@ func raPending(t *testing.T, frontArgs ...string) {
 // next poll gets its certificate.
 func TestRAModeUpstreamDownPending(t *testing.T) {
 	chain := startRAChain(t, "", ", timeout: 2s, when_unavailable: pending", sceptest.FreeAddr(t))
-	up, front, upCA, ra, url := chain.up, chain.front, chain.upCA, chain.ra, chain.url
-
+	up, front, upCA := chain.up, chain.front, chain.upCA
 	up.Stop()
-	ctx := context.Background()
-	key := newKey(t)
-	subject := subjectCN("ra-down-device")
-	const txID = "RA-DOWN-1"
-	c := client.New(url)
-	_, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: shared, Cipher: cms.AES128, Digest: crypto.SHA256,
-		TransactionID: txID, Recipient: ra})
-	if !errors.Is(err, client.ErrPending) {
-		t.Fatalf("enroll with the upstream down: %v, want PENDING\n%s", err, front.Log())
-	}
-	self, err := client.SelfSigned(key, subject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	who := client.Requester{Cert: self, Key: key}
-	if _, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128); !errors.Is(err, client.ErrPending) {
+	poll := chain.enrollHeld(t, "ra-down-device", "RA-DOWN-1")
+	if _, err := poll(); !errors.Is(err, client.ErrPending) {
 		t.Fatalf("poll while the upstream is still down: %v, want PENDING\n%s", err, front.Log())
 	}
 	if n := len(certsOf(front, "legacy")); n != 0 {
@@ -146,7 +139,7 @@ func TestRAModeUpstreamDownPending(t *testing.T) {
 	}
 
 	up.Restart()
-	got, err := c.Poll(ctx, who, upCA, subject, txID, ra, cms.AES128)
+	got, err := poll()
 	if err != nil {
 		t.Fatalf("poll after the upstream came back: %v\n%s", err, front.Log())
 	}
