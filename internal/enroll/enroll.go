@@ -485,10 +485,11 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	}
 	req := IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}
 	var got Issuance
+	var old *store.Certificate // what a renewal renews
 	if sealed, ok := bytes.CutPrefix(tx.UpstreamPoll, []byte(unsubmitted)); ok {
 		// Held while the upstream was down: submit it now, as the device
 		// signed it.
-		held, why, herr := s.heldCSR(ctx, p, tx, sealed)
+		held, heldOld, why, herr := s.heldCSR(ctx, p, tx, sealed)
 		if herr != nil {
 			return Result{}, herr
 		}
@@ -497,7 +498,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 			// freed, and the device told why.
 			return Result{}, s.dropHeld(ctx, p, tx, "scepd", why)
 		}
-		req.CSR = held
+		req.CSR, old = held, heldOld
 		if got, err = p.issuer().Issue(ctx, req); err == nil && got.Pending {
 			if err := s.store.SetUpstreamPoll(ctx, p.ID, tx.TransactionID, pollToken(got.Token)); err != nil {
 				return Result{}, fmt.Errorf("enroll: %q is pending at the upstream CA: %w", tx.TransactionID, err)
@@ -517,8 +518,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	case got.Pending:
 		return Result{Pending: true}, nil
 	}
-	var old *store.Certificate
-	if tx.RenewsSerial != "" {
+	if tx.RenewsSerial != "" && old == nil {
 		c, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
 		if err != nil {
 			return Result{}, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
@@ -542,14 +542,14 @@ func (s *Service) dropHeld(ctx context.Context, p *Profile, tx store.Transaction
 }
 
 // heldCSR opens the CSR of a request held while the upstream was
-// unavailable and checks it against the profile as it stands now (its
-// policy, and for a renewal its renewal policy and the certificate
-// renewed), as an approval would: why says what refuses it. The challenge
-// was checked when the request arrived; an operator rejects held
-// requests she no longer wants (scepd request reject).
-func (s *Service) heldCSR(ctx context.Context, p *Profile, tx store.Transaction, sealed []byte) (csr *x509.CertificateRequest, why string, err error) {
+// unavailable and checks it against the profile as it stands now, as an
+// approval would (recheck): why says what refuses it; old is the
+// certificate a held renewal renews. The challenge was checked when the
+// request arrived; an operator rejects held requests she no longer wants
+// (scepd request reject).
+func (s *Service) heldCSR(ctx context.Context, p *Profile, tx store.Transaction, sealed []byte) (csr *x509.CertificateRequest, old *store.Certificate, why string, err error) {
 	if p.Sealer == nil {
-		return nil, fmt.Sprintf("profile %s no longer holds requests while its upstream is unavailable (when_unavailable)", p.ID), nil
+		return nil, nil, fmt.Sprintf("profile %s no longer holds requests while its upstream is unavailable (when_unavailable)", p.ID), nil
 	}
 	raw, err := p.Sealer.Open(sealed)
 	if err == nil {
@@ -558,29 +558,48 @@ func (s *Service) heldCSR(ctx context.Context, p *Profile, tx store.Transaction,
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "a request held for the upstream cannot be opened", slog.String("profile", p.ID),
 			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
-		return nil, "the held request cannot be opened (the profile's RA key changed)", nil
+		return nil, nil, "the held request cannot be opened (the profile's RA key changed)", nil
 	}
-	now := s.now()
-	if _, err := p.Policy.Evaluate(csr, p.CA.Cert, p.ID, now); err != nil {
-		return nil, "the profile's policy no longer allows it: " + err.Error(), nil
-	}
+	_, old, why, err = s.recheck(ctx, p, tx, csr, true, s.now())
+	return csr, old, why, err
+}
+
+// recheck decides a held request again with the profile as it stands
+// now, as for a request arriving now: its policy (the CSR's signature
+// too when verify; a stored CSR has its challenge removed and no longer
+// verifies), and for a renewal the renewal policy (the profile may have
+// stopped renewing that profile's certificates; the certificate may have
+// been revoked or expired while the request waited) and the subject.
+// why says what refuses it; old is the certificate a renewal renews.
+func (s *Service) recheck(ctx context.Context, p *Profile, tx store.Transaction, csr *x509.CertificateRequest, verify bool, now time.Time) (tmpl *x509.Certificate, old *store.Certificate, why string, err error) {
 	if tx.RenewsSerial != "" {
-		old, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
+		c, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
 		if err != nil {
-			return nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
+			return nil, nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
 		}
+		old = &c
 		oldCert, err := x509.ParseCertificate(old.DER)
 		if err != nil {
-			return nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, tx.TransactionID, err)
+			return nil, nil, "", fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, tx.TransactionID, err)
 		}
-		if !p.renews(&old) {
-			return nil, fmt.Sprintf("profile %s no longer renews certificates of profile %s", p.ID, old.ProfileID), nil
+		if !p.renews(old) {
+			return nil, nil, fmt.Sprintf("profile %s no longer renews certificates of profile %s (CA %s)", p.ID, old.ProfileID, old.CAID), nil
 		}
-		if why := p.renewalRefusal(&old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
-			return nil, why, nil
+		if why := p.renewalRefusal(old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
+			return nil, nil, why, nil
 		}
 	}
-	return csr, "", nil
+	evaluate := p.Policy.EvaluateVerified
+	if verify {
+		evaluate = p.Policy.Evaluate
+	}
+	if tmpl, err = evaluate(csr, p.CA.Cert, p.ID, now); err != nil {
+		return nil, nil, "the profile's policy no longer allows it: " + err.Error(), nil
+	}
+	if old != nil && !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
+		return nil, nil, fmt.Sprintf("renewal must keep the subject %q (got %q)", old.Subject, tmpl.Subject.String()), nil
+	}
+	return tmpl, old, "", nil
 }
 
 // issue signs tmpl and commits certificate, transaction, consumed challenge
@@ -592,13 +611,7 @@ func (s *Service) issue(ctx context.Context, p *Profile, r Request, tmpl *x509.C
 }
 
 func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x509.Certificate, keyHash, oneTime []byte, entity string, old *store.Certificate, fromPending bool, now time.Time) (Result, error) {
-	var renews *x509.Certificate
-	if old != nil && p.Issuer != nil {
-		// Only an upstream forwards the renewed certificate; the local CA
-		// signs the template and needs no second parse of it.
-		renews, _ = x509.ParseCertificate(old.DER)
-	}
-	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl, Renews: renews})
+	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl})
 	var up *UpstreamError
 	if errors.As(err, &up) {
 		if fromPending {
@@ -934,40 +947,14 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 		return nil, fmt.Errorf("enroll: stored CSR of %q: %w", transactionID, err)
 	}
 	now := s.now()
-	var old store.Certificate
-	if tx.RenewsSerial != "" {
-		// The renewal policy as it stands now decides, as it would for a
-		// renewal arriving now: the profile may have stopped renewing, or
-		// stopped renewing that profile's certificates; the certificate may
-		// have been revoked or expired while the request waited.
-		if old, err = s.store.GetCertificate(ctx, tx.RenewsSerial); err != nil {
-			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, transactionID, err)
-		}
-		oldCert, err := x509.ParseCertificate(old.DER)
-		if err != nil {
-			return nil, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", old.Serial, transactionID, err)
-		}
-		if !p.renews(&old) {
-			return nil, fmt.Errorf("%w: profile %s no longer renews certificates of profile %s (CA %s)", ErrNotApprovable, p.ID, old.ProfileID, old.CAID)
-		}
-		if why := p.renewalRefusal(&old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
-			return nil, fmt.Errorf("%w: %s", ErrNotApprovable, why)
-		}
-	}
-	tmpl, err := p.Policy.EvaluateVerified(csr, p.CA.Cert, p.ID, now)
+	tmpl, renews, why, err := s.recheck(ctx, p, tx, csr, false, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotApprovable, err)
+		return nil, err
 	}
-	if tx.RenewsSerial != "" {
-		if !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
-			return nil, fmt.Errorf("%w: renewal must keep the subject %q (got %q)", ErrNotApprovable, old.Subject, tmpl.Subject.String())
-		}
+	if why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrNotApprovable, why)
 	}
 	r := Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor, clientID: tx.ClientID()}
-	var renews *store.Certificate
-	if tx.RenewsSerial != "" {
-		renews = &old
-	}
 	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, renews, true, now)
 	if err != nil {
 		return nil, err

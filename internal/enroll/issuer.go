@@ -30,9 +30,6 @@ type IssueRequest struct {
 	// Template is the certificate the profile's policy decided on; a local
 	// CA signs it, an upstream applies its own template.
 	Template *x509.Certificate
-	// Renews is the certificate a renewal renews (nil for a first
-	// enrollment): an upstream may forward the renewal as such.
-	Renews *x509.Certificate
 }
 
 // Issuance is an issuer's answer: the certificate, with the upstream that

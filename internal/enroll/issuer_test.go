@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -262,6 +263,30 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 		t.Fatal("the certificate is not the upstream's")
 	}
 	gone("held-1", store.StatusIssued)
+
+	// A renewal held the same way is issued as the renewal of the
+	// certificate it renews.
+	key1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "first", CSR: keyCSR(t, key1, "renewing"), Password: password})
+	if err != nil || first.DER == nil {
+		t.Fatalf("first certificate: %+v %v", first, err)
+	}
+	up.fail = down
+	key2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rc := keyCSR(t, key2, "renewing")
+	held, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "held-renewal", CSR: rc, Renewal: true, Signer: certOf(t, first), SignerKey: &key1.PublicKey})
+	if err != nil || !held.Pending {
+		t.Fatalf("renewal with the upstream down: %+v %v, want PENDING", held, err)
+	}
+	up.fail = nil
+	renewed, err := svc.Poll(ctx, p, "held-renewal", &key2.PublicKey)
+	if err != nil || renewed.DER == nil {
+		t.Fatalf("poll of the held renewal: %+v %v, want the certificate", renewed, err)
+	}
+	stored, err := st.GetCertificate(ctx, certOf(t, renewed).SerialNumber.Text(16))
+	if err != nil || stored.RenewedSerial != certOf(t, first).SerialNumber.Text(16) {
+		t.Fatalf("the held renewal is stored renewing %q (%v), want %s", stored.RenewedSerial, err, certOf(t, first).SerialNumber.Text(16))
+	}
 
 	// The policy tightened while it was held: rejected, not sent upstream.
 	up.fail = down
