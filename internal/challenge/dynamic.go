@@ -90,20 +90,22 @@ func (d *Dynamic) CreateFor(ctx context.Context, bind, note string) (string, tim
 			return "", time.Time{}, &RateLimited{RetryAfter: wait}
 		}
 	}
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", time.Time{}, fmt.Errorf("challenge: %w", err)
-	}
-	secret := base64.RawURLEncoding.EncodeToString(b)
-	if d.Hex {
-		secret = hex.EncodeToString(b)
-	}
+	var secret string
 	if d.Source != nil {
 		fetched, err := d.Source(ctx)
 		if err != nil {
 			return "", time.Time{}, fmt.Errorf("challenge: %w", err)
 		}
 		secret = fetched
+	} else {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return "", time.Time{}, fmt.Errorf("challenge: %w", err)
+		}
+		secret = base64.RawURLEncoding.EncodeToString(b)
+		if d.Hex {
+			secret = hex.EncodeToString(b)
+		}
 	}
 	exp := now.Add(d.TTL)
 	err := d.Store.CreateChallenge(ctx, store.Challenge{Hash: Hash(secret), ProfileID: d.ProfileID, Created: now, Expires: exp, BoundTo: bind, Note: note}, d.MaxPending)

@@ -15,6 +15,9 @@ import (
 // it, or an upstream CA (RA mode) is asked for it. Other kinds of upstream
 // (ACME, EST, a cloud CA's API) are further implementations.
 type Issuer interface {
+	// Name is how certificates it obtains are marked ("scep:<url>"); ""
+	// for the local CA.
+	Name() string
 	Issue(ctx context.Context, req IssueRequest) (Issuance, error)
 	// Poll asks again for a request Issue answered Pending, with the
 	// token it gave: the certificate, Pending again, or an error.
@@ -68,6 +71,9 @@ func (e *UpstreamError) Unwrap() error { return e.Err }
 type LocalCA struct{ CA *ca.CA }
 
 var _ Issuer = LocalCA{}
+
+// Name: certificates of the local CA carry no upstream mark.
+func (LocalCA) Name() string { return "" }
 
 // Issue signs the policy's template for the CSR's key.
 func (l LocalCA) Issue(_ context.Context, req IssueRequest) (Issuance, error) {

@@ -51,6 +51,8 @@ func (u *upstreamCA) sign(req enroll.IssueRequest) (enroll.Issuance, error) {
 	return enroll.Issuance{Issued: c, Upstream: "scep:http://upstream.test/scep"}, err
 }
 
+func (u *upstreamCA) Name() string { return "scep:http://upstream.test/scep" }
+
 func (u *upstreamCA) Poll(_ context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
 	u.polls++
 	if string(token) != "up-"+req.TransactionID {

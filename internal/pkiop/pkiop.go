@@ -157,7 +157,7 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		if _, err := scep.ParseIssuerAndSerial(plain); err != nil {
 			return undecryptable()
 		}
-		if up, ok := p.Enroll.Issuer.(interface{ Name() string }); ok {
+		if up := p.Enroll.Issuer; up != nil {
 			// RA mode: the RA issuer's CRL would list none of the profile's
 			// certificates, which the upstream revokes.
 			return fail(scep.BadRequest, "CRLs of the upstream CA %s are published by it: see its CRL distribution point", up.Name())
