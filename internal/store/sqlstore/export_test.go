@@ -8,7 +8,9 @@ import (
 // Queued is the number of callers queued for a group and the
 // number groups took so far.
 func Queued(s *Store) (waiting, taken int) {
-	return int(s.group.waiting.Load()), int(s.group.taken.Load())
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	return len(s.group.queue), int(s.group.taken.Load())
 }
 
 // Write runs fn as a write transaction of s.

@@ -37,9 +37,8 @@ type group struct {
 	queue   []*job
 	leading bool
 	closed  bool
-	// waiting counts the callers queued, taken those that a group took.
-	waiting atomic.Int32
-	taken   atomic.Int64
+	// taken counts the callers that groups took.
+	taken atomic.Int64
 }
 
 // job is one caller's write transaction.
@@ -87,7 +86,6 @@ func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error
 	}
 	j.done = make(chan error, 1)
 	g.queue = append(g.queue, j)
-	g.waiting.Add(1)
 	g.mu.Unlock()
 	var err error
 	select {
@@ -97,7 +95,6 @@ func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error
 		for i, q := range g.queue {
 			if q == j {
 				g.queue = append(g.queue[:i], g.queue[i+1:]...)
-				g.waiting.Add(-1)
 				g.mu.Unlock()
 				return ctx.Err()
 			}
@@ -127,7 +124,6 @@ func (g *group) lead(j *job) (err error) {
 	if len(g.queue) == 0 {
 		g.queue = nil // let go of the array
 	}
-	g.waiting.Add(-int32(n))
 	g.taken.Add(int64(len(batch)))
 	g.mu.Unlock()
 	errs := make([]error, len(batch))
@@ -165,7 +161,6 @@ func (g *group) handOff() {
 		for _, q := range g.queue {
 			q.done <- errClosed
 		}
-		g.waiting.Add(-int32(len(g.queue)))
 		g.queue = nil
 	}
 	if len(g.queue) > 0 {
@@ -174,7 +169,6 @@ func (g *group) handOff() {
 		next := g.queue[0]
 		g.queue[0] = nil
 		g.queue = g.queue[1:]
-		g.waiting.Add(-1)
 		next.done <- errLead
 		return
 	}
