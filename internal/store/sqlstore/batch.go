@@ -60,15 +60,9 @@ func (s *Store) batchTx(ctx context.Context, fn func(context.Context, *sql.Tx) e
 		return err
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(context.WithValue(ctx, txConnKey{}, txConn{tx: tx, conn: conn}), tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return runTx(ctx, conn, func(ctx context.Context, tx *sql.Tx) error {
+		return fn(context.WithValue(ctx, txConnKey{}, txConn{tx: tx, conn: conn}), tx)
+	})
 }
 
 // batch runs stmts in tx, in order, stopping at the first error. Where the

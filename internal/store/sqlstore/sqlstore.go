@@ -191,7 +191,15 @@ func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 	if s.d.Batch != nil {
 		return s.batchTx(ctx, fn)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	return runTx(ctx, s.db, fn)
+}
+
+// runTx runs fn in a transaction begun on db (the pool or one connection
+// of it) and commits it; fn's error rolls it back.
+func runTx(ctx context.Context, db interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}, fn func(context.Context, *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
