@@ -206,27 +206,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				done.Add(1)
 			}()
 		}
-	}
-	for range o.Concurrency * boolInt(o.Rate <= 0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1)) - 1
-				if ctx.Err() != nil || (deadline.IsZero() && k >= o.N) || (!deadline.IsZero() && time.Now().After(deadline)) {
-					return
+	} else {
+		// Closed loop: Concurrency clients, each sending its next request
+		// when the last is answered.
+		for range o.Concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					k := int(next.Add(1)) - 1
+					if ctx.Err() != nil || (deadline.IsZero() && k >= o.N) || (!deadline.IsZero() && time.Now().After(deadline)) {
+						return
+					}
+					i := k % o.N
+					t0 := time.Now()
+					status, body, err := send(ctx, hc, o, reqs[i].msg)
+					a := answer{status, body, err, time.Since(t0)}
+					flood.record(a)
+					if k < o.N {
+						answers[i] = a
+					}
+					done.Add(1)
 				}
-				i := k % o.N
-				t0 := time.Now()
-				status, body, err := send(ctx, hc, o, reqs[i].msg)
-				a := answer{status, body, err, time.Since(t0)}
-				flood.record(a)
-				if k < o.N {
-					answers[i] = a
-				}
-				done.Add(1)
-			}
-		}()
+			}()
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -314,13 +317,6 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // prepare builds every request before the clock starts.
