@@ -212,10 +212,7 @@ type serveConfig struct {
 // caller closes ks.Token.
 func keySource(dataDir, engine string) (keys.Source, error) {
 	ks := keys.Source{Dir: dataDir}
-	if engine == "" {
-		engine = defaultEngine()
-	}
-	switch engine {
+	switch engine = engineName(engine); engine {
 	case "go":
 	case "openssl":
 		if !ossl.Available {

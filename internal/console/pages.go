@@ -37,11 +37,6 @@ type profileStat struct {
 	Valid, Revoked, Exp7, Exp30 int
 }
 
-type reasonCount struct {
-	Reason string
-	Count  int
-}
-
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
 	if !s.Actor.Allowed(admin.ActRead, "") {
@@ -99,15 +94,10 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	// Failures come from the audit trail, which not every role may read
-	// (the API decides; operators act, auditors and admins read), counted
-	// in the database over the whole week.
+	// (operators act, auditors and admins read), counted in the database
+	// over the whole week.
 	var failures []store.FailureCount
-	_, err = s.API.ListAudit(ctx, 1)
-	auditVisible := !errors.Is(err, admin.ErrForbidden)
-	if err != nil && auditVisible {
-		h.apiError(w, r, s, err)
-		return
-	}
+	auditVisible := s.Actor.ReadsAudit()
 	if auditVisible {
 		if failures, err = h.Store.EnrollFailures(ctx, now.Add(-7*24*time.Hour), s.Actor.Profiles); err != nil {
 			h.apiError(w, r, s, err)
@@ -482,7 +472,11 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
 		data["Next"] = "/console/requests?" + v.Encode()
 	}
 	if !f.Before.IsZero() {
-		data["First"] = "/console/requests?status=" + url.QueryEscape(status)
+		v := url.Values{"status": {status}}
+		if f.ProfileID != "" {
+			v.Set("profile", f.ProfileID)
+		}
+		data["First"] = "/console/requests?" + v.Encode()
 	}
 	h.render(w, r, s, http.StatusOK, "requests", "Requests", data)
 }
@@ -673,19 +667,3 @@ func detailPairs(d map[string]string) []pair {
 	return out
 }
 
-// detailString renders an audit event's details as "k=v" pairs, sorted.
-func detailString(d map[string]string) string {
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b bytes.Buffer
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString("  ")
-		}
-		fmt.Fprintf(&b, "%s=%s", k, d[k])
-	}
-	return b.String()
-}

@@ -45,7 +45,6 @@ func (h *Handler) parse() error {
 		},
 		"date":        func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"join":        strings.Join,
-		"details":     detailString,
 		"objectLink":  objectLink,
 		"detailPairs": detailPairs,
 		"until": func(t time.Time) string {

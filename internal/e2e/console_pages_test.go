@@ -179,6 +179,17 @@ func TestConsoleRequestsPastAThousand(t *testing.T) {
 	if len(got) != n || got[0] != "waiting-1029" || got[n-1] != "waiting-0000" {
 		t.Errorf("the console listed %d requests (%v … %v), want %d newest first", len(got), got[:min(1, len(got))], got[max(len(got)-1, 0):], n)
 	}
+	// Filtered by profile, the second page leads back to the newest page
+	// of the same filter.
+	_, page := c.get("/console/requests?profile=approvals")
+	m := nextRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("the filtered first page has no Older link")
+	}
+	_, page = c.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if first := regexp.MustCompile(`<a href="([^"]+)">← Newest</a>`).FindStringSubmatch(page); first == nil || !strings.Contains(first[1], "profile=approvals") {
+		t.Errorf("the second filtered page's Newest link %q drops the profile filter", first)
+	}
 	seen := 0
 	for cursor := ""; ; {
 		req, _ := http.NewRequest("GET", s.BaseURL()+"/api/v1/requests/newest?limit=400&cursor="+url.QueryEscape(cursor), nil)
