@@ -96,7 +96,7 @@ func (c *webSession) csrf() string {
 // listener's, which answers GetCACaps, and the page says where the URL
 // comes from; with a public URL, that one.
 func TestConsoleSCEPURLWithAdminAddr(t *testing.T) {
-	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	adminAddr := sceptest.FreeAddr(t)
 	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr}})
 	c := consoleSignIn(t, "http://"+adminAddr, newToken(t, s, "auditor"))
 	copied := regexp.MustCompile(`data-copy="([^"]+)"`)
@@ -122,7 +122,7 @@ func TestConsoleSCEPURLWithAdminAddr(t *testing.T) {
 		}
 	}
 
-	adminAddr2 := "127.0.0.1:" + freeLoopbackPort(t)
+	adminAddr2 := sceptest.FreeAddr(t)
 	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
 		Args: []string{"--admin-addr", adminAddr2, "--public-url", "https://pki.example.com/"}})
 	c2 := consoleSignIn(t, "http://"+adminAddr2, newToken(t, s2, "auditor"))
@@ -262,7 +262,7 @@ func TestConsoleChallengePostRedirectGet(t *testing.T) {
 // listener and on the admin listener; a SCEP-looking request to / is not
 // redirected to HTML.
 func TestRootOpensConsole(t *testing.T) {
-	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	adminAddr := sceptest.FreeAddr(t)
 	shared := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}})
 	sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr}})
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

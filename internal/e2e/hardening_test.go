@@ -203,7 +203,7 @@ func scrape(t *testing.T, url, token string) (int, string) {
 // mdm, the vendors' role) not limited to profiles. Without either,
 // it stays open next to SCEP (TestMetrics).
 func TestMetricsOnAdminListener(t *testing.T) {
-	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	adminAddr := sceptest.FreeAddr(t)
 	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", adminAddr, "--metrics-token-required"}})
 	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "metered"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 	auditor := newToken(t, s, "auditor")
@@ -237,7 +237,7 @@ func TestMetricsOnAdminListener(t *testing.T) {
 	}
 
 	// Without --metrics-token-required the admin listener's /metrics is open.
-	open := "127.0.0.1:" + freeLoopbackPort(t)
+	open := sceptest.FreeAddr(t)
 	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--admin-addr", open}})
 	if code, _ := scrape(t, s2.BaseURL()+"/metrics", ""); code != 404 {
 		t.Errorf("SCEP listener /metrics with --admin-addr: %d, want 404", code)

@@ -50,12 +50,12 @@ func startLifecycle(t *testing.T) *sceptest.Server {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepd.yaml")
 	// public_url must name the server's own address for the CDP to be
-	// fetchable; sceptest picks the port, so the URL is fixed up after.
-	port := freeLoopbackPort(t)
-	os.WriteFile(cfg, []byte(strings.Replace(lifecycleConfig, "PUBLIC", "http://127.0.0.1:"+port, 1)), 0o600)
+	// fetchable, so the address is picked first.
+	addr := sceptest.FreeAddr(t)
+	os.WriteFile(cfg, []byte(strings.Replace(lifecycleConfig, "PUBLIC", "http://"+addr, 1)), 0o600)
 	return sceptest.Start(t, sceptest.Options{
 		DataDir: filepath.Join(dir, "data"), Env: []string{"E2E_CHALLENGE=" + challenge},
-		Args: []string{"--config", cfg}, Addr: "127.0.0.1:" + port,
+		Args: []string{"--config", cfg}, Addr: addr,
 	})
 }
 

@@ -520,7 +520,7 @@ func TestImportAndAdminListener(t *testing.T) {
 		"-addext", "subjectAltName=IP:127.0.0.1")
 	os.Chmod(filepath.Join(dir, "ext.key"), 0o600)
 
-	adminAddr := "127.0.0.1:" + freeLoopbackPort(t)
+	adminAddr := sceptest.FreeAddr(t)
 	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
 		Args: []string{"--admin-addr", adminAddr, "--admin-tls-cert", filepath.Join(dir, "tls.pem"), "--admin-tls-key", filepath.Join(dir, "tls.key")}})
 	if out, err := cli(t, s, nil, "ca", "import", "--id", "ext-pem", "--cert", filepath.Join(dir, "ext.pem"), "--key", filepath.Join(dir, "ext.key"), "--data", s.DataDir); err != nil {
