@@ -300,15 +300,14 @@ func (c *Client) ListRequestPage(ctx context.Context, f store.TransactionFilter)
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	if !f.Before.IsZero() {
-		q.Set("cursor", EncodeCursor(store.CertificateKey{Created: f.Before.Created, Serial: f.Before.TransactionID}))
+		q.Set("cursor", EncodeRequestCursor(f.Before))
 	}
 	var page RequestPage
 	h, err := c.doHeader(ctx, "GET", "/api/v1/requests/newest?"+q.Encode(), nil, &page.Requests)
 	if err != nil {
 		return RequestPage{}, err
 	}
-	k, err := DecodeCursor(h.Get(NextCursorHeader))
-	page.Next = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+	page.Next, err = DecodeRequestCursor(h.Get(NextCursorHeader))
 	return page, err
 }
 

@@ -242,14 +242,12 @@ var routes = []route{
 			if f.Limit, err = intParam(q.Get("limit")); err != nil {
 				return err
 			}
-			k, err := DecodeCursor(q.Get("cursor"))
-			if err != nil {
+			if f.Before, err = DecodeRequestCursor(q.Get("cursor")); err != nil {
 				return err
 			}
-			f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
 			page, err := api.ListRequestPage(r.Context(), f)
 			if err == nil && !page.Next.IsZero() {
-				w.Header().Set(NextCursorHeader, EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID}))
+				w.Header().Set(NextCursorHeader, EncodeRequestCursor(page.Next))
 			}
 			return reply(w, http.StatusOK, page.Requests, err)
 		}},
@@ -522,6 +520,17 @@ func DecodeCursor(s string) (store.CertificateKey, error) {
 		return store.CertificateKey{}, bad
 	}
 	return store.CertificateKey{Created: t, Serial: serial}, nil
+}
+
+// EncodeRequestCursor is EncodeCursor of a request page's key.
+func EncodeRequestCursor(k store.TransactionKey) string {
+	return EncodeCursor(store.CertificateKey{Created: k.Created, Serial: k.TransactionID})
+}
+
+// DecodeRequestCursor reads a token of EncodeRequestCursor.
+func DecodeRequestCursor(s string) (store.TransactionKey, error) {
+	k, err := DecodeCursor(s)
+	return store.TransactionKey{Created: k.Created, TransactionID: k.Serial}, err
 }
 
 func intParam(s string) (int, error) {

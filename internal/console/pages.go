@@ -453,10 +453,10 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	f := store.TransactionFilter{ProfileID: q.Get("profile"), Status: status, Limit: pageSize}
 	data := map[string]any{"Status": status, "Requests": []admin.RequestView{}}
-	if k, err := admin.DecodeCursor(q.Get("after")); err != nil {
+	if k, err := admin.DecodeRequestCursor(q.Get("after")); err != nil {
 		data["Problem"] = "this page's link is not one the console made; showing the first page"
 	} else {
-		f.Before = store.TransactionKey{Created: k.Created, TransactionID: k.Serial}
+		f.Before = k
 	}
 	page, err := s.API.ListRequestPage(r.Context(), f)
 	if err != nil {
@@ -465,7 +465,7 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	data["Requests"] = page.Requests
 	if !page.Next.IsZero() {
-		v := url.Values{"status": {status}, "after": {admin.EncodeCursor(store.CertificateKey{Created: page.Next.Created, Serial: page.Next.TransactionID})}}
+		v := url.Values{"status": {status}, "after": {admin.EncodeRequestCursor(page.Next)}}
 		if f.ProfileID != "" {
 			v.Set("profile", f.ProfileID)
 		}
