@@ -14,7 +14,7 @@ import (
 	"github.com/scepd/scepd/internal/store"
 )
 
-// TestScreenshots regenerates the console screenshots of the README
+// TestScreenshots regenerates the console screenshots of docs/console.md
 // (docs/img): SCEPD_SCREENSHOTS=$PWD/docs/img go test -run TestScreenshots ./internal/e2e/
 // The dashboard over a month of issuance, a certificate a real client
 // enrolled, a pending request with what approving would issue, and a

@@ -153,7 +153,8 @@ func (n *normalizer) definite(in []byte, depth int) (rest []byte, ok bool) {
 		return nil, false
 	}
 	length, in2, err := readLength(in)
-	if err != nil || length > len(in2) || len(in)-len(in2) != lengthSize(length) {
+	var buf [5]byte
+	if err != nil || length > len(in2) || len(in)-len(in2) != len(appendLength(buf[:0], length)) {
 		return nil, false
 	}
 	content, rest := in2[:length], in2[length:]
@@ -165,21 +166,6 @@ func (n *normalizer) definite(in []byte, depth int) (rest []byte, ok bool) {
 		}
 	}
 	return rest, true
-}
-
-// lengthSize is the size of appendTLV's (minimal) encoding of length l.
-func lengthSize(l int) int {
-	switch {
-	case l < 0x80:
-		return 1
-	case l < 0x100:
-		return 2
-	case l < 0x10000:
-		return 3
-	case l < 0x1000000:
-		return 4
-	}
-	return 5
 }
 
 // readTag returns the identifier octets, including high-tag-number forms.
@@ -243,18 +229,22 @@ func splitTLV(b []byte) (byte, []byte, error) {
 // appendTLV appends tag, minimal DER length and content.
 func appendTLV(dst, tag, content []byte) []byte {
 	dst = append(dst, tag...)
-	l := len(content)
+	dst = appendLength(dst, len(content))
+	return append(dst, content...)
+}
+
+// appendLength appends the minimal DER encoding of length l (definite
+// compares an input's length octets with it).
+func appendLength(dst []byte, l int) []byte {
 	switch {
 	case l < 0x80:
-		dst = append(dst, byte(l))
+		return append(dst, byte(l))
 	case l < 0x100:
-		dst = append(dst, 0x81, byte(l))
+		return append(dst, 0x81, byte(l))
 	case l < 0x10000:
-		dst = append(dst, 0x82, byte(l>>8), byte(l))
+		return append(dst, 0x82, byte(l>>8), byte(l))
 	case l < 0x1000000:
-		dst = append(dst, 0x83, byte(l>>16), byte(l>>8), byte(l))
-	default:
-		dst = append(dst, 0x84, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
+		return append(dst, 0x83, byte(l>>16), byte(l>>8), byte(l))
 	}
-	return append(dst, content...)
+	return append(dst, 0x84, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
 }
