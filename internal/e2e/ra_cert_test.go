@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -192,5 +193,80 @@ profiles:
 	}
 	if !rogue.LogContains("not a registration authority this profile trusts") {
 		t.Errorf("the front's log does not pass on the upstream's reason:\n%s", rogue.Log())
+	}
+}
+
+// TestRAModeRevokedRA: an RA certificate the upstream scepd issued itself
+// (a profile whose policy adds id-kp-cmcRA, under a CA its mode-ra profile
+// trusts) authorises requests until it is revoked there; after `scepd
+// cert revoke` at the upstream, the front's requests are refused.
+func TestRAModeRevokedRA(t *testing.T) {
+	dir := t.TempDir()
+	upCfg := filepath.Join(dir, "upstream.yaml")
+	os.WriteFile(upCfg, []byte(`
+cas:
+  - id: corp
+    create: {subject: "CN=Corp RA-mode CA"}
+  - id: ras
+    create: {subject: "CN=Corp RA issuing CA"}
+profiles:
+  - id: ras
+    ca: ras
+    challenge: {password_env: E2E_RAS}
+    policy: {key_usage: [digitalSignature, keyEncipherment], ext_key_usage: [clientAuth, "1.3.6.1.5.5.7.3.28"]}
+`), 0o600)
+	env := []string{"E2E_RAS=" + challenge}
+	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}, Env: env})
+	rasChain := getCACertOf(t, up.URL("ras"))
+	raCA := writePEM(t, dir, "ras-ca.pem", rasChain[len(rasChain)-1].Raw)
+	// The RA's certificate, from the upstream's own profile.
+	raKey := newKey(t)
+	issued, err := client.New(up.URL("ras")).Enroll(context.Background(), client.Enrollment{Key: raKey, Subject: subjectCN("front RA"),
+		Challenge: challenge, Cipher: cms.AES256, Digest: crypto.SHA256})
+	if err != nil {
+		t.Fatalf("the RA's certificate: %v\n%s", err, up.Log())
+	}
+	raCert := writePEM(t, dir, "ra.pem", issued[0].Raw)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(raKey)
+	raKeyFile := filepath.Join(dir, "ra.key")
+	os.WriteFile(raKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	// The upstream's devices profile trusts that CA's RAs.
+	cfg, _ := os.ReadFile(upCfg)
+	os.WriteFile(upCfg, append(cfg, []byte(`  - id: corp
+    ca: corp
+    challenge: {mode: ra, trusted_ra: {ca_file: "`+raCA+`"}}
+`)...), 0o600)
+	up.Restart()
+	upCerts := getCACertOf(t, up.URL("corp"))
+	frontCfg := filepath.Join(dir, "front.yaml")
+	os.WriteFile(frontCfg, []byte(`
+profiles:
+  - id: legacy
+    upstream:
+      scep:
+        url: "`+up.URL("corp")+`"
+        ca_fingerprint: "`+upstream.Fingerprint(upCerts[len(upCerts)-1].Raw)+`"
+        ra: {cert: "`+raCert+`", key: "`+raKeyFile+`"}
+    challenge: {mode: dynamic}
+`), 0o600)
+	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg}})
+	enroll := func(cn string) error {
+		_, err := client.New(front.URL("legacy")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: subjectCN(cn),
+			Challenge: mintChallenge(t, front, "legacy"), Cipher: cms.AES256, Digest: crypto.SHA256})
+		return err
+	}
+	if err := enroll("before-revocation"); err != nil {
+		t.Fatalf("through the RA before its revocation: %v\nfront:\n%s\nupstream:\n%s", err, front.Log(), up.Log())
+	}
+	if out, err := cli(t, up, env, append([]string{"cert", "revoke", issued[0].SerialNumber.Text(16)}, dbArgs(up)...)...); err != nil {
+		t.Fatalf("revoking the RA's certificate: %v\n%s", err, out)
+	}
+	err = enroll("after-revocation")
+	var f *client.Failure
+	if !errors.As(err, &f) || !strings.Contains(f.Text, "is revoked") {
+		t.Fatalf("through the revoked RA: %v, want a FAILURE saying it is revoked\n%s", err, front.Log())
+	}
+	if n := len(certsOf(up, "corp")); n != 1 {
+		t.Fatalf("the upstream stored %d device certificates, want 1", n)
 	}
 }
