@@ -41,19 +41,26 @@ func seedInventory(t *testing.T, s *sceptest.Server, n int) {
 		if i%10 == 0 {
 			notAfter = time.Now().Add(-time.Duration(i+1) * time.Minute)
 		}
-		txid := fmt.Sprintf("inventory-%d", i)
-		err := st.RecordIssued(ctx, store.Issued{
-			Certificate: store.Certificate{Serial: serial, ProfileID: "devices", CAID: p.CAID, TransactionID: txid,
-				Subject: fmt.Sprintf("CN=laptop-%04d,O=Fleet", i), SANs: []string{fmt.Sprintf("DNS:laptop-%04d.fleet.example", i)},
-				NotBefore: created, NotAfter: notAfter, DER: []byte{0x30, 0}, Status: store.CertValid, Created: created},
-			Transaction: store.Transaction{ProfileID: "devices", TransactionID: txid, Status: store.StatusIssued, PublicKeySHA256: []byte(txid),
-				CSRDER: []byte{0x30, 0}, CertSerial: serial, Created: created, Updated: created},
-			Audit: store.AuditEvent{Time: created, Actor: "e2e", Action: "enroll", Object: serial, Outcome: "issued",
-				Details: map[string]string{"profile": "devices", "tx": txid}},
-		})
-		if err != nil {
-			t.Fatalf("record certificate %d: %v", i, err)
-		}
+		seedCertificate(t, st, store.Certificate{Serial: serial, ProfileID: "devices", CAID: p.CAID, TransactionID: fmt.Sprintf("inventory-%d", i),
+			Subject: fmt.Sprintf("CN=laptop-%04d,O=Fleet", i), SANs: []string{fmt.Sprintf("DNS:laptop-%04d.fleet.example", i)},
+			NotBefore: created, NotAfter: notAfter, Created: created})
+	}
+}
+
+// seedCertificate records c (valid, a placeholder DER) with its issued
+// transaction and enroll audit event, through the store.
+func seedCertificate(t *testing.T, st store.Store, c store.Certificate) {
+	t.Helper()
+	c.DER, c.Status = []byte{0x30, 0}, store.CertValid
+	err := st.RecordIssued(context.Background(), store.Issued{
+		Certificate: c,
+		Transaction: store.Transaction{ProfileID: c.ProfileID, TransactionID: c.TransactionID, Status: store.StatusIssued,
+			PublicKeySHA256: []byte(c.TransactionID), CSRDER: []byte{0x30, 0}, CertSerial: c.Serial, Created: c.Created, Updated: c.Created},
+		Audit: store.AuditEvent{Time: c.Created, Actor: "e2e", Action: "enroll", Object: c.Serial, Outcome: "issued",
+			Details: map[string]string{"profile": c.ProfileID, "tx": c.TransactionID}},
+	})
+	if err != nil {
+		t.Fatalf("record certificate %s: %v", c.Serial, err)
 	}
 }
 

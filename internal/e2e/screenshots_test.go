@@ -42,19 +42,9 @@ func TestScreenshots(t *testing.T) {
 		profile := []string{"devices", "devices", "approvals", "mdm"}[i%4]
 		day := (i * 7) % 30
 		created := now.Add(-time.Duration(day)*24*time.Hour - time.Duration(i%23)*time.Hour)
-		serial, txid := fmt.Sprintf("%x", 0x7e57a000+i), fmt.Sprintf("shot-%d", i)
-		notAfter := created.Add(time.Duration(20+i%400) * 24 * time.Hour)
-		status := store.CertValid
-		if err := st.RecordIssued(ctx, store.Issued{
-			Certificate: store.Certificate{Serial: serial, ProfileID: profile, CAID: p.CAID, TransactionID: txid,
-				Subject: fmt.Sprintf("CN=host-%03d,O=Example", i), SANs: []string{fmt.Sprintf("DNS:host-%03d.example.com", i)},
-				NotBefore: created, NotAfter: notAfter, DER: []byte{0x30, 0}, Status: status, Created: created},
-			Transaction: store.Transaction{ProfileID: profile, TransactionID: txid, Status: store.StatusIssued, PublicKeySHA256: []byte(txid),
-				CSRDER: []byte{0x30, 0}, CertSerial: serial, Created: created, Updated: created},
-			Audit: store.AuditEvent{Time: created, Actor: "e2e", Action: "enroll", Object: serial, Outcome: "issued"},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		seedCertificate(t, st, store.Certificate{Serial: fmt.Sprintf("%x", 0x7e57a000+i), ProfileID: profile, CAID: p.CAID, TransactionID: fmt.Sprintf("shot-%d", i),
+			Subject: fmt.Sprintf("CN=host-%03d,O=Example", i), SANs: []string{fmt.Sprintf("DNS:host-%03d.example.com", i)},
+			NotBefore: created, NotAfter: created.Add(time.Duration(20+i%400) * 24 * time.Hour), Created: created})
 	}
 	real, err := enrollWith(s, "devices", "laptop-0042.example.com", challenge)
 	if err != nil {
