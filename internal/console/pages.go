@@ -666,4 +666,3 @@ func detailPairs(d map[string]string) []pair {
 	slices.SortFunc(out, func(a, b pair) int { return cmp.Compare(a.K, b.K) })
 	return out
 }
-
