@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/keys"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // KeyType names a key algorithm and size.
@@ -115,14 +117,15 @@ func SubjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: marshal public key: %w", err)
 	}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
+	// SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier,
+	// subjectPublicKey BIT STRING }, read without reflection.
+	in := cryptobyte.String(der)
+	var spki cryptobyte.String
+	var bits asn1.BitString
+	if !in.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.SkipASN1(cbasn1.SEQUENCE) || !spki.ReadASN1BitString(&bits) {
+		return nil, fmt.Errorf("ca: parse public key: malformed SubjectPublicKeyInfo")
 	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
-		return nil, fmt.Errorf("ca: parse public key: %w", err)
-	}
-	sum := sha1.Sum(spki.PublicKey.Bytes)
+	sum := sha1.Sum(bits.Bytes)
 	return sum[:], nil
 }
 

@@ -130,7 +130,7 @@ func RedactChallenge(der []byte) ([]byte, error) {
 		}
 		kept = append(kept, attr)
 	}
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(der))) // the result is no longer than the request
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddBytes(version)

@@ -191,7 +191,7 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, p *Profil
 // base64 message parameter of a GET.
 func (s *Server) readMessage(r *http.Request) ([]byte, error) {
 	if r.Method == http.MethodPost {
-		b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody))
+		b, err := readAll(http.MaxBytesReader(nil, r.Body, s.opts.MaxBody), r.ContentLength, s.opts.MaxBody)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, s.opts.MaxBody)
@@ -208,6 +208,30 @@ func (s *Server) readMessage(r *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("%w: query string of %d bytes", errTooLarge, len(r.URL.RawQuery))
 	}
 	return DecodeGETMessage(r.URL.RawQuery)
+}
+
+// readAll is io.ReadAll with the buffer sized from the request's
+// Content-Length (when it declares one within max), so a body is read
+// into one allocation rather than into buffers doubling from 512 bytes.
+// What it returns and its errors are io.ReadAll's.
+func readAll(r io.Reader, declared, max int64) ([]byte, error) {
+	if declared <= 0 || declared > max {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, declared+1) // +1: the read that sees EOF needs room
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // more than declared: grow as io.ReadAll would
+		}
+	}
 }
 
 // DecodeGETMessage extracts and base64-decodes the message parameter of a

@@ -256,7 +256,8 @@ func Encrypt(plaintext []byte, recipient *Certificate, c Cipher, random io.Reade
 		return nil, fmt.Errorf("cms: key transport: %w", err)
 	}
 
-	var b cryptobyte.Builder
+	id := recipient.id()
+	b := builder(len(buf) + len(ek) + len(iv) + len(id.issuer) + len(id.serial) + len(id.ski) + 96)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(OIDEnvelopedData)
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -265,7 +266,7 @@ func Encrypt(plaintext []byte, recipient *Certificate, c Cipher, random io.Reade
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddASN1Int64(0)
-						recipient.id().add(b)
+						id.add(b)
 						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 							b.AddASN1ObjectIdentifier(oidRSAEncryption)
 							b.AddASN1NULL()

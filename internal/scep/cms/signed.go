@@ -397,7 +397,7 @@ func (s Signer) Sign(content []byte, attrs []Attribute, random io.Reader) ([]byt
 	}
 	// DER SET OF: elements in ascending order of their encodings (X.690 §11.6).
 	sort.Slice(encoded, func(i, j int) bool { return bytes.Compare(encoded[i], encoded[j]) < 0 })
-	var set []byte
+	set := make([]byte, 0, size(encoded))
 	for _, e := range encoded {
 		set = append(set, e...)
 	}
@@ -420,7 +420,8 @@ func (s Signer) Sign(content []byte, attrs []Attribute, random io.Reader) ([]byt
 		return nil, fmt.Errorf("cms: signing: %w", err)
 	}
 
-	var b cryptobyte.Builder
+	id := s.Cert.id()
+	b := builder(len(content) + size(s.Certificates) + len(set) + len(sig) + len(id.issuer) + len(id.serial) + len(id.ski) + 128)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(OIDSignedData)
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -437,7 +438,7 @@ func (s Signer) Sign(content []byte, attrs []Attribute, random io.Reader) ([]byt
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddASN1Int64(1)
-						s.Cert.id().add(b)
+						id.add(b)
 						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 							b.AddASN1ObjectIdentifier(digestOID)
 							b.AddASN1NULL()
@@ -488,7 +489,7 @@ func Degenerate(certs [][]byte) ([]byte, error) { return DegenerateWithCRLs(cert
 
 // DegenerateWithCRLs is Degenerate with CRLs, the form of a GetCRL reply.
 func DegenerateWithCRLs(certs, crls [][]byte) ([]byte, error) {
-	var b cryptobyte.Builder
+	b := builder(size(certs) + size(crls) + 64)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(OIDSignedData)
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -509,6 +510,20 @@ func DegenerateWithCRLs(certs, crls [][]byte) ([]byte, error) {
 		})
 	})
 	return b.Bytes()
+}
+
+// builder returns a Builder whose buffer takes n bytes before it grows:
+// the encoders below size it from what they embed, so the message is not
+// copied into ever larger buffers as it is built.
+func builder(n int) *cryptobyte.Builder { return cryptobyte.NewBuilder(make([]byte, 0, n)) }
+
+// size is the total length of bs.
+func size(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
 }
 
 func mustMarshal(v any) []byte {
