@@ -154,9 +154,15 @@ func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile
 		s.internalError(w, r, p, msg, fmt.Errorf("building CertRep: %w", err))
 		return
 	}
-	outcome = map[scep.PKIStatus]string{scep.StatusSuccess: "success", scep.StatusPending: "pending"}[reply.Status]
-	if reply.Status == scep.StatusFailure {
+	switch reply.Status {
+	case scep.StatusSuccess:
+		outcome = "success"
+	case scep.StatusPending:
+		outcome = "pending"
+	case scep.StatusFailure:
 		outcome = "failure:" + reply.FailInfo.String()
+	default:
+		outcome = ""
 	}
 	level, attrs := slog.LevelInfo, []slog.Attr{
 		slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID),
