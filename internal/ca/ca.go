@@ -113,7 +113,7 @@ func NewSerial(r io.Reader) (*big.Int, error) {
 // SubjectKeyID computes a key identifier per RFC 5280 §4.2.1.2 method 1:
 // the SHA-1 of the subjectPublicKey bits.
 func SubjectKeyID(pub crypto.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := MarshalPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("ca: marshal public key: %w", err)
 	}

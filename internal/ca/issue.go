@@ -61,7 +61,7 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, serial *big.Int
 	if !ok || h == 0 || !encodable(tmpl) {
 		return c.issueWithX509(tmpl, pub, serial)
 	}
-	spki, err := x509.MarshalPKIXPublicKey(pub)
+	spki, err := MarshalPublicKey(pub)
 	if err != nil {
 		return Issued{}, fmt.Errorf("ca: marshal public key: %w", err)
 	}

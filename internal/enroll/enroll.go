@@ -1145,7 +1145,7 @@ func keyDigest(pub crypto.PublicKey) []byte {
 	if pub == nil {
 		return nil
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := ca.MarshalPublicKey(pub)
 	if err != nil {
 		return nil
 	}
