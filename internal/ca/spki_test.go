@@ -24,7 +24,7 @@ func TestMarshalPublicKeyAsX509(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys = append(keys, &k.PublicKey)
-		for _, e := range []int{3, 65537, 1<<31 - 1, 1 << 40} {
+		for _, e := range []int{0, 3, 127, 128, 255, 256, 65537, 1<<31 - 1, 1 << 40, -1, -128, -129, -1 << 40} {
 			keys = append(keys, &rsa.PublicKey{N: k.N, E: e})
 		}
 	}
