@@ -420,45 +420,126 @@ func (s Signer) Sign(content []byte, attrs []Attribute, random io.Reader) ([]byt
 		return nil, fmt.Errorf("cms: signing: %w", err)
 	}
 
-	id := s.Cert.id()
-	b := builder(len(content) + size(s.Certificates) + len(set) + len(sig) + len(id.issuer) + len(id.serial) + len(id.ski) + 128)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(OIDSignedData)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(digestOID)
-						b.AddASN1NULL()
-					})
-				})
-				addEncapContent(b, content)
-				addCertificates(b, s.Certificates)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1Int64(1)
-						id.add(b)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1ObjectIdentifier(digestOID)
-							b.AddASN1NULL()
-						})
-						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-							b.AddBytes(set)
-						})
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1ObjectIdentifier(sigOID)
-							if sigOID.Equal(oidRSAEncryption) {
-								b.AddASN1NULL()
-							}
-						})
-						b.AddASN1OctetString(sig)
-					})
-				})
-			})
-		})
-	})
-	return b.Bytes()
+	return encodeSignedData(digestOID, content, s.Certificates, s.Cert.id(), set, sigOID, sig), nil
+}
+
+// encodeSignedData writes the ContentInfo of a SignedData with one
+// SignerInfo (RFC 5652 §5) in one pass into a buffer of its exact size:
+// the lengths are summed first, so nothing is built twice or copied into
+// a larger buffer (cryptobyte allocates a builder per element). attrs is
+// the content of the DER SET OF the signed attributes.
+func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][]byte, id signerID, attrs []byte, sigOID asn1.ObjectIdentifier, sig []byte) []byte {
+	var algs [64]byte
+	digestAlg := appendAlgorithmID(algs[:0], digestOID, true)
+	sigAlg := appendAlgorithmID(algs[len(digestAlg):len(digestAlg)], sigOID, sigOID.Equal(oidRSAEncryption))
+	oidData, oidSignedData := oidDataTLV, oidSignedDataTLV
+	version := []byte{0x02, 0x01, 0x01}
+
+	encap := len(oidData)
+	if content != nil {
+		encap += tlvLen(tlvLen(len(content)))
+	}
+	var sid int
+	if id.ski != nil {
+		sid = tlvLen(len(id.ski))
+	} else {
+		sid = tlvLen(len(id.issuer) + len(id.serial))
+	}
+	signerInfo := len(version) + sid + len(digestAlg) + tlvLen(len(attrs)) + len(sigAlg) + tlvLen(len(sig))
+	signedData := len(version) + tlvLen(len(digestAlg)) + tlvLen(encap) + tlvLen(tlvLen(signerInfo))
+	if len(certs) > 0 {
+		signedData += tlvLen(size(certs))
+	}
+	contentInfo := len(oidSignedData) + tlvLen(tlvLen(signedData))
+
+	b := make([]byte, 0, tlvLen(contentInfo))
+	b = appendTL(b, 0x30, contentInfo)
+	b = append(b, oidSignedData...)
+	b = appendTL(b, 0xa0, tlvLen(signedData))
+	b = appendTL(b, 0x30, signedData)
+	b = append(b, version...)
+	b = appendTL(b, 0x31, len(digestAlg))
+	b = append(b, digestAlg...)
+	b = appendTL(b, 0x30, encap)
+	b = append(b, oidData...)
+	if content != nil {
+		b = appendTL(b, 0xa0, tlvLen(len(content)))
+		b = appendTL(b, 0x04, len(content))
+		b = append(b, content...)
+	}
+	if len(certs) > 0 {
+		b = appendTL(b, 0xa0, size(certs))
+		for _, c := range certs {
+			b = append(b, c...)
+		}
+	}
+	b = appendTL(b, 0x31, tlvLen(signerInfo))
+	b = appendTL(b, 0x30, signerInfo)
+	b = append(b, version...)
+	if id.ski != nil {
+		b = appendTL(b, 0x80, len(id.ski))
+		b = append(b, id.ski...)
+	} else {
+		b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
+		b = append(append(b, id.issuer...), id.serial...)
+	}
+	b = append(b, digestAlg...)
+	b = appendTL(b, 0xa0, len(attrs))
+	b = append(b, attrs...)
+	b = append(b, sigAlg...)
+	b = appendTL(b, 0x04, len(sig))
+	return append(b, sig...)
+}
+
+// appendTL appends a tag and the minimal DER length l.
+func appendTL(dst []byte, tag byte, l int) []byte { return appendLength(append(dst, tag), l) }
+
+// tlvLen is the encoded length of an element with l content octets.
+func tlvLen(l int) int { return len(appendLength(make([]byte, 0, 5), l)) + 1 + l }
+
+var oidDataTLV, oidSignedDataTLV = appendOID(nil, OIDData), appendOID(nil, OIDSignedData)
+
+// appendOID appends the DER OBJECT IDENTIFIER oid, as cryptobyte writes
+// it; oid is one of this package's (valid: two arcs or more, the first
+// 0-2, the second below 40 under 0 and 1, none negative).
+func appendOID(dst []byte, oid asn1.ObjectIdentifier) []byte {
+	var buf [32]byte
+	c := appendBase128(buf[:0], int64(oid[0]*40+oid[1]))
+	for _, a := range oid[2:] {
+		c = appendBase128(c, int64(a))
+	}
+	return append(appendTL(dst, 0x06, len(c)), c...)
+}
+
+func appendBase128(dst []byte, n int64) []byte {
+	l := 1
+	for i := n >> 7; i > 0; i >>= 7 {
+		l++
+	}
+	for i := l - 1; i >= 0; i-- {
+		o := byte(n>>uint(i*7)) & 0x7f
+		if i != 0 {
+			o |= 0x80
+		}
+		dst = append(dst, o)
+	}
+	return dst
+}
+
+// appendAlgorithmID appends the DER AlgorithmIdentifier of oid, with NULL
+// parameters if null.
+func appendAlgorithmID(dst []byte, oid asn1.ObjectIdentifier, null bool) []byte {
+	var buf [32]byte
+	o := appendOID(buf[:0], oid)
+	n := len(o)
+	if null {
+		n += 2
+	}
+	dst = append(appendTL(dst, 0x30, n), o...)
+	if null {
+		dst = append(dst, 0x05, 0x00)
+	}
+	return dst
 }
 
 func addEncapContent(b *cryptobyte.Builder, content []byte) {
