@@ -108,3 +108,65 @@ func TestAppendOIDAsCryptobyte(t *testing.T) {
 		}
 	}
 }
+
+// envelopedDataBuilder is the cryptobyte encoding encodeEnvelopedData
+// replaced.
+func envelopedDataBuilder(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, buf []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(OIDEnvelopedData)
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1Int64(0)
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1Int64(0)
+						id.add(b)
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1ObjectIdentifier(oidRSAEncryption)
+							b.AddASN1NULL()
+						})
+						b.AddASN1OctetString(ek)
+					})
+				})
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(OIDData)
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(oid)
+						b.AddASN1OctetString(iv)
+					})
+					b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(buf) })
+				})
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// TestEncodeEnvelopedDataAsCryptobyte: the one-pass EnvelopedData encoder
+// writes what cryptobyte wrote, byte for byte.
+func TestEncodeEnvelopedDataAsCryptobyte(t *testing.T) {
+	fill := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
+	ids := []signerID{
+		{issuer: appendTLV(nil, []byte{0x30}, fill(60, 0x22)), serial: []byte{0x02, 0x01, 0x05}},
+		{issuer: appendTLV(nil, []byte{0x30}, fill(300, 0x22)), serial: appendTLV(nil, []byte{0x02}, fill(20, 0x33))},
+		{ski: fill(20, 0x44)},
+	}
+	for _, id := range ids {
+		for _, oid := range []asn1.ObjectIdentifier{oidDESCBC, oidDESEDE3, oidAES128CBC, oidAES256CBC} {
+			for _, ek := range [][]byte{fill(128, 1), fill(256, 2), fill(512, 3)} {
+				for _, iv := range [][]byte{fill(8, 4), fill(16, 5)} {
+					for _, ct := range [][]byte{fill(16, 6), fill(128, 7), fill(2000, 8), fill(70000, 9)} {
+						want, err := envelopedDataBuilder(id, ek, oid, iv, ct)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got := encodeEnvelopedData(id, ek, oid, iv, ct); !bytes.Equal(got, want) {
+							t.Fatalf("cipher %v, key %d, content %d, rid %d: differs from cryptobyte's encoding", oid, len(ek), len(ct), len(id.issuer)+len(id.ski))
+						}
+					}
+				}
+			}
+		}
+	}
+}

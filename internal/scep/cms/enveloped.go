@@ -256,36 +256,58 @@ func Encrypt(plaintext []byte, recipient *Certificate, c Cipher, random io.Reade
 		return nil, fmt.Errorf("cms: key transport: %w", err)
 	}
 
-	id := recipient.id()
-	b := builder(len(buf) + len(ek) + len(iv) + len(id.issuer) + len(id.serial) + len(id.ski) + 96)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(OIDEnvelopedData)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(0)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1Int64(0)
-						id.add(b)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1ObjectIdentifier(oidRSAEncryption)
-							b.AddASN1NULL()
-						})
-						b.AddASN1OctetString(ek)
-					})
-				})
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(OIDData)
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(oid)
-						b.AddASN1OctetString(iv)
-					})
-					b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(buf) })
-				})
-			})
-		})
-	})
-	return b.Bytes()
+	return encodeEnvelopedData(recipient.id(), ek, oid, iv, buf), nil
+}
+
+// encodeEnvelopedData writes the ContentInfo of an EnvelopedData with one
+// key-transport recipient (RSA) and content encrypted with cipher oid
+// under iv, in one pass into a buffer of its exact size.
+func encodeEnvelopedData(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, ct []byte) []byte {
+	var algs [64]byte
+	keyAlg := appendAlgorithmID(algs[:0], oidRSAEncryption, true)
+	contentAlg := appendOID(algs[len(keyAlg):len(keyAlg)], oid)
+	oidEnveloped := appendOID(algs[len(keyAlg)+len(contentAlg):len(keyAlg)+len(contentAlg)], OIDEnvelopedData)
+	version := []byte{0x02, 0x01, 0x00}
+
+	var rid int
+	if id.ski != nil {
+		rid = tlvLen(len(id.ski))
+	} else {
+		rid = tlvLen(len(id.issuer) + len(id.serial))
+	}
+	recipient := len(version) + rid + len(keyAlg) + tlvLen(len(ek))
+	cipherAlg := len(contentAlg) + tlvLen(len(iv))
+	encrypted := len(oidDataTLV) + tlvLen(cipherAlg) + tlvLen(len(ct))
+	envelopedData := len(version) + tlvLen(tlvLen(recipient)) + tlvLen(encrypted)
+	contentInfo := len(oidEnveloped) + tlvLen(tlvLen(envelopedData))
+
+	b := make([]byte, 0, tlvLen(contentInfo))
+	b = appendTL(b, 0x30, contentInfo)
+	b = append(b, oidEnveloped...)
+	b = appendTL(b, 0xa0, tlvLen(envelopedData))
+	b = appendTL(b, 0x30, envelopedData)
+	b = append(b, version...)
+	b = appendTL(b, 0x31, tlvLen(recipient))
+	b = appendTL(b, 0x30, recipient)
+	b = append(b, version...)
+	if id.ski != nil {
+		b = appendTL(b, 0x80, len(id.ski))
+		b = append(b, id.ski...)
+	} else {
+		b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
+		b = append(append(b, id.issuer...), id.serial...)
+	}
+	b = append(b, keyAlg...)
+	b = appendTL(b, 0x04, len(ek))
+	b = append(b, ek...)
+	b = appendTL(b, 0x30, encrypted)
+	b = append(b, oidDataTLV...)
+	b = appendTL(b, 0x30, cipherAlg)
+	b = append(b, contentAlg...)
+	b = appendTL(b, 0x04, len(iv))
+	b = append(b, iv...)
+	b = appendTL(b, 0x80, len(ct))
+	return append(b, ct...)
 }
 
 // setDESParity sets odd parity on each key byte, as DES keys expect.
