@@ -170,3 +170,70 @@ func TestEncodeEnvelopedDataAsCryptobyte(t *testing.T) {
 		}
 	}
 }
+
+// degenerateBuilder is the cryptobyte encoding DegenerateWithCRLs replaced.
+func degenerateBuilder(certs, crls [][]byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(OIDSignedData)
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1Int64(1)
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {})
+				addEncapContent(b, nil)
+				addCertificates(b, certs)
+				if len(crls) > 0 {
+					b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+						for _, c := range crls {
+							b.AddBytes(c)
+						}
+					})
+				}
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {})
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// TestDegenerateAsCryptobyte: the certs-only encoder writes what
+// cryptobyte wrote, byte for byte.
+func TestDegenerateAsCryptobyte(t *testing.T) {
+	el := func(n int, c byte) []byte { return appendTLV(nil, []byte{0x30}, bytes.Repeat([]byte{c}, n)) }
+	lists := [][][]byte{nil, {}, {el(10, 1)}, {el(100, 2), el(1500, 3)}, {el(70000, 4)}}
+	for _, certs := range lists {
+		for _, crls := range lists {
+			want, err := degenerateBuilder(certs, crls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := DegenerateWithCRLs(certs, crls); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%d certificates, %d CRLs: differs from cryptobyte's encoding (%v)", len(certs), len(crls), err)
+			}
+		}
+	}
+}
+
+// The cryptobyte helpers of the encoders replaced.
+
+func addEncapContent(b *cryptobyte.Builder, content []byte) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(OIDData)
+		if content != nil {
+			b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1OctetString(content)
+			})
+		}
+	})
+}
+
+func addCertificates(b *cryptobyte.Builder, certs [][]byte) {
+	if len(certs) == 0 {
+		return
+	}
+	b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+		for _, c := range certs {
+			b.AddBytes(c)
+		}
+	})
+}

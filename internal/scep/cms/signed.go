@@ -542,61 +542,45 @@ func appendAlgorithmID(dst []byte, oid asn1.ObjectIdentifier, null bool) []byte 
 	return dst
 }
 
-func addEncapContent(b *cryptobyte.Builder, content []byte) {
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(OIDData)
-		if content != nil {
-			b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-				b.AddASN1OctetString(content)
-			})
-		}
-	})
-}
-
-func addCertificates(b *cryptobyte.Builder, certs [][]byte) {
-	if len(certs) == 0 {
-		return
-	}
-	b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-		for _, c := range certs {
-			b.AddBytes(c)
-		}
-	})
-}
-
 // Degenerate builds a certs-only SignedData (RFC 8894 §3.4), the form of
 // GetCACert and of the certificate carried in a CertRep.
 func Degenerate(certs [][]byte) ([]byte, error) { return DegenerateWithCRLs(certs, nil) }
 
 // DegenerateWithCRLs is Degenerate with CRLs, the form of a GetCRL reply.
 func DegenerateWithCRLs(certs, crls [][]byte) ([]byte, error) {
-	b := builder(size(certs) + size(crls) + 64)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(OIDSignedData)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {})
-				addEncapContent(b, nil)
-				addCertificates(b, certs)
-				if len(crls) > 0 {
-					b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-						for _, c := range crls {
-							b.AddBytes(c)
-						}
-					})
-				}
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {})
-			})
-		})
-	})
-	return b.Bytes()
+	// Written in one pass into a buffer of its exact size: version 1, no
+	// digest algorithms, eContentType id-data without content, the
+	// certificates [0] and CRLs [1] when there are any, no SignerInfos.
+	encap := len(oidDataTLV)
+	signedData := 3 + 2 + tlvLen(encap) + 2
+	if len(certs) > 0 {
+		signedData += tlvLen(size(certs))
+	}
+	if len(crls) > 0 {
+		signedData += tlvLen(size(crls))
+	}
+	contentInfo := len(oidSignedDataTLV) + tlvLen(tlvLen(signedData))
+	b := make([]byte, 0, tlvLen(contentInfo))
+	b = appendTL(b, 0x30, contentInfo)
+	b = append(b, oidSignedDataTLV...)
+	b = appendTL(b, 0xa0, tlvLen(signedData))
+	b = appendTL(b, 0x30, signedData)
+	b = append(b, 0x02, 0x01, 0x01, 0x31, 0x00)
+	b = appendTL(b, 0x30, encap)
+	b = append(b, oidDataTLV...)
+	for _, l := range []struct {
+		tag   byte
+		elems [][]byte
+	}{{0xa0, certs}, {0xa1, crls}} {
+		if len(l.elems) > 0 {
+			b = appendTL(b, l.tag, size(l.elems))
+			for _, e := range l.elems {
+				b = append(b, e...)
+			}
+		}
+	}
+	return append(b, 0x31, 0x00), nil
 }
-
-// builder returns a Builder whose buffer takes n bytes before it grows:
-// the encoders below size it from what they embed, so the message is not
-// copied into ever larger buffers as it is built.
-func builder(n int) *cryptobyte.Builder { return cryptobyte.NewBuilder(make([]byte, 0, n)) }
 
 // size is the total length of bs.
 func size(bs [][]byte) int {
