@@ -14,7 +14,7 @@ import (
 // and keeps http.MaxBytesReader's error.
 func TestReadAllAsIOReadAll(t *testing.T) {
 	body := bytes.Repeat([]byte("scep"), 700)
-	for _, declared := range []int64{-1, 0, 1, 100, int64(len(body)) - 1, int64(len(body)), int64(len(body)) + 1, 1 << 20} {
+	for _, declared := range []int64{-1, 0, 1, 100, int64(len(body)) - 1, int64(len(body)), int64(len(body)) + 1, presizeLimit, presizeLimit + 1, 1 << 20} {
 		for _, max := range []int64{int64(len(body)) - 5, int64(len(body)), 1 << 20} {
 			reader := func() io.Reader {
 				return iotest.HalfReader(http.MaxBytesReader(nil, io.NopCloser(bytes.NewReader(body)), max))
@@ -29,5 +29,14 @@ func TestReadAllAsIOReadAll(t *testing.T) {
 				t.Errorf("declared %d, max %d: error %v, io.ReadAll %v", declared, max, err, wantErr)
 			}
 		}
+	}
+}
+
+// TestReadAllDeclaredIsNotAllocated: a body that declares a megabyte and
+// sends a few bytes does not get a megabyte's buffer.
+func TestReadAllDeclaredIsNotAllocated(t *testing.T) {
+	b, err := readAll(bytes.NewReader([]byte("short")), 1<<20, 1<<20)
+	if err != nil || string(b) != "short" || cap(b) > presizeLimit {
+		t.Fatalf("%q, %v, capacity %d", b, err, cap(b))
 	}
 }

@@ -217,11 +217,13 @@ func (s *Server) readMessage(r *http.Request) ([]byte, error) {
 }
 
 // readAll is io.ReadAll with the buffer sized from the request's
-// Content-Length (when it declares one within max), so a body is read
-// into one allocation rather than into buffers doubling from 512 bytes.
-// What it returns and its errors are io.ReadAll's.
+// Content-Length (when it declares one within max and presizeLimit), so a
+// body is read into one allocation rather than into buffers doubling from
+// 512 bytes. What it returns and its errors are io.ReadAll's. A larger
+// declared length is not allocated ahead: a client that declares much and
+// sends little would hold that memory.
 func readAll(r io.Reader, declared, max int64) ([]byte, error) {
-	if declared <= 0 || declared > max {
+	if declared <= 0 || declared > max || declared > presizeLimit {
 		return io.ReadAll(r)
 	}
 	b := make([]byte, 0, declared+1) // +1: the read that sees EOF needs room
@@ -239,6 +241,10 @@ func readAll(r io.Reader, declared, max int64) ([]byte, error) {
 		}
 	}
 }
+
+// presizeLimit bounds the buffer readAll allocates from a declared length
+// (real PKIOperation bodies are a few KB).
+const presizeLimit = 64 << 10
 
 // DecodeGETMessage extracts and base64-decodes the message parameter of a
 // GET PKIOperation from a raw query string. Clients differ: Apple sends
