@@ -1,5 +1,5 @@
 // Package ca issues certificates: key generation for CA and RA identities,
-// the certificate policy pipeline, random serials and signing.
+// the certificate policy pipeline, serials and signing.
 package ca
 
 import (
@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -94,20 +95,30 @@ func (c *CA) ChainDER() [][]byte {
 	return out
 }
 
-// NewSerial returns a positive random serial of 127 bits, well above the
+// NewSerial returns a positive 16-octet serial: the current time in
+// milliseconds since 1970 (6 octets) followed by 80 random bits, above the
 // 64 bits of entropy CA/Browser Forum rules ask for and within RFC 5280's
-// 20 octets. Random serials need no coordination between replicas.
+// 20 octets. Random bits need no coordination between replicas; the time
+// in front makes serials grow with issuance, so a new certificate's serial
+// lands at the end of the store's serial index, beside the previous
+// ones, instead of in a random page of it: one page written per commit
+// for a group of enrollments rather than one per enrollment, and no
+// random page rewritten at each checkpoint of a large database.
 func NewSerial(r io.Reader) (*big.Int, error) {
-	b := make([]byte, 16)
-	for {
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, fmt.Errorf("ca: serial: %w", err)
-		}
-		b[0] &= 0x7f
-		if n := new(big.Int).SetBytes(b); n.BitLen() > 64 {
-			return n, nil
-		}
+	return serialAt(r, time.Now())
+}
+
+func serialAt(r io.Reader, now time.Time) (*big.Int, error) {
+	ms := now.UnixMilli()
+	if ms < 0 || ms >= 1<<47 {
+		return nil, fmt.Errorf("ca: serial: clock out of range: %v", now)
 	}
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b[:8], uint64(ms)<<16)
+	if _, err := io.ReadFull(r, b[6:]); err != nil {
+		return nil, fmt.Errorf("ca: serial: %w", err)
+	}
+	return new(big.Int).SetBytes(b), nil
 }
 
 // SubjectKeyID computes a key identifier per RFC 5280 §4.2.1.2 method 1:

@@ -68,3 +68,13 @@ func TestAuditPlans(t *testing.T) {
 	words := storetest.PlanWords{Explain: "EXPLAIN ", Index: "using ", FullScan: "Seq Scan"}
 	storetest.CheckPlans(t, conn, words, storetest.AuditPlans(Dialect().List, time.Now()))
 }
+
+// TestRevokedPlan: a CRL's certificates come from the covering partial
+// index in serial order, without a sort.
+func TestRevokedPlan(t *testing.T) {
+	conn := planConn(t, "SET enable_seqscan = off", "SET enable_bitmapscan = off")
+	text := storetest.Explain(t, conn, "EXPLAIN ", sqlstore.ListRevokedQuery, "ca")
+	if !strings.Contains(text, "Index Only Scan using certificates_revoked") || strings.Contains(text, "Sort") {
+		t.Errorf("ListRevoked plan: %s", text)
+	}
+}

@@ -63,3 +63,13 @@ func TestIntegrityPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedPlan: a CRL's certificates come from the covering partial
+// index in serial order: no row read (their revocation columns follow the
+// DER, in an overflow page), no sort.
+func TestRevokedPlan(t *testing.T) {
+	text := storetest.Explain(t, openPlans(t).DB(), "EXPLAIN QUERY PLAN ", sqlstore.ListRevokedQuery, "ca")
+	if !strings.Contains(text, "USING COVERING INDEX certificates_revoked (ca_id=?)") || strings.Contains(text, "TEMP B-TREE") {
+		t.Errorf("ListRevoked plan: %s", text)
+	}
+}

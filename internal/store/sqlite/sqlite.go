@@ -129,14 +129,20 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := privateFiles(path); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	pageSize, err := createWithPageSize(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 	// temp_store(MEMORY): the group commit gives each caller a savepoint,
 	// whose statement journal (the pages it changed, for a rollback to
 	// it) SQLite otherwise writes to a temporary file once it passes 64
 	// KiB: 65 KB of writes per enrollment for a journal no crash needs.
 	// The rare sorts of many rows (a CRL's revoked serials) stay in
-	// memory too.
+	// memory too. wal_autocheckpoint: the WAL is copied back into the
+	// database once it holds walBytes, whatever the page size.
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", walBytes/pageSize)} {
 		q.Add("_pragma", p)
 	}
 	// Write transactions take the lock at BEGIN, so two writers never
@@ -155,6 +161,55 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return sqlstore.New(ctx, db, d)
+}
+
+// newPageSize is the page size of a database scepd creates. A commit
+// writes every page it changed to the WAL, whole, and a checkpoint writes
+// them again: an enrollment changes a page in each of three tables and seven
+// indexes, most of them by a few dozen bytes, so the page size, not
+// the data, sets what an enrollment writes (59 KB with SQLite's 4096
+// bytes, about 20 KB with 1024 at four clients; scripts/bench-io).
+// Reads barely notice: the b-trees are a level deeper and a certificate
+// row spills into an overflow page. A database created with another page
+// size keeps it (changing it takes a VACUUM, docs/operations.md).
+const newPageSize = 1024
+
+// walBytes is the WAL size at which a connection checkpoints (SQLite's
+// default is 1000 pages: 4 MB with its default page size).
+const walBytes = 4 << 20
+
+// createWithPageSize gives a database that has no page yet (privateFiles
+// has just created the empty file) newPageSize, which SQLite fixes when
+// it writes the first page: here, switching to WAL. It returns the
+// database's page size, new or not.
+func createWithPageSize(ctx context.Context, path string) (int, error) {
+	if strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
+		return newPageSize, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	steps := []string{"PRAGMA journal_mode=WAL"}
+	if fi.Size() == 0 {
+		steps = append([]string{fmt.Sprintf("PRAGMA page_size=%d", newPageSize)}, steps...)
+	}
+	for _, p := range steps {
+		if _, err := db.ExecContext(ctx, p); err != nil {
+			return 0, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&n); err != nil {
+		return 0, fmt.Errorf("page size: %w", err)
+	}
+	return n, nil
 }
 
 // privateFiles creates the database file owner-only before SQLite opens it

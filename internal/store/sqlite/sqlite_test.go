@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,9 +91,32 @@ func BenchmarkRecordIssuedParallel(b *testing.B) {
 
 // TestConnectionSettings: every connection of the pool is durable
 // (synchronous=FULL, WAL) and keeps statement journals in memory
-// (temp_store=MEMORY: a savepoint's journal is no crash's concern).
+// (temp_store=MEMORY: a savepoint's journal is no crash's concern); a new
+// database has 1 KiB pages and checkpoints its WAL at 4 MiB.
 func TestConnectionSettings(t *testing.T) {
-	db := openAt(t, filepath.Join(t.TempDir(), "scepd.db")).DB()
+	checkSettings(t, openAt(t, filepath.Join(t.TempDir(), "scepd.db")).DB(), map[string]string{
+		"page_size": "1024", "wal_autocheckpoint": "4096"})
+}
+
+// A database created with another page size keeps it, and checkpoints at
+// the same WAL size.
+func TestExistingPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scepd.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"PRAGMA page_size=4096", "CREATE TABLE before_scepd (x)"} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	checkSettings(t, openAt(t, path).DB(), map[string]string{"page_size": "4096", "wal_autocheckpoint": "1024"})
+}
+
+func checkSettings(t *testing.T, db *sql.DB, more map[string]string) {
+	t.Helper()
 	ctx := context.Background()
 	conns := make([]*sql.Conn, 3) // held at once, so three connections
 	for i := range conns {
@@ -104,7 +128,9 @@ func TestConnectionSettings(t *testing.T) {
 		conns[i] = c
 	}
 	for i, c := range conns {
-		for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2"} {
+		want := map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2"}
+		maps.Copy(want, more)
+		for pragma, want := range want {
 			var got string
 			if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				t.Fatal(err)

@@ -275,14 +275,18 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 	})
 }
 
+// ListRevokedQuery reads a CA's revoked certificates for its CRL, from the
+// covering index certificates_revoked alone.
+const ListRevokedQuery = `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = 'revoked' ORDER BY serial`
+
 // ListRevoked returns a CA's revoked certificates.
 func (s *Store) ListRevoked(ctx context.Context, caID string) (out []store.Revoked, err error) {
 	defer s.end("ListRevoked", time.Now(), &err)
-	return list(ctx, s, `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = $2 ORDER BY serial`,
+	return list(ctx, s, ListRevokedQuery,
 		func(r scanner) (store.Revoked, error) {
 			var c store.Revoked
 			return c, r.Scan(&c.Serial, s.tm(&c.At), &c.Reason)
-		}, caID, store.CertRevoked)
+		}, caID)
 }
 
 // IssuedPerDay counts issued certificates per UTC day and profile.
