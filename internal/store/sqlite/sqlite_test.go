@@ -104,7 +104,7 @@ func TestConnectionSettings(t *testing.T) {
 		conns[i] = c
 	}
 	for i, c := range conns {
-		for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2"} {
+		for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2", "cache_size": "-512"} {
 			var got string
 			if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				t.Fatal(err)
