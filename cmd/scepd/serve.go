@@ -68,7 +68,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	maxQueue := fs.Int("max-queue", envInt("SCEPD_MAX_QUEUE", 1024), "PKIOperations that may wait for a slot; one more gets HTTP 503 with Retry-After at once (env SCEPD_MAX_QUEUE)")
 	challengeRate := fs.Float64("challenge-rate", envFloat("SCEPD_CHALLENGE_RATE", 10), "one-time challenges minted per second per profile (API, console, NDES page, Jamf webhook), on average; 0: unlimited (env SCEPD_CHALLENGE_RATE)")
 	challengeBurst := fs.Int("challenge-burst", envInt("SCEPD_CHALLENGE_BURST", 100), "challenges a profile may mint at once above its rate (env SCEPD_CHALLENGE_BURST)")
-	memLimit := fs.Int("memory-limit-mib", envInt("SCEPD_MEMORY_LIMIT_MIB", 20), "soft limit of the Go heap in MiB: the collector works harder near it instead of letting the heap double (GOMEMLIMIT, when set, wins; 0: none) (env SCEPD_MEMORY_LIMIT_MIB)")
+	memLimit := fs.Int("memory-limit-mib", envInt("SCEPD_MEMORY_LIMIT_MIB", 18), "soft limit of the Go heap in MiB: the collector works harder near it instead of letting the heap double (GOMEMLIMIT, when set, wins; 0: none) (env SCEPD_MEMORY_LIMIT_MIB)")
 	dbMaxConns := fs.Int("db-max-conns", envInt("SCEPD_DB_MAX_CONNS", 0), "PostgreSQL connection pool size; 0: max(4, CPUs) (env SCEPD_DB_MAX_CONNS)")
 	caKeyType := fs.String("ca-key-type", envDefault("SCEPD_CA_KEY_TYPE", string(ca.DefaultKeyType)),
 		fmt.Sprintf("without --config: key type of the created CA, one of %v; ecdsa-* only for fleets whose every client handles ECDSA (env SCEPD_CA_KEY_TYPE)", ca.KeyTypes()))
@@ -94,9 +94,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scepd: %v\n", err)
 		return 1
 	}
-	// A soft heap limit keeps the footprint of an idle-to-busy server near
+	// A soft heap limit keeps the footprint of an idle-to-busy server under
 	// 40 MB: enrollment keeps little live data, so without it the heap
 	// grows to twice the peak of a short burst (argon2id's 7 MiB, a CRL).
+	// 18 MiB: with 256 clients the Go runtime needs about 13 MiB (their
+	// connections' buffers and stacks, the collector's own), so the
+	// collector still runs less often than with 20 MiB before PKIOperations
+	// ran off the connections' goroutines; 17 doubles the collections and
+	// 16 thrashes (CPU per enrollment +40 %, requests time out).
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && *memLimit > 0 {
 		debug.SetMemoryLimit(int64(*memLimit) << 20)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -125,4 +126,25 @@ func TestResumeGoesFirst(t *testing.T) {
 		t.Fatalf("then %s", got)
 	}
 	s.release()
+}
+
+// TestOnWorker: the work of a PKIOperation runs on a goroutine of its
+// own; its results come back, and a panic in it is raised again in the
+// request's goroutine with the same value (net/http recovers it there, and
+// http.ErrAbortHandler keeps its meaning).
+func TestOnWorker(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := s.onWorker(func() (string, string) { return "CertRep", "success" }); a != "CertRep" || b != "success" {
+		t.Fatalf("onWorker returned %q, %q", a, b)
+	}
+	defer func() {
+		if p := recover(); p != http.ErrAbortHandler {
+			t.Fatalf("recovered %v, want http.ErrAbortHandler", p)
+		}
+	}()
+	s.onWorker(func() (string, string) { panic(http.ErrAbortHandler) })
+	t.Fatal("the panic did not reach the caller")
 }

@@ -140,8 +140,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// The rare sorts of many rows (a CRL's revoked serials) stay in
 	// memory too. wal_autocheckpoint: the WAL is copied back into the
 	// database once it holds walBytes, whatever the page size.
+	// cache_size(-512): 512 KiB of page cache per connection instead of
+	// SQLite's 2 MiB, for up to 8 connections. In WAL mode a connection
+	// drops its cache whenever another has committed, which under
+	// enrollment load is all the time, so the larger cache mostly held
+	// memory (256 clients: 1-2 MiB less resident, no CPU difference
+	// measured).
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)",
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)", "cache_size(-512)",
 		fmt.Sprintf("wal_autocheckpoint(%d)", walBytes/pageSize)} {
 		q.Add("_pragma", p)
 	}

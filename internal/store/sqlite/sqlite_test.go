@@ -128,7 +128,7 @@ func checkSettings(t *testing.T, db *sql.DB, more map[string]string) {
 		conns[i] = c
 	}
 	for i, c := range conns {
-		want := map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2"}
+		want := map[string]string{"synchronous": "2", "journal_mode": "wal", "temp_store": "2", "cache_size": "-512"}
 		maps.Copy(want, more)
 		for pragma, want := range want {
 			var got string
