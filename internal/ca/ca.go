@@ -100,8 +100,8 @@ func (c *CA) ChainDER() [][]byte {
 // 64 bits of entropy CA/Browser Forum rules ask for and within RFC 5280's
 // 20 octets. Random bits need no coordination between replicas; the time
 // in front makes serials grow with issuance, so a new certificate's serial
-// lands at the end of the store's serial index, beside the previous
-// ones, instead of in a random page of it: one page written per commit
+// lands beside the previous ones in the store's serial index (at its end
+// in a database of such serials only), instead of in a random page of it: one page written per commit
 // for a group of enrollments rather than one per enrollment, and no
 // random page rewritten at each checkpoint of a large database.
 func NewSerial(r io.Reader) (*big.Int, error) {
@@ -199,7 +199,7 @@ func (c *CA) IssueRA(pub crypto.PublicKey, subject pkix.Name, validity time.Dura
 }
 
 // childTemplate starts the certificate of a CA-level identity under c
-// (an RA or an intermediate): random serial, SKI, five minutes of
+// (an RA or an intermediate): a fresh serial (NewSerial), SKI, five minutes of
 // backdating, validity capped at c's notAfter. Callers set the key usage.
 func (c *CA) childTemplate(pub crypto.PublicKey, subject pkix.Name, validity time.Duration, now time.Time) (*x509.Certificate, error) {
 	serial, err := NewSerial(c.rand())

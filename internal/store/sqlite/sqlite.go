@@ -9,9 +9,11 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -147,9 +149,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// memory (256 clients: 1-2 MiB less resident, no CPU difference
 	// measured).
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)", "cache_size(-512)",
-		fmt.Sprintf("wal_autocheckpoint(%d)", walBytes/pageSize)} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)", "cache_size(-512)"} {
 		q.Add("_pragma", p)
+	}
+	if pageSize > 0 {
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walBytes/pageSize))
 	}
 	// Write transactions take the lock at BEGIN, so two writers never
 	// deadlock upgrading read locks.
@@ -187,26 +191,26 @@ const walBytes = 4 << 20
 // createWithPageSize gives a database that has no page yet (privateFiles
 // has just created the empty file) newPageSize, which SQLite fixes when
 // it writes the first page: here, switching to WAL. It returns the
-// database's page size, new or not.
+// database's page size, new or not; 0 when it cannot tell (an in-memory
+// database or a URI, or a file SQLite will refuse when it opens it).
 func createWithPageSize(ctx context.Context, path string) (int, error) {
 	if strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
-		return newPageSize, nil
+		return 0, nil
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
 	}
-	db, err := sql.Open("sqlite", "file:"+path)
+	if fi.Size() > 0 {
+		return pageSizeOf(path), nil
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	steps := []string{"PRAGMA journal_mode=WAL"}
-	if fi.Size() == 0 {
-		steps = append([]string{fmt.Sprintf("PRAGMA page_size=%d", newPageSize)}, steps...)
-	}
-	for _, p := range steps {
+	for _, p := range []string{fmt.Sprintf("PRAGMA page_size=%d", newPageSize), "PRAGMA journal_mode=WAL"} {
 		if _, err := db.ExecContext(ctx, p); err != nil {
 			return 0, fmt.Errorf("%s: %w", p, err)
 		}
@@ -216,6 +220,28 @@ func createWithPageSize(ctx context.Context, path string) (int, error) {
 		return 0, fmt.Errorf("page size: %w", err)
 	}
 	return n, nil
+}
+
+// pageSizeOf reads the page size from a database file's header (two
+// octets at offset 16, big-endian, 1 standing for 65536); 0 when the
+// file is no SQLite database.
+func pageSizeOf(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var h [18]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:16]) != "SQLite format 3\x00" {
+		return 0
+	}
+	switch n := int(binary.BigEndian.Uint16(h[16:])); {
+	case n == 1:
+		return 65536
+	case n >= 512 && n <= 32768 && n&(n-1) == 0:
+		return n
+	}
+	return 0
 }
 
 // privateFiles creates the database file owner-only before SQLite opens it

@@ -1,9 +1,11 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,5 +161,24 @@ func TestCommitGivesBackTheSlot(t *testing.T) {
 	}
 	if got := strings.Join(events, ","); got != "yield,resume" {
 		t.Fatalf("the write's slot: %q, want yield,resume", got)
+	}
+}
+
+// A file that is no SQLite database is refused with SQLite's own error,
+// and left as it was.
+func TestOpenNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scepd.db")
+	junk := []byte("this is not a database, it is an operator's note\n")
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(context.Background(), path); err == nil {
+		s.Close()
+		t.Fatal("opened a file that is no database")
+	} else if !strings.Contains(err.Error(), "not a database") {
+		t.Errorf("error %q does not say the file is not a database", err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, junk) {
+		t.Errorf("the file was changed: %q", got)
 	}
 }

@@ -277,7 +277,9 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 
 // ListRevokedQuery reads a CA's revoked certificates for its CRL, from the
 // covering index certificates_revoked alone.
-const ListRevokedQuery = `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = 'revoked' ORDER BY serial`
+// The status is written out, not bound: a partial index serves a query
+// only when its condition is in the query's text.
+const ListRevokedQuery = `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND status = '` + store.CertRevoked + `' ORDER BY serial`
 
 // ListRevoked returns a CA's revoked certificates.
 func (s *Store) ListRevoked(ctx context.Context, caID string) (out []store.Revoked, err error) {
