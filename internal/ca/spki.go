@@ -12,17 +12,6 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-var (
-	oidPublicKeyRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidPublicKeyECDSA = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	curveOIDs         = map[elliptic.Curve]asn1.ObjectIdentifier{
-		elliptic.P224(): {1, 3, 132, 0, 33},
-		elliptic.P256(): {1, 2, 840, 10045, 3, 1, 7},
-		elliptic.P384(): {1, 3, 132, 0, 34},
-		elliptic.P521(): {1, 3, 132, 0, 35},
-	}
-)
-
 // MarshalPublicKey is x509.MarshalPKIXPublicKey, byte for byte: RSA and
 // ECDSA keys (what enrollments carry) are written here into one buffer,
 // at a fraction of the cost of encoding/asn1's reflection; any other key,
