@@ -29,8 +29,8 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 		key = append(append(key, n...), e...)
 		alg = algRSA
 	case *ecdsa.PublicKey:
-		a, ok := curveAlgs[k.Curve]
-		if !ok {
+		a := curveAlg(k.Curve)
+		if a == nil {
 			break
 		}
 		var err error
@@ -54,15 +54,30 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 var (
 	// AlgorithmIdentifiers: rsaEncryption with NULL parameters (RFC 3279
 	// §2.3.1); id-ecPublicKey with the named curve.
-	algRSA    = algorithm(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, nil)
-	curveAlgs = map[elliptic.Curve][]byte{
-		elliptic.P224(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 33}),
-		elliptic.P256(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}),
-		elliptic.P384(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 34}),
-		elliptic.P521(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 35}),
-	}
+	algRSA         = algorithm(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, nil)
+	algP224        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 33})
+	algP256        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7})
+	algP384        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 34})
+	algP521        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 35})
 	oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
 )
+
+// curveAlg is the AlgorithmIdentifier of a key on c, or nil for a curve
+// other than P-224, P-256, P-384 and P-521. It compares, as crypto/x509
+// does, where a map lookup would panic on a Curve of an unhashable type.
+func curveAlg(c elliptic.Curve) []byte {
+	switch c {
+	case elliptic.P224():
+		return algP224
+	case elliptic.P256():
+		return algP256
+	case elliptic.P384():
+		return algP384
+	case elliptic.P521():
+		return algP521
+	}
+	return nil
+}
 
 // algorithm encodes an AlgorithmIdentifier: the OID and, for a nil
 // curve, NULL parameters.
