@@ -227,6 +227,17 @@ func addEncapContent(b *cryptobyte.Builder, content []byte) {
 	})
 }
 
+func (id signerID) add(b *cryptobyte.Builder) {
+	if id.ski != nil {
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(id.ski) })
+		return
+	}
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(id.issuer)
+		b.AddBytes(id.serial)
+	})
+}
+
 func addCertificates(b *cryptobyte.Builder, certs [][]byte) {
 	if len(certs) == 0 {
 		return
