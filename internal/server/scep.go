@@ -251,8 +251,10 @@ func readAll(r io.Reader, declared, max int64) ([]byte, error) {
 	}
 }
 
-// presizeLimit bounds the buffer readAll allocates from a declared length
-// (real PKIOperation bodies are a few KB).
+// presizeLimit bounds the buffer readAll allocates from a declared length:
+// a declared length up to presizeLimit gets a buffer of that length and a
+// byte (for the read that sees EOF), so presizeLimit+1 bytes at most; a
+// longer one gets none ahead (real PKIOperation bodies are a few KB).
 const presizeLimit = 64 << 10
 
 // DecodeGETMessage extracts and base64-decodes the message parameter of a
