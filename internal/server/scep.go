@@ -106,26 +106,29 @@ func (s *Server) releaseHeld(ctx context.Context) {
 
 func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile) {
 	start := time.Now()
-	msgType, outcome := "unknown", "http-400"
+	o := observation{msgType: "unknown", outcome: "http-400"}
 	if s.opts.Observe != nil {
-		defer func() { s.opts.Observe(p.ID(), msgType, outcome, time.Since(start)) }()
+		defer func() { s.opts.Observe(p.ID(), o.msgType, o.outcome, time.Since(start)) }()
 	}
 	if !s.acquire(r.Context()) {
-		outcome = "overloaded"
+		o.outcome = "overloaded"
 		// Fast and explicit beyond capacity: clients retry, nothing queues
 		// without bound.
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, "server busy, retry later", http.StatusServiceUnavailable)
 		return
 	}
-	msgType, outcome = s.onWorker(func() (string, string) { return s.process(w, r, p, start) })
+	s.onWorker(func() { s.process(w, r, p, start, &o) })
 }
 
+// observation is what Observe is told of a PKIOperation.
+type observation struct{ msgType, outcome string }
+
 // process does a PKIOperation that holds a slot: it reads and decodes the
-// message, decides and answers. It returns the message type and outcome
-// for Observe.
-func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, start time.Time) (msgType, outcome string) {
-	msgType, outcome = "unknown", "http-400"
+// message, decides and answers. It sets the message type and outcome in o
+// as it learns them, so that after a panic Observe is told what was known
+// before it (the message type once parsed).
+func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, start time.Time, o *observation) {
 	r = r.WithContext(s.yieldable(r.Context()))
 	defer s.releaseHeld(r.Context())
 	body, err := s.readMessage(r)
@@ -146,31 +149,31 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 		http.Error(w, "malformed SCEP message: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	msgType = msg.Type.String()
+	o.msgType = msg.Type.String()
 	reply, err := s.decider.Decide(r.Context(), p.op, msg, r.RemoteAddr)
 	if err != nil {
-		outcome = "http-5xx"
+		o.outcome = "http-5xx"
 		if errors.Is(err, store.ErrUnavailable) {
-			outcome = "unavailable"
+			o.outcome = "unavailable"
 		}
 		s.internalError(w, r, p, msg, err)
 		return
 	}
 	out, err := p.builder.CertRep(msg, reply)
 	if err != nil {
-		outcome = "http-5xx"
+		o.outcome = "http-5xx"
 		s.internalError(w, r, p, msg, fmt.Errorf("building CertRep: %w", err))
 		return
 	}
 	switch reply.Status {
 	case scep.StatusSuccess:
-		outcome = "success"
+		o.outcome = "success"
 	case scep.StatusPending:
-		outcome = "pending"
+		o.outcome = "pending"
 	case scep.StatusFailure:
-		outcome = "failure:" + reply.FailInfo.String()
+		o.outcome = "failure:" + reply.FailInfo.String()
 	default:
-		outcome = ""
+		o.outcome = ""
 	}
 	level, attrs := slog.LevelInfo, []slog.Attr{
 		slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID),
@@ -186,7 +189,6 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 	s.log.LogAttrs(r.Context(), level, "PKIOperation", attrs...)
 	w.Header().Set("Content-Type", ctPKIMessage)
 	w.Write(out)
-	return msgType, outcome
 }
 
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, p *Profile, msg *scep.Message, err error) {
@@ -330,7 +332,7 @@ func cipherName(c cms.Cipher) string {
 // limit). A goroutine that ends with the work holds such a stack only
 // while a request is in progress. A panic in f is raised again in the
 // caller with the same value, as if f had run there.
-func (s *Server) onWorker(f func() (string, string)) (a, b string) {
+func (s *Server) onWorker(f func()) {
 	var p any
 	panicked := true
 	done := make(chan struct{})
@@ -341,12 +343,11 @@ func (s *Server) onWorker(f func() (string, string)) (a, b string) {
 				p = recover()
 			}
 		}()
-		a, b = f()
+		f()
 		panicked = false
 	}()
 	<-done
 	if panicked {
 		panic(p)
 	}
-	return a, b
 }
