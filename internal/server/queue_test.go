@@ -1,8 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +153,46 @@ func TestOnWorker(t *testing.T) {
 	}()
 	s.onWorker(func() { panic(http.ErrAbortHandler) })
 	t.Fatal("the panic did not reach the caller")
+}
+
+// workerPanics panics with v: a function of its own, for its name in a
+// stack.
+//
+//go:noinline
+func workerPanics(v any) { panic(v) }
+
+// TestOnWorkerLogsPanic: a panic in the work is raised again in the
+// request's goroutine with the same value, and logged at ERROR with the
+// value and the stack where it was raised; http.ErrAbortHandler is raised
+// again and not logged.
+func TestOnWorkerLogsPanic(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := errors.New("broken invariant")
+	if p := recovered(func() { s.onWorker(func() { workerPanics(value) }) }); p != value {
+		t.Fatalf("recovered %v, want %v", p, value)
+	}
+	log := buf.String()
+	for _, want := range []string{"level=ERROR", "broken invariant", "server.workerPanics", "server.TestOnWorkerLogsPanic"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log has no %q:\n%s", want, log)
+		}
+	}
+	buf.Reset()
+	if p := recovered(func() { s.onWorker(func() { workerPanics(http.ErrAbortHandler) }) }); p != http.ErrAbortHandler {
+		t.Fatalf("recovered %v, want http.ErrAbortHandler", p)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("http.ErrAbortHandler logged: %s", buf.String())
+	}
+}
+
+// recovered runs f and returns what it panicked with.
+func recovered(f func()) (p any) {
+	defer func() { p = recover() }()
+	f()
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -331,7 +332,10 @@ func cipherName(c cms.Cipher) string {
 // MiB this way, and a quarter of the collections under the same memory
 // limit). A goroutine that ends with the work holds such a stack only
 // while a request is in progress. A panic in f is raised again in the
-// caller with the same value, as if f had run there.
+// caller with the same value, as if f had run there; since the stack
+// net/http logs is then the caller's, the panic is logged here first,
+// with the value and f's stack (except http.ErrAbortHandler, which
+// net/http does not log either).
 func (s *Server) onWorker(f func()) {
 	var p any
 	panicked := true
@@ -341,6 +345,10 @@ func (s *Server) onWorker(f func()) {
 		defer func() {
 			if panicked {
 				p = recover()
+				if p != http.ErrAbortHandler && s.log != nil {
+					s.log.LogAttrs(context.Background(), slog.LevelError, "PKIOperation panicked",
+						slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+				}
 			}
 		}()
 		f()
