@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +189,35 @@ func TestOnWorkerLogsPanic(t *testing.T) {
 	}
 	if buf.Len() != 0 {
 		t.Errorf("http.ErrAbortHandler logged: %s", buf.String())
+	}
+}
+
+// TestOnWorkerGoexit: a runtime.Goexit in the work ends the request's
+// goroutine as it would have ended it there: deferred calls run, nothing
+// panics or is logged, and the caller does not go on.
+func TestOnWorkerGoexit(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan string)
+	go func() {
+		how := "runtime.Goexit"
+		defer func() {
+			if p := recover(); p != nil {
+				how = fmt.Sprintf("panic: %v", p)
+			}
+			ended <- how
+		}()
+		s.onWorker(runtime.Goexit)
+		how = "returned"
+	}()
+	if how := <-ended; how != "runtime.Goexit" {
+		t.Fatalf("the caller ended with %s, want runtime.Goexit", how)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("runtime.Goexit logged: %s", buf.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -335,27 +336,37 @@ func cipherName(c cms.Cipher) string {
 // caller with the same value, as if f had run there; since the stack
 // net/http logs is then the caller's, the panic is logged here first,
 // with the value and f's stack (except http.ErrAbortHandler, which
-// net/http does not log either).
+// net/http does not log either). A runtime.Goexit in f ends the caller
+// with runtime.Goexit.
 func (s *Server) onWorker(f func()) {
 	var p any
-	panicked := true
+	returned, panicked := false, false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() {
-			if panicked {
-				p = recover()
-				if p != http.ErrAbortHandler && s.log != nil {
-					s.log.LogAttrs(context.Background(), slog.LevelError, "PKIOperation panicked",
-						slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
-				}
+			if returned {
+				return
+			}
+			// A panic, or runtime.Goexit: recover returns nil for that
+			// only (a panic(nil) panics with a *runtime.PanicNilError).
+			if p = recover(); p == nil {
+				return
+			}
+			panicked = true
+			if p != http.ErrAbortHandler && s.log != nil {
+				s.log.LogAttrs(context.Background(), slog.LevelError, "PKIOperation panicked",
+					slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
 			}
 		}()
 		f()
-		panicked = false
+		returned = true
 	}()
 	<-done
-	if panicked {
+	switch {
+	case panicked:
 		panic(p)
+	case !returned:
+		runtime.Goexit()
 	}
 }
