@@ -8,19 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 
+	"github.com/scepd/scepd/internal/der"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-)
-
-var (
-	oidPublicKeyRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidPublicKeyECDSA = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	curveOIDs         = map[elliptic.Curve]asn1.ObjectIdentifier{
-		elliptic.P224(): {1, 3, 132, 0, 33},
-		elliptic.P256(): {1, 2, 840, 10045, 3, 1, 7},
-		elliptic.P384(): {1, 3, 132, 0, 34},
-		elliptic.P521(): {1, 3, 132, 0, 35},
-	}
 )
 
 // MarshalPublicKey is x509.MarshalPKIXPublicKey, byte for byte: RSA and
@@ -36,12 +26,12 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 		}
 		n := positiveInteger(k.N.Bytes())
 		e := int64Integer(int64(k.E))
-		key = der(nil, 0x30, len(n)+len(e))
+		key = appendTL(nil, 0x30, len(n)+len(e))
 		key = append(append(key, n...), e...)
 		alg = algRSA
 	case *ecdsa.PublicKey:
-		a, ok := curveAlgs[k.Curve]
-		if !ok {
+		a := curveAlg(k.Curve)
+		if a == nil {
 			break
 		}
 		var err error
@@ -55,9 +45,9 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 		return x509.MarshalPKIXPublicKey(pub)
 	}
 	bits := 1 + len(key) // the unused-bits octet, then the key
-	out := der(make([]byte, 0, len(alg)+len(key)+16), 0x30, len(alg)+derLen(bits))
+	out := appendTL(make([]byte, 0, len(alg)+len(key)+16), 0x30, len(alg)+tlvLen(bits))
 	out = append(out, alg...)
-	out = der(out, 0x03, bits)
+	out = appendTL(out, 0x03, bits)
 	out = append(out, 0)
 	return append(out, key...), nil
 }
@@ -65,15 +55,30 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 var (
 	// AlgorithmIdentifiers: rsaEncryption with NULL parameters (RFC 3279
 	// §2.3.1); id-ecPublicKey with the named curve.
-	algRSA    = algorithm(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, nil)
-	curveAlgs = map[elliptic.Curve][]byte{
-		elliptic.P224(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 33}),
-		elliptic.P256(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}),
-		elliptic.P384(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 34}),
-		elliptic.P521(): algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 35}),
-	}
+	algRSA         = algorithm(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, nil)
+	algP224        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 33})
+	algP256        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7})
+	algP384        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 34})
+	algP521        = algorithm(oidECPublicKey, asn1.ObjectIdentifier{1, 3, 132, 0, 35})
 	oidECPublicKey = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
 )
+
+// curveAlg is the AlgorithmIdentifier of a key on c, or nil for a curve
+// other than P-224, P-256, P-384 and P-521. It compares, as crypto/x509
+// does, where a map lookup would panic on a Curve of an unhashable type.
+func curveAlg(c elliptic.Curve) []byte {
+	switch c {
+	case elliptic.P224():
+		return algP224
+	case elliptic.P256():
+		return algP256
+	case elliptic.P384():
+		return algP384
+	case elliptic.P521():
+		return algP521
+	}
+	return nil
+}
 
 // algorithm encodes an AlgorithmIdentifier: the OID and, for a nil
 // curve, NULL parameters.
@@ -90,24 +95,11 @@ func algorithm(oid, curve asn1.ObjectIdentifier) []byte {
 	return b.BytesOrPanic()
 }
 
-// der appends a tag and the DER length of l content octets.
-func der(dst []byte, tag byte, l int) []byte {
-	dst = append(dst, tag)
-	switch {
-	case l < 0x80:
-		return append(dst, byte(l))
-	case l < 0x100:
-		return append(dst, 0x81, byte(l))
-	case l < 0x10000:
-		return append(dst, 0x82, byte(l>>8), byte(l))
-	case l < 0x1000000:
-		return append(dst, 0x83, byte(l>>16), byte(l>>8), byte(l))
-	}
-	return append(dst, 0x84, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
-}
+// appendTL appends a tag and the DER length of l content octets.
+func appendTL(dst []byte, tag byte, l int) []byte { return der.AppendLength(append(dst, tag), l) }
 
-// derLen is the length of a TLV with l content octets.
-func derLen(l int) int { return len(der(make([]byte, 0, 6), 0, l)) + l }
+// tlvLen is the length of a TLV with l content octets.
+func tlvLen(l int) int { return 1 + der.LengthLen(l) + l }
 
 // positiveInteger encodes the INTEGER whose big-endian magnitude is m
 // (no leading zeros, as big.Int.Bytes gives it).
@@ -116,7 +108,7 @@ func positiveInteger(m []byte) []byte {
 	if len(m) == 0 || m[0]&0x80 != 0 {
 		pad = 1 // a zero octet: the value is positive (or zero)
 	}
-	out := der(make([]byte, 0, len(m)+pad+6), 0x02, len(m)+pad)
+	out := appendTL(make([]byte, 0, len(m)+pad+6), 0x02, len(m)+pad)
 	if pad == 1 {
 		out = append(out, 0)
 	}
@@ -129,7 +121,7 @@ func int64Integer(v int64) []byte {
 	for n < 8 && (v>>(8*n-1) != 0 && v>>(8*n-1) != -1) {
 		n++
 	}
-	out := der(make([]byte, 0, n+2), 0x02, n)
+	out := appendTL(make([]byte, 0, n+2), 0x02, n)
 	for i := n - 1; i >= 0; i-- {
 		out = append(out, byte(v>>(8*i)))
 	}

@@ -83,3 +83,31 @@ func BenchmarkMarshalPublicKey(b *testing.B) {
 		}
 	})
 }
+
+// unhashableCurve is a Curve whose dynamic type cannot be a map key.
+type unhashableCurve struct {
+	elliptic.Curve
+	_ []byte
+}
+
+// TestMarshalPublicKeyUnhashableCurve: an ECDSA key on a curve of an
+// unhashable type is refused with an error, as crypto/x509 refuses it,
+// not with a panic.
+func TestMarshalPublicKeyUnhashableCurve(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &ecdsa.PublicKey{Curve: unhashableCurve{Curve: elliptic.P256()}, X: k.X, Y: k.Y}
+	if _, err := x509.MarshalPKIXPublicKey(pub); err == nil {
+		t.Fatal("crypto/x509 encoded the key")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("panicked: %v", p)
+		}
+	}()
+	if b, err := MarshalPublicKey(pub); err == nil {
+		t.Fatalf("encoded %x", b)
+	}
+}

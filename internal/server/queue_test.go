@@ -1,8 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,7 +135,7 @@ func TestResumeGoesFirst(t *testing.T) {
 }
 
 // TestOnWorker: the work of a PKIOperation runs on a goroutine of its
-// own; its results come back, and a panic in it is raised again in the
+// own; what it sets is seen after it, and a panic in it is raised again in the
 // request's goroutine with the same value (net/http recovers it there, and
 // http.ErrAbortHandler keeps its meaning).
 func TestOnWorker(t *testing.T) {
@@ -137,14 +143,87 @@ func TestOnWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := s.onWorker(func() (string, string) { return "CertRep", "success" }); a != "CertRep" || b != "success" {
-		t.Fatalf("onWorker returned %q, %q", a, b)
+	var got string
+	s.onWorker(func() { got = "CertRep" })
+	if got != "CertRep" {
+		t.Fatalf("onWorker left %q", got)
 	}
 	defer func() {
 		if p := recover(); p != http.ErrAbortHandler {
 			t.Fatalf("recovered %v, want http.ErrAbortHandler", p)
 		}
 	}()
-	s.onWorker(func() (string, string) { panic(http.ErrAbortHandler) })
+	s.onWorker(func() { panic(http.ErrAbortHandler) })
 	t.Fatal("the panic did not reach the caller")
+}
+
+// workerPanics panics with v: a function of its own, for its name in a
+// stack.
+//
+//go:noinline
+func workerPanics(v any) { panic(v) }
+
+// TestOnWorkerLogsPanic: a panic in the work is raised again in the
+// request's goroutine with the same value, and logged at ERROR with the
+// value and the stack where it was raised; http.ErrAbortHandler is raised
+// again and not logged.
+func TestOnWorkerLogsPanic(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := errors.New("broken invariant")
+	if p := recovered(func() { s.onWorker(func() { workerPanics(value) }) }); p != value {
+		t.Fatalf("recovered %v, want %v", p, value)
+	}
+	log := buf.String()
+	for _, want := range []string{"level=ERROR", "broken invariant", "server.workerPanics", "server.TestOnWorkerLogsPanic"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log has no %q:\n%s", want, log)
+		}
+	}
+	buf.Reset()
+	if p := recovered(func() { s.onWorker(func() { workerPanics(http.ErrAbortHandler) }) }); p != http.ErrAbortHandler {
+		t.Fatalf("recovered %v, want http.ErrAbortHandler", p)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("http.ErrAbortHandler logged: %s", buf.String())
+	}
+}
+
+// TestOnWorkerGoexit: a runtime.Goexit in the work ends the request's
+// goroutine as it would have ended it there: deferred calls run, nothing
+// panics or is logged, and the caller does not go on.
+func TestOnWorkerGoexit(t *testing.T) {
+	var buf bytes.Buffer
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan string)
+	go func() {
+		how := "runtime.Goexit"
+		defer func() {
+			if p := recover(); p != nil {
+				how = fmt.Sprintf("panic: %v", p)
+			}
+			ended <- how
+		}()
+		s.onWorker(runtime.Goexit)
+		how = "returned"
+	}()
+	if how := <-ended; how != "runtime.Goexit" {
+		t.Fatalf("the caller ended with %s, want runtime.Goexit", how)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("runtime.Goexit logged: %s", buf.String())
+	}
+}
+
+// recovered runs f and returns what it panicked with.
+func recovered(f func()) (p any) {
+	defer func() { p = recover() }()
+	f()
+	return nil
 }

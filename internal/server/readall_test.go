@@ -33,10 +33,16 @@ func TestReadAllAsIOReadAll(t *testing.T) {
 }
 
 // TestReadAllDeclaredIsNotAllocated: a body that declares a megabyte and
-// sends a few bytes does not get a megabyte's buffer.
+// sends a few bytes does not get a megabyte's buffer; one that declares
+// presizeLimit gets presizeLimit+1 bytes at most (the declared length and
+// the byte of the read that sees EOF), the bound presizeLimit sets.
 func TestReadAllDeclaredIsNotAllocated(t *testing.T) {
 	b, err := readAll(bytes.NewReader([]byte("short")), 1<<20, 1<<20)
 	if err != nil || string(b) != "short" || cap(b) > presizeLimit {
 		t.Fatalf("%q, %v, capacity %d", b, err, cap(b))
+	}
+	b, err = readAll(bytes.NewReader([]byte("short")), presizeLimit, 1<<20)
+	if err != nil || string(b) != "short" || cap(b) > presizeLimit+1 {
+		t.Fatalf("declared presizeLimit: %q, %v, capacity %d", b, err, cap(b))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -106,26 +108,29 @@ func (s *Server) releaseHeld(ctx context.Context) {
 
 func (s *Server) pkiOperation(w http.ResponseWriter, r *http.Request, p *Profile) {
 	start := time.Now()
-	msgType, outcome := "unknown", "http-400"
+	o := observation{msgType: "unknown", outcome: "http-400"}
 	if s.opts.Observe != nil {
-		defer func() { s.opts.Observe(p.ID(), msgType, outcome, time.Since(start)) }()
+		defer func() { s.opts.Observe(p.ID(), o.msgType, o.outcome, time.Since(start)) }()
 	}
 	if !s.acquire(r.Context()) {
-		outcome = "overloaded"
+		o.outcome = "overloaded"
 		// Fast and explicit beyond capacity: clients retry, nothing queues
 		// without bound.
 		w.Header().Set("Retry-After", "2")
 		http.Error(w, "server busy, retry later", http.StatusServiceUnavailable)
 		return
 	}
-	msgType, outcome = s.onWorker(func() (string, string) { return s.process(w, r, p, start) })
+	s.onWorker(func() { s.process(w, r, p, start, &o) })
 }
 
+// observation is what Observe is told of a PKIOperation.
+type observation struct{ msgType, outcome string }
+
 // process does a PKIOperation that holds a slot: it reads and decodes the
-// message, decides and answers. It returns the message type and outcome
-// for Observe.
-func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, start time.Time) (msgType, outcome string) {
-	msgType, outcome = "unknown", "http-400"
+// message, decides and answers. It sets the message type and outcome in o
+// as it learns them, so that after a panic Observe is told what was known
+// before it (the message type once parsed).
+func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, start time.Time, o *observation) {
 	r = r.WithContext(s.yieldable(r.Context()))
 	defer s.releaseHeld(r.Context())
 	body, err := s.readMessage(r)
@@ -146,31 +151,31 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 		http.Error(w, "malformed SCEP message: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	msgType = msg.Type.String()
+	o.msgType = msg.Type.String()
 	reply, err := s.decider.Decide(r.Context(), p.op, msg, r.RemoteAddr)
 	if err != nil {
-		outcome = "http-5xx"
+		o.outcome = "http-5xx"
 		if errors.Is(err, store.ErrUnavailable) {
-			outcome = "unavailable"
+			o.outcome = "unavailable"
 		}
 		s.internalError(w, r, p, msg, err)
 		return
 	}
 	out, err := p.builder.CertRep(msg, reply)
 	if err != nil {
-		outcome = "http-5xx"
+		o.outcome = "http-5xx"
 		s.internalError(w, r, p, msg, fmt.Errorf("building CertRep: %w", err))
 		return
 	}
 	switch reply.Status {
 	case scep.StatusSuccess:
-		outcome = "success"
+		o.outcome = "success"
 	case scep.StatusPending:
-		outcome = "pending"
+		o.outcome = "pending"
 	case scep.StatusFailure:
-		outcome = "failure:" + reply.FailInfo.String()
+		o.outcome = "failure:" + reply.FailInfo.String()
 	default:
-		outcome = ""
+		o.outcome = ""
 	}
 	level, attrs := slog.LevelInfo, []slog.Attr{
 		slog.String("profile", p.ID()), slog.String("transaction_id", msg.TransactionID),
@@ -186,7 +191,6 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 	s.log.LogAttrs(r.Context(), level, "PKIOperation", attrs...)
 	w.Header().Set("Content-Type", ctPKIMessage)
 	w.Write(out)
-	return msgType, outcome
 }
 
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, p *Profile, msg *scep.Message, err error) {
@@ -251,8 +255,10 @@ func readAll(r io.Reader, declared, max int64) ([]byte, error) {
 	}
 }
 
-// presizeLimit bounds the buffer readAll allocates from a declared length
-// (real PKIOperation bodies are a few KB).
+// presizeLimit bounds the buffer readAll allocates from a declared length:
+// a declared length up to presizeLimit gets a buffer of that length and a
+// byte (for the read that sees EOF), so presizeLimit+1 bytes at most; a
+// longer one gets none ahead (real PKIOperation bodies are a few KB).
 const presizeLimit = 64 << 10
 
 // DecodeGETMessage extracts and base64-decodes the message parameter of a
@@ -327,24 +333,40 @@ func cipherName(c cms.Cipher) string {
 // MiB this way, and a quarter of the collections under the same memory
 // limit). A goroutine that ends with the work holds such a stack only
 // while a request is in progress. A panic in f is raised again in the
-// caller with the same value, as if f had run there.
-func (s *Server) onWorker(f func() (string, string)) (a, b string) {
+// caller with the same value, as if f had run there; since the stack
+// net/http logs is then the caller's, the panic is logged here first,
+// with the value and f's stack (except http.ErrAbortHandler, which
+// net/http does not log either). A runtime.Goexit in f ends the caller
+// with runtime.Goexit.
+func (s *Server) onWorker(f func()) {
 	var p any
-	panicked := true
+	returned, panicked := false, false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() {
-			if panicked {
-				p = recover()
+			if returned {
+				return
+			}
+			// A panic, or runtime.Goexit: recover returns nil for that
+			// only (a panic(nil) panics with a *runtime.PanicNilError).
+			if p = recover(); p == nil {
+				return
+			}
+			panicked = true
+			if p != http.ErrAbortHandler && s.log != nil {
+				s.log.LogAttrs(context.Background(), slog.LevelError, "PKIOperation panicked",
+					slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
 			}
 		}()
-		a, b = f()
-		panicked = false
+		f()
+		returned = true
 	}()
 	<-done
-	if panicked {
+	switch {
+	case panicked:
 		panic(p)
+	case !returned:
+		runtime.Goexit()
 	}
-	return a, b
 }

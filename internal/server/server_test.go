@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -114,6 +115,65 @@ func TestConcurrentEnrollmentsMixedCiphers(t *testing.T) {
 			t.Fatalf("duplicate serial %s", c.Serial)
 		}
 		seen[c.Serial] = true
+	}
+}
+
+// abortingEnroller aborts the request it is handed (http.ErrAbortHandler:
+// net/http closes the connection and logs nothing).
+type abortingEnroller struct{ server.Enroller }
+
+func (abortingEnroller) PKCSReq(context.Context, *enroll.Profile, enroll.Request) (enroll.Result, error) {
+	panic(http.ErrAbortHandler)
+}
+
+// TestObserveAfterPanic: a PKIOperation that panics once its message is
+// parsed is observed with that message's type, not as "unknown".
+func TestObserveAfterPanic(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ks := keys.Source{Dir: dir}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := server.Load(ctx, st, ks, server.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observed := make(chan string, 4)
+	srv, err := server.New(server.Options{Profiles: profiles.Profiles, CAs: profiles.CAs, DefaultProfile: "default", Enroller: abortingEnroller{}, Logger: log,
+		Observe: func(profile, messageType, outcome string, _ time.Duration) {
+			observed <- profile + " " + messageType + " " + outcome
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	c := client.New(hs.URL + "/scep/default/pkiclient.exe")
+	certs, err := c.GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := client.Recipient(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: pkix.Name{CommonName: "dev"}, Challenge: challenge,
+		Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: "tx-panic", Recipient: ra}); err == nil {
+		t.Fatal("the aborted enrollment succeeded")
+	}
+	if got := <-observed; got != "default PKCSReq http-400" {
+		t.Fatalf("observed %q, want the message type parsed before the panic", got)
 	}
 }
 

@@ -3,6 +3,8 @@ package cms
 import (
 	"errors"
 	"fmt"
+
+	"github.com/scepd/scepd/internal/der"
 )
 
 // Limits on BER input. Devices are untrusted, so nesting and element counts
@@ -153,8 +155,7 @@ func (n *normalizer) definite(in []byte, depth int) (rest []byte, ok bool) {
 		return nil, false
 	}
 	length, in2, err := readLength(in)
-	var buf [5]byte
-	if err != nil || length > len(in2) || len(in)-len(in2) != len(appendLength(buf[:0], length)) {
+	if err != nil || length > len(in2) || len(in)-len(in2) != der.LengthLen(length) {
 		return nil, false
 	}
 	content, rest := in2[:length], in2[length:]
@@ -229,22 +230,12 @@ func splitTLV(b []byte) (byte, []byte, error) {
 // appendTLV appends tag, minimal DER length and content.
 func appendTLV(dst, tag, content []byte) []byte {
 	dst = append(dst, tag...)
-	dst = appendLength(dst, len(content))
+	dst = der.AppendLength(dst, len(content))
 	return append(dst, content...)
 }
 
-// appendLength appends the minimal DER encoding of length l (definite
-// compares an input's length octets with it).
-func appendLength(dst []byte, l int) []byte {
-	switch {
-	case l < 0x80:
-		return append(dst, byte(l))
-	case l < 0x100:
-		return append(dst, 0x81, byte(l))
-	case l < 0x10000:
-		return append(dst, 0x82, byte(l>>8), byte(l))
-	case l < 0x1000000:
-		return append(dst, 0x83, byte(l>>16), byte(l>>8), byte(l))
-	}
-	return append(dst, 0x84, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
-}
+// appendTL appends a tag and the minimal DER length l.
+func appendTL(dst []byte, tag byte, l int) []byte { return der.AppendLength(append(dst, tag), l) }
+
+// tlvLen is the encoded length of an element with l content octets.
+func tlvLen(l int) int { return 1 + der.LengthLen(l) + l }

@@ -171,17 +171,6 @@ func readSignerID(s *cryptobyte.String) (signerID, error) {
 	return id, nil
 }
 
-func (id signerID) add(b *cryptobyte.Builder) {
-	if id.ski != nil {
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(id.ski) })
-		return
-	}
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(id.issuer)
-		b.AddBytes(id.serial)
-	})
-}
-
 func (c *Certificate) id() signerID {
 	return signerID{issuer: c.RawIssuer, serial: c.RawSerial}
 }

@@ -54,7 +54,8 @@ func signedDataBuilder(digestOID asn1.ObjectIdentifier, content []byte, certs []
 
 // TestEncodeSignedDataAsCryptobyte: the one-pass SignedData encoder
 // writes what cryptobyte wrote, byte for byte, across content, certificate,
-// attribute and signature sizes that take each length form.
+// attribute and signature sizes that take each length form, into a buffer
+// of exactly its size (the sizes summed before writing are right).
 func TestEncodeSignedDataAsCryptobyte(t *testing.T) {
 	fill := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 	cert := func(n int) []byte { return appendTLV(nil, []byte{0x30}, fill(n, 0x11)) }
@@ -75,9 +76,14 @@ func TestEncodeSignedDataAsCryptobyte(t *testing.T) {
 								if err != nil {
 									t.Fatal(err)
 								}
-								if got := encodeSignedData(digest, content, certs, id, set, sigOID, sig); !bytes.Equal(got, want) {
+								got := encodeSignedData(digest, content, certs, id, set, sigOID, sig)
+								if !bytes.Equal(got, want) {
 									t.Fatalf("digest %v, signature %v, content %d, certificates %d, sid %d, attributes %d, signature %d: differs from cryptobyte's encoding",
 										digest, sigOID, len(content), len(certs), len(id.issuer)+len(id.ski), len(set), len(sig))
+								}
+								if cap(got) != len(got) {
+									t.Fatalf("digest %v, signature %v, content %d, certificates %d, sid %d, attributes %d, signature %d: %d bytes in a buffer of %d, not of their exact size",
+										digest, sigOID, len(content), len(certs), len(id.issuer)+len(id.ski), len(set), len(sig), len(got), cap(got))
 								}
 								n++
 							}
@@ -144,7 +150,8 @@ func envelopedDataBuilder(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv,
 }
 
 // TestEncodeEnvelopedDataAsCryptobyte: the one-pass EnvelopedData encoder
-// writes what cryptobyte wrote, byte for byte.
+// writes what cryptobyte wrote, byte for byte, into a buffer of exactly
+// its size.
 func TestEncodeEnvelopedDataAsCryptobyte(t *testing.T) {
 	fill := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 	ids := []signerID{
@@ -161,8 +168,12 @@ func TestEncodeEnvelopedDataAsCryptobyte(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if got := encodeEnvelopedData(id, ek, oid, iv, ct); !bytes.Equal(got, want) {
+						got := encodeEnvelopedData(id, ek, oid, iv, ct)
+						if !bytes.Equal(got, want) {
 							t.Fatalf("cipher %v, key %d, content %d, rid %d: differs from cryptobyte's encoding", oid, len(ek), len(ct), len(id.issuer)+len(id.ski))
+						}
+						if cap(got) != len(got) {
+							t.Fatalf("cipher %v, key %d, content %d, rid %d: %d bytes in a buffer of %d, not of their exact size", oid, len(ek), len(ct), len(id.issuer)+len(id.ski), len(got), cap(got))
 						}
 					}
 				}
@@ -197,7 +208,7 @@ func degenerateBuilder(certs, crls [][]byte) ([]byte, error) {
 }
 
 // TestDegenerateAsCryptobyte: the certs-only encoder writes what
-// cryptobyte wrote, byte for byte.
+// cryptobyte wrote, byte for byte, into a buffer of exactly its size.
 func TestDegenerateAsCryptobyte(t *testing.T) {
 	el := func(n int, c byte) []byte { return appendTLV(nil, []byte{0x30}, bytes.Repeat([]byte{c}, n)) }
 	lists := [][][]byte{nil, {}, {el(10, 1)}, {el(100, 2), el(1500, 3)}, {el(70000, 4)}}
@@ -207,8 +218,12 @@ func TestDegenerateAsCryptobyte(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, err := DegenerateWithCRLs(certs, crls); err != nil || !bytes.Equal(got, want) {
+			got, err := DegenerateWithCRLs(certs, crls)
+			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("%d certificates, %d CRLs: differs from cryptobyte's encoding (%v)", len(certs), len(crls), err)
+			}
+			if cap(got) != len(got) {
+				t.Fatalf("%d certificates, %d CRLs: %d bytes in a buffer of %d, not of their exact size", len(certs), len(crls), len(got), cap(got))
 			}
 		}
 	}
@@ -224,6 +239,17 @@ func addEncapContent(b *cryptobyte.Builder, content []byte) {
 				b.AddASN1OctetString(content)
 			})
 		}
+	})
+}
+
+func (id signerID) add(b *cryptobyte.Builder) {
+	if id.ski != nil {
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(id.ski) })
+		return
+	}
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(id.issuer)
+		b.AddBytes(id.serial)
 	})
 }
 

@@ -491,12 +491,6 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	return append(b, sig...)
 }
 
-// appendTL appends a tag and the minimal DER length l.
-func appendTL(dst []byte, tag byte, l int) []byte { return appendLength(append(dst, tag), l) }
-
-// tlvLen is the encoded length of an element with l content octets.
-func tlvLen(l int) int { return len(appendLength(make([]byte, 0, 5), l)) + 1 + l }
-
 var oidDataTLV, oidSignedDataTLV = appendOID(nil, OIDData), appendOID(nil, OIDSignedData)
 
 // appendOID appends the DER OBJECT IDENTIFIER oid, as cryptobyte writes
