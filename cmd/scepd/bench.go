@@ -94,7 +94,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "latency          p50 %.1f ms  p90 %.1f ms  p99 %.1f ms\n", res.P50ms, res.P90ms, res.P99ms)
 		if res.ServerCPUms > 0 {
 			fmt.Fprintf(stdout, "server CPU       %.2f ms per enrollment\n", res.ServerCPUms)
-			fmt.Fprintf(stdout, "server peak RSS  %.1f MB\n", float64(res.ServerPeakRSS)/(1<<20))
+			fmt.Fprintf(stdout, "server peak RSS  %.1f MiB\n", float64(res.ServerPeakRSS)/(1<<20))
 		}
 		if res.Sent > 0 {
 			fmt.Fprintf(stdout, "flood            %d requests sent, answers by status %v\n", res.Sent, res.Answers)
