@@ -120,7 +120,7 @@ func serverVsFloor(b *testing.B, engine string, kt ca.KeyType, clients int) {
 	defer st.Close()
 	hs := newServerOn(b, st, ks, kt)
 	defer hs.Close()
-	server, _, devKey := enrollCPUClients(b, hs, engine+string(kt), b.N, clients)
+	run, devKey := prepareEnrollments(b, hs, engine+string(kt), b.N, clients)
 	raKey, caKey := raAndCAKeys(b, hs.URL, kt)
 	var ra, caSigner crypto.Signer = raKey, caKey
 	if engine == "openssl" {
@@ -131,7 +131,26 @@ func serverVsFloor(b *testing.B, engine string, kt ca.KeyType, clients int) {
 			b.Fatal(err)
 		}
 	}
-	fl := floor(b, caSigner, ra, &raKey.PublicKey, devKey, 200)
+	// The floor and the server take turns, in rounds, so that both see
+	// the same machine: a CPU that slows down or speeds up during the run
+	// (frequency, neighbours on shared cores) moves both, not their ratio.
+	stop := startProfile(b)
+	const rounds = 10
+	var server, fl time.Duration
+	floorOps := 0
+	for r := range rounds {
+		n := max(20, b.N/rounds/2)
+		pprof.Do(context.Background(), pprof.Labels("part", "floor"), func(context.Context) {
+			fl += floor(b, caSigner, ra, &raKey.PublicKey, devKey, n) * time.Duration(n)
+		})
+		floorOps += n
+		cpu, _ := run(r*b.N/rounds, (r+1)*b.N/rounds)
+		server += cpu
+	}
+	stop()
+	b.StopTimer()
+	server /= time.Duration(b.N)
+	fl /= time.Duration(floorOps)
 	b.ReportMetric(float64(server.Microseconds())/1000, "server-cpu-ms/op")
 	b.ReportMetric(float64(fl.Microseconds())/1000, "floor-cpu-ms/op")
 	b.ReportMetric(float64(server)/float64(fl), "x-floor")
@@ -149,6 +168,22 @@ func enrollCPU(b *testing.B, hs *httptest.Server, prefix string, n int) (cpu, wa
 // enrollCPUClients is enrollCPU with the n enrollments sent by clients
 // goroutines at once.
 func enrollCPUClients(b *testing.B, hs *httptest.Server, prefix string, n, clients int) (cpu, wall time.Duration, devKey *rsa.PrivateKey) {
+	b.Helper()
+	run, devKey := prepareEnrollments(b, hs, prefix, n, clients)
+	stop := startProfile(b)
+	cpu, wall = run(0, n)
+	stop()
+	b.StopTimer()
+	return cpu / time.Duration(n), wall / time.Duration(n), devKey
+}
+
+// prepareEnrollments builds n PKCSReq messages for hs (one more is
+// enrolled at once, as a warm-up: it pays the static challenge's single
+// argon2id check) and returns run, which sends messages [from, to) from
+// clients goroutines at once and returns the process CPU time and the
+// wall time they took, and the device key the requests were signed with.
+// The benchmark timer starts at the first run.
+func prepareEnrollments(b *testing.B, hs *httptest.Server, prefix string, n, clients int) (run func(from, to int) (cpu, wall time.Duration), devKey *rsa.PrivateKey) {
 	b.Helper()
 	c := client.New(hs.URL + "/scep/default/pkiclient.exe")
 	certs, err := c.GetCACert(context.Background())
@@ -181,31 +216,45 @@ func enrollCPUClients(b *testing.B, hs *httptest.Server, prefix string, n, clien
 	if !post(msgs[n]) { // warm-up: a server that fails it is not measured
 		b.FailNow()
 	}
-	// SCEPD_BENCH_PROFILE=FILE profiles the timed enrollments alone (go
-	// test's -cpuprofile also covers building the requests).
-	if f := os.Getenv("SCEPD_BENCH_PROFILE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer out.Close()
-		pprof.StartCPUProfile(out)
-		defer pprof.StopCPUProfile()
-	}
 	b.ResetTimer()
-	startCPU, startWall := cpuTime(), time.Now()
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Go(func() {
-			for i := c; i < n && post(msgs[i]); i += clients {
+	return func(from, to int) (cpu, wall time.Duration) {
+		startCPU, startWall := cpuTime(), time.Now()
+		var wg sync.WaitGroup
+		// The clients' goroutines, and those the server starts, inherit
+		// the label.
+		pprof.Do(context.Background(), pprof.Labels("part", "server"), func(context.Context) {
+			for c := range clients {
+				wg.Go(func() {
+					for i := from + c; i < to && post(msgs[i]); i += clients {
+					}
+				})
 			}
+			wg.Wait()
 		})
+		return cpuTime() - startCPU, time.Since(startWall)
+	}, devKey
+}
+
+// startProfile starts a CPU profile into SCEPD_BENCH_PROFILE, when set
+// (go test's -cpuprofile also covers building the requests); the floor's
+// and the server's samples carry the label part=floor or part=server
+// (go tool pprof -tagfocus=part=server).
+func startProfile(b *testing.B) (stop func()) {
+	f := os.Getenv("SCEPD_BENCH_PROFILE")
+	if f == "" {
+		return func() {}
 	}
-	wg.Wait()
-	cpu = (cpuTime() - startCPU) / time.Duration(n)
-	wall = time.Since(startWall) / time.Duration(n)
-	b.StopTimer()
-	return cpu, wall, devKey
+	out, err := os.Create(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}
 }
 
 // raAndCAKeys makes keys of the same kinds as the server's (the floor only
