@@ -94,7 +94,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scepd: %v\n", err)
 		return 1
 	}
-	// A soft heap limit keeps the footprint of an idle-to-busy server under
+	// A soft heap limit keeps the footprint of an idle-to-busy server near
 	// 40 MB: enrollment keeps little live data, so without it the heap
 	// grows to twice the peak of a short burst (argon2id's 7 MiB, a CRL).
 	// 18 MiB: with 256 clients the Go runtime needs about 13 MiB (their

@@ -149,6 +149,26 @@ type signerID struct {
 	ski            []byte
 }
 
+// encodedLen is the size of id as a SignerIdentifier (or
+// RecipientIdentifier): [0] subjectKeyIdentifier, or the
+// issuerAndSerialNumber SEQUENCE.
+func (id signerID) encodedLen() int {
+	if id.ski != nil {
+		return tlvLen(len(id.ski))
+	}
+	return tlvLen(len(id.issuer) + len(id.serial))
+}
+
+// appendTo appends id as a SignerIdentifier (or RecipientIdentifier).
+func (id signerID) appendTo(b []byte) []byte {
+	if id.ski != nil {
+		b = appendTL(b, 0x80, len(id.ski))
+		return append(b, id.ski...)
+	}
+	b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
+	return append(append(b, id.issuer...), id.serial...)
+}
+
 func readSignerID(s *cryptobyte.String) (signerID, error) {
 	var id signerID
 	if s.PeekASN1Tag(cbasn1.SEQUENCE) {

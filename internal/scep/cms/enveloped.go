@@ -269,13 +269,7 @@ func encodeEnvelopedData(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, 
 	oidEnveloped := appendOID(algs[len(keyAlg)+len(contentAlg):len(keyAlg)+len(contentAlg)], OIDEnvelopedData)
 	version := []byte{0x02, 0x01, 0x00}
 
-	var rid int
-	if id.ski != nil {
-		rid = tlvLen(len(id.ski))
-	} else {
-		rid = tlvLen(len(id.issuer) + len(id.serial))
-	}
-	recipient := len(version) + rid + len(keyAlg) + tlvLen(len(ek))
+	recipient := len(version) + id.encodedLen() + len(keyAlg) + tlvLen(len(ek))
 	cipherAlg := len(contentAlg) + tlvLen(len(iv))
 	encrypted := len(oidDataTLV) + tlvLen(cipherAlg) + tlvLen(len(ct))
 	envelopedData := len(version) + tlvLen(tlvLen(recipient)) + tlvLen(encrypted)
@@ -290,13 +284,7 @@ func encodeEnvelopedData(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, 
 	b = appendTL(b, 0x31, tlvLen(recipient))
 	b = appendTL(b, 0x30, recipient)
 	b = append(b, version...)
-	if id.ski != nil {
-		b = appendTL(b, 0x80, len(id.ski))
-		b = append(b, id.ski...)
-	} else {
-		b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
-		b = append(append(b, id.issuer...), id.serial...)
-	}
+	b = id.appendTo(b)
 	b = append(b, keyAlg...)
 	b = appendTL(b, 0x04, len(ek))
 	b = append(b, ek...)

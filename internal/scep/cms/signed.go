@@ -439,13 +439,7 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	if content != nil {
 		encap += tlvLen(tlvLen(len(content)))
 	}
-	var sid int
-	if id.ski != nil {
-		sid = tlvLen(len(id.ski))
-	} else {
-		sid = tlvLen(len(id.issuer) + len(id.serial))
-	}
-	signerInfo := len(version) + sid + len(digestAlg) + tlvLen(len(attrs)) + len(sigAlg) + tlvLen(len(sig))
+	signerInfo := len(version) + id.encodedLen() + len(digestAlg) + tlvLen(len(attrs)) + len(sigAlg) + tlvLen(len(sig))
 	signedData := len(version) + tlvLen(len(digestAlg)) + tlvLen(encap) + tlvLen(tlvLen(signerInfo))
 	if len(certs) > 0 {
 		signedData += tlvLen(size(certs))
@@ -476,13 +470,7 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	b = appendTL(b, 0x31, tlvLen(signerInfo))
 	b = appendTL(b, 0x30, signerInfo)
 	b = append(b, version...)
-	if id.ski != nil {
-		b = appendTL(b, 0x80, len(id.ski))
-		b = append(b, id.ski...)
-	} else {
-		b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
-		b = append(append(b, id.issuer...), id.serial...)
-	}
+	b = id.appendTo(b)
 	b = append(b, digestAlg...)
 	b = appendTL(b, 0xa0, len(attrs))
 	b = append(b, attrs...)

@@ -177,10 +177,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // writes every page it changed to the WAL, whole, and a checkpoint writes
 // them again: an enrollment changes a page in each of three tables and seven
 // indexes, most of them by a few dozen bytes, so the page size, not
-// the data, sets what an enrollment writes (59 KB with SQLite's 4096
-// bytes, about 20 KB with 1024 at four clients; scripts/bench-io).
-// Reads barely notice: the b-trees are a level deeper and a certificate
-// row spills into an overflow page. A database created with another page
+// the data, sets what an enrollment writes (scripts/bench-io, four
+// clients: 45-56 KB with SQLite's 4096 bytes, 22-23 KB with 1024).
+// Reads pay a little: the b-trees are a level deeper and a certificate
+// row spills into an overflow page (a CRL reads a covering index instead,
+// migration 0016). A database created with another page
 // size keeps it (changing it takes a VACUUM, docs/operations.md).
 const newPageSize = 1024
 
