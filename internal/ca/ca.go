@@ -101,9 +101,10 @@ func (c *CA) ChainDER() [][]byte {
 // 20 octets. Random bits need no coordination between replicas; the time
 // in front makes serials grow with issuance, so a new certificate's serial
 // lands beside the previous ones in the store's serial index (at its end
-// in a database of such serials only), instead of in a random page of it: one page written per commit
-// for a group of enrollments rather than one per enrollment, and no
-// random page rewritten at each checkpoint of a large database.
+// in a database of such serials only) instead of in a random page of it:
+// one page written per commit for a group of enrollments rather than one
+// per enrollment, and no random page rewritten at each checkpoint of a
+// large database.
 func NewSerial(r io.Reader) (*big.Int, error) {
 	return serialAt(r, time.Now())
 }

@@ -181,8 +181,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // clients: 45-56 KB with SQLite's 4096 bytes, 22-23 KB with 1024).
 // Reads pay a little: the b-trees are a level deeper and a certificate
 // row spills into an overflow page (a CRL reads a covering index instead,
-// migration 0016). A database created with another page
-// size keeps it (changing it takes a VACUUM, docs/operations.md).
+// migration 0016). A database created with another page size keeps it
+// (changing it takes a VACUUM, docs/operations.md).
 const newPageSize = 1024
 
 // walBytes is the WAL size at which a connection checkpoints (SQLite's
