@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepd/scepd/internal/der"
 )
 
 // Revoked is one entry of a CRL.
@@ -143,23 +145,8 @@ func appendEntry(dst []byte, r Revoked) []byte {
 		// Extensions { Extension { id-ce-cRLReasons, OCTET STRING { ENUMERATED } } }
 		e = append(e, 0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01, byte(r.Reason))
 	}
-	dst = appendHeader(dst, 0x30, len(e))
+	dst = der.AppendHeader(dst, 0x30, len(e))
 	return append(dst, e...)
-}
-
-// appendHeader appends a DER tag and definite length.
-func appendHeader(dst []byte, tag byte, n int) []byte {
-	dst = append(dst, tag)
-	switch {
-	case n < 0x80:
-		return append(dst, byte(n))
-	case n < 0x100:
-		return append(dst, 0x81, byte(n))
-	case n < 0x10000:
-		return append(dst, 0x82, byte(n>>8), byte(n))
-	default:
-		return append(dst, 0x83, byte(n>>16), byte(n>>8), byte(n))
-	}
 }
 
 // appendInteger appends a DER INTEGER of a non-negative n (certificate
@@ -172,18 +159,18 @@ func appendInteger(dst []byte, n *big.Int) []byte {
 		return append(dst, out...)
 	}
 	var small [32]byte
-	v := small[:(n.BitLen()+7)/8]
-	if len(v) > len(small) {
-		v = n.Bytes()
+	var v []byte
+	if size := (n.BitLen() + 7) / 8; size > len(small) {
+		v = n.Bytes() // an RSA modulus (MarshalPublicKey)
 	} else {
-		n.FillBytes(v)
+		v = n.FillBytes(small[:size])
 	}
 	pad := len(v) == 0 || v[0]&0x80 != 0
 	l := len(v)
 	if pad {
 		l++
 	}
-	dst = appendHeader(dst, 0x02, l)
+	dst = der.AppendHeader(dst, 0x02, l)
 	if pad {
 		dst = append(dst, 0)
 	}

@@ -24,9 +24,9 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 		if k.N == nil || k.N.Sign() <= 0 {
 			break
 		}
-		n := positiveInteger(k.N.Bytes())
+		n := appendInteger(nil, k.N) // the CRL encoder's INTEGER writer
 		e := int64Integer(int64(k.E))
-		key = appendTL(nil, 0x30, len(n)+len(e))
+		key = der.AppendHeader(nil, 0x30, len(n)+len(e))
 		key = append(append(key, n...), e...)
 		alg = algRSA
 	case *ecdsa.PublicKey:
@@ -45,9 +45,9 @@ func MarshalPublicKey(pub crypto.PublicKey) ([]byte, error) {
 		return x509.MarshalPKIXPublicKey(pub)
 	}
 	bits := 1 + len(key) // the unused-bits octet, then the key
-	out := appendTL(make([]byte, 0, len(alg)+len(key)+16), 0x30, len(alg)+tlvLen(bits))
+	out := der.AppendHeader(make([]byte, 0, len(alg)+len(key)+16), 0x30, len(alg)+der.ElementLen(bits))
 	out = append(out, alg...)
-	out = appendTL(out, 0x03, bits)
+	out = der.AppendHeader(out, 0x03, bits)
 	out = append(out, 0)
 	return append(out, key...), nil
 }
@@ -95,33 +95,13 @@ func algorithm(oid, curve asn1.ObjectIdentifier) []byte {
 	return b.BytesOrPanic()
 }
 
-// appendTL appends a tag and the DER length of l content octets.
-func appendTL(dst []byte, tag byte, l int) []byte { return der.AppendLength(append(dst, tag), l) }
-
-// tlvLen is the length of a TLV with l content octets.
-func tlvLen(l int) int { return 1 + der.LengthLen(l) + l }
-
-// positiveInteger encodes the INTEGER whose big-endian magnitude is m
-// (no leading zeros, as big.Int.Bytes gives it).
-func positiveInteger(m []byte) []byte {
-	pad := 0
-	if len(m) == 0 || m[0]&0x80 != 0 {
-		pad = 1 // a zero octet: the value is positive (or zero)
-	}
-	out := appendTL(make([]byte, 0, len(m)+pad+6), 0x02, len(m)+pad)
-	if pad == 1 {
-		out = append(out, 0)
-	}
-	return append(out, m...)
-}
-
 // int64Integer encodes v as an INTEGER, minimal two's complement.
 func int64Integer(v int64) []byte {
 	n := 1
 	for n < 8 && (v>>(8*n-1) != 0 && v>>(8*n-1) != -1) {
 		n++
 	}
-	out := appendTL(make([]byte, 0, n+2), 0x02, n)
+	out := der.AppendHeader(make([]byte, 0, n+2), 0x02, n)
 	for i := n - 1; i >= 0; i-- {
 		out = append(out, byte(v>>(8*i)))
 	}

@@ -49,3 +49,14 @@ func LengthLen(l int) int {
 	}
 	return n
 }
+
+// AppendHeader appends to dst an element's tag (one octet: the tags of
+// the encoders here are all low-number) and the length octets of its l
+// content octets.
+func AppendHeader(dst []byte, tag byte, l int) []byte {
+	return AppendLength(append(dst, tag), l)
+}
+
+// ElementLen is the size of a whole element with l content octets: its
+// tag, its length octets and the content.
+func ElementLen(l int) int { return 1 + LengthLen(l) + l }

@@ -233,9 +233,3 @@ func appendTLV(dst, tag, content []byte) []byte {
 	dst = der.AppendLength(dst, len(content))
 	return append(dst, content...)
 }
-
-// appendTL appends a tag and the minimal DER length l.
-func appendTL(dst []byte, tag byte, l int) []byte { return der.AppendLength(append(dst, tag), l) }
-
-// tlvLen is the encoded length of an element with l content octets.
-func tlvLen(l int) int { return 1 + der.LengthLen(l) + l }

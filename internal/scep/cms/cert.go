@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepd/scepd/internal/der"
 )
 
 // Certificate is a certificate found in (or destined for) a CMS message.
@@ -154,18 +156,18 @@ type signerID struct {
 // issuerAndSerialNumber SEQUENCE.
 func (id signerID) encodedLen() int {
 	if id.ski != nil {
-		return tlvLen(len(id.ski))
+		return der.ElementLen(len(id.ski))
 	}
-	return tlvLen(len(id.issuer) + len(id.serial))
+	return der.ElementLen(len(id.issuer) + len(id.serial))
 }
 
 // appendTo appends id as a SignerIdentifier (or RecipientIdentifier).
 func (id signerID) appendTo(b []byte) []byte {
 	if id.ski != nil {
-		b = appendTL(b, 0x80, len(id.ski))
+		b = der.AppendHeader(b, 0x80, len(id.ski))
 		return append(b, id.ski...)
 	}
-	b = appendTL(b, 0x30, len(id.issuer)+len(id.serial))
+	b = der.AppendHeader(b, 0x30, len(id.issuer)+len(id.serial))
 	return append(append(b, id.issuer...), id.serial...)
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepd/scepd/internal/der"
 )
 
 // MaxRecipients bounds the RecipientInfos of an EnvelopedData.
@@ -269,32 +271,32 @@ func encodeEnvelopedData(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, 
 	oidEnveloped := appendOID(algs[len(keyAlg)+len(contentAlg):len(keyAlg)+len(contentAlg)], OIDEnvelopedData)
 	version := []byte{0x02, 0x01, 0x00}
 
-	recipient := len(version) + id.encodedLen() + len(keyAlg) + tlvLen(len(ek))
-	cipherAlg := len(contentAlg) + tlvLen(len(iv))
-	encrypted := len(oidDataTLV) + tlvLen(cipherAlg) + tlvLen(len(ct))
-	envelopedData := len(version) + tlvLen(tlvLen(recipient)) + tlvLen(encrypted)
-	contentInfo := len(oidEnveloped) + tlvLen(tlvLen(envelopedData))
+	recipient := len(version) + id.encodedLen() + len(keyAlg) + der.ElementLen(len(ek))
+	cipherAlg := len(contentAlg) + der.ElementLen(len(iv))
+	encrypted := len(oidDataTLV) + der.ElementLen(cipherAlg) + der.ElementLen(len(ct))
+	envelopedData := len(version) + der.ElementLen(der.ElementLen(recipient)) + der.ElementLen(encrypted)
+	contentInfo := len(oidEnveloped) + der.ElementLen(der.ElementLen(envelopedData))
 
-	b := make([]byte, 0, tlvLen(contentInfo))
-	b = appendTL(b, 0x30, contentInfo)
+	b := make([]byte, 0, der.ElementLen(contentInfo))
+	b = der.AppendHeader(b, 0x30, contentInfo)
 	b = append(b, oidEnveloped...)
-	b = appendTL(b, 0xa0, tlvLen(envelopedData))
-	b = appendTL(b, 0x30, envelopedData)
+	b = der.AppendHeader(b, 0xa0, der.ElementLen(envelopedData))
+	b = der.AppendHeader(b, 0x30, envelopedData)
 	b = append(b, version...)
-	b = appendTL(b, 0x31, tlvLen(recipient))
-	b = appendTL(b, 0x30, recipient)
+	b = der.AppendHeader(b, 0x31, der.ElementLen(recipient))
+	b = der.AppendHeader(b, 0x30, recipient)
 	b = append(b, version...)
 	b = id.appendTo(b)
 	b = append(b, keyAlg...)
-	b = appendTL(b, 0x04, len(ek))
+	b = der.AppendHeader(b, 0x04, len(ek))
 	b = append(b, ek...)
-	b = appendTL(b, 0x30, encrypted)
+	b = der.AppendHeader(b, 0x30, encrypted)
 	b = append(b, oidDataTLV...)
-	b = appendTL(b, 0x30, cipherAlg)
+	b = der.AppendHeader(b, 0x30, cipherAlg)
 	b = append(b, contentAlg...)
-	b = appendTL(b, 0x04, len(iv))
+	b = der.AppendHeader(b, 0x04, len(iv))
 	b = append(b, iv...)
-	b = appendTL(b, 0x80, len(ct))
+	b = der.AppendHeader(b, 0x80, len(ct))
 	return append(b, ct...)
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/scepd/scepd/internal/der"
 )
 
 // Limits on the shape of a SignedData, so that hostile input cannot make the
@@ -437,45 +439,45 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 
 	encap := len(oidData)
 	if content != nil {
-		encap += tlvLen(tlvLen(len(content)))
+		encap += der.ElementLen(der.ElementLen(len(content)))
 	}
-	signerInfo := len(version) + id.encodedLen() + len(digestAlg) + tlvLen(len(attrs)) + len(sigAlg) + tlvLen(len(sig))
-	signedData := len(version) + tlvLen(len(digestAlg)) + tlvLen(encap) + tlvLen(tlvLen(signerInfo))
+	signerInfo := len(version) + id.encodedLen() + len(digestAlg) + der.ElementLen(len(attrs)) + len(sigAlg) + der.ElementLen(len(sig))
+	signedData := len(version) + der.ElementLen(len(digestAlg)) + der.ElementLen(encap) + der.ElementLen(der.ElementLen(signerInfo))
 	if len(certs) > 0 {
-		signedData += tlvLen(size(certs))
+		signedData += der.ElementLen(size(certs))
 	}
-	contentInfo := len(oidSignedData) + tlvLen(tlvLen(signedData))
+	contentInfo := len(oidSignedData) + der.ElementLen(der.ElementLen(signedData))
 
-	b := make([]byte, 0, tlvLen(contentInfo))
-	b = appendTL(b, 0x30, contentInfo)
+	b := make([]byte, 0, der.ElementLen(contentInfo))
+	b = der.AppendHeader(b, 0x30, contentInfo)
 	b = append(b, oidSignedData...)
-	b = appendTL(b, 0xa0, tlvLen(signedData))
-	b = appendTL(b, 0x30, signedData)
+	b = der.AppendHeader(b, 0xa0, der.ElementLen(signedData))
+	b = der.AppendHeader(b, 0x30, signedData)
 	b = append(b, version...)
-	b = appendTL(b, 0x31, len(digestAlg))
+	b = der.AppendHeader(b, 0x31, len(digestAlg))
 	b = append(b, digestAlg...)
-	b = appendTL(b, 0x30, encap)
+	b = der.AppendHeader(b, 0x30, encap)
 	b = append(b, oidData...)
 	if content != nil {
-		b = appendTL(b, 0xa0, tlvLen(len(content)))
-		b = appendTL(b, 0x04, len(content))
+		b = der.AppendHeader(b, 0xa0, der.ElementLen(len(content)))
+		b = der.AppendHeader(b, 0x04, len(content))
 		b = append(b, content...)
 	}
 	if len(certs) > 0 {
-		b = appendTL(b, 0xa0, size(certs))
+		b = der.AppendHeader(b, 0xa0, size(certs))
 		for _, c := range certs {
 			b = append(b, c...)
 		}
 	}
-	b = appendTL(b, 0x31, tlvLen(signerInfo))
-	b = appendTL(b, 0x30, signerInfo)
+	b = der.AppendHeader(b, 0x31, der.ElementLen(signerInfo))
+	b = der.AppendHeader(b, 0x30, signerInfo)
 	b = append(b, version...)
 	b = id.appendTo(b)
 	b = append(b, digestAlg...)
-	b = appendTL(b, 0xa0, len(attrs))
+	b = der.AppendHeader(b, 0xa0, len(attrs))
 	b = append(b, attrs...)
 	b = append(b, sigAlg...)
-	b = appendTL(b, 0x04, len(sig))
+	b = der.AppendHeader(b, 0x04, len(sig))
 	return append(b, sig...)
 }
 
@@ -490,7 +492,7 @@ func appendOID(dst []byte, oid asn1.ObjectIdentifier) []byte {
 	for _, a := range oid[2:] {
 		c = appendBase128(c, int64(a))
 	}
-	return append(appendTL(dst, 0x06, len(c)), c...)
+	return append(der.AppendHeader(dst, 0x06, len(c)), c...)
 }
 
 func appendBase128(dst []byte, n int64) []byte {
@@ -517,7 +519,7 @@ func appendAlgorithmID(dst []byte, oid asn1.ObjectIdentifier, null bool) []byte 
 	if null {
 		n += 2
 	}
-	dst = append(appendTL(dst, 0x30, n), o...)
+	dst = append(der.AppendHeader(dst, 0x30, n), o...)
 	if null {
 		dst = append(dst, 0x05, 0x00)
 	}
@@ -534,28 +536,28 @@ func DegenerateWithCRLs(certs, crls [][]byte) ([]byte, error) {
 	// digest algorithms, eContentType id-data without content, the
 	// certificates [0] and CRLs [1] when there are any, no SignerInfos.
 	encap := len(oidDataTLV)
-	signedData := 3 + 2 + tlvLen(encap) + 2
+	signedData := 3 + 2 + der.ElementLen(encap) + 2
 	if len(certs) > 0 {
-		signedData += tlvLen(size(certs))
+		signedData += der.ElementLen(size(certs))
 	}
 	if len(crls) > 0 {
-		signedData += tlvLen(size(crls))
+		signedData += der.ElementLen(size(crls))
 	}
-	contentInfo := len(oidSignedDataTLV) + tlvLen(tlvLen(signedData))
-	b := make([]byte, 0, tlvLen(contentInfo))
-	b = appendTL(b, 0x30, contentInfo)
+	contentInfo := len(oidSignedDataTLV) + der.ElementLen(der.ElementLen(signedData))
+	b := make([]byte, 0, der.ElementLen(contentInfo))
+	b = der.AppendHeader(b, 0x30, contentInfo)
 	b = append(b, oidSignedDataTLV...)
-	b = appendTL(b, 0xa0, tlvLen(signedData))
-	b = appendTL(b, 0x30, signedData)
+	b = der.AppendHeader(b, 0xa0, der.ElementLen(signedData))
+	b = der.AppendHeader(b, 0x30, signedData)
 	b = append(b, 0x02, 0x01, 0x01, 0x31, 0x00)
-	b = appendTL(b, 0x30, encap)
+	b = der.AppendHeader(b, 0x30, encap)
 	b = append(b, oidDataTLV...)
 	for _, l := range []struct {
 		tag   byte
 		elems [][]byte
 	}{{0xa0, certs}, {0xa1, crls}} {
 		if len(l.elems) > 0 {
-			b = appendTL(b, l.tag, size(l.elems))
+			b = der.AppendHeader(b, l.tag, size(l.elems))
 			for _, e := range l.elems {
 				b = append(b, e...)
 			}
