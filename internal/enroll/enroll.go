@@ -36,6 +36,7 @@ type Store interface {
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error)
 	RecordIssued(ctx context.Context, rec store.Issued) error
+	Expect(ctx context.Context) (_ context.Context, done func())
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
 	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, token []byte) error
@@ -224,6 +225,15 @@ func (r Result) Certificate() (*x509.Certificate, error) {
 // before it returns.
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
 	r.clientID = r.TransactionID
+	if p.Issuer == nil {
+		// A decision is written within milliseconds (the certificate
+		// issued, the request held, the refusal audited): a commit about
+		// to begin may wait for it to join. Not in RA mode, where an
+		// issuance waits for the upstream CA.
+		var done func()
+		ctx, done = s.store.Expect(ctx)
+		defer done()
+	}
 	if strings.Contains(r.TransactionID, qualifier) {
 		return Result{}, s.rejected(ctx, p, r, errQualifiedID(r.TransactionID))
 	}

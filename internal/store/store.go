@@ -698,6 +698,11 @@ type Store interface {
 	// audit event together. A transaction that already exists is ErrConflict
 	// and nothing is written.
 	RecordIssued(ctx context.Context, rec Issued) error
+	// Expect announces a write that will follow shortly with the
+	// returned context (an enrollment being decided), so that a commit
+	// about to begin may wait a little for it to join; done settles the
+	// announcement if no write comes.
+	Expect(ctx context.Context) (_ context.Context, done func())
 
 	GetCertificate(ctx context.Context, serial string) (Certificate, error)
 	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)

@@ -14,6 +14,10 @@ import (
 // maxGroup bounds the callers one group transaction serves.
 const maxGroup = 64
 
+// maxCommitWait bounds how long a group waits for announced writes to
+// join it (see group.await).
+const maxCommitWait = 10 * time.Millisecond
+
 // errClosed answers a write after Close.
 var errClosed = errors.New("sqlstore: the store is closed")
 
@@ -39,7 +43,27 @@ type group struct {
 	closed  bool
 	// taken counts the callers that groups took.
 	taken atomic.Int64
+	// announced and settled count the writes announced with expect and
+	// those of them that arrived (or will not come); wake is signalled at
+	// each settlement; lag is a moving average of the time from an
+	// announcement to its settlement, in nanoseconds.
+	announced atomic.Int64
+	settled   atomic.Int64
+	wake      chan struct{}
+	lag       atomic.Int64
+	// maxWait is maxCommitWait (tests change it).
+	maxWait time.Duration
 }
+
+// expectation is one write announced with expect.
+type expectation struct {
+	g    *group
+	at   time.Time
+	done atomic.Bool
+}
+
+// expectKey is the context key of a write's expectation.
+type expectKey struct{}
 
 // job is one caller's write transaction.
 type job struct {
@@ -50,7 +74,7 @@ type job struct {
 }
 
 func newGroup(s *Store) *group {
-	g := &group{s: s}
+	g := &group{s: s, wake: make(chan struct{}, 1), maxWait: maxCommitWait}
 	g.idle.L = &g.mu
 	return g
 }
@@ -74,19 +98,23 @@ func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error
 		return err
 	}
 	j := &job{ctx: ctx, fn: fn}
+	e, _ := ctx.Value(expectKey{}).(*expectation)
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
+		e.settle()
 		return errClosed
 	}
 	if !g.leading {
 		g.leading = true
 		g.mu.Unlock()
+		e.settle()
 		return g.lead(j)
 	}
 	j.done = make(chan error, 1)
 	g.queue = append(g.queue, j)
 	g.mu.Unlock()
+	e.settle() // queued: the group waiting for it may begin
 	var err error
 	select {
 	case err = <-j.done:
@@ -115,6 +143,7 @@ func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error
 // callers' functions (call recovers theirs) loses the group: the others
 // are answered, the lead passed on, and the panic goes on in the leader.
 func (g *group) lead(j *job) (err error) {
+	g.await()
 	g.mu.Lock()
 	n := min(maxGroup-1, len(g.queue))
 	batch := append(make([]*job, 0, 1+n), j)
@@ -149,6 +178,59 @@ func (g *group) lead(j *job) (err error) {
 		return gerr
 	}
 	return errs[0]
+}
+
+// expect announces a write that will follow shortly with the returned
+// context (see Store.Expect); done settles the announcement if that write
+// does not come.
+func (g *group) expect(ctx context.Context) (context.Context, func()) {
+	e := &expectation{g: g, at: time.Now()}
+	g.announced.Add(1)
+	return context.WithValue(ctx, expectKey{}, e), e.settle
+}
+
+// settle marks e's write arrived (or not coming), once; a nil e is none.
+func (e *expectation) settle() {
+	if e == nil || !e.done.CompareAndSwap(false, true) {
+		return
+	}
+	g := e.g
+	lag := g.lag.Load()
+	g.lag.Store(lag + (int64(time.Since(e.at))-lag)/8) // a lost update only slows the average
+	g.settled.Add(1)
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// await holds a group about to begin for the writes announced before it
+// (enrollments being decided) to join it, up to twice the usual time from
+// announcement to write and never more than maxCommitWait: enrollments
+// decided together then share one commit, its fsync and the pages they
+// all change, instead of each paying its own. Writes announced while it
+// waits do not extend the wait; nothing announced, nothing waited for (a
+// lone writer commits at once). The callers wait with their processing
+// slots given back (Store.tx), so the wait costs them latency, not the
+// server throughput.
+func (g *group) await() {
+	target := g.announced.Load()
+	if g.settled.Load() >= target {
+		return
+	}
+	wait := min(g.maxWait, 2*time.Duration(g.lag.Load()))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for g.settled.Load() < target {
+		select {
+		case <-g.wake:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // handOff ends a group: the first caller queued leads the next one, or

@@ -139,3 +139,95 @@ func TestGroupCommitPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExpectedWriteJoins: a group about to begin waits for a write
+// announced before it, which then commits with it in one transaction; a
+// write announced later, or one whose announcement is withdrawn, is not
+// waited for; and an announced write that never comes holds a group for
+// the longest wait only.
+func TestExpectedWriteJoins(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var seen commits
+	s.SetObserver(&seen)
+	groups := func() int {
+		seen.mu.Lock()
+		defer seen.mu.Unlock()
+		return seen.n
+	}
+	if _, err := s.DB().ExecContext(ctx, `CREATE TABLE written (key TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(ctx context.Context, key string) error {
+		return sqlstore.Write(ctx, s, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO written (key) VALUES ($1)`, key)
+			return err
+		})
+	}
+	// Wait as long as it takes: the outcome, not the clock, is tested.
+	sqlstore.SetCommitWait(s, time.Hour, time.Hour)
+	// leaderWaits starts a write that leads a group, and returns once it
+	// waits to begin (an announced write outstanding).
+	leaderWaits := func(key string) chan error {
+		t.Helper()
+		out := make(chan error, 1)
+		go func() { out <- insert(ctx, key) }()
+		for !sqlstore.Leading(s) {
+			select {
+			case err := <-out:
+				t.Fatalf("%s committed (%v) without waiting for the write announced before it", key, err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return out
+	}
+
+	// Announced before the leader: it joins the leader's group.
+	expected, done := s.Expect(ctx)
+	defer done()
+	leader := leaderWaits("leader")
+	later, doneLater := s.Expect(ctx) // announced after: not waited for
+	defer doneLater()
+	before := groups()
+	if err := insert(expected, "joined"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	if got := groups() - before; got != 1 {
+		t.Errorf("the leader and the write it waited for took %d transactions, want 1", got)
+	}
+	if err := insert(later, "later"); err != nil {
+		t.Fatal(err)
+	}
+	done() // settled already: counted once
+	doneLater()
+	if a, st := sqlstore.Announced(s); a != 2 || st != 2 {
+		t.Errorf("announced %d, settled %d; want 2 and 2", a, st)
+	}
+
+	// Withdrawn: the leader begins without it.
+	_, withdraw := s.Expect(ctx)
+	leader = leaderWaits("after withdrawal")
+	withdraw()
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+
+	// Never comes, never withdrawn: the longest wait, then the commit.
+	sqlstore.SetCommitWait(s, time.Hour, 20*time.Millisecond)
+	_, never := s.Expect(ctx)
+	defer never()
+	if err := insert(ctx, "alone"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM written`).Scan(&n); err != nil || n != 5 {
+		t.Errorf("%d rows stored (%v), want 5", n, err)
+	}
+}

@@ -194,6 +194,21 @@ func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 	return runTx(ctx, s.db, fn)
 }
 
+// Expect announces a write that will follow shortly with the returned
+// context: an enrollment being decided, whose outcome is written within
+// milliseconds. With a group commit, a group about to begin waits a
+// little for the writes announced before it (see group.await), so that
+// enrollments decided together share a commit. The first write run with the
+// context settles the announcement; done settles it when no write comes
+// (call it in any case, as a context's cancel function). Without a group
+// commit it does nothing.
+func (s *Store) Expect(ctx context.Context) (_ context.Context, done func()) {
+	if s.group == nil {
+		return ctx, func() {}
+	}
+	return s.group.expect(ctx)
+}
+
 // runTx runs fn in a transaction begun on db (the pool or one connection
 // of it) and commits it; fn's error rolls it back.
 func runTx(ctx context.Context, db interface {
