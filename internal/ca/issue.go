@@ -112,7 +112,7 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, serial *big.Int
 	if err != nil {
 		return Issued{}, fmt.Errorf("ca: signing: %w", err)
 	}
-	if k, ok := c.Cert.PublicKey.(*rsa.PublicKey); ok {
+	if k, ok := c.Cert.PublicKey.(*rsa.PublicKey); ok && !goRSAOf(c.Signer, k) {
 		if err := rsa.VerifyPKCS1v15(k, h, digest, sig); err != nil {
 			return Issued{}, fmt.Errorf("ca: the signer returned a signature that does not verify with the CA certificate: %w", err)
 		}
@@ -128,6 +128,17 @@ func (c *CA) issue(tmpl *x509.Certificate, pub crypto.PublicKey, serial *big.Int
 		return Issued{}, fmt.Errorf("ca: encoding certificate: %w", err)
 	}
 	return Issued{DER: der, Serial: serial, Subject: name, NotBefore: notBefore, NotAfter: notAfter, SANs: SANs(tmpl)}, nil
+}
+
+// goRSAOf reports whether signer is Go's own RSA key for pub. crypto/rsa
+// verifies each signature it makes before returning it (against fault
+// attacks), so verifying it again against the certificate's key, the same
+// key, would only repeat that; another signer (OpenSSL, a PKCS#11 token)
+// is checked here, which also catches a key that is not the
+// certificate's.
+func goRSAOf(signer crypto.Signer, pub *rsa.PublicKey) bool {
+	k, ok := signer.(*rsa.PrivateKey)
+	return ok && k.PublicKey.Equal(pub)
 }
 
 // issueWithX509 signs with crypto/x509 and reads the result back.

@@ -121,7 +121,8 @@ func (f faultySigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) (
 }
 
 // TestIssueRefusesFaultySignature: a signature that does not verify with
-// the CA's public key never leaves Issue.
+// the CA's public key never leaves Issue, a faulty signer's or another
+// key's.
 func TestIssueRefusesFaultySignature(t *testing.T) {
 	key, _ := GenerateKey(RSA2048)
 	root, err := NewRoot(key, pkix.Name{CommonName: "r"}, time.Hour, time.Now())
@@ -140,5 +141,13 @@ func TestIssueRefusesFaultySignature(t *testing.T) {
 	is, err := root.Issue(tmpl, csr.PublicKey)
 	if err == nil || !strings.Contains(err.Error(), "does not verify") || is.DER != nil {
 		t.Fatalf("faulty signature: %v, %d bytes", err, len(is.DER))
+	}
+	// Go's own RSA key, but not the certificate's: its signatures verify
+	// with itself (crypto/rsa checks that), not with the CA certificate.
+	other, _ := GenerateKey(RSA2048)
+	root.Signer = other
+	is, err = root.Issue(tmpl, csr.PublicKey)
+	if err == nil || !strings.Contains(err.Error(), "does not verify") || is.DER != nil {
+		t.Fatalf("another key's signature: %v, %d bytes", err, len(is.DER))
 	}
 }

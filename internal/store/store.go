@@ -313,12 +313,19 @@ const ActionChainKeyed = "audit.chain_keyed"
 // another audit key must not fork the chain, and a forged head shows at
 // once.
 func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent) error {
+	if head != nil && key != nil && !head.verifies(key) {
+		return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
+	}
+	return LinkAuditVerified(key, e, head)
+}
+
+// LinkAuditVerified is LinkAudit onto a head known to verify already:
+// the event this process appended last, read back unchanged field for
+// field (its hash was computed here, with this key).
+func LinkAuditVerified(key []byte, e *AuditEvent, head *AuditEvent) error {
 	e.Seq = 1
 	e.PrevHash = []byte{}
 	if head != nil {
-		if key != nil && !head.verifies(key) {
-			return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
-		}
 		e.Seq, e.PrevHash = head.Seq+1, head.Hash
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/scepd/scepd/internal/slot"
@@ -89,6 +90,9 @@ type Store struct {
 	group *group
 	// auditKey keys the audit chain (see SetAuditKey).
 	auditKey []byte
+	// appended is the newest audit event this store appended: a head
+	// read back unchanged needs no check of its HMAC (see appendAudits).
+	appended atomic.Pointer[appendedAudit]
 	obs      store.Observer
 	qLatest  string
 }

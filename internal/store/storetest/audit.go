@@ -51,6 +51,7 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
+		{"HeadRewrittenRefused", testAuditHeadRewritten},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,5 +271,23 @@ func testAuditForeignKey(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
 	s.SetAuditKey(key.Chain())
 	if r := verify(t, s, key, nil); r.Problem != "" || r.Events != 3 {
 		t.Fatalf("log after refused appends: %+v", r)
+	}
+}
+
+// testAuditHeadRewritten: the newest event, which this store appended
+// itself, rewritten in place (its hash kept): the next append checks it
+// again and refuses, with nothing written.
+func testAuditHeadRewritten(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+	seed(t, s)
+	keyedLog(t, s, key, 2)
+	exec(t, `UPDATE audit_events SET details = '{"i":"z"}' WHERE seq = 3`)
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
+		t.Fatalf("append onto a rewritten head: %v; want ErrAuditHead", err)
+	}
+	if err := s.RecordIssued(ctx, issued("0b", "tx-rewritten")); !errors.Is(err, store.ErrAuditHead) {
+		t.Fatalf("issuing onto a rewritten head: %v; want ErrAuditHead", err)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the certificate was stored without its audit event: %v", err)
 	}
 }
