@@ -218,6 +218,32 @@ func (r Result) Certificate() (*x509.Certificate, error) {
 	return x509.ParseCertificate(r.DER)
 }
 
+// Expect announces the enrollment request about to be decrypted and
+// decided on the returned context: its outcome (the certificate issued,
+// the request held, the refusal audited) is written within milliseconds,
+// so a commit about to begin may wait for it to join (see
+// store.Store.Expect). Not in RA mode, where an issuance waits for the
+// upstream CA. Call done when the request is answered.
+func (s *Service) Expect(ctx context.Context, p *Profile) (_ context.Context, done func()) {
+	if p.Issuer != nil {
+		return ctx, func() {}
+	}
+	ctx, done = s.store.Expect(ctx)
+	return context.WithValue(ctx, expectKey{}, done), done
+}
+
+// expectKey is the context key of an announced request's done function.
+type expectKey struct{}
+
+// withdraw settles the announcement on ctx, if any, before a step that
+// may take long (a remote challenge check): commits do not wait for it
+// meanwhile.
+func withdraw(ctx context.Context) {
+	if done, ok := ctx.Value(expectKey{}).(func()); ok {
+		done()
+	}
+}
+
 // PKCSReq decides an enrollment: a first one (authorised by the challenge)
 // or a renewal (authorised by the old certificate). It returns a
 // *Rejection for every refusal the client should hear about, and any other
@@ -225,15 +251,6 @@ func (r Result) Certificate() (*x509.Certificate, error) {
 // before it returns.
 func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, error) {
 	r.clientID = r.TransactionID
-	if p.Issuer == nil {
-		// A decision is written within milliseconds (the certificate
-		// issued, the request held, the refusal audited): a commit about
-		// to begin may wait for it to join. Not in RA mode, where an
-		// issuance waits for the upstream CA.
-		var done func()
-		ctx, done = s.store.Expect(ctx)
-		defer done()
-	}
 	if strings.Contains(r.TransactionID, qualifier) {
 		return Result{}, s.rejected(ctx, p, r, errQualifiedID(r.TransactionID))
 	}
@@ -300,7 +317,18 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	// Validators (Intune, an operator's webhook) hear the transactionID the
 	// device sent, not the qualified one a reused ID is stored under.
 	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr, Signer: r.Signer}
+	if remote {
+		// Intune or a webhook answers in its own time: commits do not
+		// wait for this request meanwhile (a local check is quick).
+		withdraw(ctx)
+	}
 	grant, err := p.Challenge.Validate(ctx, creq)
+	if err == nil && remote && p.Issuer == nil {
+		// Granted: the certificate is signed and written next.
+		var done func()
+		ctx, done = s.store.Expect(ctx)
+		defer done()
+	}
 	if err != nil {
 		if errors.Is(err, challenge.ErrInvalid) {
 			// A retransmission whose one-time challenge its first copy spent.

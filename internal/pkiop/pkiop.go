@@ -27,6 +27,7 @@ import (
 // Enroller is the enrollment use case a decision hands requests to.
 type Enroller interface {
 	PKCSReq(ctx context.Context, p *enroll.Profile, r enroll.Request) (enroll.Result, error)
+	Expect(ctx context.Context, p *enroll.Profile) (_ context.Context, done func())
 	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey) (enroll.Result, error)
 	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
 }
@@ -75,6 +76,13 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 	}
 	if msg.Digest == crypto.MD5 {
 		return fail(scep.BadAlg, "MD5 message digests are refused")
+	}
+	if msg.Type == scep.PKCSReq || msg.Type == scep.RenewalReq || msg.Type == scep.UpdateReq {
+		// From here an enrollment is decided and written within a few
+		// milliseconds: commits about to begin may wait for it.
+		var done func()
+		ctx, done = d.Enroller.Expect(ctx, p.Enroll)
+		defer done()
 	}
 	env, err := msg.OpenEnvelope()
 	if err != nil {

@@ -20,12 +20,17 @@ const (
 )
 
 func (s *Store) scanAudit(r scanner) (store.AuditEvent, error) {
-	var e store.AuditEvent
-	var details string
-	if err := r.Scan(&e.Seq, s.tm(&e.Time), &e.Actor, &e.Action, &e.Object, &e.Outcome, &details, &e.PrevHash, &e.Hash); err != nil {
+	e, details, err := s.scanAuditRaw(r)
+	if err != nil {
 		return e, err
 	}
 	return e, json.Unmarshal([]byte(details), &e.Details)
+}
+
+// scanAuditRaw reads an event's columns, its details as stored (JSON).
+func (s *Store) scanAuditRaw(r scanner) (e store.AuditEvent, details string, err error) {
+	err = r.Scan(&e.Seq, s.tm(&e.Time), &e.Actor, &e.Action, &e.Object, &e.Outcome, &details, &e.PrevHash, &e.Hash)
+	return e, details, err
 }
 
 // AppendAudit appends one event to the chained audit log.
@@ -58,9 +63,7 @@ func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, eve
 	}
 	verified := false
 	stmts = append(stmts, Stmt{Query: qAuditHead, Row: func(r scanner) error {
-		var h store.AuditEvent
-		var details string
-		err := r.Scan(&h.Seq, s.tm(&h.Time), &h.Actor, &h.Action, &h.Object, &h.Outcome, &details, &h.PrevHash, &h.Hash)
+		h, details, err := s.scanAuditRaw(r)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return nil

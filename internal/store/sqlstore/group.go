@@ -204,18 +204,17 @@ func (e *expectation) settle() {
 	}
 }
 
-// await holds a group about to begin for the writes announced before it
-// (enrollments being decided) to join it, up to twice the usual time from
-// announcement to write and never more than maxCommitWait: enrollments
-// decided together then share one commit, its fsync and the pages they
-// all change, instead of each paying its own. Writes announced while it
-// waits do not extend the wait; nothing announced, nothing waited for (a
-// lone writer commits at once). The callers wait with their processing
-// slots given back (Store.tx), so the wait costs them latency, not the
-// server throughput.
+// await holds a group about to begin while announced writes (enrollments
+// being decided) are still to come, for them to join it: up to twice the
+// usual time from announcement to write, never more than maxCommitWait,
+// and not once the group is full. Enrollments decided together then share
+// one commit, its fsync and the pages they all change, instead of each
+// paying its own. Nothing announced, nothing waited for: a lone writer
+// commits at once. The callers wait with their processing slots given
+// back (Store.tx), so the wait costs them latency, not the server
+// throughput.
 func (g *group) await() {
-	target := g.announced.Load()
-	if g.settled.Load() >= target {
+	if g.settled.Load() >= g.announced.Load() {
 		return
 	}
 	wait := min(g.maxWait, 2*time.Duration(g.lag.Load()))
@@ -224,13 +223,20 @@ func (g *group) await() {
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	for g.settled.Load() < target {
+	for g.settled.Load() < g.announced.Load() && !g.full() {
 		select {
 		case <-g.wake:
 		case <-t.C:
 			return
 		}
 	}
+}
+
+// full reports whether the callers queued fill a group with its leader.
+func (g *group) full() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue) >= maxGroup-1
 }
 
 // handOff ends a group: the first caller queued leads the next one, or

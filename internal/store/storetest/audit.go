@@ -51,7 +51,12 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
-		{"HeadRewrittenRefused", testAuditHeadRewritten},
+	}
+	for column, rewrite := range headRewrites {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, s Keyed, exec Exec, key *audit.Key)
+		}{"HeadRewrittenRefused/" + column, testAuditHeadRewritten(rewrite)})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,20 +279,35 @@ func testAuditForeignKey(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
 	}
 }
 
-// testAuditHeadRewritten: the newest event, which this store appended
-// itself, rewritten in place (its hash kept): the next append checks it
-// again and refuses, with nothing written.
-func testAuditHeadRewritten(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
-	seed(t, s)
-	keyedLog(t, s, key, 2)
-	exec(t, `UPDATE audit_events SET details = '{"i":"z"}' WHERE seq = 3`)
-	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
-		t.Fatalf("append onto a rewritten head: %v; want ErrAuditHead", err)
-	}
-	if err := s.RecordIssued(ctx, issued("0b", "tx-rewritten")); !errors.Is(err, store.ErrAuditHead) {
-		t.Fatalf("issuing onto a rewritten head: %v; want ErrAuditHead", err)
-	}
-	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the certificate was stored without its audit event: %v", err)
+// headRewrites rewrite the newest event (seq 3 of keyedLog's log) in
+// place, in each column its HMAC covers, its hash kept.
+var headRewrites = map[string]string{
+	"Details":  `UPDATE audit_events SET details = '{"i":"z"}' WHERE seq = 3`,
+	"Actor":    `UPDATE audit_events SET actor = 'someone else' WHERE seq = 3`,
+	"Action":   `UPDATE audit_events SET action = 'other' WHERE seq = 3`,
+	"Object":   `UPDATE audit_events SET object = 'other' WHERE seq = 3`,
+	"Outcome":  `UPDATE audit_events SET outcome = 'other' WHERE seq = 3`,
+	"Time":     `UPDATE audit_events SET at = (SELECT at FROM audit_events WHERE seq = 1) WHERE seq = 3`,
+	"PrevHash": `UPDATE audit_events SET prev_hash = hash WHERE seq = 3`,
+	"Seq":      `UPDATE audit_events SET seq = 4 WHERE seq = 3`,
+}
+
+// testAuditHeadRewritten returns the test of one rewrite: the newest
+// event, which this store appended itself, rewritten in place; the next
+// append checks it again and refuses, with nothing written.
+func testAuditHeadRewritten(rewrite string) func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+	return func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+		seed(t, s)
+		keyedLog(t, s, key, 2)
+		exec(t, rewrite)
+		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
+			t.Fatalf("append onto a rewritten head: %v; want ErrAuditHead", err)
+		}
+		if err := s.RecordIssued(ctx, issued("0b", "tx-rewritten")); !errors.Is(err, store.ErrAuditHead) {
+			t.Fatalf("issuing onto a rewritten head: %v; want ErrAuditHead", err)
+		}
+		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the certificate was stored without its audit event: %v", err)
+		}
 	}
 }
