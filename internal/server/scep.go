@@ -74,7 +74,7 @@ func (s *Server) scep(w http.ResponseWriter, r *http.Request, profileID string) 
 // request ends with releaseHeld.
 func (s *Server) yieldable(ctx context.Context) context.Context {
 	held := &heldSlot{s: s, held: true}
-	return context.WithValue(slot.With(ctx, held.yield), heldKey{}, held)
+	return context.WithValue(slot.With(ctx, held.yield, s.queued), heldKey{}, held)
 }
 
 // heldSlot is one request's slot: given back and taken again in its own

@@ -393,6 +393,9 @@ func (s *Server) resume() {
 	<-s.handoff
 }
 
+// queued reports whether requests wait for a slot.
+func (s *Server) queued() bool { return s.waiting.Load() > 0 }
+
 // waitingToResume is how many requests wait in resume (tests).
 func (s *Server) waitingToResume() int {
 	s.mu.Lock()

@@ -155,7 +155,7 @@ func TestCommitGivesBackTheSlot(t *testing.T) {
 	ctx := slot.With(context.Background(), func() func() {
 		events = append(events, "yield")
 		return func() { events = append(events, "resume") }
-	})
+	}, nil)
 	if err := s.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "test", Action: "test", Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}

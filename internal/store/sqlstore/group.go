@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/scepd/scepd/internal/slot"
 )
 
 // maxGroup bounds the callers one group transaction serves.
@@ -143,7 +145,7 @@ func (g *group) run(ctx context.Context, fn func(context.Context, *sql.Tx) error
 // callers' functions (call recovers theirs) loses the group: the others
 // are answered, the lead passed on, and the panic goes on in the leader.
 func (g *group) lead(j *job) (err error) {
-	g.await()
+	g.await(j.ctx)
 	g.mu.Lock()
 	n := min(maxGroup-1, len(g.queue))
 	batch := append(make([]*job, 0, 1+n), j)
@@ -209,12 +211,13 @@ func (e *expectation) settle() {
 // usual time from announcement to write, never more than maxCommitWait,
 // and not once the group is full. Enrollments decided together then share
 // one commit, its fsync and the pages they all change, instead of each
-// paying its own. Nothing announced, nothing waited for: a lone writer
-// commits at once. The callers wait with their processing slots given
-// back (Store.tx), so the wait costs them latency, not the server
-// throughput.
-func (g *group) await() {
-	if g.settled.Load() >= g.announced.Load() {
+// paying its own. It waits only when requests queue for the server's
+// processing slots (slot.Busy on the leader's ctx): the leader waits with
+// its slot given back (Store.tx), which then goes to work at once, so the
+// wait costs the server no throughput; with slots to spare it would only
+// add latency. Nothing announced, nothing waited for.
+func (g *group) await(ctx context.Context) {
+	if g.settled.Load() >= g.announced.Load() || !slot.Busy(ctx) {
 		return
 	}
 	wait := min(g.maxWait, 2*time.Duration(g.lag.Load()))

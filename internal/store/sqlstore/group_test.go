@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
 	"github.com/scepd/scepd/internal/store/sqlstore"
@@ -140,10 +141,11 @@ func TestGroupCommitPanic(t *testing.T) {
 	}
 }
 
-// TestExpectedWriteJoins: a group about to begin waits for an announced
-// write, which then commits with it in one transaction; it stops waiting
-// when the announcement is withdrawn, and an announced write that never
-// comes holds it for the longest wait, then it commits.
+// TestExpectedWriteJoins: while requests queue for the server's slots, a
+// group about to begin waits for an announced write, which then commits
+// with it in one transaction; it stops waiting when the announcement is
+// withdrawn, and an announced write that never comes holds it for the
+// longest wait, then it commits. With no request queued it does not wait.
 func TestExpectedWriteJoins(t *testing.T) {
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
@@ -171,12 +173,26 @@ func TestExpectedWriteJoins(t *testing.T) {
 	// (a wait that ended at this bound would fail below, not hang).
 	const long = 30 * time.Second
 	sqlstore.SetCommitWait(s, long, long)
+
+	// No request queues for the server's slots: a group commits at once,
+	// whatever is announced (waiting would only add latency).
+	_, idle := s.Expect(ctx)
+	start := time.Now()
+	if err := insert(ctx, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) >= long {
+		t.Errorf("a group waited %v with no request queued for a slot", time.Since(start))
+	}
+	idle()
+	// From here requests queue: a group may wait.
+	busy := slot.With(ctx, func() func() { return func() {} }, func() bool { return true })
 	// leaderWaits starts a write that leads a group, and returns once it
 	// leads (and waits: an announced write is outstanding).
 	leaderWaits := func(key string) chan error {
 		t.Helper()
 		out := make(chan error, 1)
-		go func() { out <- insert(ctx, key) }()
+		go func() { out <- insert(busy, key) }()
 		for !sqlstore.Leading(s) {
 			select {
 			case err := <-out:
@@ -190,7 +206,7 @@ func TestExpectedWriteJoins(t *testing.T) {
 	// Announced: it joins the leader's group.
 	expected, done := s.Expect(ctx)
 	defer done()
-	start := time.Now()
+	start = time.Now()
 	leader := leaderWaits("leader")
 	before := groups()
 	if err := insert(expected, "joined"); err != nil {
@@ -203,8 +219,8 @@ func TestExpectedWriteJoins(t *testing.T) {
 		t.Errorf("the leader and the write it waited for took %d transactions (after %v), want 1 before the longest wait", got, time.Since(start))
 	}
 	done() // settled already: counted once
-	if a, st := sqlstore.Announced(s); a != 1 || st != 1 {
-		t.Errorf("announced %d, settled %d; want 1 and 1", a, st)
+	if a, st := sqlstore.Announced(s); a != 2 || st != 2 {
+		t.Errorf("announced %d, settled %d; want 2 and 2", a, st)
 	}
 
 	// Withdrawn: the leader begins without it.
@@ -225,14 +241,14 @@ func TestExpectedWriteJoins(t *testing.T) {
 	_, never := s.Expect(ctx)
 	defer never()
 	start = time.Now()
-	if err := insert(ctx, "alone"); err != nil {
+	if err := insert(busy, "alone"); err != nil {
 		t.Fatal(err)
 	}
 	if waited := time.Since(start); waited < short {
 		t.Errorf("a write committed after %v with an announced write outstanding, want the longest wait (%v) first", waited, short)
 	}
 	var n int
-	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM written`).Scan(&n); err != nil || n != 4 {
-		t.Errorf("%d rows stored (%v), want 4", n, err)
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM written`).Scan(&n); err != nil || n != 5 {
+		t.Errorf("%d rows stored (%v), want 5", n, err)
 	}
 }
