@@ -268,20 +268,13 @@ func encodeEnvelopedData(id signerID, ek []byte, oid asn1.ObjectIdentifier, iv, 
 	var algs [64]byte
 	keyAlg := appendAlgorithmID(algs[:0], oidRSAEncryption, true)
 	contentAlg := appendOID(algs[len(keyAlg):len(keyAlg)], oid)
-	oidEnveloped := appendOID(algs[len(keyAlg)+len(contentAlg):len(keyAlg)+len(contentAlg)], OIDEnvelopedData)
 	version := []byte{0x02, 0x01, 0x00}
 
 	recipient := len(version) + id.encodedLen() + len(keyAlg) + der.ElementLen(len(ek))
 	cipherAlg := len(contentAlg) + der.ElementLen(len(iv))
 	encrypted := len(oidDataTLV) + der.ElementLen(cipherAlg) + der.ElementLen(len(ct))
 	envelopedData := len(version) + der.ElementLen(der.ElementLen(recipient)) + der.ElementLen(encrypted)
-	contentInfo := len(oidEnveloped) + der.ElementLen(der.ElementLen(envelopedData))
-
-	b := make([]byte, 0, der.ElementLen(contentInfo))
-	b = der.AppendHeader(b, 0x30, contentInfo)
-	b = append(b, oidEnveloped...)
-	b = der.AppendHeader(b, 0xa0, der.ElementLen(envelopedData))
-	b = der.AppendHeader(b, 0x30, envelopedData)
+	b := beginContentInfo(oidEnvelopedDataTLV, envelopedData)
 	b = append(b, version...)
 	b = der.AppendHeader(b, 0x31, der.ElementLen(recipient))
 	b = der.AppendHeader(b, 0x30, recipient)

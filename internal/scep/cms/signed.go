@@ -434,10 +434,9 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	var algs [64]byte
 	digestAlg := appendAlgorithmID(algs[:0], digestOID, true)
 	sigAlg := appendAlgorithmID(algs[len(digestAlg):len(digestAlg)], sigOID, sigOID.Equal(oidRSAEncryption))
-	oidData, oidSignedData := oidDataTLV, oidSignedDataTLV
 	version := []byte{0x02, 0x01, 0x01}
 
-	encap := len(oidData)
+	encap := len(oidDataTLV)
 	if content != nil {
 		encap += der.ElementLen(der.ElementLen(len(content)))
 	}
@@ -446,18 +445,12 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	if len(certs) > 0 {
 		signedData += der.ElementLen(size(certs))
 	}
-	contentInfo := len(oidSignedData) + der.ElementLen(der.ElementLen(signedData))
-
-	b := make([]byte, 0, der.ElementLen(contentInfo))
-	b = der.AppendHeader(b, 0x30, contentInfo)
-	b = append(b, oidSignedData...)
-	b = der.AppendHeader(b, 0xa0, der.ElementLen(signedData))
-	b = der.AppendHeader(b, 0x30, signedData)
+	b := beginContentInfo(oidSignedDataTLV, signedData)
 	b = append(b, version...)
 	b = der.AppendHeader(b, 0x31, len(digestAlg))
 	b = append(b, digestAlg...)
 	b = der.AppendHeader(b, 0x30, encap)
-	b = append(b, oidData...)
+	b = append(b, oidDataTLV...)
 	if content != nil {
 		b = der.AppendHeader(b, 0xa0, der.ElementLen(len(content)))
 		b = der.AppendHeader(b, 0x04, len(content))
@@ -481,7 +474,21 @@ func encodeSignedData(digestOID asn1.ObjectIdentifier, content []byte, certs [][
 	return append(b, sig...)
 }
 
-var oidDataTLV, oidSignedDataTLV = appendOID(nil, OIDData), appendOID(nil, OIDSignedData)
+// The content types as DER OBJECT IDENTIFIERs.
+var oidDataTLV, oidSignedDataTLV, oidEnvelopedDataTLV = appendOID(nil, OIDData), appendOID(nil, OIDSignedData), appendOID(nil, OIDEnvelopedData)
+
+// beginContentInfo returns a buffer of the exact size of a ContentInfo
+// (RFC 5652 §3) of contentType (its DER OBJECT IDENTIFIER) whose content
+// is a SEQUENCE of inner octets, with everything written but those
+// octets: the encoders append them.
+func beginContentInfo(contentType []byte, inner int) []byte {
+	contentInfo := len(contentType) + der.ElementLen(der.ElementLen(inner))
+	b := make([]byte, 0, der.ElementLen(contentInfo))
+	b = der.AppendHeader(b, 0x30, contentInfo)
+	b = append(b, contentType...)
+	b = der.AppendHeader(b, 0xa0, der.ElementLen(inner))
+	return der.AppendHeader(b, 0x30, inner)
+}
 
 // appendOID appends the DER OBJECT IDENTIFIER oid, as cryptobyte writes
 // it; oid is one of this package's (valid: two arcs or more, the first
@@ -543,12 +550,7 @@ func DegenerateWithCRLs(certs, crls [][]byte) ([]byte, error) {
 	if len(crls) > 0 {
 		signedData += der.ElementLen(size(crls))
 	}
-	contentInfo := len(oidSignedDataTLV) + der.ElementLen(der.ElementLen(signedData))
-	b := make([]byte, 0, der.ElementLen(contentInfo))
-	b = der.AppendHeader(b, 0x30, contentInfo)
-	b = append(b, oidSignedDataTLV...)
-	b = der.AppendHeader(b, 0xa0, der.ElementLen(signedData))
-	b = der.AppendHeader(b, 0x30, signedData)
+	b := beginContentInfo(oidSignedDataTLV, signedData)
 	b = append(b, 0x02, 0x01, 0x01, 0x31, 0x00)
 	b = der.AppendHeader(b, 0x30, encap)
 	b = append(b, oidDataTLV...)
