@@ -323,10 +323,10 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		withdraw(ctx)
 	}
 	grant, err := p.Challenge.Validate(ctx, creq)
-	if err == nil && remote && p.Issuer == nil {
+	if err == nil && remote {
 		// Granted: the certificate is signed and written next.
 		var done func()
-		ctx, done = s.store.Expect(ctx)
+		ctx, done = s.Expect(ctx, p)
 		defer done()
 	}
 	if err != nil {

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/store"
 )
 
 // slowNotifier allows every request and reports outcomes slowly, like an
@@ -81,5 +85,59 @@ func TestCloseCancelsLateNotifications(t *testing.T) {
 	}
 	if n.cancelled.Load() != 1 {
 		t.Fatal("the late notification was not cancelled before Close returned")
+	}
+}
+
+// announcing counts the writes enrollment announces and the
+// announcements it settles.
+type announcing struct {
+	store.Store
+	made, settled atomic.Int32
+}
+
+func (a *announcing) Expect(ctx context.Context) (context.Context, func()) {
+	ctx, done := a.Store.Expect(ctx)
+	a.made.Add(1)
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() { a.settled.Add(1) })
+		done()
+	}
+}
+
+// checkingNotifier is a remote validator that records, while it is
+// asked, how many announcements are still open.
+type checkingNotifier struct {
+	slowNotifier
+	st   *announcing
+	open int32
+}
+
+func (n *checkingNotifier) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
+	n.open = n.st.made.Load() - n.st.settled.Load()
+	return challenge.Grant{}, nil
+}
+
+// TestRemoteCheckWithdrawsTheAnnouncement: an enrollment announced for
+// the group commit withdraws the announcement while a remote validator
+// (Intune, a webhook) answers, so commits do not wait for that, and
+// announces the write again once granted; every announcement is settled.
+func TestRemoteCheckWithdrawsTheAnnouncement(t *testing.T) {
+	_, p, st := setup(t)
+	a := &announcing{Store: st}
+	svc := enroll.New(a, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	n := &checkingNotifier{st: a, open: -1}
+	p.Challenge = n
+	ctx, done := svc.Expect(context.Background(), p)
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "remote", CSR: csr(t, 2048, "remote")}); err != nil {
+		t.Fatal(err)
+	}
+	done()
+	if n.open != 0 {
+		t.Errorf("%d announcements open while the remote validator answered, want 0", n.open)
+	}
+	if made, settled := a.made.Load(), a.settled.Load(); made != 2 || settled != 2 {
+		t.Errorf("%d announced, %d settled; want 2 (before decryption, after the grant), both settled", made, settled)
 	}
 }
