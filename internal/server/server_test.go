@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,6 +127,12 @@ func (abortingEnroller) PKCSReq(context.Context, *enroll.Profile, enroll.Request
 	panic(http.ErrAbortHandler)
 }
 
+// Expect announces nothing (the embedded Enroller is nil: the panic is
+// PKCSReq's, not a nil one's here).
+func (abortingEnroller) Expect(ctx context.Context, _ *enroll.Profile) (context.Context, func()) {
+	return ctx, func() {}
+}
+
 // TestObserveAfterPanic: a PKIOperation that panics once its message is
 // parsed is observed with that message's type, not as "unknown".
 func TestObserveAfterPanic(t *testing.T) {
@@ -137,7 +144,8 @@ func TestObserveAfterPanic(t *testing.T) {
 	}
 	defer st.Close()
 	ks := keys.Source{Dir: dir}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +182,9 @@ func TestObserveAfterPanic(t *testing.T) {
 	}
 	if got := <-observed; got != "default PKCSReq http-400" {
 		t.Fatalf("observed %q, want the message type parsed before the panic", got)
+	}
+	if strings.Contains(logged.String(), "panicked") {
+		t.Errorf("a panic other than PKCSReq's http.ErrAbortHandler:\n%s", logged.String())
 	}
 }
 
