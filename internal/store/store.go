@@ -309,12 +309,26 @@ const ActionChainKeyed = "audit.chain_keyed"
 // holding the lock that serialises appenders.
 //
 // With a key, it refuses (ErrAuditHead) to append onto a head that
-// verifies neither with the key nor as an unkeyed event: a replica with
-// another audit key must not fork the chain, and a forged head shows at
-// once.
-func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent) error {
-	if head != nil && key != nil && !head.verifies(key) {
-		return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
+// verifies neither with the key nor as an unkeyed event, and onto an
+// unkeyed head once the chain is keyed: chainKeyed, asked only for a head
+// that verifies the unkeyed way, reports whether the log holds an
+// ActionChainKeyed event. A replica with another audit key must not fork
+// the chain, and a head forged without the key shows at once.
+func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent, chainKeyed func() (bool, error)) error {
+	if head != nil && key != nil {
+		switch head.verifies(key) {
+		case headKeyed:
+		case headUnkeyed:
+			keyed, err := chainKeyed()
+			if err != nil {
+				return err
+			}
+			if keyed {
+				return fmt.Errorf("%w (event %d is hashed without the key, after the chain was keyed)", ErrAuditHead, head.Seq)
+			}
+		default:
+			return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
+		}
 	}
 	return LinkAuditVerified(key, e, head)
 }
@@ -342,14 +356,24 @@ func LinkAuditVerified(key []byte, e *AuditEvent, head *AuditEvent) error {
 // key nor as an unkeyed event; nothing was written.
 var ErrAuditHead = errors.New("store: the newest audit event does not verify with this audit key")
 
-// verifies reports whether e's hash is its keyed hash under key, or (a
-// log not keyed yet) its unkeyed hash.
-func (e *AuditEvent) verifies(key []byte) bool {
+// How an audit event's hash verifies (AuditEvent.verifies).
+const (
+	headForged = iota
+	headKeyed
+	headUnkeyed
+)
+
+// verifies reports whether e's hash is its keyed hash under key
+// (headKeyed), its unkeyed hash (headUnkeyed, which anyone can compute;
+// never for the ActionChainKeyed marker), or neither.
+func (e *AuditEvent) verifies(key []byte) int {
 	if h, err := e.KeyedHash(key, e.PrevHash); err == nil && hmac.Equal(h, e.Hash) {
-		return true
+		return headKeyed
 	}
-	h, err := e.ChainHash(e.PrevHash)
-	return err == nil && bytes.Equal(h, e.Hash) && e.Action != ActionChainKeyed
+	if h, err := e.ChainHash(e.PrevHash); err == nil && bytes.Equal(h, e.Hash) && e.Action != ActionChainKeyed {
+		return headUnkeyed
+	}
+	return headForged
 }
 
 // ChainVerifier checks an audit hash chain fed oldest first. Events before

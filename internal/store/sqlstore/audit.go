@@ -15,7 +15,11 @@ import (
 const auditColumns = `seq, at, actor, action, object, outcome, details, prev_hash, hash`
 
 const (
-	qAuditHead   = `SELECT ` + auditColumns + ` FROM audit_events ORDER BY seq DESC LIMIT 1`
+	qAuditHead = `SELECT ` + auditColumns + ` FROM audit_events ORDER BY seq DESC LIMIT 1`
+	// qAuditKeyed: whether the chain was keyed. Asked only of a head
+	// that is not keyed (a log from an earlier version, once, or a forged
+	// head), so it has no index of its own.
+	qAuditKeyed  = `SELECT EXISTS (SELECT 1 FROM audit_events WHERE action = $1)`
 	qAuditInsert = `INSERT INTO audit_events (` + auditColumns + `, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 )
 
@@ -89,11 +93,16 @@ func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, eve
 		e := &events[i]
 		// The seq is set here, not by the database, because the HMAC
 		// covers it (and a rolled-back append leaves no gap).
-		link := store.LinkAudit
+		var err error
 		if verified {
-			link = store.LinkAuditVerified
+			err = store.LinkAuditVerified(s.auditKey, e, head)
+		} else {
+			err = store.LinkAudit(s.auditKey, e, head, func() (keyed bool, err error) {
+				err = s.row(ctx, tx, qAuditKeyed, store.ActionChainKeyed).Scan(&keyed)
+				return keyed, err
+			})
 		}
-		if err := link(s.auditKey, e, head); err != nil {
+		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 		details, _ := json.Marshal(e.Details)

@@ -51,6 +51,8 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
+		{"UnkeyedHeadRefused/Rewritten", testAuditUnkeyedHead(false)},
+		{"UnkeyedHeadRefused/Appended", testAuditUnkeyedHead(true)},
 	}
 	for column, rewrite := range headRewrites {
 		tests = append(tests, struct {
@@ -309,5 +311,42 @@ func testAuditHeadRewritten(rewrite string) func(t *testing.T, s Keyed, exec Exe
 		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("the certificate was stored without its audit event: %v", err)
 		}
+	}
+}
+
+// testAuditUnkeyedHead returns the test of a head made without the key
+// after the chain was keyed: the newest event rewritten, or one more
+// appended, hashed the unkeyed way (as before the chain was keyed,
+// which anyone can compute). The next append refuses it, with nothing
+// written, and so does a start that would key the chain again.
+func testAuditUnkeyedHead(appended bool) func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+	return func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+		seed(t, s)
+		keyedLog(t, s, key, 2)
+		forged := int64(3)
+		if appended {
+			forged = 4
+			exec(t, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile)
+				SELECT 4, at, 'intruder', action, object, outcome, details, hash, hash, profile FROM audit_events WHERE seq = 3`)
+		} else {
+			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
+		}
+		recompute(t, s, exec, forged)
+		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
+			t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		}
+		if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHead) {
+			t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		}
+		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the certificate was stored without its audit event: %v", err)
+		}
+		if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) {
+			t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		}
+		if events, err := s.AuditAfter(ctx, 0, 100); err != nil || int64(len(events)) != forged {
+			t.Fatalf("log after refused appends: %d events, %v; want %d", len(events), err, forged)
+		}
+		wantBroken(t, verify(t, s, key, nil), forged, "HMAC")
 	}
 }
