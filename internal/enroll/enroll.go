@@ -39,7 +39,7 @@ type Store interface {
 	Expect(ctx context.Context) (_ context.Context, done func())
 	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
-	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, token []byte) error
+	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, old, token []byte) error
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
@@ -453,8 +453,39 @@ func (s *Service) policyRejection(ctx context.Context, p *Profile, r Request, er
 
 // unsubmitted starts the upstream poll token of a request held while its
 // upstream was unavailable (nothing reached the upstream yet); the sealed
-// CSR follows.
-const unsubmitted = "\x00unsubmitted"
+// CSR follows. submitting starts it while a poll submits the request: the
+// end of that poll's lease (8 octets, Unix milliseconds), then the sealed
+// CSR. Until then other polls leave the upstream alone.
+const (
+	unsubmitted = "\x00unsubmitted"
+	submitting  = "\x00submitting"
+)
+
+// submitLease is how long a poll may take to submit a held request before
+// another may take over (its server stopped, say). A poll ends within the
+// server's 30 s write timeout (upstream.scep.timeout is at most 25 s), so
+// a claim older than this was abandoned.
+const submitLease = 2 * time.Minute
+
+// heldToken reads the poll token of a request held for the upstream: its
+// sealed CSR, and the end of the lease of a poll submitting it now (zero
+// when none is). ok is false for any other token.
+func heldToken(token []byte) (sealed []byte, leased time.Time, ok bool) {
+	if sealed, ok := bytes.CutPrefix(token, []byte(unsubmitted)); ok {
+		return sealed, time.Time{}, true
+	}
+	rest, ok := bytes.CutPrefix(token, []byte(submitting))
+	if !ok || len(rest) < 8 {
+		return nil, time.Time{}, false
+	}
+	return rest[8:], time.UnixMilli(int64(binary.BigEndian.Uint64(rest))), true
+}
+
+// claimToken is the token of a held request that a poll submits until.
+func claimToken(sealed []byte, until time.Time) []byte {
+	b := binary.BigEndian.AppendUint64([]byte(submitting), uint64(until.UnixMilli()))
+	return append(b, sealed...)
+}
 
 // pollToken is what marks a request an upstream holds: its token, never
 // empty (an empty one still marks it).
@@ -524,9 +555,13 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	req := IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}
 	var got Issuance
 	var old *store.Certificate // what a renewal renews
-	if sealed, ok := bytes.CutPrefix(tx.UpstreamPoll, []byte(unsubmitted)); ok {
+	if sealed, leased, ok := heldToken(tx.UpstreamPoll); ok {
 		// Held while the upstream was down: submit it now, as the device
-		// signed it.
+		// signed it, unless another poll is doing so.
+		now := s.now()
+		if now.Before(leased) {
+			return Result{Pending: true}, nil
+		}
 		held, heldOld, why, herr := s.heldCSR(ctx, p, tx, sealed)
 		if herr != nil {
 			return Result{}, herr
@@ -536,10 +571,31 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 			// freed, and the device told why.
 			return Result{}, s.dropHeld(ctx, p, tx, "scepd", why)
 		}
+		// Claimed first, atomically: of polls that read the same token,
+		// one submits; the others hear PENDING.
+		claim := claimToken(sealed, now.Add(submitLease))
+		switch err := s.store.SetUpstreamPoll(ctx, p.ID, tx.TransactionID, tx.UpstreamPoll, claim); {
+		case errors.Is(err, store.ErrConflict):
+			return Result{Pending: true}, nil
+		case err != nil:
+			return Result{}, fmt.Errorf("enroll: submitting %q: %w", tx.TransactionID, err)
+		}
 		req.CSR, old = held, heldOld
-		if got, err = p.issuer().Issue(ctx, req); err == nil && got.Pending {
-			if err := s.store.SetUpstreamPoll(ctx, p.ID, tx.TransactionID, pollToken(got.Token)); err != nil {
+		got, err = p.issuer().Issue(ctx, req)
+		// The token is written whatever became of the device's request
+		// meanwhile: the upstream's answer must not be lost.
+		wctx := context.WithoutCancel(ctx)
+		var up *UpstreamError
+		switch {
+		case err == nil && got.Pending:
+			if err := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, pollToken(got.Token)); err != nil {
 				return Result{}, fmt.Errorf("enroll: %q is pending at the upstream CA: %w", tx.TransactionID, err)
+			}
+		case err != nil && !(errors.As(err, &up) && up.Refused):
+			// Not submitted: held again, for the next poll.
+			if rerr := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, append([]byte(unsubmitted), sealed...)); rerr != nil {
+				s.log.LogAttrs(ctx, slog.LevelWarn, "a held request could not be released after a failed submission; the next poll after its lease submits it",
+					slog.String("profile", p.ID), slog.String("transaction_id", tx.TransactionID), slog.String("error", rerr.Error()))
 			}
 		}
 	} else {

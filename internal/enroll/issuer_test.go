@@ -10,7 +10,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,12 +31,25 @@ type upstreamCA struct {
 	// pending answers Pending to Issue and to that many Polls.
 	pending int
 	polls   int
+	// gate, when set, is called as Issue begins, after counting the call
+	// (a test holds an exchange open with it); its error, if any, is the
+	// answer. mu guards the fields for tests that call from goroutines.
+	gate func(call int) error
+	mu   sync.Mutex
 }
 
 func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
+	u.mu.Lock()
 	u.calls++
-	if u.fail != nil {
-		return enroll.Issuance{}, u.fail
+	call, gate, fail := u.calls, u.gate, u.fail
+	u.mu.Unlock()
+	if gate != nil {
+		if err := gate(call); err != nil {
+			return enroll.Issuance{}, err
+		}
+	}
+	if fail != nil {
+		return enroll.Issuance{}, fail
 	}
 	if u.pending > 0 {
 		return enroll.Issuance{Pending: true, Token: []byte("up-" + req.TransactionID), Upstream: "scep:http://upstream.test/scep"}, nil
@@ -215,20 +231,18 @@ func xorBytes(b []byte) []byte {
 	return out
 }
 
-// TestHeldWhileUpstreamDown: with HoldWhenUpstreamDown a request the
-// upstream cannot be asked for is held PENDING (its CSR sealed, the stored
-// one without the challenge), submitted at a poll once the upstream is
-// back; a held request the profile no longer allows, or can no longer
-// open, is rejected at the poll instead of going upstream; no token
-// remains once a request has left pending.
-func TestHeldWhileUpstreamDown(t *testing.T) {
-	svc, p, st := setup(t)
-	ctx := context.Background()
-	up := newUpstream(t)
-	down := &enroll.UpstreamError{Upstream: "scep:x", Reason: "unreachable", Err: errors.New("dial: refused")}
+// holding sets up a profile whose upstream is down (up fails with down)
+// and that holds requests meanwhile; hold enrolls a request, which must be
+// held PENDING without its challenge stored in the clear.
+func holding(t *testing.T) (svc *enroll.Service, p *enroll.Profile, st store.Store, up *upstreamCA, down error,
+	hold func(id string) (*x509.CertificateRequest, store.Transaction)) {
+	svc, p, st = setup(t)
+	up = newUpstream(t)
+	down = &enroll.UpstreamError{Upstream: "scep:x", Reason: "unreachable", Err: errors.New("dial: refused")}
 	up.fail = down
 	p.Issuer, p.HoldWhenUpstreamDown, p.Sealer = up, true, xorSealer{}
-	hold := func(id string) (*x509.CertificateRequest, store.Transaction) {
+	ctx := context.Background()
+	hold = func(id string) (*x509.CertificateRequest, store.Transaction) {
 		t.Helper()
 		c := csr(t, 2048, id)
 		res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: id, CSR: c, Password: password})
@@ -244,6 +258,18 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 		}
 		return c, tx
 	}
+	return svc, p, st, up, down, hold
+}
+
+// TestHeldWhileUpstreamDown: with HoldWhenUpstreamDown a request the
+// upstream cannot be asked for is held PENDING (its CSR sealed, the stored
+// one without the challenge), submitted at a poll once the upstream is
+// back; a held request the profile no longer allows, or can no longer
+// open, is rejected at the poll instead of going upstream; no token
+// remains once a request has left pending.
+func TestHeldWhileUpstreamDown(t *testing.T) {
+	svc, p, st, up, down, hold := holding(t)
+	ctx := context.Background()
 	gone := func(id, status string) {
 		t.Helper()
 		tx, err := st.GetTransaction(ctx, "p", id)
@@ -315,4 +341,101 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 		t.Fatalf("poll after holding was turned off: %v, want a rejection naming when_unavailable", err)
 	}
 	gone("held-3", store.StatusRejected)
+}
+
+// TestHeldSubmittedOnce: a held request goes upstream from one poll at a
+// time. While one poll's submission is in progress, another poll (the
+// device retrying, another replica) answers PENDING without asking the
+// upstream, which would otherwise issue twice, or refuse the second as a
+// reused one-time password and reject the request while the first is
+// issued. A submission that fails frees the request for the next poll;
+// one abandoned (its server stopped) is taken over once its lease ran out.
+func TestHeldSubmittedOnce(t *testing.T) {
+	svc, p, st, up, down, hold := holding(t)
+	ctx := context.Background()
+	calls := func() int {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return up.calls
+	}
+	// gate holds the next submission open until release is closed, and
+	// lets any other through.
+	gate := func() (entered, release chan struct{}) {
+		entered, release = make(chan struct{}), make(chan struct{})
+		first := calls() + 1
+		up.mu.Lock()
+		up.gate = func(call int) error {
+			if call == first {
+				close(entered)
+				<-release
+			}
+			return nil
+		}
+		up.mu.Unlock()
+		return entered, release
+	}
+	type answer struct {
+		res enroll.Result
+		err error
+	}
+	pollAsync := func(svc *enroll.Service, id string, pub any) chan answer {
+		done := make(chan answer, 1)
+		go func() {
+			res, err := svc.Poll(ctx, p, id, pub)
+			done <- answer{res, err}
+		}()
+		return done
+	}
+
+	c, _ := hold("once")
+	up.fail = nil
+	entered, release := gate()
+	first := pollAsync(svc, "once", c.PublicKey)
+	<-entered
+	before := calls()
+	if res, err := svc.Poll(ctx, p, "once", c.PublicKey); err != nil || !res.Pending || calls() != before {
+		t.Fatalf("a poll during another's submission: pending %v, certificate %v, %v, upstream asked %d more times; want PENDING and no request upstream",
+			res.Pending, res.DER != nil, err, calls()-before)
+	}
+	close(release)
+	if a := <-first; a.err != nil || a.res.DER == nil {
+		t.Fatalf("the submitting poll: %+v %v, want the certificate", a.res, a.err)
+	}
+	if res, err := svc.Poll(ctx, p, "once", c.PublicKey); err != nil || res.DER == nil || calls() != before {
+		t.Fatalf("a poll after it was issued: %+v %v, upstream asked %d more times", res, err, calls()-before)
+	}
+
+	// A submission that fails (the upstream down again) leaves the request
+	// held, and the next poll submits it.
+	up.fail = down
+	c2, _ := hold("retried")
+	n := calls()
+	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey); err != nil || !res.Pending || calls() != n+1 {
+		t.Fatalf("a poll while the upstream is down: %+v %v (%d requests upstream), want PENDING after one", res, err, calls()-n)
+	}
+	up.fail = nil
+	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey); err != nil || res.DER == nil || calls() != n+2 {
+		t.Fatalf("the next poll with the upstream back: %+v %v (%d requests upstream), want the certificate after two", res, err, calls()-n)
+	}
+
+	// A submission whose server stopped answering: after its lease, a
+	// poll (here on a replica whose clock is three minutes on) takes over.
+	up.fail = down
+	c3, _ := hold("abandoned")
+	up.fail = nil
+	entered, release = gate()
+	stuck := pollAsync(svc, "abandoned", c3.PublicKey)
+	<-entered
+	later := enroll.New(st, func() time.Time { return testNow().Add(3 * time.Minute) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n = calls()
+	res, err := later.Poll(ctx, p, "abandoned", c3.PublicKey)
+	if err != nil || res.DER == nil || calls() != n+1 {
+		t.Fatalf("a poll after the lease ran out: %+v %v (%d requests upstream), want the certificate after one", res, err, calls()-n)
+	}
+	close(release)
+	<-stuck // its certificate is not stored: the request was issued already
+	tx, err := st.GetTransaction(ctx, "p", "abandoned")
+	if err != nil || tx.Status != store.StatusIssued || tx.CertSerial != certOf(t, res).SerialNumber.Text(16) {
+		t.Fatalf("the request after the takeover: %+v %v, want issued with the certificate of the poll that took over", tx, err)
+	}
 }

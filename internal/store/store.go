@@ -719,10 +719,10 @@ type Store interface {
 	// RejectPending rejects a pending request and frees its challenge;
 	// ErrNotFound if it is not pending.
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit AuditEvent) error
-	// SetUpstreamPoll records the token an upstream CA gave a pending
-	// request it now holds (ErrNotFound if the request is no longer
-	// pending).
-	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, token []byte) error
+	// SetUpstreamPoll replaces the upstream token of a pending request,
+	// old, by token (compare and swap: ErrConflict, nothing written, when
+	// the request is no longer pending with the token old).
+	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, old, token []byte) error
 	// ExpirePending rejects pending requests whose time ran out.
 	ExpirePending(ctx context.Context, now time.Time) (int, error)
 	// RecordIssued commits an issued certificate, its transaction and its

@@ -126,17 +126,19 @@ func (s *Store) RejectPending(ctx context.Context, profileID, txID, decidedBy, r
 	})
 }
 
-// SetUpstreamPoll records the upstream's token of a pending request.
-func (s *Store) SetUpstreamPoll(ctx context.Context, profileID, txID string, token []byte) (err error) {
+// SetUpstreamPoll replaces a pending request's upstream token old by
+// token.
+func (s *Store) SetUpstreamPoll(ctx context.Context, profileID, txID string, old, token []byte) (err error) {
 	defer s.end("SetUpstreamPoll", time.Now(), &err)
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		n, err := s.exec(ctx, tx, `UPDATE transactions SET upstream_poll = $1 WHERE profile_id = $2 AND transaction_id = $3 AND status = $4`,
-			token, profileID, txID, store.StatusPending)
+		n, err := s.exec(ctx, tx, `UPDATE transactions SET upstream_poll = $1
+			WHERE profile_id = $2 AND transaction_id = $3 AND status = $4 AND upstream_poll = $5`,
+			token, profileID, txID, store.StatusPending, old)
 		if err != nil {
 			return err
 		}
 		if n != 1 {
-			return fmt.Errorf("upstream token of %q: %w", txID, store.ErrNotFound)
+			return fmt.Errorf("upstream token of %q: %w", txID, store.ErrConflict)
 		}
 		return nil
 	})
