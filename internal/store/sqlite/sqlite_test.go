@@ -85,6 +85,14 @@ func BenchmarkAppendAudit(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordIssued: the store's CPU per enrollment, one at a time,
+// on a keyed audit chain as scepd serve keeps it.
+func BenchmarkRecordIssued(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "scepd.db"))
+	s.SetAuditKey(make([]byte, 32))
+	storetest.BenchRecordIssued(b, s)
+}
+
 // BenchmarkRecordIssuedParallel: enrollments committed from parallel
 // goroutines on a file in a temporary directory (synchronous=FULL).
 func BenchmarkRecordIssuedParallel(b *testing.B) {
