@@ -620,7 +620,32 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		old = &c
 	}
 	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
-	return s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+	res, err := s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+	if errors.Is(err, store.ErrConflict) {
+		// Another poll stored a certificate for it first (both found it
+		// issued upstream): the device gets the stored one.
+		if now, gerr := s.store.GetTransaction(ctx, p.ID, tx.TransactionID); gerr == nil && now.Status == store.StatusIssued {
+			if c, gerr := s.store.GetCertificate(ctx, now.CertSerial); gerr == nil {
+				if c.Serial != got.Issued.Serial.Text(16) {
+					s.unstored(ctx, p, got, err)
+				}
+				return Result{DER: c.DER}, nil
+			}
+		}
+	}
+	if err != nil {
+		s.unstored(ctx, p, got, err)
+	}
+	return res, err
+}
+
+// unstored logs a certificate an upstream issued that is not stored here
+// (err says why): whatever the device hears next, the operator must know
+// it exists.
+func (s *Service) unstored(ctx context.Context, p *Profile, got Issuance, err error) {
+	s.log.LogAttrs(ctx, slog.LevelError, "certificate issued by the upstream CA but not stored; revoke it there if the device does not receive it",
+		slog.String("profile", p.ID), slog.String("upstream", got.Upstream), slog.String("serial", got.Issued.Serial.Text(16)),
+		slog.String("subject", got.Issued.Subject.String()), slog.String("error", err.Error()))
 }
 
 // dropHeld rejects a request held for the upstream (its challenge
@@ -741,11 +766,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	}
 	res, err := s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
 	if err != nil && got.Upstream != "" {
-		// The upstream issued it, nothing here records it: whatever the
-		// device hears next, the operator must know it exists.
-		s.log.LogAttrs(ctx, slog.LevelError, "certificate issued by the upstream CA but not stored; revoke it there if the device does not receive it",
-			slog.String("profile", p.ID), slog.String("upstream", got.Upstream), slog.String("serial", got.Issued.Serial.Text(16)),
-			slog.String("subject", got.Issued.Subject.String()), slog.String("error", err.Error()))
+		s.unstored(ctx, p, got, err)
 	}
 	return res, err
 }

@@ -35,7 +35,9 @@ type upstreamCA struct {
 	// (a test holds an exchange open with it); its error, if any, is the
 	// answer. mu guards the fields for tests that call from goroutines.
 	gate func(call int) error
-	mu   sync.Mutex
+	// pollGate is gate for Poll.
+	pollGate func(poll int)
+	mu       sync.Mutex
 }
 
 func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
@@ -70,14 +72,20 @@ func (u *upstreamCA) sign(req enroll.IssueRequest) (enroll.Issuance, error) {
 func (u *upstreamCA) Name() string { return "scep:http://upstream.test/scep" }
 
 func (u *upstreamCA) Poll(_ context.Context, req enroll.IssueRequest, token []byte) (enroll.Issuance, error) {
+	u.mu.Lock()
 	u.polls++
+	polls, gate, fail := u.polls, u.pollGate, u.fail
+	u.mu.Unlock()
+	if gate != nil {
+		gate(polls)
+	}
 	if string(token) != "up-"+req.TransactionID {
 		return enroll.Issuance{}, errors.New("wrong poll token")
 	}
-	if u.fail != nil {
-		return enroll.Issuance{}, u.fail
+	if fail != nil {
+		return enroll.Issuance{}, fail
 	}
-	if u.polls < u.pending {
+	if polls < u.pending {
 		return enroll.Issuance{Pending: true, Token: token, Upstream: "scep:http://upstream.test/scep"}, nil
 	}
 	return u.sign(req)
@@ -433,9 +441,87 @@ func TestHeldSubmittedOnce(t *testing.T) {
 		t.Fatalf("a poll after the lease ran out: %+v %v (%d requests upstream), want the certificate after one", res, err, calls()-n)
 	}
 	close(release)
-	<-stuck // its certificate is not stored: the request was issued already
+	// Its certificate is not stored (the request was issued already):
+	// it answers with the stored one.
+	if a := <-stuck; a.err != nil || !bytes.Equal(a.res.DER, res.DER) {
+		t.Fatalf("the abandoned poll, done after the takeover: certificate %v, %v; want the stored certificate", a.res.DER != nil, a.err)
+	}
 	tx, err := st.GetTransaction(ctx, "p", "abandoned")
 	if err != nil || tx.Status != store.StatusIssued || tx.CertSerial != certOf(t, res).SerialNumber.Text(16) {
 		t.Fatalf("the request after the takeover: %+v %v, want issued with the certificate of the poll that took over", tx, err)
 	}
+}
+
+// TestConcurrentPollsOfAnIssuedRequest: two polls of a request pending at
+// the upstream both find it issued there (the device retrying, two
+// replicas); the second to store it hears that the first did, and both
+// answer with the stored certificate instead of an error. A certificate
+// the upstream issued twice is logged for the operator.
+func TestConcurrentPollsOfAnIssuedRequest(t *testing.T) {
+	_, p, st := setup(t)
+	ctx := context.Background()
+	var logs lockedBuffer
+	svc := enroll.New(st, testNow, slog.New(slog.NewTextHandler(&logs, nil)))
+	up := newUpstream(t)
+	up.pending = 1
+	p.Issuer = up
+	c := csr(t, 2048, "polled")
+	if res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "polled", CSR: c, Password: password}); err != nil || !res.Pending {
+		t.Fatalf("PKCSReq: %+v %v, want PENDING at the upstream", res, err)
+	}
+	// The first poll is held inside the upstream while the second
+	// stores the certificate the upstream gives it.
+	entered, release := make(chan struct{}), make(chan struct{})
+	up.mu.Lock()
+	up.pollGate = func(poll int) {
+		if poll == 1 {
+			close(entered)
+			<-release
+		}
+	}
+	up.mu.Unlock()
+	type answer struct {
+		res enroll.Result
+		err error
+	}
+	first := make(chan answer, 1)
+	go func() {
+		res, err := svc.Poll(ctx, p, "polled", c.PublicKey)
+		first <- answer{res, err}
+	}()
+	<-entered
+	second, err := svc.Poll(ctx, p, "polled", c.PublicKey)
+	if err != nil || second.DER == nil {
+		t.Fatalf("the second poll: %+v %v, want the certificate", second, err)
+	}
+	close(release)
+	a := <-first
+	if a.err != nil || !bytes.Equal(a.res.DER, second.DER) {
+		t.Fatalf("the first poll, done after the second stored the certificate: certificate %v, %v; want the stored certificate", a.res.DER != nil, a.err)
+	}
+	tx, err := st.GetTransaction(ctx, "p", "polled")
+	if err != nil || tx.Status != store.StatusIssued || tx.CertSerial != certOf(t, second).SerialNumber.Text(16) {
+		t.Fatalf("the request: %+v %v, want issued with the stored certificate", tx, err)
+	}
+	if !strings.Contains(logs.String(), "certificate issued by the upstream CA but not stored") {
+		t.Fatalf("the upstream's second certificate was not logged:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
