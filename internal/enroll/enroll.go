@@ -462,9 +462,10 @@ const (
 )
 
 // submitLease is how long a poll may take to submit a held request before
-// another may take over (its server stopped, say). A poll ends within the
-// server's 30 s write timeout (upstream.scep.timeout is at most 25 s), so
-// a claim older than this was abandoned.
+// another may take over (its server stopped, say). The exchange with the
+// upstream is bounded by upstream.scep.timeout (at most 25 s), waiting
+// for a place among max_in_flight included, so a claim older than this
+// was abandoned.
 const submitLease = 2 * time.Minute
 
 // heldToken reads the poll token of a request held for the upstream: its
@@ -479,6 +480,11 @@ func heldToken(token []byte) (sealed []byte, leased time.Time, ok bool) {
 		return nil, time.Time{}, false
 	}
 	return rest[8:], time.UnixMilli(int64(binary.BigEndian.Uint64(rest))), true
+}
+
+// unsubmittedToken is the token of a request held, sealed its CSR.
+func unsubmittedToken(sealed []byte) []byte {
+	return append([]byte(unsubmitted), sealed...)
 }
 
 // claimToken is the token of a held request that a poll submits until.
@@ -553,6 +559,10 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
 	}
 	req := IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}
+	// Once the upstream has answered, its answer is kept whatever became
+	// of the device's request meanwhile (it may have hung up): what is
+	// written then is written without the request's cancellation.
+	wctx := context.WithoutCancel(ctx)
 	var got Issuance
 	var old *store.Certificate // what a renewal renews
 	if sealed, leased, ok := heldToken(tx.UpstreamPoll); ok {
@@ -581,21 +591,20 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 			return Result{}, fmt.Errorf("enroll: submitting %q: %w", tx.TransactionID, err)
 		}
 		req.CSR, old = held, heldOld
-		got, err = p.issuer().Issue(ctx, req)
-		// The token is written whatever became of the device's request
-		// meanwhile: the upstream's answer must not be lost.
-		wctx := context.WithoutCancel(ctx)
-		var up *UpstreamError
+		got, err = p.issuer().Issue(wctx, req)
+		// The claim gives way to the upstream's token, or (not submitted,
+		// or not known to be: a timeout) to the held request again, for
+		// the next poll; an issued or refused request leaves pending below.
+		var next []byte
 		switch {
 		case err == nil && got.Pending:
-			if err := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, pollToken(got.Token)); err != nil {
-				return Result{}, fmt.Errorf("enroll: %q is pending at the upstream CA: %w", tx.TransactionID, err)
-			}
-		case err != nil && !(errors.As(err, &up) && up.Refused):
-			// Not submitted: held again, for the next poll.
-			if rerr := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, append([]byte(unsubmitted), sealed...)); rerr != nil {
-				s.log.LogAttrs(ctx, slog.LevelWarn, "a held request could not be released after a failed submission; the next poll after its lease submits it",
-					slog.String("profile", p.ID), slog.String("transaction_id", tx.TransactionID), slog.String("error", rerr.Error()))
+			next = pollToken(got.Token)
+		case err != nil && !refused(err):
+			next = unsubmittedToken(sealed)
+		}
+		if next != nil {
+			if serr := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, next); serr != nil {
+				return s.lostClaim(ctx, p, tx, got, serr)
 			}
 		}
 	} else {
@@ -604,7 +613,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	var up *UpstreamError
 	switch {
 	case errors.As(err, &up) && up.Refused:
-		return Result{}, s.dropHeld(ctx, p, tx, up.Upstream, "the upstream CA refused: "+up.Reason)
+		return Result{}, s.dropHeld(wctx, p, tx, up.Upstream, "the upstream CA refused: "+up.Reason)
 	case err != nil:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "polling the upstream CA failed; the request stays pending", slog.String("profile", p.ID),
 			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
@@ -613,30 +622,55 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		return Result{Pending: true}, nil
 	}
 	if tx.RenewsSerial != "" && old == nil {
-		c, err := s.store.GetCertificate(ctx, tx.RenewsSerial)
+		c, err := s.store.GetCertificate(wctx, tx.RenewsSerial)
 		if err != nil {
 			return Result{}, fmt.Errorf("enroll: the certificate %s renewed by %q: %w", tx.RenewsSerial, tx.TransactionID, err)
 		}
 		old = &c
 	}
 	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
-	res, err := s.record(ctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
+	res, err := s.record(wctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
 	if errors.Is(err, store.ErrConflict) {
-		// Another poll stored a certificate for it first (both found it
-		// issued upstream): the device gets the stored one.
-		if now, gerr := s.store.GetTransaction(ctx, p.ID, tx.TransactionID); gerr == nil && now.Status == store.StatusIssued {
-			if c, gerr := s.store.GetCertificate(ctx, now.CertSerial); gerr == nil {
-				if c.Serial != got.Issued.Serial.Text(16) {
-					s.unstored(ctx, p, got, err)
-				}
-				return Result{DER: c.DER}, nil
+		// It left pending meanwhile: another poll stored a certificate
+		// for it first (both found it issued upstream), and the device
+		// gets that one, or an operator rejected it.
+		if now, gerr := s.store.GetTransaction(wctx, p.ID, tx.TransactionID); gerr == nil && now.Status != store.StatusPending {
+			if now.CertSerial != got.Issued.Serial.Text(16) {
+				s.unstored(ctx, p, got, err)
 			}
+			return s.pollAnswer(wctx, now)
 		}
 	}
 	if err != nil {
 		s.unstored(ctx, p, got, err)
 	}
 	return res, err
+}
+
+// refused reports whether err is an upstream's refusal.
+func refused(err error) bool {
+	var up *UpstreamError
+	return errors.As(err, &up) && up.Refused
+}
+
+// lostClaim answers a poll whose claim on a held request could not give
+// way to what the upstream answered (err: the request left pending
+// meanwhile, rejected or expired, or the store failed). Whatever the
+// upstream now holds for it, nobody will poll: the operator is told.
+func (s *Service) lostClaim(ctx context.Context, p *Profile, tx store.Transaction, got Issuance, err error) (Result, error) {
+	if got.Pending {
+		s.log.LogAttrs(ctx, slog.LevelError, "a request the upstream CA holds PENDING is no longer tracked here; reject it there",
+			slog.String("profile", p.ID), slog.String("transaction_id", tx.TransactionID), slog.String("upstream", got.Upstream),
+			slog.String("error", err.Error()))
+	}
+	if !errors.Is(err, store.ErrConflict) {
+		return Result{}, fmt.Errorf("enroll: %q after its submission: %w", tx.TransactionID, err)
+	}
+	now, gerr := s.store.GetTransaction(context.WithoutCancel(ctx), p.ID, tx.TransactionID)
+	if gerr != nil {
+		return Result{}, fmt.Errorf("enroll: %q after its submission: %w", tx.TransactionID, gerr)
+	}
+	return s.pollAnswer(ctx, now)
 }
 
 // unstored logs a certificate an upstream issued that is not stored here
@@ -746,7 +780,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 				s.log.LogAttrs(ctx, slog.LevelWarn, "the upstream CA is unavailable; the request is held PENDING", slog.String("profile", p.ID),
 					slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream), slog.String("error", up.Reason))
 				return s.hold(ctx, p, r, keyHash, oneTime, renewed(old), Issuance{Pending: true, Upstream: up.Upstream,
-					Token: append([]byte(unsubmitted), sealed...)}, now)
+					Token: unsubmittedToken(sealed)}, now)
 			}
 			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA is unavailable and the request could not be held", slog.String("profile", p.ID),
 				slog.String("transaction_id", r.TransactionID), slog.String("error", serr.Error()))
@@ -1017,13 +1051,19 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
 	}
+	if tx.Status == store.StatusPending && tx.UpstreamPoll != nil && (tx.Expires.IsZero() || !s.now().After(tx.Expires)) {
+		return s.pollUpstream(ctx, p, tx)
+	}
+	return s.pollAnswer(ctx, tx)
+}
+
+// pollAnswer is what a poll of tx, as stored, hears: PENDING (or, past
+// its expiry, that it expired), its rejection, or its certificate.
+func (s *Service) pollAnswer(ctx context.Context, tx store.Transaction) (Result, error) {
 	switch tx.Status {
 	case store.StatusPending:
 		if !tx.Expires.IsZero() && s.now().After(tx.Expires) {
 			return Result{}, reject(scep.BadRequest, "the request expired before a decision")
-		}
-		if tx.UpstreamPoll != nil {
-			return s.pollUpstream(ctx, p, tx)
 		}
 		return Result{Pending: true}, nil
 	case store.StatusRejected:

@@ -525,3 +525,64 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestHeldSubmissionAnswers: what a held request's submission brings back
+// replaces its claim: the upstream's PENDING (its token, with which the
+// next polls ask), its refusal (the request rejected), and its
+// certificate, stored even when the device hung up during the exchange.
+func TestHeldSubmissionAnswers(t *testing.T) {
+	svc, p, st, up, down, hold := holding(t)
+	ctx := context.Background()
+	token := func(id string) store.Transaction {
+		t.Helper()
+		tx, err := st.GetTransaction(ctx, "p", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+
+	c, _ := hold("pending-up")
+	up.fail, up.pending = nil, 2
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("a submission the upstream holds: %+v %v, want PENDING", res, err)
+	}
+	if tx := token("pending-up"); string(tx.UpstreamPoll) != "up-pending-up" {
+		t.Fatalf("the token after the upstream's PENDING: %q, want the upstream's", tx.UpstreamPoll)
+	}
+	calls := up.calls
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || !res.Pending {
+		t.Fatalf("the next poll, the upstream still pending: %+v %v, want PENDING", res, err)
+	}
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || res.DER == nil || up.calls != calls || up.polls != 2 {
+		t.Fatalf("the poll once the upstream issued: %+v %v (%d submissions, %d polls upstream), want the certificate from polls alone",
+			res, err, up.calls-calls, up.polls)
+	}
+	up.pending = 0
+
+	up.fail = down
+	c2, _ := hold("refused-up")
+	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "badRequest", Refused: true}
+	var rej *enroll.Rejection
+	if _, err := svc.Poll(ctx, p, "refused-up", c2.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "refused") {
+		t.Fatalf("a submission the upstream refuses: %v, want a rejection", err)
+	}
+	if tx := token("refused-up"); tx.Status != store.StatusRejected || tx.UpstreamPoll != nil {
+		t.Fatalf("the refused request: %s with token %.16q, want rejected without one", tx.Status, tx.UpstreamPoll)
+	}
+
+	up.fail = down
+	c3, _ := hold("hung-up")
+	up.fail = nil
+	hungUp, cancel := context.WithCancel(ctx)
+	up.mu.Lock()
+	up.gate = func(int) error { cancel(); return nil }
+	up.mu.Unlock()
+	svc.Poll(hungUp, p, "hung-up", c3.PublicKey) // nobody hears it
+	up.mu.Lock()
+	up.gate = nil
+	up.mu.Unlock()
+	if tx := token("hung-up"); tx.Status != store.StatusIssued || tx.UpstreamPoll != nil {
+		t.Fatalf("a request issued upstream while its device hung up: %s with token %.16q, want issued", tx.Status, tx.UpstreamPoll)
+	}
+}
