@@ -18,7 +18,8 @@ const (
 	qAuditHead = `SELECT ` + auditColumns + ` FROM audit_events ORDER BY seq DESC LIMIT 1`
 	// qAuditKeyed: whether the chain was keyed. Asked only of a head
 	// that is not keyed (a log from an earlier version, once, or a forged
-	// head), so it has no index of its own.
+	// head) while the store does not know already (Store.chainKeyed), so
+	// it has no index of its own.
 	qAuditKeyed  = `SELECT EXISTS (SELECT 1 FROM audit_events WHERE action = $1)`
 	qAuditInsert = `INSERT INTO audit_events (` + auditColumns + `, profile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 )
@@ -81,6 +82,8 @@ func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, eve
 			if err := json.Unmarshal([]byte(details), &h.Details); err != nil {
 				return fmt.Errorf("audit head: %w", err)
 			}
+		} else if s.auditKey != nil {
+			s.chainKeyed.Store(true)
 		}
 		return nil
 	}})
@@ -97,8 +100,15 @@ func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, eve
 		if verified {
 			err = store.LinkAuditVerified(s.auditKey, e, head)
 		} else {
-			err = store.LinkAudit(s.auditKey, e, head, func() (keyed bool, err error) {
-				err = s.row(ctx, tx, qAuditKeyed, store.ActionChainKeyed).Scan(&keyed)
+			err = store.LinkAudit(s.auditKey, e, head, func() (bool, error) {
+				if s.chainKeyed.Load() {
+					return true, nil
+				}
+				var keyed bool
+				err := s.row(ctx, tx, qAuditKeyed, store.ActionChainKeyed).Scan(&keyed)
+				if keyed {
+					s.chainKeyed.Store(true)
+				}
 				return keyed, err
 			})
 		}

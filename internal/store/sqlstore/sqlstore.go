@@ -93,8 +93,14 @@ type Store struct {
 	// appended is the newest audit event this store appended: a head
 	// read back unchanged needs no check of its HMAC (see appendAudits).
 	appended atomic.Pointer[appendedAudit]
-	obs      store.Observer
-	qLatest  string
+	// chainKeyed: the audit chain is known to hold a keyed event, since a
+	// head read back was one this store appended with its key (so
+	// committed), or the log was found to hold the ActionChainKeyed
+	// marker. An unkeyed head is then refused without asking the log,
+	// where deleting the marker would hide that the chain was keyed.
+	chainKeyed atomic.Bool
+	obs        store.Observer
+	qLatest    string
 }
 
 var _ store.Store = (*Store)(nil)

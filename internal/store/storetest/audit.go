@@ -51,8 +51,9 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
-		{"UnkeyedHeadRefused/Rewritten", testAuditUnkeyedHead(false)},
-		{"UnkeyedHeadRefused/Appended", testAuditUnkeyedHead(true)},
+		{"UnkeyedHeadRefused/Rewritten", testAuditUnkeyedHead("rewritten")},
+		{"UnkeyedHeadRefused/Appended", testAuditUnkeyedHead("appended")},
+		{"UnkeyedHeadRefused/MarkerDeleted", testAuditUnkeyedHead("marker deleted")},
 	}
 	for column, rewrite := range headRewrites {
 		tests = append(tests, struct {
@@ -317,18 +318,24 @@ func testAuditHeadRewritten(rewrite string) func(t *testing.T, s Keyed, exec Exe
 // testAuditUnkeyedHead returns the test of a head made without the key
 // after the chain was keyed: the newest event rewritten, or one more
 // appended, hashed the unkeyed way (as before the chain was keyed,
-// which anyone can compute). The next append refuses it, with nothing
-// written, and so does a start that would key the chain again.
-func testAuditUnkeyedHead(appended bool) func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
+// which anyone can compute), or rewritten so with the chain_keyed marker
+// deleted too, after this store appended to the keyed chain. The next
+// append refuses it, with nothing written, and so does a start that
+// would key the chain again.
+func testAuditUnkeyedHead(how string) func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 	return func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
 		seed(t, s)
 		keyedLog(t, s, key, 2)
 		forged := int64(3)
-		if appended {
+		switch how {
+		case "appended":
 			forged = 4
 			exec(t, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile)
 				SELECT 4, at, 'intruder', action, object, outcome, details, hash, hash, profile FROM audit_events WHERE seq = 3`)
-		} else {
+		case "marker deleted":
+			exec(t, `DELETE FROM audit_events WHERE seq = 1`)
+			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
+		default:
 			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
 		}
 		recompute(t, s, exec, forged)
@@ -344,9 +351,11 @@ func testAuditUnkeyedHead(appended bool) func(t *testing.T, s Keyed, exec Exec, 
 		if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) {
 			t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
 		}
-		if events, err := s.AuditAfter(ctx, 0, 100); err != nil || int64(len(events)) != forged {
-			t.Fatalf("log after refused appends: %d events, %v; want %d", len(events), err, forged)
+		if events, err := s.AuditAfter(ctx, 0, 100); err != nil || events[len(events)-1].Seq != forged {
+			t.Fatalf("log after refused appends: %d events, %v; want none after event %d", len(events), err, forged)
 		}
-		wantBroken(t, verify(t, s, key, nil), forged, "HMAC")
+		if how != "marker deleted" {
+			wantBroken(t, verify(t, s, key, nil), forged, "HMAC")
+		}
 	}
 }
