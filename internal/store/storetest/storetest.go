@@ -499,8 +499,9 @@ func testConcurrentIssueOneFails(t *testing.T, s store.Store) {
 // BenchRecordIssued measures enrollments committed one at a time, sized
 // like a server's (a 950-byte certificate, a 620-byte CSR, random
 // transactionIDs and nonces, serials that begin with the time), and
-// reports the process's CPU time per enrollment (cpu-us/op; PostgreSQL's
-// own is not included): the store's share of an enrollment at one client.
+// reports the process's CPU time per enrollment (cpu-us/op; a PostgreSQL
+// server's own is not included): the store's share of an enrollment at
+// one client.
 func BenchRecordIssued(b *testing.B, s store.Store) {
 	seed(b, s)
 	der, csr := make([]byte, 950), make([]byte, 620)
