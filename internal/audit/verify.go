@@ -119,8 +119,10 @@ func (v *Verifier) fail(seq int64, format string, args ...any) Report {
 // an ActionChainKeyed event, whose HMAC pins everything before it. A log
 // whose newest event is keyed with another key is refused (an error
 // wrapping store.ErrAuditHead): replicas must share the audit key, and a
-// lost key must not silently start a chain nobody can verify. It reports
-// whether the marker was appended.
+// lost key must not silently start a chain nobody can verify. So is one
+// whose newest event is unkeyed after the chain was keyed
+// (store.ErrAuditHeadUnkeyed): it must not be keyed again over a forged
+// event. It reports whether the marker was appended.
 func Start(ctx context.Context, log Log, key *Key, now time.Time) (bool, error) {
 	head, err := log.ListAudit(ctx, 1)
 	if err != nil {
@@ -138,6 +140,10 @@ func Start(ctx context.Context, log Log, key *Key, now time.Time) (bool, error) 
 	// with another key that got there first is refused here too.
 	err = log.AppendAudit(ctx, store.AuditEvent{Time: now, Actor: "scepd", Action: store.ActionChainKeyed, Object: "audit", Outcome: "ok",
 		Details: map[string]string{"key_id": key.ID(), "unkeyed_until_seq": strconv.FormatInt(unkeyed, 10)}})
+	if errors.Is(err, store.ErrAuditHeadUnkeyed) {
+		return false, fmt.Errorf("%w: an event was added or rewritten without the audit key (run scepd audit verify; remove the bad newest events to resume), or a replica of an earlier version of scepd, which does not key the chain, writes to this database",
+			err)
+	}
 	if errors.Is(err, store.ErrAuditHead) {
 		return false, fmt.Errorf("%w, audit key %s (%s): every replica must use the same audit key (copy it, or point SCEPD_AUDIT_KEY_FILE at it), or the event was altered (run scepd audit verify)",
 			err, key.ID(), key.Path)

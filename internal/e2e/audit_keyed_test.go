@@ -153,16 +153,29 @@ func TestAuditRewrittenAndRecomputed(t *testing.T) {
 	}
 	a := newAttacker(t, s)
 	a.sql(`UPDATE audit_events SET actor = 'someone else' WHERE seq = 3`)
-	a.recompute(3)
 	out, err := auditCLI(t, s, "verify")
 	if err == nil || !strings.Contains(out, "TAMPERED at event 3") {
-		t.Fatalf("an event rewritten with the chain recomputed: %v\n%s", err, out)
+		t.Fatalf("an event rewritten: %v\n%s", err, out)
 	}
-	// A server started on it says so at once.
+	// A server started on it (its newest event intact) says so at once.
 	s.Restart()
 	waitFor(t, "the rewrite reported at start", 20*time.Second, func() bool { return s.LogContains("AUDIT LOG TAMPERED") })
 	checkMetrics(t, s, "scepd_audit_chain_broken 1")
 	s.Stop()
+	// The chain recomputed from there the unkeyed way, as one without the
+	// key must: the newest event is then unkeyed in a keyed chain, and a
+	// server refuses to start on it rather than key the chain again over
+	// the forged events.
+	a.recompute(3)
+	out, err = auditCLI(t, s, "verify")
+	if err == nil || !strings.Contains(out, "TAMPERED at event 3") {
+		t.Fatalf("an event rewritten with the chain recomputed: %v\n%s", err, out)
+	}
+	out, err = sceptest.Run(t, time.Minute, []string{"SCEPD_CHALLENGE=" + challenge}, "", sceptest.Binary(t),
+		"serve", "--addr", "127.0.0.1:0", "--data", s.DataDir)
+	if err == nil || !strings.Contains(out, "without the audit key") || !strings.Contains(out, "scepd audit verify") {
+		t.Fatalf("a server started on an unkeyed newest event: %v\n%s", err, out)
+	}
 
 	// Put it back (the attacker cannot: the original HMACs are gone), on
 	// a fresh server, and insert a forged event after event 2 instead.

@@ -324,7 +324,7 @@ func LinkAudit(key []byte, e *AuditEvent, head *AuditEvent, chainKeyed func() (b
 				return err
 			}
 			if keyed {
-				return fmt.Errorf("%w (event %d is hashed without the key, after the chain was keyed)", ErrAuditHead, head.Seq)
+				return fmt.Errorf("%w (event %d)", ErrAuditHeadUnkeyed, head.Seq)
 			}
 		default:
 			return fmt.Errorf("%w (event %d)", ErrAuditHead, head.Seq)
@@ -355,6 +355,10 @@ func LinkAuditVerified(key []byte, e *AuditEvent, head *AuditEvent) error {
 // ErrAuditHead: the newest audit event verifies neither with the audit
 // key nor as an unkeyed event; nothing was written.
 var ErrAuditHead = errors.New("store: the newest audit event does not verify with this audit key")
+
+// ErrAuditHeadUnkeyed, an ErrAuditHead: the newest audit event is hashed
+// the unkeyed way (anyone can compute it) in a chain already keyed.
+var ErrAuditHeadUnkeyed = fmt.Errorf("%w: it is hashed without the key, after the chain was keyed", ErrAuditHead)
 
 // How an audit event's hash verifies (AuditEvent.verifies).
 const (

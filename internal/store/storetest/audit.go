@@ -339,17 +339,17 @@ func testAuditUnkeyedHead(how string) func(t *testing.T, s Keyed, exec Exec, key
 			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
 		}
 		recompute(t, s, exec, forged)
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
-			t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
+			t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
 		}
-		if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHead) {
-			t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
+			t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
 		}
 		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("the certificate was stored without its audit event: %v", err)
 		}
-		if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) {
-			t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead", err)
+		if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "without the audit key") {
+			t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead, saying what happened", err)
 		}
 		if events, err := s.AuditAfter(ctx, 0, 100); err != nil || events[len(events)-1].Seq != forged {
 			t.Fatalf("log after refused appends: %d events, %v; want none after event %d", len(events), err, forged)
