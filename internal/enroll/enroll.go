@@ -603,8 +603,15 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 			next = unsubmittedToken(sealed)
 		}
 		if next != nil {
-			if serr := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, next); serr != nil {
-				return s.lostClaim(ctx, p, tx, got, serr)
+			switch serr := s.store.SetUpstreamPoll(wctx, p.ID, tx.TransactionID, claim, next); {
+			case serr == nil:
+			case got.Pending || errors.Is(serr, store.ErrConflict):
+				return s.lostClaim(wctx, p, tx, got, serr)
+			default:
+				// Not submitted, and the claim stays: the next poll after
+				// its lease submits it. This one hears PENDING below.
+				s.log.LogAttrs(ctx, slog.LevelWarn, "a held request could not be released after a failed submission; the next poll after its lease submits it",
+					slog.String("profile", p.ID), slog.String("transaction_id", tx.TransactionID), slog.String("error", serr.Error()))
 			}
 		}
 	} else {
@@ -655,8 +662,9 @@ func refused(err error) bool {
 
 // lostClaim answers a poll whose claim on a held request could not give
 // way to what the upstream answered (err: the request left pending
-// meanwhile, rejected or expired, or the store failed). Whatever the
-// upstream now holds for it, nobody will poll: the operator is told.
+// meanwhile, rejected or expired, or the store failed). A request the
+// upstream now holds PENDING nobody will poll: the operator is told. ctx
+// is the poll's, without its cancellation.
 func (s *Service) lostClaim(ctx context.Context, p *Profile, tx store.Transaction, got Issuance, err error) (Result, error) {
 	if got.Pending {
 		s.log.LogAttrs(ctx, slog.LevelError, "a request the upstream CA holds PENDING is no longer tracked here; reject it there",
@@ -666,7 +674,7 @@ func (s *Service) lostClaim(ctx context.Context, p *Profile, tx store.Transactio
 	if !errors.Is(err, store.ErrConflict) {
 		return Result{}, fmt.Errorf("enroll: %q after its submission: %w", tx.TransactionID, err)
 	}
-	now, gerr := s.store.GetTransaction(context.WithoutCancel(ctx), p.ID, tx.TransactionID)
+	now, gerr := s.store.GetTransaction(ctx, p.ID, tx.TransactionID)
 	if gerr != nil {
 		return Result{}, fmt.Errorf("enroll: %q after its submission: %w", tx.TransactionID, gerr)
 	}

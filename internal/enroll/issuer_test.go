@@ -31,22 +31,23 @@ type upstreamCA struct {
 	// pending answers Pending to Issue and to that many Polls.
 	pending int
 	polls   int
-	// gate, when set, is called as Issue begins, after counting the call
-	// (a test holds an exchange open with it); its error, if any, is the
-	// answer. mu guards the fields for tests that call from goroutines.
-	gate func(call int) error
+	// gate, when set, is called as Issue begins, with Issue's context,
+	// after counting the call (a test holds an exchange open with it); its
+	// error, if any, is the answer. mu guards the fields for tests that
+	// call from goroutines.
+	gate func(ctx context.Context, call int) error
 	// pollGate is gate for Poll.
 	pollGate func(poll int)
 	mu       sync.Mutex
 }
 
-func (u *upstreamCA) Issue(_ context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
+func (u *upstreamCA) Issue(ctx context.Context, req enroll.IssueRequest) (enroll.Issuance, error) {
 	u.mu.Lock()
 	u.calls++
 	call, gate, fail := u.calls, u.gate, u.fail
 	u.mu.Unlock()
 	if gate != nil {
-		if err := gate(call); err != nil {
+		if err := gate(ctx, call); err != nil {
 			return enroll.Issuance{}, err
 		}
 	}
@@ -372,7 +373,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 		entered, release = make(chan struct{}), make(chan struct{})
 		first := calls() + 1
 		up.mu.Lock()
-		up.gate = func(call int) error {
+		up.gate = func(_ context.Context, call int) error {
 			if call == first {
 				close(entered)
 				<-release
@@ -576,7 +577,13 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 	up.fail = nil
 	hungUp, cancel := context.WithCancel(ctx)
 	up.mu.Lock()
-	up.gate = func(int) error { cancel(); return nil }
+	up.gate = func(ctx context.Context, _ int) error {
+		cancel()
+		if ctx.Err() != nil {
+			return errors.New("the exchange was cancelled with the device's request")
+		}
+		return nil
+	}
 	up.mu.Unlock()
 	svc.Poll(hungUp, p, "hung-up", c3.PublicKey) // nobody hears it
 	up.mu.Lock()
@@ -584,5 +591,25 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 	up.mu.Unlock()
 	if tx := token("hung-up"); tx.Status != store.StatusIssued || tx.UpstreamPoll != nil {
 		t.Fatalf("a request issued upstream while its device hung up: %s with token %.16q, want issued", tx.Status, tx.UpstreamPoll)
+	}
+
+	// An operator rejects the request while the upstream is asked, which
+	// holds it PENDING: the poll answers with the rejection, and the
+	// operator is told that the upstream holds a request nobody polls.
+	var logs lockedBuffer
+	logged := enroll.New(st, testNow, slog.New(slog.NewTextHandler(&logs, nil)))
+	up.fail = down
+	c4, _ := hold("rejected-meanwhile")
+	up.fail, up.pending = nil, 1
+	up.mu.Lock()
+	up.gate = func(context.Context, int) error {
+		return svc.Reject(ctx, p, "rejected-meanwhile", "operator", "not wanted")
+	}
+	up.mu.Unlock()
+	if _, err := logged.Poll(ctx, p, "rejected-meanwhile", c4.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "not wanted") {
+		t.Fatalf("a poll whose request was rejected during its submission: %v, want the rejection", err)
+	}
+	if !strings.Contains(logs.String(), "no longer tracked here") {
+		t.Fatalf("the request left at the upstream was not logged:\n%s", logs.String())
 	}
 }

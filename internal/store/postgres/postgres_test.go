@@ -51,9 +51,10 @@ func TestRenewalClientIDMigration(t *testing.T) {
 }
 
 func TestAuditTamper(t *testing.T) {
-	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
-		s := openURL(t, pgtest.Schema(t), 4)
-		return s, storetest.ExecOn(s.DB())
+	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec, func(*testing.T) storetest.Keyed) {
+		u := pgtest.Schema(t)
+		s := openURL(t, u, 4)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) storetest.Keyed { return openURL(t, u, 4) }
 	})
 }
 

@@ -59,9 +59,10 @@ func TestRenewalClientIDMigration(t *testing.T) {
 }
 
 func TestAuditTamper(t *testing.T) {
-	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec) {
-		s := openAt(t, filepath.Join(t.TempDir(), "scepd.db"))
-		return s, storetest.ExecOn(s.DB())
+	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec, func(*testing.T) storetest.Keyed) {
+		path := filepath.Join(t.TempDir(), "scepd.db")
+		s := openAt(t, path)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) storetest.Keyed { return openAt(t, path) }
 	})
 }
 

@@ -94,10 +94,13 @@ type Store struct {
 	// read back unchanged needs no check of its HMAC (see appendAudits).
 	appended atomic.Pointer[appendedAudit]
 	// chainKeyed: the audit chain is known to hold a keyed event, since a
-	// head read back was one this store appended with its key (so
-	// committed), or the log was found to hold the ActionChainKeyed
-	// marker. An unkeyed head is then refused without asking the log,
-	// where deleting the marker would hide that the chain was keyed.
+	// head read back was one this store appended with its key (committed,
+	// or earlier in the group transaction reading it: only the marker
+	// audit.Start appends before serving could make the chain keyed and
+	// then be rolled back), or the log was found to hold the
+	// ActionChainKeyed marker. An unkeyed head is then refused without
+	// asking the log, where deleting the marker would hide that the chain
+	// was keyed.
 	chainKeyed atomic.Bool
 	obs        store.Observer
 	qLatest    string

@@ -37,7 +37,7 @@ func ExecOn(db *sql.DB) Exec {
 // event and recomputing every later hash, inserting, deleting, cutting
 // the end (with a checkpoint), and rewriting it all unkeyed. newStore
 // returns an empty store and raw access to its database.
-func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
+func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec, func(t *testing.T) Keyed)) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s Keyed, exec Exec, key *audit.Key)
@@ -51,9 +51,6 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
-		{"UnkeyedHeadRefused/Rewritten", testAuditUnkeyedHead("rewritten")},
-		{"UnkeyedHeadRefused/Appended", testAuditUnkeyedHead("appended")},
-		{"UnkeyedHeadRefused/MarkerDeleted", testAuditUnkeyedHead("marker deleted")},
 	}
 	for column, rewrite := range headRewrites {
 		tests = append(tests, struct {
@@ -63,13 +60,24 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec)) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, exec := newStore(t)
+			s, exec, _ := newStore(t)
 			defer s.Close()
 			key, _, err := audit.LoadOrCreateKey(t.TempDir(), "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tc.fn(t, s, exec, key)
+		})
+	}
+	for _, how := range []string{"rewritten", "appended", "marker deleted"} {
+		t.Run("UnkeyedHeadRefused/"+how, func(t *testing.T) {
+			s, exec, reopen := newStore(t)
+			defer s.Close()
+			key, _, err := audit.LoadOrCreateKey(t.TempDir(), "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testAuditUnkeyedHead(t, s, exec, reopen, key, how)
 		})
 	}
 }
@@ -315,47 +323,52 @@ func testAuditHeadRewritten(rewrite string) func(t *testing.T, s Keyed, exec Exe
 	}
 }
 
-// testAuditUnkeyedHead returns the test of a head made without the key
-// after the chain was keyed: the newest event rewritten, or one more
-// appended, hashed the unkeyed way (as before the chain was keyed,
-// which anyone can compute), or rewritten so with the chain_keyed marker
-// deleted too, after this store appended to the keyed chain. The next
-// append refuses it, with nothing written, and so does a start that
-// would key the chain again.
-func testAuditUnkeyedHead(how string) func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
-	return func(t *testing.T, s Keyed, exec Exec, key *audit.Key) {
-		seed(t, s)
-		keyedLog(t, s, key, 2)
-		forged := int64(3)
-		switch how {
-		case "appended":
-			forged = 4
-			exec(t, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile)
-				SELECT 4, at, 'intruder', action, object, outcome, details, hash, hash, profile FROM audit_events WHERE seq = 3`)
-		case "marker deleted":
-			exec(t, `DELETE FROM audit_events WHERE seq = 1`)
-			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
-		default:
-			exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
-		}
-		recompute(t, s, exec, forged)
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
-			t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
-		}
-		if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
-			t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
-		}
-		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("the certificate was stored without its audit event: %v", err)
-		}
-		if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "without the audit key") {
-			t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead, saying what happened", err)
-		}
-		if events, err := s.AuditAfter(ctx, 0, 100); err != nil || events[len(events)-1].Seq != forged {
-			t.Fatalf("log after refused appends: %d events, %v; want none after event %d", len(events), err, forged)
-		}
-		if how != "marker deleted" {
-			wantBroken(t, verify(t, s, key, nil), forged, "HMAC")
-		}
+// testAuditUnkeyedHead: a head made without the key after the chain was
+// keyed: the newest event rewritten, or one more appended, hashed the
+// unkeyed way (as before the chain was keyed, which anyone can compute),
+// each seen by a store opened afterwards (which asks the log whether the
+// chain was keyed); or rewritten so with the chain_keyed marker deleted
+// too, seen by the store that appended to the keyed chain (which knows).
+// The next append refuses it, with nothing written, and so does a start
+// that would key the chain again.
+func testAuditUnkeyedHead(t *testing.T, s Keyed, exec Exec, reopen func(t *testing.T) Keyed, key *audit.Key, how string) {
+	seed(t, s)
+	keyedLog(t, s, key, 2)
+	forged := int64(3)
+	switch how {
+	case "appended":
+		forged = 4
+		exec(t, `INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash, profile)
+			SELECT 4, at, 'intruder', action, object, outcome, details, hash, hash, profile FROM audit_events WHERE seq = 3`)
+	case "marker deleted":
+		exec(t, `DELETE FROM audit_events WHERE seq = 1`)
+		exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
+	default:
+		exec(t, `UPDATE audit_events SET actor = 'intruder' WHERE seq = 3`)
+	}
+	if how != "marker deleted" {
+		fresh := reopen(t)
+		defer fresh.Close()
+		fresh.SetAuditKey(key.Chain())
+		s = fresh
+	}
+	recompute(t, s, exec, forged)
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
+		t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
+	}
+	if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
+		t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the certificate was stored without its audit event: %v", err)
+	}
+	if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "without the audit key") {
+		t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead, saying what happened", err)
+	}
+	if events, err := s.AuditAfter(ctx, 0, 100); err != nil || len(events) == 0 || events[len(events)-1].Seq != forged {
+		t.Fatalf("log after refused appends: %d events, %v; want none after event %d", len(events), err, forged)
+	}
+	if how != "marker deleted" {
+		wantBroken(t, verify(t, s, key, nil), forged, "HMAC")
 	}
 }
