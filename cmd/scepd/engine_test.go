@@ -13,6 +13,7 @@ import (
 
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/ossl"
+	"github.com/scepd/scepd/internal/sceptest"
 )
 
 // TestCryptoEngineDefault: a binary with the OpenSSL engine signs with it
@@ -56,7 +57,7 @@ func TestServeSaysCryptoEngine(t *testing.T) {
 		queueWait: time.Second, maxQueue: 16, challengeRate: 10, challengeBurst: 100, shutdownGrace: 5 * time.Second,
 		caKeyType: "ecdsa-p256", raKeyType: "rsa-2048", challengeMode: "static", challenge: "engine-test-challenge",
 	}
-	logs := &syncBuffer{}
+	logs := &sceptest.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -29,25 +29,9 @@ import (
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/scep/cms"
+	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store/sqlite"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var scepURLLine = regexp.MustCompile(`msg="serving SCEP" profile=hooked url=(\S+)`)
 
@@ -105,7 +89,7 @@ profiles:
 		queueWait: 10 * time.Second, maxQueue: 1024, challengeRate: 10, challengeBurst: 100,
 		shutdownGrace: 20 * time.Second,
 	}
-	logs := &syncBuffer{}
+	logs := &sceptest.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -461,7 +462,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 func TestConcurrentPollsOfAnIssuedRequest(t *testing.T) {
 	_, p, st := setup(t)
 	ctx := context.Background()
-	var logs lockedBuffer
+	var logs sceptest.LogBuffer
 	svc := enroll.New(st, testNow, slog.New(slog.NewTextHandler(&logs, nil)))
 	up := newUpstream(t)
 	up.pending = 1
@@ -507,24 +508,6 @@ func TestConcurrentPollsOfAnIssuedRequest(t *testing.T) {
 	if !strings.Contains(logs.String(), "certificate issued by the upstream CA but not stored") {
 		t.Fatalf("the upstream's second certificate was not logged:\n%s", logs.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that goroutines may write at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestHeldSubmissionAnswers: what a held request's submission brings back
@@ -596,7 +579,7 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 	// An operator rejects the request while the upstream is asked, which
 	// holds it PENDING: the poll answers with the rejection, and the
 	// operator is told that the upstream holds a request nobody polls.
-	var logs lockedBuffer
+	var logs sceptest.LogBuffer
 	logged := enroll.New(st, testNow, slog.New(slog.NewTextHandler(&logs, nil)))
 	up.fail = down
 	c4, _ := hold("rejected-meanwhile")

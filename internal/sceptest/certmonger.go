@@ -49,7 +49,7 @@ func StartCertmonger(t testing.TB) *Certmonger {
 	}
 	cmd := exec.Command(bin, "-L", "-P", sock, "-n")
 	cmd.Env = append(os.Environ(), cm.env...)
-	log := &lockedBuffer{}
+	log := &LogBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

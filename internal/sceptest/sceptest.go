@@ -101,7 +101,7 @@ type Server struct {
 	mu     sync.Mutex
 	st     store.Store
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *LogBuffer
 	done   chan struct{}
 }
 
@@ -190,7 +190,7 @@ func (s *Server) launch() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stderr = &lockedBuffer{}
+	s.stderr = &LogBuffer{}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -429,18 +429,20 @@ func (s *Server) CACertPEM(t testing.TB, certs []*x509.Certificate) string {
 	return ""
 }
 
-type lockedBuffer struct {
+// LogBuffer collects what goroutines write at once (a server's stderr, a
+// slog handler's output) for a test to read.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -460,7 +462,7 @@ func Run(t testing.TB, timeout time.Duration, env []string, dir string, name str
 	return string(out), err
 }
 
-var _ io.Writer = (*lockedBuffer)(nil)
+var _ io.Writer = (*LogBuffer)(nil)
 
 // HTTPGet fetches a URL and returns the body of a 200 answer.
 func HTTPGet(url string) ([]byte, error) {
