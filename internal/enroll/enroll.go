@@ -559,9 +559,11 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
 	}
 	req := IssueRequest{ProfileID: p.ID, TransactionID: tx.TransactionID, CSR: csr}
-	// Once the upstream has answered, its answer is kept whatever became
-	// of the device's request meanwhile (it may have hung up): what is
-	// written then is written without the request's cancellation.
+	// Once a held request is claimed, or the upstream has answered a
+	// poll, the exchange and what it brings back are kept whatever
+	// becomes of the device's request meanwhile (it may hang up): they
+	// run without its cancellation (the exchange is bounded by the
+	// upstream's timeout).
 	wctx := context.WithoutCancel(ctx)
 	var got Issuance
 	var old *store.Certificate // what a renewal renews
