@@ -548,6 +548,7 @@ func requestCmd(args []string, stdout, stderr io.Writer) int {
 					{name: "profile", value: func(r admin.RequestView) string { return r.Profile }},
 					{name: "transaction", value: func(r admin.RequestView) string { return r.TransactionID }},
 					{name: "status", value: func(r admin.RequestView) string { return r.Status }},
+					{name: "waits_for", value: func(r admin.RequestView) string { return r.WaitsFor }},
 					{name: "subject", value: func(r admin.RequestView) string { return r.Subject }},
 					{name: "created", value: func(r admin.RequestView) string { return r.Created.Format(time.RFC3339) }},
 				}, nil)

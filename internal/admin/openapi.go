@@ -21,7 +21,7 @@ var schemas = map[string]map[string]any{
 	"CSR":                  {"type": "string", "description": "A PKCS#10 request, PEM or DER."},
 	"Challenge":            {"type": "object", "description": "challenge, expires_at."},
 	"Certificate":          {"type": "object", "description": "serial, profile, transaction_id, subject, sans, not_before, not_after, status, created; once revoked revoked_at and revocation_reason (the RFC 5280 name, e.g. keyCompromise)."},
-	"Request":              {"type": "object", "description": "profile, transaction_id, status, subject, sans, key_type, extensions, created, expires; once decided decided_by, reason, serial; requested_by; shown alone also csr (base64 DER) and, while pending, preview (what approving would issue: allowed, reason, subject, sans, not_after, certificate)."},
+	"Request":              {"type": "object", "description": "profile, transaction_id, status, subject, sans, key_type, extensions, created, expires; while pending waits_for (approval, or upstream: the profile's upstream CA, which the device's polls ask); once decided decided_by, reason, serial; requested_by; shown alone also csr (base64 DER) and, while pending, preview (what approving would issue: allowed, reason, subject, sans, not_after, certificate)."},
 	"PendingChallenge":     {"type": "object", "description": "id (SHA-256 of the secret, hex), profile, bound_to, created, expires, by, held_by; never the secret."},
 	"PendingChallengeList": {"type": "array", "items": map[string]any{"$ref": "#/components/schemas/PendingChallenge"}},
 	"Count":                {"type": "object", "description": "count: the number of rows."},

@@ -14,16 +14,20 @@ import (
 
 // RequestView describes an enrollment request (transaction).
 type RequestView struct {
-	Profile       string    `json:"profile"`
-	TransactionID string    `json:"transaction_id"`
-	Status        string    `json:"status"`
-	Subject       string    `json:"subject"`
-	SANs          []string  `json:"sans"`
-	Serial        string    `json:"serial,omitempty"`
-	DecidedBy     string    `json:"decided_by,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
-	Created       time.Time `json:"created"`
-	Expires       time.Time `json:"expires,omitzero"`
+	Profile       string   `json:"profile"`
+	TransactionID string   `json:"transaction_id"`
+	Status        string   `json:"status"`
+	Subject       string   `json:"subject"`
+	SANs          []string `json:"sans"`
+	Serial        string   `json:"serial,omitempty"`
+	DecidedBy     string   `json:"decided_by,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	// WaitsFor says, while it is pending, what for: "approval" (an
+	// operator's) or "upstream" (the profile's upstream CA: held while it
+	// could not be asked, or pending there; the device's polls ask it).
+	WaitsFor string    `json:"waits_for,omitempty"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires,omitzero"`
 	// KeyType is the requested key's algorithm and size, e.g. RSA-2048.
 	KeyType string `json:"key_type,omitempty"`
 	// Extensions names the extensions the request asks for (OIDs when
@@ -54,6 +58,13 @@ var extensionNames = map[string]string{
 func requestView(t store.Transaction) RequestView {
 	v := RequestView{Profile: t.ProfileID, TransactionID: t.TransactionID, Status: t.Status, Serial: t.CertSerial, DecidedBy: t.DecidedBy,
 		Reason: t.Reason, Created: t.Created, Expires: t.Expires, SANs: []string{}, Extensions: []string{}}
+	switch {
+	case t.Status != store.StatusPending:
+	case t.UpstreamPoll != nil:
+		v.WaitsFor = "upstream"
+	default:
+		v.WaitsFor = "approval"
+	}
 	if csr, err := x509.ParseCertificateRequest(t.CSRDER); err == nil {
 		v.Subject = csr.Subject.String()
 		v.SANs = ca.CSRSANs(csr)
@@ -178,7 +189,7 @@ func (b *bound) Approve(ctx context.Context, profile, transactionID string) (Cer
 	}
 	cert, err := b.s.Enroll.Approve(ctx, p, transactionID, b.a.Name)
 	if err != nil {
-		if errors.Is(err, enroll.ErrNotApprovable) {
+		if errors.Is(err, enroll.ErrNotApprovable) || errors.Is(err, enroll.ErrUpstreamHeld) {
 			return CertView{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		if errors.Is(err, store.ErrConflict) {

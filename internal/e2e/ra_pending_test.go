@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/scepd/scepd/internal/client"
@@ -136,6 +137,15 @@ func TestRAModeUpstreamDownPending(t *testing.T) {
 	}
 	if n := len(certsOf(front, "legacy")); n != 0 {
 		t.Fatalf("%d certificates stored while the upstream was down", n)
+	}
+	// The operator sees what it waits for, and cannot approve it here.
+	out, err := cli(t, front, nil, append([]string{"request", "list", "--profile", "legacy", "-o", "json"}, dbArgs(front)...)...)
+	if err != nil || !strings.Contains(out, `"waits_for": "upstream"`) {
+		t.Fatalf("request list while the upstream is down: %v\n%s", err, out)
+	}
+	out, err = cli(t, front, nil, append([]string{"request", "approve", "--profile", "legacy", "RA-DOWN-1"}, dbArgs(front)...)...)
+	if err == nil || !strings.Contains(out, "waits for the upstream CA") || strings.Contains(out, "policy") {
+		t.Fatalf("approving a request held for the upstream: %v\n%s", err, out)
 	}
 
 	up.Restart()

@@ -532,7 +532,10 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	case err != nil:
 		return Result{}, fmt.Errorf("enroll: storing pending request: %w", err)
 	}
-	if up.Pending {
+	if _, _, held := heldToken(up.Token); held {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request held until the upstream CA can be asked", slog.String("profile", p.ID),
+			slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream))
+	} else if up.Pending {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "request pending at the upstream CA", slog.String("profile", p.ID),
 			slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream))
 	} else {
@@ -1105,7 +1108,7 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 		return nil, fmt.Errorf("%w: request %q is %s, not pending", store.ErrConflict, transactionID, tx.Status)
 	}
 	if tx.UpstreamPoll != nil {
-		return nil, fmt.Errorf("%w: request %q waits for the upstream CA, not for an approval here", ErrNotApprovable, transactionID)
+		return nil, fmt.Errorf("%w: request %q", ErrUpstreamHeld, transactionID)
 	}
 	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
 	if err != nil {
@@ -1129,6 +1132,11 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 
 // ErrNotApprovable: the policy refuses a pending request now.
 var ErrNotApprovable = errors.New("the policy refuses this request now")
+
+// ErrUpstreamHeld: a pending request waits for the profile's upstream CA
+// (held while it could not be asked, or pending there), not for an
+// approval here.
+var ErrUpstreamHeld = errors.New("the request waits for the upstream CA, not for an approval here: the device's next poll asks the upstream (reject it to drop it)")
 
 // Reject refuses a pending request on an operator's decision.
 func (s *Service) Reject(ctx context.Context, p *Profile, transactionID, actor, reason string) error {

@@ -180,8 +180,8 @@ func TestUpstreamPendingIsPolledByTheDevice(t *testing.T) {
 	if err != nil || tx.Status != store.StatusPending || string(tx.UpstreamPoll) != "up-tx" {
 		t.Fatalf("stored %+v %v", tx, err)
 	}
-	if _, err := svc.Approve(ctx, p, "tx", "admin"); !errors.Is(err, enroll.ErrNotApprovable) {
-		t.Fatalf("approving a request the upstream holds: %v", err)
+	if _, err := svc.Approve(ctx, p, "tx", "admin"); !errors.Is(err, enroll.ErrUpstreamHeld) || errors.Is(err, enroll.ErrNotApprovable) {
+		t.Fatalf("approving a request the upstream holds: %v, want ErrUpstreamHeld (not a policy refusal)", err)
 	}
 	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
 		t.Fatalf("first poll: %+v %v, want PENDING", res, err)
