@@ -6,14 +6,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
-	"github.com/scepd/scepd/internal/store"
+	"github.com/scepd/scepd/internal/store/storetest"
 )
 
 // slowNotifier allows every request and reports outcomes slowly, like an
@@ -88,33 +87,16 @@ func TestCloseCancelsLateNotifications(t *testing.T) {
 	}
 }
 
-// announcing counts the writes enrollment announces and the
-// announcements it settles.
-type announcing struct {
-	store.Store
-	made, settled atomic.Int32
-}
-
-func (a *announcing) Expect(ctx context.Context) (context.Context, func()) {
-	ctx, done := a.Store.Expect(ctx)
-	a.made.Add(1)
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() { a.settled.Add(1) })
-		done()
-	}
-}
-
 // checkingNotifier is a remote validator that records, while it is
 // asked, how many announcements are still open.
 type checkingNotifier struct {
 	slowNotifier
-	st   *announcing
-	open int32
+	st   *storetest.Announcing
+	open int64
 }
 
 func (n *checkingNotifier) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
-	n.open = n.st.made.Load() - n.st.settled.Load()
+	n.open = n.st.Open()
 	return challenge.Grant{}, nil
 }
 
@@ -124,7 +106,7 @@ func (n *checkingNotifier) Validate(context.Context, challenge.Request) (challen
 // announces the write again once granted; every announcement is settled.
 func TestRemoteCheckWithdrawsTheAnnouncement(t *testing.T) {
 	_, p, st := setup(t)
-	a := &announcing{Store: st}
+	a := &storetest.Announcing{Store: st}
 	svc := enroll.New(a, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	n := &checkingNotifier{st: a, open: -1}
@@ -137,7 +119,7 @@ func TestRemoteCheckWithdrawsTheAnnouncement(t *testing.T) {
 	if n.open != 0 {
 		t.Errorf("%d announcements open while the remote validator answered, want 0", n.open)
 	}
-	if made, settled := a.made.Load(), a.settled.Load(); made != 2 || settled != 2 {
+	if made, settled := a.Made.Load(), a.Settled.Load(); made != 2 || settled != 2 {
 		t.Errorf("%d announced, %d settled; want 2 (before decryption, after the grant), both settled", made, settled)
 	}
 }

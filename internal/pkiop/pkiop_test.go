@@ -14,8 +14,6 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
+	"github.com/scepd/scepd/internal/store/storetest"
 )
 
 const password = "pkiop-challenge"
@@ -41,31 +40,14 @@ type fixture struct {
 	raKey   *rsa.PrivateKey
 	profile *pkiop.Profile
 	decider pkiop.Decider
-	expects *expecting
-}
-
-// expecting is the store that counts the writes enrollment announces
-// (store.Store.Expect) and the announcements it settles.
-type expecting struct {
-	store.Store
-	made, settled atomic.Int64
-}
-
-func (e *expecting) Expect(ctx context.Context) (context.Context, func()) {
-	ctx, done := e.Store.Expect(ctx)
-	e.made.Add(1)
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() { e.settled.Add(1) })
-		done()
-	}
+	expects *storetest.Announcing
 }
 
 // settledAll fails t unless enrollment announced at least min writes and
 // settled every announcement it made.
-func (e *expecting) settledAll(t *testing.T, min int64) {
+func settledAll(t *testing.T, e *storetest.Announcing, min int64) {
 	t.Helper()
-	if made, settled := e.made.Load(), e.settled.Load(); made < min || settled != made {
+	if made, settled := e.Made.Load(), e.Settled.Load(); made < min || settled != made {
 		t.Errorf("%d writes announced, %d settled; want at least %d, all settled", made, settled, min)
 	}
 }
@@ -104,7 +86,7 @@ func newFixture(t testing.TB) *fixture {
 		RA:        cms.FromX509(f.raCert),
 		Chain:     f.root.ChainDER(),
 	}
-	f.expects = &expecting{Store: st}
+	f.expects = &storetest.Announcing{Store: st}
 	svc := enroll.New(f.expects, clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { svc.Close(context.Background()) })
 	f.decider = pkiop.Decider{Enroller: svc}
@@ -256,7 +238,7 @@ func TestRefusals(t *testing.T) {
 			if tt.digest == crypto.MD5 {
 				announced = 0 // refused before
 			}
-			f.expects.settledAll(t, announced)
+			settledAll(t, f.expects, announced)
 			if tt.wantIssue {
 				if reply.Status != scep.StatusSuccess || reply.Cipher != tt.cipher {
 					t.Fatalf("status %s cipher %v (%s), want SUCCESS in the request's cipher", reply.Status, reply.Cipher, reply.FailText)
