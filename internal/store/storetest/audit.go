@@ -275,18 +275,26 @@ func testAuditForeignKey(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
 	if _, err := audit.Start(ctx, s, other, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "same audit key") {
 		t.Fatalf("Start with another key: %v; want refused", err)
 	}
-	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
-		t.Fatalf("append with another key: %v; want ErrAuditHead", err)
-	}
-	if err := s.RecordIssued(ctx, issued("0b", "tx-foreign")); !errors.Is(err, store.ErrAuditHead) {
-		t.Fatalf("issuing with another audit key: %v; want ErrAuditHead", err)
-	}
-	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the certificate was stored without its audit event: %v", err)
-	}
+	wantAppendsRefused(t, s, store.ErrAuditHead, "a head keyed with another key")
 	s.SetAuditKey(key.Chain())
 	if r := verify(t, s, key, nil); r.Problem != "" || r.Events != 3 {
 		t.Fatalf("log after refused appends: %+v", r)
+	}
+}
+
+// wantAppendsRefused fails t unless an append and an enrollment onto s's
+// log are both refused with want (what names the head, in messages), and
+// the enrollment's certificate was not stored without its audit event.
+func wantAppendsRefused(t *testing.T, s store.Store, want error, what string) {
+	t.Helper()
+	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, want) {
+		t.Fatalf("append onto %s: %v; want %v", what, err, want)
+	}
+	if err := s.RecordIssued(ctx, issued("0b", "tx-refused")); !errors.Is(err, want) {
+		t.Fatalf("issuing onto %s: %v; want %v", what, err, want)
+	}
+	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the certificate was stored without its audit event: %v", err)
 	}
 }
 
@@ -311,15 +319,7 @@ func testAuditHeadRewritten(rewrite string) func(t *testing.T, s Keyed, exec Exe
 		seed(t, s)
 		keyedLog(t, s, key, 2)
 		exec(t, rewrite)
-		if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHead) {
-			t.Fatalf("append onto a rewritten head: %v; want ErrAuditHead", err)
-		}
-		if err := s.RecordIssued(ctx, issued("0b", "tx-rewritten")); !errors.Is(err, store.ErrAuditHead) {
-			t.Fatalf("issuing onto a rewritten head: %v; want ErrAuditHead", err)
-		}
-		if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("the certificate was stored without its audit event: %v", err)
-		}
+		wantAppendsRefused(t, s, store.ErrAuditHead, "a rewritten head")
 	}
 }
 
@@ -353,15 +353,7 @@ func testAuditUnkeyedHead(t *testing.T, s Keyed, exec Exec, reopen func(t *testi
 		s = fresh
 	}
 	recompute(t, s, exec, forged)
-	if err := s.AppendAudit(ctx, store.AuditEvent{Time: when, Actor: "op", Action: "test", Outcome: "ok"}); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
-		t.Fatalf("append onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
-	}
-	if err := s.RecordIssued(ctx, issued("0b", "tx-unkeyed")); !errors.Is(err, store.ErrAuditHeadUnkeyed) {
-		t.Fatalf("issuing onto an unkeyed head of a keyed chain: %v; want ErrAuditHeadUnkeyed", err)
-	}
-	if _, err := s.GetCertificate(ctx, "0b"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the certificate was stored without its audit event: %v", err)
-	}
+	wantAppendsRefused(t, s, store.ErrAuditHeadUnkeyed, "an unkeyed head of a keyed chain")
 	if _, err := audit.Start(ctx, s, key, when); !errors.Is(err, store.ErrAuditHead) || !strings.Contains(err.Error(), "without the audit key") {
 		t.Fatalf("Start onto an unkeyed head of a keyed chain: %v; want ErrAuditHead, saying what happened", err)
 	}
