@@ -31,17 +31,24 @@ func (c *commits) ObserveStore(op string, _ time.Duration, _ error) {
 	}
 }
 
+// openSQLite opens a store on the SQLite file at path, closed after t.
+func openSQLite(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestGroupCommit: enrollments queued while the database is busy commit
 // together in one transaction, and the one whose challenge is spent
 // fails alone: the others are stored, chained in the audit log.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "scepd.db")
-	s, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, path)
 	var seen commits
 	s.SetObserver(&seen)
 	now := time.Now()
@@ -123,12 +130,8 @@ func TestGroupCommit(t *testing.T) {
 // leaves the writer serving the next ones.
 func TestGroupCommitPanic(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	err = sqlstore.Write(ctx, s, func(context.Context, *sql.Tx) error { panic("boom") })
+	s := openSQLite(t, filepath.Join(t.TempDir(), "scepd.db"))
+	err := sqlstore.Write(ctx, s, func(context.Context, *sql.Tx) error { panic("boom") })
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("a panicking write: %v, want its panic as the error", err)
 	}
@@ -148,11 +151,7 @@ func TestGroupCommitPanic(t *testing.T) {
 // longest wait, then it commits. With no request queued it does not wait.
 func TestExpectedWriteJoins(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t, filepath.Join(t.TempDir(), "scepd.db"))
 	var seen commits
 	s.SetObserver(&seen)
 	groups := func() int {
