@@ -147,6 +147,15 @@ func TestRAModeUpstreamDownPending(t *testing.T) {
 	if err == nil || !strings.Contains(out, "waits for the upstream CA") || strings.Contains(out, "policy") {
 		t.Fatalf("approving a request held for the upstream: %v\n%s", err, out)
 	}
+	// The console says so too, and offers only Reject.
+	web := consoleSignIn(t, front.BaseURL(), newToken(t, front, "operator"))
+	for _, path := range []string{"/console/requests", "/console/requests/legacy/RA-DOWN-1"} {
+		code, page := web.get(path)
+		if code != 200 || !strings.Contains(page, "the device's next poll asks it") || strings.Contains(page, "/RA-DOWN-1/approve") ||
+			!strings.Contains(page, "/RA-DOWN-1/reject") {
+			t.Fatalf("%s while the upstream is down: HTTP %d\n%s", path, code, page)
+		}
+	}
 
 	up.Restart()
 	got, err := poll()
