@@ -126,6 +126,11 @@ type Request struct {
 	// grantDetails name who authorised the request (challenge.Grant's
 	// Details) in its audit event.
 	grantDetails map[string]string
+	// decider is who decided a pending request that is now issued: the
+	// approving operator, or the upstream CA that issued it. It is the
+	// audit event's actor; RemoteAddr is then the device that polled (none
+	// for an approval).
+	decider string
 	// clientID is the transactionID as the client sent it; TransactionID
 	// becomes the ID the request is stored under (qualified for a renewal
 	// or a changed CSR).
@@ -556,7 +561,7 @@ func renewed(old *store.Certificate) string {
 // holds: it polls the upstream once. Issued: stored as the request's
 // certificate. Refused: the request is rejected. Unreachable or still
 // pending: PENDING (the device polls again).
-func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transaction) (Result, error) {
+func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transaction, remoteAddr string) (Result, error) {
 	csr, err := x509.ParseCertificateRequest(tx.CSRDER)
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: stored CSR of %q: %w", tx.TransactionID, err)
@@ -640,7 +645,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		}
 		old = &c
 	}
-	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: got.Upstream, clientID: tx.ClientID()}
+	r := Request{TransactionID: tx.TransactionID, CSR: csr, RemoteAddr: remoteAddr, decider: got.Upstream, clientID: tx.ClientID()}
 	res, err := s.record(wctx, p, r, got, tx.PublicKeySHA256, tx.ChallengeHash, "", old, true, s.now())
 	if errors.Is(err, store.ErrConflict) {
 		// It left pending meanwhile: another poll stored a certificate
@@ -838,7 +843,10 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 	}
 	actor := "device:" + r.RemoteAddr
 	if fromPending {
-		actor = r.RemoteAddr // the approving operator
+		actor = r.decider
+		if r.RemoteAddr != "" {
+			details["client_ip"] = r.RemoteAddr // the device whose poll completed it
+		}
 	}
 	rec := store.Issued{
 		Certificate: store.Certificate{
@@ -858,7 +866,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 		FromPending:   fromPending,
 	}
 	if fromPending {
-		rec.Transaction.DecidedBy = r.RemoteAddr
+		rec.Transaction.DecidedBy = r.decider
 	} else {
 		rec.Transaction.SenderNonce = r.SenderNonce
 	}
@@ -907,7 +915,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID),
 		slog.String("serial", serial), slog.String("subject", subject),
 		slog.String("key", ca.PublicKeyAlgorithm(r.CSR.PublicKey)), slog.String("renewed", renewed), slog.String("remote", r.RemoteAddr),
-		slog.String("upstream", got.Upstream))
+		slog.String("decided_by", r.decider), slog.String("upstream", got.Upstream))
 	return Result{DER: cert.DER, Renewed: renewed}, nil
 }
 
@@ -1046,7 +1054,7 @@ func (p *Profile) renewalRefusal(old *store.Certificate, oldKey, newKey []byte, 
 // are compared by SHA-256 in the store: the CSR's as it encoded it, the
 // signer's re-encoded, so a CSR with an unusual key encoding is found
 // through the key that signed the request.
-func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey) (Result, error) {
+func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, signer crypto.PublicKey, remoteAddr string) (Result, error) {
 	unknown := reject(scep.BadCertID, "no request with transactionID %q", transactionID)
 	if strings.Contains(transactionID, qualifier) {
 		return Result{}, unknown // no client's ID: only a stored, qualified one
@@ -1065,7 +1073,7 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 		return Result{}, fmt.Errorf("enroll: poll: %w", err)
 	}
 	if tx.Status == store.StatusPending && tx.UpstreamPoll != nil && (tx.Expires.IsZero() || !s.now().After(tx.Expires)) {
-		return s.pollUpstream(ctx, p, tx)
+		return s.pollUpstream(ctx, p, tx, remoteAddr)
 	}
 	return s.pollAnswer(ctx, tx)
 }
@@ -1122,7 +1130,7 @@ func (s *Service) Approve(ctx context.Context, p *Profile, transactionID, actor 
 	if why != "" {
 		return nil, fmt.Errorf("%w: %s", ErrNotApprovable, why)
 	}
-	r := Request{TransactionID: transactionID, CSR: csr, RemoteAddr: actor, clientID: tx.ClientID()}
+	r := Request{TransactionID: transactionID, CSR: csr, decider: actor, clientID: tx.ClientID()}
 	res, err := s.issue(ctx, p, r, tmpl, tx.PublicKeySHA256, tx.ChallengeHash, renews, true, now)
 	if err != nil {
 		return nil, err
@@ -1251,7 +1259,7 @@ func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Tr
 		if tx.UpstreamPoll != nil && (tx.Expires.IsZero() || s.now().Before(tx.Expires)) {
 			// A client that resends its PKCSReq instead of polling
 			// (certmonger) polls the upstream that way.
-			res, err := s.pollUpstream(ctx, p, tx)
+			res, err := s.pollUpstream(ctx, p, tx, r.RemoteAddr)
 			res.Replayed = res.Pending
 			return res, err
 		}

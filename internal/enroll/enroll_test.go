@@ -250,11 +250,11 @@ func TestHeldRenewal(t *testing.T) {
 		t.Fatalf("held renewal: %+v %v", res, err)
 	}
 	stranger, _ := rsa.GenerateKey(rand.Reader, 2048)
-	if _, err := svc.Poll(ctx, p, "t1", &stranger.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
+	if _, err := svc.Poll(ctx, p, "t1", &stranger.PublicKey, ""); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
 		t.Fatalf("poll by a stranger: %v", err)
 	}
 	for _, k := range []*rsa.PrivateKey{oldKey, newKey} {
-		if res, err := svc.Poll(ctx, p, "t1", &k.PublicKey); err != nil || !res.Pending {
+		if res, err := svc.Poll(ctx, p, "t1", &k.PublicKey, ""); err != nil || !res.Pending {
 			t.Fatalf("poll by the requester: %+v %v", res, err)
 		}
 	}
@@ -263,7 +263,7 @@ func TestHeldRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = svc.Poll(ctx, p, "t1", &oldKey.PublicKey)
+	res, err = svc.Poll(ctx, p, "t1", &oldKey.PublicKey, "")
 	if err != nil || !certOf(t, res).Equal(cert) {
 		t.Fatalf("poll after approval: %v", err)
 	}
@@ -309,7 +309,7 @@ func TestChangedCSRIsANewRequest(t *testing.T) {
 	if n := count(t, st); n != 2 {
 		t.Fatalf("%d certificates, want 2", n)
 	}
-	res, err := svc.Poll(ctx, p, "same", &key.PublicKey)
+	res, err := svc.Poll(ctx, p, "same", &key.PublicKey, "")
 	if err != nil || !certOf(t, res).Equal(b) {
 		t.Fatalf("poll: %v; want the newest request's certificate", err)
 	}
@@ -339,7 +339,7 @@ func TestClientIDCannotTakeAQualifiedID(t *testing.T) {
 	if err != nil || res.Renewed != certOf(t, first).SerialNumber.Text(16) {
 		t.Fatalf("the victim's renewal: %v", err)
 	}
-	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
+	if _, err := svc.Poll(ctx, p, squat, &victimKey.PublicKey, ""); rejection(err) == nil || rejection(err).FailInfo != scep.BadCertID {
 		t.Fatalf("CertPoll for a qualified ID: %v, want the unknown-transaction answer", err)
 	}
 }
@@ -369,7 +369,7 @@ func TestPollBusyTransactionID(t *testing.T) {
 	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "busy", CSR: csr(t, 2048, "other"), Password: password}); rejection(err) == nil {
 		t.Fatalf("another key under a used transactionID: %v, want a rejection", err)
 	}
-	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey)
+	got, err := svc.Poll(ctx, p, "busy", &key.PublicKey, "")
 	if err != nil || got.DER == nil || !certOf(t, got).Equal(certOf(t, res)) {
 		t.Fatalf("poll: %+v %v; want the newest request's certificate", got, err)
 	}

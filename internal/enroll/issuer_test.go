@@ -183,10 +183,10 @@ func TestUpstreamPendingIsPolledByTheDevice(t *testing.T) {
 	if _, err := svc.Approve(ctx, p, "tx", "admin"); !errors.Is(err, enroll.ErrUpstreamHeld) || errors.Is(err, enroll.ErrNotApprovable) {
 		t.Fatalf("approving a request the upstream holds: %v, want ErrUpstreamHeld (not a policy refusal)", err)
 	}
-	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, ""); err != nil || !res.Pending {
 		t.Fatalf("first poll: %+v %v, want PENDING", res, err)
 	}
-	res, err = svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	res, err = svc.Poll(ctx, p, "tx", req.CSR.PublicKey, "192.0.2.7")
 	if err != nil || res.DER == nil {
 		t.Fatalf("second poll: %+v %v, want the certificate", res, err)
 	}
@@ -194,8 +194,23 @@ func TestUpstreamPendingIsPolledByTheDevice(t *testing.T) {
 	if err != nil || c.Upstream == "" {
 		t.Fatalf("stored %+v %v", c, err)
 	}
+	// The upstream decided it; the device whose poll completed it is named
+	// too (not the upstream in its place).
+	if tx, err := st.GetTransaction(ctx, "p", "tx"); err != nil || tx.DecidedBy != c.Upstream {
+		t.Fatalf("stored %+v %v, want it decided by %s", tx, err, c.Upstream)
+	}
+	events, _ := st.ListAudit(ctx, 10)
+	var issued *store.AuditEvent
+	for i, e := range events {
+		if e.Outcome == "issued" && e.Object == "certificate:"+c.Serial {
+			issued = &events[i]
+		}
+	}
+	if issued == nil || issued.Actor != c.Upstream || issued.Details["client_ip"] != "192.0.2.7" || issued.Details["upstream"] != c.Upstream {
+		t.Fatalf("issued audit event %+v, want actor %s and client_ip 192.0.2.7", issued, c.Upstream)
+	}
 	// Retransmitted polls get the stored certificate, not a new one.
-	again, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey)
+	again, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, "")
 	if err != nil || !bytes.Equal(again.DER, res.DER) || up.polls != 2 {
 		t.Fatalf("poll after issuance: %v (upstream polled %d times)", err, up.polls)
 	}
@@ -213,13 +228,13 @@ func TestUpstreamRefusalWhilePendingRejects(t *testing.T) {
 	}
 	// Unreachable: still PENDING.
 	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "no answer"}
-	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); err != nil || !res.Pending {
+	if res, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, ""); err != nil || !res.Pending {
 		t.Fatalf("poll with the upstream unreachable: %+v %v, want PENDING", res, err)
 	}
 	// Refused: rejected, and so it stays.
 	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "refused: SCEP FAILURE badRequest", Refused: true}
 	var rej *enroll.Rejection
-	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey); !errors.As(err, &rej) {
+	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, ""); !errors.As(err, &rej) {
 		t.Fatalf("poll with the upstream refusing: %v, want a rejection", err)
 	}
 	if tx, _ := st.GetTransaction(ctx, "p", "tx"); tx.Status != store.StatusRejected {
@@ -289,11 +304,11 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 	}
 
 	c1, _ := hold("held-1")
-	if res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey); err != nil || !res.Pending {
+	if res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey, ""); err != nil || !res.Pending {
 		t.Fatalf("poll while down: %+v %v, want PENDING", res, err)
 	}
 	up.fail = nil
-	res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey)
+	res, err := svc.Poll(ctx, p, "held-1", c1.PublicKey, "")
 	if err != nil || res.DER == nil {
 		t.Fatalf("poll once the upstream is back: %+v %v, want the certificate", res, err)
 	}
@@ -317,7 +332,7 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 		t.Fatalf("renewal with the upstream down: %+v %v, want PENDING", held, err)
 	}
 	up.fail = nil
-	renewed, err := svc.Poll(ctx, p, "held-renewal", &key2.PublicKey)
+	renewed, err := svc.Poll(ctx, p, "held-renewal", &key2.PublicKey, "")
 	if err != nil || renewed.DER == nil {
 		t.Fatalf("poll of the held renewal: %+v %v, want the certificate", renewed, err)
 	}
@@ -334,7 +349,7 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 	strict.MinRSABits = 3072
 	p.Policy = &strict
 	calls := up.calls
-	_, err = svc.Poll(ctx, p, "held-2", c2.PublicKey)
+	_, err = svc.Poll(ctx, p, "held-2", c2.PublicKey, "")
 	var rej *enroll.Rejection
 	if !errors.As(err, &rej) || !strings.Contains(rej.Reason, "policy no longer allows") || up.calls != calls {
 		t.Fatalf("poll after the policy tightened: %v (upstream asked %d more times), want a rejection and no request upstream", err, up.calls-calls)
@@ -347,7 +362,7 @@ func TestHeldWhileUpstreamDown(t *testing.T) {
 	up.fail = down
 	c3, _ := hold("held-3")
 	up.fail, p.Sealer = nil, nil
-	if _, err := svc.Poll(ctx, p, "held-3", c3.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "when_unavailable") {
+	if _, err := svc.Poll(ctx, p, "held-3", c3.PublicKey, ""); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "when_unavailable") {
 		t.Fatalf("poll after holding was turned off: %v, want a rejection naming when_unavailable", err)
 	}
 	gone("held-3", store.StatusRejected)
@@ -391,7 +406,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 	pollAsync := func(svc *enroll.Service, id string, pub any) chan answer {
 		done := make(chan answer, 1)
 		go func() {
-			res, err := svc.Poll(ctx, p, id, pub)
+			res, err := svc.Poll(ctx, p, id, pub, "")
 			done <- answer{res, err}
 		}()
 		return done
@@ -403,7 +418,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 	first := pollAsync(svc, "once", c.PublicKey)
 	<-entered
 	before := calls()
-	if res, err := svc.Poll(ctx, p, "once", c.PublicKey); err != nil || !res.Pending || calls() != before {
+	if res, err := svc.Poll(ctx, p, "once", c.PublicKey, ""); err != nil || !res.Pending || calls() != before {
 		t.Fatalf("a poll during another's submission: pending %v, certificate %v, %v, upstream asked %d more times; want PENDING and no request upstream",
 			res.Pending, res.DER != nil, err, calls()-before)
 	}
@@ -411,7 +426,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 	if a := <-first; a.err != nil || a.res.DER == nil {
 		t.Fatalf("the submitting poll: %+v %v, want the certificate", a.res, a.err)
 	}
-	if res, err := svc.Poll(ctx, p, "once", c.PublicKey); err != nil || res.DER == nil || calls() != before {
+	if res, err := svc.Poll(ctx, p, "once", c.PublicKey, ""); err != nil || res.DER == nil || calls() != before {
 		t.Fatalf("a poll after it was issued: %+v %v, upstream asked %d more times", res, err, calls()-before)
 	}
 
@@ -420,11 +435,11 @@ func TestHeldSubmittedOnce(t *testing.T) {
 	up.fail = down
 	c2, _ := hold("retried")
 	n := calls()
-	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey); err != nil || !res.Pending || calls() != n+1 {
+	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey, ""); err != nil || !res.Pending || calls() != n+1 {
 		t.Fatalf("a poll while the upstream is down: %+v %v (%d requests upstream), want PENDING after one", res, err, calls()-n)
 	}
 	up.fail = nil
-	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey); err != nil || res.DER == nil || calls() != n+2 {
+	if res, err := svc.Poll(ctx, p, "retried", c2.PublicKey, ""); err != nil || res.DER == nil || calls() != n+2 {
 		t.Fatalf("the next poll with the upstream back: %+v %v (%d requests upstream), want the certificate after two", res, err, calls()-n)
 	}
 
@@ -438,7 +453,7 @@ func TestHeldSubmittedOnce(t *testing.T) {
 	<-entered
 	later := enroll.New(st, func() time.Time { return testNow().Add(3 * time.Minute) }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	n = calls()
-	res, err := later.Poll(ctx, p, "abandoned", c3.PublicKey)
+	res, err := later.Poll(ctx, p, "abandoned", c3.PublicKey, "")
 	if err != nil || res.DER == nil || calls() != n+1 {
 		t.Fatalf("a poll after the lease ran out: %+v %v (%d requests upstream), want the certificate after one", res, err, calls()-n)
 	}
@@ -488,11 +503,11 @@ func TestConcurrentPollsOfAnIssuedRequest(t *testing.T) {
 	}
 	first := make(chan answer, 1)
 	go func() {
-		res, err := svc.Poll(ctx, p, "polled", c.PublicKey)
+		res, err := svc.Poll(ctx, p, "polled", c.PublicKey, "")
 		first <- answer{res, err}
 	}()
 	<-entered
-	second, err := svc.Poll(ctx, p, "polled", c.PublicKey)
+	second, err := svc.Poll(ctx, p, "polled", c.PublicKey, "")
 	if err != nil || second.DER == nil {
 		t.Fatalf("the second poll: %+v %v, want the certificate", second, err)
 	}
@@ -528,17 +543,17 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 
 	c, _ := hold("pending-up")
 	up.fail, up.pending = nil, 2
-	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || !res.Pending {
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey, ""); err != nil || !res.Pending {
 		t.Fatalf("a submission the upstream holds: %+v %v, want PENDING", res, err)
 	}
 	if tx := token("pending-up"); string(tx.UpstreamPoll) != "up-pending-up" {
 		t.Fatalf("the token after the upstream's PENDING: %q, want the upstream's", tx.UpstreamPoll)
 	}
 	calls := up.calls
-	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || !res.Pending {
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey, ""); err != nil || !res.Pending {
 		t.Fatalf("the next poll, the upstream still pending: %+v %v, want PENDING", res, err)
 	}
-	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey); err != nil || res.DER == nil || up.calls != calls || up.polls != 2 {
+	if res, err := svc.Poll(ctx, p, "pending-up", c.PublicKey, ""); err != nil || res.DER == nil || up.calls != calls || up.polls != 2 {
 		t.Fatalf("the poll once the upstream issued: %+v %v (%d submissions, %d polls upstream), want the certificate from polls alone",
 			res, err, up.calls-calls, up.polls)
 	}
@@ -548,7 +563,7 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 	c2, _ := hold("refused-up")
 	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "badRequest", Refused: true}
 	var rej *enroll.Rejection
-	if _, err := svc.Poll(ctx, p, "refused-up", c2.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "refused") {
+	if _, err := svc.Poll(ctx, p, "refused-up", c2.PublicKey, ""); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "refused") {
 		t.Fatalf("a submission the upstream refuses: %v, want a rejection", err)
 	}
 	if tx := token("refused-up"); tx.Status != store.StatusRejected || tx.UpstreamPoll != nil {
@@ -568,7 +583,7 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 		return nil
 	}
 	up.mu.Unlock()
-	svc.Poll(hungUp, p, "hung-up", c3.PublicKey) // nobody hears it
+	svc.Poll(hungUp, p, "hung-up", c3.PublicKey, "") // nobody hears it
 	up.mu.Lock()
 	up.gate = nil
 	up.mu.Unlock()
@@ -589,7 +604,7 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 		return svc.Reject(ctx, p, "rejected-meanwhile", "operator", "not wanted")
 	}
 	up.mu.Unlock()
-	if _, err := logged.Poll(ctx, p, "rejected-meanwhile", c4.PublicKey); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "not wanted") {
+	if _, err := logged.Poll(ctx, p, "rejected-meanwhile", c4.PublicKey, ""); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "not wanted") {
 		t.Fatalf("a poll whose request was rejected during its submission: %v, want the rejection", err)
 	}
 	if !strings.Contains(logs.String(), "no longer tracked here") {

@@ -28,7 +28,7 @@ import (
 type Enroller interface {
 	PKCSReq(ctx context.Context, p *enroll.Profile, r enroll.Request) (enroll.Result, error)
 	Expect(ctx context.Context, p *enroll.Profile) (_ context.Context, done func())
-	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey) (enroll.Result, error)
+	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey, remoteAddr string) (enroll.Result, error)
 	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
 }
 
@@ -141,7 +141,7 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		}
 		// Answered only to the key that sent the request (clients sign
 		// CertPoll as they signed it).
-		res, err = d.Enroller.Poll(ctx, p.Enroll, msg.TransactionID, msg.Signer.PublicKey)
+		res, err = d.Enroller.Poll(ctx, p.Enroll, msg.TransactionID, msg.Signer.PublicKey, remoteAddr)
 		if rej, ok := asRejection(err); ok {
 			return fail(rej.FailInfo, "%s", rej.Reason)
 		}
