@@ -56,8 +56,8 @@ Environment only (no flag):
                              audit.key in the data directory (replicas must share it)
   SCEPD_PKCS11_MODULE, SCEPD_PKCS11_TOKEN, SCEPD_PKCS11_PIN, SCEPD_PKCS11_PIN_FILE
                              generate new CA and RA keys in a PKCS#11 token (binary built with -tags pkcs11)
-  SCEPD_SECRET_*             secrets that profiles written through the API name (webhook.secret_env,
-                             intune.client_secret_env)
+  SCEPD_SECRET_*             secrets that profiles written through the API name (any *_env field:
+                             webhook.secret_env, intune.client_secret_env, upstream.scep.ndes.password_env)
   GOMEMLIMIT                 the Go heap limit; wins over --memory-limit-mib
 Every flag above also reads the SCEPD_* variable it names; flags win over the
 environment, which wins over the config file.

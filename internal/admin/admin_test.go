@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -225,5 +227,40 @@ func TestCertificatePages(t *testing.T) {
 				t.Errorf("limit %d: %v, want a bad request naming the maximum", MaxListLimit+1, err)
 			}
 		})
+	}
+}
+
+// TestProfileSecretEnvsEverywhere: a profile written through the API may
+// name only SCEPD_SECRET_ variables, in every field that names one, not
+// only the challenge's: the upstream's NDES password is sent to the URL the
+// profile names. The check comes before anything is contacted.
+func TestProfileSecretEnvsEverywhere(t *testing.T) {
+	var contacted atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		contacted.Add(1)
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer up.Close()
+	s := newService(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		path string
+		spec config.Profile
+	}{
+		{"upstream.scep.ndes.password_env", config.Profile{ID: "up", Challenge: config.Challenge{Mode: "dynamic"},
+			Upstream: &config.Upstream{SCEP: &config.UpstreamSCEP{URL: up.URL, NDES: &config.UpstreamNDES{URL: up.URL, Username: "x", PasswordEnv: "SCEPD_KEY_PASSPHRASE"}}}}},
+		{"challenge.ndes.password_env", config.Profile{ID: "ndes", CA: "root", Challenge: config.Challenge{Mode: "dynamic",
+			NDES: &config.NDES{Username: "mdm", PasswordEnv: "SCEPD_DATABASE"}}}},
+		{"challenge.password_env", config.Profile{ID: "static", CA: "root", Challenge: config.Challenge{Mode: "static", PasswordEnv: "SCEPD_PKCS11_PIN"}}},
+		{"challenge.webhook.secret_env", config.Profile{ID: "hook", CA: "root", Challenge: config.Challenge{Mode: "webhook",
+			Webhook: &config.Webhook{URL: up.URL, SecretEnv: "HOME"}}}},
+	} {
+		_, err := s.As(LocalAdmin).PutProfile(ctx, tt.spec)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.path) {
+			t.Errorf("%s naming a server variable: %v, want ErrInvalid naming the field", tt.path, err)
+		}
+	}
+	if n := contacted.Load(); n != 0 {
+		t.Fatalf("the upstream was contacted %d times for a refused profile", n)
 	}
 }

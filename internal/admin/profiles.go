@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -132,21 +133,60 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 // The config file, which the operator writes, may name any.
 const SecretEnvPrefix = "SCEPD_SECRET_"
 
-// checkSecretEnvs refuses a variable without SecretEnvPrefix.
-func checkSecretEnvs(c config.Challenge) error {
-	var names [][2]string
-	if c.Webhook != nil {
-		names = append(names, [2]string{"challenge.webhook.secret_env", c.Webhook.SecretEnv})
-	}
-	if c.Intune != nil {
-		names = append(names, [2]string{"challenge.intune.client_secret_env", c.Intune.ClientSecretEnv})
-	}
-	for _, n := range names {
-		if n[1] != "" && !strings.HasPrefix(n[1], SecretEnvPrefix) {
-			return fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, n[0], SecretEnvPrefix, n[1])
+// checkSecretEnvs refuses a profile that names a variable without
+// SecretEnvPrefix anywhere: every field whose name ends in "_env" (the
+// challenge's, the upstream's NDES password, and any added later) is
+// found by walking the spec, so a new one cannot be forgotten here.
+func checkSecretEnvs(spec config.Profile) error {
+	var bad error
+	walkEnvNames(reflect.ValueOf(spec), "", func(path, name string) {
+		if bad == nil && name != "" && !strings.HasPrefix(name, SecretEnvPrefix) {
+			bad = fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, path, SecretEnvPrefix, name)
+		}
+	})
+	return bad
+}
+
+// walkEnvNames calls fn with the path and value of each string field of v
+// (a config struct, through pointers, structs, slices and maps) whose JSON
+// name ends in "_env".
+func walkEnvNames(v reflect.Value, path string, fn func(path, name string)) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkEnvNames(v.Elem(), path, fn)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				name = f.Name
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			if f.Type.Kind() == reflect.String && strings.HasSuffix(name, "_env") {
+				fn(p, v.Field(i).String())
+				continue
+			}
+			walkEnvNames(v.Field(i), p, fn)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			walkEnvNames(v.Index(i), fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			walkEnvNames(iter.Value(), fmt.Sprintf("%s[%v]", path, iter.Key()), fn)
 		}
 	}
-	return nil
 }
 
 // remoteValidation names where a challenge mode sends requests for
@@ -206,7 +246,7 @@ func (b *bound) PutProfile(ctx context.Context, spec config.Profile) (ProfileVie
 	if err := b.check(ctx, ActManage, spec.ID); err != nil {
 		return ProfileView{}, err
 	}
-	if err := checkSecretEnvs(spec.Challenge); err != nil {
+	if err := checkSecretEnvs(spec); err != nil {
 		return ProfileView{}, err
 	}
 	if len(b.a.Profiles) > 0 {
