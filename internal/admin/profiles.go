@@ -189,6 +189,15 @@ func walkEnvNames(v reflect.Value, path string, fn func(path, name string)) {
 	}
 }
 
+// grantsRA reports whether a policy issues RA certificates (id-kp-cmcRA):
+// a profile in challenge mode ra that trusts the same CA accepts whatever
+// such a certificate signs, beyond the profiles of a scoped token. A
+// policy that does not compile grants nothing (it is refused later).
+func grantsRA(c ca.PolicyConfig) bool {
+	p, err := c.Compile()
+	return err == nil && p.GrantsRA()
+}
+
 // remoteValidation names where a challenge mode sends requests for
 // validation (webhook, Intune; "" for the modes that validate locally).
 func remoteValidation(mode string, c config.Challenge) string {
@@ -211,8 +220,9 @@ func remoteValidation(mode string, c config.Challenge) string {
 // profile spec of cur ("" when it may). Such a token changes its
 // profiles' settings, but not what ties a profile to CA keys (its CA,
 // rollover, ca_mode), to profiles beyond the token (renewal.from_profiles
-// with revoke_old would revoke theirs), nor where delegated validation
-// sends requests (the mode to or from webhook or intune, their URLs).
+// with revoke_old would revoke theirs; RA certificates, which other
+// profiles trusting the CA accept), nor where delegated validation sends
+// requests (the mode to or from webhook or intune, their URLs).
 func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 	if cur.CAID != spec.CA {
 		return "a CA change needs an unscoped token"
@@ -226,6 +236,15 @@ func (b *bound) scopedChange(cur store.Profile, spec config.Profile) string {
 	}
 	if lc.Rollover.NextCA != spec.Rollover.NextCA || !lc.Rollover.At.Equal(spec.Rollover.At) {
 		return "a rollover change needs an unscoped token"
+	}
+	if grantsRA(spec.Policy) {
+		pc, err := provision.StoredPolicy(cur)
+		if err != nil {
+			return "the stored policy is unreadable; changes need an unscoped token"
+		}
+		if !grantsRA(pc) {
+			return "the RA extended key usage (id-kp-cmcRA) in ext_key_usage needs an unscoped token"
+		}
 	}
 	for _, id := range spec.Renewal.FromProfiles {
 		if !slices.Contains(b.a.Profiles, id) {

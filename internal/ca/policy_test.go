@@ -42,6 +42,11 @@ func TestPolicyConfigErrors(t *testing.T) {
 		{PolicyConfig{SANs: SANConfig{Extra: []string{"FTP:x"}}}, "sans.extra[0]"},
 		{PolicyConfig{KeyUsage: []string{"signEverything"}}, "key_usage"},
 		{PolicyConfig{ExtKeyUsage: []string{"1.2"}}, "ext_key_usage"},
+		// What a policy may not name, it may not spell as an OID either.
+		{PolicyConfig{ExtKeyUsage: []string{"OCSPSigning"}}, "ext_key_usage"},
+		{PolicyConfig{ExtKeyUsage: []string{"1.3.6.1.5.5.7.3.9"}}, "OCSPSigning"},
+		{PolicyConfig{ExtKeyUsage: []string{"clientAuth", "2.5.29.37.0"}}, "any"},
+		{PolicyConfig{ExtKeyUsage: []string{"1.3.6.1.5.5.7.3.09"}}, "OCSPSigning"},
 	} {
 		_, err := tt.cfg.Compile()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -147,5 +152,26 @@ func TestPolicyEvaluate(t *testing.T) {
 				tt.check(t, c)
 			}
 		})
+	}
+}
+
+func TestPolicyGrantsRA(t *testing.T) {
+	for _, tt := range []struct {
+		ekus []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"clientAuth"}, false},
+		{[]string{"clientAuth", "1.3.6.1.5.5.7.3.28"}, true},
+		{[]string{"1.3.6.1.5.5.7.3.028"}, true},
+		{[]string{"1.3.6.1.5.5.7.3.280"}, false},
+	} {
+		p, err := PolicyConfig{ExtKeyUsage: tt.ekus}.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.GrantsRA(); got != tt.want {
+			t.Errorf("GrantsRA(%v) = %v, want %v", tt.ekus, got, tt.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -31,7 +32,10 @@ type PolicyConfig struct {
 	KeyUsage []string `yaml:"key_usage,omitempty" json:"key_usage,omitempty"`
 	// ExtKeyUsage names EKUs (clientAuth, serverAuth, emailProtection,
 	// codeSigning, ipsecIKE, timeStamping) or dotted OIDs such as an
-	// IdP's device-attestation EKU. Default: clientAuth.
+	// IdP's device-attestation EKU, or id-kp-cmcRA (1.3.6.1.5.5.7.3.28)
+	// for RA certificates (profiles with challenge mode ra trusting the CA
+	// accept what they sign: setting it needs an unscoped API token). Never
+	// OCSPSigning or anyExtendedKeyUsage, by name or OID. Default: clientAuth.
 	ExtKeyUsage []string `yaml:"ext_key_usage,omitempty" json:"ext_key_usage,omitempty"`
 	// Validity of issued certificates, e.g. "8760h". Default 8760h (one
 	// year); never past the CA's own notAfter.
@@ -289,6 +293,13 @@ func (c PolicyConfig) Compile() (*Policy, error) {
 				bad("ext_key_usage", "%q is neither a known EKU name nor a dotted OID", n)
 				continue
 			}
+			if name, ok := unissuableEKU(oid); ok {
+				// A policy may not reach by OID what it may not name:
+				// an OCSPSigning certificate answers for the CA's every
+				// certificate, an "any" one passes for everything.
+				bad("ext_key_usage", "%q is %s, which a policy does not issue", n, name)
+				continue
+			}
 			p.UnknownExtKeyUsage = append(p.UnknownExtKeyUsage, oid)
 		}
 	}
@@ -407,4 +418,26 @@ func (p *Policy) subject(csr *x509.CertificateRequest, profile string) (pkix.Nam
 		return pkix.Name{}, fmt.Errorf("%w: the subject has no CN", ErrPolicy)
 	}
 	return name, nil
+}
+
+// unissuableEKU names the EKU oid is when a policy may not name it.
+func unissuableEKU(oid asn1.ObjectIdentifier) (string, bool) {
+	for _, e := range extKeyUsageNames {
+		if !e.issuable && oid.Equal(asn1.ObjectIdentifier(extKeyUsageOIDs[e.eku])) {
+			return e.name, true
+		}
+	}
+	return "", false
+}
+
+// OIDCMCRA is id-kp-cmcRA (RFC 6402 §2.10), the extended key usage of a
+// registration authority's certificate.
+func OIDCMCRA() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 28} }
+
+// GrantsRA reports whether the policy issues certificates with the RA
+// extended key usage (id-kp-cmcRA): profiles whose challenge mode is ra
+// and that trust this profile's CA accept requests such a certificate
+// signs.
+func (p *Policy) GrantsRA() bool {
+	return slices.ContainsFunc(p.UnknownExtKeyUsage, OIDCMCRA().Equal)
 }

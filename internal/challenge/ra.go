@@ -4,18 +4,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/scepd/scepd/internal/ca"
 )
 
 // TrustedRA authorises requests a registration authority signed (challenge
 // mode ra, EJBCA's RA mode): the SCEP message's signer certificate must
 // chain to one of Anchors, be valid at Now, carry the RA extended key
-// usage (OIDCMCRA), have digitalSignature when it has a keyUsage, and not
+// usage (ca.OIDCMCRA: device certificates of the same CA, clientAuth,
+// must not pass for RAs), have digitalSignature when it has a keyUsage, and not
 // be revoked here (Revoked). The CSR's
 // challengePassword is not looked at: the RA authorised the device.
 type TrustedRA struct {
@@ -26,12 +28,6 @@ type TrustedRA struct {
 	// refused.
 	Revoked func(ctx context.Context, c *x509.Certificate) (bool, error)
 }
-
-// OIDCMCRA is id-kp-cmcRA (RFC 6402 §2.10), the extended key usage that
-// makes a certificate a registration authority's. An RA certificate must
-// carry it: device certificates of the same CA (clientAuth) must not pass
-// for RAs.
-func OIDCMCRA() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 28} }
 
 var _ Validator = (*TrustedRA)(nil)
 
@@ -64,7 +60,7 @@ func (t *TrustedRA) Validate(ctx context.Context, r Request) (Grant, error) {
 	if _, err := s.Verify(x509.VerifyOptions{Roots: t.Anchors, CurrentTime: t.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return Grant{}, &Rejected{Reason: fmt.Sprintf("the signer %s is not a registration authority this profile trusts: %v", s.Subject, err)}
 	}
-	if !slices.ContainsFunc(s.UnknownExtKeyUsage, OIDCMCRA().Equal) {
+	if !slices.ContainsFunc(s.UnknownExtKeyUsage, ca.OIDCMCRA().Equal) {
 		return Grant{}, &Rejected{Reason: fmt.Sprintf("the signer %s is not a registration authority: its certificate lacks the RA extended key usage (id-kp-cmcRA, 1.3.6.1.5.5.7.3.28)", s.Subject)}
 	}
 	if t.Revoked != nil {

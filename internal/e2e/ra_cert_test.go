@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	scepdchallenge "github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
@@ -56,7 +56,7 @@ func raCredential(t *testing.T, dir, name string) (caFile, certFile, keyFile str
 	raTmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: name + " front RA", Organization: []string{"Corp"}},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(12 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		UnknownExtKeyUsage: []asn1.ObjectIdentifier{scepdchallenge.OIDCMCRA()}}
+		UnknownExtKeyUsage: []asn1.ObjectIdentifier{ca.OIDCMCRA()}}
 	raDER, err := x509.CreateCertificate(rand.Reader, raTmpl, caCert, &raKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)

@@ -387,8 +387,9 @@ func enrollMinted(t *testing.T, s *sceptest.Server, admin, profile, cn string) [
 // TestScopedProfileChanges: a token limited to a profile changes the
 // profile's settings, but not what ties it to CA keys or to other
 // profiles: rollover (next_ca, at; an `at` in the past would switch
-// issuing to the next CA at once), ca_mode (the CA key in the RA's role)
-// and renewal.from_profiles naming a profile beyond the token. Each
+// issuing to the next CA at once), ca_mode (the CA key in the RA's role),
+// renewal.from_profiles naming a profile beyond the token and the RA
+// extended key usage (other profiles trusting the CA as an RA). Each
 // refusal is 403, audited, and changes nothing: the profile still issues
 // under its CA through its RA.
 func TestScopedProfileChanges(t *testing.T) {
@@ -415,6 +416,12 @@ func TestScopedProfileChanges(t *testing.T) {
 		{"ca_mode", func(p map[string]any) { p["ca_mode"] = true }},
 		{"renewal.from_profiles beyond the token", func(p map[string]any) {
 			p["renewal"] = map[string]any{"from_profiles": []string{"laptops"}, "revoke_old": true}
+		}},
+		// An RA certificate of the CA would sign for any profile in
+		// challenge mode ra that trusts it (spelled with a leading zero:
+		// the OID, not the text, is what is refused).
+		{"an RA extended key usage", func(p map[string]any) {
+			p["policy"] = map[string]any{"validity": "24h", "ext_key_usage": []string{"clientAuth", "1.3.6.1.5.5.7.3.028"}}
 		}},
 	} {
 		p := clone(t, kiosks)

@@ -45,7 +45,7 @@ func (f *fixture) raSigned(t *testing.T, ra device, d device, tx string) *scep.M
 // raIssuedBy is an RA: a key and a certificate of issuer for it, with
 // the RA extended key usage (id-kp-cmcRA) besides eku.
 func raIssuedBy(t *testing.T, issuer *ca.CA, cn string, eku []x509.ExtKeyUsage, notBefore, notAfter time.Time) device {
-	return issuedBy(t, issuer, cn, eku, []asn1.ObjectIdentifier{challenge.OIDCMCRA()}, notBefore, notAfter)
+	return issuedBy(t, issuer, cn, eku, []asn1.ObjectIdentifier{ca.OIDCMCRA()}, notBefore, notAfter)
 }
 
 // issuedBy is a key and a certificate of issuer for it.
