@@ -602,7 +602,7 @@ func certPollOnABusyTransactionID(t *testing.T, s *sceptest.Server) {
 	for i := range 1000 {
 		tx := store.Transaction{ProfileID: "alpha", TransactionID: fmt.Sprintf("busy-txid@csr-%04d", i), ClientTransactionID: "busy-txid",
 			Status: store.StatusPending, PublicKeySHA256: keyHash[:], CSRDER: []byte{0x30, 0}, Expires: time.Now().Add(time.Hour), Created: old, Updated: old}
-		if err := s.Store().RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "e2e", Action: "enroll", Object: "transaction:" + tx.TransactionID, Outcome: "pending"}); err != nil {
+		if err := s.Store().RecordPending(ctx, tx, "", store.AuditEvent{Time: old, Actor: "e2e", Action: "enroll", Object: "transaction:" + tx.TransactionID, Outcome: "pending"}); err != nil {
 			t.Fatal(err)
 		}
 	}

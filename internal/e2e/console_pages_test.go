@@ -148,7 +148,7 @@ func TestConsoleRequestsPastAThousand(t *testing.T) {
 		txid := fmt.Sprintf("waiting-%04d", i)
 		at := base.Add(time.Duration(i) * time.Second)
 		if err := s.Store().RecordPending(context.Background(), store.Transaction{ProfileID: "approvals", TransactionID: txid, Status: store.StatusPending,
-			PublicKeySHA256: []byte(txid), CSRDER: []byte{0x30, 0}, Created: at, Updated: at, Expires: at.Add(72 * time.Hour)},
+			PublicKeySHA256: []byte(txid), CSRDER: []byte{0x30, 0}, Created: at, Updated: at, Expires: at.Add(72 * time.Hour)}, "",
 			store.AuditEvent{Time: at, Actor: "device:192.0.2.7", Action: "enroll", Object: "transaction:" + txid, Outcome: "pending",
 				Details: map[string]string{"profile": "approvals"}}); err != nil {
 			t.Fatalf("pending %d: %v", i, err)

@@ -37,7 +37,7 @@ type Store interface {
 	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (store.Transaction, error)
 	RecordIssued(ctx context.Context, rec store.Issued) error
 	Expect(ctx context.Context) (_ context.Context, done func())
-	RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) error
+	RecordPending(ctx context.Context, t store.Transaction, entityUser string, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
 	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, old, token []byte) error
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
@@ -354,7 +354,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	}
 	r.grantDetails = grant.Details
 	if p.Manual {
-		return s.hold(ctx, p, r, keyHash[:], grant.OneTime, "", Issuance{}, now)
+		return s.hold(ctx, p, r, keyHash[:], grant.OneTime, "", "", Issuance{}, now)
 	}
 	res, err := s.issueGranted(ctx, p, r, tmpl, keyHash[:], grant, now)
 	if n, ok := p.Challenge.(challenge.Notifier); ok {
@@ -511,7 +511,10 @@ func pollToken(token []byte) []byte {
 // challenge (not consuming it): for an operator to decide, or, when up is
 // an upstream's Pending answer, until the device's polls find the upstream
 // has issued (see Poll). renews is the certificate a held renewal renews.
-func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, renews string, up Issuance, now time.Time) (Result, error) {
+// An end entity's code (entity) is spent now, as issuing would: the poll
+// that completes the request does not ask for it again, so a code of one
+// use would otherwise hold any number of requests.
+func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, entity, renews string, up Issuance, now time.Time) (Result, error) {
 	ttl := p.PendingTTL
 	if ttl <= 0 {
 		ttl = 72 * time.Hour
@@ -525,7 +528,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 		tx.UpstreamPoll = pollToken(up.Token)
 		details["upstream"] = up.Upstream
 	}
-	err := s.store.RecordPending(ctx, tx, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
+	err := s.store.RecordPending(ctx, tx, entity, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
 		Outcome: "pending", Details: details})
 	switch {
 	case errors.Is(err, store.ErrChallengeSpent):
@@ -797,7 +800,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 			if serr == nil {
 				s.log.LogAttrs(ctx, slog.LevelWarn, "the upstream CA is unavailable; the request is held PENDING", slog.String("profile", p.ID),
 					slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream), slog.String("error", up.Reason))
-				return s.hold(ctx, p, r, keyHash, oneTime, renewed(old), Issuance{Pending: true, Upstream: up.Upstream,
+				return s.hold(ctx, p, r, keyHash, oneTime, entity, renewed(old), Issuance{Pending: true, Upstream: up.Upstream,
 					Token: unsubmittedToken(sealed)}, now)
 			}
 			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA is unavailable and the request could not be held", slog.String("profile", p.ID),
@@ -814,7 +817,7 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 		if fromPending {
 			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
 		}
-		return s.hold(ctx, p, r, keyHash, oneTime, renewed(old), got, now)
+		return s.hold(ctx, p, r, keyHash, oneTime, entity, renewed(old), got, now)
 	}
 	res, err := s.record(ctx, p, r, got, keyHash, oneTime, entity, old, fromPending, now)
 	if err != nil && got.Upstream != "" {
@@ -1014,7 +1017,7 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 		return refuse("renewal must keep the subject %q (got %q)", old.Subject, tmpl.Subject.String())
 	}
 	if p.Manual && p.Renewal.Approval == "manual" {
-		return s.hold(ctx, p, r, keyHash, nil, old.Serial, Issuance{}, now)
+		return s.hold(ctx, p, r, keyHash, nil, "", old.Serial, Issuance{}, now)
 	}
 	return s.issue(ctx, p, r, tmpl, keyHash, nil, old, false, now)
 }

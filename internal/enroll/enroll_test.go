@@ -357,7 +357,7 @@ func TestPollBusyTransactionID(t *testing.T) {
 	for i := range 1000 { // earlier requests of this key under "busy", still pending
 		tx := store.Transaction{ProfileID: "p", TransactionID: fmt.Sprintf("busy@csr-%04d", i), ClientTransactionID: "busy", Status: store.StatusPending,
 			PublicKeySHA256: keyHash[:], CSRDER: c.Raw, Expires: testNow().Add(time.Hour), Created: old, Updated: old}
-		if err := st.RecordPending(ctx, tx, store.AuditEvent{Time: old, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+		if err := st.RecordPending(ctx, tx, "", store.AuditEvent{Time: old, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
@@ -609,5 +610,45 @@ func TestHeldSubmissionAnswers(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "no longer tracked here") {
 		t.Fatalf("the request left at the upstream was not logged:\n%s", logs.String())
+	}
+}
+
+// TestPendingUpstreamSpendsEntityCode: an end entity's code is spent when
+// its request goes PENDING at the upstream (or is held for it), since the
+// poll that completes it asks for no code: a code of one use holds one
+// request, not one per transactionID, and is not spent twice when the
+// request is issued.
+func TestPendingUpstreamSpendsEntityCode(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 1
+	p.Issuer = up
+	p.Challenge = &challenge.Entity{ProfileID: "p", Store: st, Now: testNow}
+	const code = "enrollment-code-1"
+	if err := st.PutEntity(ctx, store.Entity{ProfileID: "p", Username: "kiosk-7", CodeHash: challenge.Hash(code), UsesLeft: 1,
+		Expires: testNow().Add(time.Hour), Created: testNow()}); err != nil {
+		t.Fatal(err)
+	}
+	first := enroll.Request{TransactionID: "first", CSR: csr(t, 2048, "kiosk-7"), Password: code}
+	if res, err := svc.PKCSReq(ctx, p, first); err != nil || !res.Pending {
+		t.Fatalf("first request: %+v %v, want PENDING at the upstream", res, err)
+	}
+	if e, _ := st.GetEntity(ctx, "p", "kiosk-7"); e.UsesLeft != 0 {
+		t.Fatalf("uses left after a request went PENDING: %d, want 0", e.UsesLeft)
+	}
+	var rej *enroll.Rejection
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "second", CSR: csr(t, 2048, "kiosk-7"), Password: code}); !errors.As(err, &rej) {
+		t.Fatalf("a second request with the code of one use: %v, want it refused", err)
+	}
+	res, err := svc.Poll(ctx, p, "first", first.CSR.PublicKey, "")
+	if err != nil || res.DER == nil {
+		t.Fatalf("poll: %+v %v, want the certificate", res, err)
+	}
+	if e, _ := st.GetEntity(ctx, "p", "kiosk-7"); e.UsesLeft != 0 {
+		t.Fatalf("uses left after issuance: %d, want 0", e.UsesLeft)
+	}
+	if n := count(t, st); n != 1 {
+		t.Fatalf("%d certificates, want 1", n)
 	}
 }

@@ -718,8 +718,11 @@ type Store interface {
 	// CertPoll asks it: one indexed row, however many requests share the ID.
 	LatestRequest(ctx context.Context, profileID, clientID string, keySHA256 []byte) (Transaction, error)
 	// RecordPending stores a request awaiting approval, reserving its
-	// one-time challenge (ErrChallengeSpent if it is gone).
-	RecordPending(ctx context.Context, t Transaction, audit AuditEvent) error
+	// one-time challenge (ErrChallengeSpent if it is gone). entityUser,
+	// when set, spends one use of that end entity's code (ErrChallengeSpent
+	// if none is left): a request held for an upstream is issued without
+	// the code being asked again.
+	RecordPending(ctx context.Context, t Transaction, entityUser string, audit AuditEvent) error
 	// RejectPending rejects a pending request and frees its challenge;
 	// ErrNotFound if it is not pending.
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit AuditEvent) error

@@ -93,7 +93,7 @@ func (s *Store) LatestRequest(ctx context.Context, profileID, clientID string, k
 }
 
 // RecordPending stores a pending request and reserves its challenge.
-func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit store.AuditEvent) (err error) {
+func (s *Store) RecordPending(ctx context.Context, t store.Transaction, entityUser string, audit store.AuditEvent) (err error) {
 	defer s.end("RecordPending", time.Now(), &err)
 	t.Status, t.CertSerial, t.DecidedBy, t.Reason = store.StatusPending, "", "", ""
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -103,8 +103,19 @@ func (s *Store) RecordPending(ctx context.Context, t store.Transaction, audit st
 				AND reserved_by IS NULL AND expires_at > $4`, Args: []any{t.TransactionID, t.ChallengeHash, t.ProfileID, s.d.Time(t.Created)},
 				What: "reserve challenge", Done: one(store.ErrChallengeSpent)})
 		}
+		if entityUser != "" {
+			stmts = append(stmts, spendEntity(t.ProfileID, entityUser, s.d.Time(t.Created)))
+		}
 		return s.appendAudits(ctx, tx, stmts, audit)
 	})
+}
+
+// spendEntity spends one use of an end entity's code, unless none is
+// left or it expired (ErrChallengeSpent): of two requests taking its last
+// use at once, one does.
+func spendEntity(profileID, username string, now any) Stmt {
+	return Stmt{Query: `UPDATE entities SET uses_left = uses_left - 1 WHERE profile_id = $1 AND username = $2 AND uses_left > 0 AND expires_at > $3`,
+		Args: []any{profileID, username, now}, What: "spend entity code", Done: one(store.ErrChallengeSpent)}
 }
 
 // RejectPending rejects a pending request and frees its challenge.
@@ -201,9 +212,7 @@ func (s *Store) recordIssued(ctx context.Context, tx *sql.Tx, rec store.Issued) 
 			What: "consume challenge", Done: one(store.ErrChallengeSpent)})
 	}
 	if rec.EntityUser != "" {
-		stmts = append(stmts, Stmt{Query: `UPDATE entities SET uses_left = uses_left - 1 WHERE profile_id = $1 AND username = $2 AND uses_left > 0 AND expires_at > $3`,
-			Args: []any{c.ProfileID, rec.EntityUser, s.d.Time(c.Created)},
-			What: "spend entity code", Done: one(store.ErrChallengeSpent)})
+		stmts = append(stmts, spendEntity(c.ProfileID, rec.EntityUser, s.d.Time(c.Created)))
 	}
 	events := []store.AuditEvent{rec.Audit}
 	if sp := rec.Supersede; sp != nil {

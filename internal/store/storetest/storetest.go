@@ -235,7 +235,7 @@ func testClientTransactionID(t *testing.T, s store.Store) {
 	}
 	held := pending("tx1@0a", nil, when.Add(2*time.Second))
 	held.ClientTransactionID, held.RenewsSerial, held.SignerKeySHA256 = "tx1", "0a", []byte{9, 9}
-	if err := s.RecordPending(ctx, held, store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+	if err := s.RecordPending(ctx, held, "", store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordIssued(ctx, issued("0c", "tx10")); err != nil {
@@ -292,7 +292,7 @@ func testLatestRequest(t *testing.T, s store.Store) {
 	elsewhere := pending("tx1", nil, when.Add(4*time.Second))
 	elsewhere.ProfileID = "p2"
 	for _, tx := range []store.Transaction{theirs, held, elsewhere} {
-		if err := s.RecordPending(ctx, tx, store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
+		if err := s.RecordPending(ctx, tx, "", store.AuditEvent{Time: when, Actor: "device", Action: "enroll", Outcome: "pending"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -415,7 +415,7 @@ func testSenderNonceReuse(t *testing.T, s store.Store) {
 	}
 	held := pending("tx3", nil, time.Now())
 	held.SenderNonce = []byte("nonce-0123456789")
-	if err := s.RecordPending(ctx, held, store.AuditEvent{Time: time.Now(), Actor: "device", Action: "enroll", Outcome: "pending"}); !errors.Is(err, store.ErrNonceReused) {
+	if err := s.RecordPending(ctx, held, "", store.AuditEvent{Time: time.Now(), Actor: "device", Action: "enroll", Outcome: "pending"}); !errors.Is(err, store.ErrNonceReused) {
 		t.Fatalf("RecordPending with a used senderNonce: %v, want ErrNonceReused", err)
 	}
 	if _, err := s.GetTransaction(ctx, "p1", "tx3"); !errors.Is(err, store.ErrNotFound) {
@@ -868,11 +868,11 @@ func testPendingLifecycle(t *testing.T, s store.Store) {
 	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(1), ProfileID: "p1", Created: now, Expires: now.Add(time.Minute)}, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordPending(ctx, pending("wait-1", challengeHash(1), now), ev); err != nil {
+	if err := s.RecordPending(ctx, pending("wait-1", challengeHash(1), now), "", ev); err != nil {
 		t.Fatal(err)
 	}
 	// The reserved challenge cannot be reserved or used by another request.
-	if err := s.RecordPending(ctx, pending("wait-2", challengeHash(1), now), ev); !errors.Is(err, store.ErrChallengeSpent) {
+	if err := s.RecordPending(ctx, pending("wait-2", challengeHash(1), now), "", ev); !errors.Is(err, store.ErrChallengeSpent) {
 		t.Fatalf("second reservation: %v, want ErrChallengeSpent", err)
 	}
 	if _, err := s.GetTransaction(ctx, "p1", "wait-2"); !errors.Is(err, store.ErrNotFound) {
@@ -917,7 +917,7 @@ func testPendingLifecycle(t *testing.T, s store.Store) {
 	if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(2), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordPending(ctx, pending("wait-3", challengeHash(2), now), ev); err != nil {
+	if err := s.RecordPending(ctx, pending("wait-3", challengeHash(2), now), "", ev); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RejectPending(ctx, "p1", "wait-3", "token:op", "not ours", now, ev); err != nil {
@@ -934,7 +934,7 @@ func testPendingLifecycle(t *testing.T, s store.Store) {
 	}
 	// Expiry.
 	old := pending("wait-4", nil, now.Add(-3*time.Hour))
-	if err := s.RecordPending(ctx, old, ev); err != nil {
+	if err := s.RecordPending(ctx, old, "", ev); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.ExpirePending(ctx, now); err != nil || n != 1 {
@@ -1071,6 +1071,21 @@ func testEntities(t *testing.T, s store.Store) {
 		t.Fatalf("entity %+v %v", e, err)
 	}
 	// Re-registering resets the code and uses.
+	if err := s.PutEntity(ctx, store.Entity{ProfileID: "p1", Username: "alice", CodeHash: []byte{2}, UsesLeft: 1, Expires: now.Add(time.Hour), Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	// A request held (for an upstream) spends a use too; none left, it
+	// is not stored.
+	ev := store.AuditEvent{Time: now, Actor: "device", Action: "enroll", Outcome: "pending"}
+	if err := s.RecordPending(ctx, pending("held-1", nil, now), "alice", ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordPending(ctx, pending("held-2", nil, now), "alice", ev); !errors.Is(err, store.ErrChallengeSpent) {
+		t.Fatalf("a second held request on a code of one use: %v, want ErrChallengeSpent", err)
+	}
+	if _, err := s.GetTransaction(ctx, "p1", "held-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused held request was stored: %v", err)
+	}
 	if err := s.PutEntity(ctx, store.Entity{ProfileID: "p1", Username: "alice", CodeHash: []byte{2}, UsesLeft: 1, Expires: now.Add(time.Hour), Created: now}); err != nil {
 		t.Fatal(err)
 	}
