@@ -173,6 +173,11 @@ func (s *Server) mint(ctx context.Context, p *Profile, note string) (string, tim
 // "The enrollment challenge password is: <B> ... </B>".
 func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 	if p == nil || p.cfg.NDES == nil {
+		if p == nil {
+			s.wrongURL(r, "NDES admin page request for an unknown profile", ndesHint)
+		} else {
+			s.wrongURL(r, "NDES admin page request for a profile without one", ndesHint, slog.String("profile", p.ID()))
+		}
 		http.Error(w, "no NDES admin page for this profile", http.StatusNotFound)
 		return
 	}
@@ -293,6 +298,7 @@ func parseJamfWebhook(r io.Reader) (string, error) {
 func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 	p := s.Profile(r.PathValue("profile"))
 	if p == nil || !p.cfg.Jamf {
+		s.wrongURL(r, "Jamf webhook for an unknown profile or one without the webhook", jamfHint, slog.String("profile", truncate(r.PathValue("profile"), 64)))
 		http.Error(w, "no Jamf challenge endpoint for this profile", http.StatusNotFound)
 		return
 	}

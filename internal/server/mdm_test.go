@@ -132,3 +132,71 @@ func TestNDESHandshakeIsNoFailure(t *testing.T) {
 		t.Fatalf("a profile without an NDES page: %d, want 404", code)
 	}
 }
+
+// warnings returns the WARN lines of a text log that are about path.
+func warnings(log, path string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, " path="+path+" ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestWrongURLsLogged: a device with a wrong URL hears only a 404 (Windows
+// shows 0x80190194), so each one is a warning in the log naming the
+// method, the path, the operation and the caller, with what the right URLs
+// look like; never the query's other values. A path asked again within the
+// minute is not logged again.
+func TestWrongURLsLogged(t *testing.T) {
+	hs, logged := newNDESServer(t)
+	for _, tt := range []struct{ path, query, want string }{
+		{"/scep", "?operation=GetCACert&message=SECRET-1", "/scep/<profile>/pkiclient.exe"},
+		{"/certsrv/mscep/mscep.dl", "?operation=GetCACaps&message=SECRET-2", "/certsrv/mscep/mscep.dll"},
+		{"/cgi-bin/pkiclient.ex", "?operation=PKIOperation&message=SECRET-3", "/cgi-bin/pkiclient.exe"},
+		{"/certsrv/mscep_admn/", "", "/scep/<profile>/mscep_admin/"},
+		{"/scep/nosuch/pkiclient.exe", "?operation=GetCACert&message=SECRET-4", "/scep/<profile>/pkiclient.exe"},
+		{"/scep/plain/mscep_admin/", "?password=SECRET-5", "challenge.ndes"},
+		{"/scep/ndes/pkiclient.exe", "?operation=GetNextCACert&message=SECRET-6", "rollover"},
+	} {
+		for range 3 {
+			if code, _ := get(t, hs.URL+tt.path+tt.query, ""); code != http.StatusNotFound {
+				t.Fatalf("GET %s: %d, want 404", tt.path, code)
+			}
+		}
+		lines := warnings(logged.String(), tt.path)
+		if len(lines) != 1 {
+			t.Errorf("GET %s three times: %d warnings, want one:\n%s", tt.path, len(lines), logged.String())
+			continue
+		}
+		line := lines[0]
+		for _, want := range []string{"method=GET", "remote=127.0.0.1:", tt.want} {
+			if !strings.Contains(line, want) {
+				t.Errorf("GET %s: the warning lacks %q:\n%s", tt.path, want, line)
+			}
+		}
+		if op, _, _ := strings.Cut(strings.TrimPrefix(tt.query, "?operation="), "&"); strings.HasPrefix(tt.query, "?operation=") && !strings.Contains(line, "operation="+op) {
+			t.Errorf("GET %s: the warning lacks the operation %s:\n%s", tt.path, op, line)
+		}
+	}
+	if strings.Contains(logged.String(), "SECRET") {
+		t.Errorf("a query value other than operation is in the log:\n%s", logged.String())
+	}
+	// Right URLs, and a known path with another method (405), are not wrong URLs.
+	before := logged.String()
+	if code, _ := get(t, hs.URL+"/scep/ndes?operation=GetCACaps", ""); code != http.StatusOK {
+		t.Fatalf("GetCACaps: %d", code)
+	}
+	resp, err := http.Post(hs.URL+"/healthz", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /healthz: %d, want 405", resp.StatusCode)
+	}
+	if after := logged.String(); after != before {
+		t.Errorf("logged for right URLs or a wrong method:\n%s", after[len(before):])
+	}
+}
