@@ -42,6 +42,18 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 	return r.BasicAuth()
 }
 
+// presentsCredentials reports whether r carries credentials of a scheme
+// the challenge endpoints check (Basic or Bearer; schemes are
+// case-insensitive). A request with no Authorization header, or with
+// another scheme, is the first leg of an HTTP authentication handshake,
+// not a guess: some MDMs wait for the 401 before sending Basic, others
+// start with NTLM or Negotiate (NDES runs behind IIS with Windows
+// authentication) and fall back to the Basic the 401 offers.
+func presentsCredentials(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return strings.EqualFold(scheme, "Basic") || strings.EqualFold(scheme, "Bearer")
+}
+
 // gate authenticates a caller of a challenge endpoint and answers for it
 // when it may not go on: 429 for a locked-out address (password not
 // checked), 401 (via unauthenticated) or 403. It reports whether to mint.
@@ -50,6 +62,14 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 // token is served even from a locked-out address, so ten bad passwords
 // from a NAT address an MDM shares cannot lock that MDM out for the
 // window (a 256-bit token is not guessed by retrying anyway).
+//
+// Only credentials presented and wrong count: a handshake's first leg
+// (see presentsCredentials) is answered 401 without counting, or every
+// fetch by an MDM with the right password would count one failure. A
+// success does not forgive earlier failures: the key is an address, not
+// an account, and a guesser sharing a NAT with an MDM could otherwise
+// guess on between the MDM's fetches for ever; failures age out of the
+// window instead.
 func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoint string, unauthenticated, forbidden func()) bool {
 	key := p.ID() + "|" + ratelimit.Host(r.RemoteAddr)
 	lim := s.opts.MDMAuthFailures
@@ -67,6 +87,10 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 		s.limited(p, endpoint, "blocked")
 		retryAfter(w, lim.Span())
 		http.Error(w, "too many failed authentications from this address; retry later", http.StatusTooManyRequests)
+		return false
+	}
+	if !presentsCredentials(r) {
+		unauthenticated()
 		return false
 	}
 	if !s.passwordOK(r, p, user, secret) {
@@ -149,6 +173,11 @@ func (s *Server) mint(ctx context.Context, p *Profile, note string) (string, tim
 // "The enrollment challenge password is: <B> ... </B>".
 func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 	if p == nil || p.cfg.NDES == nil {
+		if p == nil {
+			s.wrongURL(r, "NDES admin page request for an unknown profile", ndesHint)
+		} else {
+			s.wrongURL(r, "NDES admin page request for a profile without one", ndesHint, slog.String("profile", p.ID()))
+		}
 		http.Error(w, "no NDES admin page for this profile", http.StatusNotFound)
 		return
 	}
@@ -269,6 +298,7 @@ func parseJamfWebhook(r io.Reader) (string, error) {
 func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 	p := s.Profile(r.PathValue("profile"))
 	if p == nil || !p.cfg.Jamf {
+		s.wrongURL(r, "Jamf webhook for an unknown profile or one without the webhook", jamfHint, slog.String("profile", truncate(r.PathValue("profile"), 64)))
 		http.Error(w, "no Jamf challenge endpoint for this profile", http.StatusNotFound)
 		return
 	}

@@ -31,9 +31,7 @@ const (
 func (s *Server) scep(w http.ResponseWriter, r *http.Request, profileID string) {
 	p := s.Profile(profileID)
 	if p == nil {
-		// Windows shows a 404 as 0x80190194; say loudly in the log which URL was wrong.
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "SCEP request for an unknown profile",
-			slog.String("path", r.URL.Path), slog.String("profile", profileID), slog.String("remote", r.RemoteAddr))
+		s.wrongURL(r, "SCEP request for an unknown profile", s.scepHint(), slog.String("profile", truncate(profileID, 64)))
 		http.Error(w, fmt.Sprintf("no SCEP profile %q here", profileID), http.StatusNotFound)
 		return
 	}
@@ -55,6 +53,7 @@ func (s *Server) scep(w http.ResponseWriter, r *http.Request, profileID string) 
 		w.Write(p.caCert)
 	case "GetNextCACert":
 		if p.nextCA == nil {
+			s.wrongURL(r, "GetNextCACert without a scheduled CA rollover", nextCAHint, slog.String("profile", p.ID()))
 			http.Error(w, "no next CA certificate is scheduled for this profile", http.StatusNotFound)
 			return
 		}

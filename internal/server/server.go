@@ -247,6 +247,8 @@ type Server struct {
 	handoff  chan struct{}
 	waiting  atomic.Int64
 	overload atomic.Int64
+	// urlWarn throttles the warnings about wrong URLs (wrongurl.go).
+	urlWarn urlWarnings
 }
 
 // profileSet is replaced whole when profiles change, so a request sees
@@ -330,7 +332,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /ocsp/{ca}", s.ocsp)
 	mux.HandleFunc("POST /ocsp", s.ocsp)
 	mux.HandleFunc("GET /ocsp/{request...}", s.ocsp)
-	return mux
+	return s.logUnrouted(mux)
 }
 
 // Overloaded counts PKIOperations refused with 503 since start.
