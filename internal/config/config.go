@@ -142,8 +142,10 @@ type Profile struct {
 	// RAKeyType of the profile's generated RA: rsa-2048 (default),
 	// rsa-3072, rsa-4096.
 	RAKeyType string `yaml:"ra_key_type,omitempty" json:"ra_key_type,omitempty"`
-	// IncludeCACert: GetCACert and CertRep carry the CA chain (some clients
-	// need it, Juniper refuses it in CertRep). Default true.
+	// IncludeCACert: CertRep replies carry the CA chain after the issued
+	// certificate (some clients need it; Juniper refuses it). GetCACert
+	// carries the chain either way: clients authenticate the CA there.
+	// Default true.
 	IncludeCACert *bool `yaml:"include_ca_cert,omitempty" json:"include_ca_cert,omitempty"`
 	// FullChain: the chain goes up to the root, not just the issuing CA.
 	// Default true.

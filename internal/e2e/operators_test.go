@@ -94,8 +94,19 @@ func TestConfiguredProfiles(t *testing.T) {
 	if len(laptopsCA) != 3 || laptopsCA[1].Subject.CommonName != "E2E Devices CA" || laptopsCA[2].Subject.CommonName != "E2E Root CA" {
 		t.Fatalf("laptops GetCACert: want RA, intermediate, root; got %d certificates", len(laptopsCA))
 	}
-	if len(routersCA) != 1 || routersCA[0].IsCA {
-		t.Fatalf("routers (include_ca_cert: false) GetCACert: want the RA alone, got %d certificates", len(routersCA))
+	// include_ca_cert: false leaves the CA out of CertReps (Juniper), not
+	// out of GetCACert, where clients authenticate the CA (Windows' and
+	// Cisco's thumbprint checks).
+	if len(routersCA) != 2 || routersCA[0].IsCA || routersCA[1].Subject.CommonName != "E2E Root CA" {
+		t.Fatalf("routers (include_ca_cert: false) GetCACert: want the RA and its CA, got %d certificates", len(routersCA))
+	}
+	if certs, err := client.New(s.URL("routers")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "edge-0"},
+		Challenge: routerChallenge, Cipher: cms.AES128, Digest: crypto.SHA256}); err != nil || len(certs) != 1 || certs[0].IsCA {
+		t.Fatalf("routers CertRep: %d certificates, %v; want the issued one alone", len(certs), err)
+	}
+	if certs, err := client.New(s.URL("laptops")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "lap-0"},
+		Challenge: laptopChallenge, Cipher: cms.AES128, Digest: crypto.SHA256}); err != nil || len(certs) != 3 {
+		t.Fatalf("laptops CertRep: %d certificates, %v; want the issued one and its chain", len(certs), err)
 	}
 	if len(camodeCA) != 2 || camodeCA[0].Subject.CommonName != "E2E Devices CA" {
 		t.Fatalf("camode GetCACert: want the CA and its root, no RA; got %d", len(camodeCA))

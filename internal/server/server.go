@@ -58,8 +58,8 @@ type ProfileConfig struct {
 	CAMode bool
 	// AllowDES accepts single-DES requests (legacy devices, micromdm's scepclient).
 	AllowDES bool
-	// IncludeCACert adds the CA chain to GetCACert and to CertRep replies
-	// (after the issued certificate).
+	// IncludeCACert adds the CA chain to CertRep replies (after the issued
+	// certificate); GetCACert carries it always.
 	IncludeCACert bool
 	// FullChain makes that chain go up to the root; otherwise it is the
 	// issuing CA alone.
@@ -110,15 +110,19 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	if _, isRSA := cfg.RAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
 		return nil, fmt.Errorf("server: profile %q: the RA key must be an RSA key", cfg.Enroll.ID)
 	}
-	var chain [][]byte
+	// The CA chain, up to the root with full_chain: always in GetCACert
+	// (RFC 8894 §4.2.1.1.2: the RA certificates and the CA certificate;
+	// clients authenticate the CA there), in CertReps with include_ca_cert.
+	chain := cfg.Enroll.CA.ChainDER()
+	if cfg.UpstreamChain != nil {
+		chain = cfg.UpstreamChain
+	}
+	if !cfg.FullChain {
+		chain = chain[:1]
+	}
+	var repChain [][]byte
 	if cfg.IncludeCACert {
-		chain = cfg.Enroll.CA.ChainDER()
-		if cfg.UpstreamChain != nil {
-			chain = cfg.UpstreamChain
-		}
-		if !cfg.FullChain {
-			chain = chain[:1]
-		}
+		repChain = chain
 	}
 	raCMS := cms.FromX509(cfg.RACert)
 	if cfg.Enroll.HoldWhenUpstreamDown {
@@ -126,7 +130,7 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	}
 	p := &Profile{
 		cfg: cfg,
-		op:  &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: chain},
+		op:  &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: repChain},
 	}
 	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: raCMS, Key: cfg.RAKey}
 	caps := []scep.Capability{scep.CapAES, scep.CapDES3}
@@ -158,9 +162,6 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	certs := [][]byte{cfg.RACert.Raw}
 	if cfg.CAMode {
 		certs = nil
-		if !cfg.IncludeCACert {
-			chain = cfg.Enroll.CA.ChainDER()[:1]
-		}
 	}
 	certs = append(certs, chain...)
 	if len(certs) == 1 && cfg.CAMode {

@@ -93,7 +93,7 @@ type Profile struct {
 	ChallengeMaxPending int
 	// AllowDES accepts single-DES requests from legacy devices.
 	AllowDES bool
-	// IncludeCACert puts the CA chain in GetCACert and CertRep.
+	// IncludeCACert puts the CA chain in CertRep (GetCACert has it always).
 	IncludeCACert bool
 	// CAMode: the CA itself is the RA (RSA CA with keyEncipherment only);
 	// RACertDER and RAKeyRef are then the CA's.
