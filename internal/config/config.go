@@ -384,7 +384,9 @@ type Renewal struct {
 	// `regenerate`). false demands a new key.
 	AllowKeyReuse *bool `yaml:"allow_key_reuse,omitempty" json:"allow_key_reuse,omitempty"`
 	// RevokeOld revokes the renewed certificate (reason superseded) once
-	// the new one is stored. Default false.
+	// the new one is stored. Default false. Not in RA mode (upstream), and
+	// a certificate an upstream CA issued (renewed through from_profiles)
+	// is not revoked: only its CA can.
 	RevokeOld bool `yaml:"revoke_old,omitempty" json:"revoke_old,omitempty"`
 	// AllowSubjectChange lets the issued subject differ from the old
 	// certificate's. Default false.
@@ -680,6 +682,9 @@ func (p Profile) Validate() error {
 		}
 		if p.Rollover.NextCA != "" {
 			errs.add("rollover", "a profile in RA mode (upstream) has no local CA to roll over")
+		}
+		if p.Renewal.RevokeOld {
+			errs.add("renewal.revoke_old", "a profile in RA mode (upstream) cannot revoke at its upstream CA: the old certificate would stay valid there while scepd listed it revoked; revoke it at the upstream")
 		}
 	case p.CA == "":
 		errs.add("ca", "required (or upstream)")

@@ -873,7 +873,12 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 	} else {
 		rec.Transaction.SenderNonce = r.SenderNonce
 	}
-	if old != nil && p.Renewal.RevokeOld {
+	if old != nil && p.Renewal.RevokeOld && old.Upstream != "" {
+		// Only its CA revokes a certificate an upstream issued: listed
+		// revoked here, it would stay valid in that CA's CRL and OCSP.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "the renewed certificate was issued by an upstream CA and is not revoked here; revoke it there",
+			slog.String("profile", p.ID), slog.String("serial", old.Serial), slog.String("upstream", old.Upstream))
+	} else if old != nil && p.Renewal.RevokeOld {
 		// In the same database transaction: of two renewals of one
 		// certificate committing at once, exactly one revokes it and issues.
 		rec.Supersede = &store.Supersede{Serial: old.Serial, Reason: ca.ReasonSuperseded, Audit: store.AuditEvent{Time: now, Actor: "scepd",

@@ -652,3 +652,26 @@ func TestPendingUpstreamSpendsEntityCode(t *testing.T) {
 		t.Fatalf("%d certificates, want 1", n)
 	}
 }
+
+// TestRevokeOldLeavesUpstreamCertificates: renewing a certificate an
+// upstream CA issued does not list it revoked here (revoke_old), since
+// only that CA revokes it: its CRL and OCSP would still say good.
+func TestRevokeOldLeavesUpstreamCertificates(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	p.Issuer = newUpstream(t)
+	p.Renewal.RevokeOld = true
+	oldKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	first, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t0", CSR: keyCSR(t, oldKey, "dev"), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t1", CSR: csr(t, 2048, "dev"), Renewal: true, Signer: certOf(t, first), SignerKey: &oldKey.PublicKey})
+	if err != nil || res.DER == nil || res.Renewed == "" {
+		t.Fatalf("renewal: %+v %v", res, err)
+	}
+	old, err := st.GetCertificate(ctx, certOf(t, first).SerialNumber.Text(16))
+	if err != nil || old.Status != store.CertValid {
+		t.Fatalf("the upstream's certificate after its renewal: %+v %v, want it valid here as at its CA", old, err)
+	}
+}
