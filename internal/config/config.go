@@ -737,6 +737,9 @@ func (p Profile) Validate() error {
 		if p.Approval == "manual" {
 			errs.add("approval", "Intune has no pending state: an intune profile cannot require manual approval")
 		}
+		if p.Upstream != nil && p.Upstream.SCEP != nil && p.Upstream.SCEP.WhenUnavailable == "pending" {
+			errs.add("upstream.scep.when_unavailable", "Intune has no pending state: an intune profile cannot hold requests while its upstream is down")
+		}
 	case store.ChallengeEntity:
 		if p.Approval == "manual" {
 			errs.add("approval", "entity profiles issue at once; manual approval is not supported with them")

@@ -68,6 +68,10 @@ type Profile struct {
 	// Manual approval: valid requests wait as PENDING for an operator.
 	Manual     bool
 	PendingTTL time.Duration
+	// NoPending: a request is issued or refused, never PENDING (Intune
+	// validates the request and expects to be told its outcome; it has
+	// no pending state). An upstream's PENDING answer is then a refusal.
+	NoPending bool
 	// Issuer obtains authorised certificates; nil means CA signs them. In
 	// RA mode it is the upstream CA, and CA is the local RA issuer (which
 	// issued the profile's RA certificate, and whose certificate the
@@ -816,6 +820,11 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	if got.Pending {
 		if fromPending {
 			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
+		}
+		if p.NoPending {
+			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA holds a request PENDING on a profile that cannot wait (Intune has no pending state); the device is refused: reject the request at the upstream and have its template issue at once",
+				slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("upstream", got.Upstream))
+			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the upstream CA held the request PENDING, which this profile cannot wait for"))
 		}
 		return s.hold(ctx, p, r, keyHash, oneTime, entity, renewed(old), got, now)
 	}

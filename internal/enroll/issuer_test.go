@@ -675,3 +675,22 @@ func TestRevokeOldLeavesUpstreamCertificates(t *testing.T) {
 		t.Fatalf("the upstream's certificate after its renewal: %+v %v, want it valid here as at its CA", old, err)
 	}
 }
+
+// TestNoPendingProfileRefusesUpstreamPending: on a profile that cannot
+// wait (Intune has no pending state), the upstream's PENDING is a refusal
+// the device (and Intune, told the failure) hears at once; nothing is kept
+// pending that a poll would later issue without Intune hearing of it.
+func TestNoPendingProfileRefusesUpstreamPending(t *testing.T) {
+	svc, p, st := setup(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	up.pending = 1
+	p.Issuer, p.NoPending = up, true
+	var rej *enroll.Rejection
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}); !errors.As(err, &rej) || !strings.Contains(rej.Reason, "PENDING") {
+		t.Fatalf("upstream PENDING on a profile that cannot wait: %v, want a refusal", err)
+	}
+	if tx, err := st.GetTransaction(ctx, "p", "tx"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("stored %+v %v, want nothing", tx, err)
+	}
+}

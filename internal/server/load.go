@@ -281,7 +281,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	cfg := ProfileConfig{
 		Enroll: &enroll.Profile{ID: row.ID, CAID: caID, CA: issuer, Predecessor: predecessor, PredecessorID: predecessorID,
 			Successor: successor, SuccessorID: successorID, RASubject: raCert.RawSubject, Policy: policy, Challenge: v,
-			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL)},
+			Renewal: renewal(lc.Renewal), Manual: lc.Approval == "manual", PendingTTL: time.Duration(lc.PendingTTL),
+			NoPending: row.ChallengeMode == store.ChallengeIntune},
 		Next:          next,
 		Dynamic:       dyn,
 		NDES:          ndes,
