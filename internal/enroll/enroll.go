@@ -1266,6 +1266,15 @@ func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []b
 	if !bytes.Equal(tx.PublicKeySHA256, keyHash) {
 		return nil, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used with a different key", r.TransactionID))
 	}
+	// The CSR's key is in the issued certificate for anyone to copy, and
+	// this runs before the CSR's signature is checked: the message must be
+	// signed by a key the stored request had (its CSR's, or the one that
+	// signed it), as a poll must (Poll), or a stranger replaying a
+	// device's transactionID with a copied key would hear its outcome.
+	if signer := keyDigest(r.SignerKey); signer == nil ||
+		!(bytes.Equal(signer, tx.PublicKeySHA256) || (tx.SignerKeySHA256 != nil && bytes.Equal(signer, tx.SignerKeySHA256))) {
+		return nil, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used by another requester", r.TransactionID))
+	}
 	return &tx, nil
 }
 

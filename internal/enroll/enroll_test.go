@@ -114,6 +114,7 @@ func TestIssueAndRetransmit(t *testing.T) {
 	svc, p, st := setup(t)
 	ctx := context.Background()
 	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	req.SignerKey = req.CSR.PublicKey // self-signed with the CSR's key, as clients do
 	first, err := svc.PKCSReq(ctx, p, req)
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +132,15 @@ func TestIssueAndRetransmit(t *testing.T) {
 	if _, err := svc.PKCSReq(ctx, p, other); !errors.As(err, &rej) {
 		t.Fatalf("same transactionID, other key: %v, want a rejection", err)
 	}
+	// The CSR's key is public (it is in the certificate): a stranger who
+	// copies it into a CSR of his own (whose signature does not hold) and
+	// signs the message with his key hears nothing of the stored request.
+	stranger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	copied := req
+	copied.SignerKey = &stranger.PublicKey
+	if res, err := svc.PKCSReq(ctx, p, copied); !errors.As(err, &rej) || res.DER != nil || !strings.Contains(rej.Reason, "another requester") {
+		t.Fatalf("a stranger replaying the transactionID with the copied key: %+v %v, want a rejection", res, err)
+	}
 	if n := count(t, st); n != 1 {
 		t.Fatalf("%d certificates, want 1", n)
 	}
@@ -141,6 +151,7 @@ func TestIssueAndRetransmit(t *testing.T) {
 func TestConcurrentRetransmissions(t *testing.T) {
 	svc, p, st := setup(t)
 	req := enroll.Request{TransactionID: "burst", CSR: csr(t, 2048, "burst"), Password: password}
+	req.SignerKey = req.CSR.PublicKey
 	const n = 12
 	results := make([]enroll.Result, n)
 	errs := make([]error, n)

@@ -38,6 +38,7 @@ func TestRetransmissionFoundByInsert(t *testing.T) {
 	svc := enroll.New(counted, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	nonce := []byte("0123456789abcdef")
 	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password, SenderNonce: nonce}
+	req.SignerKey = req.CSR.PublicKey
 	first, err := svc.PKCSReq(ctx, p, req)
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,7 @@ func TestRetransmissionFoundByInsert(t *testing.T) {
 	q := *p
 	q.Challenge = dyn
 	once := enroll.Request{TransactionID: "once", CSR: csr(t, 2048, "once"), Password: secret, SenderNonce: []byte("fedcba9876543210")}
+	once.SignerKey = once.CSR.PublicKey
 	one, err := svc.PKCSReq(ctx, &q, once)
 	if err != nil {
 		t.Fatal(err)
