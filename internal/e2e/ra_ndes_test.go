@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"crypto"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -48,9 +50,11 @@ profiles:
         url: "`+up.URL("corp")+`"
         ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`"
         ndes: {url: "`+page+`", username: frontra, password_env: E2E_UP_NDES}
-    challenge: {mode: dynamic}
+    challenge:
+      mode: dynamic
+      ndes: {username: mdm, password_env: E2E_FRONT_NDES}
 `), 0o600)
-	env := []string{"E2E_UP_NDES=" + ndesPass}
+	env := []string{"E2E_UP_NDES=" + ndesPass, "E2E_FRONT_NDES=front-ndes-password"}
 	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg}, Env: env})
 	url := front.URL("legacy")
 	mint := func(t *testing.T) string {
@@ -92,6 +96,15 @@ profiles:
 	})
 	if n, m := len(certsOf(front, "legacy")), len(certsOf(up, "corp")); n != 2 || m != 2 {
 		t.Fatalf("front stored %d, upstream issued %d; want 2 and 2", n, m)
+	}
+
+	// The front's own NDES page names the CA that issues the devices'
+	// certificates (the upstream's), whose thumbprint MDMs pin, not the
+	// local issuer of the front's RA certificate.
+	code, body, _ := fetchNDES(t, front.URL("legacy")[:strings.LastIndex(front.URL("legacy"), "/")]+"/mscep_admin/", "mdm", "front-ndes-password")
+	thumb := sha1.Sum(upCA.Raw)
+	if code != 200 || !strings.Contains(body, strings.ToUpper(hex.EncodeToString(thumb[:]))) {
+		t.Fatalf("the front's NDES page: %d, want the upstream CA's thumbprint\n%s", code, body)
 	}
 
 	// A wrong front challenge never reaches the upstream.

@@ -204,7 +204,13 @@ func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	thumb := sha1.Sum(p.cfg.Enroll.CA.Cert.Raw)
+	// The CA that issues the devices' certificates: in RA mode the
+	// upstream's, not the local issuer of the profile's RA certificate.
+	issuing := p.cfg.Enroll.CA.Cert.Raw
+	if len(p.cfg.UpstreamChain) > 0 {
+		issuing = p.cfg.UpstreamChain[0]
+	}
+	thumb := sha1.Sum(issuing)
 	body := fmt.Sprintf(`<P> To complete certificate enrollment for your network device you will need the following information: `+
 		`<P> The thumbprint (hash value) for the CA certificate is: <B> %s </B> `+
 		`<P> The enrollment challenge password is: <B> %s </B> `+
