@@ -730,7 +730,10 @@ type Store interface {
 	// old, by token (compare and swap: ErrConflict, nothing written, when
 	// the request is no longer pending with the token old).
 	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, old, token []byte) error
-	// ExpirePending rejects pending requests whose time ran out.
+	// ExpirePending rejects pending requests whose time ran out, frees
+	// their challenges and appends a request.reject event by scepd for
+	// each, in the transaction that rejects it; it returns how many it
+	// rejected.
 	ExpirePending(ctx context.Context, now time.Time) (int, error)
 	// RecordIssued commits an issued certificate, its transaction and its
 	// audit event together. A transaction that already exists is ErrConflict

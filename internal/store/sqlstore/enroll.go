@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/scepd/scepd/internal/store"
@@ -155,21 +158,100 @@ func (s *Store) SetUpstreamPoll(ctx context.Context, profileID, txID string, old
 	})
 }
 
-// ExpirePending rejects pending requests past their expiry.
+// expireBatch bounds the requests one transaction of ExpirePending
+// rejects: it holds the audit chain's lock (SQLite: the write lock, and
+// the group commit it joins) while it appends their events, so a backlog
+// (a server stopped for days) is worked off in short transactions.
+const expireBatch = 100
+
+// expiredReason is the reason of a request rejected by ExpirePending.
+const expiredReason = "expired before a decision"
+
+// qExpirePending rejects up to $4 pending requests that expired before
+// $2, oldest expiry first, and returns them. The status is written out,
+// not bound, so that both reads of the pending requests may use the
+// partial index transactions_pending. The outer condition is what makes
+// RETURNING exact: under READ COMMITTED (PostgreSQL) an UPDATE that
+// finds a row changed by a transaction that committed meanwhile checks
+// it again, so a request approved or rejected concurrently is neither
+// changed nor returned.
+const qExpirePending = `UPDATE transactions SET status = $1, reason = $3, updated_at = $2, upstream_poll = NULL
+	WHERE status = 'pending' AND expires_at < $2 AND (profile_id, transaction_id) IN
+	(SELECT profile_id, transaction_id FROM transactions WHERE status = 'pending' AND expires_at < $2
+	 ORDER BY expires_at, profile_id, transaction_id LIMIT $4)
+	RETURNING profile_id, transaction_id, expires_at`
+
+// ExpirePending rejects pending requests past their expiry, freeing their
+// challenges, with a request.reject event by scepd for each in the same
+// transaction, up to expireBatch requests a transaction.
 func (s *Store) ExpirePending(ctx context.Context, now time.Time) (n int, err error) {
 	defer s.end("ExpirePending", time.Now(), &err)
+	for {
+		k, err := s.expirePending(ctx, now, expireBatch)
+		n += k
+		// Until a transaction finds none: one that lost rows to
+		// concurrent decisions returns fewer than it selected while more
+		// may wait. (Requests that expire before now are not added, so
+		// this ends; were every row of one batch decided concurrently,
+		// the rest would wait for the next call.)
+		if err != nil || k == 0 {
+			return n, err
+		}
+	}
+}
+
+// expirePending rejects up to limit expired requests in one transaction.
+func (s *Store) expirePending(ctx context.Context, now time.Time, limit int) (n int, err error) {
+	type expired struct {
+		profileID, txID string
+		expires         time.Time
+	}
 	err = s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `UPDATE challenges SET reserved_by = NULL WHERE used_at IS NULL AND reserved_by IS NOT NULL AND EXISTS
-			(SELECT 1 FROM transactions t WHERE t.profile_id = challenges.profile_id AND t.transaction_id = challenges.reserved_by
-			 AND t.status = 'pending' AND t.expires_at < $1)`, s.d.Time(now)); err != nil {
+		n = 0
+		rows, err := tx.QueryContext(ctx, qExpirePending, store.StatusRejected, s.d.Time(now), expiredReason, limit)
+		if err != nil {
+			return fmt.Errorf("expire pending requests: %w", err)
+		}
+		var done []expired
+		for rows.Next() {
+			var e expired
+			if err := rows.Scan(&e.profileID, &e.txID, s.tm(&e.expires)); err != nil {
+				rows.Close()
+				return fmt.Errorf("expire pending requests: %w", err)
+			}
+			done = append(done, e)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("expire pending requests: %w", err)
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		// RETURNING's order is the database's: the events follow the
+		// expiries.
+		slices.SortFunc(done, func(a, b expired) int {
+			return cmp.Or(a.expires.Compare(b.expires), cmp.Compare(a.profileID, b.profileID), cmp.Compare(a.txID, b.txID))
+		})
+		// After the requests' rows, as RejectPending and an approval lock
+		// them: a request's row, then its challenge's, then the chain.
+		stmts := make([]Stmt, len(done))
+		events := make([]store.AuditEvent, len(done))
+		for i, e := range done {
+			stmts[i] = Stmt{Query: `UPDATE challenges SET reserved_by = NULL WHERE profile_id = $1 AND reserved_by = $2 AND used_at IS NULL`,
+				Args: []any{e.profileID, e.txID}, What: fmt.Sprintf("free the challenge of %q", e.txID)}
+			events[i] = store.AuditEvent{Time: now, Actor: "scepd", Action: "request.reject", Object: "transaction:" + e.txID, Outcome: "ok",
+				Details: map[string]string{"profile": e.profileID, "reason": expiredReason}}
+		}
+		if err := s.appendAudits(ctx, tx, stmts, events...); err != nil {
 			return err
 		}
-		k, err := s.exec(ctx, tx, `UPDATE transactions SET status = $1, reason = 'expired before a decision', updated_at = $2, upstream_poll = NULL
-			WHERE status = $3 AND expires_at < $2`, store.StatusRejected, s.d.Time(now), store.StatusPending)
-		n = int(k)
-		return err
+		n = len(done)
+		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // RecordIssued commits certificate, transaction, consumed challenge and

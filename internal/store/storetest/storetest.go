@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CertificateFilters", testCertificateFilters},
 		{"KeysetPaging", testKeysetPaging},
 		{"PendingLifecycle", testPendingLifecycle},
+		{"ExpiredRequestsAudited", testExpireAudited},
+		{"ExpiryRacesApproval", testExpireRacesApproval},
 		{"RevocationAndCRLs", testRevocationAndCRLs},
 		{"Entities", testEntities},
 		{"SinkLease", testSinkLease},
@@ -946,6 +949,237 @@ func testPendingLifecycle(t *testing.T, s store.Store) {
 	if r, err := s.CheckIntegrity(ctx); err != nil || len(r.Problems) != 0 {
 		t.Fatalf("integrity: %+v %v", r, err)
 	}
+}
+
+// expireReason is the reason ExpirePending gives a request it rejects.
+const expireReason = "expired before a decision"
+
+// expireEvents returns the events after seq that ExpirePending writes
+// (request.reject by scepd), by transaction ID, failing on any other
+// shape or on two for one transaction.
+func expireEvents(t *testing.T, s store.Store, after int64) map[string]store.AuditEvent {
+	t.Helper()
+	events, err := s.AuditAfter(ctx, after, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.AuditEvent{}
+	for _, e := range events {
+		if e.Actor != "scepd" || e.Action != "request.reject" {
+			continue
+		}
+		id, ok := strings.CutPrefix(e.Object, "transaction:")
+		if !ok || e.Outcome != "ok" || e.Details["reason"] != expireReason || len(e.Details) != 2 {
+			t.Fatalf("expiry event %+v", e)
+		}
+		if _, dup := out[id]; dup {
+			t.Fatalf("two expiry events for %s", id)
+		}
+		out[id] = e
+	}
+	return out
+}
+
+// auditHead is the newest event's seq (0: none).
+func auditHead(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	events, err := s.ListAudit(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) == 0 {
+		return 0
+	}
+	return events[0].Seq
+}
+
+// testExpireAudited: every request ExpirePending rejects gets a
+// request.reject event by scepd in the same transaction, naming the
+// transaction, its profile (a profile-scoped reader sees it) and the
+// reason; a request not yet expired, or decided before it expired, gets
+// none, and the chain still verifies.
+func testExpireAudited(t *testing.T, s store.Store) {
+	seed(t, s)
+	p2 := store.Profile{ID: "p2", CAID: "ca1", RACertDER: []byte{9}, RAKeyRef: "file:ra", ChallengeMode: store.ChallengeStatic, Created: when, Source: store.SourceAPI}
+	if err := s.CreateProfile(ctx, p2); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ev := store.AuditEvent{Time: now, Actor: "device", Action: "enroll", Outcome: "pending"}
+	for i := 1; i <= 3; i++ {
+		if err := s.CreateChallenge(ctx, store.Challenge{Hash: challengeHash(i), ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old2 := pending("old-2", nil, now.Add(-3*time.Hour))
+	old2.ProfileID = "p2"
+	for _, tx := range []store.Transaction{
+		pending("old-1", challengeHash(1), now.Add(-2*time.Hour)), // expired an hour ago, its challenge reserved
+		old2,                                    // expired, in p2, no challenge
+		pending("fresh", challengeHash(2), now), // expires in an hour
+		pending("decided", challengeHash(3), now.Add(-2*time.Hour)), // expired, but rejected before
+	} {
+		if err := s.RecordPending(ctx, tx, "", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RejectPending(ctx, "p1", "decided", "token:op", "not ours", now.Add(-90*time.Minute), store.AuditEvent{Time: now, Actor: "token:op",
+		Action: "request.reject", Object: "transaction:decided", Outcome: "ok", Details: map[string]string{"profile": "p1", "reason": "not ours"}}); err != nil {
+		t.Fatal(err)
+	}
+	head := auditHead(t, s)
+	if n, err := s.ExpirePending(ctx, now); err != nil || n != 2 {
+		t.Fatalf("ExpirePending = %d, %v; want 2", n, err)
+	}
+	got := expireEvents(t, s, head)
+	if len(got) != 2 {
+		t.Fatalf("%d expiry events (%v), want one for old-1 and one for old-2", len(got), got)
+	}
+	for id, profile := range map[string]string{"old-1": "p1", "old-2": "p2"} {
+		e, ok := got[id]
+		if !ok || e.Details["profile"] != profile {
+			t.Fatalf("expiry event of %s: %+v (found %v), want profile %s", id, e, ok, profile)
+		}
+		sameInstant(t, "expiry event time", e.Time, now)
+		if tx, err := s.GetTransaction(ctx, profile, id); err != nil || tx.Status != store.StatusRejected || tx.Reason != expireReason {
+			t.Fatalf("expired request %+v, %v", tx, err)
+		}
+	}
+	if all, err := s.AuditAfter(ctx, head, 100); err != nil || len(all) != 2 {
+		t.Fatalf("ExpirePending appended %d events, %v; want 2", len(all), err)
+	}
+	// The event is p2's for a token limited to p2.
+	if scoped, err := s.ListAudit(ctx, 1, "p2"); err != nil || len(scoped) != 1 || scoped[0].Object != "transaction:old-2" {
+		t.Fatalf("ListAudit(1, p2) = %+v, %v; want old-2's expiry", scoped, err)
+	}
+	if c, _ := s.GetChallenge(ctx, "p1", challengeHash(1)); c.ReservedBy != "" {
+		t.Fatalf("expired request's challenge still reserved: %+v", c)
+	}
+	if c, _ := s.GetChallenge(ctx, "p1", challengeHash(2)); c.ReservedBy != "fresh" {
+		t.Fatalf("pending request's challenge %+v", c)
+	}
+	if tx, _ := s.GetTransaction(ctx, "p1", "decided"); tx.Reason != "not ours" || tx.DecidedBy != "token:op" {
+		t.Fatalf("a request decided before its expiry was changed: %+v", tx)
+	}
+	// Nothing left to expire: no change, no event.
+	head = auditHead(t, s)
+	if n, err := s.ExpirePending(ctx, now); err != nil || n != 0 {
+		t.Fatalf("ExpirePending again = %d, %v; want 0", n, err)
+	}
+	if after := auditHead(t, s); after != head {
+		t.Fatalf("ExpirePending with nothing to expire appended events %d..%d", head+1, after)
+	}
+	if tx, _ := s.GetTransaction(ctx, "p1", "fresh"); tx.Status != store.StatusPending {
+		t.Fatalf("unexpired request %+v", tx)
+	}
+	verifyChain(t, s, int(head))
+	if r, err := s.CheckIntegrity(ctx); err != nil || len(r.Problems) != 0 {
+		t.Fatalf("integrity: %+v %v", r, err)
+	}
+}
+
+// testExpireRacesApproval: approvals racing ExpirePending over more
+// expired requests than one of its transactions takes: each request ends
+// either approved, with no expiry event, or rejected as expired, with
+// exactly one; ExpirePending counts the events it wrote.
+func testExpireRacesApproval(t *testing.T, s store.Store) {
+	seed(t, s)
+	const requests = 250
+	now := time.Now()
+	ev := store.AuditEvent{Time: now, Actor: "device", Action: "enroll", Outcome: "pending"}
+	id := func(i int) string { return fmt.Sprintf("race-%03d", i) }
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				var hash []byte
+				if i%2 == 0 {
+					hash = challengeHash(1000 + i)
+					if err := s.CreateChallenge(ctx, store.Challenge{Hash: hash, ProfileID: "p1", Created: now, Expires: now.Add(time.Hour)}, 1000); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if err := s.RecordPending(ctx, pending(id(i), hash, now.Add(-2*time.Hour)), "", ev); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for i := range requests {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	head := auditHead(t, s)
+	var approved sync.Map
+	expired := 0
+	wg.Go(func() {
+		n, err := s.ExpirePending(ctx, now)
+		if err != nil {
+			t.Error(err)
+		}
+		expired = n
+	})
+	for g := range 4 {
+		wg.Go(func() {
+			for i := requests - 1 - g; i >= 0; i -= 12 { // a third of them, from the end
+				rec := issued(fmt.Sprintf("%04x", i), id(i))
+				rec.FromPending = true
+				rec.Certificate.Created = now
+				rec.Transaction.Updated, rec.Transaction.DecidedBy = now, "token:op"
+				if i%2 == 0 {
+					rec.ChallengeHash = challengeHash(1000 + i)
+				}
+				switch err := s.RecordIssued(ctx, rec); {
+				case err == nil:
+					approved.Store(id(i), true)
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("approving %s: %v", id(i), err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	got := expireEvents(t, s, head)
+	if expired != len(got) {
+		t.Errorf("ExpirePending = %d, wrote %d expiry events", expired, len(got))
+	}
+	nApproved := 0
+	for i := range requests {
+		tx, err := s.GetTransaction(ctx, "p1", id(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, audited := got[id(i)]
+		_, ok := approved.Load(id(i))
+		switch {
+		case ok:
+			nApproved++
+			if tx.Status != store.StatusIssued || audited {
+				t.Errorf("approved %s: status %s, expiry event %v", id(i), tx.Status, audited)
+			}
+		case tx.Status != store.StatusRejected || tx.Reason != expireReason || !audited || e.Details["profile"] != "p1":
+			t.Errorf("%s: status %s (%q), expiry event %+v (%v)", id(i), tx.Status, tx.Reason, e, audited)
+		}
+		if i%2 == 0 {
+			if c, _ := s.GetChallenge(ctx, "p1", challengeHash(1000+i)); c.ReservedBy != "" || ok == c.Used.IsZero() {
+				t.Errorf("challenge of %s (approved %v): %+v", id(i), ok, c)
+			}
+		}
+	}
+	if nApproved+len(got) != requests {
+		t.Errorf("%d approved and %d expired of %d", nApproved, len(got), requests)
+	}
+	t.Logf("%d approved, %d expired", nApproved, len(got))
+	verifyChain(t, s, int(auditHead(t, s)))
 }
 
 func testRevocationAndCRLs(t *testing.T, s store.Store) {
