@@ -479,4 +479,17 @@ profiles:
 		crl.RevokedCertificateEntries[0].SerialNumber.Cmp(oldCert.cert.SerialNumber) != 0 {
 		t.Fatalf("old CA's CRL: %v", err)
 	}
+	// SCEP GetCRL answers the CRL of the certificate's issuer: the old CA's
+	// for the old certificate (listing it), the new CA's for the new one.
+	afterRA, _ := client.Recipient(after)
+	c := client.New(s.URL("roll"))
+	got, err := c.GetCRL(context.Background(), client.Requester{Cert: fresh.cert, Key: fresh.key}, oldCert.cert, afterRA)
+	if err != nil || got.CheckSignatureFrom(before[len(before)-1]) != nil || len(got.RevokedCertificateEntries) != 1 ||
+		got.RevokedCertificateEntries[0].SerialNumber.Cmp(oldCert.cert.SerialNumber) != 0 {
+		t.Fatalf("GetCRL for the old CA's certificate after the switch: %v; want the old CA's CRL listing it", err)
+	}
+	if got, err = c.GetCRL(context.Background(), client.Requester{Cert: fresh.cert, Key: fresh.key}, fresh.cert, afterRA); err != nil ||
+		got.CheckSignatureFrom(nextRoot) != nil || len(got.RevokedCertificateEntries) != 0 {
+		t.Fatalf("GetCRL for the new CA's certificate: %v; want the new CA's CRL, empty", err)
+	}
 }

@@ -1198,6 +1198,57 @@ func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial
 	return x509.ParseCertificate(c.DER)
 }
 
+// CRLIssuer returns the ID of the CA whose CRL answers a GetCRL for the
+// certificate issuer and serial name (RFC 8894 §3.3.5: the CRL of that
+// certificate's issuer). As for GetCert, the issuer must name one of the
+// profile's CAs (its CA, its rollover predecessor or successor; or, as
+// sscep names it, the profile's RA subject): any other is badCertID, which
+// says nothing of the CAs of other profiles. A CA's CRL covers every
+// certificate it issued, whichever profile issued it, so a profile
+// serves the CRL of a CA it shares with others, and no other.
+//
+// A name may stand for two of the profile's CAs (a rollover that keeps
+// the subject and changes the key): then the serial's stored certificate
+// tells which one issued it; failing that, the CA whose own certificate
+// has that serial (sscep sends the CA certificate's subject and serial);
+// failing that, the first of them, the CA the profile issues under.
+// The requester is not checked: a CRL is public (GET /crl/{ca}.crl).
+func (s *Service) CRLIssuer(ctx context.Context, p *Profile, issuer []byte, serial *big.Int) (string, error) {
+	cas := p.namedCAs(issuer)
+	if len(cas) == 0 {
+		return "", reject(scep.BadCertID, "the issuer is not this profile's CA")
+	}
+	if len(cas) == 1 {
+		return cas[0], nil
+	}
+	c, err := s.store.GetCertificate(ctx, serial.Text(16))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("enroll: GetCRL: %w", err)
+	}
+	if err == nil && slices.Contains(cas, c.CAID) {
+		return c.CAID, nil
+	}
+	for _, id := range cas {
+		if own := p.caOf(id); own != nil && own.Cert.SerialNumber.Cmp(serial) == 0 {
+			return id, nil
+		}
+	}
+	return cas[0], nil
+}
+
+// caOf returns the profile's CA of that ID: its CA, predecessor or successor.
+func (p *Profile) caOf(id string) *ca.CA {
+	switch {
+	case id == p.CAID:
+		return p.CA
+	case p.Predecessor != nil && id == p.PredecessorID:
+		return p.Predecessor
+	case p.Successor != nil && id == p.SuccessorID:
+		return p.Successor
+	}
+	return nil
+}
+
 // resolve finds what a request repeats (RFC 8894 §3.3.1: the same
 // transactionID must get the same answer, never a second certificate). The
 // same transactionID, key and request (requestDigest) is a retransmission:

@@ -30,6 +30,9 @@ type Enroller interface {
 	Expect(ctx context.Context, p *enroll.Profile) (_ context.Context, done func())
 	Poll(ctx context.Context, p *enroll.Profile, transactionID string, signer crypto.PublicKey, remoteAddr string) (enroll.Result, error)
 	GetCert(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int, requester *x509.Certificate) (*x509.Certificate, error)
+	// CRLIssuer is the profile's CA whose CRL answers GetCRL for issuer
+	// and serial; a Rejection (badCertID) when the issuer is none of them.
+	CRLIssuer(ctx context.Context, p *enroll.Profile, issuer []byte, serial *big.Int) (caID string, err error)
 }
 
 // CRLs returns a CA's current CRL (GetCRL).
@@ -162,7 +165,8 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		}
 		return success(c.Raw)
 	case scep.GetCRL:
-		if _, err := scep.ParseIssuerAndSerial(plain); err != nil {
+		ias, err := scep.ParseIssuerAndSerial(plain)
+		if err != nil {
 			return undecryptable()
 		}
 		if up := p.Enroll.Issuer; up != nil {
@@ -173,7 +177,17 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		if d.CRLs == nil {
 			return fail(scep.BadRequest, "no CRL is published here")
 		}
-		crl, err := d.CRLs.CRL(ctx, p.Enroll.CAID)
+		// The CRL of the named certificate's issuer (RFC 8894 §3.3.5): after
+		// a rollover, a certificate of the previous CA is on that CA's CRL,
+		// never on the current one's.
+		caID, err := d.Enroller.CRLIssuer(ctx, p.Enroll, ias.Issuer, ias.Serial)
+		if rej, ok := asRejection(err); ok {
+			return fail(rej.FailInfo, "%s", rej.Reason)
+		}
+		if err != nil {
+			return scep.Reply{}, err
+		}
+		crl, err := d.CRLs.CRL(ctx, caID)
 		if err != nil {
 			return scep.Reply{}, err
 		}
