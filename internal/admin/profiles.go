@@ -124,24 +124,15 @@ func (b *bound) GetProfile(ctx context.Context, id string) (ProfileView, error) 
 	return profileView(p)
 }
 
-// SecretEnvPrefix starts the name of every environment variable a profile
-// written through the API (REST, console, `scepd profile apply`) may name.
-// The server resolves these names itself and hands the values to the URLs
-// the profile names (the Intune client secret to its login URL; the
-// webhook's HMAC key signs what goes to its URL), so the API must not
-// reach the server's other variables (database URL, key passphrase, PINs).
-// The config file, which the operator writes, may name any.
-const SecretEnvPrefix = "SCEPD_SECRET_"
-
 // checkSecretEnvs refuses a profile that names a variable without
-// SecretEnvPrefix anywhere: every field whose name ends in "_env" (the
+// provision.SecretEnvPrefix anywhere: every field whose name ends in "_env" (the
 // challenge's, the upstream's NDES password, and any added later) is
 // found by walking the spec, so a new one cannot be forgotten here.
 func checkSecretEnvs(spec config.Profile) error {
 	var bad error
 	walkEnvNames(reflect.ValueOf(spec), "", func(path, name string) {
-		if bad == nil && name != "" && !strings.HasPrefix(name, SecretEnvPrefix) {
-			bad = fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, path, SecretEnvPrefix, name)
+		if bad == nil && name != "" && !strings.HasPrefix(name, provision.SecretEnvPrefix) {
+			bad = fmt.Errorf("%w: %s: through the API, only environment variables starting with %s (%s is not one)", ErrInvalid, path, provision.SecretEnvPrefix, name)
 		}
 	})
 	return bad

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/scepd/scepd/internal/config"
@@ -53,6 +54,33 @@ func StoredUpstreamOf(p store.Profile) (*StoredUpstream, error) {
 // challengePassword strictly as a PrintableString. Every way of minting
 // (served profiles, the API and CLI) asks here.
 func HexChallenges(p store.Profile) bool { return len(p.Upstream) > 0 }
+
+// SecretEnvPrefix starts the name of every environment variable a profile
+// written through the API (REST, console, `scepd profile apply`) may name.
+// The server resolves these names itself and hands the values to the URLs
+// the profile names (the Intune client secret to its login URL, the NDES
+// password to the upstream's page; the webhook's HMAC key signs what goes
+// to its URL), so the API must not reach the server's other variables
+// (database URL, key passphrase, PINs). The config file, which the
+// operator writes, may name any.
+const SecretEnvPrefix = "SCEPD_SECRET_"
+
+// ProfileEnv is getenv as profile p may read it: every variable for a
+// profile of the config file, only those starting with SecretEnvPrefix for
+// any other (the API refuses other names when it stores a profile; this
+// holds for profiles stored before it did, and for any other way a row
+// got there). A variable it may not read reads as unset.
+func ProfileEnv(p store.Profile, getenv func(string) string) func(string) string {
+	if p.Source == store.SourceConfig {
+		return getenv
+	}
+	return func(name string) string {
+		if !strings.HasPrefix(name, SecretEnvPrefix) {
+			return ""
+		}
+		return getenv(name)
+	}
+}
 
 // ChallengeSource returns how a profile in RA mode whose upstream has an
 // NDES page mints its one-time challenges (challenge.Dynamic.Source):

@@ -182,7 +182,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	case store.ChallengeDynamic:
 		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit,
 			Hex: provision.HexChallenges(row)}
-		if dyn.Source, err = provision.ChallengeSource(row, ov.Getenv); err != nil {
+		if dyn.Source, err = provision.ChallengeSource(row, provision.ProfileEnv(row, ov.Getenv)); err != nil {
 			return nil, err
 		}
 		v = dyn
@@ -196,7 +196,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		}
 	case store.ChallengeWebhook:
 		w := chc.Webhook
-		secret := ov.Getenv(w.SecretEnv)
+		secret := provision.ProfileEnv(row, ov.Getenv)(w.SecretEnv)
 		if secret == "" {
 			err := fmt.Errorf("webhook: the environment variable %s (its HMAC key) is not set", w.SecretEnv)
 			if !ov.DeferMissingSecrets {
@@ -208,7 +208,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		v = &challenge.Webhook{ProfileID: row.ID, URL: w.URL, Secret: []byte(secret), Timeout: time.Duration(w.Timeout), Notify: w.Notify, Now: ov.Now, Log: ov.Log}
 	case store.ChallengeIntune:
 		in := chc.Intune
-		secret := ov.Getenv(in.ClientSecretEnv)
+		secret := provision.ProfileEnv(row, ov.Getenv)(in.ClientSecretEnv)
 		if secret == "" {
 			err := fmt.Errorf("intune: the environment variable %s (the client secret) is not set", in.ClientSecretEnv)
 			if !ov.DeferMissingSecrets {
@@ -296,7 +296,9 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	}
 	if up != nil {
 		cfg.Enroll.Issuer, cfg.Upstream, cfg.UpstreamChain = up, up, upChain
-		cfg.Enroll.HoldWhenUpstreamDown = su.SCEP.WhenUnavailable == "pending"
+		// Not for a profile that cannot wait (Intune), whatever a row
+		// stored before config validation refused it says.
+		cfg.Enroll.HoldWhenUpstreamDown = su.SCEP.WhenUnavailable == "pending" && !cfg.Enroll.NoPending
 	}
 	return NewProfile(cfg)
 }
