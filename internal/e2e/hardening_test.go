@@ -94,6 +94,11 @@ func TestLockoutSparesTokens(t *testing.T) {
 	if code := jamf("Bearer " + tok); code != 200 {
 		t.Errorf("Jamf webhook with a valid token from the locked-out address: %d, want 200", code)
 	}
+	// Auth schemes are case-insensitive: a token sent as "bearer" is the
+	// token, not a wrong password.
+	if code := jamf("bearer " + tok); code != 200 {
+		t.Errorf("Jamf webhook with a valid token sent as bearer: %d, want 200", code)
+	}
 	if code := jamf("Bearer " + tok[:len(tok)-4] + "AAAA"); code != http.StatusTooManyRequests {
 		t.Errorf("Jamf webhook with an invalid token from the locked-out address: %d, want 429", code)
 	}

@@ -35,8 +35,11 @@ type Authorizer func(ctx context.Context, token, profile string) (valid, allowed
 
 // credentials returns the secret a caller presented: a Bearer token, or the
 // password of HTTP Basic (with its user name).
+// Auth schemes are case-insensitive (RFC 9110 §11.1), as net/http's
+// BasicAuth reads Basic.
 func credentials(r *http.Request) (user, secret string, ok bool) {
-	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if strings.EqualFold(scheme, "Bearer") {
 		return "", strings.TrimSpace(tok), true
 	}
 	return r.BasicAuth()
