@@ -534,6 +534,15 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	}
 	err := s.store.RecordPending(ctx, tx, entity, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
 		Outcome: "pending", Details: details})
+	if err != nil && up.Pending {
+		if _, _, held := heldToken(up.Token); !held && !errors.Is(err, store.ErrConflict) {
+			// The upstream holds it; here it is not stored, and no poll
+			// will ask the upstream for it again.
+			s.log.LogAttrs(ctx, slog.LevelError, "a request the upstream CA holds PENDING could not be stored here; reject it there",
+				slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream),
+				slog.String("error", err.Error()))
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrChallengeSpent):
 		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
@@ -596,7 +605,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 		if why != "" {
 			// It cannot go upstream as it is: rejected, its challenge
 			// freed, and the device told why.
-			return Result{}, s.dropHeld(ctx, p, tx, "scepd", why)
+			return Result{}, s.dropHeld(ctx, p, tx, "scepd", why, remoteAddr)
 		}
 		// Claimed first, atomically: of polls that read the same token,
 		// one submits; the others hear PENDING.
@@ -637,7 +646,7 @@ func (s *Service) pollUpstream(ctx context.Context, p *Profile, tx store.Transac
 	var up *UpstreamError
 	switch {
 	case errors.As(err, &up) && up.Refused:
-		return Result{}, s.dropHeld(wctx, p, tx, up.Upstream, "the upstream CA refused: "+up.Reason)
+		return Result{}, s.dropHeld(wctx, p, tx, up.Upstream, "the upstream CA refused: "+up.Reason, remoteAddr)
 	case err != nil:
 		s.log.LogAttrs(ctx, slog.LevelWarn, "polling the upstream CA failed; the request stays pending", slog.String("profile", p.ID),
 			slog.String("transaction_id", tx.TransactionID), slog.String("error", err.Error()))
@@ -709,11 +718,15 @@ func (s *Service) unstored(ctx context.Context, p *Profile, got Issuance, err er
 
 // dropHeld rejects a request held for the upstream (its challenge
 // reservation freed) and returns what the device hears.
-func (s *Service) dropHeld(ctx context.Context, p *Profile, tx store.Transaction, actor, reason string) error {
+func (s *Service) dropHeld(ctx context.Context, p *Profile, tx store.Transaction, actor, reason, remoteAddr string) error {
 	now := s.now()
+	details := map[string]string{"profile": p.ID, "reason": reason}
+	if remoteAddr != "" {
+		details["client_ip"] = remoteAddr // the device whose poll found it refused
+	}
 	if err := s.store.RejectPending(ctx, p.ID, tx.TransactionID, actor, reason, now, store.AuditEvent{Time: now, Actor: actor,
 		Action: "request.reject", Object: "transaction:" + tx.TransactionID, Outcome: "ok",
-		Details: map[string]string{"profile": p.ID, "reason": reason}}); err != nil && !errors.Is(err, store.ErrConflict) {
+		Details: details}); err != nil && !errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("enroll: rejecting %q: %w", tx.TransactionID, err)
 	}
 	return reject(scep.BadRequest, "%s", reason)

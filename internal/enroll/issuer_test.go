@@ -235,11 +235,20 @@ func TestUpstreamRefusalWhilePendingRejects(t *testing.T) {
 	// Refused: rejected, and so it stays.
 	up.fail = &enroll.UpstreamError{Upstream: "scep:x", Reason: "refused: SCEP FAILURE badRequest", Refused: true}
 	var rej *enroll.Rejection
-	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, ""); !errors.As(err, &rej) {
+	if _, err := svc.Poll(ctx, p, "tx", req.CSR.PublicKey, "192.0.2.9"); !errors.As(err, &rej) {
 		t.Fatalf("poll with the upstream refusing: %v, want a rejection", err)
 	}
 	if tx, _ := st.GetTransaction(ctx, "p", "tx"); tx.Status != store.StatusRejected {
 		t.Fatalf("transaction %s, want rejected", tx.Status)
+	}
+	// The upstream decided; the device whose poll found it out is named.
+	events, _ := st.ListAudit(ctx, 10)
+	found := false
+	for _, e := range events {
+		found = found || (e.Action == "request.reject" && e.Actor == "scep:x" && e.Details["client_ip"] == "192.0.2.9")
+	}
+	if !found {
+		t.Fatalf("no request.reject event by the upstream naming the polling device: %+v", events)
 	}
 }
 
@@ -651,6 +660,27 @@ func TestPendingUpstreamSpendsEntityCode(t *testing.T) {
 	if n := count(t, st); n != 1 {
 		t.Fatalf("%d certificates, want 1", n)
 	}
+	// Two requests both past the check of a code's last use: the one
+	// that loses is refused, and the request the upstream holds for it,
+	// which nothing here will poll, is named for the operator.
+	var logs sceptest.LogBuffer
+	racer := enroll.New(st, testNow, slog.New(slog.NewTextHandler(&logs, nil)))
+	p.Challenge = grantEntity("kiosk-7")
+	up.pending = 100
+	if _, err := racer.PKCSReq(ctx, p, enroll.Request{TransactionID: "late", CSR: csr(t, 2048, "kiosk-7"), Password: code}); !errors.As(err, &rej) {
+		t.Fatalf("a request losing the code's last use: %v, want it refused", err)
+	}
+	if !strings.Contains(logs.String(), "could not be stored here; reject it there") || !strings.Contains(logs.String(), "late") {
+		t.Fatalf("the request left at the upstream is not logged:\n%s", logs.String())
+	}
+}
+
+// grantEntity grants every request as a use of user's code (as the entity
+// check does for a code with a use left when it reads it).
+type grantEntity string
+
+func (g grantEntity) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
+	return challenge.Grant{EntityUser: string(g)}, nil
 }
 
 // TestRevokeOldLeavesUpstreamCertificates: renewing a certificate an
