@@ -994,24 +994,44 @@ func (p *Profile) mayRenew(signer *x509.Certificate) bool {
 		(p.Predecessor != nil && bytes.Equal(signer.RawIssuer, p.Predecessor.Cert.RawSubject))
 }
 
-// ownCA reports whether caID is the profile's CA or its rollover
-// predecessor or successor.
-func (p *Profile) ownCA(caID string) bool {
-	return caID == p.CAID || (p.Predecessor != nil && caID == p.PredecessorID) || (p.Successor != nil && caID == p.SuccessorID)
+// profileCA is one of a profile's CAs, by ID.
+type profileCA struct {
+	id string
+	ca *ca.CA
+}
+
+// cas lists the profile's CAs: the one it issues under, then its
+// predecessor after a rollover and its successor during one, if any.
+func (p *Profile) cas() []profileCA {
+	out := []profileCA{{p.CAID, p.CA}}
+	if p.Predecessor != nil {
+		out = append(out, profileCA{p.PredecessorID, p.Predecessor})
+	}
+	if p.Successor != nil {
+		out = append(out, profileCA{p.SuccessorID, p.Successor})
+	}
+	return out
+}
+
+// caOf returns the profile's CA of that ID (nil for none of its CAs).
+func (p *Profile) caOf(id string) *ca.CA {
+	for _, c := range p.cas() {
+		if c.id == id {
+			return c.ca
+		}
+	}
+	return nil
 }
 
 // namedCAs returns the IDs of the profile's CAs an IssuerAndSerialNumber's
-// issuer names: a CA's subject, or the profile's RA subject (sscep).
+// issuer names: a CA's subject, or the profile's RA subject (sscep) for
+// the CA it issues under.
 func (p *Profile) namedCAs(issuer []byte) []string {
 	var ids []string
-	if bytes.Equal(issuer, p.CA.Cert.RawSubject) || (len(p.RASubject) > 0 && bytes.Equal(issuer, p.RASubject)) {
-		ids = append(ids, p.CAID)
-	}
-	if p.Predecessor != nil && bytes.Equal(issuer, p.Predecessor.Cert.RawSubject) {
-		ids = append(ids, p.PredecessorID)
-	}
-	if p.Successor != nil && bytes.Equal(issuer, p.Successor.Cert.RawSubject) {
-		ids = append(ids, p.SuccessorID)
+	for i, c := range p.cas() {
+		if bytes.Equal(issuer, c.ca.Cert.RawSubject) || (i == 0 && len(p.RASubject) > 0 && bytes.Equal(issuer, p.RASubject)) {
+			ids = append(ids, c.id)
+		}
 	}
 	return ids
 }
@@ -1194,7 +1214,7 @@ func (s *Service) GetCert(ctx context.Context, p *Profile, issuer []byte, serial
 	if err != nil {
 		return nil, err
 	}
-	if who == nil || !p.ownCA(who.CAID) || who.Status != store.CertValid || !s.now().Before(who.NotAfter) {
+	if who == nil || p.caOf(who.CAID) == nil || who.Status != store.CertValid || !s.now().Before(who.NotAfter) {
 		return nil, reject(scep.BadRequest, "GetCert must be signed with a valid certificate this CA issued")
 	}
 	cas := p.namedCAs(issuer)
@@ -1247,19 +1267,6 @@ func (s *Service) CRLIssuer(ctx context.Context, p *Profile, issuer []byte, seri
 		}
 	}
 	return cas[0], nil
-}
-
-// caOf returns the profile's CA of that ID: its CA, predecessor or successor.
-func (p *Profile) caOf(id string) *ca.CA {
-	switch {
-	case id == p.CAID:
-		return p.CA
-	case p.Predecessor != nil && id == p.PredecessorID:
-		return p.Predecessor
-	case p.Successor != nil && id == p.SuccessorID:
-		return p.Successor
-	}
-	return nil
 }
 
 // resolve finds what a request repeats (RFC 8894 §3.3.1: the same
