@@ -144,8 +144,9 @@ type Profile struct {
 	RAKeyType string `yaml:"ra_key_type,omitempty" json:"ra_key_type,omitempty"`
 	// IncludeCACert: CertRep replies carry the CA chain after the issued
 	// certificate (some clients need it; Juniper refuses it). GetCACert
-	// carries the chain either way: clients authenticate the CA there.
-	// Default true.
+	// carries the RA and the chain either way: clients authenticate the CA
+	// there (a profile in CA mode without it answers GetCACert with the CA
+	// alone). Default true.
 	IncludeCACert *bool `yaml:"include_ca_cert,omitempty" json:"include_ca_cert,omitempty"`
 	// FullChain: the chain goes up to the root, not just the issuing CA.
 	// Default true.

@@ -159,11 +159,16 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	p.caps = scep.FormatCaps(append(caps, scep.CapSCEPStandard, scep.CapSHA1, scep.CapSHA256, scep.CapSHA512))
 	// GetCACert (RFC 8894 §4.2.1): a CA answering alone is one DER
 	// certificate; otherwise a certs-only PKCS#7 with the RA first.
-	certs := [][]byte{cfg.RACert.Raw}
+	certs := append([][]byte{cfg.RACert.Raw}, chain...)
 	if cfg.CAMode {
-		certs = nil
+		// The CA is its own RA: without include_ca_cert it answers alone,
+		// one DER certificate (Apple's client, given a PKCS#7, looks for
+		// RA certificates besides the CA).
+		certs = chain
+		if !cfg.IncludeCACert {
+			certs = chain[:1]
+		}
 	}
-	certs = append(certs, chain...)
 	if len(certs) == 1 && cfg.CAMode {
 		p.caCert, p.caCertCT = certs[0], ctCACert
 	} else {
