@@ -36,8 +36,15 @@ func (f *fixture) getCRL(t *testing.T, d device, issuer []byte, serial *big.Int)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f.message(t, d, scep.GetCRL, "crl-"+serial.Text(16), body)
+}
+
+// message builds a PKIMessage of type typ carrying body, signed by d and
+// encrypted to the profile's RA, and parses it as the server does.
+func (f *fixture) message(t *testing.T, d device, typ scep.MessageType, tx string, body []byte) *scep.Message {
+	t.Helper()
 	raw, _, err := scep.Builder{Cert: d.self, Key: d.key}.NewRequest(scep.Request{
-		Type: scep.GetCRL, TransactionID: "crl-" + serial.Text(16), Body: body, Recipient: f.raCert, Cipher: cms.AES256, Digest: crypto.SHA256})
+		Type: typ, TransactionID: tx, Body: body, Recipient: f.raCert, Cipher: cms.AES256, Digest: crypto.SHA256})
 	if err != nil {
 		t.Fatal(err)
 	}

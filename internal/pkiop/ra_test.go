@@ -2,7 +2,6 @@ package pkiop_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -17,7 +16,6 @@ import (
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/scep"
-	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -30,16 +28,7 @@ func (f *fixture) raSigned(t *testing.T, ra device, d device, tx string) *scep.M
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _, err := scep.Builder{Cert: ra.self, Key: ra.key}.NewRequest(scep.Request{
-		Type: scep.PKCSReq, TransactionID: tx, Body: csr, Recipient: f.raCert, Cipher: cms.AES256, Digest: crypto.SHA256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := scep.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
+	return f.message(t, ra, scep.PKCSReq, tx, csr)
 }
 
 // raIssuedBy is an RA: a key and a certificate of issuer for it, with
@@ -148,23 +137,7 @@ func (upstreamIssuer) Name() string { return "scep:http://ca.example/scep" }
 func TestGetCRLInRAMode(t *testing.T) {
 	f := newFixture(t)
 	f.profile.Enroll.Issuer = upstreamIssuer{}
-	d := newDevice(t, "crl")
-	body, err := asn1.Marshal(struct {
-		Issuer asn1.RawValue
-		Serial *big.Int
-	}{asn1.RawValue{FullBytes: f.root.Cert.RawSubject}, big.NewInt(2)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _, err := scep.Builder{Cert: d.self, Key: d.key}.NewRequest(scep.Request{
-		Type: scep.GetCRL, TransactionID: "crl-1", Body: body, Recipient: f.raCert, Cipher: cms.AES256, Digest: crypto.SHA256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := scep.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg := f.getCRL(t, newDevice(t, "crl"), f.root.Cert.RawSubject, big.NewInt(2))
 	reply, err := f.decider.Decide(context.Background(), f.profile, msg, "192.0.2.9:1")
 	if err != nil {
 		t.Fatal(err)

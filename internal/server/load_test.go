@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +13,10 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	chal "github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/config"
-	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
-	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
 // TestLoadDeferMissingSecrets: a profile whose delegated challenge's
@@ -28,13 +25,7 @@ import (
 // names the missing variable when a request needs it.
 func TestLoadDeferMissingSecrets(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ks := keys.Source{Dir: dir}
+	st, ks := openStore(t)
 	now := time.Now()
 	row, err := provision.CreateCA(ctx, st, ks, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root"}}, provision.Inline(), now)
 	if err != nil {
@@ -75,13 +66,7 @@ func TestLoadDeferMissingSecrets(t *testing.T) {
 // the CA).
 func TestGetCACertShapes(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ks := keys.Source{Dir: dir}
+	st, ks := openStore(t)
 	now := time.Now()
 	for _, c := range []config.CA{
 		{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}},

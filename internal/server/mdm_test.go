@@ -7,19 +7,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/enroll"
-	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
-	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
 const ndesPassword = "ndes-admin-password"
@@ -30,13 +27,7 @@ const ndesPassword = "ndes-admin-password"
 func newNDESServer(t *testing.T) (*httptest.Server, *sceptest.LogBuffer) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ks := keys.Source{Dir: dir}
+	st, ks := openStore(t)
 	now := time.Now()
 	if _, err := provision.CreateCA(ctx, st, ks, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}, provision.Inline(), now); err != nil {
 		t.Fatal(err)

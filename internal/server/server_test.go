@@ -32,9 +32,9 @@ import (
 
 const challenge = "in-process-challenge"
 
-// newServer wires the real packages (SQLite, provisioning, enrollment)
-// behind httptest, for tests that need the race detector on the server.
-func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
+// openStore opens a SQLite store in a new directory, closed when the test
+// ends, and a key source in the same directory.
+func openStore(t testing.TB) (*sqlite.Store, keys.Source) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "scepd.db"))
@@ -42,7 +42,15 @@ func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newServerOn(t, st, keys.Source{Dir: dir}, caKey), st
+	return st, keys.Source{Dir: dir}
+}
+
+// newServer wires the real packages (SQLite, provisioning, enrollment)
+// behind httptest, for tests that need the race detector on the server.
+func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
+	t.Helper()
+	st, ks := openStore(t)
+	return newServerOn(t, st, ks, caKey), st
 }
 
 // newServerOn serves the zero-config default profile from st, with keys
@@ -137,13 +145,7 @@ func (abortingEnroller) Expect(ctx context.Context, _ *enroll.Profile) (context.
 // parsed is observed with that message's type, not as "unknown".
 func TestObserveAfterPanic(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ks := keys.Source{Dir: dir}
+	st, ks := openStore(t)
 	var logged bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
