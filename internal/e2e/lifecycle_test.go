@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -92,8 +93,9 @@ func failInfo(err error) scep.FailInfo {
 }
 
 // TestRenewal: renewal signed with an issued certificate, as RenewalReq
-// (micromdm's scepclient, the Go client) and as a PKCSReq (sscep style),
-// and every refusal the policy asks for.
+// (micromdm's scepclient, the Go client) and as a PKCSReq (sscep style,
+// with a new key or, as Cisco IOS and sscep do, the same key and so the
+// same transactionID), and every refusal the policy asks for.
 func TestRenewal(t *testing.T) {
 	s := startLifecycle(t)
 	ra, err := client.Recipient(caCerts(t, s, "renew"))
@@ -146,6 +148,85 @@ func TestRenewal(t *testing.T) {
 		// The old one was revoked (superseded): renewing with it again fails.
 		if _, err := renew(s, "renew", old, newKey(t), pkix.Name{CommonName: "sscep-style"}, false); failInfo(err) != scep.BadRequest {
 			t.Fatalf("renewing with a revoked certificate: %v", err)
+		}
+	})
+
+	t.Run("PKCSReq with the same key and transactionID (Cisco IOS auto-enroll, sscep)", func(t *testing.T) {
+		// Cisco IOS renews with its key pair unless `regenerate` is set, by
+		// GET; sscep signs a PKCSReq with the issued certificate. Both
+		// derive the transactionID from the public key, so the renewal
+		// repeats the first enrollment's.
+		ctx := context.Background()
+		key := newKey(t)
+		spki, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+		sum := sha256.Sum256(spki)
+		tx := strings.ToUpper(hex.EncodeToString(sum[:]))
+		subject := pkix.Name{CommonName: "cisco-same-key"}
+		c := client.New(s.URL("renew"))
+		first, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256,
+			GET: true, TransactionID: tx, Recipient: ra})
+		if err != nil {
+			t.Fatalf("first enrollment: %v", err)
+		}
+		old := first[0]
+		renewal := func() *x509.Certificate {
+			t.Helper()
+			certs, err := c.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Cipher: cms.AES128, Digest: crypto.SHA256,
+				GET: true, TransactionID: tx, Recipient: ra, SignWith: old, SignKey: key})
+			if err != nil {
+				t.Fatalf("PKCSReq renewal with the same key and transactionID: %v", err)
+			}
+			return certs[0]
+		}
+		renewed := renewal()
+		if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 {
+			t.Fatal("the renewal was answered with the first enrollment's certificate")
+		}
+		if !bytes.Equal(renewed.RawSubjectPublicKeyInfo, old.RawSubjectPublicKeyInfo) || renewed.Subject.CommonName != subject.CommonName {
+			t.Fatalf("renewed certificate %s: want the same key and subject", renewed.Subject)
+		}
+		roots := caCerts(t, s, "renew")
+		checkChain(t, renewed, roots[len(roots)-1], nil)
+		row, err := s.Store().GetCertificate(ctx, renewed.SerialNumber.Text(16))
+		if err != nil || row.RenewedSerial != old.SerialNumber.Text(16) {
+			t.Fatalf("renewed certificate row %+v %v: must record the certificate it renewed", row, err)
+		}
+		// revoke_old: the renewed certificate is superseded.
+		if prev, err := s.Store().GetCertificate(ctx, old.SerialNumber.Text(16)); err != nil || prev.Status != "revoked" || prev.RevocationReason != 4 {
+			t.Fatalf("revoke_old: the renewed certificate is %s (reason %d, %v), want revoked/superseded", prev.Status, prev.RevocationReason, err)
+		}
+		// A retransmission of the renewal (signed with the now revoked
+		// certificate) gets the same new certificate, and issues nothing.
+		if again := renewal(); !again.Equal(renewed) {
+			t.Fatalf("retransmitted renewal answered serial %s, want %s", again.SerialNumber.Text(16), renewed.SerialNumber.Text(16))
+		}
+		n := 0
+		for _, row := range s.Certificates() {
+			if row.Subject == "CN="+subject.CommonName {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%d certificates for %s, want the first and its renewal", n, subject.CommonName)
+		}
+
+		// On a profile whose renewal window is not open yet, the same
+		// renewal is refused: neither the first certificate answered nor a
+		// new enrollment made.
+		strict := client.New(s.URL("strict"))
+		sra, _ := client.Recipient(caCerts(t, s, "strict"))
+		sfirst, err := strict.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256,
+			GET: true, TransactionID: tx, Recipient: sra})
+		if err != nil {
+			t.Fatalf("first enrollment in strict: %v", err)
+		}
+		_, err = strict.Enroll(ctx, client.Enrollment{Key: key, Subject: subject, Cipher: cms.AES128, Digest: crypto.SHA256,
+			GET: true, TransactionID: tx, Recipient: sra, SignWith: sfirst[0], SignKey: key})
+		if failInfo(err) != scep.BadRequest || !strings.Contains(err.Error(), "renewal is allowed from") {
+			t.Fatalf("early same-key PKCSReq renewal: %v, want FAILURE badRequest naming the window", err)
+		}
+		if prev, _ := s.Store().GetCertificate(ctx, sfirst[0].SerialNumber.Text(16)); prev.Status != "valid" {
+			t.Fatalf("a refused renewal left the certificate %s", prev.Status)
 		}
 	})
 
