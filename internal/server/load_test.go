@@ -1,20 +1,32 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
 	chal "github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/provision"
 	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/server"
 	"github.com/scepd/scepd/internal/store"
 )
@@ -146,6 +158,121 @@ func TestGetCACertShapes(t *testing.T) {
 		}
 		if strings.Join(got, "|") != strings.Join(tt.subjects, "|") {
 			t.Errorf("%s: GetCACert %v, want %v", tt.profile, got, tt.subjects)
+		}
+	}
+}
+
+// TestContentTypes: every SCEP answer carries the content type RFC 8894
+// §4 gives it: GetCACaps text/plain, GetNextCACert
+// application/x-x509-next-ca-cert (a PKCS#7 signed by the current RA), and
+// PKIOperation application/x-pki-message, by POST and by GET, for a
+// SUCCESS as for a FAILURE. (GetCACert's two types: TestGetCACertShapes.)
+func TestContentTypes(t *testing.T) {
+	ctx := context.Background()
+	st, ks := openStore(t)
+	now := time.Now()
+	for _, c := range []config.CA{
+		{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}},
+		{ID: "next", Create: &config.CACreate{Subject: "CN=Next Root", KeyType: "ecdsa-p256"}},
+	} {
+		if _, err := provision.CreateCA(ctx, st, ks, c, provision.Inline(), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := config.Profile{ID: "roll", CA: "root", Challenge: config.Challenge{Mode: "static", Password: challenge},
+		Rollover: config.Rollover{NextCA: "next", At: now.Add(30 * 24 * time.Hour)}}
+	if _, _, err := provision.UpsertProfile(ctx, st, ks, p, store.SourceAPI, provision.Inline(), now); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := server.Load(ctx, st, ks, server.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv, err := server.New(server.Options{Profiles: loaded.Profiles, CAs: loaded.CAs, Enroller: enroll.New(st, time.Now, log), Logger: log, MaxConcurrent: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	base := hs.URL + "/scep/roll/pkiclient.exe"
+	certs, err := client.New(base).GetCACert(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := client.Recipient(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// do answers a request with its Content-Type and body, failing t
+	// unless it is 200.
+	do := func(method, query string, body []byte) (string, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, _ := http.NewRequestWithContext(ctx, method, base+"?"+query, rd)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s: HTTP %d %s", method, query, resp.StatusCode, b)
+		}
+		return resp.Header.Get("Content-Type"), b
+	}
+
+	if ct, _ := do(http.MethodGet, "operation=GetCACaps", nil); ct != "text/plain" {
+		t.Errorf("GetCACaps: Content-Type %q, want text/plain", ct)
+	}
+	ct, body := do(http.MethodGet, "operation=GetNextCACert", nil)
+	if ct != "application/x-x509-next-ca-cert" {
+		t.Errorf("GetNextCACert: Content-Type %q, want application/x-x509-next-ca-cert", ct)
+	}
+	if sd, err := cms.ParseSignedData(body); err != nil || len(sd.Signers) != 1 {
+		t.Errorf("GetNextCACert: %v; want a PKCS#7 signed by the RA", err)
+	} else if _, _, err := sd.Verify(cms.FromX509(ra)); err != nil {
+		t.Errorf("GetNextCACert is not signed by the current RA: %v", err)
+	}
+
+	for i, tc := range []struct {
+		name     string
+		get      bool
+		password string
+		want     scep.PKIStatus
+	}{
+		{"POST SUCCESS", false, challenge, scep.StatusSuccess},
+		{"GET SUCCESS", true, challenge, scep.StatusSuccess},
+		{"POST FAILURE", false, "wrong", scep.StatusFailure},
+		{"GET FAILURE", true, "wrong", scep.StatusFailure},
+	} {
+		key, _ := rsa.GenerateKey(rand.Reader, 2048)
+		self, _ := client.SelfSigned(key, pkix.Name{CommonName: "dev"})
+		csr, err := scep.NewCSR(key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "dev"}}, tc.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _, err := scep.Builder{Cert: self, Key: key}.NewRequest(scep.Request{Type: scep.PKCSReq, TransactionID: fmt.Sprint("tx-ct-", i),
+			Body: csr, Recipient: ra, Cipher: cms.AES128, Digest: crypto.SHA256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ct string
+		if tc.get {
+			ct, body = do(http.MethodGet, "operation=PKIOperation&message="+url.QueryEscape(base64.StdEncoding.EncodeToString(msg)), nil)
+		} else {
+			ct, body = do(http.MethodPost, "operation=PKIOperation", msg)
+		}
+		if ct != "application/x-pki-message" {
+			t.Errorf("%s: Content-Type %q, want application/x-pki-message", tc.name, ct)
+		}
+		rep, err := scep.Parse(body, cms.FromX509(ra))
+		if err != nil || rep.Type != scep.CertRep || rep.Status != tc.want {
+			t.Errorf("%s: %v, want a CertRep %s", tc.name, err, tc.want)
 		}
 	}
 }
