@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -17,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -342,18 +344,90 @@ func scepAttrs(t *testing.T, txid string) []cms.Attribute {
 	}
 }
 
-// TestHTTP10: Cisco IOS may speak HTTP/1.0.
+// TestHTTP10: Cisco IOS may speak HTTP/1.0, and sends PKIOperation by
+// GET (base64 in the query string): GetCACaps and a PKIOperation, by GET
+// and by POST, are answered as HTTP/1.0 expects (the connection closed
+// after the answer), the PKIOperation with a CertRep that issues.
 func TestHTTP10(t *testing.T) {
 	s := startServer(t)
-	conn, err := net.Dial("tcp", s.Addr)
+	// http10 sends one HTTP/1.0 request (no Host, as HTTP/1.0 allows) and
+	// reads until the server closes the connection.
+	http10 := func(request string) *http.Response {
+		t.Helper()
+		conn, err := net.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(conn, request); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(conn)
+		if err != nil {
+			t.Fatalf("HTTP/1.0: the connection is not closed after the answer: %v\n%s", err, truncate(raw))
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
+		if err != nil {
+			t.Fatalf("HTTP/1.0 answer: %v\n%s", err, truncate(raw))
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if resp.Proto != "HTTP/1.0" || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %d, want HTTP/1.0 200\n%s", resp.Proto, resp.StatusCode, truncate(body))
+		}
+		return resp
+	}
+	resp := http10("GET /scep/default/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n")
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "SCEPStandard") {
+		t.Fatalf("HTTP/1.0 GetCACaps: %s", b)
+	}
+
+	ra, err := client.Recipient(getCACert(t, s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /scep/default/pkiclient.exe?operation=GetCACaps HTTP/1.0\r\n\r\n")
-	resp, err := io.ReadAll(conn)
-	if err != nil || !strings.HasPrefix(string(resp), "HTTP/1.0 200") || !strings.Contains(string(resp), "SCEPStandard") {
-		t.Fatalf("HTTP/1.0 GetCACaps: %v\n%s", err, resp)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			key := newKey(t)
+			self := selfSignedCert(t, key, "ios-router")
+			tx := "http10-" + method
+			msg, _, err := scep.Builder{Cert: self, Key: key}.NewRequest(scep.Request{Type: scep.PKCSReq, TransactionID: tx,
+				Body: csrFor(t, key, "ios-router", challenge), Recipient: ra, Cipher: cms.TripleDES, Digest: crypto.SHA1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/scep/default/pkiclient.exe?operation=PKIOperation"
+			var req string
+			if method == http.MethodGet {
+				req = "GET " + path + "&message=" + url.QueryEscape(base64.StdEncoding.EncodeToString(msg)) + " HTTP/1.0\r\n\r\n"
+			} else {
+				req = fmt.Sprintf("POST %s HTTP/1.0\r\nContent-Type: application/x-pki-message\r\nContent-Length: %d\r\n\r\n%s", path, len(msg), msg)
+			}
+			resp := http10(req)
+			if ct := resp.Header.Get("Content-Type"); ct != "application/x-pki-message" {
+				t.Errorf("Content-Type %q, want application/x-pki-message", ct)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			rep, err := scep.Parse(body, cms.FromX509(ra))
+			if err != nil {
+				t.Fatalf("HTTP/1.0 %s PKIOperation: the answer is no CertRep: %v", method, err)
+			}
+			if rep.Type != scep.CertRep || rep.TransactionID != tx || rep.Status != scep.StatusSuccess {
+				t.Fatalf("HTTP/1.0 %s PKIOperation: %v %q %s (%s %q), want a CertRep SUCCESS for %s", method, rep.Type, rep.TransactionID, rep.Status, rep.FailInfo, rep.FailInfoText, tx)
+			}
+			ders, err := rep.CertificatesOf(key, self)
+			if err != nil || len(ders) == 0 {
+				t.Fatalf("decrypting the CertRep: %v", err)
+			}
+			cert, err := x509.ParseCertificate(ders[0])
+			if err != nil || cert.Subject.CommonName != "ios-router" || !key.PublicKey.Equal(cert.PublicKey) {
+				t.Fatalf("issued %v (%v), want a certificate for the router's key", cert.Subject, err)
+			}
+		})
 	}
 }
 
