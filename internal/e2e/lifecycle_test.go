@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -237,22 +238,39 @@ func TestRenewal(t *testing.T) {
 		if failInfo(err) != scep.BadRequest || !strings.Contains(err.Error(), "renewal is allowed from") {
 			t.Fatalf("early renewal: %v", err)
 		}
-		// A certificate from another profile's CA... is the same CA here; a
-		// self-made certificate copying the issuer name is not ours.
-		fake := selfSignedCert(t, old.key, "strict-dev")
-		fake.RawIssuer = old.cert.RawIssuer
+		// A certificate naming this CA as its issuer (and its serial's
+		// predecessor's key) but signed by another key is not ours.
+		fake := forgedCert(t, old.key, old.cert)
 		if _, err := renew(s, "strict", identity{old.key, fake}, newKey(t), pkix.Name{CommonName: "strict-dev"}, true); failInfo(err) != scep.BadRequest ||
 			!strings.Contains(err.Error(), "must be signed with a valid certificate") {
 			t.Fatalf("RenewalReq with a foreign certificate: %v", err)
 		}
-		// Key reuse is refused by default; a new subject too (on a profile
-		// without a window).
+		// A new subject is refused (on a profile without a window).
 		old2 := enrollIn(t, s, "renew", "keep-subject")
 		if _, err := renew(s, "renew", old2, newKey(t), pkix.Name{CommonName: "another-name"}, true); failInfo(err) != scep.BadRequest ||
 			!strings.Contains(err.Error(), "must keep the subject") {
 			t.Fatalf("subject change: %v", err)
 		}
 	})
+}
+
+// forgedCert is a certificate for key with like's subject and issuer name,
+// signed by a key that is not the issuer's.
+func forgedCert(t *testing.T, key *rsa.PrivateKey, like *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	forger := newKey(t)
+	parent := &x509.Certificate{RawSubject: like.RawIssuer, SubjectKeyId: like.AuthorityKeyId} // no public key: not checked against forger
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), RawSubject: like.RawSubject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, forger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil || !bytes.Equal(c.RawIssuer, like.RawIssuer) {
+		t.Fatalf("forged certificate: %v", err)
+	}
+	return c
 }
 
 // TestApprovalAndPolling: a manual-approval profile answers PENDING, the
