@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Intune delegates validation to Microsoft Intune's SCEP validation
@@ -238,9 +239,7 @@ func (in *Intune) Issued(ctx context.Context, r Request, cert *x509.Certificate)
 
 // Failed sends failureNotification.
 func (in *Intune) Failed(ctx context.Context, r Request, reason string) {
-	if len(reason) > 255 {
-		reason = reason[:255]
-	}
+	reason = intuneDescription(reason)
 	_, err := in.call(ctx, "failureNotification", map[string]any{"notification": map[string]any{
 		"transactionId": r.TransactionID, "certificateRequest": base64.StdEncoding.EncodeToString(r.CSR.Raw),
 		"hResult":          int64(-2147467259), // E_FAIL
@@ -249,4 +248,23 @@ func (in *Intune) Failed(ctx context.Context, r Request, reason string) {
 	if err != nil {
 		in.Log.Warn("Intune failureNotification failed", "transaction_id", r.TransactionID, "error", err.Error())
 	}
+}
+
+// intuneDescriptionMax is Intune's limit on failureNotification's
+// errorDescription, in characters.
+const intuneDescriptionMax = 255
+
+// intuneDescription cuts reason to at most 255 bytes, leaving out whole a
+// character the cut falls inside (cut in half it would reach Intune as
+// U+FFFD, past the limit in bytes): within Intune's limit whether it
+// counts bytes, UTF-16 units or characters.
+func intuneDescription(reason string) string {
+	if len(reason) <= intuneDescriptionMax {
+		return reason
+	}
+	cut := intuneDescriptionMax
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
 }

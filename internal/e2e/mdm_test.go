@@ -14,8 +14,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,11 +28,13 @@ import (
 	"testing"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
+	"github.com/scepd/scepd/internal/upstream"
 )
 
 const (
@@ -420,19 +424,73 @@ func TestWebhookValidation(t *testing.T) {
 
 // fakeIntune speaks Intune's third-party CA protocol: the Entra ID token
 // endpoint, Graph endpoint discovery and the ScepActions calls. It checks
-// what scepd sends and decides by the challenge blob in the CSR.
+// what scepd sends, keeps each ScepActions body, and decides by the
+// challenge blob in the CSR.
 type fakeIntune struct {
 	t        *testing.T
 	base     string
 	mu       sync.Mutex
 	calls    []string
+	actions  []intuneCall
 	problems []string
+}
+
+// intuneCall is one ScepActions call: its action and the body's request
+// or notification object.
+type intuneCall struct {
+	action string
+	body   map[string]any
 }
 
 func (f *fakeIntune) problem(format string, args ...any) {
 	f.mu.Lock()
 	f.problems = append(f.problems, fmt.Sprintf(format, args...))
 	f.mu.Unlock()
+}
+
+// sent waits (5 s at most: notifications are sent after the answer) for
+// the action about transaction txid and returns its body.
+func (f *fakeIntune) sent(t *testing.T, action, txid string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		for _, c := range f.actions {
+			if c.action == action && c.body["transactionId"] == txid {
+				f.mu.Unlock()
+				return c.body
+			}
+		}
+		calls := strings.Join(f.calls, " ")
+		f.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s for transaction %q; calls: %s", action, txid, calls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// count is how many calls of action name transaction txid.
+func (f *fakeIntune) count(action, txid string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.actions {
+		if c.action == action && c.body["transactionId"] == txid {
+			n++
+		}
+	}
+	return n
+}
+
+// checkProblems fails the test with what scepd sent wrongly.
+func (f *fakeIntune) checkProblems(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.problems) > 0 {
+		t.Fatalf("scepd spoke Intune's protocol wrongly: %v", f.problems)
+	}
 }
 
 func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -468,13 +526,24 @@ func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var body map[string]map[string]any
 		json.NewDecoder(r.Body).Decode(&body)
 		action := strings.TrimPrefix(r.URL.Path, "/scep/ScepActions/")
+		inner := body["notification"]
+		if action == "validateRequest" {
+			inner = body["request"]
+		}
+		f.mu.Lock()
+		f.actions = append(f.actions, intuneCall{action, inner})
+		f.mu.Unlock()
+		for _, k := range []string{"transactionId", "certificateRequest", "callerInfo"} {
+			if v, _ := inner[k].(string); v == "" {
+				f.problem("%s lacks %s", action, k)
+			}
+		}
 		switch action {
 		case "validateRequest":
-			req := body["request"]
-			der, _ := base64.StdEncoding.DecodeString(req["certificateRequest"].(string))
+			der, _ := base64.StdEncoding.DecodeString(fmt.Sprint(inner["certificateRequest"]))
 			csr, err := x509.ParseCertificateRequest(der)
-			if err != nil || req["transactionId"] == "" {
-				f.problem("validateRequest body %v", req)
+			if err != nil {
+				f.problem("validateRequest body %v", inner)
 				json.NewEncoder(w).Encode(map[string]any{"code": "BadRequest"})
 				return
 			}
@@ -485,14 +554,21 @@ func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				json.NewEncoder(w).Encode(map[string]any{"code": "ChallengeExpired", "errorDescription": "the challenge expired"})
 			}
 		case "successNotification":
-			n := body["notification"]
-			for _, k := range []string{"transactionId", "certificateRequest", "certificateThumbprint", "certificateSerialNumber", "certificateExpirationDateUtc", "issuingCertificateAuthority", "caConfiguration", "certificateAuthority"} {
-				if n[k] == nil || n[k] == "" {
+			for _, k := range []string{"certificateThumbprint", "certificateSerialNumber", "certificateExpirationDateUtc", "issuingCertificateAuthority", "caConfiguration", "certificateAuthority"} {
+				if v, _ := inner[k].(string); v == "" {
 					f.problem("successNotification lacks %s", k)
 				}
 			}
-			if _, err := time.Parse(time.RFC3339, fmt.Sprint(n["certificateExpirationDateUtc"])); err != nil {
-				f.problem("expiration date %v", n["certificateExpirationDateUtc"])
+			if _, err := time.Parse(time.RFC3339, fmt.Sprint(inner["certificateExpirationDateUtc"])); err != nil {
+				f.problem("expiration date %v", inner["certificateExpirationDateUtc"])
+			}
+			json.NewEncoder(w).Encode(map[string]any{"code": "Success"})
+		case "failureNotification":
+			if _, ok := inner["hResult"].(float64); !ok {
+				f.problem("failureNotification's hResult %v is not a number", inner["hResult"])
+			}
+			if d, ok := inner["errorDescription"].(string); !ok || d == "" || len(utf16.Encode([]rune(d))) > 255 {
+				f.problem("failureNotification's errorDescription %q: want 1 to 255 characters", d)
 			}
 			json.NewEncoder(w).Encode(map[string]any{"code": "Success"})
 		default:
@@ -505,40 +581,253 @@ func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// checkIntuneSuccess: Intune heard successNotification for transaction
+// txid naming cert, with the request and callerInfo it validated.
+func checkIntuneSuccess(t *testing.T, f *fakeIntune, txid string, cert *x509.Certificate) {
+	t.Helper()
+	v := f.sent(t, "validateRequest", txid)
+	n := f.sent(t, "successNotification", txid)
+	thumb := sha1.Sum(cert.Raw)
+	serial, ok := new(big.Int).SetString(fmt.Sprint(n["certificateSerialNumber"]), 16)
+	expiry, err := time.Parse(time.RFC3339, fmt.Sprint(n["certificateExpirationDateUtc"]))
+	der, _ := base64.StdEncoding.DecodeString(fmt.Sprint(n["certificateRequest"]))
+	csr, cerr := x509.ParseCertificateRequest(der)
+	switch {
+	case n["certificateRequest"] != v["certificateRequest"]:
+		t.Errorf("successNotification's certificateRequest is not the CSR Intune validated")
+	case cerr != nil || !bytes.Equal(csr.RawSubjectPublicKeyInfo, cert.RawSubjectPublicKeyInfo):
+		t.Errorf("successNotification's certificateRequest is not the issued certificate's request: %v", cerr)
+	}
+	if got := fmt.Sprint(n["certificateThumbprint"]); !strings.EqualFold(got, hex.EncodeToString(thumb[:])) {
+		t.Errorf("certificateThumbprint %s, want the certificate's SHA-1 %X", got, thumb)
+	}
+	if !ok || serial.Cmp(cert.SerialNumber) != 0 {
+		t.Errorf("certificateSerialNumber %v, want %x", n["certificateSerialNumber"], cert.SerialNumber)
+	}
+	if err != nil || !expiry.Equal(cert.NotAfter) || expiry.Location() != time.UTC {
+		t.Errorf("certificateExpirationDateUtc %v, want %s in UTC", n["certificateExpirationDateUtc"], cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if got := fmt.Sprint(n["issuingCertificateAuthority"]); !strings.Contains(got, cert.Issuer.CommonName) {
+		t.Errorf("issuingCertificateAuthority %q does not name the issuer %q", got, cert.Issuer.CommonName)
+	}
+	if n["callerInfo"] != v["callerInfo"] {
+		t.Errorf("successNotification's callerInfo %v, validateRequest's %v", n["callerInfo"], v["callerInfo"])
+	}
+	if c := f.count("failureNotification", txid); c != 0 {
+		t.Errorf("%d failureNotifications for an issued request", c)
+	}
+}
+
+// checkIntuneFailure: Intune heard failureNotification for transaction
+// txid, which it validated, with the request and callerInfo it validated,
+// a failure hResult and a description (at most 255 characters, however
+// counted) containing want; and no successNotification.
+func checkIntuneFailure(t *testing.T, f *fakeIntune, txid, want string) (description string) {
+	t.Helper()
+	v := f.sent(t, "validateRequest", txid)
+	n := f.sent(t, "failureNotification", txid)
+	if n["certificateRequest"] != v["certificateRequest"] {
+		t.Errorf("failureNotification's certificateRequest is not the CSR Intune validated")
+	}
+	if n["callerInfo"] != v["callerInfo"] {
+		t.Errorf("failureNotification's callerInfo %v, validateRequest's %v", n["callerInfo"], v["callerInfo"])
+	}
+	// An HRESULT reporting a failure has its severity bit set: negative
+	// as the 32-bit integer Intune reads.
+	if h, ok := n["hResult"].(float64); !ok || h != float64(int32(h)) || h >= 0 {
+		t.Errorf("hResult %v, want a failure HRESULT (a negative 32-bit integer)", n["hResult"])
+	}
+	d, _ := n["errorDescription"].(string)
+	if !utf8.ValidString(d) || strings.ContainsRune(d, utf8.RuneError) || len(d) > 255 || !strings.Contains(d, want) {
+		t.Errorf("errorDescription %q (%d bytes): want at most 255 characters, whole, containing %q", d, len(d), want)
+	}
+	if c := f.count("successNotification", txid); c != 0 {
+		t.Errorf("%d successNotifications for a request not issued", c)
+	}
+	if c := f.count("failureNotification", txid); c != 1 {
+		t.Errorf("%d failureNotifications, want 1", c)
+	}
+	return d
+}
+
+// TestIntune: a request Intune validates is issued and reported with
+// successNotification; one it refuses is refused; one it validated that
+// scepd then refuses (its senderNonce is another transaction's, as from a
+// client whose nonces repeat: the store refuses it when writing the
+// certificate, after validation) is reported with failureNotification.
 func TestIntune(t *testing.T) {
 	f := &fakeIntune{t: t}
 	f.base = serve(t, f)
 	s := startMDM(t, "http://127.0.0.1:1", f.base)
-	c, err := enrollWith(s, "intune", "intune-device", "intune-blob-good")
+	key := mustKey()
+	certs, err := client.New(s.URL("intune")).Enroll(context.Background(), client.Enrollment{
+		Key: key, Subject: pkix.Name{CommonName: "intune-device"}, Challenge: "intune-blob-good", Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: "intune-ok"})
 	if err != nil {
 		t.Fatalf("Intune-approved request: %v", err)
+	}
+	checkIntuneSuccess(t, f, "intune-ok", certs[0])
+	// A renewal signed with the certificate, without a challenge, is
+	// authorised by the certificate: Intune is not asked.
+	if _, err := client.New(s.URL("intune")).Enroll(context.Background(), client.Enrollment{
+		Key: mustKey(), Subject: pkix.Name{CommonName: "intune-device"}, Cipher: cms.AES128, Digest: crypto.SHA256,
+		SignWith: certs[0], SignKey: key, Renewal: true, TransactionID: "intune-renewal"}); err != nil {
+		t.Fatalf("challenge-less renewal: %v", err)
+	}
+	if n := f.count("validateRequest", "intune-renewal"); n != 0 {
+		t.Errorf("the renewal was sent to Intune's validateRequest %d times", n)
 	}
 	if _, err := enrollWith(s, "intune", "intune-device-2", "intune-blob-stale"); err == nil || !strings.Contains(err.Error(), "ChallengeExpired") {
 		t.Fatalf("Intune-refused request: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		f.mu.Lock()
-		done := strings.Contains(strings.Join(f.calls, " "), "successNotification")
-		f.mu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+
+	// Two requests signed by hand with scepAttrs' fixed senderNonce.
+	ra, err := client.Recipient(caCerts(t, s, "intune"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	send := func(txid string) (*scep.Message, []byte) {
+		t.Helper()
+		key := newKey(t)
+		csr := csrFor(t, key, txid, "intune-blob-good")
+		env, err := cms.Encrypt(csr, cms.FromX509(ra), cms.AES128, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(s.URL("intune")+"?operation=PKIOperation", "application/x-pki-message",
+			bytes.NewReader(signPKCSReq(t, key, selfSignedCert(t, key, txid), env, txid)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		rep, err := scep.Parse(body, cms.FromX509(ra))
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("%s: HTTP %d %v", txid, resp.StatusCode, err)
+		}
+		return rep, csr
+	}
+	if rep, _ := send("intune-nonce-first"); rep.Status != scep.StatusSuccess {
+		t.Fatalf("first use of the senderNonce: %s %q", rep.Status, rep.FailInfoText)
+	}
+	f.sent(t, "successNotification", "intune-nonce-first")
+	before := len(s.Certificates())
+	rep, csr := send("intune-nonce-again")
+	if rep.Status != scep.StatusFailure || !strings.Contains(rep.FailInfoText, "senderNonce was already used") {
+		t.Fatalf("the senderNonce's second use: %s %q", rep.Status, rep.FailInfoText)
+	}
+	if after := len(s.Certificates()); after != before {
+		t.Fatalf("the refused request left %d certificates", after-before)
+	}
+	checkIntuneFailure(t, f, "intune-nonce-again", "senderNonce was already used")
+	if got := f.sent(t, "failureNotification", "intune-nonce-again")["certificateRequest"]; got != base64.StdEncoding.EncodeToString(csr) {
+		t.Error("failureNotification's certificateRequest is not the device's CSR")
+	}
+	if c := f.count("failureNotification", "intune-nonce-first") + f.count("successNotification", "intune-nonce-first"); c != 1 {
+		t.Errorf("the first request was reported %d times, want once", c)
+	}
+
+	f.checkProblems(t)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !strings.Contains(strings.Join(f.calls, " "), "successNotification") {
-		t.Fatalf("no successNotification; calls: %v", f.calls)
-	}
-	if len(f.problems) > 0 {
-		t.Fatalf("scepd spoke Intune's protocol wrongly: %v", f.problems)
-	}
 	discoveries := strings.Count(strings.Join(f.calls, " "), "/endpoints")
 	if discoveries != 1 {
 		t.Errorf("endpoint discovered %d times, want once (cached)", discoveries)
 	}
-	_ = c
+}
+
+// TestIntuneNoPending: Intune has no pending state, so the binary refuses
+// a config whose Intune profile would hold requests (manual approval, or
+// its upstream down).
+func TestIntuneNoPending(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "scepd.yaml")
+	os.WriteFile(cfg, []byte(`
+profiles:
+  - id: held
+    approval: manual
+    challenge:
+      mode: intune
+      intune: {tenant: contoso.example, client_id: app-123, client_secret_env: E2E_INTUNE_SECRET}
+  - id: upheld
+    upstream:
+      scep: {url: "http://127.0.0.1:1/scep", ca_fingerprint: "`+strings.Repeat("ab", 32)+`", when_unavailable: pending}
+    challenge:
+      mode: intune
+      intune: {tenant: contoso.example, client_id: app-123, client_secret_env: E2E_INTUNE_SECRET}
+`), 0o600)
+	out, err := cli(t, nil, nil, "config", "validate", cfg)
+	if err == nil || !strings.Contains(out, "profiles[0].approval: Intune has no pending state") ||
+		!strings.Contains(out, "profiles[1].upstream.scep.when_unavailable: Intune has no pending state") {
+		t.Fatalf("config validate with Intune profiles that would hold requests: %v\n%s", err, out)
+	}
+}
+
+// TestIntuneUpstreamRefuses: scepd validates with Intune as an RA in front
+// of a corporate CA (another scepd, trusting the front's RA certificate)
+// whose policy is stricter than the front's: it refuses wildcard names.
+// What the CA issues is reported with successNotification; a request Intune
+// validated that the CA then refuses is reported with failureNotification,
+// its description (the CA's long refusal) cut to Intune's 255 characters.
+func TestIntuneUpstreamRefuses(t *testing.T) {
+	f := &fakeIntune{t: t}
+	f.base = serve(t, f)
+	dir := t.TempDir()
+	trustedCA, raCert, raKey := raCredential(t, dir, "intune")
+	upCfg := filepath.Join(dir, "upstream.yaml")
+	os.WriteFile(upCfg, []byte(`
+cas:
+  - id: corp
+    create: {subject: "CN=Corp Intune CA"}
+profiles:
+  - id: corp
+    ca: corp
+    challenge: {mode: ra, trusted_ra: {ca_file: "`+trustedCA+`"}}
+`), 0o600)
+	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}})
+	upCerts := getCACertOf(t, up.URL("corp"))
+	upCA := upCerts[len(upCerts)-1]
+	frontCfg := filepath.Join(dir, "front.yaml")
+	os.WriteFile(frontCfg, []byte(`
+profiles:
+  - id: intune
+    upstream:
+      scep: {url: "`+up.URL("corp")+`", ca_fingerprint: "`+upstream.Fingerprint(upCA.Raw)+`", ra: {cert: "`+raCert+`", key: "`+raKey+`"}}
+    policy: {sans: {allow_wildcard: true}}
+    challenge:
+      mode: intune
+      intune: {tenant: contoso.example, client_id: app-123, client_secret_env: E2E_INTUNE_SECRET, login_url: "`+f.base+`", graph_url: "`+f.base+`"}
+`), 0o600)
+	front := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "front"), Args: []string{"--config", frontCfg},
+		Env: []string{"E2E_INTUNE_SECRET=" + intuneSecret}})
+	enroll := func(txid, cn, dns string) ([]*x509.Certificate, error) {
+		return client.New(front.URL("intune")).Enroll(context.Background(), client.Enrollment{Key: mustKey(), Subject: subjectCN(cn),
+			DNSNames: []string{dns}, Challenge: "intune-blob-good", Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+	}
+
+	certs, err := enroll("intune-up-ok", "intune-laptop", "laptop.corp.example")
+	if err != nil {
+		t.Fatalf("through the CA: %v\nfront:\n%s\nupstream:\n%s", err, front.Log(), up.Log())
+	}
+	if err := certs[0].CheckSignatureFrom(upCA); err != nil {
+		t.Fatalf("the certificate is not the CA's: %v", err)
+	}
+	checkIntuneSuccess(t, f, "intune-up-ok", certs[0])
+
+	wildcard := "*." + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + ".corp.example"
+	_, err = enroll("intune-up-refused", "intune-wildcard", wildcard)
+	var fail *client.Failure
+	if !errors.As(err, &fail) || !strings.Contains(fail.Text, "upstream CA did not issue") || !strings.Contains(fail.Text, "wildcard names are not allowed") {
+		t.Fatalf("a wildcard the CA refuses: %v, want a SCEP FAILURE with the CA's refusal", err)
+	}
+	d := checkIntuneFailure(t, f, "intune-up-refused", "upstream CA did not issue")
+	if utf8.RuneCountInString(fail.Text) <= 255 {
+		t.Fatalf("the refusal has %d characters: too few to test the cut to 255", utf8.RuneCountInString(fail.Text))
+	}
+	t.Logf("errorDescription (%d characters): %s", len(d), d)
+	if n := len(certsOf(up, "corp")); n != 1 {
+		t.Errorf("the CA stored %d certificates, want 1", n)
+	}
+	f.checkProblems(t)
 }
 
 func TestEntitiesAndRotation(t *testing.T) {
