@@ -34,11 +34,9 @@ type Intune struct {
 	// point them at a local server speaking the same protocol.
 	LoginURL string
 	GraphURL string
-	// CAName describes the issuing CA in notifications.
-	CAName string
-	Client *http.Client
-	Now    func() time.Time
-	Log    *slog.Logger
+	Client   *http.Client
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	mu       sync.Mutex
 	tokens   map[string]cachedToken
@@ -226,11 +224,16 @@ func intuneVerdict(out map[string]any) (bool, string) {
 // Issued sends successNotification.
 func (in *Intune) Issued(ctx context.Context, r Request, cert *x509.Certificate) {
 	thumb := sha1.Sum(cert.Raw) // Intune identifies certificates by their SHA-1 thumbprint
+	ca := cert.Issuer.CommonName
+	if ca == "" {
+		ca = cert.Issuer.String()
+	}
 	_, err := in.call(ctx, "successNotification", map[string]any{"notification": map[string]any{
 		"transactionId": r.TransactionID, "certificateRequest": base64.StdEncoding.EncodeToString(r.CSR.Raw),
 		"certificateThumbprint": strings.ToUpper(hex.EncodeToString(thumb[:])), "certificateSerialNumber": cert.SerialNumber.Text(16),
 		"certificateExpirationDateUtc": cert.NotAfter.UTC().Format(time.RFC3339), "issuingCertificateAuthority": cert.Issuer.String(),
-		"caConfiguration": in.ProfileID, "certificateAuthority": in.CAName, "callerInfo": "scepd",
+		// The CA that issued it (in RA mode the upstream's), by name.
+		"caConfiguration": in.ProfileID, "certificateAuthority": ca, "callerInfo": "scepd",
 	}})
 	if err != nil {
 		in.Log.Warn("Intune successNotification failed", "transaction_id", r.TransactionID, "error", err.Error())

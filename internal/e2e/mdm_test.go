@@ -610,6 +610,11 @@ func checkIntuneSuccess(t *testing.T, f *fakeIntune, txid string, cert *x509.Cer
 	if got := fmt.Sprint(n["issuingCertificateAuthority"]); !strings.Contains(got, cert.Issuer.CommonName) {
 		t.Errorf("issuingCertificateAuthority %q does not name the issuer %q", got, cert.Issuer.CommonName)
 	}
+	// In RA mode too: the CA that issued it, not the local issuer of the
+	// front's RA certificate.
+	if got := fmt.Sprint(n["certificateAuthority"]); got != cert.Issuer.CommonName {
+		t.Errorf("certificateAuthority %q, want the issuer %q", got, cert.Issuer.CommonName)
+	}
 	if n["callerInfo"] != v["callerInfo"] {
 		t.Errorf("successNotification's callerInfo %v, validateRequest's %v", n["callerInfo"], v["callerInfo"])
 	}

@@ -218,7 +218,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			break
 		}
 		v = &challenge.Intune{ProfileID: row.ID, Tenant: in.Tenant, ClientID: in.ClientID, ClientSecret: secret, LoginURL: in.LoginURL,
-			GraphURL: in.GraphURL, CAName: issuer.Cert.Subject.CommonName, Now: ov.Now, Log: ov.Log}
+			GraphURL: in.GraphURL, Now: ov.Now, Log: ov.Log}
 	case store.ChallengeEntity:
 		v = &challenge.Entity{ProfileID: row.ID, Store: st, Now: ov.Now}
 	case store.ChallengeRA:
