@@ -784,7 +784,8 @@ type Store interface {
 	// CancelChallenge deletes a pending one-time challenge no request
 	// holds (ErrNotFound when there is none such).
 	CancelChallenge(ctx context.Context, profileID string, hash []byte) error
-	// PurgeChallenges deletes challenges that expired before t and were never used.
+	// PurgeChallenges deletes challenges that expired before t and were never
+	// used nor reserved by a pending request (which consumes it past expiry).
 	PurgeChallenges(ctx context.Context, t time.Time) (int, error)
 
 	// PutEntity creates or replaces an end entity registration.

@@ -246,10 +246,13 @@ func (s *Store) GetChallenge(ctx context.Context, profileID string, hash []byte)
 	return c, err
 }
 
-// PurgeChallenges deletes unused challenges that expired before t.
+// PurgeChallenges deletes unused challenges that expired before t, but
+// not one a pending request reserved: its approval (or an upstream's
+// issuance found by a poll) consumes it past its expiry, and its
+// rejection or expiry frees it for a later purge.
 func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (n int, err error) {
 	defer s.end("PurgeChallenges", time.Now(), &err)
-	k, err := s.exec(ctx, nil, `DELETE FROM challenges WHERE used_at IS NULL AND expires_at < $1`, s.d.Time(t))
+	k, err := s.exec(ctx, nil, `DELETE FROM challenges WHERE used_at IS NULL AND reserved_by IS NULL AND expires_at < $1`, s.d.Time(t))
 	return int(k), err
 }
 

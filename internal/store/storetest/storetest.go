@@ -895,8 +895,15 @@ func testPendingLifecycle(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 1 || list[0].TransactionID != "wait-1" || !bytes.Equal(list[0].ChallengeHash, challengeHash(1)) || list[0].Expires.IsZero() {
 		t.Fatalf("pending list %+v, %v", list, err)
 	}
-	// Approval after the challenge's own expiry still consumes it: it was reserved.
+	// Approval after the challenge's own expiry still consumes it: it was
+	// reserved, and the cleanup of expired challenges keeps it meanwhile.
 	later := now.Add(2 * time.Minute)
+	if _, err := s.PurgeChallenges(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.GetChallenge(ctx, "p1", challengeHash(1)); err != nil || c.ReservedBy != "wait-1" {
+		t.Fatalf("a reserved challenge after the cleanup of expired ones: %+v %v, want it kept", c, err)
+	}
 	rec := issued("bb", "wait-1")
 	rec.FromPending = true
 	rec.Certificate.Created = later
