@@ -218,13 +218,21 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, er
 	}
 	now := s.Now()
 	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}
+	if r.HashAlgorithm.Available() {
+		// The CertID answered is the one asked (SHA-256 and others, not
+		// always SHA-1): relying parties match it by its hash algorithm too.
+		tmpl.IssuerHash = r.HashAlgorithm
+	}
 	// The request must name this CA (hash of its name and key).
 	if !r.HashAlgorithm.Available() || !matchesIssuer(r, issuer) {
 		tmpl.Status = ocsp.Unknown
 	} else {
 		c, err := s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
 		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && c.CAID != caID):
+		case errors.Is(err, store.ErrNotFound) || (err == nil && (c.CAID != caID || c.Upstream != "")):
+			// Not this CA's: a certificate an upstream issued (RA mode)
+			// is stored under the local issuer of the profile's RA, which
+			// never signed it.
 			tmpl.Status = ocsp.Unknown
 		case err != nil:
 			return nil, err

@@ -2,11 +2,13 @@ package revocation
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"path/filepath"
 	"testing"
 	"time"
@@ -194,5 +196,48 @@ func TestOCSPFindsTheCA(t *testing.T) {
 	}
 	if got := ask(other.Cert); string(got) != string(ocsp.UnauthorizedErrorResponse) {
 		t.Fatalf("OCSP for a foreign issuer: %x, want unauthorized", got)
+	}
+}
+
+// TestOCSPAnswersTheCertIDAsked: a request with a SHA-256 (or SHA-384,
+// SHA-512) CertID gets a response for that CertID, not a SHA-1 one the
+// relying party would not match; and a certificate an upstream CA issued
+// (stored under the local CA of the RA-mode profile) is unknown, never
+// good, from a CA that did not issue it.
+func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ask := func(serial int64, h crypto.Hash) *ocsp.Response {
+		t.Helper()
+		req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(serial)}, f.ca.Cert, &ocsp.RequestOptions{Hash: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := f.a.OCSP(ctx, "root", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ocsp.ParseResponse(der, f.ca.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		if resp := ask(0xa1, h); resp.Status != ocsp.Good || resp.IssuerHash != h || resp.SerialNumber.Int64() != 0xa1 {
+			t.Errorf("%v CertID: status %d, answered with a %v CertID for %x; want good for the CertID asked", h, resp.Status, resp.IssuerHash, resp.SerialNumber)
+		}
+	}
+	if err := f.st.RecordIssued(ctx, store.Issued{
+		Certificate: store.Certificate{Serial: "c3", ProfileID: "p", TransactionID: "c3", Subject: "CN=c3", NotBefore: f.now,
+			NotAfter: f.now.Add(time.Hour), DER: []byte("c3"), Status: store.CertValid, CAID: "root", Created: f.now, Upstream: "scep:http://ca.example/scep"},
+		Transaction: store.Transaction{ProfileID: "p", TransactionID: "c3", Status: store.StatusIssued, PublicKeySHA256: []byte("c3"),
+			CSRDER: []byte{1}, CertSerial: "c3", Created: f.now, Updated: f.now},
+		Audit: store.AuditEvent{Time: f.now, Actor: "t", Action: "enroll", Object: "certificate:c3", Outcome: "issued"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := ask(0xc3, crypto.SHA256); resp.Status != ocsp.Unknown {
+		t.Errorf("an upstream's certificate: status %d, want unknown", resp.Status)
 	}
 }
