@@ -264,3 +264,36 @@ func TestProfileSecretEnvsEverywhere(t *testing.T) {
 		t.Fatalf("the upstream was contacted %d times for a refused profile", n)
 	}
 }
+
+// TestMDMTokensOnlyMint: an MDM's token mints challenges for its profile,
+// but neither lists the pending ones (they name the devices they are
+// bound to and who minted them) nor cancels what others minted; an
+// operator does both.
+func TestMDMTokensOnlyMint(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	if _, err := s.As(LocalAdmin).CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.As(LocalAdmin).PutProfile(ctx, config.Profile{ID: "laptops", CA: "root", Challenge: config.Challenge{Mode: "dynamic"}}); err != nil {
+		t.Fatal(err)
+	}
+	mdm := s.As(Actor{Name: "token:jamf", Role: RoleMDM, Profiles: []string{"laptops"}})
+	if _, err := mdm.CreateChallenge(ctx, "laptops", "device-7"); err != nil {
+		t.Fatalf("an MDM mints: %v", err)
+	}
+	if _, err := mdm.ListChallenges(ctx, "laptops"); !errors.Is(err, ErrForbidden) {
+		t.Errorf("an MDM lists pending challenges: %v, want ErrForbidden", err)
+	}
+	op := s.As(Actor{Name: "token:op", Role: RoleOperator})
+	list, err := op.ListChallenges(ctx, "laptops")
+	if err != nil || len(list) != 1 || list[0].BoundTo != "device-7" {
+		t.Fatalf("an operator lists: %+v %v", list, err)
+	}
+	if err := mdm.CancelChallenge(ctx, "laptops", list[0].ID); !errors.Is(err, ErrForbidden) {
+		t.Errorf("an MDM cancels a challenge: %v, want ErrForbidden", err)
+	}
+	if err := op.CancelChallenge(ctx, "laptops", list[0].ID); err != nil {
+		t.Errorf("an operator cancels: %v", err)
+	}
+}

@@ -63,9 +63,12 @@ type PendingChallengeView struct {
 // maxPendingListed bounds a listing of pending challenges.
 const maxPendingListed = 1000
 
+// ListChallenges lists a profile's pending one-time challenges: for
+// readers, not for an MDM's token, which mints and nothing more (the list
+// names the devices challenges are bound to and who minted them).
 func (b *bound) ListChallenges(ctx context.Context, profile string) ([]PendingChallengeView, error) {
-	if !b.a.Allowed(ActRead, profile) && !b.a.Allowed(ActChallenge, profile) {
-		return nil, b.check(ctx, ActRead, profile)
+	if err := b.check(ctx, ActRead, profile); err != nil {
+		return nil, err
 	}
 	list, err := b.s.Store.PendingChallenges(ctx, profile, b.s.Now(), maxPendingListed)
 	if err != nil {
@@ -79,8 +82,11 @@ func (b *bound) ListChallenges(ctx context.Context, profile string) ([]PendingCh
 	return out, nil
 }
 
+// CancelChallenge withdraws a pending one-time challenge: an operator's
+// decision, like a request's (an MDM's token may not cancel what others
+// minted).
 func (b *bound) CancelChallenge(ctx context.Context, profile, id string) error {
-	if err := b.check(ctx, ActChallenge, profile); err != nil {
+	if err := b.check(ctx, ActOperate, profile); err != nil {
 		return err
 	}
 	hash, err := hex.DecodeString(id)

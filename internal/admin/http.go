@@ -118,12 +118,12 @@ var routes = []route{
 			w.Header().Set("Cache-Control", "no-store")
 			return reply(w, http.StatusCreated, v, err)
 		}},
-	{"GET", "/api/v1/profiles/{id}/challenges", "List the profile's pending one-time challenges: id, bound_to, created, expires, by (never the secret)", "", "PendingChallengeList", nil,
+	{"GET", "/api/v1/profiles/{id}/challenges", "List the profile's pending one-time challenges: id, bound_to, created, expires, by (never the secret); not for mdm tokens", "", "PendingChallengeList", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			v, err := api.ListChallenges(r.Context(), r.PathValue("id"))
 			return reply(w, http.StatusOK, v, err)
 		}},
-	{"DELETE", "/api/v1/profiles/{id}/challenges/{challenge}", "Cancel a pending one-time challenge by its id", "", "", nil,
+	{"DELETE", "/api/v1/profiles/{id}/challenges/{challenge}", "Cancel a pending one-time challenge by its id (operators and admins)", "", "", nil,
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			if err := api.CancelChallenge(r.Context(), r.PathValue("id"), r.PathValue("challenge")); err != nil {
 				return err

@@ -565,6 +565,9 @@ func (h *Handler) challenges(w http.ResponseWriter, r *http.Request, s *session)
 	}
 	pending := []admin.PendingChallengeView{}
 	for _, row := range rows {
+		if !s.Actor.Allowed(admin.ActRead, row.Profile) {
+			continue // an MDM's token mints; the list is for readers
+		}
 		list, err := s.API.ListChallenges(r.Context(), row.Profile)
 		if err != nil {
 			h.apiError(w, r, s, err)

@@ -372,6 +372,10 @@ func TestConsoleRoles(t *testing.T) {
 	if !strings.Contains(page, `name="profile" value="mdm"`) || strings.Contains(page, `value="devices"`) {
 		t.Errorf("mdm challenges page does not offer exactly its profile:\n%s", page)
 	}
+	// It mints; the pending list (bound devices, who minted) is for readers.
+	if strings.Contains(page, "Pending one-time challenges") {
+		t.Errorf("an mdm token is shown the pending challenges:\n%s", page)
+	}
 	code, page = mdm.post("/console/challenges", url.Values{"csrf": {mdm.field(page, "csrf")}, "profile": {"mdm"}})
 	secret := regexp.MustCompile(`<code id="new-challenge">([^<]+)</code>`).FindStringSubmatch(page)
 	if code != 200 || secret == nil {
