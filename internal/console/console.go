@@ -136,7 +136,28 @@ func (h *Handler) Routes() (http.Handler, error) {
 	mux.Handle("POST /console/tokens/{id}/revoke", h.authed(h.tokenRevoke))
 	mux.Handle("POST /console/challenges/{profile}/{id}/cancel", h.authed(h.challengeCancel))
 	mux.Handle("GET /console/audit", h.authed(h.audit))
-	return securityHeaders(mux), nil
+	return securityHeaders(limitBody(mux)), nil
+}
+
+// maxForm bounds a console request's body: the largest form (a profile
+// or a CA import with its PEM) is a few KB; without a bound, the
+// unauthenticated sign-in form would parse up to 32 MB per request.
+const maxForm = 1 << 20
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		if r.Method == http.MethodPost {
+			// Read now, so a form too large is told as such (a multipart
+			// one stops at the bound too, when a handler reads it).
+			var tooLarge *http.MaxBytesError
+			if err := r.ParseForm(); errors.As(err, &tooLarge) {
+				http.Error(w, "the form is too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Root answers / on a listener that serves the console: a browser is

@@ -599,3 +599,16 @@ func TestConsoleFlashAcrossReplicas(t *testing.T) {
 		t.Fatalf("enrolling with the challenge: %v", err)
 	}
 }
+
+// TestConsoleFormBound: the sign-in form, open to anyone, reads at most
+// 1 MiB of a request: a larger form is refused as too large instead of
+// being parsed (up to 32 MB each, in memory and temporary files).
+func TestConsoleFormBound(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	if resp := signInAs(t, s.BaseURL(), strings.Repeat("a", 2<<20), nil); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 2 MiB sign-in form: HTTP %d, want 413", resp.StatusCode)
+	}
+	if resp := signInAs(t, s.BaseURL(), newToken(t, s, "auditor"), nil); sessionCookieOf(resp) == nil {
+		t.Fatalf("a sign-in after the refused one: HTTP %d, no session", resp.StatusCode)
+	}
+}
