@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -320,5 +321,32 @@ func TestDispatcherIdleDoesNotWrite(t *testing.T) {
 	other.Step(ctx, route)
 	if got := cs.claims.Load() - before; got != 1 {
 		t.Errorf("%d claims by the other replica for one new event, want 1", got)
+	}
+}
+
+// TestWebhookRedirectIsNoDelivery: a webhook answering with a redirect
+// has not received the event (Go would follow a 302 with a GET without
+// it, whose 2xx counted as delivered): the delivery fails, naming where
+// the redirect points, and the sink retries.
+func TestWebhookRedirectIsNoDelivery(t *testing.T) {
+	var posts, gets atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		} else {
+			gets.Add(1)
+		}
+	}))
+	defer target.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect} {
+		moved := httptest.NewServer(http.RedirectHandler(target.URL+"/hook", code))
+		err := (&Webhook{URL: moved.URL, Secret: []byte("k")}).Deliver(context.Background(), Event{ID: "evt-1", Type: CertificateIssued})
+		moved.Close()
+		if err == nil || !strings.Contains(err.Error(), target.URL+"/hook") {
+			t.Errorf("a %d redirect: %v, want a failed delivery naming the new URL", code, err)
+		}
+	}
+	if posts.Load() != 0 || gets.Load() != 0 {
+		t.Fatalf("the redirect was followed: %d POSTs, %d GETs", posts.Load(), gets.Load())
 	}
 }

@@ -73,7 +73,10 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	req.Header.Set(challenge.SignatureHeader, challenge.Sign(w.Secret, body))
 	c := w.Client
 	if c == nil {
-		c = http.DefaultClient
+		// A redirect is not followed: Go would follow a 301, 302 or 303
+		// with a GET without the event, and a 2xx to that GET would count
+		// as the event delivered.
+		c = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -81,6 +84,9 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("webhook: %s answered %s, a redirect to %q: configure the URL it names", w.URL, resp.Status, resp.Header.Get("Location"))
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("webhook: %s answered %s", w.URL, resp.Status)
 	}
