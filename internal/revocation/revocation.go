@@ -29,7 +29,7 @@ type Store interface {
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
 	ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error)
-	NextCRLNumber(ctx context.Context, caID string) (int64, error)
+	NextCRLNumber(ctx context.Context, caID string, gen int64) (int64, error)
 	SaveCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
 	RevocationGeneration(ctx context.Context, caID string) (int64, error)
@@ -91,6 +91,10 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor s
 	return s.Store.GetCertificate(ctx, serial)
 }
 
+// maxCRLAttempts bounds how often Refresh reads the revoked list again
+// because revocations kept committing meanwhile.
+const maxCRLAttempts = 5
+
 // Refresh signs and stores a new CRL for a CA.
 func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 	issuer := s.CAs()[caID]
@@ -99,33 +103,49 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 	}
 	// The generation is read before the list: the list holds at least the
 	// revocations it counts, so a CRL is never taken for newer than it is.
-	gen, err := s.Store.RevocationGeneration(ctx, caID)
-	if err != nil {
-		return store.CRL{}, err
-	}
-	revoked, err := s.Store.ListRevoked(ctx, caID)
-	if err != nil {
-		return store.CRL{}, err
-	}
-	entries := make([]ca.Revoked, 0, len(revoked))
-	for _, r := range revoked {
-		n, ok := new(big.Int).SetString(r.Serial, 16)
-		if !ok {
-			return store.CRL{}, fmt.Errorf("revocation: stored serial %q is not hex", r.Serial)
+	// Its number is taken only while the generation is still the one read
+	// (else read again): numbers follow generations, so a CRL with a
+	// higher number never lists less than one with a lower (two replicas
+	// signing at once; a revocation committing between a list read and
+	// its number).
+	var gen, num int64
+	var entries []ca.Revoked
+	for attempt := 0; ; attempt++ {
+		var err error
+		if gen, err = s.Store.RevocationGeneration(ctx, caID); err != nil {
+			return store.CRL{}, err
 		}
-		entries = append(entries, ca.Revoked{Serial: n, At: r.At, Reason: r.Reason})
-	}
-	num, err := s.Store.NextCRLNumber(ctx, caID)
-	if err != nil {
-		return store.CRL{}, err
+		revoked, err := s.Store.ListRevoked(ctx, caID)
+		if err != nil {
+			return store.CRL{}, err
+		}
+		entries = make([]ca.Revoked, 0, len(revoked))
+		for _, r := range revoked {
+			n, ok := new(big.Int).SetString(r.Serial, 16)
+			if !ok {
+				return store.CRL{}, fmt.Errorf("revocation: stored serial %q is not hex", r.Serial)
+			}
+			entries = append(entries, ca.Revoked{Serial: n, At: r.At, Reason: r.Reason})
+		}
+		num, err = s.Store.NextCRLNumber(ctx, caID, gen)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == maxCRLAttempts-1 {
+			return store.CRL{}, err
+		}
 	}
 	now := s.Now()
 	next := now.Add(s.lifetime())
-	der, err := issuer.CRL(entries, num, now, next)
+	// thisUpdate a minute back, as OCSP answers and certificates' notBefore
+	// are: a CRL fetched right after a revocation is not "not yet valid"
+	// to a relying party whose clock is a little behind.
+	this := now.Add(-time.Minute)
+	der, err := issuer.CRL(entries, num, this, next)
 	if err != nil {
 		return store.CRL{}, err
 	}
-	c := store.CRL{CAID: caID, Number: num, ThisUpdate: now, NextUpdate: next, DER: der, Generation: gen}
+	c := store.CRL{CAID: caID, Number: num, ThisUpdate: this, NextUpdate: next, DER: der, Generation: gen}
 	if err := s.Store.SaveCRL(ctx, c); err != nil {
 		return store.CRL{}, err
 	}

@@ -762,8 +762,11 @@ type Store interface {
 	ListRevoked(ctx context.Context, caID string) ([]Revoked, error)
 
 	// NextCRLNumber hands out the CA's next CRL number, atomically and
-	// monotonically across replicas.
-	NextCRLNumber(ctx context.Context, caID string) (int64, error)
+	// monotonically across replicas, while the CA's revocation generation
+	// is still gen (ErrConflict, no number taken, once a revocation moved
+	// it): a CRL listing what generation gen counts never gets a number
+	// above one a later generation's CRL got.
+	NextCRLNumber(ctx context.Context, caID string, gen int64) (int64, error)
 	SaveCRL(ctx context.Context, c CRL) error
 	// LatestCRL returns the CA's CRL with the highest number.
 	LatestCRL(ctx context.Context, caID string) (CRL, error)

@@ -269,9 +269,17 @@ func (s *Store) ChallengeCounts(ctx context.Context, profileID string, now time.
 
 // NextCRLNumber increments and returns the CA's CRL number; the row lock
 // makes it monotonic across replicas.
-func (s *Store) NextCRLNumber(ctx context.Context, caID string) (n int64, err error) {
+func (s *Store) NextCRLNumber(ctx context.Context, caID string, gen int64) (n int64, err error) {
 	defer s.end("NextCRLNumber", time.Now(), &err)
-	if err := s.row(ctx, nil, `UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number`, caID).Scan(&n); err != nil {
+	err = s.row(ctx, nil, `UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 AND revocation_gen = $2 RETURNING crl_number`, caID, gen).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The CA is gone, or a revocation moved its generation past gen.
+		var now int64
+		if gerr := s.row(ctx, nil, `SELECT revocation_gen FROM cas WHERE id = $1`, caID).Scan(&now); gerr == nil {
+			return 0, fmt.Errorf("CRL number of %q: the revocation generation moved from %d to %d: %w", caID, gen, now, store.ErrConflict)
+		}
+	}
+	if err != nil {
 		return 0, fmt.Errorf("CRL number of %q: %w", caID, err)
 	}
 	return n, nil

@@ -1245,6 +1245,10 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 	if err := s.CreateCA(ctx, store.CA{ID: "ca0", CertDER: []byte{1}, KeyRef: "file:k", Created: when}); err != nil {
 		t.Fatal(err)
 	}
+	gen1, err := s.RevocationGeneration(ctx, "ca1")
+	if err != nil || gen1 == 0 {
+		t.Fatalf("ca1's revocation generation after two revocations: %d %v", gen1, err)
+	}
 	const n = 20
 	nums := make(chan int64, n)
 	var wg sync.WaitGroup
@@ -1252,7 +1256,7 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := s.NextCRLNumber(ctx, "ca1")
+			v, err := s.NextCRLNumber(ctx, "ca1", gen1)
 			if err != nil {
 				t.Error(err)
 			}
@@ -1268,8 +1272,16 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		}
 		seen[v] = true
 	}
-	if v, _ := s.NextCRLNumber(ctx, "ca0"); v != 1 {
+	if v, _ := s.NextCRLNumber(ctx, "ca0", 0); v != 1 {
 		t.Fatalf("another CA's first CRL number is %d, want 1", v)
+	}
+	// Not while the generation is no longer the one the CRL's list was
+	// read at: a revocation committed meanwhile.
+	if _, err := s.NextCRLNumber(ctx, "ca1", gen1-1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a CRL number for a past generation: %v, want ErrConflict", err)
+	}
+	if _, err := s.NextCRLNumber(ctx, "nope", 0); errors.Is(err, store.ErrConflict) || err == nil {
+		t.Fatalf("a CRL number for no CA: %v, want an error other than ErrConflict", err)
 	}
 	if _, err := s.LatestCRL(ctx, "ca1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("LatestCRL before any: %v", err)
