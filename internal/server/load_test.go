@@ -276,3 +276,45 @@ func TestContentTypes(t *testing.T) {
 		}
 	}
 }
+
+// recordingOCSP answers every OCSP request and keeps the last one.
+type recordingOCSP struct{ got []byte }
+
+func (o *recordingOCSP) CRL(context.Context, string) (store.CRL, error) { return store.CRL{}, nil }
+func (o *recordingOCSP) OCSP(_ context.Context, _ string, req []byte) ([]byte, error) {
+	o.got = req
+	return []byte{0x30, 0}, nil
+}
+
+// TestOCSPGETWithDoubleSlash: an OCSP GET request is base64 in the path,
+// where "/" belongs to the encoding; a client that does not escape it may
+// send "//", and the responder gets the request as sent (not a redirect
+// to a path the HTTP router cleaned).
+func TestOCSPGETWithDoubleSlash(t *testing.T) {
+	ocspRev := &recordingOCSP{}
+	srv, err := server.New(server.Options{Revocation: ocspRev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	var req []byte
+	for {
+		req = make([]byte, 60)
+		rand.Read(req)
+		if strings.Contains(base64.StdEncoding.EncodeToString(req), "//") {
+			break
+		}
+	}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/ocsp/"} {
+		resp, err := hc.Get(hs.URL + path + base64.StdEncoding.EncodeToString(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(ocspRev.got, req) {
+			t.Fatalf("GET %s<base64 with //>: HTTP %d, the responder got %x; want 200 and %x", path, resp.StatusCode, ocspRev.got, req)
+		}
+	}
+}

@@ -338,7 +338,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /ocsp/{ca}", s.ocsp)
 	mux.HandleFunc("POST /ocsp", s.ocsp)
 	mux.HandleFunc("GET /ocsp/{request...}", s.ocsp)
-	return s.logUnrouted(mux)
+	return s.rawOCSP(s.logUnrouted(mux))
+}
+
+// rawOCSP sends an OCSP GET whose path holds "//" to the responder as it
+// is: the request is base64 in the path (RFC 6960 §A.1), where "/" is a
+// character of the encoding, and a client that does not escape it may
+// send "//", which ServeMux would clean into another request (a redirect
+// to a path one character short).
+func (s *Server) rawOCSP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/ocsp/") && strings.Contains(r.URL.Path, "//") {
+			r.SetPathValue("request", strings.TrimPrefix(r.URL.EscapedPath(), "/ocsp/"))
+			s.ocsp(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Overloaded counts PKIOperations refused with 503 since start.
