@@ -297,3 +297,44 @@ func TestMDMTokensOnlyMint(t *testing.T) {
 		t.Errorf("an operator cancels: %v", err)
 	}
 }
+
+// TestOperatorInputBounds: what an operator writes is bounded with a
+// clear error, not stored whatever its size: a rejection's reason, a
+// token's name, a challenge's binding, a listing's offset and serials.
+func TestOperatorInputBounds(t *testing.T) {
+	s := newService(t)
+	ctx := context.Background()
+	adm := s.As(LocalAdmin)
+	if _, err := adm.CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.PutProfile(ctx, config.Profile{ID: "laptops", CA: "root", Challenge: config.Challenge{Mode: "dynamic"}}); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 2000)
+	if _, err := adm.CreateToken(ctx, TokenRequest{Name: long, Role: RoleAuditor}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a 2000-character token name: %v, want ErrInvalid", err)
+	}
+	if _, err := adm.CreateChallenge(ctx, "laptops", long); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a 2000-character binding: %v, want ErrInvalid", err)
+	}
+	if err := adm.Reject(ctx, "laptops", "tx", strings.Repeat("y", 5000)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a 5000-character reason: %v, want ErrInvalid", err)
+	}
+	if _, err := adm.ListCertificates(ctx, store.CertificateFilter{Offset: MaxListOffset + 1}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an offset past the bound: %v, want ErrInvalid", err)
+	}
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = "ab"
+	}
+	if _, err := adm.ListCertificates(ctx, store.CertificateFilter{SerialPrefixes: many}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("101 serials: %v, want ErrInvalid", err)
+	}
+	if _, err := adm.CreateToken(ctx, TokenRequest{Name: "ops", Role: RoleAuditor}); err != nil {
+		t.Errorf("a token within the bounds: %v", err)
+	}
+	if _, err := adm.ListCertificates(ctx, store.CertificateFilter{Offset: 10, SerialPrefixes: many[:3]}); err != nil {
+		t.Errorf("a listing within the bounds: %v", err)
+	}
+}

@@ -41,6 +41,11 @@ type CertView struct {
 const (
 	DefaultListLimit = 100
 	MaxListLimit     = 1000
+	// MaxListOffset bounds an offset: deeper pages are read by cursor,
+	// which the database finds by index instead of counting rows.
+	MaxListOffset = 100000
+	// maxSerialFilters bounds the serials one listing may name.
+	maxSerialFilters = 100
 )
 
 // CertPage is a page of a certificate listing. Next is the key of its
@@ -84,6 +89,9 @@ func (b *bound) ListCertificates(ctx context.Context, f store.CertificateFilter)
 	}
 	if f.Offset > 0 && !f.After.IsZero() {
 		return CertPage{}, fmt.Errorf("%w: a cursor and an offset together", ErrInvalid)
+	}
+	if f.Offset < 0 || f.Offset > MaxListOffset {
+		return CertPage{}, fmt.Errorf("%w: offset %d is outside 0..%d; follow the next cursor to page deeper", ErrInvalid, f.Offset, MaxListOffset)
 	}
 	f, err := b.certFilter(ctx, f)
 	if err != nil {
@@ -151,6 +159,9 @@ func (b *bound) certFilter(ctx context.Context, f store.CertificateFilter) (stor
 	case store.CertOrderNewest, store.CertOrderExpiry:
 	default:
 		return f, fmt.Errorf("%w: sort %q: want newest or expiry", ErrInvalid, f.Order)
+	}
+	if len(f.SerialPrefixes) > maxSerialFilters {
+		return f, fmt.Errorf("%w: %d serials in one listing; at most %d", ErrInvalid, len(f.SerialPrefixes), maxSerialFilters)
 	}
 	for _, p := range f.SerialPrefixes {
 		if p == "" || strings.Trim(p, "0123456789abcdef") != "" {

@@ -168,7 +168,7 @@ var routes = []route{
 			return reply(w, http.StatusOK, v, err)
 		}},
 	{"GET", "/api/v1/certificates", "List certificates, newest first (sort=expiry: the soonest to expire first), a page at a time: limit (default 100, at most 1000; more is an error) rows, and the " + NextCursorHeader +
-		" response header, when present, is the cursor of the next page (repeat the query with cursor=it). status is valid (not expired), expired or revoked; serial is a serial or its beginning, in hex (colons, spaces, 0x allowed) or decimal, and may repeat; subject and san match a part", "", "CertificateList",
+		" response header, when present, is the cursor of the next page (repeat the query with cursor=it). status is valid (not expired), expired or revoked; serial is a serial or its beginning, in hex (colons, spaces, 0x allowed) or decimal, and may repeat (up to 100 times); subject and san match a part; offset is at most 100000 (page deeper by cursor)", "", "CertificateList",
 		[]string{"profile", "subject", "san", "serial", "status", "expiring_before", "sort", "limit", "cursor", "offset"},
 		func(h *Handler, w http.ResponseWriter, r *http.Request, api API) error {
 			q := r.URL.Query()

@@ -180,3 +180,11 @@ func (s *Service) unavailable(what string) error {
 func pemCert(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// Bounds of what an operator writes: a name (a token's, a value a
+// challenge is bound to) and free text (a rejection's reason), in
+// characters. They are stored and written to the audit log.
+const (
+	maxName     = 256
+	maxFreeText = 1024
+)
