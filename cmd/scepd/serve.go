@@ -343,12 +343,12 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		Observe:        func(p, t, o string, d time.Duration) { met.Observe(p, t, o, d) },
 		OnChallenge:    func(p, via string) { met.Challenge(p, via) },
 		OnLimit:        met.Limit,
-		Authorize: func(ctx context.Context, token, profile string) (bool, bool) {
+		Authorize: func(ctx context.Context, token, profile string) (string, bool, bool) {
 			a, err := admin.Authenticate(ctx, st, token)
 			if err != nil {
-				return false, false
+				return "", false, false
 			}
-			return true, a.Allowed(admin.ActChallenge, profile)
+			return a.Name, true, a.Allowed(admin.ActChallenge, profile)
 		},
 		Audit: func(ctx context.Context, action, object, outcome string, details map[string]string) {
 			if err := st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "mdm", Action: action, Object: object, Outcome: outcome, Details: details}); err != nil {

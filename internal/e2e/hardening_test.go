@@ -102,6 +102,26 @@ func TestLockoutSparesTokens(t *testing.T) {
 	if code := jamf("Bearer " + tok[:len(tok)-4] + "AAAA"); code != http.StatusTooManyRequests {
 		t.Errorf("Jamf webhook with an invalid token from the locked-out address: %d, want 429", code)
 	}
+	// A valid token of another profile is refused, and the refusal is
+	// audited as the REST API audits one, naming the token.
+	other, err := cli(t, s, nil, "token", "create", "--role", "mdm", "--profile", "entity", "--name", "elsewhere", "--data", s.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := fetchNDES(t, page, "okta", strings.TrimSpace(other)); code != http.StatusForbidden {
+		t.Errorf("NDES page with another profile's token: %d, want 403", code)
+	}
+	events, err := s.Store().ListAudit(context.Background(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := false
+	for _, e := range events {
+		audited = audited || (e.Action == "authz" && e.Outcome == "denied" && e.Object == "profile:ndes" && strings.Contains(e.Details["token"], "elsewhere"))
+	}
+	if !audited {
+		t.Errorf("the refused token is not audited among the %d newest events", len(events))
+	}
 }
 
 // TestDataDirModes: after a zero-config start, the data directory (and

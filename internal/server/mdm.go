@@ -29,9 +29,9 @@ type NDESPage struct {
 	UTF8 bool
 }
 
-// Authorizer checks an API token: whether it is a valid token at all, and
-// whether it may mint challenges for the profile.
-type Authorizer func(ctx context.Context, token, profile string) (valid, allowed bool)
+// Authorizer checks an API token: whether it is a valid token at all (and
+// whose: actor), and whether it may mint challenges for the profile.
+type Authorizer func(ctx context.Context, token, profile string) (actor string, valid, allowed bool)
 
 // credentials returns the secret a caller presented: a Bearer token, or the
 // password of HTTP Basic (with its user name).
@@ -79,8 +79,12 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 	now := time.Now()
 	user, secret, ok := credentials(r)
 	if ok && secret != "" && !p.ndesUser(user) && s.opts.Authorize != nil {
-		if valid, allowed := s.opts.Authorize(r.Context(), secret, p.ID()); valid {
+		if actor, valid, allowed := s.opts.Authorize(r.Context(), secret, p.ID()); valid {
 			if !allowed {
+				// Audited as the REST API audits a refusal: a valid token
+				// reaching beyond its role or profiles.
+				s.audit(r.Context(), "authz", "profile:"+p.ID(), "denied", map[string]string{"profile": p.ID(), "action": endpoint,
+					"token": actor, "client_ip": r.RemoteAddr, "reason": "the token may not mint challenges for this profile"})
 				forbidden()
 			}
 			return allowed
