@@ -778,19 +778,7 @@ func TestIntuneUpstreamRefuses(t *testing.T) {
 	f.base = serve(t, f)
 	dir := t.TempDir()
 	trustedCA, raCert, raKey := raCredential(t, dir, "intune")
-	upCfg := filepath.Join(dir, "upstream.yaml")
-	os.WriteFile(upCfg, []byte(`
-cas:
-  - id: corp
-    create: {subject: "CN=Corp Intune CA"}
-profiles:
-  - id: corp
-    ca: corp
-    challenge: {mode: ra, trusted_ra: {ca_file: "`+trustedCA+`"}}
-`), 0o600)
-	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}})
-	upCerts := getCACertOf(t, up.URL("corp"))
-	upCA := upCerts[len(upCerts)-1]
+	up, upCA := startCorp(t, dir, "Corp Intune CA", `{mode: ra, trusted_ra: {ca_file: "`+trustedCA+`"}}`, "", "")
 	frontCfg := filepath.Join(dir, "front.yaml")
 	os.WriteFile(frontCfg, []byte(`
 profiles:

@@ -84,19 +84,7 @@ func TestRAModeRACertificateUpstream(t *testing.T) {
 	trustedCA, raCert, raKey := raCredential(t, dir, "trusted")
 	_, rogueCert, rogueKey := raCredential(t, dir, "rogue")
 
-	upCfg := filepath.Join(dir, "upstream.yaml")
-	os.WriteFile(upCfg, []byte(`
-cas:
-  - id: corp
-    create: {subject: "CN=Corp RA-mode CA"}
-profiles:
-  - id: corp
-    ca: corp
-    challenge: {mode: ra, trusted_ra: {ca_file: "`+trustedCA+`"}}
-`), 0o600)
-	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}})
-	upCerts := getCACertOf(t, up.URL("corp"))
-	upCA := upCerts[len(upCerts)-1]
+	up, upCA := startCorp(t, dir, "Corp RA-mode CA", `{mode: ra, trusted_ra: {ca_file: "`+trustedCA+`"}}`, "", "")
 	upCAPEM := writePEM(t, dir, "up-ca.pem", upCA.Raw)
 	upName := "scep:" + up.URL("corp")
 

@@ -24,21 +24,8 @@ import (
 func TestRAModeNDESUpstream(t *testing.T) {
 	const ndesPass = "upstream-ndes-password"
 	dir := t.TempDir()
-	upCfg := filepath.Join(dir, "upstream.yaml")
-	os.WriteFile(upCfg, []byte(`
-cas:
-  - id: corp
-    create: {subject: "CN=Corp NDES CA"}
-profiles:
-  - id: corp
-    ca: corp
-    challenge:
-      mode: dynamic
-      ndes: {username: frontra, password_env: E2E_NDES_PASSWORD}
-`), 0o600)
-	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Args: []string{"--config", upCfg}, Env: []string{"E2E_NDES_PASSWORD=" + ndesPass}})
-	upCerts := getCACertOf(t, up.URL("corp"))
-	upCA := upCerts[len(upCerts)-1]
+	up, upCA := startCorp(t, dir, "Corp NDES CA", "{mode: dynamic, ndes: {username: frontra, password_env: E2E_NDES_PASSWORD}}", "", "",
+		"E2E_NDES_PASSWORD="+ndesPass)
 	page := up.URL("corp")[:strings.LastIndex(up.URL("corp"), "/")] + "/mscep_admin/"
 
 	frontCfg := filepath.Join(dir, "front.yaml")

@@ -45,20 +45,8 @@ func startRAChain(t *testing.T, upProfile, frontSCEP string, upAddr string, fron
 	t.Helper()
 	dir := t.TempDir()
 	env := []string{"E2E_SHARED=" + shared}
-	upCfg := filepath.Join(dir, "upstream.yaml")
-	os.WriteFile(upCfg, []byte(`
-cas:
-  - id: corp
-    create: {subject: "CN=Corp Upstream CA"}
-profiles:
-  - id: corp
-    ca: corp
-    challenge: {password_env: E2E_SHARED}
-`+upProfile), 0o600)
 	var c raChain
-	c.up = sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Addr: upAddr, Args: []string{"--config", upCfg}, Env: env})
-	upCerts := getCACertOf(t, c.up.URL("corp"))
-	c.upCA = upCerts[len(upCerts)-1]
+	c.up, c.upCA = startCorp(t, dir, "Corp Upstream CA", "{password_env: E2E_SHARED}", upProfile, upAddr, env...)
 	frontCfg := filepath.Join(dir, "front.yaml")
 	os.WriteFile(frontCfg, []byte(`
 profiles:
@@ -71,6 +59,30 @@ profiles:
 	c.url = c.front.URL("legacy")
 	c.ra = getCACertOf(t, c.url)[0]
 	return c
+}
+
+// startCorp starts an upstream scepd in dir/up (at addr, when set) with
+// CA corp (CN=subject) and profile corp under it: challenge is the
+// profile's challenge (a YAML flow map), extra more of its settings (YAML
+// lines indented as its keys). It returns the server and corp's CA
+// certificate (the pinned one of a front).
+func startCorp(t *testing.T, dir, subject, challenge, extra, addr string, env ...string) (*sceptest.Server, *x509.Certificate) {
+	t.Helper()
+	cfg := filepath.Join(dir, "upstream.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+cas:
+  - id: corp
+    create: {subject: "CN=`+subject+`"}
+profiles:
+  - id: corp
+    ca: corp
+    challenge: `+challenge+`
+`+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "up"), Addr: addr, Args: []string{"--config", cfg}, Env: env})
+	certs := getCACertOf(t, up.URL("corp"))
+	return up, certs[len(certs)-1]
 }
 
 // enrollHeld enrolls a device (CN cn) through the front under txID,
