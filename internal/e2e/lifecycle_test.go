@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -240,7 +239,7 @@ func TestRenewal(t *testing.T) {
 		}
 		// A certificate naming this CA as its issuer (and its serial's
 		// predecessor's key) but signed by another key is not ours.
-		fake := forgedCert(t, old.key, old.cert)
+		fake := sceptest.Forged(t, old.key, old.cert.RawIssuer, old.cert.Subject)
 		if _, err := renew(s, "strict", identity{old.key, fake}, newKey(t), pkix.Name{CommonName: "strict-dev"}, true); failInfo(err) != scep.BadRequest ||
 			!strings.Contains(err.Error(), "must be signed with a valid certificate") {
 			t.Fatalf("RenewalReq with a foreign certificate: %v", err)
@@ -252,25 +251,6 @@ func TestRenewal(t *testing.T) {
 			t.Fatalf("subject change: %v", err)
 		}
 	})
-}
-
-// forgedCert is a certificate for key with like's subject and issuer name,
-// signed by a key that is not the issuer's.
-func forgedCert(t *testing.T, key *rsa.PrivateKey, like *x509.Certificate) *x509.Certificate {
-	t.Helper()
-	forger := newKey(t)
-	parent := &x509.Certificate{RawSubject: like.RawIssuer, SubjectKeyId: like.AuthorityKeyId} // no public key: not checked against forger
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), RawSubject: like.RawSubject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, forger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil || !bytes.Equal(c.RawIssuer, like.RawIssuer) {
-		t.Fatalf("forged certificate: %v", err)
-	}
-	return c
 }
 
 // TestApprovalAndPolling: a manual-approval profile answers PENDING, the

@@ -1,18 +1,16 @@
 package pkiop_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scepd/scepd/internal/scep"
+	"github.com/scepd/scepd/internal/sceptest"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -63,24 +61,6 @@ func TestUpdateReqRenews(t *testing.T) {
 	}
 }
 
-// forgedBy is a certificate for key naming issuer's subject as its issuer,
-// but signed by key itself.
-func forgedBy(t *testing.T, key *rsa.PrivateKey, issuer *x509.Certificate, cn string) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
-	parent := &x509.Certificate{RawSubject: issuer.RawSubject, SubjectKeyId: issuer.SubjectKeyId, PublicKey: key.Public()}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil || !bytes.Equal(c.RawIssuer, issuer.RawSubject) {
-		t.Fatalf("forged certificate: %v", err)
-	}
-	return c
-}
-
 // TestUpdateReqFromSelfSigned: an UpdateReq signed by a self-signed
 // certificate is refused as a RenewalReq is (badRequest, nothing issued),
 // even with the profile's challenge, and so is one signed by a certificate
@@ -106,7 +86,7 @@ func TestUpdateReqFromSelfSigned(t *testing.T) {
 			ctx := context.Background()
 			d := newDevice(t, "stranger")
 			if tc.caIssuer {
-				d.self = forgedBy(t, d.key, f.root.Cert, "stranger")
+				d.self = sceptest.Forged(t, d.key, f.root.Cert.RawSubject, pkix.Name{CommonName: "stranger"})
 			}
 			msg := f.renewal(t, d, tc.typ, "tx-stranger", d.key, "stranger", password)
 			reply, err := f.decider.Decide(ctx, f.profile, msg, "192.0.2.12:1")
