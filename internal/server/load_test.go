@@ -71,30 +71,19 @@ func TestLoadDeferMissingSecrets(t *testing.T) {
 	}
 }
 
-// TestGetCACertShapes: GetCACert carries the RA and the CA chain whatever
-// include_ca_cert says (clients authenticate the CA there), except that a
-// profile in CA mode without include_ca_cert answers with its CA alone,
-// one DER certificate (Apple's client reads a PKCS#7 as naming RAs besides
-// the CA).
-func TestGetCACertShapes(t *testing.T) {
+// serveProvisioned creates cas and profiles in a new store, as the API
+// writes them, and serves them (enrollments included) until the test ends.
+func serveProvisioned(t *testing.T, cas []config.CA, profiles []config.Profile) *httptest.Server {
+	t.Helper()
 	ctx := context.Background()
 	st, ks := openStore(t)
 	now := time.Now()
-	for _, c := range []config.CA{
-		{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}},
-		{ID: "sub", Create: &config.CACreate{Parent: "root", Subject: "CN=Sub", AllowCAMode: true}},
-	} {
+	for _, c := range cas {
 		if _, err := provision.CreateCA(ctx, st, ks, c, provision.Inline(), now); err != nil {
 			t.Fatal(err)
 		}
 	}
-	no := false
-	for _, p := range []config.Profile{
-		{ID: "ra-with", CA: "sub", Challenge: config.Challenge{Mode: "dynamic"}},
-		{ID: "ra-without", CA: "sub", IncludeCACert: &no, Challenge: config.Challenge{Mode: "dynamic"}},
-		{ID: "ca-with", CA: "sub", CAMode: true, Challenge: config.Challenge{Mode: "dynamic"}},
-		{ID: "ca-without", CA: "sub", CAMode: true, IncludeCACert: &no, Challenge: config.Challenge{Mode: "dynamic"}},
-	} {
+	for _, p := range profiles {
 		if _, _, err := provision.UpsertProfile(ctx, st, ks, p, store.SourceAPI, provision.Inline(), now); err != nil {
 			t.Fatal(err)
 		}
@@ -103,12 +92,32 @@ func TestGetCACertShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Profiles: loaded.Profiles, CAs: loaded.CAs})
+	log := slog.New(slog.DiscardHandler)
+	srv, err := server.New(server.Options{Profiles: loaded.Profiles, CAs: loaded.CAs, Enroller: enroll.New(st, time.Now, log), Logger: log, MaxConcurrent: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// TestGetCACertShapes: GetCACert carries the RA and the CA chain whatever
+// include_ca_cert says (clients authenticate the CA there), except that a
+// profile in CA mode without include_ca_cert answers with its CA alone,
+// one DER certificate (Apple's client reads a PKCS#7 as naming RAs besides
+// the CA).
+func TestGetCACertShapes(t *testing.T) {
+	no := false
+	hs := serveProvisioned(t, []config.CA{
+		{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}},
+		{ID: "sub", Create: &config.CACreate{Parent: "root", Subject: "CN=Sub", AllowCAMode: true}},
+	}, []config.Profile{
+		{ID: "ra-with", CA: "sub", Challenge: config.Challenge{Mode: "dynamic"}},
+		{ID: "ra-without", CA: "sub", IncludeCACert: &no, Challenge: config.Challenge{Mode: "dynamic"}},
+		{ID: "ca-with", CA: "sub", CAMode: true, Challenge: config.Challenge{Mode: "dynamic"}},
+		{ID: "ca-without", CA: "sub", CAMode: true, IncludeCACert: &no, Challenge: config.Challenge{Mode: "dynamic"}},
+	})
 	for _, tt := range []struct {
 		profile, contentType string
 		subjects             []string
@@ -169,32 +178,11 @@ func TestGetCACertShapes(t *testing.T) {
 // SUCCESS as for a FAILURE. (GetCACert's two types: TestGetCACertShapes.)
 func TestContentTypes(t *testing.T) {
 	ctx := context.Background()
-	st, ks := openStore(t)
-	now := time.Now()
-	for _, c := range []config.CA{
+	hs := serveProvisioned(t, []config.CA{
 		{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}},
 		{ID: "next", Create: &config.CACreate{Subject: "CN=Next Root", KeyType: "ecdsa-p256"}},
-	} {
-		if _, err := provision.CreateCA(ctx, st, ks, c, provision.Inline(), now); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := config.Profile{ID: "roll", CA: "root", Challenge: config.Challenge{Mode: "static", Password: challenge},
-		Rollover: config.Rollover{NextCA: "next", At: now.Add(30 * 24 * time.Hour)}}
-	if _, _, err := provision.UpsertProfile(ctx, st, ks, p, store.SourceAPI, provision.Inline(), now); err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := server.Load(ctx, st, ks, server.Overrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Options{Profiles: loaded.Profiles, CAs: loaded.CAs, Enroller: enroll.New(st, time.Now, log), Logger: log, MaxConcurrent: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	}, []config.Profile{{ID: "roll", CA: "root", Challenge: config.Challenge{Mode: "static", Password: challenge},
+		Rollover: config.Rollover{NextCA: "next", At: time.Now().Add(30 * 24 * time.Hour)}}})
 	base := hs.URL + "/scep/roll/pkiclient.exe"
 	certs, err := client.New(base).GetCACert(ctx)
 	if err != nil {
