@@ -125,7 +125,7 @@ func (w *Webhook) post(ctx context.Context, body any) (*http.Response, error) {
 	req.Header.Set("X-Scepd-Timestamp", strconv.FormatInt(w.Now().Unix(), 10))
 	c := w.Client
 	if c == nil {
-		c = http.DefaultClient
+		c = NoRedirects
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -139,6 +139,14 @@ func (w *Webhook) post(ctx context.Context, body any) (*http.Response, error) {
 	}{io.LimitReader(orig, 64<<10), closerFunc(func() error { defer cancel(); return orig.Close() })}
 	return resp, nil
 }
+
+// NoRedirects is the HTTP client of the webhooks scepd calls (challenge
+// validation, outcome notifications, event sinks): it follows no redirect.
+// Go would follow a 301, 302 or 303 with a GET without the body, and a 2xx
+// to that GET would pass for the answer to what was sent; the redirect is
+// the answer instead, which a caller refuses as any answer but 2xx. It is
+// never changed.
+var NoRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 type closerFunc func() error
 

@@ -73,10 +73,7 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	req.Header.Set(challenge.SignatureHeader, challenge.Sign(w.Secret, body))
 	c := w.Client
 	if c == nil {
-		// A redirect is not followed: Go would follow a 301, 302 or 303
-		// with a GET without the event, and a 2xx to that GET would count
-		// as the event delivered.
-		c = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		c = challenge.NoRedirects // a redirect is no delivery
 	}
 	resp, err := c.Do(req)
 	if err != nil {
