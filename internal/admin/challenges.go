@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/provision"
@@ -25,10 +24,10 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	if err := b.check(ctx, ActChallenge, profile); err != nil {
 		return ChallengeView{}, err
 	}
-	if n := utf8.RuneCountInString(bind); n > maxName {
-		// A CN is at most 64 characters, a DNS name 253: a longer value
-		// binds to no device.
-		return ChallengeView{}, fmt.Errorf("%w: bind has %d characters; at most %d", ErrInvalid, n, maxName)
+	// A CN is at most 64 characters, a DNS name 253: a longer value binds
+	// to no device.
+	if err := checkLen("bind", bind, maxName); err != nil {
+		return ChallengeView{}, err
 	}
 	p, err := b.s.Store.GetProfile(ctx, profile)
 	if err != nil {

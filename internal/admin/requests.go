@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/enroll"
@@ -206,8 +205,8 @@ func (b *bound) Approve(ctx context.Context, profile, transactionID string) (Cer
 }
 
 func (b *bound) Reject(ctx context.Context, profile, transactionID, reason string) error {
-	if n := utf8.RuneCountInString(reason); n > maxFreeText {
-		return fmt.Errorf("%w: the reason has %d characters; at most %d", ErrInvalid, n, maxFreeText)
+	if err := checkLen("the reason", reason, maxFreeText); err != nil {
+		return err
 	}
 	p, err := b.decider(ctx, profile)
 	if err != nil {

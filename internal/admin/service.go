@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/config"
@@ -188,3 +189,11 @@ const (
 	maxName     = 256
 	maxFreeText = 1024
 )
+
+// checkLen refuses s, named what, when it has more than max characters.
+func checkLen(what, s string, max int) error {
+	if n := utf8.RuneCountInString(s); n > max {
+		return fmt.Errorf("%w: %s has %d characters; at most %d", ErrInvalid, what, n, max)
+	}
+	return nil
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/scepd/scepd/internal/store"
 )
@@ -44,8 +43,8 @@ func (b *bound) CreateToken(ctx context.Context, req TokenRequest) (NewTokenView
 	if !ValidRole(req.Role) {
 		return NewTokenView{}, fmt.Errorf("%w: role %q: want admin, operator, mdm or auditor", ErrInvalid, req.Role)
 	}
-	if n := utf8.RuneCountInString(req.Name); n > maxName {
-		return NewTokenView{}, fmt.Errorf("%w: the name has %d characters; at most %d", ErrInvalid, n, maxName)
+	if err := checkLen("the name", req.Name, maxName); err != nil {
+		return NewTokenView{}, err
 	}
 	for _, p := range req.Profiles {
 		if _, err := b.s.Store.GetProfile(ctx, p); err != nil {

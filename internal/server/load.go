@@ -167,6 +167,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	var v challenge.Validator
 	var dyn *challenge.Dynamic
 	var ndes *NDESPage
+	getenv := provision.ProfileEnv(row, ov.Getenv) // the secrets the profile may name
 	switch row.ChallengeMode {
 	case store.ChallengeStatic:
 		sv, err := challenge.NewStatic(row.ChallengeHash)
@@ -182,7 +183,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	case store.ChallengeDynamic:
 		dyn = &challenge.Dynamic{ProfileID: row.ID, Store: st, TTL: row.ChallengeTTL, MaxPending: row.ChallengeMaxPending, Now: ov.Now, Limit: ov.MintLimit,
 			Hex: provision.HexChallenges(row)}
-		if dyn.Source, err = provision.ChallengeSource(row, provision.ProfileEnv(row, ov.Getenv)); err != nil {
+		if dyn.Source, err = provision.ChallengeSource(row, getenv); err != nil {
 			return nil, err
 		}
 		v = dyn
@@ -196,7 +197,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		}
 	case store.ChallengeWebhook:
 		w := chc.Webhook
-		secret := provision.ProfileEnv(row, ov.Getenv)(w.SecretEnv)
+		secret := getenv(w.SecretEnv)
 		if secret == "" {
 			err := fmt.Errorf("webhook: the environment variable %s (its HMAC key) is not set", w.SecretEnv)
 			if !ov.DeferMissingSecrets {
@@ -208,7 +209,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		v = &challenge.Webhook{ProfileID: row.ID, URL: w.URL, Secret: []byte(secret), Timeout: time.Duration(w.Timeout), Notify: w.Notify, Now: ov.Now, Log: ov.Log}
 	case store.ChallengeIntune:
 		in := chc.Intune
-		secret := provision.ProfileEnv(row, ov.Getenv)(in.ClientSecretEnv)
+		secret := getenv(in.ClientSecretEnv)
 		if secret == "" {
 			err := fmt.Errorf("intune: the environment variable %s (the client secret) is not set", in.ClientSecretEnv)
 			if !ov.DeferMissingSecrets {

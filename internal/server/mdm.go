@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,18 +43,6 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 	return r.BasicAuth()
 }
 
-// presentsCredentials reports whether r carries credentials of a scheme
-// the challenge endpoints check (Basic or Bearer; schemes are
-// case-insensitive). A request with no Authorization header, or with
-// another scheme, is the first leg of an HTTP authentication handshake,
-// not a guess: some MDMs wait for the 401 before sending Basic, others
-// start with NTLM or Negotiate (NDES runs behind IIS with Windows
-// authentication) and fall back to the Basic the 401 offers.
-func presentsCredentials(r *http.Request) bool {
-	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	return strings.EqualFold(scheme, "Basic") || strings.EqualFold(scheme, "Bearer")
-}
-
 // gate authenticates a caller of a challenge endpoint and answers for it
 // when it may not go on: 429 for a locked-out address (password not
 // checked), 401 (via unauthenticated) or 403. It reports whether to mint.
@@ -67,7 +53,10 @@ func presentsCredentials(r *http.Request) bool {
 // window (a 256-bit token is not guessed by retrying anyway).
 //
 // Only credentials presented and wrong count: a handshake's first leg
-// (see presentsCredentials) is answered 401 without counting, or every
+// (no Authorization header, or a scheme other than Basic or Bearer: some
+// MDMs wait for the 401 before sending Basic, others start with NTLM or
+// Negotiate, NDES running behind IIS, and fall back to the Basic the 401
+// offers) is answered 401 without counting, or every
 // fetch by an MDM with the right password would count one failure. A
 // success does not forgive earlier failures: the key is an address, not
 // an account, and a guesser sharing a NAT with an MDM could otherwise
@@ -96,7 +85,7 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 		http.Error(w, "too many failed authentications from this address; retry later", http.StatusTooManyRequests)
 		return false
 	}
-	if !presentsCredentials(r) {
+	if !ok {
 		unauthenticated()
 		return false
 	}
@@ -211,19 +200,12 @@ func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	// The CA that issues the devices' certificates: in RA mode the
-	// upstream's, not the local issuer of the profile's RA certificate.
-	issuing := p.cfg.Enroll.CA.Cert.Raw
-	if len(p.cfg.UpstreamChain) > 0 {
-		issuing = p.cfg.UpstreamChain[0]
-	}
-	thumb := sha1.Sum(issuing)
 	body := fmt.Sprintf(`<P> To complete certificate enrollment for your network device you will need the following information: `+
 		`<P> The thumbprint (hash value) for the CA certificate is: <B> %s </B> `+
 		`<P> The enrollment challenge password is: <B> %s </B> `+
 		`<P> This password can be used only once and will expire within %s. `+
 		`<P> Each enrollment requires a new challenge password. You can refresh this web page to obtain a new challenge password. </P>`,
-		strings.ToUpper(hex.EncodeToString(thumb[:])), secret, expiresWithin(time.Until(exp)))
+		p.caThumb, secret, expiresWithin(time.Until(exp)))
 	s.ndesPage(w, p, http.StatusOK, body)
 }
 

@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -102,6 +104,10 @@ type Profile struct {
 	caCertCT string // its content type
 	nextCA   []byte // GetNextCACert body, nil without a scheduled rollover
 	caps     string
+	// caThumb is the SHA-1 thumbprint of the CA that issues the devices'
+	// certificates (in RA mode the upstream's), hex, upper case: the NDES
+	// page names it.
+	caThumb string
 }
 
 // NewProfile prepares a profile.
@@ -124,13 +130,15 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 	if cfg.IncludeCACert {
 		repChain = chain
 	}
+	thumb := sha1.Sum(chain[0])
 	raCMS := cms.FromX509(cfg.RACert)
 	if cfg.Enroll.HoldWhenUpstreamDown {
 		cfg.Enroll.Sealer = raSealer{cert: raCMS, key: dec}
 	}
 	p := &Profile{
-		cfg: cfg,
-		op:  &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: repChain},
+		cfg:     cfg,
+		caThumb: strings.ToUpper(hex.EncodeToString(thumb[:])),
+		op:      &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: repChain},
 	}
 	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: raCMS, Key: cfg.RAKey}
 	caps := []scep.Capability{scep.CapAES, scep.CapDES3}

@@ -82,8 +82,8 @@ func (s *Store) appendAudits(ctx context.Context, tx *sql.Tx, before []Stmt, eve
 			if err := json.Unmarshal([]byte(details), &h.Details); err != nil {
 				return fmt.Errorf("audit head: %w", err)
 			}
-		} else if s.auditKey != nil {
-			s.chainKeyed.Store(true)
+		} else if s.auditKey != nil && !s.chainKeyed.Load() {
+			s.chainKeyed.Store(true) // once: a load per append, no shared write
 		}
 		return nil
 	}})
