@@ -519,6 +519,16 @@ func pollToken(token []byte) []byte {
 // that completes the request does not ask for it again, so a code of one
 // use would otherwise hold any number of requests.
 func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneTime []byte, entity, renews string, up Issuance, now time.Time) (Result, error) {
+	_, _, held := heldToken(up.Token)
+	if p.NoPending {
+		// Whatever would hold it (an upstream's PENDING, a setting a
+		// stored row kept), a profile that cannot wait refuses instead.
+		if up.Pending && !held {
+			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA holds a request PENDING on a profile that cannot wait (Intune has no pending state); the device is refused: reject the request at the upstream and have its template issue at once",
+				slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream))
+		}
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the request would be held PENDING, which this profile cannot wait for"))
+	}
 	ttl := p.PendingTTL
 	if ttl <= 0 {
 		ttl = 72 * time.Hour
@@ -535,7 +545,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	err := s.store.RecordPending(ctx, tx, entity, store.AuditEvent{Time: now, Actor: "device:" + r.RemoteAddr, Action: "enroll", Object: "transaction:" + r.TransactionID,
 		Outcome: "pending", Details: details})
 	if err != nil && up.Pending {
-		if _, _, held := heldToken(up.Token); !held && !errors.Is(err, store.ErrConflict) {
+		if !held && !errors.Is(err, store.ErrConflict) {
 			// The upstream holds it; here it is not stored, and no poll
 			// will ask the upstream for it again.
 			s.log.LogAttrs(ctx, slog.LevelError, "a request the upstream CA holds PENDING could not be stored here; reject it there",
@@ -553,7 +563,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	case err != nil:
 		return Result{}, fmt.Errorf("enroll: storing pending request: %w", err)
 	}
-	if _, _, held := heldToken(up.Token); held {
+	if held {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "request held until the upstream CA can be asked", slog.String("profile", p.ID),
 			slog.String("transaction_id", r.TransactionID), slog.String("upstream", up.Upstream))
 	} else if up.Pending {
@@ -833,11 +843,6 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	if got.Pending {
 		if fromPending {
 			return Result{}, fmt.Errorf("enroll: the upstream CA %s holds the request PENDING", got.Upstream)
-		}
-		if p.NoPending {
-			s.log.LogAttrs(ctx, slog.LevelError, "the upstream CA holds a request PENDING on a profile that cannot wait (Intune has no pending state); the device is refused: reject the request at the upstream and have its template issue at once",
-				slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("upstream", got.Upstream))
-			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "the upstream CA held the request PENDING, which this profile cannot wait for"))
 		}
 		return s.hold(ctx, p, r, keyHash, oneTime, entity, renewed(old), got, now)
 	}
