@@ -172,8 +172,10 @@ func (c *Checkpointer) Verify(ctx context.Context) (Report, error) {
 // Checkpoint verifies the events since its last checkpoint (the whole log
 // on the first call) and signs a checkpoint of the head, appending it to
 // the log as an ActionCheckpoint event. With skipCurrent, a log whose
-// newest event is already a checkpoint gets none (nothing happened
-// since). A broken log gets no checkpoint: the report names the break.
+// newest event is already a checkpoint of every event before it gets
+// none (nothing happened since); an event appended while that checkpoint
+// was signed sits between what it covers and itself, and needs another.
+// A broken log gets no checkpoint: the report names the break.
 func (c *Checkpointer) Checkpoint(ctx context.Context, skipCurrent bool) (*Checkpoint, Report, error) {
 	r, err := c.Verify(ctx)
 	if err != nil || r.Problem != "" {
@@ -184,7 +186,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context, skipCurrent bool) (*Check
 		if err != nil {
 			return nil, r, err
 		}
-		if len(head) == 1 && head[0].Action == ActionCheckpoint {
+		if len(head) == 1 && head[0].Action == ActionCheckpoint && head[0].Details["seq"] == strconv.FormatInt(head[0].Seq-1, 10) {
 			return nil, r, nil
 		}
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"strings"
@@ -35,7 +36,8 @@ func ExecOn(db *sql.DB) Exec {
 // RunAuditTamper checks that the keyed audit chain shows what an attacker
 // with database access but no audit key does to the log: rewriting an
 // event and recomputing every later hash, inserting, deleting, cutting
-// the end (with a checkpoint), and rewriting it all unkeyed. newStore
+// the end (with a checkpoint), and rewriting it all unkeyed; and that a
+// checkpoint covers what was appended while it was signed. newStore
 // returns an empty store and raw access to its database.
 func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec, func(t *testing.T) Keyed)) {
 	tests := []struct {
@@ -51,6 +53,7 @@ func RunAuditTamper(t *testing.T, newStore func(t *testing.T) (Keyed, Exec, func
 		{"DowngradedToUnkeyed", testAuditDowngraded},
 		{"UnkeyedPrefixPinned", testAuditUnkeyedPrefix},
 		{"ForeignKeyRefused", testAuditForeignKey},
+		{"CheckpointRacesAppend", testAuditCheckpointRacesAppend},
 	}
 	for column, rewrite := range headRewrites {
 		tests = append(tests, struct {
@@ -168,6 +171,43 @@ func testAuditIntact(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
 	}
 	if ir, err := s.CheckIntegrity(ctx); err != nil || len(ir.Problems) != 0 {
 		t.Fatalf("CheckIntegrity on an untouched keyed log: %+v %v", ir, err)
+	}
+}
+
+// racingLog appends an event (an enrollment, say) after the checkpointer
+// has verified the log and before its checkpoint is appended.
+type racingLog struct {
+	store.Store
+	t     *testing.T
+	raced bool
+}
+
+func (l *racingLog) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+	if e.Action == audit.ActionCheckpoint && !l.raced {
+		l.raced = true
+		appendN(l.t, l.Store, 1)
+	}
+	return l.Store.AppendAudit(ctx, e)
+}
+
+// testAuditCheckpointRacesAppend: an event appended while a checkpoint
+// was signed lies between what the checkpoint covers and the checkpoint
+// itself; the next round must sign one covering it, although the newest
+// event is a checkpoint.
+func testAuditCheckpointRacesAppend(t *testing.T, s Keyed, _ Exec, key *audit.Key) {
+	keyedLog(t, s, key, 2) // events 1-3
+	c := &audit.Checkpointer{Log: &racingLog{Store: s, t: t}, Key: key, Actor: "test", Now: func() time.Time { return when.Add(time.Hour) }}
+	for _, want := range []int64{3, 5, 0} { // 3, the event raced in as 4, the checkpoint of 3 as 5; 5; nothing new
+		cp, r, err := c.Checkpoint(ctx, true)
+		if err != nil || r.Problem != "" {
+			t.Fatalf("checkpoint: %v %+v", err, r)
+		}
+		switch {
+		case want == 0 && cp != nil:
+			t.Fatalf("checkpoint of %d signed when the newest event is a checkpoint covering all before it", cp.Seq)
+		case want != 0 && (cp == nil || cp.Seq != want):
+			t.Fatalf("checkpoint %+v; want one covering event %d", cp, want)
+		}
 	}
 }
 
