@@ -60,7 +60,11 @@ func (b *bound) PutEntity(ctx context.Context, profile string, req EntityRequest
 		uses = 1
 	}
 	now := b.s.Now()
-	e := store.Entity{ProfileID: profile, Username: req.Username, CodeHash: challenge.Hash(code), UsesLeft: uses, Expires: now.Add(ttl), Created: now}
+	hash, err := challenge.HashEntityCode(code)
+	if err != nil {
+		return EntityView{}, err
+	}
+	e := store.Entity{ProfileID: profile, Username: req.Username, CodeHash: hash, UsesLeft: uses, Expires: now.Add(ttl), Created: now}
 	if err := b.s.Store.PutEntity(ctx, e); err != nil {
 		return EntityView{}, err
 	}

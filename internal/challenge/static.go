@@ -81,9 +81,23 @@ func parseArgonHash(s string) (argonHash, error) {
 	return h, nil
 }
 
+// verify computes password's key with h's salt and parameters, one at a
+// time among the callers sharing kdf, and compares it in constant time.
+func (h argonHash) verify(password string, kdf chan struct{}) bool {
+	kdf <- struct{}{}
+	defer func() { <-kdf }()
+	return h.verifyLocked(password)
+}
+
+// verifyLocked is verify for a caller holding its kdf slot.
+func (h argonHash) verifyLocked(password string) bool {
+	key := argon2.IDKey([]byte(password), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(key, h.key) == 1
+}
+
 // Static checks a shared secret against its stored argon2id hash.
 //
-// argon2id costs tens of milliseconds and 19 MiB per check, more than the
+// argon2id costs tens of milliseconds and 7 MiB per check, more than the
 // rest of an enrollment together. After a password has verified once,
 // Static remembers an HMAC of it under a per-process random key, so the
 // right password is then checked in microseconds; a wrong one always pays
@@ -100,7 +114,7 @@ type Static struct {
 	macKey   []byte
 	verified []byte // HMAC-SHA256(macKey, password) of the password that verified
 
-	// kdf admits one argon2id computation at a time: each takes 19 MiB,
+	// kdf admits one argon2id computation at a time: each takes 7 MiB,
 	// so a burst of wrong (or first) passwords must not multiply that.
 	kdf chan struct{}
 }
@@ -158,9 +172,9 @@ func (s *Static) validate(r Request) (Grant, error) {
 		<-s.kdf
 		return Grant{}, nil
 	}
-	key := argon2.IDKey([]byte(r.Password), s.hash.salt, s.hash.time, s.hash.memory, s.hash.threads, uint32(len(s.hash.key)))
+	ok := s.hash.verifyLocked(r.Password)
 	<-s.kdf
-	if subtle.ConstantTimeCompare(key, s.hash.key) != 1 {
+	if !ok {
 		return Grant{}, ErrInvalid
 	}
 	s.mu.Lock()

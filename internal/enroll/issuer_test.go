@@ -633,7 +633,11 @@ func TestPendingUpstreamSpendsEntityCode(t *testing.T) {
 	up := newUpstream(t)
 	up.pending = 1
 	p.Issuer = up
-	p.Challenge = &challenge.Entity{ProfileID: "p", Store: st, Now: testNow}
+	ent, err := challenge.NewEntity("p", st, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Challenge = ent
 	const code = "enrollment-code-1"
 	if err := st.PutEntity(ctx, store.Entity{ProfileID: "p", Username: "kiosk-7", CodeHash: challenge.Hash(code), UsesLeft: 1,
 		Expires: testNow().Add(time.Hour), Created: testNow()}); err != nil {

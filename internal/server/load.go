@@ -221,7 +221,9 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		v = &challenge.Intune{ProfileID: row.ID, Tenant: in.Tenant, ClientID: in.ClientID, ClientSecret: secret, LoginURL: in.LoginURL,
 			GraphURL: in.GraphURL, Now: ov.Now, Log: ov.Log}
 	case store.ChallengeEntity:
-		v = &challenge.Entity{ProfileID: row.ID, Store: st, Now: ov.Now}
+		if v, err = challenge.NewEntity(row.ID, st, ov.Now); err != nil {
+			return nil, err
+		}
 	case store.ChallengeRA:
 		var anchors [][]byte
 		if chc.TrustedRA != nil {
