@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,7 +67,7 @@ func (in *Intune) client() *http.Client {
 	if in.Client != nil {
 		return in.Client
 	}
-	return &http.Client{Timeout: 15 * time.Second}
+	return &http.Client{Timeout: 15 * time.Second, CheckRedirect: outbound.CheckRedirect}
 }
 
 // token returns an OAuth2 client-credentials token for scope, cached

@@ -83,3 +83,28 @@ func TestIntuneFailureDescription(t *testing.T) {
 		}
 	}
 }
+
+// TestIntuneRedirectNotFollowed: a 307 from the token endpoint would have
+// Go post the form, client secret and all, to wherever it points; it is
+// refused instead.
+func TestIntuneRedirectNotFollowed(t *testing.T) {
+	var reached sync.Map
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		reached.Store("secret", r.PostForm.Get("client_secret"))
+	}))
+	defer elsewhere.Close()
+	moved := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/token", http.StatusTemporaryRedirect))
+	defer moved.Close()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "device"}}, key)
+	csr, _ := x509.ParseCertificateRequest(der)
+	in := &Intune{ProfileID: "intune", Tenant: "contoso.example", ClientID: "app", ClientSecret: "intune-secret", LoginURL: moved.URL, GraphURL: moved.URL,
+		Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	if _, err := in.Validate(context.Background(), Request{ProfileID: "intune", TransactionID: "tx-1", CSR: csr, Password: "pw"}); err == nil {
+		t.Fatal("validated through a redirected token endpoint")
+	}
+	if s, ok := reached.Load("secret"); ok {
+		t.Fatalf("the redirect was followed, the client secret %q posted elsewhere", s)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
+	"github.com/scepd/scepd/internal/scep"
 	"io"
 	"log/slog"
 	"net/http"
@@ -97,7 +99,16 @@ func (w *Webhook) request(r Request, event string) WebhookRequest {
 	req := WebhookRequest{Event: event, Timestamp: w.Now().Unix(), Profile: w.ProfileID, TransactionID: r.TransactionID, ClientIP: r.RemoteAddr, SANs: []string{}}
 	if r.CSR != nil {
 		req.Subject = r.CSR.Subject.String()
-		req.CSR = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: r.CSR.Raw}))
+		der := r.CSR.Raw
+		if event != "validate" {
+			// Only validate carries the challenge; an outcome carries the
+			// CSR as scepd stores it, without its challengePassword (or
+			// none, should that fail).
+			der, _ = scep.RedactChallenge(der)
+		}
+		if der != nil {
+			req.CSR = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+		}
 		if sans := ca.CSRSANs(r.CSR); sans != nil {
 			req.SANs = sans
 		}
@@ -125,12 +136,12 @@ func (w *Webhook) post(ctx context.Context, body any) (*http.Response, error) {
 	req.Header.Set("X-Scepd-Timestamp", strconv.FormatInt(w.Now().Unix(), 10))
 	c := w.Client
 	if c == nil {
-		c = NoRedirects
+		c = outbound.NoRedirects
 	}
 	resp, err := c.Do(req)
 	if err != nil {
 		cancel()
-		return nil, err
+		return nil, outbound.Err(err)
 	}
 	orig := resp.Body
 	resp.Body = struct {
@@ -139,14 +150,6 @@ func (w *Webhook) post(ctx context.Context, body any) (*http.Response, error) {
 	}{io.LimitReader(orig, 64<<10), closerFunc(func() error { defer cancel(); return orig.Close() })}
 	return resp, nil
 }
-
-// NoRedirects is the HTTP client of the webhooks scepd calls (challenge
-// validation, outcome notifications, event sinks): it follows no redirect.
-// Go would follow a 301, 302 or 303 with a GET without the body, and a 2xx
-// to that GET would pass for the answer to what was sent; the redirect is
-// the answer instead, which a caller refuses as any answer but 2xx. It is
-// never changed.
-var NoRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 type closerFunc func() error
 

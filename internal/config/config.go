@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"net/netip"
 	"net/url"
@@ -241,10 +242,7 @@ func (u *Upstream) validate(errs *Errors) {
 		return
 	}
 	s := u.SCEP
-	uu, err := url.Parse(s.URL)
-	if err != nil || (uu.Scheme != "http" && uu.Scheme != "https") || uu.Host == "" {
-		errs.add("upstream.scep.url", "%q: want an http:// or https:// URL", s.URL)
-	}
+	uu, err := checkURL(errs, "upstream.scep.url", s.URL, "an upstream speaking SCEP takes none")
 	if s.CAFingerprint == "" {
 		if err == nil && !(uu.Scheme == "http" && (uu.Hostname() == "127.0.0.1" || uu.Hostname() == "localhost" || uu.Hostname() == "::1")) {
 			errs.add("upstream.scep.ca_fingerprint", "required (sha256:<hex> of the upstream CA certificate); optional only for http://127.0.0.1 or localhost")
@@ -267,13 +265,26 @@ func (u *Upstream) validate(errs *Errors) {
 		errs.add("upstream.scep.ra", "cert and key (PEM files) are both required")
 	}
 	if n := s.NDES; n != nil {
-		if nu, err := url.Parse(n.URL); err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
-			errs.add("upstream.scep.ndes.url", "%q: want an http:// or https:// URL", n.URL)
-		}
+		checkURL(errs, "upstream.scep.ndes.url", n.URL, "use username and password_env")
 		if n.Username != "" && n.PasswordEnv == "" {
 			errs.add("upstream.scep.ndes", "a username needs password_env")
 		}
 	}
+}
+
+// checkURL adds an error unless raw is an http:// or https:// URL with a
+// host and without credentials: a URL is shown in logs, errors and the
+// readiness report, and an upstream's is stored with every certificate it
+// issues; where the service wants a secret, credentials says where it goes.
+func checkURL(errs *Errors, path, raw, credentials string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs.add(path, "%q: want an http:// or https:// URL", outbound.Redact(raw))
+	case u.User != nil:
+		errs.add(path, "%q: no credentials in the URL, it is logged and stored (%s)", outbound.Redact(raw), credentials)
+	}
+	return u, err
 }
 
 // RAIssuerID is the ID of the local CA that issues the RA certificate of
@@ -728,12 +739,20 @@ func (p Profile) Validate() error {
 			errs.add("challenge.max_pending", "%d is outside 0..100000", c.MaxPending)
 		}
 	case store.ChallengeWebhook:
-		if c.Webhook == nil || !strings.HasPrefix(c.Webhook.URL, "http") || c.Webhook.SecretEnv == "" {
+		if c.Webhook == nil || c.Webhook.URL == "" || c.Webhook.SecretEnv == "" {
 			errs.add("challenge.webhook", "url (http or https) and secret_env are required")
+		} else {
+			checkURL(&errs, "challenge.webhook.url", c.Webhook.URL, "the service authenticates scepd by secret_env's signature")
 		}
 	case store.ChallengeIntune:
 		if c.Intune == nil || c.Intune.Tenant == "" || c.Intune.ClientID == "" || c.Intune.ClientSecretEnv == "" {
 			errs.add("challenge.intune", "tenant, client_id and client_secret_env are required")
+		} else {
+			for field, u := range map[string]string{"login_url": c.Intune.LoginURL, "graph_url": c.Intune.GraphURL} {
+				if u != "" {
+					checkURL(&errs, "challenge.intune."+field, u, "use client_secret_env")
+				}
+			}
 		}
 		if p.Approval == "manual" {
 			errs.add("approval", "Intune has no pending state: an intune profile cannot require manual approval")
@@ -849,9 +868,7 @@ func (e Events) validate(errs *Errors) {
 		names[s.Name] = true
 		switch s.Type {
 		case "webhook":
-			if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
-				errs.add(path+".url", "%q: want an http:// or https:// URL", s.URL)
-			}
+			checkURL(errs, path+".url", s.URL, "the receiver authenticates scepd by secret_env's signature")
 			if s.SecretEnv == "" {
 				errs.add(path+".secret_env", "required: events are signed")
 			}

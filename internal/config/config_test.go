@@ -167,6 +167,15 @@ func TestUpstreamValidation(t *testing.T) {
 		{`profiles: [{id: a, ca: root, challenge: {mode: ra}}]`, "profiles[0].challenge.trusted_ra: ca_file"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: ra, password_env: X, trusted_ra: {ca_file: c.pem}}}]`, "mode ra takes no password"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: dynamic, trusted_ra: {ca_file: c.pem}}}]`, "profiles[0].challenge.trusted_ra: applies to mode ra only"},
+		// Credentials in a URL would be logged and stored; the error shows
+		// the URL without them.
+		{`profiles: [{id: a, upstream: {scep: {url: "http://svc:S3CRET@localhost/s"}}, challenge: {mode: dynamic}}]`, `profiles[0].upstream.scep.url: "http://redacted@localhost/s": no credentials in the URL`},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://u:S3CRET@localhost/m"}}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ndes.url: \"http://redacted@localhost/m\": no credentials in the URL, it is logged and stored (use username and password_env)"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "https://u:S3CRET@hooks.example/v", secret_env: K}}}]`, "profiles[0].challenge.webhook.url"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "https://hooks.example/v?code=KEY", secret_env: K}}}]`, ""},
+		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "httpx://hooks.example/v", secret_env: K}}}]`, "want an http:// or https:// URL"},
+		{`profiles: [{id: a, ca: root, challenge: {mode: intune, intune: {tenant: t, client_id: c, client_secret_env: S, login_url: "https://u:S3CRET@login.example"}}}]`, "profiles[0].challenge.intune.login_url"},
+		{"events: {sinks: [{name: siem, type: webhook, url: \"https://u:S3CRET@siem.example/in\", secret_env: K}]}", "events.sinks[0].url"},
 	} {
 		f, err := Parse([]byte(tc.doc))
 		if tc.want == "PARSE" {
@@ -184,6 +193,8 @@ func TestUpstreamValidation(t *testing.T) {
 			t.Errorf("%s: unexpected error %v", tc.doc, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want it to contain %q", tc.doc, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "S3CRET"):
+			t.Errorf("%s: the error %v shows the password", tc.doc, err)
 		}
 	}
 	if b, err := ParseFingerprint("SHA256:" + strings.ToUpper(fp[7:])); err != nil || len(b) != 32 {

@@ -350,3 +350,18 @@ func TestWebhookRedirectIsNoDelivery(t *testing.T) {
 		t.Fatalf("the redirect was followed: %d POSTs, %d GETs", posts.Load(), gets.Load())
 	}
 }
+
+// TestWebhookErrorsHideURLSecrets: a failed delivery's error, which the
+// dispatcher logs, names the sink without the key in its URL.
+func TestWebhookErrorsHideURLSecrets(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	refusing := httptest.NewServer(http.NotFoundHandler())
+	defer refusing.Close()
+	for _, base := range []string{closed.URL, refusing.URL} {
+		err := (&Webhook{URL: base + "/in?token=QUERYTOKEN", Secret: []byte("k")}).Deliver(context.Background(), Event{ID: "evt-1", Type: CertificateIssued})
+		if err == nil || strings.Contains(err.Error(), "QUERYTOKEN") || !strings.Contains(err.Error(), base+"/in") {
+			t.Errorf("delivery to %s: %v, want an error naming the sink without its token", base, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,19 +74,19 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	req.Header.Set(challenge.SignatureHeader, challenge.Sign(w.Secret, body))
 	c := w.Client
 	if c == nil {
-		c = challenge.NoRedirects // a redirect is no delivery
+		c = outbound.NoRedirects // a redirect is no delivery
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		return fmt.Errorf("webhook: %w", outbound.Err(err))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 3 {
-		return fmt.Errorf("webhook: %s answered %s, a redirect to %q: configure the URL it names", w.URL, resp.Status, resp.Header.Get("Location"))
+		return fmt.Errorf("webhook: %s answered %s, a redirect to %q: configure the URL it names", outbound.Redact(w.URL), resp.Status, outbound.Redact(resp.Header.Get("Location")))
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook: %s answered %s", w.URL, resp.Status)
+		return fmt.Errorf("webhook: %s answered %s", outbound.Redact(w.URL), resp.Status)
 	}
 	return nil
 }

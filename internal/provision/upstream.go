@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"path/filepath"
 	"strings"
 	"time"
@@ -108,7 +109,7 @@ func ChallengeSource(p store.Profile, getenv func(string) string) (func(context.
 		defer cancel()
 		s, err := page.Fetch(ctx)
 		if err != nil {
-			return "", fmt.Errorf("the upstream's NDES page %s: %w", n.URL, err)
+			return "", fmt.Errorf("the upstream's NDES page %s: %w", outbound.Redact(n.URL), err)
 		}
 		return s, nil
 	}, nil

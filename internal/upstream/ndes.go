@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"net/http"
 	"regexp"
@@ -37,16 +38,19 @@ func (n *NDESPage) Fetch(ctx context.Context) (string, error) {
 	}
 	hc := n.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = outbound.NoRedirects // the password goes where it was configured to, only
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("NDES page: %w", err)
+		return "", fmt.Errorf("NDES page: %w", outbound.Err(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxNDESPage))
 	if err != nil {
 		return "", fmt.Errorf("NDES page: %w", err)
+	}
+	if resp.StatusCode/100 == 3 {
+		return "", fmt.Errorf("NDES page: HTTP %d, a redirect to %q: configure the URL it names", resp.StatusCode, outbound.Redact(resp.Header.Get("Location")))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("NDES page: HTTP %d", resp.StatusCode)

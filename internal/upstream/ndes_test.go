@@ -1,7 +1,12 @@
 package upstream_test
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"unicode/utf16"
 
@@ -53,4 +58,22 @@ func FuzzParseNDESPage(f *testing.F) {
 			t.Fatalf("challenge %q outside 4..128 characters", got)
 		}
 	})
+}
+
+// TestNDESPageRedirectNotFollowed: the page's password goes to the URL
+// configured, not to wherever a redirect points.
+func TestNDESPageRedirectNotFollowed(t *testing.T) {
+	var reached atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Store(true)
+		w.Write([]byte(ndesHTML))
+	}))
+	defer elsewhere.Close()
+	moved := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/certsrv/mscep_admin/", http.StatusTemporaryRedirect))
+	defer moved.Close()
+	page := &upstream.NDESPage{URL: moved.URL + "/certsrv/mscep_admin/", Username: "svc", Password: "ndes-pass"}
+	got, err := page.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "redirect") || reached.Load() {
+		t.Fatalf("Fetch = %q, %v (redirect followed: %v); want a refusal naming the redirect", got, err, reached.Load())
+	}
 }
