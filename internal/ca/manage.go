@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,8 +40,11 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 		return nil, errors.New("ca: import: no certificate")
 	}
 	c := chain[0]
-	if !c.IsCA || c.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("ca: import: %q is not a CA certificate (basicConstraints CA and keyCertSign are required)", c.Subject)
+	if !c.IsCA {
+		return nil, fmt.Errorf("ca: import: %q is not a CA certificate: it lacks basicConstraints CA:TRUE", c.Subject)
+	}
+	if err := caKeyUsage(c); err != nil {
+		return nil, fmt.Errorf("ca: import: %q: %w", c.Subject, err)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(c.PublicKey) {
@@ -52,6 +56,31 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 		}
 	}
 	return &CA{Cert: c, Chain: chain[1:], Signer: key}, nil
+}
+
+// caKeyUsage refuses a CA certificate whose keyUsage lacks keyCertSign or
+// cRLSign: relying parties reject what scepd would sign with it. One with
+// no keyUsage extension is accepted: RFC 5280 restricts a key only by an
+// extension present (§6.1.4 (n), §6.3.3 (f)), and relying parties
+// (OpenSSL, CryptoAPI, NSS, crypto/x509) accept its certificates and
+// CRLs; old CAs, and those OpenSSL's default v3_ca section makes, have
+// none.
+func caKeyUsage(c *x509.Certificate) error {
+	if !slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidKeyUsage) }) {
+		return nil
+	}
+	var missing, rejected []string
+	if c.KeyUsage&x509.KeyUsageCertSign == 0 {
+		missing, rejected = append(missing, "keyCertSign"), append(rejected, "the certificates")
+	}
+	if c.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		missing, rejected = append(missing, "cRLSign"), append(rejected, "the CRLs")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the CA certificate's key usage lacks %s: relying parties would reject %s scepd signs with it",
+		strings.Join(missing, " and "), strings.Join(rejected, " and "))
 }
 
 // ParseCertificatesPEM reads every CERTIFICATE block of a PEM bundle (or a

@@ -1,9 +1,11 @@
 package ca
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +103,63 @@ func mustName(t *testing.T, s string) pkix.Name {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestImportRequiresCAUsages: an imported CA certificate must say
+// basicConstraints CA:TRUE, and a keyUsage extension, when it has one,
+// must hold keyCertSign and cRLSign (relying parties reject certificates
+// and CRLs signed under a key without them); one without the extension
+// is imported.
+func TestImportRequiresCAUsages(t *testing.T) {
+	key, _ := GenerateKey(ECDSAP256)
+	now := time.Now()
+	both := x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	for _, tc := range []struct {
+		name string
+		ku   x509.KeyUsage
+		isCA bool
+		want string // "" imports
+	}{
+		{"keyCertSign and cRLSign", both, true, ""},
+		{"no keyUsage extension", 0, true, ""},
+		{"no cRLSign", x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, true, "key usage lacks cRLSign: relying parties would reject the CRLs"},
+		{"no keyCertSign", x509.KeyUsageCRLSign, true, "key usage lacks keyCertSign: relying parties would reject the certificates"},
+		{"neither", x509.KeyUsageDigitalSignature, true, "lacks keyCertSign and cRLSign"},
+		{"no basicConstraints", both, false, "lacks basicConstraints CA:TRUE"},
+	} {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: tc.name}, NotBefore: now, NotAfter: now.Add(time.Hour),
+			KeyUsage: tc.ku, IsCA: tc.isCA, BasicConstraintsValid: tc.isCA}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imported, err := Import([]*x509.Certificate{cert}, key)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: Import: %v, want %q", tc.name, err, tc.want)
+		}
+		if err != nil {
+			continue
+		}
+		// A relying party (here crypto/x509) takes the CRLs it signs.
+		crlDER, err := imported.CRL([]Revoked{{Serial: big.NewInt(7), At: now}}, 1, now, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl, err := x509.ParseRevocationList(crlDER)
+		if err != nil || crl.CheckSignatureFrom(cert) != nil {
+			t.Errorf("%s: the CRL it signs: %v, does not verify", tc.name, err)
+		}
+	}
+	// A CA certificate with basicConstraints CA:FALSE present is no CA either.
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "CA:FALSE"}, NotBefore: now, NotAfter: now.Add(time.Hour),
+		KeyUsage: both, BasicConstraintsValid: true}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	cert, _ := x509.ParseCertificate(der)
+	if _, err := Import([]*x509.Certificate{cert}, key); err == nil || !strings.Contains(err.Error(), "not a CA certificate") {
+		t.Errorf("CA:FALSE: Import: %v, want not a CA certificate", err)
+	}
 }

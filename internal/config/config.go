@@ -93,7 +93,9 @@ type CA struct {
 	ID string `yaml:"id" json:"id"`
 	// Create makes a new CA at the first start (kept afterwards).
 	Create *CACreate `yaml:"create,omitempty" json:"create,omitempty"`
-	// Import brings an existing CA and its key.
+	// Import brings an existing CA and its key. Its certificate must say
+	// basicConstraints CA:TRUE and, when it has a keyUsage extension,
+	// keyCertSign and cRLSign (one without keyUsage is taken).
 	Import *CAImport `yaml:"import,omitempty" json:"import,omitempty"`
 }
 

@@ -527,9 +527,12 @@ func TestImportAndAdminListener(t *testing.T) {
 	run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ext.key", "-out", "ext.pem", "-days", "365", "-subj", "/CN=External CA/O=Elsewhere",
 		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
 	run("pkcs12", "-export", "-inkey", "ext.key", "-in", "ext.pem", "-out", "ext.p12", "-passout", "pass:p12-pass")
+	run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "nocrl.key", "-out", "nocrl.pem", "-days", "365", "-subj", "/CN=No CRL CA",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
 	run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tls.key", "-out", "tls.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
 		"-addext", "subjectAltName=IP:127.0.0.1")
 	os.Chmod(filepath.Join(dir, "ext.key"), 0o600)
+	os.Chmod(filepath.Join(dir, "nocrl.key"), 0o600)
 
 	adminAddr := sceptest.FreeAddr(t)
 	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
@@ -542,6 +545,11 @@ func TestImportAndAdminListener(t *testing.T) {
 	}
 	if out, err := cli(t, s, []string{"SCEPD_PKCS12_PASSWORD=wrong"}, "ca", "import", "--id", "ext-bad", "--pkcs12", filepath.Join(dir, "ext.p12"), "--data", s.DataDir); err == nil {
 		t.Fatalf("a PKCS#12 with the wrong password was imported:\n%s", out)
+	}
+	// A CA whose keyUsage lacks cRLSign would sign CRLs relying parties reject.
+	if out, err := cli(t, s, nil, "ca", "import", "--id", "ext-nocrl", "--cert", filepath.Join(dir, "nocrl.pem"), "--key", filepath.Join(dir, "nocrl.key"), "--data", s.DataDir); err == nil ||
+		!strings.Contains(out, "key usage lacks cRLSign: relying parties would reject the CRLs") {
+		t.Fatalf("ca import of a CA without cRLSign: %v, want refused naming cRLSign\n%s", err, out)
 	}
 	tok, err := cli(t, s, nil, "token", "create", "--role", "admin", "--data", s.DataDir)
 	if err != nil {

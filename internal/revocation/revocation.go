@@ -213,13 +213,21 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// OCSPResponse is a DER OCSP response and the validity it states: the
+// times are zero for an error response (malformed, unauthorized), which
+// states none.
+type OCSPResponse struct {
+	DER                    []byte
+	ThisUpdate, NextUpdate time.Time
+}
+
 // OCSP answers a DER OCSP request for a CA (RFC 6960), signed by the CA.
 // With caID "" the CA is the loaded one the request's issuer hashes name;
 // for none the answer is unauthorized (§2.3: not a CA we answer for).
-func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, error) {
+func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPResponse, error) {
 	r, err := ocsp.ParseRequest(req)
 	if err != nil {
-		return ocsp.MalformedRequestErrorResponse, nil
+		return OCSPResponse{DER: ocsp.MalformedRequestErrorResponse}, nil
 	}
 	if caID == "" {
 		for id, c := range s.CAs() {
@@ -229,12 +237,12 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, er
 			}
 		}
 		if caID == "" {
-			return ocsp.UnauthorizedErrorResponse, nil
+			return OCSPResponse{DER: ocsp.UnauthorizedErrorResponse}, nil
 		}
 	}
 	issuer := s.CAs()[caID]
 	if issuer == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownCA, caID)
+		return OCSPResponse{}, fmt.Errorf("%w %q", ErrUnknownCA, caID)
 	}
 	now := s.Now()
 	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}
@@ -255,14 +263,18 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) ([]byte, er
 			// never signed it.
 			tmpl.Status = ocsp.Unknown
 		case err != nil:
-			return nil, err
+			return OCSPResponse{}, err
 		case c.Status == store.CertRevoked:
 			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt, c.RevocationReason
 		default:
 			tmpl.Status = ocsp.Good
 		}
 	}
-	return ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Signer)
+	der, err := ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Signer)
+	if err != nil {
+		return OCSPResponse{}, err
+	}
+	return OCSPResponse{DER: der, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate}, nil
 }
 
 func matchesIssuer(r *ocsp.Request, issuer *ca.CA) bool {

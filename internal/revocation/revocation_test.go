@@ -184,7 +184,7 @@ func TestOCSPFindsTheCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp
+		return resp.DER
 	}
 	resp, err := ocsp.ParseResponseForCert(ask(f.ca.Cert), leaf, f.ca.Cert)
 	if err != nil || resp.Status != ocsp.Unknown { // not in the store: unknown, but answered and signed by the CA
@@ -214,13 +214,17 @@ func TestOCSPAnswersTheCertIDAsked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		der, err := f.a.OCSP(ctx, "root", req)
+		answer, err := f.a.OCSP(ctx, "root", req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := ocsp.ParseResponse(der, f.ca.Cert)
+		resp, err := ocsp.ParseResponse(answer.DER, f.ca.Cert)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The validity returned is the one signed (the HTTP caching headers say it).
+		if !resp.ThisUpdate.Equal(answer.ThisUpdate) || !resp.NextUpdate.Equal(answer.NextUpdate) {
+			t.Fatalf("returned validity %v to %v, signed %v to %v", answer.ThisUpdate, answer.NextUpdate, resp.ThisUpdate, resp.NextUpdate)
 		}
 		return resp
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/revocation"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/server"
@@ -269,9 +270,9 @@ func TestContentTypes(t *testing.T) {
 type recordingOCSP struct{ got []byte }
 
 func (o *recordingOCSP) CRL(context.Context, string) (store.CRL, error) { return store.CRL{}, nil }
-func (o *recordingOCSP) OCSP(_ context.Context, _ string, req []byte) ([]byte, error) {
+func (o *recordingOCSP) OCSP(_ context.Context, _ string, req []byte) (revocation.OCSPResponse, error) {
 	o.got = req
-	return []byte{0x30, 0}, nil
+	return revocation.OCSPResponse{DER: []byte{0x30, 0}}, nil
 }
 
 // TestOCSPGETWithDoubleSlash: an OCSP GET request is base64 in the path,

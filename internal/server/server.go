@@ -9,6 +9,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -31,6 +32,7 @@ import (
 	"github.com/scepd/scepd/internal/enroll"
 	"github.com/scepd/scepd/internal/pkiop"
 	"github.com/scepd/scepd/internal/ratelimit"
+	"github.com/scepd/scepd/internal/revocation"
 	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/store"
@@ -46,7 +48,7 @@ type Enroller = pkiop.Enroller
 // request names).
 type Revocation interface {
 	CRL(ctx context.Context, caID string) (store.CRL, error)
-	OCSP(ctx context.Context, caID string, req []byte) ([]byte, error)
+	OCSP(ctx context.Context, caID string, req []byte) (revocation.OCSPResponse, error)
 }
 
 // ProfileConfig is everything needed to serve one profile.
@@ -440,6 +442,8 @@ func (s *Server) CAs() map[string]*ca.CA { return s.set.Load().cas }
 
 // crl serves a CA's current CRL: /crl/{id}.crl DER, /crl/{id}.pem PEM.
 func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
+	// For no cache unless it is the CRL (a 404 is cacheable by default).
+	w.Header().Set("Cache-Control", "no-store")
 	id, ext, _ := strings.Cut(r.PathValue("file"), ".")
 	if s.set.Load().cas[id] == nil || (ext != "crl" && ext != "pem") || s.opts.Revocation == nil {
 		http.Error(w, "no such CRL", http.StatusNotFound)
@@ -452,21 +456,39 @@ func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "CRL temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	w.Header().Set("Last-Modified", c.ThisUpdate.UTC().Format(http.TimeFormat))
-	w.Header().Set("Expires", c.NextUpdate.UTC().Format(http.TimeFormat))
+	body, ctype := c.DER, "application/pkix-crl"
 	if ext == "pem" {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: c.DER})
-		return
+		body, ctype = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.DER}), "application/x-pem-file"
 	}
-	w.Header().Set("Content-Type", "application/pkix-crl")
-	w.Write(c.DER)
+	cacheUntil(w, body, c.ThisUpdate, c.NextUpdate)
+	w.Header().Set("Content-Type", ctype)
+	w.Write(body)
+}
+
+// cacheUntil sets the caching headers of RFC 5019 §6.2 on an answer valid
+// from thisUpdate to nextUpdate (a CRL, an OCSP response to GET): HTTP
+// caches (a CDN, a relying party's) keep it until nextUpdate, not longer.
+// A CRL signed again before then (a revocation, half its life gone)
+// reaches those caches' clients at nextUpdate, as it reaches a relying
+// party that keeps CRLs until theirs. The ETag is a hash of the bytes.
+func cacheUntil(w http.ResponseWriter, body []byte, thisUpdate, nextUpdate time.Time) {
+	h := w.Header()
+	h.Set("Last-Modified", thisUpdate.UTC().Format(http.TimeFormat))
+	h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
+	h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", max(int64(time.Until(nextUpdate)/time.Second), 0)))
+	sum := sha256.Sum256(body)
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 }
 
 // ocsp answers RFC 6960 requests: POST with the DER body, or GET with it
 // base64 in the path (§A.1); at /ocsp/{ca} for one CA, at /ocsp for any
 // CA loaded (the one the request's issuer hashes name).
 func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
+	// Only a signed answer to GET is for caches (below). Not an error
+	// (HTTP, or an OCSP error response: malformed, unauthorized), nor
+	// an answer to POST: RFC 5019's caching is GET's, and an HTTP cache
+	// keys on the URL, which for POST does not hold the request.
+	w.Header().Set("Cache-Control", "no-store")
 	id, request := r.PathValue("ca"), r.PathValue("request")
 	if first, rest, ok := strings.Cut(request, "/"); ok && s.set.Load().cas[first] != nil {
 		id, request = first, rest
@@ -495,8 +517,11 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "OCSP temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if r.Method != http.MethodPost && !resp.NextUpdate.IsZero() {
+		cacheUntil(w, resp.DER, resp.ThisUpdate, resp.NextUpdate)
+	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
-	w.Write(resp)
+	w.Write(resp.DER)
 }
 
 // Mount adds extra routes (the admin API when it shares the listener).
