@@ -442,7 +442,7 @@ func (s *Server) CAs() map[string]*ca.CA { return s.set.Load().cas }
 
 // crl serves a CA's current CRL: /crl/{id}.crl DER, /crl/{id}.pem PEM.
 func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
-	// For no cache unless it is the CRL (a 404 is cacheable by default).
+	// Nothing for caches but the CRL itself (a 404 is cacheable by default).
 	w.Header().Set("Cache-Control", "no-store")
 	id, ext, _ := strings.Cut(r.PathValue("file"), ".")
 	if s.set.Load().cas[id] == nil || (ext != "crl" && ext != "pem") || s.opts.Revocation == nil {
