@@ -561,17 +561,19 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if why := s.upstreamsDown(r.Context()); why != "" {
-		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+	if down := s.upstreamsDown(r.Context()); len(down) > 0 {
+		// Anyone may ask: the answer names profiles, and the log why
+		// (an upstream's URL and address are for the operator).
+		http.Error(w, "not ready: the upstream CA of profile "+strings.Join(down, ", ")+" does not answer (the log says why)", http.StatusServiceUnavailable)
 		return
 	}
 	writeOK(w)
 }
 
 // upstreamsDown asks every profile's upstream (RA mode) whether it
-// answers, all at once and each within 2s; it names those that do not
-// ("" when all do).
-func (s *Server) upstreamsDown(ctx context.Context) string {
+// answers, all at once and each within 2s; it logs why those that do not
+// do not, and returns their profiles.
+func (s *Server) upstreamsDown(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	type down struct{ profile, err string }
@@ -599,9 +601,9 @@ func (s *Server) upstreamsDown(ctx context.Context) string {
 	var out []string
 	for _, d := range downs {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed", slog.String("profile", d.profile), slog.String("error", d.err))
-		out = append(out, fmt.Sprintf("profile %s: %s", d.profile, d.err))
+		out = append(out, d.profile)
 	}
-	return strings.Join(out, "; ")
+	return out
 }
 
 func writeOK(w http.ResponseWriter) {
