@@ -520,7 +520,9 @@ func zeroConfig(ctx context.Context, cfg serveConfig, st store.Store, ks keys.So
 		return fmt.Errorf("provisioning: %w", err)
 	}
 	if res.GeneratedChallenge != "" {
-		// Shown once, on stdout and not in the log; only its hash is stored.
+		// Shown once, on stdout, not in the log (stderr); only its hash is
+		// stored. A service manager may keep stdout too: docs say to set
+		// SCEPD_CHALLENGE(_FILE) there.
 		fmt.Fprintf(stdout, "\nThe default profile's challenge password (shown only now; set SCEPD_CHALLENGE to choose your own):\n\n    %s\n\n", res.GeneratedChallenge)
 	}
 	return nil
