@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -230,14 +231,24 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 		return OCSPResponse{DER: ocsp.MalformedRequestErrorResponse}, nil
 	}
 	if caID == "" {
+		var ids []string
 		for id, c := range s.CAs() {
 			if r.HashAlgorithm.Available() && matchesIssuer(r, c) {
-				caID = id
-				break
+				ids = append(ids, id)
 			}
 		}
-		if caID == "" {
+		if len(ids) == 0 {
 			return OCSPResponse{DER: ocsp.UnauthorizedErrorResponse}, nil
+		}
+		slices.Sort(ids)
+		caID = ids[0]
+		if len(ids) > 1 {
+			// One CA, subject and key, under several IDs (imported twice,
+			// certified again with its key): the one the certificate is
+			// stored under answers for it.
+			if c, err := s.Store.GetCertificate(ctx, r.SerialNumber.Text(16)); err == nil && slices.Contains(ids, c.CAID) {
+				caID = c.CAID
+			}
 		}
 	}
 	issuer := s.CAs()[caID]

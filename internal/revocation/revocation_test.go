@@ -290,3 +290,31 @@ func TestCRLNumberFollowsItsList(t *testing.T) {
 		t.Fatalf("CRL %d lists %d certificates; want the one revoked while it was signed", c.Number, len(parsed.RevokedCertificateEntries))
 	}
 }
+
+// TestOCSPOneCAUnderTwoIDs: the bare responder answers from the CA that
+// issued the certificate when one CA (subject and key) is loaded under
+// two IDs (imported twice, or certified again with its key); it picked
+// either, and the other answered unknown for a revoked certificate.
+func TestOCSPOneCAUnderTwoIDs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	f.a.CAs = func() map[string]*ca.CA { return map[string]*ca.CA{"root": f.ca, "root-again": f.ca, "root-too": f.ca} }
+	serial, _ := new(big.Int).SetString("a1", 16)
+	req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, f.ca.Cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // map order varies
+		answer, err := f.a.OCSP(ctx, "", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ocsp.ParseResponse(answer.DER, f.ca.Cert)
+		if err != nil || resp.Status != ocsp.Revoked {
+			t.Fatalf("status %d, %v; want revoked", resp.Status, err)
+		}
+	}
+}
