@@ -43,7 +43,7 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 	if !c.IsCA {
 		return nil, fmt.Errorf("ca: import: %q is not a CA certificate: it lacks basicConstraints CA:TRUE", c.Subject)
 	}
-	if err := caKeyUsage(c); err != nil {
+	if err := KeyUsageProblem(c); err != nil {
 		return nil, fmt.Errorf("ca: import: %q: %w", c.Subject, err)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
@@ -58,14 +58,14 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 	return &CA{Cert: c, Chain: chain[1:], Signer: key}, nil
 }
 
-// caKeyUsage refuses a CA certificate whose keyUsage lacks keyCertSign or
-// cRLSign: relying parties reject what scepd would sign with it. One with
-// no keyUsage extension is accepted: RFC 5280 restricts a key only by an
+// KeyUsageProblem says what a CA certificate's keyUsage lacks of
+// keyCertSign and cRLSign (nil when neither): relying parties reject what
+// scepd would sign with it. One with no keyUsage extension has no problem: RFC 5280 restricts a key only by an
 // extension present (§6.1.4 (n), §6.3.3 (f)), and relying parties
 // (OpenSSL, CryptoAPI, NSS, crypto/x509) accept its certificates and
 // CRLs; old CAs, and those OpenSSL's default v3_ca section makes, have
 // none.
-func caKeyUsage(c *x509.Certificate) error {
+func KeyUsageProblem(c *x509.Certificate) error {
 	if !slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidKeyUsage) }) {
 		return nil
 	}

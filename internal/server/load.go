@@ -99,6 +99,11 @@ func Load(ctx context.Context, st ProfileStore, ks keys.Source, ov Overrides) (*
 		if err != nil {
 			return nil, err
 		}
+		if err := ca.KeyUsageProblem(c.Cert); err != nil {
+			// Imported before import refused it: it still serves, and the
+			// operator hears why relying parties refuse its CRLs.
+			ov.Log.Warn("CA certificate unfit", "ca", r.ID, "problem", err.Error())
+		}
 		out.CAs[r.ID] = c
 	}
 	for _, row := range rows {

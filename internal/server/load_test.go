@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -305,5 +306,39 @@ func TestOCSPGETWithDoubleSlash(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(ocspRev.got, req) {
 			t.Fatalf("GET %s<base64 with //>: HTTP %d, the responder got %x; want 200 and %x", path, resp.StatusCode, ocspRev.got, req)
 		}
+	}
+}
+
+// TestLoadWarnsOfUnfitCA: a CA stored before import refused certificates
+// whose key usage lacks cRLSign still loads, and the log says why relying
+// parties refuse its CRLs.
+func TestLoadWarnsOfUnfitCA(t *testing.T) {
+	ctx := context.Background()
+	st, ks := openStore(t)
+	now := time.Now()
+	row, err := provision.CreateCA(ctx, st, ks, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}, provision.Inline(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := provision.LoadCA(row, ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Old Root"}, NotBefore: now, NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, c.Signer.Public(), c.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateCA(ctx, store.CA{ID: "old", CertDER: der, KeyRef: row.KeyRef, Created: now}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	loaded, err := server.Load(ctx, st, ks, server.Overrides{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil || loaded.CAs["old"] == nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !strings.Contains(logs.String(), `msg="CA certificate unfit" ca=old problem="the CA certificate's key usage lacks cRLSign`) || strings.Contains(logs.String(), "ca=root") {
+		t.Fatalf("log:\n%s\nwant a warning for the old CA only", logs.String())
 	}
 }
