@@ -42,7 +42,7 @@ func newAdminFlags(name string, stderr io.Writer) *adminFlags {
 		server:   fs.String("server", os.Getenv("SCEPD_SERVER"), "act through a running server's API at this base URL (env SCEPD_SERVER); default: on the data directory/database directly"),
 		token:    fs.String("token", "", "API token for --server (default: env SCEPD_TOKEN; a flag value shows in ps)"),
 		dataDir:  fs.String("data", envDefault("SCEPD_DATA", "./scepd-data"), "data directory (env SCEPD_DATA)"),
-		database: fs.String("database", envDefault("SCEPD_DATABASE", ""), "postgres://... (env SCEPD_DATABASE); empty: SQLite in the data directory"),
+		database: fs.String("database", "", "postgres://... (env SCEPD_DATABASE, or the file SCEPD_DATABASE_FILE names; a password here shows in ps: use the file, or PGPASSFILE); empty: SQLite in the data directory"),
 		output:   fs.String("o", "text", "output: text or json (list and show commands: also csv)"),
 	}
 }
@@ -59,7 +59,10 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		}
 		return &admin.Client{BaseURL: *f.server, Token: tok}, func() {}, nil
 	}
-	sf := storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}
+	sf, err := f.store()
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := openStore(ctx, sf)
 	if err != nil {
 		return nil, nil, err
@@ -89,6 +92,13 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		svc.Revocation = &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return serving.CAs }, Now: time.Now, Log: log}
 	}
 	return svc.As(admin.LocalAdmin), func() { ks.Token.Close(); st.Close() }, nil
+}
+
+// store is where the flags say the store is: the data directory, and the
+// database --database, SCEPD_DATABASE or SCEPD_DATABASE_FILE names.
+func (f *adminFlags) store() (storeFlags, error) {
+	db, err := databaseURL(f.fs, "")
+	return storeFlags{dataDir: *f.dataDir, database: db, dbMaxConns: 2}, err
 }
 
 func (f *adminFlags) print(w io.Writer, v any, text func(w *tabwriter.Writer)) error {

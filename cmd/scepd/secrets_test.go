@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDatabaseURLSources: the database URL (which may hold a password)
+// comes from --database, then SCEPD_DATABASE or the file
+// SCEPD_DATABASE_FILE names, then the config file, for serve and for the
+// commands on the store alike. Unusable URLs name which one was taken.
+func TestDatabaseURLSources(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	dbFile := filepath.Join(dir, "database")
+	if err := os.WriteFile(dbFile, []byte("bogus://from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "scepd.yaml")
+	if err := os.WriteFile(cfg, []byte("database: postgres://scepd@127.0.0.1:1/from-config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SCEPD_CONFIG", "")
+	t.Setenv("SCEPD_DATABASE_FILE", dbFile)
+	for _, c := range []struct {
+		name, env string
+		args      []string
+		want      string // in stderr; "": exit 0
+	}{
+		{"store check, file", "", []string{"store", "check", "--data", data}, `"bogus://from-file"`},
+		{"store check, env over file", "bogus://from-env", []string{"store", "check", "--data", data}, `"bogus://from-env"`},
+		{"store check, flag over env", "bogus://from-env", []string{"store", "check", "--data", data, "--database", "sqlite"}, ""},
+		{"audit verify, file", "", []string{"audit", "verify", "--data", data}, `"bogus://from-file"`},
+		{"serve, file over config", "", []string{"serve", "--config", cfg, "--data", data}, `bogus://from-file`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("SCEPD_DATABASE", c.env)
+			var out, errb bytes.Buffer
+			code := run(c.args, &out, &errb)
+			if c.want == "" {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errb.String())
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(errb.String(), c.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 naming %s", code, errb.String(), c.want)
+			}
+		})
+	}
+	t.Setenv("SCEPD_DATABASE", "")
+	t.Setenv("SCEPD_DATABASE_FILE", filepath.Join(dir, "missing"))
+	var out, errb bytes.Buffer
+	if code := run([]string{"store", "check", "--data", data}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "SCEPD_DATABASE_FILE") {
+		t.Fatalf("a missing SCEPD_DATABASE_FILE: exit %d, %q", code, errb.String())
+	}
+}
