@@ -58,3 +58,44 @@ func TestDatabaseURLSources(t *testing.T) {
 		t.Fatalf("a missing SCEPD_DATABASE_FILE: exit %d, %q", code, errb.String())
 	}
 }
+
+// TestConfigFileWithPasswordReadable: serve warns, naming the file and
+// the fix, when its config file holds the database password and others
+// may read it, and starts all the same (here: fails to reach the
+// database); a private file, or one without a password, is no warning.
+func TestConfigFileWithPasswordReadable(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SCEPD_CONFIG", "")
+	t.Setenv("SCEPD_DATABASE", "")
+	t.Setenv("SCEPD_DATABASE_FILE", "")
+	for _, c := range []struct {
+		name, database string
+		mode           os.FileMode
+		warn           bool
+	}{
+		{"password, 0644", "postgres://scepd:secret@127.0.0.1:1/scepd", 0o644, true},
+		{"password parameter, 0604", "postgres://scepd@127.0.0.1:1/scepd?password=secret", 0o604, true},
+		{"password, 0600", "postgres://scepd:secret@127.0.0.1:1/scepd", 0o600, false},
+		{"password, 0640 with scepd's group", "postgres://scepd:secret@127.0.0.1:1/scepd", 0o640, false},
+		{"no password, 0644", "postgres://scepd@127.0.0.1:1/scepd", 0o644, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".yaml")
+			if err := os.WriteFile(cfg, []byte("database: "+c.database+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(cfg, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			if code := run([]string{"serve", "--config", cfg, "--data", filepath.Join(dir, "data")}, &out, &errb); code != 1 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			warned := strings.Contains(errb.String(), "level=WARN") && strings.Contains(errb.String(), "file="+cfg) &&
+				strings.Contains(errb.String(), "SCEPD_DATABASE_FILE")
+			if warned != c.warn || strings.Contains(errb.String(), "secret") {
+				t.Fatalf("warned %v, want %v: %s", warned, c.warn, errb.String())
+			}
+		})
+	}
+}

@@ -141,6 +141,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scepd: %s is not valid:\n%v\n", *configPath, err)
 			return 1
 		}
+		if exposed := configExposed(*configPath, file.Database); exposed != "" {
+			log.Warn(exposed, "file", *configPath)
+		}
 	}
 	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", strings.Join(file.Listen.TrustedProxies, ","), ""))
 	if err != nil {
