@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -97,5 +101,58 @@ func TestConfigFileWithPasswordReadable(t *testing.T) {
 				t.Fatalf("warned %v, want %v: %s", warned, c.warn, errb.String())
 			}
 		})
+	}
+}
+
+// TestServerPlainHTTP: the operator commands send the API token over
+// plain HTTP only to this host, or with --insecure-http; refused, they
+// send nothing.
+func TestServerPlainHTTP(t *testing.T) {
+	var tokens atomic.Int32
+	api := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer the-token" {
+			tokens.Add(1)
+		}
+		w.Write([]byte("[]"))
+	}))
+	ln, err := net.Listen("tcp", ":0") // every interface
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.Listener.Close()
+	api.Listener = ln
+	api.Start()
+	defer api.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	t.Setenv("SCEPD_TOKEN", "the-token")
+	t.Setenv("SCEPD_SERVER", "")
+	list := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"ca", "list"}, args...), &out, &errb)
+		return code, errb.String()
+	}
+	for _, host := range []string{"127.0.0.1", "127.1.2.3", "localhost", "LocalHost"} {
+		if code, stderr := list("--server", "http://"+net.JoinHostPort(host, port)); code != 0 {
+			t.Errorf("http://%s: exit %d, %s", host, code, stderr)
+		}
+	}
+	var other string // an address of this host, not loopback
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			other = n.IP.String()
+			break
+		}
+	}
+	if other == "" {
+		t.Skip("no network interface but loopback")
+	}
+	before := tokens.Load()
+	url := "http://" + net.JoinHostPort(other, port)
+	if code, stderr := list("--server", url); code != 1 || !strings.Contains(stderr, "--insecure-http") || tokens.Load() != before {
+		t.Fatalf("%s: exit %d, %q, token sent %v; want it refused, naming --insecure-http", url, code, stderr, tokens.Load() != before)
+	}
+	if code, stderr := list("--server", url, "--insecure-http"); code != 0 || tokens.Load() != before+1 {
+		t.Fatalf("%s with --insecure-http: exit %d, %s", url, code, stderr)
 	}
 }
