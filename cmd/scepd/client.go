@@ -149,7 +149,7 @@ func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 	}
 	if path != "" {
 		b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-		if err := os.WriteFile(path, b, 0o600); err != nil {
+		if err := keys.WriteFile(path, b); err != nil {
 			return nil, err
 		}
 	}

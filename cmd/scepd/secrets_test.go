@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/scepd/scepd/internal/ca"
+	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/provision"
 )
 
 // TestDatabaseURLSources: the database URL (which may hold a password)
@@ -154,5 +162,76 @@ func TestServerPlainHTTP(t *testing.T) {
 	}
 	if code, stderr := list("--server", url, "--insecure-http"); code != 0 || tokens.Load() != before+1 {
 		t.Fatalf("%s with --insecure-http: exit %d, %s", url, code, stderr)
+	}
+}
+
+// TestSecretOutputFiles: the files the CLI writes secrets to (a
+// mobileconfig's challenge, a client's new key) are 0600 also where an
+// older file others could read was, and a symlink planted at the path is
+// replaced, not followed.
+func TestSecretOutputFiles(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	t.Setenv("SCEPD_DATABASE", "")
+	t.Setenv("SCEPD_DATABASE_FILE", "")
+	t.Setenv("SCEPD_AUDIT_KEY_FILE", "")
+	t.Setenv("SCEPD_KEY_PASSPHRASE", "")
+	t.Setenv("SCEPD_SERVER", "")
+	t.Setenv("SCEPD_PUBLIC_URL", "")
+	ctx := context.Background()
+	st, err := openStore(ctx, storeFlags{dataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.EnsureDefault(ctx, st, keys.Source{Dir: data}, provision.Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048,
+		Challenge: "the static challenge", Now: time.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	private := func(path, want string) {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v; want a regular file, mode 0600", path, fi.Mode(), err)
+		}
+		if b, _ := os.ReadFile(path); !strings.Contains(string(b), want) {
+			t.Fatalf("%s lacks %q", path, want)
+		}
+	}
+	t.Setenv("TEST_CHALLENGE", "the static challenge")
+	mobileconfig := func(out string) {
+		t.Helper()
+		var o, e bytes.Buffer
+		if code := run([]string{"profile", "mobileconfig", "--profile", "default", "--challenge-env", "TEST_CHALLENGE",
+			"--url", "https://pki.example.com", "--data", data, "--out", out}, &o, &e); code != 0 {
+			t.Fatalf("exit %d: %s", code, e.String())
+		}
+	}
+
+	old := filepath.Join(dir, "old.mobileconfig")
+	if err := os.WriteFile(old, []byte("an older profile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mobileconfig(old)
+	private(old, "the static challenge")
+
+	victim := filepath.Join(dir, "victim")
+	link := filepath.Join(dir, "link.mobileconfig")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	mobileconfig(link)
+	private(link, "the static challenge")
+
+	key := filepath.Join(dir, "client.key")
+	if err := os.Symlink(victim, key); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	// The key is written before the request, which fails: nothing listens.
+	run([]string{"client", "enroll", "-url", "http://127.0.0.1:1/scep/default/pkiclient.exe", "-challenge", "x", "-cn", "c", "-key", key}, &o, &e)
+	private(key, "PRIVATE KEY")
+	if _, err := os.Lstat(victim); err == nil {
+		t.Fatal("a symlink's target was written")
 	}
 }
