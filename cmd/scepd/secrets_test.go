@@ -235,3 +235,33 @@ func TestSecretOutputFiles(t *testing.T) {
 		t.Fatal("a symlink's target was written")
 	}
 }
+
+// TestSecretFilesPrivate: a *_FILE variable naming a file other users
+// may read is refused, naming the variable; a file its group may read is
+// not (a systemd credential shows 0440).
+func TestSecretFilesPrivate(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	pass := filepath.Join(dir, "passphrase")
+	if err := os.WriteFile(pass, []byte("the key passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SCEPD_DATABASE", "")
+	t.Setenv("SCEPD_DATABASE_FILE", "")
+	t.Setenv("SCEPD_AUDIT_KEY_FILE", "")
+	t.Setenv("SCEPD_KEY_PASSPHRASE", "")
+	t.Setenv("SCEPD_KEY_PASSPHRASE_FILE", pass)
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o644, false}, {0o440, true}, {0o600, true}} {
+		if err := os.Chmod(pass, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{"store", "check", "--data", data}, &out, &errb)
+		if c.ok && code != 0 || !c.ok && (code != 1 || !strings.Contains(errb.String(), "SCEPD_KEY_PASSPHRASE_FILE") || !strings.Contains(errb.String(), "other users")) {
+			t.Fatalf("mode %v: exit %d, %s", c.mode, code, errb.String())
+		}
+	}
+}

@@ -291,7 +291,8 @@ func engineName(setting string) string {
 }
 
 // secretFromEnv reads a secret from the variable name or from the file
-// the variable name_FILE names (trailing newline removed).
+// the variable name_FILE names (trailing newline removed), which other
+// users must not be able to read (see keys.ReadSecretFile).
 func secretFromEnv(name string) (string, error) {
 	if v := os.Getenv(name); v != "" {
 		return v, nil
@@ -300,7 +301,7 @@ func secretFromEnv(name string) (string, error) {
 	if f == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(f)
+	b, err := keys.ReadSecretFile(f)
 	if err != nil {
 		return "", fmt.Errorf("%s_FILE: %w", name, err)
 	}

@@ -160,6 +160,22 @@ func ReadPrivateFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadSecretFile reads a file holding a secret (a passphrase, a PIN, a
+// password), refusing one other users may read or write. Unlike
+// ReadPrivateFile it accepts one its group may read: a systemd credential
+// is mode 0400 with an ACL letting the service's user read it, which the
+// mode shows as 0440.
+func ReadSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("%s holds a secret and is open to other users (mode %v); chmod 600 it (640 for a group)", path, fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}
+
 // Parse parses a PEM key with the source's passphrase.
 func (s Source) Parse(b []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(b)
