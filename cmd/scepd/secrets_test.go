@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -263,5 +269,35 @@ func TestSecretFilesPrivate(t *testing.T) {
 		if c.ok && code != 0 || !c.ok && (code != 1 || !strings.Contains(errb.String(), "SCEPD_KEY_PASSPHRASE_FILE") || !strings.Contains(errb.String(), "other users")) {
 			t.Fatalf("mode %v: exit %d, %s", c.mode, code, errb.String())
 		}
+	}
+}
+
+// TestInspectKeyPassphraseFile: inspect decrypts an encrypted --key with
+// the passphrase from SCEPD_KEY_PASSPHRASE_FILE, as serve does.
+func TestInspectKeyPassphraseFile(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (keys.Source{Dir: dir, Passphrase: []byte("the key passphrase")}).SaveFile("recipient.key", key); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "recipient"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := filepath.Join(dir, "recipient.pem")
+	pass := filepath.Join(dir, "passphrase")
+	if os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644) != nil ||
+		os.WriteFile(pass, []byte("the key passphrase\n"), 0o600) != nil {
+		t.Fatal("writing the files")
+	}
+	t.Setenv("SCEPD_KEY_PASSPHRASE", "")
+	t.Setenv("SCEPD_KEY_PASSPHRASE_FILE", pass)
+	var out, errb bytes.Buffer
+	if code := run([]string{"inspect", "--key", filepath.Join(dir, "recipient.key"), cert}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
