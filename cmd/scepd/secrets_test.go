@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/keys"
 	"github.com/scepd/scepd/internal/provision"
+	"github.com/scepd/scepd/internal/sceptest"
 )
 
 // TestDatabaseURLSources: the database URL (which may hold a password)
@@ -299,5 +301,50 @@ func TestInspectKeyPassphraseFile(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"inspect", "--key", filepath.Join(dir, "recipient.key"), cert}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestClientChallengeFromEnv: client enroll without -challenge sends the
+// one SCEPD_CHALLENGE_FILE names (or SCEPD_CHALLENGE holds).
+func TestClientChallengeFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	cfg := serveConfig{
+		addr: "127.0.0.1:0", store: storeFlags{dataDir: filepath.Join(dir, "data")},
+		caKeyType: ca.ECDSAP256, raKeyType: ca.RSA2048, challengeMode: "static", challenge: "the static challenge",
+		queueWait: 10 * time.Second, maxQueue: 16, challengeRate: 10, challengeBurst: 100, shutdownGrace: 5 * time.Second,
+	}
+	logs := &sceptest.LogBuffer{}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, io.Discard, slog.New(slog.NewTextHandler(logs, nil))) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("runServer: %v", err)
+		}
+	}()
+	served := regexp.MustCompile(`msg="serving SCEP" profile=default url=(\S+)`)
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if m := served.FindStringSubmatch(logs.String()); m != nil {
+			url = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SCEP URL logged:\n%s", logs.String())
+		}
+	}
+	file := filepath.Join(dir, "challenge")
+	if err := os.WriteFile(file, []byte("the static challenge\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SCEPD_CHALLENGE", "")
+	t.Setenv("SCEPD_CHALLENGE_FILE", file)
+	var out, errb bytes.Buffer
+	if code := run([]string{"client", "enroll", "-url", url, "-cn", "device", "-key", filepath.Join(dir, "device.key")}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	t.Setenv("SCEPD_CHALLENGE", "not the challenge")
+	if code := run([]string{"client", "enroll", "-url", url, "-cn", "other", "-key", filepath.Join(dir, "other.key")}, &out, &errb); code != 1 {
+		t.Fatalf("SCEPD_CHALLENGE wins over the file: exit %d", code)
 	}
 }
