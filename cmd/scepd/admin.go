@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +30,7 @@ import (
 type adminFlags struct {
 	fs       *flag.FlagSet
 	server   *string
+	insecure *bool
 	token    *string
 	dataDir  *string
 	database *string
@@ -40,9 +43,10 @@ func newAdminFlags(name string, stderr io.Writer) *adminFlags {
 	return &adminFlags{
 		fs:       fs,
 		server:   fs.String("server", os.Getenv("SCEPD_SERVER"), "act through a running server's API at this base URL (env SCEPD_SERVER); default: on the data directory/database directly"),
+		insecure: fs.Bool("insecure-http", false, "allow an http:// --server on another host than this one: the token, and what the command sends (a CA's private key with ca import), then cross the network unencrypted"),
 		token:    fs.String("token", "", "API token for --server (default: env SCEPD_TOKEN; a flag value shows in ps)"),
 		dataDir:  fs.String("data", envDefault("SCEPD_DATA", "./scepd-data"), "data directory (env SCEPD_DATA)"),
-		database: fs.String("database", envDefault("SCEPD_DATABASE", ""), "postgres://... (env SCEPD_DATABASE); empty: SQLite in the data directory"),
+		database: fs.String("database", "", "postgres://... (env SCEPD_DATABASE, or the file SCEPD_DATABASE_FILE names; a password here shows in ps: use the file, or PGPASSFILE); empty: SQLite in the data directory"),
 		output:   fs.String("o", "text", "output: text or json (list and show commands: also csv)"),
 	}
 }
@@ -57,9 +61,15 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		if tok == "" {
 			return nil, nil, errors.New("--server needs a token: set SCEPD_TOKEN (or --token)")
 		}
+		if err := checkServerURL(*f.server, *f.insecure); err != nil {
+			return nil, nil, err
+		}
 		return &admin.Client{BaseURL: *f.server, Token: tok}, func() {}, nil
 	}
-	sf := storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}
+	sf, err := f.store()
+	if err != nil {
+		return nil, nil, err
+	}
 	st, err := openStore(ctx, sf)
 	if err != nil {
 		return nil, nil, err
@@ -89,6 +99,31 @@ func (f *adminFlags) api(ctx context.Context) (api admin.API, closeFn func(), er
 		svc.Revocation = &revocation.Service{Store: st, CAs: func() map[string]*ca.CA { return serving.CAs }, Now: time.Now, Log: log}
 	}
 	return svc.As(admin.LocalAdmin), func() { ks.Token.Close(); st.Close() }, nil
+}
+
+// checkServerURL refuses an http:// --server on another host than this
+// one unless insecure: the token (and a CA's private key, for ca import)
+// would cross the network in clear.
+func checkServerURL(server string, insecure bool) error {
+	u, err := url.Parse(server)
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	if u.Scheme != "http" || insecure {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	return fmt.Errorf("--server %s: plain HTTP to another host would send the API token (and what the command sends, such as a CA's private key) unencrypted: use https://, or --insecure-http to send them anyway", server)
+}
+
+// store is where the flags say the store is: the data directory, and the
+// database --database, SCEPD_DATABASE or SCEPD_DATABASE_FILE names.
+func (f *adminFlags) store() (storeFlags, error) {
+	db, err := databaseURL(f.fs, "")
+	return storeFlags{dataDir: *f.dataDir, database: db, dbMaxConns: 2}, err
 }
 
 func (f *adminFlags) print(w io.Writer, v any, text func(w *tabwriter.Writer)) error {

@@ -57,7 +57,13 @@ func auditCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	st, key, err := openAudited(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2, readAudit: args[0] != "checkpoint"})
+	sf, err := f.store()
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd audit:", err)
+		return 1
+	}
+	sf.readAudit = args[0] != "checkpoint"
+	st, key, err := openAudited(ctx, sf)
 	if err != nil {
 		fmt.Fprintln(stderr, "scepd audit:", err)
 		return 1

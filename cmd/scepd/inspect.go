@@ -30,7 +30,7 @@ import (
 func inspectCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyPath := fs.String("key", "", "private key (PEM) of the recipient: decrypts the envelope")
+	keyPath := fs.String("key", "", "private key (PEM) of the recipient: decrypts the envelope (an encrypted key with env SCEPD_KEY_PASSPHRASE or SCEPD_KEY_PASSPHRASE_FILE)")
 	certPath := fs.String("cert", "", "certificate (PEM/DER) of a reply's signer when the reply does not carry it")
 	pos := []string{}
 	for {
@@ -70,7 +70,12 @@ func inspectCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "scepd inspect:", err)
 			return 1
 		}
-		k, err := (keys.Source{Passphrase: []byte(os.Getenv("SCEPD_KEY_PASSPHRASE"))}).Parse(b)
+		pass, err := secretFromEnv("SCEPD_KEY_PASSPHRASE")
+		if err != nil {
+			fmt.Fprintln(stderr, "scepd inspect:", err)
+			return 1
+		}
+		k, err := (keys.Source{Passphrase: []byte(pass)}).Parse(b)
 		if err != nil {
 			fmt.Fprintln(stderr, "scepd inspect:", err)
 			return 1

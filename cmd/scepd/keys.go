@@ -41,7 +41,11 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	sf := storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2}
+	sf, err := f.store()
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd keys migrate:", err)
+		return 1
+	}
 	moved, err := migrateKeys(ctx, sf, *to == "database", stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "scepd keys migrate:", err)

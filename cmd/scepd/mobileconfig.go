@@ -115,8 +115,9 @@ var mobileconfigCmd = command{
 				_, err = w.Write(b)
 				return err
 			}
-			// The file holds a challenge: readable by its owner only.
-			return os.WriteFile(*out, b, 0o600)
+			// The file holds a challenge: readable by its owner only, also
+			// when it replaces a file others could read.
+			return keys.WriteFile(*out, b)
 		})
 	},
 }

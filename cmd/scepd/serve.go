@@ -37,9 +37,7 @@ import (
 // setting resolves one setting: a flag given on the command line wins, then
 // its SCEPD_* environment variable, then the config file, then the default.
 func setting(fs *flag.FlagSet, name, env, fromFile, def string) string {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	if set {
+	if given(fs, name) {
 		return fs.Lookup(name).Value.String()
 	}
 	if v, ok := os.LookupEnv(env); ok && v != "" {
@@ -51,6 +49,27 @@ func setting(fs *flag.FlagSet, name, env, fromFile, def string) string {
 	return def
 }
 
+// given reports whether the flag name was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// databaseURL resolves the database URL, which may hold a password: a
+// --database flag wins (but shows in ps), then SCEPD_DATABASE or the file
+// SCEPD_DATABASE_FILE names, then the config file's database.
+func databaseURL(fs *flag.FlagSet, fromFile string) (string, error) {
+	if given(fs, "database") {
+		return fs.Lookup("database").Value.String(), nil
+	}
+	v, err := secretFromEnv("SCEPD_DATABASE")
+	if err != nil || v != "" {
+		return v, err
+	}
+	return fromFile, nil
+}
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,7 +79,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("admin-tls-cert", "", "PEM certificate for the admin listener (env SCEPD_ADMIN_TLS_CERT)")
 	fs.String("admin-tls-key", "", "PEM key for the admin listener (env SCEPD_ADMIN_TLS_KEY)")
 	fs.String("data", "./scepd-data", "data directory: SQLite database and keys (env SCEPD_DATA; config data_dir)")
-	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE)")
+	fs.String("database", "", "postgres://... to share state between replicas; empty: SQLite in the data directory (env SCEPD_DATABASE, or the file SCEPD_DATABASE_FILE names; config database; a password here shows in ps: use the file, or PGPASSFILE)")
 	fs.String("crypto", defaultEngine(), "where file-held private keys work: go, or openssl (binaries built with -tags openssl, where it is the default) (env SCEPD_CRYPTO; config crypto)")
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: one per CPU with SQLite, two per CPU with PostgreSQL (whose round trips leave a CPU idle) (env SCEPD_MAX_CONCURRENT)")
@@ -122,11 +141,19 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "scepd: %s is not valid:\n%v\n", *configPath, err)
 			return 1
 		}
+		if exposed := configExposed(*configPath, file.Database); exposed != "" {
+			log.Warn(exposed, "file", *configPath)
+		}
 	}
 	proxies, err := console.ParseProxies(setting(fs, "trusted-proxies", "SCEPD_TRUSTED_PROXIES", strings.Join(file.Listen.TrustedProxies, ","), ""))
 	if err != nil {
 		fmt.Fprintf(stderr, "scepd: --trusted-proxies: %v\n", err)
 		return 2
+	}
+	database, err := databaseURL(fs, file.Database)
+	if err != nil {
+		fmt.Fprintf(stderr, "scepd: %v\n", err)
+		return 1
 	}
 	idleFile := ""
 	if file.Console.IdleTimeout > 0 {
@@ -148,7 +175,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		crypto:     setting(fs, "crypto", "SCEPD_CRYPTO", file.Crypto, defaultEngine()),
 		store: storeFlags{
 			dataDir:    setting(fs, "data", "SCEPD_DATA", file.DataDir, "./scepd-data"),
-			database:   setting(fs, "database", "SCEPD_DATABASE", file.Database, ""),
+			database:   database,
 			dbMaxConns: *dbMaxConns,
 		},
 		caKeyType: ca.KeyType(*caKeyType), raKeyType: ca.KeyType(*raKeyType), maxConcurrent: *maxConcurrent, queueWait: *queueWait, maxQueue: *maxQueue,
@@ -264,7 +291,8 @@ func engineName(setting string) string {
 }
 
 // secretFromEnv reads a secret from the variable name or from the file
-// the variable name_FILE names (trailing newline removed).
+// the variable name_FILE names (trailing newline removed), which other
+// users must not be able to read (see keys.ReadSecretFile).
 func secretFromEnv(name string) (string, error) {
 	if v := os.Getenv(name); v != "" {
 		return v, nil
@@ -273,7 +301,7 @@ func secretFromEnv(name string) (string, error) {
 	if f == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(f)
+	b, err := keys.ReadSecretFile(f)
 	if err != nil {
 		return "", fmt.Errorf("%s_FILE: %w", name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,6 +196,30 @@ func checkDataDir(dir string) error {
 			dir, st.Uid, os.Geteuid(), os.Geteuid(), dir)
 	}
 	return nil
+}
+
+// configExposed warns of a config file that holds the database password in
+// clear (in the URL's user or its password parameter) when users other
+// than scepd's user and group may read it; "" when it does not. Not
+// refused: a config file an admin group reads may be on purpose.
+func configExposed(path, database string) string {
+	u, err := url.Parse(database)
+	if err != nil || !isPostgres(database) {
+		return ""
+	}
+	if _, ok := u.User.Password(); !ok && u.Query().Get("password") == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	perm := fi.Mode().Perm()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if perm&0o004 == 0 && (perm&0o040 == 0 || ok && int(st.Gid) == os.Getegid()) {
+		return ""
+	}
+	return fmt.Sprintf("the config file holds the database password and other users may read it (mode %#o): chmod 600 it (640 with the group scepd runs as), or move the URL to SCEPD_DATABASE_FILE (or the password to PGPASSFILE)", perm)
 }
 
 // redactURL hides a password in a database URL before it is printed.

@@ -21,7 +21,13 @@ func storeCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st, err := openStore(ctx, storeFlags{dataDir: *f.dataDir, database: *f.database, dbMaxConns: 2, readAudit: true})
+	sf, err := f.store()
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd store check:", err)
+		return 1
+	}
+	sf.readAudit = true
+	st, err := openStore(ctx, sf)
 	if err != nil {
 		fmt.Fprintln(stderr, "scepd store check:", err)
 		return 1

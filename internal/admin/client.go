@@ -18,11 +18,14 @@ import (
 	"github.com/scepd/scepd/internal/store"
 )
 
-// Client drives a running server's API with a token: the CLI's --server mode.
+// Client drives a running server's API with a token: the CLI's --server
+// mode. It follows no redirect (see doHeader).
 type Client struct {
 	BaseURL string
 	Token   string
-	HTTP    *http.Client
+	// HTTP is the client requests go through (its CheckRedirect is not
+	// used); nil: one with a one-minute timeout.
+	HTTP *http.Client
 }
 
 var _ API = (*Client)(nil)
@@ -66,9 +69,15 @@ func (c *Client) doHeader(ctx context.Context, method, path string, body, out an
 		req.Header.Set("Content-Type", ct)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: time.Minute}
+	hc := http.Client{Timeout: time.Minute}
+	if c.HTTP != nil {
+		hc = *c.HTTP
+	}
+	// A redirect is an error, not followed: Go would re-send the token to
+	// the same host and, on 307 and 308, the body (a CA's private key for
+	// an import) to wherever it points.
+	hc.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("admin: the server redirects to %s, not followed (the token and the request would go there): point the client at the right URL", r.URL.Redacted())
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -160,6 +160,22 @@ func ReadPrivateFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadSecretFile reads a file holding a secret (a passphrase, a PIN, a
+// password), refusing one other users may read or write. Unlike
+// ReadPrivateFile it accepts one its group may read: a systemd credential
+// is mode 0400 with an ACL letting the service's user read it, which the
+// mode shows as 0440.
+func ReadSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("%s holds a secret and is open to other users (mode %v); chmod 600 it (640 for a group)", path, fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}
+
 // Parse parses a PEM key with the source's passphrase.
 func (s Source) Parse(b []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(b)
@@ -226,26 +242,38 @@ func (s Source) SaveFile(name string, key crypto.Signer) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("keys: %w", err)
 	}
+	if err := WriteFile(path, pem.EncodeToMemory(block)); err != nil {
+		return "", err
+	}
+	return ref, nil
+}
+
+// WriteFile writes a file only its owner may read (mode 0600) atomically:
+// a new file in the same directory, renamed to path once written. A crash
+// leaves the old file or the new one, never half of one; an existing
+// file's looser mode is not kept, and a symlink at path is replaced, not
+// followed.
+func WriteFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
-		return "", fmt.Errorf("keys: %w", err)
+		return fmt.Errorf("keys: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := pem.Encode(tmp, block); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("keys: writing %s: %w", path, err)
+		return fmt.Errorf("keys: writing %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return "", fmt.Errorf("keys: %w", err)
+		return fmt.Errorf("keys: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("keys: %w", err)
+		return fmt.Errorf("keys: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("keys: %w", err)
+		return fmt.Errorf("keys: %w", err)
 	}
-	return ref, nil
+	return nil
 }
 
 // Path returns the file a "file:" reference names.

@@ -109,3 +109,24 @@ func TestEncryptedKeysInteroperateWithOpenSSL(t *testing.T) {
 		t.Fatalf("world-readable key: %v", err)
 	}
 }
+
+// TestReadSecretFile: a secret's file others may read or write is refused;
+// its group may read it (a systemd credential with its ACL shows 0440).
+func TestReadSecretFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o440, true}, {0o640, true}, {0o644, false}, {0o604, false}, {0o602, false}} {
+		if err := os.Chmod(path, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		b, err := ReadSecretFile(path)
+		if c.ok && (err != nil || string(b) != "s3cret\n") || !c.ok && (err == nil || !strings.Contains(err.Error(), "open to other users")) {
+			t.Errorf("mode %v: %q, %v", c.mode, b, err)
+		}
+	}
+}

@@ -401,7 +401,9 @@ func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, i
 		if in.ReadFile == nil {
 			return fmt.Errorf("%w: challenge.password_file is for config files", ErrInvalid)
 		}
-		b, err := in.ReadFile(c.PasswordFile)
+		// Read as a secret, not with in.ReadFile (certificates): refused
+		// when other users may read it.
+		b, err := keys.ReadSecretFile(c.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("%w: challenge.password_file: %v", ErrInvalid, err)
 		}

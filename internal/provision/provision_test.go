@@ -2,15 +2,20 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/challenge"
+	"github.com/scepd/scepd/internal/config"
 	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
@@ -64,5 +69,36 @@ func TestEnsureDefault(t *testing.T) {
 	}
 	if p4, _ := st.GetProfile(ctx, DefaultID); p4.ChallengeHash != p3.ChallengeHash {
 		t.Fatal("an unchanged SCEPD_CHALLENGE was re-hashed")
+	}
+}
+
+// TestPasswordFilePrivate: a static challenge's password_file other users
+// may read is refused; one its owner's group may read is not (a systemd
+// credential).
+func TestPasswordFilePrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ks := keys.Source{Dir: dir}
+	if _, err := EnsureDefault(ctx, st, ks, Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Now: time.Now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "challenge")
+	if err := os.WriteFile(path, []byte("a static challenge\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := config.Profile{ID: "static", CA: DefaultID, Challenge: config.Challenge{Mode: store.ChallengeStatic, PasswordFile: path}}
+	os.Chmod(path, 0o644)
+	if _, _, err := UpsertProfile(ctx, st, ks, spec, store.SourceConfig, FromFiles(), time.Now()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "open to other users") {
+		t.Fatalf("a password_file others may read: %v", err)
+	}
+	os.Chmod(path, 0o640)
+	if _, _, err := UpsertProfile(ctx, st, ks, spec, store.SourceConfig, FromFiles(), time.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
