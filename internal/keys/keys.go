@@ -171,7 +171,7 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if fi.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("%s holds a secret and is open to other users (mode %v); chmod 600 it (640 for a group)", path, fi.Mode().Perm())
+		return nil, fmt.Errorf("%s holds a secret and is open to other users (mode %v); chmod 600 it (640 for a group; a Kubernetes secret: defaultMode 0400)", path, fi.Mode().Perm())
 	}
 	return os.ReadFile(path)
 }
