@@ -7,9 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -112,8 +112,7 @@ func checkServerURL(server string, insecure bool) error {
 	if u.Scheme != "http" || insecure {
 		return nil
 	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || strings.EqualFold(host, "localhost") {
+	if outbound.IsLoopback(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("--server %s: plain HTTP to another host would send the API token (and what the command sends, such as a CA's private key) unencrypted: use https://, or --insecure-http to send them anyway", server)

@@ -30,7 +30,13 @@ func eventRoutes(cfg serveConfig, log *slog.Logger) ([]events.Route, error) {
 			if secret == "" {
 				return nil, fmt.Errorf("events.sinks[%d].secret_env: %s is not set", i, s.SecretEnv)
 			}
-			r.Sink = &events.Webhook{URL: s.URL, Secret: []byte(secret), Timeout: time.Duration(s.Timeout)}
+			hook := &events.Webhook{URL: s.URL, Secret: []byte(secret), Timeout: time.Duration(s.Timeout), Username: s.Username}
+			if s.Username != "" {
+				if hook.Password = os.Getenv(s.PasswordEnv); hook.Password == "" {
+					return nil, fmt.Errorf("events.sinks[%d].password_env: %s is not set", i, s.PasswordEnv)
+				}
+			}
+			r.Sink = hook
 		case "log":
 			r.Sink = &events.Log{Logger: log}
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io/fs"
 	"net/url"
 	"os"
@@ -129,7 +130,7 @@ func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
 	case f.database == "", f.database == "sqlite":
 		return sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
 	}
-	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", redactURL(f.database))
+	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", outbound.Redact(f.database))
 }
 
 func isPostgres(database string) bool {
@@ -220,14 +221,4 @@ func configExposed(path, database string) string {
 		return ""
 	}
 	return fmt.Sprintf("the config file holds the database password and other users may read it (mode %#o): chmod 600 it (640 with the group scepd runs as), or move the URL to SCEPD_DATABASE_FILE (or the password to PGPASSFILE)", perm)
-}
-
-// redactURL hides a password in a database URL before it is printed.
-func redactURL(u string) string {
-	if at := strings.LastIndex(u, "@"); at > 0 {
-		if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-			return u[:scheme+3] + "***" + u[at:]
-		}
-	}
-	return u
 }

@@ -244,9 +244,9 @@ func (u *Upstream) validate(errs *Errors) {
 		return
 	}
 	s := u.SCEP
-	uu, err := checkURL(errs, "upstream.scep.url", s.URL, "an upstream speaking SCEP takes none")
+	uu, err := checkURL(errs, "upstream.scep.url", s.URL, "scepd authenticates to an upstream by its RA certificate and challenge")
 	if s.CAFingerprint == "" {
-		if err == nil && !(uu.Scheme == "http" && (uu.Hostname() == "127.0.0.1" || uu.Hostname() == "localhost" || uu.Hostname() == "::1")) {
+		if err == nil && !(uu.Scheme == "http" && outbound.IsLoopback(uu.Hostname())) {
 			errs.add("upstream.scep.ca_fingerprint", "required (sha256:<hex> of the upstream CA certificate); optional only for http://127.0.0.1 or localhost")
 		}
 	} else if _, err := ParseFingerprint(s.CAFingerprint); err != nil {
@@ -275,9 +275,9 @@ func (u *Upstream) validate(errs *Errors) {
 }
 
 // checkURL adds an error unless raw is an http:// or https:// URL with a
-// host and without credentials: a URL is shown in logs, errors and the
-// readiness report, and an upstream's is stored with every certificate it
-// issues; where the service wants a secret, credentials says where it goes.
+// host and without credentials: scepd shows a URL in logs and errors
+// (redacted, but not every path does so), and stores an upstream's with
+// every certificate it issues; credentials says where a secret goes.
 func checkURL(errs *Errors, path, raw, credentials string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {
@@ -361,6 +361,12 @@ type Sink struct {
 	// SecretEnv (webhook) names the environment variable holding the
 	// HMAC key that signs each body (X-Scepd-Signature).
 	SecretEnv string `yaml:"secret_env,omitempty" json:"secret_env,omitempty"`
+	// Username and PasswordEnv (webhook, optional) authenticate scepd to
+	// a receiver that wants HTTP Basic (a log collector's HTTP input);
+	// PasswordEnv names the environment variable holding the password.
+	// Not in the URL, which scepd logs.
+	Username    string `yaml:"username,omitempty" json:"username,omitempty"`
+	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
 	// Timeout per webhook attempt. Default 10s.
 	Timeout ca.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Events lists the event types to send; empty means all.
@@ -744,7 +750,7 @@ func (p Profile) Validate() error {
 		if c.Webhook == nil || c.Webhook.URL == "" || c.Webhook.SecretEnv == "" {
 			errs.add("challenge.webhook", "url (http or https) and secret_env are required")
 		} else {
-			checkURL(&errs, "challenge.webhook.url", c.Webhook.URL, "the service authenticates scepd by secret_env's signature")
+			checkURL(&errs, "challenge.webhook.url", c.Webhook.URL, "the service authenticates scepd by secret_env's signature; a key may go in the query, which scepd does not log")
 		}
 	case store.ChallengeIntune:
 		if c.Intune == nil || c.Intune.Tenant == "" || c.Intune.ClientID == "" || c.Intune.ClientSecretEnv == "" {
@@ -870,13 +876,16 @@ func (e Events) validate(errs *Errors) {
 		names[s.Name] = true
 		switch s.Type {
 		case "webhook":
-			checkURL(errs, path+".url", s.URL, "the receiver authenticates scepd by secret_env's signature")
+			checkURL(errs, path+".url", s.URL, "use username and password_env for HTTP Basic")
 			if s.SecretEnv == "" {
 				errs.add(path+".secret_env", "required: events are signed")
 			}
+			if (s.Username == "") != (s.PasswordEnv == "") {
+				errs.add(path, "username and password_env go together (HTTP Basic)")
+			}
 		case "log":
-			if s.URL != "" || s.SecretEnv != "" {
-				errs.add(path, "url and secret_env are for webhook sinks")
+			if s.URL != "" || s.SecretEnv != "" || s.Username != "" || s.PasswordEnv != "" {
+				errs.add(path, "url, secret_env, username and password_env are for webhook sinks")
 			}
 		default:
 			errs.add(path+".type", "%q: want webhook or log", s.Type)

@@ -87,7 +87,7 @@ events:
 		"profiles[2].challenge: a dynamic challenge takes no password", "profiles[2].challenge.ttl:",
 		"profiles[2].policy.validity:", "profiles[2].policy.ext_key_usage:", "profiles[2].expiry_notices[0]:",
 		"events.expiry_scan:", "events.sinks[0].name:", "events.sinks[0].url:", "events.sinks[0].secret_env: required",
-		"events.sinks[0].events[0]: \"certificate.exploded\"", "events.sinks[1]: url and secret_env",
+		"events.sinks[0].events[0]: \"certificate.exploded\"", "events.sinks[1]: url, secret_env, username and password_env",
 		"events.sinks[2].name: \"log\" is declared twice", "events.sinks[2].type:",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -169,13 +169,15 @@ func TestUpstreamValidation(t *testing.T) {
 		{`profiles: [{id: a, ca: root, challenge: {mode: dynamic, trusted_ra: {ca_file: c.pem}}}]`, "profiles[0].challenge.trusted_ra: applies to mode ra only"},
 		// Credentials in a URL would be logged and stored; the error shows
 		// the URL without them.
-		{`profiles: [{id: a, upstream: {scep: {url: "http://svc:S3CRET@localhost/s"}}, challenge: {mode: dynamic}}]`, `profiles[0].upstream.scep.url: "http://redacted@localhost/s": no credentials in the URL`},
-		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://u:S3CRET@localhost/m"}}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ndes.url: \"http://redacted@localhost/m\": no credentials in the URL, it is logged and stored (use username and password_env)"},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://svc:S3CRET@localhost/s"}}, challenge: {mode: dynamic}}]`, `profiles[0].upstream.scep.url: "http://redacted@localhost/…": no credentials in the URL`},
+		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ndes: {url: "http://u:S3CRET@localhost/m"}}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ndes.url: \"http://redacted@localhost/…\": no credentials in the URL, it is logged and stored (use username and password_env)"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "https://u:S3CRET@hooks.example/v", secret_env: K}}}]`, "profiles[0].challenge.webhook.url"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "https://hooks.example/v?code=KEY", secret_env: K}}}]`, ""},
 		{`profiles: [{id: a, ca: root, challenge: {mode: webhook, webhook: {url: "httpx://hooks.example/v", secret_env: K}}}]`, "want an http:// or https:// URL"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: intune, intune: {tenant: t, client_id: c, client_secret_env: S, login_url: "https://u:S3CRET@login.example"}}}]`, "profiles[0].challenge.intune.login_url"},
 		{"events: {sinks: [{name: siem, type: webhook, url: \"https://u:S3CRET@siem.example/in\", secret_env: K}]}", "events.sinks[0].url"},
+		{"events: {sinks: [{name: siem, type: webhook, url: \"https://siem.example/in\", secret_env: K, username: scepd, password_env: SIEM_PASSWORD}]}", ""},
+		{"events: {sinks: [{name: siem, type: webhook, url: \"https://siem.example/in\", secret_env: K, username: scepd}]}", "events.sinks[0]: username and password_env go together"},
 	} {
 		f, err := Parse([]byte(tc.doc))
 		if tc.want == "PARSE" {

@@ -36,6 +36,8 @@ const (
 type Webhook struct {
 	URL    string
 	Secret []byte
+	// Username and Password, when Username is set, go as HTTP Basic.
+	Username, Password string
 	// Timeout per attempt. Default 10s.
 	Timeout time.Duration
 	Client  *http.Client
@@ -72,6 +74,9 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	req.Header.Set(EventTypeHeader, e.Type)
 	req.Header.Set(TimestampHeader, strconv.FormatInt(now().Unix(), 10))
 	req.Header.Set(challenge.SignatureHeader, challenge.Sign(w.Secret, body))
+	if w.Username != "" {
+		req.SetBasicAuth(w.Username, w.Password)
+	}
 	c := w.Client
 	if c == nil {
 		c = outbound.NoRedirects // a redirect is no delivery
@@ -82,8 +87,8 @@ func (w *Webhook) Deliver(ctx context.Context, e Event) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 == 3 {
-		return fmt.Errorf("webhook: %s answered %s, a redirect to %q: configure the URL it names", outbound.Redact(w.URL), resp.Status, outbound.Redact(resp.Header.Get("Location")))
+	if err := outbound.Redirected(resp); err != nil {
+		return fmt.Errorf("webhook: %s %w", outbound.Redact(w.URL), err)
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("webhook: %s answered %s", outbound.Redact(w.URL), resp.Status)

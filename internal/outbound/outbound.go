@@ -1,13 +1,16 @@
-// Package outbound holds what every HTTP call scepd makes to a service an
-// operator configured (challenge and event webhooks, Intune, an upstream's
-// NDES page) shares: it follows no redirect, and a URL shown in an error
-// or a log line carries no secret.
+// Package outbound holds what scepd's HTTP calls that carry a secret
+// share (challenge and event webhooks, Intune, an upstream's NDES page;
+// the admin CLI's calls to the API): they follow no redirect, and a URL
+// shown in an error or a log line carries no secret.
 package outbound
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // CheckRedirect follows no redirect: the redirect is the answer, which a
@@ -21,22 +24,47 @@ func CheckRedirect(*http.Request, []*http.Request) error { return http.ErrUseLas
 // (their context has one). It is never changed.
 var NoRedirects = &http.Client{CheckRedirect: CheckRedirect}
 
-// Redact returns raw without its user information and query, which may
-// hold a password or a key (an Azure Functions URL's code=...): what is
-// left names the service for a log line or an error.
+// Redact returns the scheme and host of raw, which name the service for a
+// log line or an error; its user information, path and query may hold a
+// password or a key (an Azure Functions URL's code=..., a Slack or Teams
+// hook's path) and are left out, marked as such.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an unparsable URL)"
+	if err != nil || u.Host == "" {
+		return "(a URL, not shown)"
 	}
+	out := u.Scheme + "://"
 	if u.User != nil {
-		u.User = url.User("redacted")
+		out += "redacted@"
 	}
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
+	out += u.Host
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+		out += "/…"
 	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
+	return out
+}
+
+// Redirected returns nil unless resp is a redirect, which scepd's calls do
+// not follow (see CheckRedirect); then an error naming where it points (its
+// path, which the operator needs to fix the URL, without user information
+// or query).
+func Redirected(resp *http.Response) error {
+	if resp.StatusCode/100 != 3 {
+		return nil
+	}
+	to := "(no Location)"
+	if u, err := resp.Location(); err == nil {
+		u.User, u.RawQuery, u.Fragment = nil, "", ""
+		to = u.String()
+	}
+	return fmt.Errorf("answered %s, a redirect to %s: configure the URL it names", resp.Status, to)
+}
+
+// IsLoopback reports whether host (a name or an address, no port) is this
+// machine: localhost, or a loopback address.
+func IsLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback() || strings.EqualFold(host, "localhost")
 }
 
 // Err returns err with the URL of the *url.Error it wraps, if any,

@@ -49,8 +49,8 @@ func (n *NDESPage) Fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("NDES page: %w", err)
 	}
-	if resp.StatusCode/100 == 3 {
-		return "", fmt.Errorf("NDES page: HTTP %d, a redirect to %q: configure the URL it names", resp.StatusCode, outbound.Redact(resp.Header.Get("Location")))
+	if err := outbound.Redirected(resp); err != nil {
+		return "", fmt.Errorf("NDES page: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("NDES page: HTTP %d", resp.StatusCode)
