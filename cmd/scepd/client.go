@@ -28,8 +28,8 @@ const clientUsage = `Usage:
   scepd client getca   -url URL [-out FILE.pem]
   scepd client enroll  -url URL -cn NAME [-challenge PW] [-dns a,b] [-key FILE] [-out FILE]
                        [-cipher aes128|aes256|3des|des] [-digest sha1|sha256|sha384|sha512] [-get]
-The challenge: -challenge (its value shows in ps), else env SCEPD_CHALLENGE or
-the file SCEPD_CHALLENGE_FILE names.
+The challenge: -challenge (its value shows in ps), else env SCEPD_CLIENT_CHALLENGE or
+the file SCEPD_CLIENT_CHALLENGE_FILE names.
 `
 
 var ciphers = map[string]cms.Cipher{"des": cms.DES, "3des": cms.TripleDES, "aes128": cms.AES128, "aes192": cms.AES192, "aes256": cms.AES256}
@@ -45,7 +45,7 @@ func clientCmd(args []string, stdout, stderr io.Writer) int {
 	url := fs.String("url", "", "SCEP URL, e.g. http://localhost:8080/scep/default/pkiclient.exe")
 	timeout := fs.Duration("timeout", time.Minute, "overall timeout")
 	out := fs.String("out", "", "write the certificate(s) here as PEM (default: stdout)")
-	challenge := fs.String("challenge", "", "challenge password (a flag value shows in ps; default: env SCEPD_CHALLENGE, or the file SCEPD_CHALLENGE_FILE names)")
+	challenge := fs.String("challenge", "", "challenge password (a flag value shows in ps; default: env SCEPD_CLIENT_CHALLENGE, or the file SCEPD_CLIENT_CHALLENGE_FILE names)")
 	cn := fs.String("cn", "", "subject common name")
 	org := fs.String("o", "", "subject organization")
 	dns := fs.String("dns", "", "comma-separated DNS subjectAltNames")
@@ -81,7 +81,7 @@ func clientCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	case "enroll":
 		if *challenge == "" {
-			if *challenge, err = secretFromEnv("SCEPD_CHALLENGE"); err != nil {
+			if *challenge, err = secretFromEnv("SCEPD_CLIENT_CHALLENGE"); err != nil {
 				break
 			}
 		}

@@ -207,12 +207,24 @@ func TestSecretOutputFiles(t *testing.T) {
 		}
 	}
 	t.Setenv("TEST_CHALLENGE", "the static challenge")
-	mobileconfig := func(out string) {
+	victim := filepath.Join(dir, "victim")
+	mobileconfig := func(out string) string {
 		t.Helper()
 		var o, e bytes.Buffer
 		if code := run([]string{"profile", "mobileconfig", "--profile", "default", "--challenge-env", "TEST_CHALLENGE",
 			"--url", "https://pki.example.com", "--data", data, "--out", out}, &o, &e); code != 0 {
-			t.Fatalf("exit %d: %s", code, e.String())
+			return e.String()
+		}
+		return ""
+	}
+	// refused: a symlink at the path is neither followed nor replaced.
+	refused := func(link, msg string) {
+		t.Helper()
+		if fi, err := os.Lstat(link); err != nil || fi.Mode().Type() != os.ModeSymlink || !strings.Contains(msg, "is not a regular file") {
+			t.Fatalf("%s: %v %v, error %q; want the symlink left and a refusal", link, fi, err, msg)
+		}
+		if _, err := os.Lstat(victim); err == nil {
+			t.Fatal("a symlink's target was written")
 		}
 	}
 
@@ -220,16 +232,16 @@ func TestSecretOutputFiles(t *testing.T) {
 	if err := os.WriteFile(old, []byte("an older profile"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mobileconfig(old)
+	if msg := mobileconfig(old); msg != "" {
+		t.Fatal(msg)
+	}
 	private(old, "the static challenge")
 
-	victim := filepath.Join(dir, "victim")
 	link := filepath.Join(dir, "link.mobileconfig")
 	if err := os.Symlink(victim, link); err != nil {
 		t.Fatal(err)
 	}
-	mobileconfig(link)
-	private(link, "the static challenge")
+	refused(link, mobileconfig(link))
 
 	key := filepath.Join(dir, "client.key")
 	if err := os.Symlink(victim, key); err != nil {
@@ -238,10 +250,10 @@ func TestSecretOutputFiles(t *testing.T) {
 	var o, e bytes.Buffer
 	// The key is written before the request, which fails: nothing listens.
 	run([]string{"client", "enroll", "-url", "http://127.0.0.1:1/scep/default/pkiclient.exe", "-challenge", "x", "-cn", "c", "-key", key}, &o, &e)
-	private(key, "PRIVATE KEY")
-	if _, err := os.Lstat(victim); err == nil {
-		t.Fatal("a symlink's target was written")
-	}
+	refused(key, e.String())
+	fresh := filepath.Join(dir, "fresh.key")
+	run([]string{"client", "enroll", "-url", "http://127.0.0.1:1/scep/default/pkiclient.exe", "-challenge", "x", "-cn", "c", "-key", fresh}, &o, &e)
+	private(fresh, "PRIVATE KEY")
 }
 
 // TestSecretFilesPrivate: a *_FILE variable naming a file other users
@@ -305,7 +317,9 @@ func TestInspectKeyPassphraseFile(t *testing.T) {
 }
 
 // TestClientChallengeFromEnv: client enroll without -challenge sends the
-// one SCEPD_CHALLENGE_FILE names (or SCEPD_CHALLENGE holds).
+// one SCEPD_CLIENT_CHALLENGE_FILE names (or SCEPD_CLIENT_CHALLENGE holds),
+// never the server's own SCEPD_CHALLENGE (a shell inside a scepd container
+// has it).
 func TestClientChallengeFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	cfg := serveConfig{
@@ -337,14 +351,18 @@ func TestClientChallengeFromEnv(t *testing.T) {
 	if err := os.WriteFile(file, []byte("the static challenge\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("SCEPD_CHALLENGE", "")
-	t.Setenv("SCEPD_CHALLENGE_FILE", file)
 	var out, errb bytes.Buffer
+	t.Setenv("SCEPD_CHALLENGE", "the static challenge")
+	if code := run([]string{"client", "enroll", "-url", url, "-cn", "server-env", "-key", filepath.Join(dir, "server-env.key")}, &out, &errb); code != 1 {
+		t.Fatalf("the server's SCEPD_CHALLENGE was sent: exit %d", code)
+	}
+	t.Setenv("SCEPD_CLIENT_CHALLENGE", "")
+	t.Setenv("SCEPD_CLIENT_CHALLENGE_FILE", file)
 	if code := run([]string{"client", "enroll", "-url", url, "-cn", "device", "-key", filepath.Join(dir, "device.key")}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	t.Setenv("SCEPD_CHALLENGE", "not the challenge")
+	t.Setenv("SCEPD_CLIENT_CHALLENGE", "not the challenge")
 	if code := run([]string{"client", "enroll", "-url", url, "-cn", "other", "-key", filepath.Join(dir, "other.key")}, &out, &errb); code != 1 {
-		t.Fatalf("SCEPD_CHALLENGE wins over the file: exit %d", code)
+		t.Fatalf("SCEPD_CLIENT_CHALLENGE wins over the file: exit %d", code)
 	}
 }

@@ -146,12 +146,18 @@ func (s Source) Load(ref string) (crypto.Signer, error) {
 // ReadPrivateFile reads a private key file, refusing one readable by
 // group or others: a private key must be private (mode 0600 or stricter).
 func ReadPrivateFile(path string) ([]byte, error) {
+	return readPrivate(path, 0o077, "is readable by others (mode %v); chmod 600 it")
+}
+
+// readPrivate reads path unless its mode has a bit of open set; why names
+// the problem and its fix, given the mode.
+func readPrivate(path string, open os.FileMode, why string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("keys: %s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	if fi.Mode().Perm()&open != 0 {
+		return nil, fmt.Errorf("keys: %s "+why, path, fi.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -166,14 +172,8 @@ func ReadPrivateFile(path string) ([]byte, error) {
 // is mode 0400 with an ACL letting the service's user read it, which the
 // mode shows as 0440.
 func ReadSecretFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("%s holds a secret and is open to other users (mode %v); chmod 600 it (640 for a group; a Kubernetes secret: defaultMode 0400)", path, fi.Mode().Perm())
-	}
-	return os.ReadFile(path)
+	return readPrivate(path, 0o007, "holds a secret and is open to other users (mode %v); chmod 600 it, or 640 for the group scepd runs in "+
+		"(a Kubernetes secret volume: defaultMode 0440 with the pod's fsGroup; a Docker secret: its uid or gid and mode 0400 or 0440)")
 }
 
 // Parse parses a PEM key with the source's passphrase.
@@ -251,9 +251,13 @@ func (s Source) SaveFile(name string, key crypto.Signer) (string, error) {
 // WriteFile writes a file only its owner may read (mode 0600) atomically:
 // a new file in the same directory, renamed to path once written. A crash
 // leaves the old file or the new one, never half of one; an existing
-// file's looser mode is not kept, and a symlink at path is replaced, not
-// followed.
+// file's looser mode is not kept. Anything at path but a regular file (a
+// symlink, planted or /dev/stdout; a device) is refused: following it
+// would write where path does not say, replacing it would remove it.
 func WriteFile(path string, b []byte) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("keys: %s is not a regular file (%v): not written; remove it or choose another path", path, fi.Mode().Type())
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
