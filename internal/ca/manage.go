@@ -60,11 +60,12 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 
 // KeyUsageProblem says what a CA certificate's keyUsage lacks of
 // keyCertSign and cRLSign (nil when neither): relying parties reject what
-// scepd would sign with it. One with no keyUsage extension has no problem: RFC 5280 restricts a key only by an
-// extension present (§6.1.4 (n), §6.3.3 (f)), and relying parties
-// (OpenSSL, CryptoAPI, NSS, crypto/x509) accept its certificates and
-// CRLs; old CAs, and those OpenSSL's default v3_ca section makes, have
-// none.
+// scepd would sign with it. One with no keyUsage extension has none:
+// RFC 5280 wants the extension in a CA certificate (§4.2.1.3), but path
+// validation restricts a key only by an extension present (§6.1.4 (n),
+// §6.3.3 (f)), and relying parties (OpenSSL, CryptoAPI, NSS, crypto/x509)
+// accept its certificates and CRLs; old CAs, and those OpenSSL's default
+// v3_ca section makes, have none.
 func KeyUsageProblem(c *x509.Certificate) error {
 	if !slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidKeyUsage) }) {
 		return nil

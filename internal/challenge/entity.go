@@ -67,13 +67,16 @@ func (e *Entity) Validate(ctx context.Context, r Request) (Grant, error) {
 	}
 	ent, err := e.store.GetEntity(ctx, e.profileID, r.CSR.Subject.CommonName)
 	if errors.Is(err, store.ErrNotFound) {
-		e.decoy.verify(r.Password, e.kdf)
+		e.decoy.verify(ctx, r.Password, e.kdf)
 		return Grant{}, ErrInvalid
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("challenge: entity: %w", err)
 	}
-	if !e.codeMatches(r.Password, ent.CodeHash) {
+	if !e.codeMatches(ctx, r.Password, ent.CodeHash) {
+		if err := ctx.Err(); err != nil {
+			return Grant{}, err
+		}
 		return Grant{}, ErrInvalid
 	}
 	if ent.UsesLeft <= 0 || !e.now().Before(ent.Expires) {
@@ -84,7 +87,7 @@ func (e *Entity) Validate(ctx context.Context, r Request) (Grant, error) {
 
 // codeMatches checks code against a stored argon2id hash, or the SHA-256
 // digest earlier versions stored.
-func (e *Entity) codeMatches(code string, stored []byte) bool {
+func (e *Entity) codeMatches(ctx context.Context, code string, stored []byte) bool {
 	if !bytes.HasPrefix(stored, []byte("$argon2id$")) {
 		return subtle.ConstantTimeCompare(Hash(code), stored) == 1
 	}
@@ -92,5 +95,5 @@ func (e *Entity) codeMatches(code string, stored []byte) bool {
 	if err != nil {
 		return false
 	}
-	return h.verify(code, e.kdf)
+	return h.verify(ctx, code, e.kdf)
 }

@@ -82,9 +82,14 @@ func parseArgonHash(s string) (argonHash, error) {
 }
 
 // verify computes password's key with h's salt and parameters, one at a
-// time among the callers sharing kdf, and compares it in constant time.
-func (h argonHash) verify(password string, kdf chan struct{}) bool {
-	kdf <- struct{}{}
+// time among the callers sharing kdf, and compares it in constant time. A
+// caller that gives up while waiting for its turn is refused.
+func (h argonHash) verify(ctx context.Context, password string, kdf chan struct{}) bool {
+	select {
+	case kdf <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
 	defer func() { <-kdf }()
 	return h.verifyLocked(password)
 }

@@ -301,7 +301,8 @@ func TestOCSPOneCAUnderTwoIDs(t *testing.T) {
 	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
 		t.Fatal(err)
 	}
-	f.a.CAs = func() map[string]*ca.CA { return map[string]*ca.CA{"root": f.ca, "root-again": f.ca, "root-too": f.ca} }
+	// "root" holds the certificate; the others sort before it.
+	f.a.CAs = func() map[string]*ca.CA { return map[string]*ca.CA{"a-root": f.ca, "root": f.ca, "old-root": f.ca} }
 	serial, _ := new(big.Int).SetString("a1", 16)
 	req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, f.ca.Cert, nil)
 	if err != nil {
