@@ -640,6 +640,14 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 
 // objectLink is the console page of an audit event's object ("" when
 // it has none): a certificate, a profile, a request.
+// requestURL is the console page of a request. The transactionID is the
+// device's, and may hold '/', '?' or "..": escaped, so that a link or a
+// form action reaches this request, not another one (or another route)
+// the device chose.
+func requestURL(profile, transactionID string) string {
+	return "/console/requests/" + url.PathEscape(profile) + "/" + url.PathEscape(transactionID)
+}
+
 func objectLink(e store.AuditEvent) string {
 	kind, id, ok := strings.Cut(e.Object, ":")
 	if !ok || id == "" {
@@ -652,7 +660,7 @@ func objectLink(e store.AuditEvent) string {
 		return "/console/profiles/" + url.PathEscape(id)
 	case "transaction":
 		if p := e.Details["profile"]; p != "" {
-			return "/console/requests/" + url.PathEscape(p) + "/" + url.PathEscape(id)
+			return requestURL(p, id)
 		}
 	}
 	return ""

@@ -46,6 +46,7 @@ func (h *Handler) parse() error {
 		"date":        func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 		"join":        strings.Join,
 		"objectLink":  objectLink,
+		"requestURL":  requestURL,
 		"detailPairs": detailPairs,
 		"until": func(t time.Time) string {
 			d := time.Until(t)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -610,5 +611,38 @@ func TestConsoleFormBound(t *testing.T) {
 	}
 	if resp := signInAs(t, s.BaseURL(), newToken(t, s, "auditor"), nil); sessionCookieOf(resp) == nil {
 		t.Fatalf("a sign-in after the refused one: HTTP %d, no session", resp.StatusCode)
+	}
+}
+
+// TestConsoleTransactionIDInURLs: a device chooses its transactionID,
+// and the console puts it in its links and form actions. One holding
+// "/approve?" made the Reject button of that request approve another one
+// (the device's own, pending approval): now every form acts on its own
+// request.
+func TestConsoleTransactionIDInURLs(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
+	op := newToken(t, s, "operator")
+	for _, txid := range []string{"TXC", "TXC/approve?", "../../tokens/x"} {
+		_, err := client.New(s.URL("approvals")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "device"},
+			Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+		if !errors.Is(err, client.ErrPending) {
+			t.Fatalf("enroll %q: %v, want PENDING", txid, err)
+		}
+	}
+	c := consoleSignIn(t, s.BaseURL(), op)
+	_, page := c.get("/console/requests")
+	actions := regexp.MustCompile(`action="([^"]*)/reject"`).FindAllStringSubmatch(page, -1)
+	if len(actions) != 3 {
+		t.Fatalf("%d reject forms, want 3:\n%s", len(actions), page)
+	}
+	csrf := c.csrf()
+	for _, a := range actions {
+		action := html.UnescapeString(a[1]) + "/reject"
+		if code, page := c.post(action, url.Values{"csrf": {csrf}, "reason": {"not this one"}}); code != 200 || !strings.Contains(page, "Rejected") {
+			t.Errorf("POST %s: HTTP %d\n%s", action, code, page)
+		}
+	}
+	if n := len(s.Certificates()); n != 0 {
+		t.Fatalf("%d certificates issued by clicking Reject on every request", n)
 	}
 }
