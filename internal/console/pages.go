@@ -257,7 +257,9 @@ func (h *Handler) profileForm(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	spec := profileTemplate
-	if id := r.URL.Query().Get("id"); id != "" {
+	// "Replace this profile" names it; only an ID, never text of the
+	// link's choosing, goes into the form.
+	if id := r.URL.Query().Get("id"); config.ValidID(id) {
 		spec = strings.Replace(spec, "new-profile", id, 1)
 	}
 	h.render(w, r, s, http.StatusOK, "profile_form", "Create or replace a profile", map[string]any{"Spec": spec})

@@ -646,3 +646,18 @@ func TestConsoleTransactionIDInURLs(t *testing.T) {
 		t.Fatalf("%d certificates issued by clicking Reject on every request", n)
 	}
 }
+
+// TestConsoleProfileFormTakesOnlyAnID: "Replace this profile" links to
+// the form with ?id=; a link carrying YAML instead of an ID put it in the
+// form an admin then saves.
+func TestConsoleProfileFormTakesOnlyAnID(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{})
+	c := consoleSignIn(t, s.BaseURL(), newToken(t, s, "admin"))
+	if code, page := c.get("/console/profiles/new?id=" + url.QueryEscape("kiosks")); code != 200 || !strings.Contains(page, "id: kiosks") {
+		t.Fatalf("HTTP %d: the form does not name the profile\n%s", code, page)
+	}
+	code, page := c.get("/console/profiles/new?id=" + url.QueryEscape("default\nca_mode: true\n#"))
+	if code != 200 || strings.Contains(page, "ca_mode: true") || !strings.Contains(page, "id: new-profile") {
+		t.Fatalf("HTTP %d: text from the link is in the form\n%s", code, page)
+	}
+}
