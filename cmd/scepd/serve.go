@@ -97,6 +97,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		"without --config: the default profile's challenge, static (env SCEPD_CHALLENGE, or the file SCEPD_CHALLENGE_FILE names, e.g. a systemd credential) or dynamic (env SCEPD_CHALLENGE_MODE)")
 	metricsToken := fs.Bool("metrics-token-required", os.Getenv("SCEPD_METRICS_TOKEN_REQUIRED") == "1",
 		"/metrics answers only requests with an API token (admin, operator or auditor, not limited to profiles: the metrics cover every profile) (env SCEPD_METRICS_TOKEN_REQUIRED=1)")
+	consoleInsecure := fs.Bool("console-insecure-http", os.Getenv("SCEPD_CONSOLE_INSECURE_HTTP") == "1",
+		"let the console take sign-ins over plain HTTP from other machines, whose API tokens then cross the network unencrypted; without it only HTTPS (TLS here or at a trusted proxy) and this machine sign in (env SCEPD_CONSOLE_INSECURE_HTTP=1)")
 	checkpointEvery := fs.Duration("audit-checkpoint-interval", envDuration("SCEPD_AUDIT_CHECKPOINT_INTERVAL", time.Hour),
 		"sign a checkpoint of the audit log this often (and at shutdown), sent to the event sinks as audit.checkpoint; 0: only on demand (env SCEPD_AUDIT_CHECKPOINT_INTERVAL)")
 	logFormat := fs.String("log-format", envDefault("SCEPD_LOG_FORMAT", "text"), "log format: text or json (env SCEPD_LOG_FORMAT)")
@@ -182,7 +184,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		challengeRate: *challengeRate, challengeBurst: *challengeBurst,
 		challengeMode: *challengeMode, challenge: staticChallenge, allowDES: os.Getenv("SCEPD_ALLOW_DES") == "1",
 		metricsToken: *metricsToken, checkpointEvery: *checkpointEvery, shutdownGrace: *grace,
-		trustedProxies: proxies, consoleIdle: idleTimeout,
+		trustedProxies: proxies, consoleIdle: idleTimeout, consoleInsecure: *consoleInsecure,
 	}
 	if cfg.store.dbMaxConns == 0 {
 		cfg.store.dbMaxConns = file.DBMaxConns
@@ -222,9 +224,10 @@ type serveConfig struct {
 	metricsToken bool
 	// shutdownGrace bounds a graceful shutdown (see owner).
 	shutdownGrace time.Duration
-	// trustedProxies and consoleIdle: see console.Handler.
-	trustedProxies []netip.Prefix
-	consoleIdle    time.Duration
+	// trustedProxies, consoleIdle and consoleInsecure: see console.Handler.
+	trustedProxies  []netip.Prefix
+	consoleIdle     time.Duration
+	consoleInsecure bool
 
 	// Zero-config (no --config) settings for the default CA and profile.
 	caKeyType, raKeyType ca.KeyType
@@ -403,7 +406,8 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	adminSvc := &admin.Service{Store: st, Keys: ks, Now: time.Now, Log: log, Reload: reload, MintLimit: mintLimit,
 		Profile: profileOf, Enroll: enroller, Revocation: rev}
 	api := (&admin.Handler{Service: adminSvc, Log: log}).Routes()
-	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log, IdleTimeout: cfg.consoleIdle, TrustedProxies: cfg.trustedProxies}
+	consoleH := &console.Handler{Admin: adminSvc, Store: st, PublicURL: cfg.publicURL, Log: log, IdleTimeout: cfg.consoleIdle, TrustedProxies: cfg.trustedProxies,
+		InsecureHTTP: cfg.consoleInsecure}
 	web, err := consoleH.Routes()
 	if err != nil {
 		return err

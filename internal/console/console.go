@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -79,6 +80,9 @@ type Handler struct {
 	// SignInFailures counts failed sign-ins per client address. Default:
 	// ten in 15 minutes, as on the NDES page.
 	SignInFailures *ratelimit.Window
+	// InsecureHTTP lets browsers on other machines sign in over plain
+	// HTTP; without it only HTTPS (see secure) and this machine do.
+	InsecureHTTP bool
 
 	pages map[string]*template.Template
 }
@@ -350,7 +354,24 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 		HttpOnly: true, Secure: h.secure(r), SameSite: same})
 }
 
+// plainSignIn is the refusal of a sign-in that would carry an API token
+// over plain HTTP from another machine ("" when it would not): anyone on
+// the path would read it. The page says so instead of asking for it.
+func (h *Handler) plainSignIn(r *http.Request) string {
+	if h.InsecureHTTP || h.secure(r) || outbound.IsLoopback(h.clientIP(r)) {
+		return ""
+	}
+	return "Signing in here would send your API token unencrypted across the network. Open the console over HTTPS " +
+		"(the admin listener with TLS, or a TLS proxy scepd trusts), or through an SSH tunnel to this machine " +
+		"(ssh -L 8080:localhost:8080 HOST, then http://localhost:8080/console/); or start scepd with " +
+		"--console-insecure-http on a network you trust."
+}
+
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if msg := h.plainSignIn(r); msg != "" {
+		h.render(w, r, nil, http.StatusForbidden, "login", "Sign in", map[string]any{"Refused": msg})
+		return
+	}
 	nonce := randomToken()
 	h.setCookie(w, r, loginCookie, nonce, 600)
 	data := map[string]any{"Nonce": nonce, "Next": safeNext(r.URL.Query().Get("next"))}
@@ -383,6 +404,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("nonce"))) != 1 {
 		h.fail(w, r, nil, http.StatusForbidden, "The sign-in form expired or did not come from this console. Reload it and try again.")
+		return
+	}
+	if msg := h.plainSignIn(r); msg != "" { // the token came anyway: not looked at, no session
+		h.render(w, r, nil, http.StatusForbidden, "login", "Sign in", map[string]any{"Refused": msg})
 		return
 	}
 	// Failed sign-ins are limited per client address as on the NDES page;

@@ -468,7 +468,11 @@ func sessionCookieOf(resp *http.Response) *http.Cookie {
 func TestConsoleSignInRateLimited(t *testing.T) {
 	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "127.0.0.0/8"}})
 	good := newToken(t, s, "auditor")
-	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+	// Clients elsewhere, behind a TLS proxy (over plain HTTP they would
+	// not be asked for a token: TestConsolePlainHTTPSignIn).
+	from := func(ip string) http.Header {
+		return http.Header{"X-Forwarded-For": {ip}, "X-Forwarded-Proto": {"https"}}
+	}
 	for i := range 10 {
 		if resp := signInAs(t, s.BaseURL(), "scepd_0123456789abcdef_wrong", from("203.0.113.5")); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("bad sign-in %d: HTTP %d, want 401", i+1, resp.StatusCode)
@@ -659,5 +663,59 @@ func TestConsoleProfileFormTakesOnlyAnID(t *testing.T) {
 	code, page := c.get("/console/profiles/new?id=" + url.QueryEscape("default\nca_mode: true\n#"))
 	if code != 200 || strings.Contains(page, "ca_mode: true") || !strings.Contains(page, "id: new-profile") {
 		t.Fatalf("HTTP %d: text from the link is in the form\n%s", code, page)
+	}
+}
+
+// TestConsolePlainHTTPSignIn: a browser on another machine is not asked
+// for its API token over plain HTTP, which anyone on the path reads: the
+// sign-in page says how to reach the console instead, and a token posted
+// anyway opens no session. HTTPS (here at a trusted proxy), this machine,
+// and --console-insecure-http sign in.
+func TestConsolePlainHTTPSignIn(t *testing.T) {
+	s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "127.0.0.0/8"}})
+	page := func(s *sceptest.Server, h http.Header) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.BaseURL()+"/console/login", nil)
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	remote := http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	if code, body := page(s, remote); code != http.StatusForbidden || !strings.Contains(body, "unencrypted") || strings.Contains(body, `name="token"`) {
+		t.Fatalf("plain HTTP from another machine: HTTP %d\n%s", code, body)
+	}
+	token := newToken(t, s, "auditor")
+	form := url.Values{"nonce": {"n"}, "token": {token}}
+	req, _ := http.NewRequest(http.MethodPost, s.BaseURL()+"/console/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", s.BaseURL())
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	req.AddCookie(&http.Cookie{Name: "scepd_login", Value: "n"})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || sessionCookieOf(resp) != nil {
+		t.Fatalf("a token posted over plain HTTP from another machine: HTTP %d, session %v", resp.StatusCode, sessionCookieOf(resp))
+	}
+	for name, h := range map[string]http.Header{
+		"HTTPS at a trusted proxy": {"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"https"}},
+		"this machine":             nil,
+	} {
+		if resp := signInAs(t, s.BaseURL(), token, h); resp.StatusCode != http.StatusSeeOther || sessionCookieOf(resp) == nil {
+			t.Errorf("%s: HTTP %d, want signed in", name, resp.StatusCode)
+		}
+	}
+	insecure := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "127.0.0.0/8", "--console-insecure-http"}})
+	if resp := signInAs(t, insecure.BaseURL(), newToken(t, insecure, "auditor"), remote); resp.StatusCode != http.StatusSeeOther || sessionCookieOf(resp) == nil {
+		t.Errorf("--console-insecure-http: HTTP %d, want signed in", resp.StatusCode)
 	}
 }
