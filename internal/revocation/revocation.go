@@ -30,7 +30,7 @@ type Store interface {
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
 	ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error)
-	NextCRLNumber(ctx context.Context, caID string, gen int64) (int64, error)
+	NextCRLNumber(ctx context.Context, caID string, gen, floor int64) (int64, error)
 	SaveCRL(ctx context.Context, c store.CRL) error
 	LatestCRL(ctx context.Context, caID string) (store.CRL, error)
 	RevocationGeneration(ctx context.Context, caID string) (int64, error)
@@ -128,7 +128,9 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 			}
 			entries = append(entries, ca.Revoked{Serial: n, At: r.At, Reason: r.Reason})
 		}
-		num, err = s.Store.NextCRLNumber(ctx, caID, gen)
+		// At least the time in seconds: numbers keep rising past those
+		// published after a backup the database was restored from.
+		num, err = s.Store.NextCRLNumber(ctx, caID, gen, s.Now().Unix())
 		if err == nil {
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -317,5 +318,35 @@ func TestOCSPOneCAUnderTwoIDs(t *testing.T) {
 		if err != nil || resp.Status != ocsp.Revoked {
 			t.Fatalf("status %d, %v; want revoked", resp.Status, err)
 		}
+	}
+}
+
+// TestCRLNumberAfterRestore: a database restored from a backup has its CRL
+// counter as it was then; the CRLs published since must not see their
+// numbers handed out again for other contents (RFC 5280 §5.2.3: unique and
+// increasing). The number is at least the signing time in seconds.
+func TestCRLNumberAfterRestore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, _ := f.crl(t, f.a)
+	if first.Number < f.now.Unix() {
+		t.Fatalf("CRL number %d below the signing time %d", first.Number, f.now.Unix())
+	}
+	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	published, _ := f.crl(t, f.a)
+	// The restore: the counter and the CRLs back to before the first.
+	db := f.st.(interface{ DB() *sql.DB }).DB()
+	if _, err := db.Exec(`UPDATE cas SET crl_number = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM crls`); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(time.Minute)
+	after, _ := f.crl(t, f.a)
+	if after.Number <= published.Number {
+		t.Fatalf("CRL number %d after the restore; %d was published before it", after.Number, published.Number)
 	}
 }

@@ -267,11 +267,13 @@ func (s *Store) ChallengeCounts(ctx context.Context, profileID string, now time.
 	return
 }
 
-// NextCRLNumber increments and returns the CA's CRL number; the row lock
+// NextCRLNumber increments (to floor at least) and returns the CA's CRL
+// number; the row lock
 // makes it monotonic across replicas.
-func (s *Store) NextCRLNumber(ctx context.Context, caID string, gen int64) (n int64, err error) {
+func (s *Store) NextCRLNumber(ctx context.Context, caID string, gen, floor int64) (n int64, err error) {
 	defer s.end("NextCRLNumber", time.Now(), &err)
-	err = s.row(ctx, nil, `UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 AND revocation_gen = $2 RETURNING crl_number`, caID, gen).Scan(&n)
+	err = s.row(ctx, nil, `UPDATE cas SET crl_number = CASE WHEN crl_number + 1 > $3 THEN crl_number + 1 ELSE $3 END
+		WHERE id = $1 AND revocation_gen = $2 RETURNING crl_number`, caID, gen, floor).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The CA is gone, or a revocation moved its generation past gen.
 		var now int64

@@ -1256,7 +1256,7 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := s.NextCRLNumber(ctx, "ca1", gen1)
+			v, err := s.NextCRLNumber(ctx, "ca1", gen1, 0)
 			if err != nil {
 				t.Error(err)
 			}
@@ -1272,15 +1272,23 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		}
 		seen[v] = true
 	}
-	if v, _ := s.NextCRLNumber(ctx, "ca0", 0); v != 1 {
+	if v, _ := s.NextCRLNumber(ctx, "ca0", 0, 0); v != 1 {
 		t.Fatalf("another CA's first CRL number is %d, want 1", v)
+	}
+	// At least the floor (the signing time): a database restored from a
+	// backup, its counter behind, does not hand out a published number.
+	if v, _ := s.NextCRLNumber(ctx, "ca0", 0, 1_800_000_000); v != 1_800_000_000 {
+		t.Fatalf("CRL number %d under a floor of 1800000000", v)
+	}
+	if v, _ := s.NextCRLNumber(ctx, "ca0", 0, 1_800_000_000); v != 1_800_000_001 {
+		t.Fatalf("CRL number %d after 1800000000 in the same second", v)
 	}
 	// Not while the generation is no longer the one the CRL's list was
 	// read at: a revocation committed meanwhile.
-	if _, err := s.NextCRLNumber(ctx, "ca1", gen1-1); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.NextCRLNumber(ctx, "ca1", gen1-1, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("a CRL number for a past generation: %v, want ErrConflict", err)
 	}
-	if _, err := s.NextCRLNumber(ctx, "nope", 0); errors.Is(err, store.ErrConflict) || err == nil {
+	if _, err := s.NextCRLNumber(ctx, "nope", 0, 0); errors.Is(err, store.ErrConflict) || err == nil {
 		t.Fatalf("a CRL number for no CA: %v, want an error other than ErrConflict", err)
 	}
 	if _, err := s.LatestCRL(ctx, "ca1"); !errors.Is(err, store.ErrNotFound) {
