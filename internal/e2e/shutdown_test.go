@@ -27,12 +27,17 @@ import (
 )
 
 // slowAuthority is an operator's webhook that allows every request after
-// a moment (so SIGTERM finds enrollments in flight) and takes its time
-// over the issued notifications (as Intune may).
+// a moment and takes its time over the issued notifications (as Intune
+// may). Once gate is set it holds every validation until gate is closed,
+// and arrived hears of the first it holds: SIGTERM then finds an
+// enrollment in flight for sure (on a busy machine the clients' key
+// generation can leave none in the server at a given moment).
 type slowAuthority struct {
 	validate, notify time.Duration
+	arrived          chan struct{}
 
 	mu       sync.Mutex
+	gate     chan struct{}
 	notified map[string]bool // serial -> an issued notification arrived
 }
 
@@ -48,6 +53,16 @@ func (a *slowAuthority) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(body, &req)
 	switch req.Event {
 	case "validate":
+		a.mu.Lock()
+		gate := a.gate
+		a.mu.Unlock()
+		if gate != nil {
+			select {
+			case a.arrived <- struct{}{}:
+			default:
+			}
+			<-gate
+		}
 		time.Sleep(a.validate)
 		fmt.Fprint(w, `{"allow": true}`)
 	case "issued":
@@ -77,7 +92,7 @@ func sigtermUnderLoad(t *testing.T, backend string) {
 	if backend == "postgres" {
 		args = []string{"--database", pgtest.Schema(t)}
 	}
-	auth := &slowAuthority{validate: 150 * time.Millisecond, notify: time.Second, notified: map[string]bool{}}
+	auth := &slowAuthority{validate: 150 * time.Millisecond, notify: time.Second, notified: map[string]bool{}, arrived: make(chan struct{}, 1)}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "scepd.yaml")
 	if err := os.WriteFile(cfg, []byte(`
@@ -144,8 +159,21 @@ profiles:
 		defer mu.Unlock()
 		return len(answered) >= 2*workers
 	})
+	// Hold the validations until SIGTERM is sent: one at least is then in
+	// flight, and must be answered after it.
+	gate := make(chan struct{})
+	auth.mu.Lock()
+	auth.gate = gate
+	auth.mu.Unlock()
+	select {
+	case <-auth.arrived:
+	case <-time.After(time.Minute):
+		t.Fatal("no enrollment reached the webhook")
+	}
 	signalled := time.Now()
 	s.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond) // the server stops taking new requests
+	close(gate)
 	state := s.Exited(grace)
 	exitedAfter := time.Since(signalled)
 	wg.Wait()
