@@ -571,4 +571,12 @@ profiles:
 		got.CheckSignatureFrom(nextRoot) != nil || len(got.RevokedCertificateEntries) != 0 {
 		t.Fatalf("GetCRL for the new CA's certificate: %v; want the new CA's CRL, empty", err)
 	}
+	// A client that fetched GetCACert before the switch (a request pending
+	// across it polls so) encrypts to the old RA: it still answers, and
+	// signs the answer (the client checks), until the rollover is finished.
+	beforeRA, _ := client.Recipient(before)
+	if got, err = c.GetCRL(context.Background(), client.Requester{Cert: fresh.cert, Key: fresh.key}, fresh.cert, beforeRA); err != nil ||
+		got.CheckSignatureFrom(nextRoot) != nil {
+		t.Fatalf("GetCRL encrypted to the RA before the switch: %v; want the new CA's CRL", err)
+	}
 }

@@ -49,6 +49,12 @@ type Profile struct {
 	// Decrypter is the RA key (the CA's in CA mode); RA its certificate.
 	Decrypter crypto.Decrypter
 	RA        *cms.Certificate
+	// PrevDecrypter and PrevRA, once a CA rollover switched (until the
+	// rollover is finished), are the RA before it: a device that fetched
+	// GetCACert before the switch encrypts to it, a request pending across
+	// the switch polls with it.
+	PrevDecrypter crypto.Decrypter
+	PrevRA        *cms.Certificate
 	// AllowDES accepts single-DES envelopes (legacy devices).
 	AllowDES bool
 	// Chain is appended to the certificates of a SUCCESS reply.
@@ -67,8 +73,10 @@ type Decider struct {
 // §3.3.2.2), to be signed as a CertRep. An error is an internal failure:
 // the HTTP layer answers 500, so the client retries later rather than
 // taking a FAILURE as final. remoteAddr is recorded with the request.
-func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remoteAddr string) (scep.Reply, error) {
+func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remoteAddr string) (reply scep.Reply, err error) {
 	var cipher cms.Cipher // known once the envelope is parsed; logged with failures too
+	prevRA := false       // encrypted to the RA a rollover replaced: answered by it
+	defer func() { reply.ToPreviousRA = prevRA }()
 	fail := func(fi scep.FailInfo, format string, args ...any) (scep.Reply, error) {
 		return scep.Reply{Status: scep.StatusFailure, FailInfo: fi, FailText: fmt.Sprintf(format, args...), Cipher: cipher}, nil
 	}
@@ -99,6 +107,10 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		return fail(scep.BadAlg, "single DES content encryption is disabled on this profile; use AES or 3DES")
 	}
 	plain, err := env.Decrypt(p.Decrypter, p.RA)
+	if errors.Is(err, cms.ErrNoRecipient) && p.PrevRA != nil {
+		plain, err = env.Decrypt(p.PrevDecrypter, p.PrevRA)
+		prevRA = !errors.Is(err, cms.ErrNoRecipient)
+	}
 	if errors.Is(err, cms.ErrNoRecipient) {
 		return fail(scep.BadMessageCheck, "the request is not encrypted to this profile's RA certificate")
 	}

@@ -23,6 +23,10 @@ type Reply struct {
 	CRL []byte
 	// Cipher encrypts a SUCCESS reply; it must be the cipher of the request.
 	Cipher cms.Cipher
+	// ToPreviousRA: the request was encrypted to the RA certificate a CA
+	// rollover replaced (the client fetched GetCACert before the switch);
+	// the reply is signed by that RA, the one the client knows.
+	ToPreviousRA bool
 }
 
 // CertRep builds the signed reply to req (RFC 8894 §3.3.2): the same

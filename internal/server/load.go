@@ -147,6 +147,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	var predecessor, successor *ca.CA
 	var predecessorID, successorID string
 	var next *NextCA
+	var prevRA *x509.Certificate
+	var prevKey crypto.Signer
 	if r := lc.Rollover; r.NextCA != "" {
 		nextCA := cas[r.NextCA]
 		if nextCA == nil {
@@ -162,7 +164,11 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		} else {
 			// Switched: issue under the next CA; the old one's
 			// certificates (of this profile) still renew.
-			predecessor, predecessorID, issuer, raCert, raKey, caID = issuer, caID, nextCA, nextRA, nextKey, r.NextCA
+			predecessor, predecessorID, issuer, caID = issuer, caID, nextCA, r.NextCA
+			// Devices that fetched GetCACert before the switch (a request
+			// pending across it) still encrypt to the old RA: it answers
+			// them until the rollover is finished.
+			prevRA, prevKey, raCert, raKey = raCert, raKey, nextRA, nextKey
 		}
 	}
 	chc, err := provision.StoredChallenge(row)
@@ -297,6 +303,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		Jamf:          chc.Jamf && dyn != nil,
 		RACert:        raCert,
 		RAKey:         raKey,
+		PrevRACert:    prevRA,
+		PrevRAKey:     prevKey,
 		CAMode:        row.CAMode,
 		AllowDES:      row.AllowDES || ov.AllowDES[row.ID],
 		IncludeCACert: row.IncludeCACert,

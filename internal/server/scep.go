@@ -160,7 +160,11 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 		s.internalError(w, r, p, msg, err)
 		return
 	}
-	out, err := p.builder.CertRep(msg, reply)
+	builder := p.builder
+	if reply.ToPreviousRA && p.prevBuilder != nil {
+		builder = *p.prevBuilder
+	}
+	out, err := builder.CertRep(msg, reply)
 	if err != nil {
 		o.outcome = "http-5xx"
 		s.internalError(w, r, p, msg, fmt.Errorf("building CertRep: %w", err))
