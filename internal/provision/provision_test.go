@@ -102,3 +102,33 @@ func TestPasswordFilePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoadCARefusesAnotherKey: a CA whose key reference names another
+// key (a row edited, a file swapped) fails to load, naming the CA, instead
+// of signing what nobody can verify.
+func TestLoadCARefusesAnotherKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ks := keys.Source{Dir: dir}
+	var rows []store.CA
+	for _, id := range []string{"one", "two"} {
+		row, err := CreateCA(ctx, st, ks, config.CA{ID: id, Create: &config.CACreate{Subject: "CN=" + id, KeyType: "ecdsa-p256"}}, Inline(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, row)
+	}
+	if _, err := LoadCA(rows[0], ks); err != nil {
+		t.Fatal(err)
+	}
+	swapped := rows[0]
+	swapped.KeyRef = rows[1].KeyRef
+	if _, err := LoadCA(swapped, ks); err == nil || !strings.Contains(err.Error(), `CA "one"`) || !strings.Contains(err.Error(), "not the CA certificate's") {
+		t.Fatalf("LoadCA with another CA's key: %v", err)
+	}
+}
