@@ -32,7 +32,7 @@ func commands() []cmdNode {
 		{name: "config", subs: []string{"validate"}},
 		{name: "bench"},
 		{name: "inspect"},
-		{name: "store", subs: []string{"check"}},
+		{name: "store", subs: []string{"check", "migrate"}},
 		{name: "audit", subs: []string{"verify", "checkpoint", "export", "pubkey", "check-checkpoint"}},
 		{name: "keys", subs: []string{"migrate"}},
 		{name: "version"},

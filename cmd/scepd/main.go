@@ -34,6 +34,8 @@ Usage:
                                 load-test any SCEP server, verifying every answer
   scepd inspect [--key KEY] FILE   explain a SCEP message, certificate or CSR (DER, PEM, base64)
   scepd store check             check the store's integrity (certificates, transactions, audit chain)
+  scepd store migrate           apply the schema migrations (serve does at start; other commands refuse
+                                a database behind this scepd)
   scepd keys migrate --to database|files
                                 move the CA, RA and audit keys scepd created between files and the
                                 database (sealed under SCEPD_KEY_PASSPHRASE); see README, replicas

@@ -314,6 +314,7 @@ func secretFromEnv(name string) (string, error) {
 // runServer serves until ctx ends, then shuts down in order (see owner):
 // every goroutine it started has returned when it returns.
 func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog.Logger) (err error) {
+	cfg.store.migrate = true // at start, under PostgreSQL's advisory lock (replicas starting together)
 	raw, auditKey, err := openAudited(ctx, cfg.store)
 	if err != nil {
 		return err

@@ -29,6 +29,11 @@ type storeFlags struct {
 	// readAudit: the command only reads the audit log (verify, export,
 	// check), so it neither creates the audit key nor keys the log.
 	readAudit bool
+	// migrate: apply the migrations the database lacks (serve, store
+	// migrate). Other commands refuse such a database, unless it is empty
+	// (sqlstore.RequireMigrated): upgrading a schema replicas of the
+	// previous version run on, or a backup, is the operator's decision.
+	migrate bool
 }
 
 // openStore opens PostgreSQL when database is a postgres:// URL, else the
@@ -116,8 +121,13 @@ func auditKey(ctx context.Context, st store.Store, f storeFlags, pass []byte) (*
 }
 
 // openRaw opens PostgreSQL when database is a postgres:// URL, else the
-// SQLite file in the data directory, without an audit key.
+// SQLite file in the data directory, without an audit key. It migrates
+// the schema only with f.migrate (see storeFlags).
 func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
+	schema := sqlstore.RequireMigrated
+	if f.migrate {
+		schema = sqlstore.ApplyMigrations
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -126,9 +136,9 @@ func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
 	}
 	switch {
 	case isPostgres(f.database):
-		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns)})
+		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns), Schema: schema})
 	case f.database == "", f.database == "sqlite":
-		return sqlite.Open(ctx, filepath.Join(f.dataDir, "scepd.db"))
+		return sqlite.OpenSchema(ctx, filepath.Join(f.dataDir, "scepd.db"), schema)
 	}
 	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", outbound.Redact(f.database))
 }

@@ -7,17 +7,26 @@ import (
 	"time"
 )
 
+const storeUsage = `Usage:
+  scepd store check [--data DIR | --database URL]
+  scepd store migrate [--data DIR | --database URL]
+                                apply the schema migrations this scepd has and the database lacks
+                                (scepd serve does at start; back up first, there is no downgrade)`
+
 // storeCmd runs `scepd store check`: every certificate has its transaction
 // and vice versa, used challenges name a stored certificate, the audit hash
-// chain is intact.
+// chain is intact; or `scepd store migrate` (storeMigrate).
 func storeCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(stderr, "Usage: scepd store check [--data DIR | --database URL]")
+	if len(args) == 0 || args[0] != "check" && args[0] != "migrate" {
+		fmt.Fprintln(stderr, storeUsage)
 		return 2
 	}
-	f := newAdminFlags("store check", stderr)
+	f := newAdminFlags("store "+args[0], stderr)
 	if _, err := f.parse(args[1:]); err != nil {
 		return 2
+	}
+	if args[0] == "migrate" {
+		return storeMigrate(f, stdout, stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -47,4 +56,32 @@ func storeCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "PROBLEM:", p)
 	}
 	return 1
+}
+
+// storeMigrate applies the migrations the database lacks, as scepd serve
+// does at start: for operators who upgrade the schema before they roll the
+// replicas (on PostgreSQL under the same advisory lock). Other commands
+// refuse a database behind this scepd, and every command one ahead of it.
+func storeMigrate(f *adminFlags, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	sf, err := f.store()
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd store migrate:", err)
+		return 1
+	}
+	sf.migrate = true
+	st, err := openRaw(ctx, sf)
+	if err != nil {
+		fmt.Fprintln(stderr, "scepd store migrate:", err)
+		return 1
+	}
+	defer st.Close()
+	for _, m := range st.Migrated() {
+		fmt.Fprintln(stdout, "applied", m)
+	}
+	if len(st.Migrated()) == 0 {
+		fmt.Fprintln(stdout, "nothing to apply: the database has every migration of this scepd")
+	}
+	return 0
 }

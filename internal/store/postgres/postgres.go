@@ -45,6 +45,9 @@ type Options struct {
 	MaxConns int32
 	// StatementTimeout bounds every statement; 0 means 10s.
 	StatementTimeout time.Duration
+	// Schema says what to do with a schema behind this scepd's; the zero
+	// value migrates it.
+	Schema sqlstore.Schema
 }
 
 // Dialect is how PostgreSQL stores times (timestamptz) and lists (arrays),
@@ -132,7 +135,8 @@ func classify(err error) error {
 	return store.ErrUnavailable
 }
 
-// Open connects to url (postgres://...) and migrates the schema.
+// Open connects to url (postgres://...) and migrates the schema (see
+// Options.Schema).
 func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -157,14 +161,8 @@ func open(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*Store, error) {
 	db.SetMaxOpenConns(int(o.MaxConns))
 	db.SetMaxIdleConns(int(o.MaxConns))
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	d := Dialect()
-	err := sqlstore.Migrate(ctx, db, d, sqlstore.Migrations{Files: migrations,
+	return sqlstore.Open(ctx, db, Dialect(), sqlstore.Migrations{Files: migrations,
 		Table:  `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`,
 		Lock:   fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, lockMigrate),
-		Unlock: fmt.Sprintf(`SELECT pg_advisory_unlock(%d)`, lockMigrate)})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return sqlstore.New(ctx, db, d)
+		Unlock: fmt.Sprintf(`SELECT pg_advisory_unlock(%d)`, lockMigrate)}, o.Schema)
 }

@@ -128,6 +128,12 @@ func classify(err error) error {
 // the database file's mode), and an existing one open to others is
 // narrowed to 0600, with its -wal and -shm files.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenSchema(ctx, path, sqlstore.ApplyMigrations)
+}
+
+// OpenSchema is Open, doing with a schema behind this scepd's what schema
+// says.
+func OpenSchema(ctx context.Context, path string, schema sqlstore.Schema) (*Store, error) {
 	if err := privateFiles(path); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -163,14 +169,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(8)
-	d := Dialect()
-	err = sqlstore.Migrate(ctx, db, d, sqlstore.Migrations{Files: migrations,
-		Table: `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return sqlstore.New(ctx, db, d)
+	return sqlstore.Open(ctx, db, Dialect(), sqlstore.Migrations{Files: migrations,
+		Table: `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`}, schema)
 }
 
 // newPageSize is the page size of a database scepd creates. A commit

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -104,6 +105,8 @@ type Store struct {
 	chainKeyed atomic.Bool
 	obs        store.Observer
 	qLatest    string
+	// migrated lists the migrations Open applied.
+	migrated []string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -375,40 +378,113 @@ type Migrations struct {
 	Lock, Unlock string
 }
 
+// Schema is what opening a store does with a database that lacks
+// migrations this scepd has.
+type Schema int
+
+const (
+	// ApplyMigrations applies them (scepd serve, scepd store migrate).
+	ApplyMigrations Schema = iota
+	// RequireMigrated refuses the database (SchemaError): other commands
+	// leave upgrading the schema to the operator. An empty database (no
+	// migration recorded) gets the schema all the same: there is nothing
+	// in it to upgrade, nor a deployment running on it.
+	RequireMigrated
+)
+
+// SchemaError is a database whose migrations are not this scepd's:
+// Unknown were recorded by a newer scepd, or Missing are this scepd's
+// and not applied (RequireMigrated).
+type SchemaError struct {
+	Name             string   // the dialect's
+	At               string   // the newest migration recorded
+	Newest           string   // the newest migration this scepd has
+	Missing, Unknown []string // in name order
+}
+
+func (e *SchemaError) Error() string {
+	if len(e.Unknown) > 0 {
+		return fmt.Sprintf("%s: the database was migrated by a newer scepd (migration %s); run that version or newer",
+			e.Name, strings.Join(e.Unknown, ", "))
+	}
+	lacks := ""
+	if len(e.Missing) > 1 || e.Missing[0] != e.Newest {
+		lacks = " (it lacks " + strings.Join(e.Missing, ", ") + ")"
+	}
+	return fmt.Sprintf("%s: the database is at migration %s, this scepd needs %s%s: start `scepd serve` or run `scepd store migrate` (back up first)",
+		e.Name, e.At, e.Newest, lacks)
+}
+
+// Open brings db's schema to m's (see Migrate) and returns the store on
+// it. It owns db, and closes it when it fails.
+func Open(ctx context.Context, db *sql.DB, d Dialect, m Migrations, mode Schema) (*Store, error) {
+	applied, err := Migrate(ctx, db, d, m, mode)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s, err := New(ctx, db, d)
+	if err != nil {
+		return nil, err
+	}
+	s.migrated = applied
+	return s, nil
+}
+
+// Migrated lists the migrations opening the store applied, in order.
+func (s *Store) Migrated() []string { return s.migrated }
+
 // Migrate applies the migrations not applied yet, each in its own
-// transaction with its record in schema_migrations.
-func Migrate(ctx context.Context, db *sql.DB, d Dialect, m Migrations) error {
+// transaction with its record in schema_migrations, and returns their
+// names. It refuses a database that records a migration m lacks (a newer
+// scepd's: this one would not know what its schema means), and with
+// RequireMigrated one that lacks some of m's unless it records none.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, m Migrations, mode Schema) ([]string, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: migrate: %w", d.Name, err)
+		return nil, fmt.Errorf("%s: migrate: %w", d.Name, err)
 	}
 	defer conn.Close()
 	if m.Lock != "" {
 		if _, err := conn.ExecContext(ctx, m.Lock); err != nil {
-			return fmt.Errorf("%s: migration lock: %w", d.Name, err)
+			return nil, fmt.Errorf("%s: migration lock: %w", d.Name, err)
 		}
 		defer conn.ExecContext(context.Background(), m.Unlock)
 	}
 	if _, err := conn.ExecContext(ctx, m.Table); err != nil {
-		return fmt.Errorf("%s: migrate: %w", d.Name, err)
+		return nil, fmt.Errorf("%s: migrate: %w", d.Name, err)
 	}
 	names, err := fs.Glob(m.Files, "migrations/*.sql")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sort.Strings(names)
+	recorded, err := recordedMigrations(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: migrate: %w", d.Name, err)
+	}
+	se := &SchemaError{Name: d.Name}
+	known := map[string]bool{}
 	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		var n int
-		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
-			return fmt.Errorf("%s: migrate: %w", d.Name, err)
+		se.Newest = strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		known[se.Newest] = true
+		if !slices.Contains(recorded, se.Newest) {
+			se.Missing = append(se.Missing, se.Newest)
 		}
-		if n > 0 {
-			continue
+	}
+	for _, v := range recorded {
+		se.At = v
+		if !known[v] {
+			se.Unknown = append(se.Unknown, v)
 		}
-		body, err := fs.ReadFile(m.Files, name)
+	}
+	if len(se.Unknown) > 0 || len(se.Missing) > 0 && len(recorded) > 0 && mode == RequireMigrated {
+		return nil, se
+	}
+	for _, version := range se.Missing {
+		body, err := fs.ReadFile(m.Files, "migrations/"+version+".sql")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = func() error {
 			tx, err := conn.BeginTx(ctx, nil)
@@ -428,8 +504,28 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, m Migrations) error {
 			if c := d.Classify(err); c != nil {
 				err = fmt.Errorf("%w: %w", c, err)
 			}
-			return fmt.Errorf("%s: migration %s: %w", d.Name, version, err)
+			return nil, fmt.Errorf("%s: migration %s: %w", d.Name, version, err)
 		}
 	}
-	return nil
+	return se.Missing, nil
+}
+
+// recordedMigrations lists the migrations schema_migrations records, in
+// name order.
+func recordedMigrations(ctx context.Context, conn *sql.Conn) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out, rows.Err()
 }
