@@ -384,7 +384,8 @@ type Sink struct {
 // (keep this block until they have) and stay on the old CA's CRL.
 type Rollover struct {
 	// NextCA is the next CA's ID (a new root, or a CA cross-signed as the
-	// operator chooses).
+	// operator chooses). A profile in CA mode needs an RSA CA created with
+	// allow_ca_mode here too: it becomes the RA at the switch.
 	NextCA string `yaml:"next_ca,omitempty" json:"next_ca,omitempty"`
 	// At is the switch time, RFC 3339.
 	At time.Time `yaml:"at,omitempty" json:"at,omitzero"`

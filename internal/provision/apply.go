@@ -203,10 +203,8 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	if err != nil {
 		return store.Profile{}, false, err
 	}
-	if spec.CAMode {
-		if _, ok := issuer.Cert.PublicKey.(*rsa.PublicKey); !ok || issuer.Cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
-			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
-		}
+	if spec.CAMode && !caModeCapable(issuer.Cert) {
+		return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
 	}
 
 	existing, err := st.GetProfile(ctx, spec.ID)
@@ -246,6 +244,10 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	} else if err != nil {
 		return store.Profile{}, false, err
 	} else if spec.CAMode {
+		// From the switch the next CA is the RA: devices encrypt to it.
+		if next, err := x509.ParseCertificate(nextRow.CertDER); err != nil || !caModeCapable(next) {
+			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment, the next CA too (it becomes the RA at the switch); rollover.next_ca %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.Rollover.NextCA)
+		}
 		p.NextRACertDER, p.NextRAKeyRef = nextRow.CertDER, nextRow.KeyRef
 	} else if cur, err := x509.ParseCertificate(p.NextRACertDER); err != nil || !bytes.Equal(cur.RawIssuer, mustSubject(nextRow.CertDER)) {
 		next, err := LoadCA(nextRow, ks)
@@ -283,6 +285,15 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		return store.Profile{}, false, err
 	}
 	return p, created, nil
+}
+
+// caModeCapable reports whether a CA can be the RA of a profile in CA
+// mode: devices encrypt their requests to it, so its key must be RSA and
+// its certificate allow keyEncipherment (server.NewProfile refuses any
+// other RA key when the profile is loaded).
+func caModeCapable(c *x509.Certificate) bool {
+	_, isRSA := c.PublicKey.(*rsa.PublicKey)
+	return isRSA && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0
 }
 
 // generateKey makes a key of type kt where ks keeps keys (in the token
