@@ -387,7 +387,9 @@ type Rollover struct {
 	// operator chooses). A profile in CA mode needs an RSA CA created with
 	// allow_ca_mode here too: it becomes the RA at the switch.
 	NextCA string `yaml:"next_ca,omitempty" json:"next_ca,omitempty"`
-	// At is the switch time, RFC 3339.
+	// At is the switch time, RFC 3339. Once it has passed, the block is
+	// removed or changed only with ca set to next_ca (the end of a
+	// rollover): the profile issues under next_ca from then on.
 	At time.Time `yaml:"at,omitempty" json:"at,omitzero"`
 }
 

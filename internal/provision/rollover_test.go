@@ -79,3 +79,69 @@ func TestRolloverCAModeNextCA(t *testing.T) {
 		t.Fatal("a refused change altered the stored next RA")
 	}
 }
+
+// Once a rollover's time has passed the profile issues under its next CA
+// (its certificates renew through the profile, GetCRL answers for them).
+// Taking the rollover away, or changing it or the CA, while ca: still
+// names the old CA would move the profile back to it silently: refused,
+// saying what to set. The documented end of a rollover (ca: the next CA,
+// the block removed) keeps the next RA; before the switch the rollover
+// may still be cancelled or changed.
+func TestRolloverAfterSwitch(t *testing.T) {
+	ctx := context.Background()
+	st, ks := testStore(t)
+	createRoots(t, st, ks, map[string]string{"old": "ecdsa-p256", "new": "ecdsa-p384", "third": "ecdsa-p256"})
+	now := time.Now()
+	at := now.Add(time.Hour)
+	spec := func(caID, next string, at time.Time) config.Profile {
+		s := config.Profile{ID: "roll", CA: caID, Challenge: config.Challenge{Mode: store.ChallengeDynamic}}
+		if next != "" {
+			s.Rollover = config.Rollover{NextCA: next, At: at}
+		}
+		return s
+	}
+	apply := func(s config.Profile, now time.Time) (store.Profile, error) {
+		t.Helper()
+		p, _, err := UpsertProfile(ctx, st, ks, s, store.SourceAPI, Inline(), now)
+		return p, err
+	}
+	if _, err := apply(spec("old", "new", at), now); err != nil {
+		t.Fatal(err)
+	}
+	// Before the switch: cancelled, and scheduled again.
+	if p, err := apply(spec("old", "", time.Time{}), now); err != nil || len(p.NextRACertDER) != 0 {
+		t.Fatalf("cancelling a rollover before its time: %v", err)
+	}
+	scheduled, err := apply(spec("old", "new", at), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	after := at.Add(time.Hour)
+	if _, err := apply(spec("old", "new", at), after); err != nil {
+		t.Fatalf("re-applying the profile unchanged after the switch (a restart): %v", err)
+	}
+	for name, s := range map[string]config.Profile{
+		"rollover removed":          spec("old", "", time.Time{}),
+		"switch time moved on":      spec("old", "new", after.Add(24*time.Hour)),
+		"another next CA":           spec("old", "third", at),
+		"another CA, same rollover": spec("third", "new", at),
+	} {
+		_, err := apply(s, after)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "switched to CA new at") || !strings.Contains(err.Error(), "set ca: new") {
+			t.Fatalf("%s after the switch: %v, want refused saying to set ca: new", name, err)
+		}
+	}
+	if p, _ := st.GetProfile(ctx, "roll"); p.CAID != "old" || string(p.NextRACertDER) != string(scheduled.NextRACertDER) {
+		t.Fatal("a refused change altered the stored profile")
+	}
+	// The documented end: ca is the next CA, the block is gone, the RA
+	// the next CA certified is kept.
+	p, err := apply(spec("new", "", time.Time{}), after)
+	if err != nil {
+		t.Fatalf("ca: new without the rollover after the switch: %v", err)
+	}
+	if p.CAID != "new" || string(p.RACertDER) != string(scheduled.NextRACertDER) || len(p.NextRACertDER) != 0 {
+		t.Fatal("finishing the rollover did not keep the next RA as the profile's RA")
+	}
+}
