@@ -210,6 +210,11 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	if err != nil {
 		return store.Profile{}, false, err
 	}
+	if spec.Upstream == nil { // in RA mode the CA is the profile's own RA issuer
+		if err := notRAIssuer(ctx, st, caRow, "ca"); err != nil {
+			return store.Profile{}, false, err
+		}
+	}
 	issuer, err := LoadCA(caRow, ks)
 	if err != nil {
 		return store.Profile{}, false, err
@@ -245,6 +250,8 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	} else if nextRow, err := st.GetCA(ctx, spec.Rollover.NextCA); errors.Is(err, store.ErrNotFound) {
 		return store.Profile{}, false, fmt.Errorf("%w: rollover.next_ca %q does not exist", ErrInvalid, spec.Rollover.NextCA)
 	} else if err != nil {
+		return store.Profile{}, false, err
+	} else if err := notRAIssuer(ctx, st, nextRow, "rollover.next_ca"); err != nil {
 		return store.Profile{}, false, err
 	} else if spec.CAMode {
 		// From the switch the next CA is the RA: devices encrypt to it.
