@@ -87,9 +87,14 @@ var mobileconfigCmd = command{
 					return fmt.Errorf("profile %s: %w", p.ID, err)
 				}
 			}
-			chain, err := api.CAChain(ctx, p.CA)
-			if err != nil {
-				return err
+			// The CA devices' certificates chain to: in RA mode the
+			// upstream's (as GetCACert hands it out), not the profile's
+			// CA, its RA issuer, which issues nothing to devices.
+			chain := p.UpstreamCAChain
+			if len(chain) == 0 {
+				if chain, err = api.CAChain(ctx, p.CA); err != nil {
+					return err
+				}
 			}
 			if *mint {
 				c, err := api.CreateChallenge(ctx, p.ID, *bind)

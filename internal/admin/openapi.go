@@ -14,7 +14,7 @@ var schemas = map[string]map[string]any{
 	"CA":                   {"type": "object", "description": "A CA: id, subject, issuer, serial, key_type, not_before, not_after, root, chain_length, sha256, ca_mode_capable."},
 	"CAList":               {"type": "array", "items": map[string]any{"$ref": "#/components/schemas/CA"}},
 	"CASpec":               {"type": "object", "description": "{id, create: {parent, key_type, subject, validity, allow_ca_mode}} or {id, import: {cert (PEM chain), key (PEM)}}, as in the config file's cas entries."},
-	"Profile":              {"type": "object", "description": "A profile: id, ca, path, source, challenge_mode, ca_mode, include_ca_cert, full_chain, allow_des, ra_subject, ra_sha256, policy, created, updated."},
+	"Profile":              {"type": "object", "description": "A profile: id, ca, path, source, challenge_mode, ca_mode, include_ca_cert, full_chain, allow_des, ra_subject, ra_sha256, policy, lifecycle, created, updated; in RA mode upstream_ca_chain (base64 DER, the pinned upstream CA first: what devices' certificates chain to; ca is then the RA issuer, which issues nothing to devices)."},
 	"ProfileList":          {"type": "array", "items": map[string]any{"$ref": "#/components/schemas/Profile"}},
 	"ProfileSpec":          {"type": "object", "description": "A profile as in the config file's profiles entries; a static challenge takes challenge.password (hashed at once, never returned); every *_env field (webhook.secret_env, intune.client_secret_env, upstream.scep.ndes.password_env, ...) names only variables starting with SCEPD_SECRET_."},
 	"PolicyResult":         {"type": "object", "description": "allowed, reason, certificate (PEM, signed by a throw-away key), subject, sans, not_after."},

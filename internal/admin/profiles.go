@@ -40,8 +40,13 @@ type ProfileView struct {
 	// Lifecycle is the renewal, approval, pending TTL, expiry notice and
 	// rollover settings.
 	Lifecycle config.Lifecycle `json:"lifecycle"`
-	Created   time.Time        `json:"created"`
-	Updated   time.Time        `json:"updated"`
+	// UpstreamCAChain is, for a profile in RA mode, the upstream's CA
+	// chain as pinned (DER, the pinned CA first): what GetCACert hands out
+	// after the RA and what devices' certificates chain to. Its CA is the
+	// local RA issuer, which issues nothing to devices.
+	UpstreamCAChain [][]byte  `json:"upstream_ca_chain,omitempty"`
+	Created         time.Time `json:"created"`
+	Updated         time.Time `json:"updated"`
 }
 
 // PolicyResult is a dry run's answer.
@@ -74,6 +79,13 @@ func profileView(p store.Profile) (ProfileView, error) {
 	v.Policy = pc
 	if v.Lifecycle, err = provision.StoredLifecycle(p); err != nil {
 		return v, fmt.Errorf("admin: %w", err)
+	}
+	su, err := provision.StoredUpstreamOf(p)
+	if err != nil {
+		return v, fmt.Errorf("admin: %w", err)
+	}
+	if su != nil {
+		v.UpstreamCAChain = su.CAChainDER
 	}
 	return v, nil
 }

@@ -137,7 +137,9 @@ type Profile struct {
 	// Upstream makes scepd the RA of a CA it does not hold (RA mode): it
 	// authorises devices as for any profile, then obtains the certificate
 	// from this upstream CA. The profile's RA certificate is issued by a
-	// local RA issuer CA scepd creates for it (ID "<profile id>-ra").
+	// local RA issuer CA scepd creates for it (ID "<profile id>-ra"),
+	// which issues nothing to devices: no profile may name it as ca or
+	// rollover.next_ca.
 	Upstream *Upstream `yaml:"upstream,omitempty" json:"upstream,omitempty"`
 	// CAMode lets the CA itself answer SCEP instead of a separate RA; only
 	// for an RSA CA whose certificate has keyEncipherment. Default false.
@@ -291,7 +293,16 @@ func checkURL(errs *Errors, path, raw, credentials string) (*url.URL, error) {
 
 // RAIssuerID is the ID of the local CA that issues the RA certificate of
 // the profile id in RA mode.
-func RAIssuerID(id string) string { return id + "-ra" }
+func RAIssuerID(id string) string { return id + raIssuerSuffix }
+
+// RAIssuerProfile is the profile whose RA issuer a CA with this ID would
+// be (RAIssuerID backwards); false for an ID of no such form.
+func RAIssuerProfile(caID string) (string, bool) {
+	id, ok := strings.CutSuffix(caID, raIssuerSuffix)
+	return id, ok && id != ""
+}
+
+const raIssuerSuffix = "-ra"
 
 // ParseFingerprint reads "sha256:<64 hex digits>" (colons between bytes
 // allowed) into the digest.
@@ -384,9 +395,12 @@ type Sink struct {
 // (keep this block until they have) and stay on the old CA's CRL.
 type Rollover struct {
 	// NextCA is the next CA's ID (a new root, or a CA cross-signed as the
-	// operator chooses).
+	// operator chooses). A profile in CA mode needs an RSA CA created with
+	// allow_ca_mode here too: it becomes the RA at the switch.
 	NextCA string `yaml:"next_ca,omitempty" json:"next_ca,omitempty"`
-	// At is the switch time, RFC 3339.
+	// At is the switch time, RFC 3339. Once it has passed, the block is
+	// removed or changed only with ca set to next_ca (the end of a
+	// rollover): the profile issues under next_ca from then on.
 	At time.Time `yaml:"at,omitempty" json:"at,omitzero"`
 }
 
@@ -595,6 +609,14 @@ func (f *File) Validate() error {
 		cas[c.ID] = true
 		caModeless[c.ID] = c.Create != nil && !c.Create.AllowCAMode
 	}
+	// raIssuers maps the RA issuers scepd creates for the file's profiles
+	// in RA mode to their profile: they issue nothing to devices.
+	raIssuers := map[string]string{}
+	for _, p := range f.Profiles {
+		if p.Upstream != nil {
+			raIssuers[RAIssuerID(p.ID)] = p.ID
+		}
+	}
 	ids := map[string]bool{}
 	for i, p := range f.Profiles {
 		path := fmt.Sprintf("profiles[%d]", i)
@@ -612,6 +634,12 @@ func (f *File) Validate() error {
 		}
 		if p.Upstream != nil && cas[RAIssuerID(p.ID)] {
 			errs.add(path+".upstream", "the CA ID %q is taken by cas: scepd creates it as this profile's RA issuer", RAIssuerID(p.ID))
+		}
+		if owner, ok := raIssuers[p.CA]; ok && p.Upstream == nil {
+			errs.add(path+".ca", "CA %q is the RA issuer of profile %s (RA mode): it issues nothing to devices", p.CA, owner)
+		}
+		if owner, ok := raIssuers[p.Rollover.NextCA]; ok {
+			errs.add(path+".rollover.next_ca", "CA %q is the RA issuer of profile %s (RA mode): it issues nothing to devices", p.Rollover.NextCA, owner)
 		}
 		if p.CAMode && caModeless[p.CA] {
 			errs.add(path+".ca_mode", "CA %q is created without allow_ca_mode: CA mode needs its key to decrypt (an RSA CA with keyEncipherment)", p.CA)

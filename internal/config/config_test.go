@@ -161,6 +161,8 @@ func TestUpstreamValidation(t *testing.T) {
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s"}}, renewal: {revoke_old: true}, challenge: {mode: dynamic}}]`, "profiles[0].renewal.revoke_old"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", when_unavailable: pending}}, challenge: {mode: intune, intune: {tenant: t, client_id: c, client_secret_env: S}}}]`, "profiles[0].upstream.scep.when_unavailable: Intune has no pending state"},
 		{"cas: [{id: a-ra, create: {subject: CN=x}}]\nprofiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}]", "is taken by cas"},
+		{"profiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}, {id: b, ca: a-ra, challenge: {mode: dynamic}}]", "profiles[1].ca: CA \"a-ra\" is the RA issuer of profile a"},
+		{"profiles: [{id: a, upstream: {scep: {url: \"http://localhost/s\"}}, challenge: {mode: dynamic}}, {id: b, ca: root, rollover: {next_ca: a-ra, at: \"2030-01-01T00:00:00Z\"}, challenge: {mode: dynamic}}]", "profiles[1].rollover.next_ca: CA \"a-ra\" is the RA issuer of profile a"},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ra: {cert: ra.pem, key: ra.key}, ndes: {url: "http://localhost/m"}}}, challenge: {mode: dynamic}}]`, ""},
 		{`profiles: [{id: a, upstream: {scep: {url: "http://localhost/s", ra: {cert: ra.pem}}}, challenge: {mode: dynamic}}]`, "profiles[0].upstream.scep.ra: cert and key (PEM files) are both required"},
 		{`profiles: [{id: a, ca: root, challenge: {mode: ra, trusted_ra: {ca_file: ra-ca.pem}}}]`, ""},

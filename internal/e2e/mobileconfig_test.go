@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -8,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 )
 
@@ -97,5 +102,63 @@ func TestMobileconfigEnrolls(t *testing.T) {
 	// A static profile file needs the challenge given; a dynamic one refuses it.
 	if out, err := cli(t, s, nil, "profile", "mobileconfig", "--profile", "default", "--url", s.BaseURL(), "--data", s.DataDir); err == nil || !strings.Contains(out, "--mint") {
 		t.Fatalf("mobileconfig on a dynamic profile without --mint: %v\n%s", err, out)
+	}
+}
+
+// TestMobileconfigRAMode: for a profile in RA mode the root payload is the
+// upstream's CA, which issues the devices' certificates (as GetCACert
+// hands it out), not the profile's RA issuer, which issues nothing to
+// devices and which no profile may name as its CA (`profile apply`
+// refuses it as ca and as rollover.next_ca).
+func TestMobileconfigRAMode(t *testing.T) {
+	c := startRAChain(t, "", "", "")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "legacy.mobileconfig")
+	if out, err := cli(t, c.front, []string{"E2E_SHARED=" + shared}, "profile", "mobileconfig", "--profile", "legacy", "--challenge-env", "E2E_SHARED",
+		"--url", c.front.BaseURL(), "--data", c.front.DataDir, "--out", file); err != nil {
+		t.Fatalf("profile mobileconfig: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(file)
+	var roots, others [][]byte
+	for _, p := range sceptest.PlistJSON(t, b)["PayloadContent"].([]any) {
+		p := p.(map[string]any)
+		if p["PayloadType"] == "com.apple.security.scep" {
+			continue
+		}
+		der, _ := base64.StdEncoding.DecodeString(p["PayloadContent"].(map[string]any)["$data"].(string))
+		if p["PayloadType"] == "com.apple.security.root" {
+			roots = append(roots, der)
+		} else {
+			others = append(others, der)
+		}
+	}
+	if len(roots) != 1 || len(others) != 0 {
+		t.Fatalf("%d root and %d other certificate payloads, want the upstream's root alone", len(roots), len(others))
+	}
+	root, err := x509.ParseCertificate(roots[0])
+	if err != nil || !root.Equal(c.upCA) {
+		t.Fatalf("root payload %v (%v), want the upstream's CA %v (not the RA issuer)", root.Subject, err, c.upCA.Subject)
+	}
+	// What a device gets through the front chains to that root.
+	certs, err := client.New(c.url).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: subjectCN("mac-ra"), Challenge: shared,
+		Cipher: cms.AES128, Digest: crypto.SHA256, Recipient: c.ra})
+	if err != nil {
+		t.Fatalf("enroll through the front: %v", err)
+	}
+	checkChain(t, certs[0], root, nil)
+
+	if out, err := cli(t, c.front, nil, "ca", "create-root", "--id", "devices", "--subject", "CN=Front Devices", "--data", c.front.DataDir); err != nil {
+		t.Fatalf("ca create-root: %v\n%s", err, out)
+	}
+	for _, tc := range []struct{ field, yaml string }{
+		{"ca", "id: devices\nca: legacy-ra\nchallenge: {mode: dynamic}\n"},
+		{"rollover.next_ca", "id: devices\nca: devices\nchallenge: {mode: dynamic}\nrollover: {next_ca: legacy-ra, at: \"2030-01-01T00:00:00Z\"}\n"},
+	} {
+		spec := filepath.Join(dir, "devices.yaml")
+		os.WriteFile(spec, []byte(tc.yaml), 0o600)
+		out, err := cli(t, c.front, nil, "profile", "apply", "--file", spec, "--data", c.front.DataDir)
+		if err == nil || !strings.Contains(out, tc.field+`: CA "legacy-ra" is the RA issuer of profile legacy`) {
+			t.Fatalf("profile apply naming the RA issuer as %s: %v\n%s", tc.field, err, out)
+		}
 	}
 }

@@ -179,13 +179,24 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	}
 	policy, _ := json.Marshal(spec.Policy)
 	lifecycle, _ := json.Marshal(spec.Lifecycle)
+	existing, err := st.GetProfile(ctx, spec.ID)
+	created := errors.Is(err, store.ErrNotFound)
+	if err != nil && !created {
+		return store.Profile{}, false, err
+	}
+	if !created && existing.Source == store.SourceConfig && source != store.SourceConfig {
+		return store.Profile{}, false, ErrManaged
+	}
+	if !created {
+		if err := keepSwitched(existing, spec, now); err != nil {
+			return store.Profile{}, false, err
+		}
+	}
 	var upstreamRow []byte
 	if spec.Upstream != nil {
 		var prev *store.Profile
-		if existing, err := st.GetProfile(ctx, spec.ID); err == nil {
+		if !created {
 			prev = &existing
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return store.Profile{}, false, err
 		}
 		var err error
 		if upstreamRow, spec.CA, err = applyUpstream(ctx, st, ks, spec, prev, in, now); err != nil {
@@ -199,24 +210,19 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	if err != nil {
 		return store.Profile{}, false, err
 	}
+	if spec.Upstream == nil { // in RA mode the CA is the profile's own RA issuer
+		if err := notRAIssuer(ctx, st, caRow, "ca"); err != nil {
+			return store.Profile{}, false, err
+		}
+	}
 	issuer, err := LoadCA(caRow, ks)
 	if err != nil {
 		return store.Profile{}, false, err
 	}
-	if spec.CAMode {
-		if _, ok := issuer.Cert.PublicKey.(*rsa.PublicKey); !ok || issuer.Cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
-			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
-		}
+	if spec.CAMode && !caModeCapable(issuer.Cert) {
+		return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
 	}
 
-	existing, err := st.GetProfile(ctx, spec.ID)
-	created := errors.Is(err, store.ErrNotFound)
-	if err != nil && !created {
-		return store.Profile{}, false, err
-	}
-	if !created && existing.Source == store.SourceConfig && source != store.SourceConfig {
-		return store.Profile{}, false, ErrManaged
-	}
 	p := existing
 	if created {
 		p = store.Profile{ID: spec.ID, Created: now}
@@ -245,7 +251,13 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		return store.Profile{}, false, fmt.Errorf("%w: rollover.next_ca %q does not exist", ErrInvalid, spec.Rollover.NextCA)
 	} else if err != nil {
 		return store.Profile{}, false, err
+	} else if err := notRAIssuer(ctx, st, nextRow, "rollover.next_ca"); err != nil {
+		return store.Profile{}, false, err
 	} else if spec.CAMode {
+		// From the switch the next CA is the RA: devices encrypt to it.
+		if next, err := x509.ParseCertificate(nextRow.CertDER); err != nil || !caModeCapable(next) {
+			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment, the next CA too (it becomes the RA at the switch); rollover.next_ca %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.Rollover.NextCA)
+		}
 		p.NextRACertDER, p.NextRAKeyRef = nextRow.CertDER, nextRow.KeyRef
 	} else if cur, err := x509.ParseCertificate(p.NextRACertDER); err != nil || !bytes.Equal(cur.RawIssuer, mustSubject(nextRow.CertDER)) {
 		next, err := LoadCA(nextRow, ks)
@@ -283,6 +295,42 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		return store.Profile{}, false, err
 	}
 	return p, created, nil
+}
+
+// keepSwitched refuses a change that would move a profile whose rollover
+// time has passed back off its next CA. From that time the profile issues
+// under the next CA (server.loadProfile), and only the rollover block lets
+// the old CA's certificates renew and GetCRL answer for them. Without the
+// block, with another one or another ca, the profile would issue from
+// ca: again, the next CA's certificates could not renew, GetCRL would
+// refuse them and the next RA would be dropped, all silently. The way out
+// is the documented end of a rollover: ca: the next CA (then the block
+// goes, or names a further CA). Unchanged, the profile applies as before
+// (every start applies the config file).
+func keepSwitched(p store.Profile, spec config.Profile, now time.Time) error {
+	lc, err := StoredLifecycle(p)
+	if err != nil {
+		// Unreadable: nothing known to keep; the new spec replaces it.
+		return nil
+	}
+	r := lc.Rollover
+	switch {
+	case r.NextCA == "" || now.Before(r.At) || spec.CA == r.NextCA:
+		return nil
+	case spec.CA == p.CAID && spec.Rollover.NextCA == r.NextCA && spec.Rollover.At.Equal(r.At):
+		return nil
+	}
+	return fmt.Errorf("%w: profile %s switched to CA %s at %s: set ca: %s (and keep the old CA's CRL published), or keep ca: %s and the rollover as they are",
+		ErrInvalid, p.ID, r.NextCA, r.At.UTC().Format(time.RFC3339), r.NextCA, p.CAID)
+}
+
+// caModeCapable reports whether a CA can be the RA of a profile in CA
+// mode: devices encrypt their requests to it, so its key must be RSA and
+// its certificate allow keyEncipherment (server.NewProfile refuses any
+// other RA key when the profile is loaded).
+func caModeCapable(c *x509.Certificate) bool {
+	_, isRSA := c.PublicKey.(*rsa.PublicKey)
+	return isRSA && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0
 }
 
 // generateKey makes a key of type kt where ks keeps keys (in the token

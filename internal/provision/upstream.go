@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,7 @@ func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		// The RA issuer exists to certify the profile's RA (Apple's
 		// profile client wants a CA-signed RA certificate); it issues
 		// nothing to devices.
-		if _, err := CreateCA(ctx, st, ks, config.CA{ID: issuerID, Create: &config.CACreate{Subject: "CN=" + spec.ID + " RA issuer,O=scepd"}}, in, now); err != nil {
+		if _, err := CreateCA(ctx, st, ks, config.CA{ID: issuerID, Create: &config.CACreate{Subject: "CN=" + raIssuerCN(spec.ID) + ",O=scepd"}}, in, now); err != nil {
 			return nil, "", fmt.Errorf("creating the RA issuer %q: %w", issuerID, err)
 		}
 	} else if err != nil {
@@ -169,6 +170,48 @@ func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	}
 	b, err := json.Marshal(su)
 	return b, issuerID, err
+}
+
+// raIssuerCN is the common name of profile id's RA issuer (organization
+// scepd).
+func raIssuerCN(id string) string { return id + " RA issuer" }
+
+// raIssuerOf returns the profile whose RA issuer the CA row is, "" when
+// it is none. The RA issuer has the ID config.RAIssuerID(profile) and is
+// the CA of its profile while that profile is in RA mode; a profile that
+// left RA mode keeps it (in trust stores that took it for the RA's chain
+// too), recognised then by the subject applyUpstream gave it. A CA an
+// operator named "<profile>-ra" for a local profile is none.
+func raIssuerOf(ctx context.Context, st Store, row store.CA) (string, error) {
+	id, ok := config.RAIssuerProfile(row.ID)
+	if !ok {
+		return "", nil
+	}
+	p, err := st.GetProfile(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(p.Upstream) > 0 && p.CAID == row.ID {
+		return id, nil
+	}
+	if c, err := x509.ParseCertificate(row.CertDER); err == nil && c.Subject.CommonName == raIssuerCN(id) &&
+		len(c.Subject.Organization) == 1 && c.Subject.Organization[0] == "scepd" {
+		return id, nil
+	}
+	return "", nil
+}
+
+// notRAIssuer refuses an RA issuer as a profile's CA (field ca or
+// rollover.next_ca): devices would get certificates from it, and trust it.
+func notRAIssuer(ctx context.Context, st Store, row store.CA, field string) error {
+	owner, err := raIssuerOf(ctx, st, row)
+	if err != nil || owner == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s: CA %q is the RA issuer of profile %s (RA mode): it certifies that profile's RA and issues nothing to devices; name another CA", ErrInvalid, field, row.ID, owner)
 }
 
 // raCredential checks the RA credential of an upstream (the files exist,
