@@ -47,7 +47,8 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	moved, err := migrateKeys(ctx, sf, *to == "database", stdout)
-	if err != nil {
+	var left *leftBehind
+	if err != nil && !errors.As(err, &left) {
 		fmt.Fprintln(stderr, "scepd keys migrate:", err)
 		return 1
 	}
@@ -63,6 +64,10 @@ func keysCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "scepd keys migrate: the keys moved, but the audit event was not written:", err)
+		return 1
+	}
+	if left != nil {
+		fmt.Fprintln(stderr, "scepd keys migrate:", left)
 		return 1
 	}
 	return 0
@@ -158,16 +163,31 @@ func migrateKeys(ctx context.Context, f storeFlags, toDB bool, out io.Writer) ([
 		return nil, fmt.Errorf("nothing was changed: %w", err)
 	}
 	written = nil
+	var left []string
 	for _, p := range obsolete {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(out, "warning: %s is in the database now, but its file could not be removed: %v\n", p, err)
+			left = append(left, p)
 		}
 	}
 	for _, l := range moved {
 		fmt.Fprintln(out, "moved", l)
 	}
 	fmt.Fprintf(out, "%d keys moved\n", len(moved))
+	if len(left) > 0 {
+		// The move stands (and is audited); the copies on disk are the
+		// operator's to remove: a later run no longer sees them.
+		return moved, &leftBehind{files: left}
+	}
 	return moved, nil
+}
+
+// leftBehind: key files moved into the database whose old copies could
+// not be removed.
+type leftBehind struct{ files []string }
+
+func (e *leftBehind) Error() string {
+	return fmt.Sprintf("%d key files moved into the database are still on disk, unencrypted as before: remove them (%s)", len(e.files), strings.Join(e.files, ", "))
 }
 
 // keyRefs returns the distinct key references of every CA and profile.
