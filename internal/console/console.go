@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/scepd/scepd/internal/outbound"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -358,7 +357,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 // over plain HTTP from another machine ("" when it would not): anyone on
 // the path would read it. The page says so instead of asking for it.
 func (h *Handler) plainSignIn(r *http.Request) string {
-	if h.InsecureHTTP || h.secure(r) || outbound.IsLoopback(h.clientIP(r)) {
+	if h.InsecureHTTP || h.encrypted(r) || h.local(r) {
 		return ""
 	}
 	return "Signing in here would send your API token unencrypted across the network. Open the console over HTTPS " +

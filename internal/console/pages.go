@@ -647,7 +647,16 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 // form action reaches this request, not another one (or another route)
 // the device chose.
 func requestURL(profile, transactionID string) string {
-	return "/console/requests/" + url.PathEscape(profile) + "/" + url.PathEscape(transactionID)
+	return "/console/requests/" + segment(profile) + "/" + segment(transactionID)
+}
+
+// segment escapes s as one path segment: "." and "..", which PathEscape
+// leaves as they are and browsers resolve, become %2E and %2E%2E.
+func segment(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	return url.PathEscape(s)
 }
 
 func objectLink(e store.AuditEvent) string {

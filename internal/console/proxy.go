@@ -2,9 +2,11 @@ package console
 
 import (
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -88,10 +90,24 @@ func (h *Handler) clientIP(r *http.Request) string {
 // or X-Forwarded-Proto: https from a trusted proxy (from anyone else it
 // is the client's word and ignored).
 func (h *Handler) secure(r *http.Request) bool {
+	if h.SCEPAddr == "" && strings.HasPrefix(strings.ToLower(h.PublicURL), "https://") {
+		return true
+	}
+	return h.encrypted(r)
+}
+
+// encrypted reports whether this request reached scepd encrypted: TLS on
+// this connection, or X-Forwarded-Proto: https from a trusted proxy. A
+// public URL of https says where browsers should go, not that this one
+// came that way (http://10.0.0.5:8080/console/ reaches the same listener).
+// The exception: the request names the public URL's host, so it came
+// through whatever serves that URL (a TLS load balancer not listed in
+// --trusted-proxies).
+func (h *Handler) encrypted(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	if h.SCEPAddr == "" && strings.HasPrefix(strings.ToLower(h.PublicURL), "https://") {
+	if u, err := url.Parse(h.PublicURL); err == nil && h.SCEPAddr == "" && strings.EqualFold(u.Scheme, "https") && strings.EqualFold(r.Host, u.Host) {
 		return true
 	}
 	if !h.trusted(peer(r)) {
@@ -99,4 +115,15 @@ func (h *Handler) secure(r *http.Request) bool {
 	}
 	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
 	return strings.EqualFold(strings.TrimSpace(proto), "https")
+}
+
+// local reports whether the browser runs on this machine: a loopback peer
+// that does not forward for someone else (a proxy or sidecar on this host
+// does; it is local only as a trusted proxy whose client is).
+func (h *Handler) local(r *http.Request) bool {
+	forwards := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != ""
+	if !forwards {
+		return outbound.IsLoopback(peer(r))
+	}
+	return h.trusted(peer(r)) && outbound.IsLoopback(h.clientIP(r))
 }

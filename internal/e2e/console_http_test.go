@@ -490,8 +490,10 @@ func TestConsoleSignInRateLimited(t *testing.T) {
 	}
 
 	// Without trusted proxies, X-Forwarded-For is the client's word: the
-	// peer address counts, so changing the header does not escape.
-	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}})
+	// peer address counts, so changing the header does not escape. (A peer
+	// that forwards for others is no browser on this machine: plain HTTP
+	// sign-in is allowed here to count the failures.)
+	s2 := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--console-insecure-http"}})
 	good2 := newToken(t, s2, "auditor")
 	for i := range 10 {
 		signInAs(t, s2.BaseURL(), "scepd_0123456789abcdef_wrong", from(fmt.Sprintf("198.51.100.%d", i)))
@@ -626,7 +628,8 @@ func TestConsoleFormBound(t *testing.T) {
 func TestConsoleTransactionIDInURLs(t *testing.T) {
 	s := sceptest.Start(t, sceptest.Options{Args: []string{"--config", consoleConfig(t)}, Env: []string{"E2E_STATIC=" + challenge}})
 	op := newToken(t, s, "operator")
-	for _, txid := range []string{"TXC", "TXC/approve?", "../../tokens/x"} {
+	txids := []string{"TXC", "TXC/approve?", "../../tokens/x", "..", "."}
+	for _, txid := range txids {
 		_, err := client.New(s.URL("approvals")).Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "device"},
 			Challenge: challenge, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
 		if !errors.Is(err, client.ErrPending) {
@@ -636,8 +639,8 @@ func TestConsoleTransactionIDInURLs(t *testing.T) {
 	c := consoleSignIn(t, s.BaseURL(), op)
 	_, page := c.get("/console/requests")
 	actions := regexp.MustCompile(`action="([^"]*)/reject"`).FindAllStringSubmatch(page, -1)
-	if len(actions) != 3 {
-		t.Fatalf("%d reject forms, want 3:\n%s", len(actions), page)
+	if len(actions) != len(txids) {
+		t.Fatalf("%d reject forms, want %d:\n%s", len(actions), len(txids), page)
 	}
 	csrf := c.csrf()
 	for _, a := range actions {
@@ -713,6 +716,28 @@ func TestConsolePlainHTTPSignIn(t *testing.T) {
 		if resp := signInAs(t, s.BaseURL(), token, h); resp.StatusCode != http.StatusSeeOther || sessionCookieOf(resp) == nil {
 			t.Errorf("%s: HTTP %d, want signed in", name, resp.StatusCode)
 		}
+	}
+	// An https public URL says where browsers should go, not that this one
+	// came that way: a browser elsewhere at http://ADDRESS:8080/console/ is
+	// refused; one that came for the public URL's host (through its TLS
+	// load balancer) is not.
+	public := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
+		Args: []string{"--trusted-proxies", "127.0.0.0/8", "--public-url", "https://pki.example.com"}})
+	if code, body := page(public, remote); code != http.StatusForbidden || strings.Contains(body, `name="token"`) {
+		t.Errorf("https public URL, plain HTTP from another machine at the listener's address: HTTP %d", code)
+	}
+	viaPublic, _ := http.NewRequest(http.MethodGet, public.BaseURL()+"/console/login", nil)
+	viaPublic.Host = "pki.example.com"
+	if resp, err := http.DefaultClient.Do(viaPublic); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the public URL's host: %v %v, want the sign-in form", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// A proxy or sidecar on this machine, not trusted, forwarding for a
+	// browser elsewhere, is no browser here.
+	untrusted := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}})
+	if code, _ := page(untrusted, remote); code != http.StatusForbidden {
+		t.Errorf("a loopback peer forwarding for another address: HTTP %d, want 403", code)
 	}
 	insecure := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge}, Args: []string{"--trusted-proxies", "127.0.0.0/8", "--console-insecure-http"}})
 	if resp := signInAs(t, insecure.BaseURL(), newToken(t, insecure, "auditor"), remote); resp.StatusCode != http.StatusSeeOther || sessionCookieOf(resp) == nil {
