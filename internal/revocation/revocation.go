@@ -128,9 +128,10 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 			}
 			entries = append(entries, ca.Revoked{Serial: n, At: r.At, Reason: r.Reason})
 		}
-		// At least the time in seconds: numbers keep rising past those
-		// published after a backup the database was restored from.
-		num, err = s.Store.NextCRLNumber(ctx, caID, gen, s.Now().Unix())
+		// At least the time in milliseconds: numbers keep rising past those
+		// published after a backup the database was restored from (unless
+		// a thousand CRLs a second ran the counter ahead of the clock).
+		num, err = s.Store.NextCRLNumber(ctx, caID, gen, s.Now().UnixMilli())
 		if err == nil {
 			break
 		}

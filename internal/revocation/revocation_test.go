@@ -324,13 +324,13 @@ func TestOCSPOneCAUnderTwoIDs(t *testing.T) {
 // TestCRLNumberAfterRestore: a database restored from a backup has its CRL
 // counter as it was then; the CRLs published since must not see their
 // numbers handed out again for other contents (RFC 5280 §5.2.3: unique and
-// increasing). The number is at least the signing time in seconds.
+// increasing). The number is at least the signing time in milliseconds.
 func TestCRLNumberAfterRestore(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	first, _ := f.crl(t, f.a)
-	if first.Number < f.now.Unix() {
-		t.Fatalf("CRL number %d below the signing time %d", first.Number, f.now.Unix())
+	if first.Number < f.now.UnixMilli() {
+		t.Fatalf("CRL number %d below the signing time %d", first.Number, f.now.UnixMilli())
 	}
 	if _, err := f.a.Revoke(ctx, "a1", 1, "op"); err != nil {
 		t.Fatal(err)

@@ -766,7 +766,7 @@ type Store interface {
 	// is still gen (ErrConflict, no number taken, once a revocation moved
 	// it): a CRL listing what generation gen counts never gets a number
 	// above one a later generation's CRL got. The number is at least
-	// floor (the signing time in Unix seconds): a database restored from a
+	// floor (the signing time in Unix milliseconds): a database restored from a
 	// backup must not hand out again numbers its CRLs had since.
 	NextCRLNumber(ctx context.Context, caID string, gen, floor int64) (int64, error)
 	SaveCRL(ctx context.Context, c CRL) error
