@@ -104,6 +104,9 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 			if err != nil {
 				return store.CA{}, err
 			}
+			if err := notRAIssuer(ctx, st, parentRow, "create.parent"); err != nil {
+				return store.CA{}, err
+			}
 			parent, err := LoadCA(parentRow, ks)
 			if err != nil {
 				return store.CA{}, err

@@ -48,6 +48,11 @@ func TestRAIssuerIssuesNothing(t *testing.T) {
 	if _, err := st.GetProfile(ctx, "devices"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a refused profile was stored: %v", err)
 	}
+	// Nor through an intermediate under it.
+	if _, err := CreateCA(ctx, st, ks, config.CA{ID: "sub", Create: &config.CACreate{Subject: "CN=Sub", KeyType: "ecdsa-p256", Parent: "legacy-ra"}}, Inline(), time.Now()); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), `create.parent: CA "legacy-ra" is the RA issuer of profile legacy`) {
+		t.Fatalf("an intermediate under the RA issuer: %v, want refused", err)
+	}
 
 	// legacy leaves RA mode; its RA issuer stays and is still refused.
 	if _, _, err := UpsertProfile(ctx, st, ks, local("legacy", "corp", ""), store.SourceAPI, Inline(), time.Now()); err != nil {
