@@ -138,10 +138,13 @@ func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
 	case isPostgres(f.database):
 		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns), Schema: schema})
 	case f.database == "", f.database == "sqlite":
-		return sqlite.OpenSchema(ctx, filepath.Join(f.dataDir, "scepd.db"), schema)
+		return sqlite.OpenSchema(ctx, filepath.Join(f.dataDir, sqliteFile), schema)
 	}
 	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", outbound.Redact(f.database))
 }
+
+// sqliteFile is the SQLite database's file in the data directory.
+const sqliteFile = "scepd.db"
 
 func isPostgres(database string) bool {
 	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")

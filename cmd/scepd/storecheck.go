@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -70,6 +73,21 @@ func storeMigrate(f *adminFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scepd store migrate:", err)
 		return 1
 	}
+	if *f.server != "" {
+		fmt.Fprintln(stderr, "scepd store migrate: it works on the database itself (--data or --database), not through --server")
+		return 2
+	}
+	// Only an existing scepd database: a mistyped --data (or none, run in
+	// the wrong directory) would otherwise get a new one, "migrated".
+	target := outbound.Redact(sf.database)
+	if !isPostgres(sf.database) {
+		target = filepath.Join(sf.dataDir, sqliteFile)
+		if _, err := os.Stat(target); err != nil {
+			fmt.Fprintf(stderr, "scepd store migrate: no scepd database at %s: name it with --data or --database\n", target)
+			return 1
+		}
+	}
+	fmt.Fprintln(stdout, "database:", target)
 	sf.migrate = true
 	st, err := openRaw(ctx, sf)
 	if err != nil {

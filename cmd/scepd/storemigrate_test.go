@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func testCommandsDoNotMigrate(t *testing.T, sf storeFlags, driver, dsn string) {
 			t.Fatalf("%s migrated the database", strings.Join(args, " "))
 		}
 	}
-	if code, stdout, stderr := cli("store", "migrate"); code != 0 || stdout != "applied "+idempotent+"\n" || !applied() {
+	if code, stdout, stderr := cli("store", "migrate"); code != 0 || !strings.HasPrefix(stdout, "database: ") || !strings.HasSuffix(stdout, "\napplied "+idempotent+"\n") || !applied() {
 		t.Fatalf("store migrate: exit %d, %s%s; want %s applied", code, stdout, stderr, idempotent)
 	}
 	if code, stdout, stderr := cli("store", "migrate"); code != 0 || !strings.Contains(stdout, "nothing to apply") {
@@ -97,6 +98,18 @@ func testCommandsDoNotMigrate(t *testing.T, sf storeFlags, driver, dsn string) {
 	}
 	if code, stdout, stderr := cli("store", "check"); code != 0 {
 		t.Fatalf("store check after store migrate: exit %d, %s%s", code, stdout, stderr)
+	}
+	// A data directory without a database (a mistyped --data, the wrong
+	// working directory) is no database to migrate: none is created.
+	if sf.database == "" {
+		empty := filepath.Join(t.TempDir(), "elsewhere")
+		var out, errb bytes.Buffer
+		if code := run([]string{"store", "migrate", "--data", empty}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no scepd database at") {
+			t.Errorf("store migrate of a directory without a database: exit %d, %s%s", code, out.String(), errb.String())
+		}
+		if _, err := os.Stat(filepath.Join(empty, "scepd.db")); err == nil {
+			t.Error("store migrate created a database")
+		}
 	}
 
 	if sf.database == "" {
