@@ -128,6 +128,9 @@ func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
 	if f.migrate {
 		schema = sqlstore.ApplyMigrations
 	}
+	if os.Getenv("SCEPD_ALLOW_NEWER_SCHEMA") == "1" { // back to an older version, knowingly
+		schema |= sqlstore.AllowNewer
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}

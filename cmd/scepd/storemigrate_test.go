@@ -150,6 +150,11 @@ func testCommandsDoNotMigrate(t *testing.T, sf storeFlags, driver, dsn string) {
 	if err := runServer(ctx, testServeConfig(sf), io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("serve on a database a newer scepd migrated: %v; want %q", err, want)
 	}
+	// Going back knowingly, without restoring a backup.
+	t.Setenv("SCEPD_ALLOW_NEWER_SCHEMA", "1")
+	if code, _, stderr := cli("cert", "list"); code != 0 {
+		t.Errorf("cert list with SCEPD_ALLOW_NEWER_SCHEMA=1: exit %d, %s", code, stderr)
+	}
 }
 
 // testServeConfig is a serve configuration on sf, listening on a free

@@ -384,12 +384,17 @@ type Schema int
 
 const (
 	// ApplyMigrations applies them (scepd serve, scepd store migrate).
-	ApplyMigrations Schema = iota
+	ApplyMigrations Schema = 0
 	// RequireMigrated refuses the database (SchemaError): other commands
 	// leave upgrading the schema to the operator. An empty database (no
 	// migration recorded) gets the schema all the same: there is nothing
 	// in it to upgrade, nor a deployment running on it.
-	RequireMigrated
+	RequireMigrated Schema = 1
+	// AllowNewer (added to either) opens a database that records
+	// migrations this scepd does not know, a newer scepd's: going back to
+	// this version without restoring a backup, when the operator knows
+	// what those migrations changed.
+	AllowNewer Schema = 2
 )
 
 // SchemaError is a database whose migrations are not this scepd's:
@@ -404,7 +409,8 @@ type SchemaError struct {
 
 func (e *SchemaError) Error() string {
 	if len(e.Unknown) > 0 {
-		return fmt.Sprintf("%s: the database was migrated by a newer scepd (migration %s); run that version or newer",
+		return fmt.Sprintf("%s: the database was migrated by a newer scepd (migration %s); run that version or newer "+
+			"(going back to this one without restoring a backup: set SCEPD_ALLOW_NEWER_SCHEMA=1, if that version's upgrading notes say this one can run on its schema)",
 			e.Name, strings.Join(e.Unknown, ", "))
 	}
 	lacks := ""
@@ -478,7 +484,7 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, m Migrations, mode Sche
 			se.Unknown = append(se.Unknown, v)
 		}
 	}
-	if len(se.Unknown) > 0 || len(se.Missing) > 0 && len(recorded) > 0 && mode == RequireMigrated {
+	if len(se.Unknown) > 0 && mode&AllowNewer == 0 || len(se.Missing) > 0 && len(recorded) > 0 && mode&RequireMigrated != 0 {
 		return nil, se
 	}
 	for _, version := range se.Missing {
