@@ -47,6 +47,8 @@ Environment only (no flag):
                              without --config: the default profile's static challenge (8+ characters);
                              default: generated and printed once at the first start
   SCEPD_ALLOW_DES=1          without --config: accept single-DES requests on the default profile (legacy devices)
+  SCEPD_ALLOW_NEWER_SCHEMA=1 open a database a newer scepd migrated (going back without restoring a backup,
+                             when that version's upgrading notes say this one runs on its schema); every command
   SCEPD_KEY_PASSPHRASE, SCEPD_KEY_PASSPHRASE_FILE
                              encrypt the key files scepd writes (the audit key too) and decrypt them at start;
                              with PostgreSQL, seal new keys in the database instead (stateless replicas)
