@@ -529,6 +529,11 @@ profiles:
 	if oldCert.cert.Issuer.CommonName != "Old Root" {
 		t.Fatalf("before the switch issued by %q", oldCert.cert.Issuer)
 	}
+	// A replica that switched a few seconds earlier hands out the next RA:
+	// a request encrypted to it is answered here too, signed by it.
+	if _, err := client.New(s.URL("roll")).GetCRL(context.Background(), client.Requester{Cert: oldCert.cert, Key: oldCert.key}, oldCert.cert, nextRA); err != nil {
+		t.Fatalf("GetCRL encrypted to the next RA before the switch: %v", err)
+	}
 
 	// The switch time passes (restart with it in the past).
 	s.Stop()
@@ -578,5 +583,13 @@ profiles:
 	if got, err = c.GetCRL(context.Background(), client.Requester{Cert: fresh.cert, Key: fresh.key}, fresh.cert, beforeRA); err != nil ||
 		got.CheckSignatureFrom(nextRoot) != nil {
 		t.Fatalf("GetCRL encrypted to the RA before the switch: %v; want the new CA's CRL", err)
+	}
+	// Refusals too are signed by the RA the client encrypted to, the one
+	// it can check: a FAILURE it reads, not a signature it cannot verify.
+	var f *client.Failure
+	_, err = c.Enroll(context.Background(), client.Enrollment{Key: newKey(t), Subject: pkix.Name{CommonName: "des"}, Challenge: challenge,
+		Cipher: cms.DES, Digest: crypto.SHA256, Recipient: beforeRA})
+	if !errors.As(err, &f) || f.FailInfo != scep.BadAlg {
+		t.Fatalf("a single-DES request encrypted to the RA before the switch: %v; want FAILURE badAlg signed by that RA", err)
 	}
 }

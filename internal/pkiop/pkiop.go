@@ -49,12 +49,13 @@ type Profile struct {
 	// Decrypter is the RA key (the CA's in CA mode); RA its certificate.
 	Decrypter crypto.Decrypter
 	RA        *cms.Certificate
-	// PrevDecrypter and PrevRA, once a CA rollover switched (until the
-	// rollover is finished), are the RA before it: a device that fetched
-	// GetCACert before the switch encrypts to it, a request pending across
-	// the switch polls with it.
-	PrevDecrypter crypto.Decrypter
-	PrevRA        *cms.Certificate
+	// AltDecrypter and AltRA are the profile's other RA while a CA
+	// rollover is scheduled: after the switch the one before it (a device
+	// that fetched GetCACert before, a request pending across the switch
+	// polling), before it the next one (a device that fetched GetCACert
+	// from a replica that switched a few seconds earlier).
+	AltDecrypter crypto.Decrypter
+	AltRA        *cms.Certificate
 	// AllowDES accepts single-DES envelopes (legacy devices).
 	AllowDES bool
 	// Chain is appended to the certificates of a SUCCESS reply.
@@ -75,8 +76,8 @@ type Decider struct {
 // taking a FAILURE as final. remoteAddr is recorded with the request.
 func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remoteAddr string) (reply scep.Reply, err error) {
 	var cipher cms.Cipher // known once the envelope is parsed; logged with failures too
-	prevRA := false       // encrypted to the RA a rollover replaced: answered by it
-	defer func() { reply.ToPreviousRA = prevRA }()
+	altRA := false        // encrypted to the other RA of a rollover: answered by it
+	defer func() { reply.ToAlternateRA = altRA }()
 	fail := func(fi scep.FailInfo, format string, args ...any) (scep.Reply, error) {
 		return scep.Reply{Status: scep.StatusFailure, FailInfo: fi, FailText: fmt.Sprintf(format, args...), Cipher: cipher}, nil
 	}
@@ -84,9 +85,6 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 	case scep.PKCSReq, scep.RenewalReq, scep.UpdateReq, scep.CertPoll, scep.GetCert, scep.GetCRL:
 	default:
 		return fail(scep.BadRequest, "unknown messageType %q", string(msg.Type))
-	}
-	if msg.Digest == crypto.MD5 {
-		return fail(scep.BadAlg, "MD5 message digests are refused")
 	}
 	if msg.Type == scep.PKCSReq || msg.Type == scep.RenewalReq || msg.Type == scep.UpdateReq {
 		// From here an enrollment is decided and written within a few
@@ -100,17 +98,23 @@ func (d Decider) Decide(ctx context.Context, p *Profile, msg *scep.Message, remo
 		return fail(scep.BadMessageCheck, "pkcsPKIEnvelope is malformed")
 	}
 	cipher = env.Cipher
+	// Every answer from here, refusals included, is signed by the RA the
+	// client encrypted to: the one it can check.
+	altRA = p.AltRA != nil && !env.For(p.RA) && env.For(p.AltRA)
+	if msg.Digest == crypto.MD5 {
+		return fail(scep.BadAlg, "MD5 message digests are refused")
+	}
 	switch {
 	case env.Cipher == 0:
 		return fail(scep.BadAlg, "content cipher %s is not supported", env.CipherOID)
 	case env.Cipher == cms.DES && !p.AllowDES:
 		return fail(scep.BadAlg, "single DES content encryption is disabled on this profile; use AES or 3DES")
 	}
-	plain, err := env.Decrypt(p.Decrypter, p.RA)
-	if errors.Is(err, cms.ErrNoRecipient) && p.PrevRA != nil {
-		plain, err = env.Decrypt(p.PrevDecrypter, p.PrevRA)
-		prevRA = !errors.Is(err, cms.ErrNoRecipient)
+	dec, ra := p.Decrypter, p.RA
+	if altRA {
+		dec, ra = p.AltDecrypter, p.AltRA
 	}
+	plain, err := env.Decrypt(dec, ra)
 	if errors.Is(err, cms.ErrNoRecipient) {
 		return fail(scep.BadMessageCheck, "the request is not encrypted to this profile's RA certificate")
 	}

@@ -23,10 +23,11 @@ type Reply struct {
 	CRL []byte
 	// Cipher encrypts a SUCCESS reply; it must be the cipher of the request.
 	Cipher cms.Cipher
-	// ToPreviousRA: the request was encrypted to the RA certificate a CA
-	// rollover replaced (the client fetched GetCACert before the switch);
-	// the reply is signed by that RA, the one the client knows.
-	ToPreviousRA bool
+	// ToAlternateRA: the request was encrypted to the profile's other RA
+	// of a CA rollover (the one it replaced, or the one replacing it: a
+	// client that fetched GetCACert on the other side of the switch); the
+	// reply is signed by that RA, the one the client knows.
+	ToAlternateRA bool
 }
 
 // CertRep builds the signed reply to req (RFC 8894 §3.3.2): the same

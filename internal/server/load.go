@@ -147,8 +147,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 	var predecessor, successor *ca.CA
 	var predecessorID, successorID string
 	var next *NextCA
-	var prevRA *x509.Certificate
-	var prevKey crypto.Signer
+	var altRA *x509.Certificate
+	var altKey crypto.Signer
 	if r := lc.Rollover; r.NextCA != "" {
 		nextCA := cas[r.NextCA]
 		if nextCA == nil {
@@ -161,6 +161,9 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		if ov.Now().Before(r.At) {
 			next = &NextCA{CA: nextCA, RACert: nextRA}
 			successor, successorID = nextCA, r.NextCA
+			// A replica that switched a few seconds earlier handed out
+			// the next RA: requests encrypted to it are answered here too.
+			altRA, altKey = nextRA, nextKey
 		} else {
 			// Switched: issue under the next CA; the old one's
 			// certificates (of this profile) still renew.
@@ -168,7 +171,7 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 			// Devices that fetched GetCACert before the switch (a request
 			// pending across it) still encrypt to the old RA: it answers
 			// them until the rollover is finished.
-			prevRA, prevKey, raCert, raKey = raCert, raKey, nextRA, nextKey
+			altRA, altKey, raCert, raKey = raCert, raKey, nextRA, nextKey
 		}
 	}
 	chc, err := provision.StoredChallenge(row)
@@ -303,8 +306,8 @@ func loadProfile(row store.Profile, cas map[string]*ca.CA, st ProfileStore, ks k
 		Jamf:          chc.Jamf && dyn != nil,
 		RACert:        raCert,
 		RAKey:         raKey,
-		PrevRACert:    prevRA,
-		PrevRAKey:     prevKey,
+		AltRACert:     altRA,
+		AltRAKey:      altKey,
 		CAMode:        row.CAMode,
 		AllowDES:      row.AllowDES || ov.AllowDES[row.ID],
 		IncludeCACert: row.IncludeCACert,

@@ -161,8 +161,8 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 		return
 	}
 	builder := p.builder
-	if reply.ToPreviousRA && p.prevBuilder != nil {
-		builder = *p.prevBuilder
+	if reply.ToAlternateRA && p.altBuilder != nil {
+		builder = *p.altBuilder
 	}
 	out, err := builder.CertRep(msg, reply)
 	if err != nil {

@@ -58,10 +58,10 @@ type ProfileConfig struct {
 	// replies. The key must be RSA.
 	RACert *x509.Certificate
 	RAKey  crypto.Signer
-	// PrevRACert and PrevRAKey, once a CA rollover switched, are the RA
-	// before it, still answering clients that encrypt to it.
-	PrevRACert *x509.Certificate
-	PrevRAKey  crypto.Signer
+	// AltRACert and AltRAKey are the profile's other RA while a CA
+	// rollover is scheduled (see pkiop.Profile.AltRA).
+	AltRACert *x509.Certificate
+	AltRAKey  crypto.Signer
 	// CAMode: the CA answers SCEP itself; RACert is the CA certificate.
 	CAMode bool
 	// AllowDES accepts single-DES requests (legacy devices, micromdm's scepclient).
@@ -106,13 +106,13 @@ type Profile struct {
 	cfg     ProfileConfig
 	op      *pkiop.Profile // what PKIOperations are decided with
 	builder scep.Builder
-	// prevBuilder signs replies to requests encrypted to the RA a
-	// rollover replaced (nil without one).
-	prevBuilder *scep.Builder
-	caCert      []byte // GetCACert body
-	caCertCT    string // its content type
-	nextCA      []byte // GetNextCACert body, nil without a scheduled rollover
-	caps        string
+	// altBuilder signs replies to requests encrypted to the other RA of a
+	// rollover (nil without one).
+	altBuilder *scep.Builder
+	caCert     []byte // GetCACert body
+	caCertCT   string // its content type
+	nextCA     []byte // GetNextCACert body, nil without a scheduled rollover
+	caps       string
 	// caThumb is the SHA-1 thumbprint of the CA that issues the devices'
 	// certificates (in RA mode the upstream's), hex, upper case: the NDES
 	// page names it.
@@ -150,14 +150,14 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 		op:      &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: repChain},
 	}
 	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: raCMS, Key: cfg.RAKey}
-	if cfg.PrevRACert != nil {
-		prevDec, ok := cfg.PrevRAKey.(crypto.Decrypter)
-		if _, isRSA := cfg.PrevRAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
-			return nil, fmt.Errorf("server: profile %q: the previous RA key must be an RSA key", cfg.Enroll.ID)
+	if cfg.AltRACert != nil {
+		altDec, ok := cfg.AltRAKey.(crypto.Decrypter)
+		if _, isRSA := cfg.AltRAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
+			return nil, fmt.Errorf("server: profile %q: the rollover's other RA key must be an RSA key", cfg.Enroll.ID)
 		}
-		prevCMS := cms.FromX509(cfg.PrevRACert)
-		p.op.PrevDecrypter, p.op.PrevRA = prevDec, prevCMS
-		p.prevBuilder = &scep.Builder{Cert: cfg.PrevRACert, CMSCert: prevCMS, Key: cfg.PrevRAKey}
+		altCMS := cms.FromX509(cfg.AltRACert)
+		p.op.AltDecrypter, p.op.AltRA = altDec, altCMS
+		p.altBuilder = &scep.Builder{Cert: cfg.AltRACert, CMSCert: altCMS, Key: cfg.AltRAKey}
 	}
 	caps := []scep.Capability{scep.CapAES, scep.CapDES3}
 	if cfg.Next != nil {

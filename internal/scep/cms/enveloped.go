@@ -131,6 +131,16 @@ func ParseEnvelopedData(in []byte) (*EnvelopedData, error) {
 	return out, nil
 }
 
+// For reports whether a RecipientInfo names cert.
+func (e *EnvelopedData) For(cert *Certificate) bool {
+	for _, r := range e.Recipients {
+		if cert.matches(r.rid) {
+			return true
+		}
+	}
+	return false
+}
+
 // Decrypt recovers the content with the recipient's key. cert selects the
 // RecipientInfo that names it; a nil cert tries every key-transport
 // recipient (for tools that hold a key but not its certificate).
