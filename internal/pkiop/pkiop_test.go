@@ -256,3 +256,37 @@ func TestRefusals(t *testing.T) {
 }
 
 func bigOne() *big.Int { return big.NewInt(1) }
+
+// TestAlternateRA: while a rollover is scheduled the profile's other RA
+// answers requests encrypted to it, and every answer to them, refusals
+// decided before decryption included, is marked for that RA to sign: the
+// client can check only a reply signed by the RA it encrypted to.
+func TestAlternateRA(t *testing.T) {
+	f := newFixture(t)
+	altKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	altCert, err := f.root.IssueRA(altKey.Public(), pkix.Name{CommonName: "pkiop other RA"}, 365*24*time.Hour, f.now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.profile.AltDecrypter, f.profile.AltRA = altKey, cms.FromX509(altCert)
+	mainCert := f.raCert
+	for _, tc := range []struct {
+		name   string
+		to     *x509.Certificate
+		cipher cms.Cipher
+		status scep.PKIStatus
+		alt    bool
+	}{
+		{"to the other RA", altCert, cms.AES128, scep.StatusSuccess, true},
+		{"refused before decryption, to the other RA", altCert, cms.DES, scep.StatusFailure, true},
+		{"to the RA", mainCert, cms.AES128, scep.StatusSuccess, false},
+		{"refused before decryption, to the RA", mainCert, cms.DES, scep.StatusFailure, false},
+	} {
+		f.raCert = tc.to // the recipient requestBytes encrypts to
+		msg, _ := f.request(t, newDevice(t, "dev-"+tc.name), "tx-"+tc.name, password, tc.cipher, crypto.SHA256)
+		reply, err := f.decider.Decide(context.Background(), f.profile, msg, "192.0.2.1")
+		if err != nil || reply.Status != tc.status || reply.ToAlternateRA != tc.alt {
+			t.Errorf("%s: %v, status %s (%s), to the other RA %v; want %s, %v", tc.name, err, reply.Status, reply.FailText, reply.ToAlternateRA, tc.status, tc.alt)
+		}
+	}
+}
