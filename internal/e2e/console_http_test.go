@@ -682,13 +682,7 @@ func TestConsolePlainHTTPSignIn(t *testing.T) {
 		for k, v := range h {
 			req.Header[k] = v
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return send(t, req)
 	}
 	remote := http.Header{"X-Forwarded-For": {"203.0.113.9"}}
 	if code, body := page(s, remote); code != http.StatusForbidden || !strings.Contains(body, "unencrypted") || strings.Contains(body, `name="token"`) {

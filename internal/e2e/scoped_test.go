@@ -31,6 +31,12 @@ func apiRaw(t *testing.T, s *sceptest.Server, token, method, path string) (int, 
 	t.Helper()
 	req, _ := http.NewRequest(method, s.BaseURL()+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
+	return send(t, req)
+}
+
+// send sends req and returns the status and body of the answer.
+func send(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

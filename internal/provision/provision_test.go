@@ -77,13 +77,8 @@ func TestEnsureDefault(t *testing.T) {
 // credential).
 func TestPasswordFilePrivate(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ks := keys.Source{Dir: dir}
+	st, ks := testStore(t)
+	dir := ks.Dir
 	if _, err := EnsureDefault(ctx, st, ks, Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
 		t.Fatal(err)
@@ -108,13 +103,7 @@ func TestPasswordFilePrivate(t *testing.T) {
 // of signing what nobody can verify.
 func TestLoadCARefusesAnotherKey(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ks := keys.Source{Dir: dir}
+	st, ks := testStore(t)
 	var rows []store.CA
 	for _, id := range []string{"one", "two"} {
 		row, err := CreateCA(ctx, st, ks, config.CA{ID: id, Create: &config.CACreate{Subject: "CN=" + id, KeyType: "ecdsa-p256"}}, Inline(), time.Now())
