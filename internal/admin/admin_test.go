@@ -266,6 +266,19 @@ func TestProfileSecretEnvsEverywhere(t *testing.T) {
 	}
 }
 
+// withProfile gives s a root CA ("root") and a profile id issuing from it
+// whose challenge mode is mode, as an admin creates them.
+func withProfile(t *testing.T, s *Service, id, mode string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.As(LocalAdmin).CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.As(LocalAdmin).PutProfile(ctx, config.Profile{ID: id, CA: "root", Challenge: config.Challenge{Mode: mode}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestMDMTokensOnlyMint: an MDM's token mints challenges for its profile,
 // but neither lists the pending ones (they name the devices they are
 // bound to and who minted them) nor cancels what others minted; an
@@ -273,12 +286,7 @@ func TestProfileSecretEnvsEverywhere(t *testing.T) {
 func TestMDMTokensOnlyMint(t *testing.T) {
 	s := newService(t)
 	ctx := context.Background()
-	if _, err := s.As(LocalAdmin).CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.As(LocalAdmin).PutProfile(ctx, config.Profile{ID: "laptops", CA: "root", Challenge: config.Challenge{Mode: "dynamic"}}); err != nil {
-		t.Fatal(err)
-	}
+	withProfile(t, s, "laptops", "dynamic")
 	mdm := s.As(Actor{Name: "token:jamf", Role: RoleMDM, Profiles: []string{"laptops"}})
 	if _, err := mdm.CreateChallenge(ctx, "laptops", "device-7"); err != nil {
 		t.Fatalf("an MDM mints: %v", err)
@@ -306,12 +314,7 @@ func TestOperatorInputBounds(t *testing.T) {
 	s := newService(t)
 	ctx := context.Background()
 	adm := s.As(LocalAdmin)
-	if _, err := adm.CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.PutProfile(ctx, config.Profile{ID: "laptops", CA: "root", Challenge: config.Challenge{Mode: "dynamic"}}); err != nil {
-		t.Fatal(err)
-	}
+	withProfile(t, s, "laptops", "dynamic")
 	long := strings.Repeat("x", 2000)
 	if _, err := adm.CreateToken(ctx, TokenRequest{Name: long, Role: RoleAuditor}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a 2000-character token name: %v, want ErrInvalid", err)
@@ -347,12 +350,7 @@ func TestOperatorInputBounds(t *testing.T) {
 func TestEntityCodesHashedSlowly(t *testing.T) {
 	s := newService(t)
 	ctx := context.Background()
-	if _, err := s.As(LocalAdmin).CreateCA(ctx, config.CA{ID: "root", Create: &config.CACreate{Subject: "CN=Root", KeyType: "ecdsa-p256"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.As(LocalAdmin).PutProfile(ctx, config.Profile{ID: "kiosks", CA: "root", Challenge: config.Challenge{Mode: "entity"}}); err != nil {
-		t.Fatal(err)
-	}
+	withProfile(t, s, "kiosks", "entity")
 	for user, code := range map[string]string{"alice": "summer2026", "bob": ""} {
 		v, err := s.As(LocalAdmin).PutEntity(ctx, "kiosks", EntityRequest{Username: user, Code: code})
 		if err != nil {
