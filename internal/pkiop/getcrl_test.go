@@ -43,11 +43,7 @@ func (f *fixture) getCRL(t *testing.T, d device, issuer []byte, serial *big.Int)
 // encrypted to the profile's RA, and parses it as the server does.
 func (f *fixture) message(t *testing.T, d device, typ scep.MessageType, tx string, body []byte) *scep.Message {
 	t.Helper()
-	raw, _, err := scep.Builder{Cert: d.self, Key: d.key}.NewRequest(scep.Request{
-		Type: typ, TransactionID: tx, Body: body, Recipient: f.raCert, Cipher: cms.AES256, Digest: crypto.SHA256})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := f.messageBytes(t, d, typ, tx, body, cms.AES256, crypto.SHA256)
 	msg, err := scep.Parse(raw)
 	if err != nil {
 		t.Fatal(err)

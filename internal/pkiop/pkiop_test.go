@@ -132,8 +132,15 @@ func (f *fixture) requestBytes(t testing.TB, d device, tx, challengePassword str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f.messageBytes(t, d, scep.PKCSReq, tx, csr, cipher, digest)
+}
+
+// messageBytes builds a PKIMessage of type typ carrying body, signed by d
+// and encrypted to f.raCert: its senderNonce and its bytes.
+func (f *fixture) messageBytes(t testing.TB, d device, typ scep.MessageType, tx string, body []byte, cipher cms.Cipher, digest crypto.Hash) ([]byte, []byte) {
+	t.Helper()
 	raw, nonce, err := scep.Builder{Cert: d.self, Key: d.key}.NewRequest(scep.Request{
-		Type: scep.PKCSReq, TransactionID: tx, Body: csr, Recipient: f.raCert, Cipher: cipher, Digest: digest,
+		Type: typ, TransactionID: tx, Body: body, Recipient: f.raCert, Cipher: cipher, Digest: digest,
 	})
 	if err != nil {
 		t.Fatal(err)
