@@ -25,7 +25,10 @@ import (
 	"github.com/scepd/scepd/internal/store/postgres/pgtest"
 )
 
-const eventSecret = "event-hook-secret-e2e"
+const (
+	eventSecret   = "event-hook-secret-e2e"
+	eventPassword = "event-hook-password-e2e" // the sink's HTTP Basic password
+)
 
 // hookReceiver is an operator's event endpoint: it checks each body's
 // signature, refuses the first failFirst deliveries with 503, and keeps
@@ -33,9 +36,12 @@ const eventSecret = "event-hook-secret-e2e"
 type hookReceiver struct {
 	t         *testing.T
 	failFirst int32
-	calls     atomic.Int32
-	mu        sync.Mutex
-	accepted  []events.Event
+	// basic: the sink sends HTTP Basic (eventsConfig's username and
+	// password_env).
+	basic    bool
+	calls    atomic.Int32
+	mu       sync.Mutex
+	accepted []events.Event
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +49,11 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(scepchallenge.SignatureHeader) != scepchallenge.Sign([]byte(eventSecret), body) {
 		h.t.Errorf("event with a bad signature: %s", body)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if user, pass, _ := r.BasicAuth(); h.basic && (user != "scepd" || pass != eventPassword) {
+		h.t.Errorf("event without the sink's HTTP Basic credentials: %q %q", user, pass)
+		http.Error(w, "who are you", http.StatusUnauthorized)
 		return
 	}
 	if h.calls.Add(1) <= h.failFirst {
@@ -111,6 +122,8 @@ events:
       type: webhook
       url: "`+hookURL+`"
       secret_env: E2E_EVENT_SECRET
+      username: scepd
+      password_env: E2E_EVENT_PASSWORD
       timeout: 2s
     - name: expiry-log
       type: log
@@ -124,11 +137,11 @@ events:
 // the first deliveries: every event arrives, signed, once, in order.
 func TestEventsWebhook(t *testing.T) {
 	bin := sceptest.RequireTool(t, "scepclient", "scep")
-	rcv := &hookReceiver{t: t, failFirst: 2}
+	rcv := &hookReceiver{t: t, failFirst: 2, basic: true}
 	hook := serve(t, rcv)
 	dir := t.TempDir()
 	s := sceptest.Start(t, sceptest.Options{DataDir: filepath.Join(dir, "data"), Args: []string{"--config", eventsConfig(t, hook, "")},
-		Env: []string{"E2E_STATIC=" + challenge, "E2E_EVENT_SECRET=" + eventSecret}})
+		Env: []string{"E2E_STATIC=" + challenge, "E2E_EVENT_SECRET=" + eventSecret, "E2E_EVENT_PASSWORD=" + eventPassword}})
 
 	certs, err := client.New(s.URL("devices")).GetCACert(context.Background())
 	if err != nil {
@@ -221,10 +234,10 @@ func TestEventsWebhook(t *testing.T) {
 // exactly once.
 func TestEventsReplicasOnce(t *testing.T) {
 	db := pgtest.Schema(t)
-	rcv := &hookReceiver{t: t}
+	rcv := &hookReceiver{t: t, basic: true}
 	hook := serve(t, rcv)
 	opts := sceptest.Options{DataDir: filepath.Join(t.TempDir(), "shared"), Args: []string{"--config", eventsConfig(t, hook, db)},
-		Env: []string{"E2E_STATIC=" + challenge, "E2E_EVENT_SECRET=" + eventSecret}}
+		Env: []string{"E2E_STATIC=" + challenge, "E2E_EVENT_SECRET=" + eventSecret, "E2E_EVENT_PASSWORD=" + eventPassword}}
 	replicas := sceptest.StartMany(t, 2, opts)
 	var wg sync.WaitGroup
 	for i := range 20 {
