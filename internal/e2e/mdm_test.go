@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -417,6 +418,21 @@ func TestWebhookValidation(t *testing.T) {
 	if !rcv.saw("issued") {
 		t.Fatal("no issued notification reached the receiver")
 	}
+	// Only validate carries the challenge; the issued notification's CSR
+	// is the stored one, without its challengePassword.
+	rcv.mu.Lock()
+	for _, e := range rcv.events {
+		csrPEM, _ := e["csr"].(string)
+		block, _ := pem.Decode([]byte(csrPEM))
+		if block == nil {
+			t.Errorf("%v event without a CSR", e["event"])
+			continue
+		}
+		if has := bytes.Contains(block.Bytes, []byte("device-token")); has != (e["event"] == "validate") {
+			t.Errorf("%v event: its CSR holds the challengePassword: %v", e["event"], has)
+		}
+	}
+	rcv.mu.Unlock()
 	if n := len(s.Certificates()); n != 1 {
 		t.Fatalf("%d certificates, want only the allowed one", n)
 	}
