@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 )
 
@@ -99,15 +98,11 @@ func (h *Handler) secure(r *http.Request) bool {
 // encrypted reports whether this request reached scepd encrypted: TLS on
 // this connection, or X-Forwarded-Proto: https from a trusted proxy. A
 // public URL of https says where browsers should go, not that this one
-// came that way (http://10.0.0.5:8080/console/ reaches the same listener).
-// The exception: the request names the public URL's host, so it came
-// through whatever serves that URL (a TLS load balancer not listed in
-// --trusted-proxies).
+// came that way (http://10.0.0.5:8080/console/ reaches the same listener,
+// and so does http://pki.example.com/ with the public URL's Host: a TLS
+// load balancer in front belongs in --trusted-proxies).
 func (h *Handler) encrypted(r *http.Request) bool {
 	if r.TLS != nil {
-		return true
-	}
-	if u, err := url.Parse(h.PublicURL); err == nil && h.SCEPAddr == "" && strings.EqualFold(u.Scheme, "https") && strings.EqualFold(r.Host, u.Host) {
 		return true
 	}
 	if !h.trusted(peer(r)) {
@@ -119,10 +114,13 @@ func (h *Handler) encrypted(r *http.Request) bool {
 
 // local reports whether the browser runs on this machine: a loopback peer
 // that does not forward for someone else (a proxy or sidecar on this host
-// does; it is local only as a trusted proxy whose client is).
+// does; it is local only as a trusted proxy whose X-Forwarded-For client
+// is: Forwarded, which clientIP does not read, names no one local).
 func (h *Handler) local(r *http.Request) bool {
-	forwards := r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != ""
-	if !forwards {
+	switch {
+	case r.Header.Get("Forwarded") != "":
+		return false
+	case r.Header.Get("X-Forwarded-For") == "":
 		return outbound.IsLoopback(peer(r))
 	}
 	return h.trusted(peer(r)) && outbound.IsLoopback(h.clientIP(r))

@@ -713,8 +713,8 @@ func TestConsolePlainHTTPSignIn(t *testing.T) {
 	}
 	// An https public URL says where browsers should go, not that this one
 	// came that way: a browser elsewhere at http://ADDRESS:8080/console/ is
-	// refused; one that came for the public URL's host (through its TLS
-	// load balancer) is not.
+	// refused, and so is one at http://PUBLIC-HOST/ on the same listener (a
+	// Host header proves nothing about TLS).
 	public := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
 		Args: []string{"--trusted-proxies", "127.0.0.0/8", "--public-url", "https://pki.example.com"}})
 	if code, body := page(public, remote); code != http.StatusForbidden || strings.Contains(body, `name="token"`) {
@@ -722,10 +722,15 @@ func TestConsolePlainHTTPSignIn(t *testing.T) {
 	}
 	viaPublic, _ := http.NewRequest(http.MethodGet, public.BaseURL()+"/console/login", nil)
 	viaPublic.Host = "pki.example.com"
-	if resp, err := http.DefaultClient.Do(viaPublic); err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("the public URL's host: %v %v, want the sign-in form", resp, err)
-	} else {
-		resp.Body.Close()
+	viaPublic.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if code, _ := send(t, viaPublic); code != http.StatusForbidden {
+		t.Errorf("plain HTTP naming the public URL's host: HTTP %d, want 403", code)
+	}
+	// A proxy on this machine sending only Forwarded names no local browser.
+	fwd, _ := http.NewRequest(http.MethodGet, s.BaseURL()+"/console/login", nil)
+	fwd.Header.Set("Forwarded", "for=203.0.113.9")
+	if code, _ := send(t, fwd); code != http.StatusForbidden {
+		t.Errorf("Forwarded from a trusted loopback proxy: HTTP %d, want 403", code)
 	}
 	// A proxy or sidecar on this machine, not trusted, forwarding for a
 	// browser elsewhere, is no browser here.
