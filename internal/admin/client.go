@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"net/http"
 	"net/url"
@@ -76,14 +77,15 @@ func (c *Client) doHeader(ctx context.Context, method, path string, body, out an
 	// A redirect is an error, not followed: Go would re-send the token to
 	// the same host and, on 307 and 308, the body (a CA's private key for
 	// an import) to wherever it points.
-	hc.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-		return fmt.Errorf("admin: the server redirects to %s, not followed (the token and the request would go there): point the client at the right URL", r.URL.Redacted())
-	}
+	hc.CheckRedirect = outbound.CheckRedirect
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if err := outbound.Redirected(resp); err != nil {
+		return nil, fmt.Errorf("admin: the server %w (the token and the request would go there)", err)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, err
