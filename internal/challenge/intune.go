@@ -63,11 +63,15 @@ const (
 	intuneAPIVersion   = "2018-02-20"
 )
 
+// intuneHTTP is the client of Intune's and Entra ID's endpoints: no
+// redirect followed (see outbound), 15 s a call. It is never changed.
+var intuneHTTP = &http.Client{Timeout: 15 * time.Second, CheckRedirect: outbound.CheckRedirect}
+
 func (in *Intune) client() *http.Client {
 	if in.Client != nil {
 		return in.Client
 	}
-	return &http.Client{Timeout: 15 * time.Second, CheckRedirect: outbound.CheckRedirect}
+	return intuneHTTP
 }
 
 // token returns an OAuth2 client-credentials token for scope, cached
@@ -91,7 +95,7 @@ func (in *Intune) token(ctx context.Context, scope string) (string, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := in.client().Do(req)
 	if err != nil {
-		return "", fmt.Errorf("intune: token: %w", err)
+		return "", fmt.Errorf("intune: token: %w", outbound.Err(err))
 	}
 	defer resp.Body.Close()
 	var tr struct {
@@ -133,7 +137,7 @@ func (in *Intune) serviceURL(ctx context.Context) (string, error) {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := in.client().Do(req)
 	if err != nil {
-		return "", fmt.Errorf("intune: discovery: %w", err)
+		return "", fmt.Errorf("intune: discovery: %w", outbound.Err(err))
 	}
 	defer resp.Body.Close()
 	var doc struct {
@@ -186,7 +190,7 @@ func (in *Intune) call(ctx context.Context, action string, body any) (map[string
 	req.Header.Set("client-request-id", newGUID())
 	resp, err := in.client().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("intune: %s: %w", action, err)
+		return nil, fmt.Errorf("intune: %s: %w", action, outbound.Err(err))
 	}
 	defer resp.Body.Close()
 	var out map[string]any
