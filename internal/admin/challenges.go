@@ -38,7 +38,7 @@ func (b *bound) CreateChallenge(ctx context.Context, profile, bind string) (Chal
 	}
 	d := &challenge.Dynamic{ProfileID: p.ID, Store: b.s.Store, TTL: p.ChallengeTTL, MaxPending: p.ChallengeMaxPending, Now: b.s.Now, Limit: b.s.MintLimit,
 		Hex: provision.HexChallenges(p)}
-	if d.Source, err = provision.ChallengeSource(p, provision.ProfileEnv(p, os.Getenv)); err != nil {
+	if d.Source, err = provision.ChallengeSource(p, os.Getenv); err != nil {
 		return ChallengeView{}, err
 	}
 	secret, exp, err := d.CreateFor(ctx, bind, b.a.Name)

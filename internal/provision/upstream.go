@@ -86,14 +86,15 @@ func ProfileEnv(p store.Profile, getenv func(string) string) func(string) string
 
 // ChallengeSource returns how a profile in RA mode whose upstream has an
 // NDES page mints its one-time challenges (challenge.Dynamic.Source):
-// fetched from that page, with the password from getenv. nil for other
-// profiles.
+// fetched from that page, with the password from getenv (only the names
+// ProfileEnv lets the profile read). nil for other profiles.
 func ChallengeSource(p store.Profile, getenv func(string) string) (func(context.Context) (string, error), error) {
 	su, err := StoredUpstreamOf(p)
 	if err != nil || su == nil || su.SCEP.NDES == nil {
 		return nil, err
 	}
 	n := su.SCEP.NDES
+	getenv = ProfileEnv(p, getenv)
 	page := &upstream.NDESPage{URL: n.URL, Username: n.Username}
 	if n.PasswordEnv != "" {
 		page.Password = getenv(n.PasswordEnv)
