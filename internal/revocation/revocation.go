@@ -233,6 +233,20 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 	if err != nil {
 		return OCSPResponse{DER: ocsp.MalformedRequestErrorResponse}, nil
 	}
+	// The certificate, read once: picking among IDs of one CA needs it
+	// too.
+	var stored struct {
+		c    store.Certificate
+		err  error
+		read bool
+	}
+	certificate := func() (store.Certificate, error) {
+		if !stored.read {
+			stored.c, stored.err = s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
+			stored.read = true
+		}
+		return stored.c, stored.err
+	}
 	if caID == "" {
 		var ids []string
 		for id, c := range s.CAs() {
@@ -249,7 +263,7 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 			// One CA, subject and key, under several IDs (imported twice,
 			// certified again with its key): the one the certificate is
 			// stored under answers for it.
-			if c, err := s.Store.GetCertificate(ctx, r.SerialNumber.Text(16)); err == nil && slices.Contains(ids, c.CAID) {
+			if c, err := certificate(); err == nil && slices.Contains(ids, c.CAID) {
 				caID = c.CAID
 			}
 		}
@@ -269,7 +283,7 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 	if !r.HashAlgorithm.Available() || !matchesIssuer(r, issuer) {
 		tmpl.Status = ocsp.Unknown
 	} else {
-		c, err := s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
+		c, err := certificate()
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && (c.CAID != caID || c.Upstream != "")):
 			// Not this CA's: a certificate an upstream issued (RA mode)
