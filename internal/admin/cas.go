@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -40,12 +39,11 @@ func caView(row store.CA) (CAView, error) {
 	if err != nil {
 		return CAView{}, fmt.Errorf("admin: CA %q certificate: %w", row.ID, err)
 	}
-	_, isRSA := c.PublicKey.(*rsa.PublicKey)
 	return CAView{
 		ID: row.ID, Subject: c.Subject.String(), Issuer: c.Issuer.String(), Serial: c.SerialNumber.Text(16),
 		KeyType: ca.PublicKeyAlgorithm(c.PublicKey), NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 		Root: len(row.ChainDER) == 0 && c.CheckSignatureFrom(c) == nil, ChainLen: 1 + len(row.ChainDER), SHA256: fingerprint(row.CertDER),
-		CAMode: isRSA && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0,
+		CAMode: ca.CAModeCapable(c),
 	}, nil
 }
 

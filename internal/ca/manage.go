@@ -2,6 +2,7 @@ package ca
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -46,8 +47,7 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 	if err := KeyUsageProblem(c); err != nil {
 		return nil, fmt.Errorf("ca: import: %q: %w", c.Subject, err)
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(c.PublicKey) {
+	if !KeyMatches(c, key) {
 		return nil, fmt.Errorf("ca: import: the key does not belong to %q", c.Subject)
 	}
 	for i := 1; i < len(chain); i++ {
@@ -56,6 +56,20 @@ func Import(chain []*x509.Certificate, key crypto.Signer) (*CA, error) {
 		}
 	}
 	return &CA{Cert: c, Chain: chain[1:], Signer: key}, nil
+}
+
+// KeyMatches reports whether key is the private key of c.
+func KeyMatches(c *x509.Certificate, key crypto.Signer) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(c.PublicKey)
+}
+
+// CAModeCapable reports whether a CA can be the RA of a profile in CA
+// mode: devices encrypt their requests to it, so its key must be RSA and
+// its certificate allow keyEncipherment.
+func CAModeCapable(c *x509.Certificate) bool {
+	_, isRSA := c.PublicKey.(*rsa.PublicKey)
+	return isRSA && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0
 }
 
 // KeyUsageProblem says what a CA certificate's keyUsage lacks of

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/ca"
 
 	"github.com/scepd/scepd/internal/scep/cms"
 )
@@ -17,7 +18,7 @@ func Sign(profile []byte, chain []*x509.Certificate, key crypto.Signer) ([]byte,
 	if len(chain) == 0 {
 		return nil, errors.New("signing: no certificate")
 	}
-	if pub, ok := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(key.Public()) {
+	if !ca.KeyMatches(chain[0], key) {
 		return nil, fmt.Errorf("signing: the key does not belong to the certificate %s", chain[0].Subject)
 	}
 	certs := make([][]byte, len(chain))

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -222,7 +221,7 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 	if err != nil {
 		return store.Profile{}, false, err
 	}
-	if spec.CAMode && !caModeCapable(issuer.Cert) {
+	if spec.CAMode && !ca.CAModeCapable(issuer.Cert) {
 		return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment; CA %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.CA)
 	}
 
@@ -258,7 +257,7 @@ func UpsertProfile(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		return store.Profile{}, false, err
 	} else if spec.CAMode {
 		// From the switch the next CA is the RA: devices encrypt to it.
-		if next, err := x509.ParseCertificate(nextRow.CertDER); err != nil || !caModeCapable(next) {
+		if next, err := x509.ParseCertificate(nextRow.CertDER); err != nil || !ca.CAModeCapable(next) {
 			return store.Profile{}, false, fmt.Errorf("%w: ca_mode needs an RSA CA with keyEncipherment, the next CA too (it becomes the RA at the switch); rollover.next_ca %q has neither or not both (create it with allow_ca_mode)", ErrInvalid, spec.Rollover.NextCA)
 		}
 		p.NextRACertDER, p.NextRAKeyRef = nextRow.CertDER, nextRow.KeyRef
@@ -325,15 +324,6 @@ func keepSwitched(p store.Profile, spec config.Profile, now time.Time) error {
 	}
 	return fmt.Errorf("%w: profile %s switched to CA %s at %s: set ca: %s (and keep the old CA's CRL published), or keep ca: %s and the rollover as they are",
 		ErrInvalid, p.ID, r.NextCA, r.At.UTC().Format(time.RFC3339), r.NextCA, p.CAID)
-}
-
-// caModeCapable reports whether a CA can be the RA of a profile in CA
-// mode: devices encrypt their requests to it, so its key must be RSA and
-// its certificate allow keyEncipherment (server.NewProfile refuses any
-// other RA key when the profile is loaded).
-func caModeCapable(c *x509.Certificate) bool {
-	_, isRSA := c.PublicKey.(*rsa.PublicKey)
-	return isRSA && c.KeyUsage&x509.KeyUsageKeyEncipherment != 0
 }
 
 // generateKey makes a key of type kt where ks keeps keys (in the token

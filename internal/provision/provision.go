@@ -7,7 +7,6 @@ package provision
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -192,7 +191,7 @@ func LoadCA(row store.CA, ks keys.Source) (*ca.CA, error) {
 	}
 	// A key that is not the certificate's would sign certificates and CRLs
 	// nobody can verify (only RSA signatures are checked as they are made).
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+	if !ca.KeyMatches(cert, key) {
 		return nil, fmt.Errorf("provision: CA %q: the key %s is not the CA certificate's", row.ID, row.KeyRef)
 	}
 	out := &ca.CA{Cert: cert, Signer: key}
