@@ -119,11 +119,22 @@ type Profile struct {
 	caThumb string
 }
 
+// raIdentity is an RA as requests meet it: the key that decrypts them,
+// the certificate they name, and the builder that signs the replies.
+func raIdentity(cert *x509.Certificate, key crypto.Signer) (crypto.Decrypter, *cms.Certificate, scep.Builder, error) {
+	dec, ok := key.(crypto.Decrypter)
+	if _, isRSA := key.Public().(*rsa.PublicKey); !ok || !isRSA {
+		return nil, nil, scep.Builder{}, errors.New("must be an RSA key")
+	}
+	c := cms.FromX509(cert)
+	return dec, c, scep.Builder{Cert: cert, CMSCert: c, Key: key}, nil
+}
+
 // NewProfile prepares a profile.
 func NewProfile(cfg ProfileConfig) (*Profile, error) {
-	dec, ok := cfg.RAKey.(crypto.Decrypter)
-	if _, isRSA := cfg.RAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
-		return nil, fmt.Errorf("server: profile %q: the RA key must be an RSA key", cfg.Enroll.ID)
+	dec, raCMS, builder, err := raIdentity(cfg.RACert, cfg.RAKey)
+	if err != nil {
+		return nil, fmt.Errorf("server: profile %q: the RA key %w", cfg.Enroll.ID, err)
 	}
 	// The CA chain, up to the root with full_chain: always in GetCACert
 	// (RFC 8894 §4.2.1.1.2: the RA certificates and the CA certificate;
@@ -140,7 +151,6 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 		repChain = chain
 	}
 	thumb := sha1.Sum(chain[0])
-	raCMS := cms.FromX509(cfg.RACert)
 	if cfg.Enroll.HoldWhenUpstreamDown {
 		cfg.Enroll.Sealer = raSealer{cert: raCMS, key: dec}
 	}
@@ -149,15 +159,13 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 		caThumb: strings.ToUpper(hex.EncodeToString(thumb[:])),
 		op:      &pkiop.Profile{Enroll: cfg.Enroll, Decrypter: dec, RA: raCMS, AllowDES: cfg.AllowDES, Chain: repChain},
 	}
-	p.builder = scep.Builder{Cert: cfg.RACert, CMSCert: raCMS, Key: cfg.RAKey}
+	p.builder = builder
 	if cfg.AltRACert != nil {
-		altDec, ok := cfg.AltRAKey.(crypto.Decrypter)
-		if _, isRSA := cfg.AltRAKey.Public().(*rsa.PublicKey); !ok || !isRSA {
-			return nil, fmt.Errorf("server: profile %q: the rollover's other RA key must be an RSA key", cfg.Enroll.ID)
+		altDec, altCMS, altBuilder, err := raIdentity(cfg.AltRACert, cfg.AltRAKey)
+		if err != nil {
+			return nil, fmt.Errorf("server: profile %q: the rollover's other RA key %w", cfg.Enroll.ID, err)
 		}
-		altCMS := cms.FromX509(cfg.AltRACert)
-		p.op.AltDecrypter, p.op.AltRA = altDec, altCMS
-		p.altBuilder = &scep.Builder{Cert: cfg.AltRACert, CMSCert: altCMS, Key: cfg.AltRAKey}
+		p.op.AltDecrypter, p.op.AltRA, p.altBuilder = altDec, altCMS, &altBuilder
 	}
 	caps := []scep.Capability{scep.CapAES, scep.CapDES3}
 	if cfg.Next != nil {
