@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,14 +153,21 @@ func ReadPrivateFile(path string) ([]byte, error) {
 // readPrivate reads path unless its mode has a bit of open set; why names
 // the problem and its fix, given the mode.
 func readPrivate(path string, open os.FileMode, why string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	defer f.Close()
+	// The mode of the file read, not of whatever the path named a moment
+	// before.
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	if fi.Mode().Perm()&open != 0 {
 		return nil, fmt.Errorf("keys: %s "+why, path, fi.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("keys: reading %s: %w", path, err)
 	}
