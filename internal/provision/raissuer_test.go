@@ -70,4 +70,10 @@ func TestRAIssuerIssuesNothing(t *testing.T) {
 	if _, _, err := UpsertProfile(ctx, st, ks, local("devices", "vpn-ra", ""), store.SourceAPI, Inline(), time.Now()); err != nil {
 		t.Fatalf("a CA named vpn-ra that is no RA issuer: %v", err)
 	}
+	// ... and vpn moving to RA mode does not take it over as its RA issuer
+	// (devices's certificates would chain to what certifies vpn's RA).
+	vpnRA := config.Profile{ID: "vpn", Upstream: &config.Upstream{SCEP: &config.UpstreamSCEP{URL: up.URL}}, Challenge: config.Challenge{Mode: store.ChallengeDynamic}}
+	if _, _, err := UpsertProfile(ctx, st, ks, vpnRA, store.SourceAPI, Inline(), time.Now()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `CA "vpn-ra" exists and is not the RA issuer`) {
+		t.Fatalf("RA mode for vpn with an operator's CA vpn-ra: %v, want refused", err)
+	}
 }

@@ -133,7 +133,12 @@ func applyUpstream(ctx context.Context, st Store, ks keys.Source, spec config.Pr
 		}
 	}
 	issuerID := config.RAIssuerID(spec.ID)
-	if _, err := st.GetCA(ctx, issuerID); errors.Is(err, store.ErrNotFound) {
+	if row, err := st.GetCA(ctx, issuerID); err == nil && !madeAsRAIssuer(row, spec.ID) {
+		// An operator's CA of that name (another profile may issue from
+		// it) must not become the RA's issuer, and the RA-issuer checks
+		// must not then refuse the profiles using it.
+		return nil, "", fmt.Errorf("%w: CA %q exists and is not the RA issuer scepd creates for profile %s: rename that CA or this profile", ErrInvalid, issuerID, spec.ID)
+	} else if errors.Is(err, store.ErrNotFound) {
 		// The RA issuer exists to certify the profile's RA (Apple's
 		// profile client wants a CA-signed RA certificate); it issues
 		// nothing to devices.
@@ -198,11 +203,17 @@ func raIssuerOf(ctx context.Context, st Store, row store.CA) (string, error) {
 	if len(p.Upstream) > 0 && p.CAID == row.ID {
 		return id, nil
 	}
-	if c, err := x509.ParseCertificate(row.CertDER); err == nil && c.Subject.CommonName == raIssuerCN(id) &&
-		len(c.Subject.Organization) == 1 && c.Subject.Organization[0] == "scepd" {
+	if madeAsRAIssuer(row, id) {
 		return id, nil
 	}
 	return "", nil
+}
+
+// madeAsRAIssuer reports whether row carries the subject applyUpstream
+// gives profile id's RA issuer.
+func madeAsRAIssuer(row store.CA, id string) bool {
+	c, err := x509.ParseCertificate(row.CertDER)
+	return err == nil && c.Subject.CommonName == raIssuerCN(id) && len(c.Subject.Organization) == 1 && c.Subject.Organization[0] == "scepd"
 }
 
 // notRAIssuer refuses an RA issuer as a profile's CA (field ca or
