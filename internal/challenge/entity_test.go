@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/scepd/scepd/internal/slot"
 	"github.com/scepd/scepd/internal/store"
 )
 
@@ -76,4 +78,50 @@ func TestEntity(t *testing.T) {
 			t.Errorf("%s with %q: %+v %v, want ErrInvalid", tt.user, tt.code, g, err)
 		}
 	}
+}
+
+// TestKDFQueueGivesBackTheSlot: a check waiting for its turn at the
+// profile's argon2id gives the server's processing slot back while it
+// waits (other profiles' requests use it), takes it again for the KDF, and
+// gives up with its request.
+func TestKDFQueueGivesBackTheSlot(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	h, err := HashEntityCode("summer2026")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewEntity("kiosks", entities{"alice": {Username: "alice", CodeHash: h, UsesLeft: 1, Expires: now.Add(time.Hour)}},
+		func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yielded, resumed atomic.Int32
+	ctx := slot.With(context.Background(), func() func() {
+		yielded.Add(1)
+		return func() { resumed.Add(1) }
+	}, nil)
+	req := Request{CSR: &x509.CertificateRequest{Subject: pkix.Name{CommonName: "alice"}}, Password: "summer2026"}
+
+	v.kdf <- struct{}{} // another check's turn
+	done := make(chan error, 1)
+	go func() { _, err := v.Validate(ctx, req); done <- err }()
+	for yielded.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if resumed.Load() != 0 {
+		t.Fatal("the slot was taken again before the turn came")
+	}
+	<-v.kdf
+	if err := <-done; err != nil || resumed.Load() != 1 {
+		t.Fatalf("Validate: %v; slot taken again %d times, want 1", err, resumed.Load())
+	}
+
+	v.kdf <- struct{}{}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { _, err := v.Validate(cctx, req); done <- err }()
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a request that gave up while waiting was granted")
+	}
+	<-v.kdf
 }

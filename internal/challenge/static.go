@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/scepd/scepd/internal/slot"
 	"strings"
 	"sync"
 	"time"
@@ -83,15 +84,35 @@ func parseArgonHash(s string) (argonHash, error) {
 
 // verify computes password's key with h's salt and parameters, one at a
 // time among the callers sharing kdf, and compares it in constant time. A
-// caller that gives up while waiting for its turn is refused.
+// caller that gives up while waiting for its turn is refused. It waits
+// for its turn with the server's processing slot given back (see turn):
+// queued behind other checks of this profile, it would otherwise hold a
+// slot other profiles' requests could use; the KDF itself, CPU work, runs
+// in one.
 func (h argonHash) verify(ctx context.Context, password string, kdf chan struct{}) bool {
-	select {
-	case kdf <- struct{}{}:
-	case <-ctx.Done():
+	if !turn(ctx, kdf) {
 		return false
 	}
 	defer func() { <-kdf }()
 	return h.verifyLocked(password)
+}
+
+// turn takes the caller's turn at kdf (give it back with <-kdf), waiting
+// for it with the processing slot given back; false when ctx ends first.
+func turn(ctx context.Context, kdf chan struct{}) bool {
+	select {
+	case kdf <- struct{}{}:
+		return true
+	default:
+	}
+	resume := slot.Yield(ctx)
+	defer resume()
+	select {
+	case kdf <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // verifyLocked is verify for a caller holding its kdf slot.
@@ -151,14 +172,14 @@ func (s *Static) WithPrevious(prevHash string, until time.Time, now func() time.
 
 // Validate checks r.Password in constant time.
 func (s *Static) Validate(ctx context.Context, r Request) (Grant, error) {
-	g, err := s.validate(r)
+	g, err := s.validate(ctx, r)
 	if err != nil && s.previous != nil && s.now().Before(s.prevUntil) {
-		return s.previous.validate(r)
+		return s.previous.validate(ctx, r)
 	}
 	return g, err
 }
 
-func (s *Static) validate(r Request) (Grant, error) {
+func (s *Static) validate(ctx context.Context, r Request) (Grant, error) {
 	mac := hmac.New(sha256.New, s.macKey)
 	mac.Write([]byte(r.Password))
 	sum := mac.Sum(nil)
@@ -168,7 +189,9 @@ func (s *Static) validate(r Request) (Grant, error) {
 	if known != nil && hmac.Equal(sum, known) {
 		return Grant{}, nil
 	}
-	s.kdf <- struct{}{}
+	if !turn(ctx, s.kdf) {
+		return Grant{}, ctx.Err()
+	}
 	// Another request may have verified the same password while this one waited.
 	s.mu.RLock()
 	known = s.verified
