@@ -120,9 +120,9 @@ type CACreate struct {
 // key, or a PKCS#12 bundle. In the API the PEM travels inline.
 type CAImport struct {
 	Cert string `yaml:"cert,omitempty" json:"cert,omitempty"` // file path (config) or PEM (API)
-	Key  string `yaml:"key,omitempty" json:"key,omitempty"`   // file path (config) or PEM (API)
-	// PKCS12 is a .p12 file path; its password comes from the environment
-	// variable PKCS12PasswordEnv.
+	Key  string `yaml:"key,omitempty" json:"key,omitempty"`   // file path (config, readable by no other users) or PEM (API)
+	// PKCS12 is a .p12 file path (readable by no other users); its password
+	// comes from the environment variable PKCS12PasswordEnv.
 	PKCS12            string `yaml:"pkcs12,omitempty" json:"pkcs12,omitempty"`
 	PKCS12PasswordEnv string `yaml:"pkcs12_password_env,omitempty" json:"pkcs12_password_env,omitempty"`
 }

@@ -53,6 +53,16 @@ func (in Inputs) content(s string) ([]byte, error) {
 	return in.ReadFile(s)
 }
 
+// secret is content of a file holding a secret (a CA's key, a static
+// challenge): from the config file, refused when other users may read or
+// write it (keys.ReadSecretFile), as every secret file scepd reads is.
+func (in Inputs) secret(s string) ([]byte, error) {
+	if in.ReadFile == nil {
+		return []byte(s), nil
+	}
+	return keys.ReadSecretFile(s)
+}
+
 // CreateCA creates (root or intermediate) or imports the CA a spec declares
 // and stores it. The key file is written before the row; if the row
 // cannot be written the file is removed.
@@ -122,7 +132,7 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 		im := spec.Import
 		var chain []*x509.Certificate
 		if im.PKCS12 != "" {
-			b, err := in.content(im.PKCS12)
+			b, err := in.secret(im.PKCS12)
 			if err != nil {
 				return store.CA{}, fmt.Errorf("%w: reading %s: %v", ErrInvalid, im.PKCS12, err)
 			}
@@ -142,7 +152,7 @@ func CreateCA(ctx context.Context, st Store, ks keys.Source, spec config.CA, in 
 		if chain, err = ca.ParseCertificatesPEM(certPEM); err != nil {
 			return store.CA{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		keyPEM, err := in.content(im.Key)
+		keyPEM, err := in.secret(im.Key)
 		if err != nil {
 			return store.CA{}, fmt.Errorf("%w: reading the CA key: %v", ErrInvalid, err)
 		}
@@ -442,9 +452,7 @@ func applyChallenge(ctx context.Context, p *store.Profile, c config.Challenge, i
 		if in.ReadFile == nil {
 			return fmt.Errorf("%w: challenge.password_file is for config files", ErrInvalid)
 		}
-		// Read as a secret, not with in.ReadFile (certificates): refused
-		// when other users may read it.
-		b, err := keys.ReadSecretFile(c.PasswordFile)
+		b, err := in.secret(c.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("%w: challenge.password_file: %v", ErrInvalid, err)
 		}

@@ -2,6 +2,9 @@ package provision
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -119,5 +122,32 @@ func TestLoadCARefusesAnotherKey(t *testing.T) {
 	swapped.KeyRef = rows[1].KeyRef
 	if _, err := LoadCA(swapped, ks); err == nil || !strings.Contains(err.Error(), `CA "one"`) || !strings.Contains(err.Error(), "not the CA certificate's") {
 		t.Fatalf("LoadCA with another CA's key: %v", err)
+	}
+}
+
+// TestImportKeyFilePrivate: a CA key a config file imports is read as
+// every secret file is: refused while other users may read it.
+func TestImportKeyFilePrivate(t *testing.T) {
+	ctx := context.Background()
+	st, ks := testStore(t)
+	key, _ := ca.GenerateKey(ca.ECDSAP256)
+	root, err := ca.NewRoot(key, pkix.Name{CommonName: "Imported"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(ks.Dir, "ca.pem"), filepath.Join(ks.Dir, "ca.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o644)
+	spec := config.CA{ID: "imported", Import: &config.CAImport{Cert: certFile, Key: keyFile}}
+	if _, err := CreateCA(ctx, st, ks, spec, FromFiles(), time.Now()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "open to other users") {
+		t.Fatalf("a CA key others may read: %v, want refused", err)
+	}
+	os.Chmod(keyFile, 0o600)
+	if _, err := CreateCA(ctx, st, ks, spec, FromFiles(), time.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
