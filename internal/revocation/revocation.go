@@ -50,6 +50,9 @@ type Service struct {
 	// signing lets one request per replica sign a stale CRL while the
 	// others wait for it instead of signing the same list again.
 	signing sync.Mutex
+	// answers are the OCSP answers signed lately, given again while
+	// what they say holds (answerReuse).
+	answers answers
 }
 
 // UpstreamError refuses revoking a certificate an upstream CA issued (RA
@@ -298,11 +301,17 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 			tmpl.Status = ocsp.Good
 		}
 	}
+	key := newAnswerKey(issuer, r.SerialNumber, tmpl.IssuerHash, tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason)
+	if resp, ok := s.answers.get(key, now); ok {
+		return resp, nil
+	}
 	der, err := ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Signer)
 	if err != nil {
 		return OCSPResponse{}, err
 	}
-	return OCSPResponse{DER: der, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate}, nil
+	resp := OCSPResponse{DER: der, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate}
+	s.answers.put(key, resp, now)
+	return resp, nil
 }
 
 func matchesIssuer(r *ocsp.Request, issuer *ca.CA) bool {

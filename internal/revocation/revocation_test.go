@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -348,5 +349,53 @@ func TestCRLNumberAfterRestore(t *testing.T) {
 	after, _ := f.crl(t, f.a)
 	if after.Number <= published.Number {
 		t.Fatalf("CRL number %d after the restore; %d was published before it", after.Number, published.Number)
+	}
+}
+
+// TestOCSPAnswerReused: an answer is signed once and given again for a
+// few minutes (an HTTP cache's ETag holds, a relying party asking again
+// costs no signature), but never past a change of status: a revocation
+// another replica records is answered at once.
+func TestOCSPAnswerReused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(0xa1)}
+	ask := func(h crypto.Hash) (*ocsp.Response, []byte) {
+		t.Helper()
+		req, err := ocsp.CreateRequest(leaf, f.ca.Cert, &ocsp.RequestOptions{Hash: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, err := f.a.OCSP(ctx, "root", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ocsp.ParseResponse(answer.DER, f.ca.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, answer.DER
+	}
+	first, der := ask(crypto.SHA1)
+	if first.Status != ocsp.Good {
+		t.Fatalf("status %d, want good", first.Status)
+	}
+	f.now = f.now.Add(answerReuse - time.Second)
+	if _, again := ask(crypto.SHA1); !bytes.Equal(again, der) {
+		t.Error("asked again within the reuse time: a new answer, want the same")
+	}
+	if resp, other := ask(crypto.SHA256); bytes.Equal(other, der) || resp.IssuerHash != crypto.SHA256 {
+		t.Error("a SHA-256 CertID got the SHA-1 CertID's answer")
+	}
+	if _, err := f.b.Revoke(ctx, "a1", 1, "op"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := ask(crypto.SHA1); resp.Status != ocsp.Revoked {
+		t.Fatalf("after the other replica revoked it: status %d, want revoked", resp.Status)
+	}
+	revoked, der := ask(crypto.SHA1)
+	f.now = f.now.Add(answerReuse)
+	if resp, again := ask(crypto.SHA1); bytes.Equal(again, der) || !resp.ThisUpdate.After(revoked.ThisUpdate) || resp.Status != ocsp.Revoked {
+		t.Errorf("asked after the reuse time: thisUpdate %v (before %v), status %d; want a newer revoked answer", resp.ThisUpdate, revoked.ThisUpdate, resp.Status)
 	}
 }

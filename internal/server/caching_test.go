@@ -160,4 +160,48 @@ func TestRevocationCaching(t *testing.T) {
 	}
 	resp, _ = do(http.MethodGet, "/crl/nosuch.crl", nil)
 	notCached("CRL of no CA", resp, http.StatusNotFound)
+
+	// Conditional GETs: the ETag a client holds is answered 304 without
+	// the body while it is current, the new CRL once one is signed.
+	// If-Modified-Since is not answered: CRLs signed within one second
+	// share their Last-Modified.
+	conditional := func(path, header, value string) (*http.Response, []byte) {
+		t.Helper()
+		hr, _ := http.NewRequest(http.MethodGet, hs.URL+path, nil)
+		hr.Header.Set(header, value)
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		return resp, got
+	}
+	resp, body = do(http.MethodGet, "/crl/root.crl", nil)
+	etag, lastModified := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	if resp, got := conditional("/crl/root.crl", "If-None-Match", etag); resp.StatusCode != http.StatusNotModified || len(got) != 0 || resp.Header.Get("ETag") != etag {
+		t.Errorf("CRL If-None-Match %s: HTTP %d, %d bytes, ETag %q; want 304, no body, the same ETag", etag, resp.StatusCode, len(got), resp.Header.Get("ETag"))
+	}
+	if resp, got := conditional("/crl/root.crl", "If-Modified-Since", lastModified); resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+		t.Errorf("CRL If-Modified-Since %s: HTTP %d, %d bytes; want 200 and the CRL", lastModified, resp.StatusCode, len(got))
+	}
+	if _, err := rev.Refresh(ctx, "root"); err != nil {
+		t.Fatal(err)
+	}
+	resp, got := conditional("/crl/root.crl", "If-None-Match", etag)
+	crl, err := x509.ParseRevocationList(got)
+	if resp.StatusCode != http.StatusOK || err != nil || resp.Header.Get("ETag") == etag || bytes.Equal(got, body) {
+		t.Errorf("CRL If-None-Match %s after a new CRL: HTTP %d, ETag %q, parse error %v; want 200, a new ETag and the new CRL", etag, resp.StatusCode, resp.Header.Get("ETag"), err)
+	} else {
+		cached("new CRL", resp, crl.ThisUpdate, crl.NextUpdate)
+	}
+	path := "/ocsp/root/" + b64(req)
+	resp, _ = do(http.MethodGet, path, nil)
+	if resp, got := conditional(path, "If-None-Match", resp.Header.Get("ETag")); resp.StatusCode != http.StatusNotModified || len(got) != 0 {
+		t.Errorf("OCSP If-None-Match: HTTP %d, %d bytes; want 304, no body", resp.StatusCode, len(got))
+	}
+	resp, got = conditional(path, "If-None-Match", `"something else"`)
+	if _, err := ocsp.ParseResponse(got, root.Cert); resp.StatusCode != http.StatusOK || err != nil {
+		t.Errorf("OCSP If-None-Match of another tag: HTTP %d, %v; want 200 and an answer", resp.StatusCode, err)
+	}
 }

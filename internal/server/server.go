@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -484,24 +485,29 @@ func (s *Server) crl(w http.ResponseWriter, r *http.Request) {
 	if ext == "pem" {
 		body, ctype = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.DER}), "application/x-pem-file"
 	}
-	cacheUntil(w, body, c.ThisUpdate, c.NextUpdate)
+	// A CRL number is used once per CA (at least the signing time in
+	// milliseconds), so it tags the CRL without hashing megabytes of it.
 	w.Header().Set("Content-Type", ctype)
-	w.Write(body)
+	serveCached(w, r, body, fmt.Sprintf(`"%x.%s"`, c.Number, ext), c.ThisUpdate, c.NextUpdate)
 }
 
-// cacheUntil sets the caching headers of RFC 5019 §6.2 on an answer valid
-// from thisUpdate to nextUpdate (a CRL, an OCSP response to GET): HTTP
-// caches (a CDN, a relying party's) keep it until nextUpdate, not longer.
-// A CRL signed again before then (a revocation, half its life gone)
-// reaches those caches' clients at nextUpdate, as it reaches a relying
-// party that keeps CRLs until theirs. The ETag is a hash of the bytes.
-func cacheUntil(w http.ResponseWriter, body []byte, thisUpdate, nextUpdate time.Time) {
+// serveCached answers with body, valid from thisUpdate to nextUpdate (a
+// CRL, an OCSP response to GET), under the caching headers of RFC 5019
+// §6.2: HTTP caches (a CDN, a relying party's) keep it until nextUpdate,
+// not longer. A CRL signed again before then (a revocation, half its life
+// gone) reaches those caches' clients at nextUpdate, as it reaches a
+// relying party that keeps CRLs until theirs. A conditional GET naming
+// this etag is answered 304 Not Modified without the body
+// (http.ServeContent, which also answers HEAD and ranges). If-Modified-Since
+// is not: two CRLs signed within one second share their Last-Modified, and
+// a client holding the first would be told it still has the newest.
+func serveCached(w http.ResponseWriter, r *http.Request, body []byte, etag string, thisUpdate, nextUpdate time.Time) {
 	h := w.Header()
 	h.Set("Last-Modified", thisUpdate.UTC().Format(http.TimeFormat))
 	h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
 	h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", max(int64(time.Until(nextUpdate)/time.Second), 0)))
-	sum := sha256.Sum256(body)
-	h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+	h.Set("ETag", etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body)) // no modification time: If-Modified-Since is not answered
 }
 
 // ocsp answers RFC 6960 requests: POST with the DER body, or GET with it
@@ -541,10 +547,12 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "OCSP temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	if r.Method != http.MethodPost && !resp.NextUpdate.IsZero() {
-		cacheUntil(w, resp.DER, resp.ThisUpdate, resp.NextUpdate)
-	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
+	if r.Method != http.MethodPost && !resp.NextUpdate.IsZero() {
+		sum := sha256.Sum256(resp.DER)
+		serveCached(w, r, resp.DER, `"`+hex.EncodeToString(sum[:16])+`"`, resp.ThisUpdate, resp.NextUpdate)
+		return
+	}
 	w.Write(resp.DER)
 }
 
