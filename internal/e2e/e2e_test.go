@@ -317,6 +317,46 @@ func TestMicromdmScepclient(t *testing.T) {
 			t.Fatal("the submitted password appears in the log")
 		}
 	})
+	// scepclient derives the transactionID from the key: a device whose
+	// certificate was revoked enrolls again with its key and the same
+	// request. It gets a new certificate, never the revoked one back, and
+	// only with the challenge.
+	t.Run("same key after revocation", func(t *testing.T) {
+		dir := t.TempDir()
+		if out, err := run(t, dir, challenge, "mm-revoked"); err != nil {
+			t.Fatalf("scepclient: %v\n%s", err, out)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "client.pem"))
+		first := parsePEM(t, b)
+		if out, err := cli(t, s, nil, "cert", "revoke", first.SerialNumber.Text(16), "--reason", "keyCompromise", "--data", s.DataDir); err != nil {
+			t.Fatalf("cert revoke: %v\n%s", err, out)
+		}
+		// Without client.pem scepclient sends a PKCSReq again, signed
+		// with a self-signed certificate of the same key; without
+		// csr.pem it makes a new CSR (else it sends the one it kept,
+		// challenge included).
+		fresh := func() {
+			os.Remove(filepath.Join(dir, "client.pem"))
+			os.Remove(filepath.Join(dir, "csr.pem"))
+		}
+		fresh()
+		if out, err := run(t, dir, "not-the-challenge", "mm-revoked"); err == nil || !strings.Contains(out, "badRequest") {
+			t.Fatalf("scepclient with the key of a revoked certificate and a wrong challenge: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "client.pem")); err == nil {
+			t.Fatal("scepclient wrote a certificate for a wrong challenge")
+		}
+		fresh()
+		if out, err := run(t, dir, challenge, "mm-revoked"); err != nil {
+			t.Fatalf("scepclient again with the key of a revoked certificate: %v\n%s", err, out)
+		}
+		b, _ = os.ReadFile(filepath.Join(dir, "client.pem"))
+		second := parsePEM(t, b)
+		if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+			t.Fatalf("scepclient got the revoked certificate %x back", first.SerialNumber)
+		}
+		opensslVerify(t, caPEM, filepath.Join(dir, "client.pem"))
+	})
 	if !s.LogContains("cipher=DES-CBC") || !strings.Contains(s.Log(), "digest=SHA-1") {
 		t.Errorf("expected scepclient to use DES-CBC with SHA-1")
 	}

@@ -559,7 +559,15 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	case errors.Is(err, store.ErrNonceReused):
 		return Result{}, s.rejected(ctx, p, r, errNonceReused)
 	case errors.Is(err, store.ErrConflict):
-		return s.replay(ctx, p, r, keyHash)
+		// Stored meanwhile under this ID: its answer; if that is a
+		// certificate since revoked, this request is held under the
+		// name answer gives it.
+		id := r.TransactionID
+		res, err := s.replay(ctx, p, &r, keyHash)
+		if err == nil && res.DER == nil && !res.Pending && r.TransactionID != id {
+			return s.hold(ctx, p, r, keyHash, oneTime, entity, renews, up, now)
+		}
+		return res, err
 	case err != nil:
 		return Result{}, fmt.Errorf("enroll: storing pending request: %w", err)
 	}
@@ -1281,7 +1289,9 @@ func (s *Service) CRLIssuer(ctx context.Context, p *Profile, issuer []byte, seri
 // transactionID and key (certmonger adding a SAN; clients derive the ID
 // from the key) is a new request: r is renamed to the ID qualified by its
 // digest, under which it is stored apart from the earlier one, and its own
-// retransmissions are looked up there.
+// retransmissions are looked up there. So is a request repeating one whose
+// certificate is revoked or expired (see answer). Nothing stored under the
+// name r ends with: the zero Result, and r is enrolled under that name.
 func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash []byte) (Result, error) {
 	tx, err := s.stored(ctx, p, *r, keyHash)
 	if err != nil || tx == nil {
@@ -1289,10 +1299,10 @@ func (s *Service) resolve(ctx context.Context, p *Profile, r *Request, keyHash [
 	}
 	digest := requestDigest(r.CSR)
 	if stored, err := x509.ParseCertificateRequest(tx.CSRDER); err != nil || bytes.Equal(requestDigest(stored), digest) {
-		return s.answer(ctx, p, *r, *tx)
+		return s.answer(ctx, p, r, *tx, keyHash)
 	}
 	r.TransactionID += qualifier + "csr-" + hex.EncodeToString(digest[:8])
-	return s.replay(ctx, p, *r, keyHash)
+	return s.replay(ctx, p, r, keyHash)
 }
 
 // requestDigest identifies what a CSR asks for: its subject, key and
@@ -1320,13 +1330,13 @@ func requestDigest(csr *x509.CertificateRequest) []byte {
 var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // replay answers a retransmission of the transaction stored under
-// r.TransactionID, if there is one.
-func (s *Service) replay(ctx context.Context, p *Profile, r Request, keyHash []byte) (Result, error) {
-	tx, err := s.stored(ctx, p, r, keyHash)
+// r.TransactionID, if there is one (see answer).
+func (s *Service) replay(ctx context.Context, p *Profile, r *Request, keyHash []byte) (Result, error) {
+	tx, err := s.stored(ctx, p, *r, keyHash)
 	if err != nil || tx == nil {
 		return Result{}, err
 	}
-	return s.answer(ctx, p, r, *tx)
+	return s.answer(ctx, p, r, *tx, keyHash)
 }
 
 // stored returns the transaction stored under r.TransactionID (nil when
@@ -1355,7 +1365,13 @@ func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []b
 }
 
 // answer is the stored answer of a transaction, for its retransmission.
-func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Transaction) (Result, error) {
+// A certificate that is revoked or expired is no answer: the device asks
+// again because it needs one (clients derive the transactionID from the
+// key, and enroll again with the key they hold once their certificate
+// lapsed), so the request is a new one, renamed to the ID qualified by
+// that certificate, and what is stored under the new name answers it (when
+// nothing is, the caller enrolls it: challenge, policy and all).
+func (s *Service) answer(ctx context.Context, p *Profile, r *Request, tx store.Transaction, keyHash []byte) (Result, error) {
 	switch tx.Status {
 	case store.StatusPending:
 		if tx.UpstreamPoll != nil && (tx.Expires.IsZero() || s.now().Before(tx.Expires)) {
@@ -1367,11 +1383,18 @@ func (s *Service) answer(ctx context.Context, p *Profile, r Request, tx store.Tr
 		}
 		return Result{Pending: true, Replayed: true}, nil
 	case store.StatusRejected:
-		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was rejected: %s", r.TransactionID, tx.Reason))
+		return Result{}, s.rejected(ctx, p, *r, reject(scep.BadRequest, "transactionID %q was rejected: %s", r.TransactionID, tx.Reason))
 	}
 	c, err := s.store.GetCertificate(ctx, tx.CertSerial)
 	if err != nil {
 		return Result{}, fmt.Errorf("enroll: certificate of transaction %q: %w", r.TransactionID, err)
+	}
+	if lapsed := c.Status == store.CertRevoked || !s.now().Before(c.NotAfter); lapsed {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "a request repeating one whose certificate is revoked or expired is a new request",
+			slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("serial", c.Serial),
+			slog.String("status", c.Status), slog.Time("not_after", c.NotAfter))
+		r.TransactionID += qualifier + "after-" + c.Serial
+		return s.replay(ctx, p, r, keyHash)
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "retransmission answered with the stored certificate",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID), slog.String("serial", c.Serial))

@@ -525,3 +525,52 @@ func certOf(t testing.TB, r enroll.Result) *x509.Certificate {
 	}
 	return c
 }
+
+// TestLapsedCertificateIsNoAnswer: clients derive the transactionID from
+// the key and enroll again with the key they hold once their certificate
+// lapsed (sscep, micromdm's scepclient, routers). A request repeating one
+// whose certificate is revoked or expired is a new request: challenge and
+// all, a new certificate, never the lapsed one back.
+func TestLapsedCertificateIsNoAnswer(t *testing.T) {
+	svc, p, st := setup(t)
+	p.Policy.Validity = time.Hour
+	ctx := context.Background()
+	req := enroll.Request{TransactionID: "tx", CSR: csr(t, 2048, "dev"), Password: password}
+	req.SignerKey = req.CSR.PublicKey
+	first, err := svc.PKCSReq(ctx, p, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := fmt.Sprintf("%x", certOf(t, first).SerialNumber)
+	if err := st.RevokeCertificate(ctx, serial, ca.ReasonKeyCompromise, testNow(), store.AuditEvent{Time: testNow(), Actor: "t",
+		Action: "certificate.revoke", Object: "certificate:" + serial, Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := req
+	wrong.Password = "wrong"
+	var rej *enroll.Rejection
+	if res, err := svc.PKCSReq(ctx, p, wrong); !errors.As(err, &rej) || res.DER != nil {
+		t.Fatalf("the same request with a wrong challenge after the revocation: %v, a certificate %v; want a rejection", err, res.DER != nil)
+	}
+	second, err := svc.PKCSReq(ctx, p, req)
+	if err != nil || second.Replayed || certOf(t, second).SerialNumber.Cmp(certOf(t, first).SerialNumber) == 0 {
+		t.Fatalf("the same request after the revocation: %v, replayed %v; want a new certificate", err, second.Replayed)
+	}
+	tx, err := st.GetTransaction(ctx, "p", "tx@after-"+serial)
+	if err != nil || tx.ClientID() != "tx" || tx.CertSerial != fmt.Sprintf("%x", certOf(t, second).SerialNumber) {
+		t.Fatalf("the new request stored as %+v, %v; want under tx@after-%s with the client's ID tx", tx, err, serial)
+	}
+	again, err := svc.PKCSReq(ctx, p, req)
+	if err != nil || !again.Replayed || !certOf(t, again).Equal(certOf(t, second)) {
+		t.Fatalf("its retransmission: %v, replayed %v; want the new certificate again", err, again.Replayed)
+	}
+	// Expired: an hour later the same request is a new one again.
+	later := enroll.New(st, func() time.Time { return testNow().Add(2 * time.Hour) }, slog.New(slog.DiscardHandler))
+	third, err := later.PKCSReq(ctx, p, req)
+	if err != nil || third.Replayed || certOf(t, third).Equal(certOf(t, second)) || !certOf(t, third).NotBefore.After(testNow()) {
+		t.Fatalf("the same request after the certificate expired: %v, replayed %v; want a new certificate", err, third.Replayed)
+	}
+	if n := count(t, st); n != 3 {
+		t.Fatalf("%d certificates, want 3", n)
+	}
+}
