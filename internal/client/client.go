@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,11 @@ import (
 type Client struct {
 	URL  string
 	HTTP *http.Client
+	// ReplySigners are certificates besides the recipient that may sign
+	// the server's replies without carrying themselves in them: the RA
+	// signing certificates of GetCACert (an NDES has one for signing and
+	// one for encryption, and its CertRep may leave both out).
+	ReplySigners []*x509.Certificate
 }
 
 // New returns a client for a SCEP URL such as http://host/scep/default/pkiclient.exe.
@@ -184,6 +190,19 @@ func (f *Failure) Error() string {
 	return fmt.Sprintf("SCEP FAILURE %s: %s", f.FailInfo, f.Text)
 }
 
+// Signers are the certificates of GetCACert besides the recipient that
+// may sign the server's replies (see Client.ReplySigners): RA
+// certificates for signing, not CAs.
+func Signers(certs []*x509.Certificate, recipient *x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, c := range certs {
+		if !c.IsCA && c != recipient && (c.KeyUsage == 0 || c.KeyUsage&x509.KeyUsageDigitalSignature != 0) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Enroll runs PKCSReq and returns the issued certificates (the client's first).
 func (c *Client) Enroll(ctx context.Context, e Enrollment) ([]*x509.Certificate, error) {
 	if e.Recipient == nil {
@@ -194,6 +213,9 @@ func (c *Client) Enroll(ctx context.Context, e Enrollment) ([]*x509.Certificate,
 		if e.Recipient, err = Recipient(certs); err != nil {
 			return nil, err
 		}
+		cc := *c
+		cc.ReplySigners = append(slices.Clip(c.ReplySigners), Signers(certs, e.Recipient)...)
+		c = &cc
 	}
 	csr, err := scep.NewCSR(e.Key, &x509.CertificateRequest{Subject: e.Subject, DNSNames: e.DNSNames,
 		IPAddresses: e.IPs, EmailAddresses: e.Emails, URIs: e.URIs}, e.Challenge)
@@ -384,7 +406,11 @@ func (c *Client) exchange(ctx context.Context, op operation) (*scep.Message, err
 	if err != nil {
 		return nil, err
 	}
-	rep, err := scep.Parse(raw, cms.FromX509(op.Recipient))
+	known := []*cms.Certificate{cms.FromX509(op.Recipient)}
+	for _, c := range c.ReplySigners {
+		known = append(known, cms.FromX509(c))
+	}
+	rep, err := scep.Parse(raw, known...)
 	if err != nil {
 		return nil, fmt.Errorf("client: CertRep: %w", err)
 	}

@@ -100,6 +100,9 @@ type Discovery struct {
 	CA        *x509.Certificate
 	Chain     []*x509.Certificate
 	Recipient *x509.Certificate
+	// Signers are GetCACert's other RA certificates that may sign: an
+	// NDES signs with one and decrypts with another.
+	Signers []*x509.Certificate
 }
 
 var _ enroll.Issuer = (*SCEP)(nil)
@@ -185,6 +188,7 @@ func (u *SCEP) Discover(ctx context.Context) (*Discovery, error) {
 	if d.Recipient, err = client.Recipient(certs); err != nil {
 		return nil, err
 	}
+	d.Signers = client.Signers(certs, d.Recipient)
 	return d, nil
 }
 
@@ -289,12 +293,14 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 	ciph, digest := Strongest(d.Caps)
 	var certs []*x509.Certificate
 	txID := UpstreamTransactionID(req.TransactionID)
+	cl := *u.client
+	cl.ReplySigners = d.Signers
 	if token == nil {
-		certs, err = u.client.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
+		certs, err = cl.Submit(ctx, client.Submission{CSR: req.CSR.Raw, TransactionID: txID, Recipient: d.Recipient,
 			Cipher: ciph, Digest: digest, GET: !slices.Contains(d.Caps, "POSTPKIOperation"), Signer: u.signer, AnyReplyCipher: true})
 	} else {
 		txID = string(token)
-		certs, err = u.client.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
+		certs, err = cl.PollAnyCipher(ctx, u.signer, d.CA, req.CSR.Subject, txID, d.Recipient, ciph)
 	}
 	if errors.Is(err, client.ErrPending) {
 		u.outcome(true)
