@@ -368,3 +368,44 @@ func TestEntityCodesHashedSlowly(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedTokenLogged: why an API token was refused (unknown, wrong
+// secret, revoked) is in the server's log with the caller's address,
+// never the secret; the client hears only that it was refused.
+func TestRefusedTokenLogged(t *testing.T) {
+	s := newService(t)
+	var log bytes.Buffer
+	s.Log = slog.New(slog.NewTextHandler(&log, nil))
+	ctx := context.Background()
+	v, err := s.As(LocalAdmin).CreateToken(ctx, TokenRequest{Name: "old-ci", Role: RoleAuditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.As(LocalAdmin).RevokeToken(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&Handler{Service: s, Log: s.Log}).Routes())
+	defer srv.Close()
+	wrong := v.Token[:len(v.Token)-4] + "AAAA"
+	unknown := "scepd_0123456789abcdef_" + v.Token[len(v.Token)-20:]
+	for token, reason := range map[string]string{v.Token: "token " + v.ID + " was revoked", wrong: "wrong secret for token " + v.ID,
+		unknown: `no token with ID \"0123456789abcdef\"`, "nonsense": "not a scepd token"} { // the text log escapes the quotes
+		log.Reset()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/certificates", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), v.ID) || strings.Contains(string(body), "revoked") {
+			t.Errorf("%s: HTTP %d %s; want 401 saying nothing of the token", reason, resp.StatusCode, body)
+		}
+		if line := log.String(); !strings.Contains(line, "API token refused") || !strings.Contains(line, reason) || !strings.Contains(line, "remote=127.0.0.1") {
+			t.Errorf("%s: log %q, want the reason and the caller's address", reason, line)
+		} else if strings.Contains(line, token[len(token)-8:]) {
+			t.Errorf("%s: the token's secret is in the log: %q", reason, line)
+		}
+	}
+}

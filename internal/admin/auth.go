@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/scepd/scepd/internal/store"
 )
@@ -124,23 +125,32 @@ type TokenStore interface {
 }
 
 // Authenticate turns a presented token into its actor. The secret is
-// compared in constant time; every failure is the same ErrUnauthenticated.
+// compared in constant time; every failure is ErrUnauthenticated, wrapped
+// with why (for the server's log: the answer to the client says only
+// ErrUnauthenticated's text, so that it learns nothing of which token IDs
+// exist).
 func Authenticate(ctx context.Context, st TokenStore, token string) (Actor, error) {
+	if token == "" {
+		return Actor{}, fmt.Errorf("%w: no token", ErrUnauthenticated)
+	}
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	id, secret, ok2 := strings.Cut(rest, "_")
 	if !ok || !ok2 || len(id) != 16 || secret == "" {
-		return Actor{}, ErrUnauthenticated
+		return Actor{}, fmt.Errorf("%w: not a scepd token", ErrUnauthenticated)
 	}
 	t, err := st.GetToken(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return Actor{}, ErrUnauthenticated
+		return Actor{}, fmt.Errorf("%w: no token with ID %q", ErrUnauthenticated, id)
 	}
 	if err != nil {
 		return Actor{}, fmt.Errorf("admin: token lookup: %w", err)
 	}
 	h := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(h[:], t.Hash) != 1 || !t.Revoked.IsZero() {
-		return Actor{}, ErrUnauthenticated
+	if subtle.ConstantTimeCompare(h[:], t.Hash) != 1 {
+		return Actor{}, fmt.Errorf("%w: wrong secret for token %s", ErrUnauthenticated, t.ID)
+	}
+	if !t.Revoked.IsZero() {
+		return Actor{}, fmt.Errorf("%w: token %s was revoked at %s", ErrUnauthenticated, t.ID, t.Revoked.UTC().Format(time.RFC3339))
 	}
 	return ActorOf(t), nil
 }

@@ -368,6 +368,12 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request) (Actor, bool) {
 	}
 	actor, err := Authenticate(r.Context(), h.Service.Store, strings.TrimSpace(token))
 	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			// Why goes to the log (a revoked token still in use, a
+			// mistyped one), never to the client.
+			h.Log.LogAttrs(r.Context(), slog.LevelWarn, "API token refused", slog.String("reason", err.Error()),
+				slog.String("remote", r.RemoteAddr), slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		}
 		h.fail(w, r, err)
 		return Actor{}, false
 	}
@@ -396,7 +402,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scepd"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", err.Error())
+		writeError(w, http.StatusUnauthorized, "unauthorized", ErrUnauthenticated.Error())
 	case errors.Is(err, ErrForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error())
 	case errors.Is(err, provision.ErrManaged):

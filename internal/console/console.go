@@ -429,7 +429,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, nil, http.StatusServiceUnavailable, "The database is unreachable; try again shortly.")
 			return
 		}
-		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": client})
+		h.Log.Warn("console sign-in refused", "reason", err.Error(), "client_ip", client)
+		h.auditEvent(ctx, "console", "console.signin", "denied", map[string]string{"client_ip": client, "reason": err.Error()})
 		if lim.Fail(key, h.Now()) {
 			h.Log.Warn("repeated failed console sign-ins; address locked out", "client_ip", client, "failures", lim.Max(), "window", lim.Span())
 			h.auditEvent(ctx, "console", "console.signin.lockout", "blocked", map[string]string{"client_ip": client,
