@@ -205,7 +205,7 @@ func TestHostileInput(t *testing.T) {
 		failure(t, stolen, scep.BadRequest, "different key")
 	})
 	t.Run("senderNonce reused by another transaction", func(t *testing.T) {
-		// Messages signed by hand with scepAttrs carry a fixed senderNonce.
+		// Messages signed by hand with signPKCSReq carry a fixed senderNonce.
 		self := selfSignedCert(t, key, "nonce-owner")
 		signed := func(txid string) []byte {
 			env, err := cms.Encrypt(csrFor(t, key, txid, challenge), cms.FromX509(ra), cms.AES128, nil)
@@ -246,9 +246,57 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 
-	// Only the three legitimate enrollments above are stored; the server still works.
-	if n := len(s.Certificates()); n != 3 {
-		t.Errorf("%d certificates stored, want 3 (the tx owner, the first nonce user and the Apple-style GET)", n)
+	t.Run("8-byte senderNonce by GET with raw + and / (Apple)", func(t *testing.T) {
+		// Apple's SCEP client sends 8-byte senderNonces (RFC 8894 says 16)
+		// and a GET whose message is unescaped base64; the CertRep's
+		// recipientNonce must echo the 8 bytes as they came.
+		k := newKey(t)
+		self := selfSignedCert(t, k, "apple-nonce")
+		txid := "apple-nonce-" + self.SerialNumber.Text(16)
+		env, err := cms.Encrypt(csrFor(t, k, "apple-nonce", challenge), raCMS, cms.AES128, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nonce []byte
+		var b64 string
+		for range 20 { // a fresh nonce changes the signature, hence the base64
+			nonce = make([]byte, 8)
+			rand.Read(nonce)
+			b64 = base64.StdEncoding.EncodeToString(signPKCSReqNonce(t, k, self, env, txid, nonce))
+			if strings.Contains(b64, "+") && strings.Contains(b64, "/") {
+				break
+			}
+		}
+		if !strings.Contains(b64, "+") || !strings.Contains(b64, "/") {
+			t.Fatal("20 messages without both + and / in their base64")
+		}
+		resp, err := http.Get(s.URL("default") + "?operation=PKIOperation&message=" + b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		rep, err := scep.Parse(body, raCMS)
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("GET with an 8-byte senderNonce: HTTP %d %v %q", resp.StatusCode, err, truncate(body))
+		}
+		if rep.Type != scep.CertRep || rep.Status != scep.StatusSuccess || rep.TransactionID != txid {
+			t.Fatalf("reply %v %s (%s %q) for %q, want a CertRep SUCCESS for %q", rep.Type, rep.Status, rep.FailInfo, rep.FailInfoText, rep.TransactionID, txid)
+		}
+		if !bytes.Equal(rep.RecipientNonce, nonce) {
+			t.Fatalf("recipientNonce %x, want the 8-byte senderNonce %x echoed", rep.RecipientNonce, nonce)
+		}
+		if bytes.Equal(rep.SenderNonce, nonce) || len(rep.SenderNonce) == 0 {
+			t.Fatalf("the CertRep's senderNonce %x is not its own", rep.SenderNonce)
+		}
+		if ders, err := rep.CertificatesOf(k, self); err != nil || len(ders) == 0 {
+			t.Fatalf("decrypting the CertRep: %v", err)
+		}
+	})
+
+	// Only the four legitimate enrollments above are stored; the server still works.
+	if n := len(s.Certificates()); n != 4 {
+		t.Errorf("%d certificates stored, want 4 (the tx owner, the first nonce user and the two Apple-style GETs)", n)
 	}
 	enrollOK(t, s, client.Enrollment{Subject: pkix.Name{CommonName: "still-serving"}, Cipher: cms.AES128, Digest: crypto.SHA256})
 	if strings.Contains(s.Log(), challenge) {
@@ -320,23 +368,30 @@ func tamperEnvelope(t *testing.T, key *rsa.PrivateKey, ra *x509.Certificate, mut
 	return signPKCSReq(t, key, self, env, "tamper-"+self.SerialNumber.Text(16))
 }
 
-// signPKCSReq signs an envelope as a PKCSReq by hand, with scepAttrs' fixed
+// signPKCSReq signs an envelope as a PKCSReq by hand, with a fixed
 // senderNonce.
 func signPKCSReq(t *testing.T, key *rsa.PrivateKey, self *x509.Certificate, env []byte, txid string) []byte {
 	t.Helper()
+	return signPKCSReqNonce(t, key, self, env, txid, bytes.Repeat([]byte{7}, 16))
+}
+
+// signPKCSReqNonce signs an envelope as a PKCSReq by hand, with the given
+// senderNonce (of any length: Apple's are 8 bytes).
+func signPKCSReqNonce(t *testing.T, key *rsa.PrivateKey, self *x509.Certificate, env []byte, txid string, nonce []byte) []byte {
+	t.Helper()
 	signer := cms.Signer{Cert: cms.FromX509(self), Key: key, Hash: crypto.SHA256, Certificates: [][]byte{self.Raw}}
-	msg, err := signer.Sign(env, scepAttrs(t, txid), nil)
+	msg, err := signer.Sign(env, scepAttrs(t, txid, nonce), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return msg
 }
 
-// scepAttrs are the signed attributes of a PKCSReq.
-func scepAttrs(t *testing.T, txid string) []cms.Attribute {
+// scepAttrs are the signed attributes of a PKCSReq with senderNonce n.
+func scepAttrs(t *testing.T, txid string, n []byte) []cms.Attribute {
 	t.Helper()
 	str := func(s string) []byte { b, _ := asn1.MarshalWithParams(s, "printable"); return b }
-	nonce, _ := asn1.Marshal(bytes.Repeat([]byte{7}, 16))
+	nonce, _ := asn1.Marshal(n)
 	return []cms.Attribute{
 		{Type: asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 2}, Values: [][]byte{str("19")}},
 		{Type: asn1.ObjectIdentifier{2, 16, 840, 1, 113733, 1, 9, 7}, Values: [][]byte{str(txid)}},

@@ -702,7 +702,7 @@ func TestIntune(t *testing.T) {
 		t.Fatalf("Intune-refused request: %v", err)
 	}
 
-	// Two requests signed by hand with scepAttrs' fixed senderNonce.
+	// Two requests signed by hand with signPKCSReq's fixed senderNonce.
 	ra, err := client.Recipient(caCerts(t, s, "intune"))
 	if err != nil {
 		t.Fatal(err)
