@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/client"
+	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/sceptest"
 )
@@ -184,6 +185,14 @@ func TestConfiguredProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkChain(t, certs[0], root, laptopsCA[1])
+		// RFC 8894 §2.1.2: a CA that decrypts SCEP messages itself carries
+		// keyEncipherment beside digitalSignature; clients (sscep, Apple)
+		// choose the recipient by these bits. Our client falls back to
+		// any RSA certificate, so the enrollment above does not prove it.
+		want := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		if ku := camodeCA[0].KeyUsage; ku != want {
+			t.Errorf("CA-mode CA keyUsage %b, want exactly digitalSignature, keyEncipherment, keyCertSign, cRLSign (%b)", ku, want)
+		}
 	})
 
 	t.Run("single DES only where allowed", func(t *testing.T) {
@@ -196,22 +205,77 @@ func TestConfiguredProfiles(t *testing.T) {
 	})
 
 	t.Run("CA downloads", func(t *testing.T) {
-		for _, tt := range []struct{ path, ctype string }{{"/ca/devices.crt", "application/pkix-cert"}, {"/ca/devices.pem", "application/x-pem-file"}, {"/ca/root.crt", "application/pkix-cert"}} {
-			resp, err := http.Get(s.BaseURL() + tt.path)
+		// Okta takes the intermediate (and a relying party the root) as
+		// PEM or DER: each format of each CA is that CA's certificate.
+		get := func(path, ctype string) []byte {
+			t.Helper()
+			resp, err := http.Get(s.BaseURL() + path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != tt.ctype {
-				t.Fatalf("%s: %d %s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ctype {
+				t.Fatalf("%s: %d %s, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), ctype)
 			}
-			if tt.ctype == "application/pkix-cert" && tt.path == "/ca/devices.crt" && !bytes.Equal(b, laptopsCA[1].Raw) {
-				t.Fatal("/ca/devices.crt is not the devices CA")
+			return b
+		}
+		for id, want := range map[string]*x509.Certificate{"devices": laptopsCA[1], "root": root} {
+			for _, ext := range []string{"crt", "der"} {
+				if b := get("/ca/"+id+"."+ext, "application/pkix-cert"); !bytes.Equal(b, want.Raw) {
+					t.Errorf("/ca/%s.%s is not the %s CA's DER certificate", id, ext, id)
+				}
+			}
+			b := get("/ca/"+id+".pem", "application/x-pem-file")
+			block, rest := pem.Decode(b)
+			if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+				t.Errorf("/ca/%s.pem: want one CERTIFICATE block, got %q", id, truncate(b))
+			} else if !bytes.Equal(block.Bytes, want.Raw) {
+				t.Errorf("/ca/%s.pem is not the certificate /ca/%s.crt serves", id, id)
 			}
 		}
 		if resp, _ := http.Get(s.BaseURL() + "/ca/nope.crt"); resp.StatusCode != 404 {
 			t.Fatalf("unknown CA: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("message= on GetCACert and GetCACaps is ignored", func(t *testing.T) {
+		// Every client puts something in message: Apple its payload name,
+		// sscep "CAIdentifier", Cisco its trustpoint, Windows "default",
+		// MobileIron a fixed identifier. On a profile other than the
+		// default one, none of it may change the answer, not even the
+		// name of another profile.
+		fetch := func(op, query string) (string, []byte) {
+			t.Helper()
+			resp, err := http.Get(s.URL("routers") + "?operation=" + op + query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s%s: HTTP %d %q", op, query, resp.StatusCode, truncate(b))
+			}
+			return resp.Header.Get("Content-Type"), b
+		}
+		for _, op := range []string{"GetCACert", "GetCACaps"} {
+			ctype, body := fetch(op, "")
+			for _, q := range []string{"&message=CAIdentifier", "&message=My%20SCEP%20Payload", "&message=ROUTERS-TP", "&message=default", "&message=laptops", "&message="} {
+				if ct, b := fetch(op, q); ct != ctype || !bytes.Equal(b, body) {
+					t.Errorf("routers %s with %s: %q %q, without message: %q %q", op, q, ct, truncate(b), ctype, truncate(body))
+				}
+			}
+			if op == "GetCACert" {
+				if ctype != "application/x-x509-ca-ra-cert" {
+					t.Errorf("GetCACert Content-Type %q", ctype)
+				}
+				certs, err := scep.DegenerateCertificates(body)
+				if err != nil || len(certs) != len(routersCA) || !bytes.Equal(certs[0], routersCA[0].Raw) {
+					t.Errorf("routers GetCACert is not the routers RA and CA: %d certificates, %v", len(certs), err)
+				}
+			} else if !strings.HasPrefix(ctype, "text/plain") || !strings.Contains(string(body), "POSTPKIOperation") {
+				t.Errorf("GetCACaps: %q %q", ctype, body)
+			}
 		}
 	})
 
