@@ -395,11 +395,18 @@ func (wr *webhookReceiver) saw(event string) bool {
 func TestWebhookValidation(t *testing.T) {
 	rcv := &webhookReceiver{}
 	s := startMDM(t, serve(t, rcv), "http://127.0.0.1:1")
-	c, err := enrollWith(s, "hook", "ok-laptop", "device-token")
+	// The allowed request names its transactionID and SANs of each kind
+	// the receiver is told about as "DNS:" and "IP:".
+	const hookTx = "HOOK-TX-0123456789ABCDEF"
+	wantSANs := []string{"DNS:ok-laptop.example.test", "DNS:laptop.example.test", "IP:192.0.2.7", "IP:2001:db8::7"}
+	certs, err := client.New(s.URL("hook")).Enroll(context.Background(), client.Enrollment{
+		Key: mustKey(), Subject: pkix.Name{CommonName: "ok-laptop"}, DNSNames: []string{"ok-laptop.example.test", "laptop.example.test"},
+		IPs: []net.IP{net.ParseIP("192.0.2.7"), net.ParseIP("2001:db8::7")}, Challenge: "device-token", Cipher: cms.AES128, Digest: crypto.SHA256,
+		TransactionID: hookTx})
 	if err != nil {
 		t.Fatalf("allowed request: %v", err)
 	}
-	if c.Subject.CommonName != "ok-laptop" {
+	if c := certs[0]; c.Subject.CommonName != "ok-laptop" {
 		t.Fatal(c.Subject)
 	}
 	if _, err := enrollWith(s, "hook", "stranger", "device-token"); err == nil || !strings.Contains(err.Error(), "not on the list") {
@@ -421,7 +428,19 @@ func TestWebhookValidation(t *testing.T) {
 	// Only validate carries the challenge; the issued notification's CSR
 	// is the stored one, without its challengePassword.
 	rcv.mu.Lock()
+	seen := map[any]bool{}
 	for _, e := range rcv.events {
+		if e["subject"] == "CN=ok-laptop" && e["profile"] == "hook" {
+			// The receiver gets the client's transactionID and the CSR's
+			// SANs, in validate and in the issued notification alike.
+			seen[e["event"]] = true
+			if e["transaction_id"] != hookTx {
+				t.Errorf("%v event: transaction_id %v, want the client's %q", e["event"], e["transaction_id"], hookTx)
+			}
+			if got := fmt.Sprint(e["sans"]); got != fmt.Sprint(wantSANs) {
+				t.Errorf("%v event: sans %v, want the CSR's %v", e["event"], got, wantSANs)
+			}
+		}
 		csrPEM, _ := e["csr"].(string)
 		block, _ := pem.Decode([]byte(csrPEM))
 		if block == nil {
@@ -433,6 +452,9 @@ func TestWebhookValidation(t *testing.T) {
 		}
 	}
 	rcv.mu.Unlock()
+	if !seen["validate"] || !seen["issued"] {
+		t.Errorf("events about the allowed request: %v, want validate and issued", seen)
+	}
 	if n := len(s.Certificates()); n != 1 {
 		t.Fatalf("%d certificates, want only the allowed one", n)
 	}
