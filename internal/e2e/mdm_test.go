@@ -468,6 +468,17 @@ func TestWebhookValidation(t *testing.T) {
 	}
 }
 
+// intuneBlob is a challenge as Intune makes them: opaque to the CA, and
+// KB-sized (about 3 KB of base64, padding included).
+func intuneBlob() string {
+	b := make([]byte, 2249)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// intuneGoodBlob is the one challenge the fake Intune validates.
+var intuneGoodBlob = intuneBlob()
+
 // fakeIntune speaks Intune's third-party CA protocol: the Entra ID token
 // endpoint, Graph endpoint discovery and the ScepActions calls. It checks
 // what scepd sends, keeps each ScepActions body, and decides by the
@@ -594,7 +605,7 @@ func (f *fakeIntune) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			blob, _ := scep.ChallengePassword(csr)
-			if blob == "intune-blob-good" {
+			if blob == intuneGoodBlob {
 				json.NewEncoder(w).Encode(map[string]any{"code": "Success", "errorDescription": ""})
 			} else {
 				json.NewEncoder(w).Encode(map[string]any{"code": "ChallengeExpired", "errorDescription": "the challenge expired"})
@@ -712,7 +723,7 @@ func TestIntune(t *testing.T) {
 	s := startMDM(t, "http://127.0.0.1:1", f.base)
 	key := mustKey()
 	certs, err := client.New(s.URL("intune")).Enroll(context.Background(), client.Enrollment{
-		Key: key, Subject: pkix.Name{CommonName: "intune-device"}, Challenge: "intune-blob-good", Cipher: cms.AES128, Digest: crypto.SHA256,
+		Key: key, Subject: pkix.Name{CommonName: "intune-device"}, Challenge: intuneGoodBlob, Cipher: cms.AES128, Digest: crypto.SHA256,
 		TransactionID: "intune-ok"})
 	if err != nil {
 		t.Fatalf("Intune-approved request: %v", err)
@@ -728,7 +739,7 @@ func TestIntune(t *testing.T) {
 	if n := f.count("validateRequest", "intune-renewal"); n != 0 {
 		t.Errorf("the renewal was sent to Intune's validateRequest %d times", n)
 	}
-	if _, err := enrollWith(s, "intune", "intune-device-2", "intune-blob-stale"); err == nil || !strings.Contains(err.Error(), "ChallengeExpired") {
+	if _, err := enrollWith(s, "intune", "intune-device-2", intuneBlob()); err == nil || !strings.Contains(err.Error(), "ChallengeExpired") {
 		t.Fatalf("Intune-refused request: %v", err)
 	}
 
@@ -740,7 +751,7 @@ func TestIntune(t *testing.T) {
 	send := func(txid string) (*scep.Message, []byte) {
 		t.Helper()
 		key := newKey(t)
-		csr := csrFor(t, key, txid, "intune-blob-good")
+		csr := csrFor(t, key, txid, intuneGoodBlob)
 		env, err := cms.Encrypt(csr, cms.FromX509(ra), cms.AES128, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -840,7 +851,7 @@ profiles:
 		Env: []string{"E2E_INTUNE_SECRET=" + intuneSecret}})
 	enroll := func(txid, cn, dns string) ([]*x509.Certificate, error) {
 		return client.New(front.URL("intune")).Enroll(context.Background(), client.Enrollment{Key: mustKey(), Subject: subjectCN(cn),
-			DNSNames: []string{dns}, Challenge: "intune-blob-good", Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
+			DNSNames: []string{dns}, Challenge: intuneGoodBlob, Cipher: cms.AES128, Digest: crypto.SHA256, TransactionID: txid})
 	}
 
 	certs, err := enroll("intune-up-ok", "intune-laptop", "laptop.corp.example")
@@ -1014,7 +1025,9 @@ func TestNoSecretsInLogsOrDatabase(t *testing.T) {
 	enrollWith(s, "rotating", "dev2", challenge)
 	enrollWith(s, "rotating", "dev3", "a-wrong-static-guess")
 	enrollWith(s, "hook", "ok-dev", "device-token")
-	enrollWith(s, "intune", "idev", "intune-blob-good")
+	if _, err := enrollWith(s, "intune", "idev", intuneGoodBlob); err != nil {
+		t.Fatalf("Intune enrollment (its blob must be looked for below): %v", err)
+	}
 	cli(t, s, []string{"SCEPD_ENTITY_CODE=entity-secret-code"}, "entity", "register", "--profile", "entity", "--username", "ent", "--data", s.DataDir)
 	enrollWith(s, "entity", "ent", "entity-secret-code")
 	s.Stop()
@@ -1026,7 +1039,7 @@ func TestNoSecretsInLogsOrDatabase(t *testing.T) {
 		}
 		return nil
 	})
-	for _, secret := range []string{ndesPassword, m[1], challenge, "a-wrong-static-guess", "device-token", webhookSecret, intuneSecret, "intune-blob-good", "entity-secret-code"} {
+	for _, secret := range []string{ndesPassword, m[1], challenge, "a-wrong-static-guess", "device-token", webhookSecret, intuneSecret, intuneGoodBlob[:64], "entity-secret-code"} {
 		if strings.Contains(s.Log(), secret) {
 			t.Errorf("secret %q is in the server log", secret)
 		}
