@@ -353,6 +353,10 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	mintLimit := ratelimit.NewBuckets(cfg.challengeRate, cfg.challengeBurst)
 	overrides := server.Overrides{AllowDES: map[string]bool{provision.DefaultID: cfg.allowDES && !cfg.configured}, PublicURL: cfg.publicURL, Log: log,
 		MintLimit: mintLimit, ObserveUpstream: met.Upstream}
+	// What Load reads, fingerprinted before it reads: a change committed
+	// meanwhile (another replica's API, the CLI) moves the fingerprint,
+	// and the refresh loop loads it.
+	loaded, _ := profilesFingerprint(ctx, st)
 	serving, err := server.Load(ctx, st, ks, overrides)
 	if err != nil {
 		return err
@@ -458,7 +462,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 	if cfg.allowDES && !cfg.configured {
 		log.Warn("single DES accepted on the default profile (SCEPD_ALLOW_DES=1)")
 	}
-	own.goLoop("profile refresh", func(ctx context.Context) { refreshProfiles(ctx, st, reload, log) })
+	own.goLoop("profile refresh", func(ctx context.Context) { refreshProfiles(ctx, st, reload, log, profileRefresh, loaded) })
 	own.goLoop("CRL refresh", func(ctx context.Context) { rev.Run(ctx, 10*time.Minute) })
 	own.goLoop("pending expiry", func(ctx context.Context) { expirePending(ctx, st, log) })
 	if err := startEvents(own, cfg, st, met, log); err != nil {
@@ -561,30 +565,38 @@ func zeroConfig(ctx context.Context, cfg serveConfig, st store.Store, ks keys.So
 	return nil
 }
 
+// profileRefresh is how often a replica looks for profile and CA changes
+// others made.
+const profileRefresh = 15 * time.Second
+
 // refreshProfiles picks up profile and CA changes other replicas (or the
-// CLI on the database) made: every 15 s it compares a cheap fingerprint
-// of the profile rows and reloads when it moved.
-func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Context) error, log *slog.Logger) {
-	last := ""
-	tick := time.NewTicker(15 * time.Second)
+// CLI on the database) made: every interval it compares a cheap
+// fingerprint of the profile rows with loaded, the one taken before what
+// is served was loaded, and reloads when they differ. A reload that fails
+// (the database a moment away, a profile this replica cannot load) is
+// tried again at every interval until one succeeds: meanwhile the replica
+// serves the profiles as they were, and says so.
+func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Context) error, log *slog.Logger, every time.Duration, loaded string) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		fp, err := profilesFingerprint(ctx, st)
-		if err == nil && last != "" && fp != last {
-			if err := reload(ctx); err != nil {
-				log.Error("reloading profiles failed", "error", err.Error())
-			} else {
-				log.Info("profiles reloaded")
-			}
-		}
-		if err == nil {
-			last = fp
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		fp, err := profilesFingerprint(ctx, st)
+		if err != nil || fp == loaded {
+			continue
+		}
+		if err := reload(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Error("reloading profiles failed; serving them as they were until a reload succeeds", "error", err.Error())
+			}
+			continue
+		}
+		loaded = fp
+		log.Info("profiles reloaded")
 	}
 }
 
