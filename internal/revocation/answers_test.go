@@ -8,22 +8,32 @@ import (
 )
 
 // TestAnswersBounded: serials nobody issued are answered too, so the
-// requesters choose the keys; the answers kept stay bounded.
+// requesters choose the keys; the answers kept stay bounded, and a new
+// period's answer pushes out the last period's.
 func TestAnswersBounded(t *testing.T) {
 	var a answers
-	now := time.Now()
+	now := answerThisUpdate(time.Now())
+	key := func(i int64, at time.Time) answerKey {
+		return newAnswerKey(nil, big.NewInt(i), crypto.SHA1, 0, time.Time{}, 0, at)
+	}
 	for i := range 3 * maxAnswers {
-		a.put(newAnswerKey(nil, big.NewInt(int64(i)), crypto.SHA1, 0, time.Time{}, 0), OCSPResponse{}, now)
+		a.put(key(int64(i), now), OCSPResponse{})
 		if len(a.m) > maxAnswers {
 			t.Fatalf("%d answers kept after %d, want at most %d", len(a.m), i+1, maxAnswers)
 		}
 	}
-	k := newAnswerKey(nil, big.NewInt(-1), crypto.SHA1, 0, time.Time{}, 0)
-	a.put(k, OCSPResponse{DER: []byte{1}}, now)
-	if _, ok := a.get(k, now.Add(answerReuse)); ok {
-		t.Error("an answer given again after answerReuse")
+	for i := range maxAnswers {
+		a.put(key(int64(i), now), OCSPResponse{})
 	}
-	if _, ok := a.get(newAnswerKey(nil, big.NewInt(1), crypto.SHA1, 0, time.Time{}, 0), now); ok {
-		t.Error("an answer put first still kept after three times the bound")
+	next := now.Add(answerPeriod)
+	a.put(key(-1, next), OCSPResponse{DER: []byte{1}})
+	if len(a.m) != 1 {
+		t.Errorf("%d answers kept once the next period's came to a full set, want only it", len(a.m))
+	}
+	if _, ok := a.get(key(-1, now)); ok {
+		t.Error("the next period's answer found under this period's key")
+	}
+	if key(1, now).etag() == key(1, next).etag() || key(1, now).etag() != key(1, now).etag() {
+		t.Error("ETags: the same for two periods, or not the same for one answer")
 	}
 }

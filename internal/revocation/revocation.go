@@ -226,6 +226,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 type OCSPResponse struct {
 	DER                    []byte
 	ThisUpdate, NextUpdate time.Time
+	// ETag is a weak validator of a signed answer: the same on every
+	// replica for the same answer (see answerPeriod).
+	ETag string
 }
 
 // OCSP answers a DER OCSP request for a CA (RFC 6960), signed by the CA.
@@ -275,8 +278,8 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 	if issuer == nil {
 		return OCSPResponse{}, fmt.Errorf("%w %q", ErrUnknownCA, caID)
 	}
-	now := s.Now()
-	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: nil}
+	thisUpdate := answerThisUpdate(s.Now())
+	tmpl := ocsp.Response{SerialNumber: r.SerialNumber, ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(time.Hour), Certificate: nil}
 	if r.HashAlgorithm.Available() {
 		// The CertID answered is the one asked (SHA-256 and others, not
 		// always SHA-1): relying parties match it by its hash algorithm too.
@@ -301,16 +304,16 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 			tmpl.Status = ocsp.Good
 		}
 	}
-	key := newAnswerKey(issuer, r.SerialNumber, tmpl.IssuerHash, tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason)
-	if resp, ok := s.answers.get(key, now); ok {
+	key := newAnswerKey(issuer, r.SerialNumber, tmpl.IssuerHash, tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason, thisUpdate)
+	if resp, ok := s.answers.get(key); ok {
 		return resp, nil
 	}
 	der, err := ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Signer)
 	if err != nil {
 		return OCSPResponse{}, err
 	}
-	resp := OCSPResponse{DER: der, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate}
-	s.answers.put(key, resp, now)
+	resp := OCSPResponse{DER: der, ThisUpdate: tmpl.ThisUpdate, NextUpdate: tmpl.NextUpdate, ETag: key.etag()}
+	s.answers.put(key, resp)
 	return resp, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,21 +353,24 @@ func TestCRLNumberAfterRestore(t *testing.T) {
 	}
 }
 
-// TestOCSPAnswerReused: an answer is signed once and given again for a
-// few minutes (an HTTP cache's ETag holds, a relying party asking again
-// costs no signature), but never past a change of status: a revocation
-// another replica records is answered at once.
+// TestOCSPAnswerReused: an answer is the same for a few minutes (its
+// thisUpdate the start of the period): signed once per replica and given
+// again, with the same thisUpdate and ETag on every replica (an HTTP
+// cache's conditional GET holds whichever it reaches); but never past a
+// change of status: a revocation another replica records is answered at
+// once.
 func TestOCSPAnswerReused(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	f.now = time.Date(2026, 3, 1, 12, 1, 0, 0, time.UTC) // the period from 12:00 (thisUpdate) to 12:06
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(0xa1)}
-	ask := func(h crypto.Hash) (*ocsp.Response, []byte) {
+	ask := func(s *Service, h crypto.Hash) (*ocsp.Response, OCSPResponse) {
 		t.Helper()
 		req, err := ocsp.CreateRequest(leaf, f.ca.Cert, &ocsp.RequestOptions{Hash: h})
 		if err != nil {
 			t.Fatal(err)
 		}
-		answer, err := f.a.OCSP(ctx, "root", req)
+		answer, err := s.OCSP(ctx, "root", req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,28 +378,31 @@ func TestOCSPAnswerReused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp, answer.DER
+		return resp, answer
 	}
-	first, der := ask(crypto.SHA1)
-	if first.Status != ocsp.Good {
-		t.Fatalf("status %d, want good", first.Status)
+	first, a := ask(f.a, crypto.SHA1)
+	if first.Status != ocsp.Good || !first.ThisUpdate.Equal(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) || !strings.HasPrefix(a.ETag, `W/"`) {
+		t.Fatalf("status %d, thisUpdate %v, ETag %q; want good, 12:00, a weak ETag", first.Status, first.ThisUpdate, a.ETag)
 	}
-	f.now = f.now.Add(answerReuse - time.Second)
-	if _, again := ask(crypto.SHA1); !bytes.Equal(again, der) {
-		t.Error("asked again within the reuse time: a new answer, want the same")
+	f.now = f.now.Add(4 * time.Minute)
+	if _, again := ask(f.a, crypto.SHA1); !bytes.Equal(again.DER, a.DER) {
+		t.Error("asked again within the period: a new answer, want the same")
 	}
-	if resp, other := ask(crypto.SHA256); bytes.Equal(other, der) || resp.IssuerHash != crypto.SHA256 {
+	if other, b := ask(f.b, crypto.SHA1); !other.ThisUpdate.Equal(first.ThisUpdate) || b.ETag != a.ETag {
+		t.Errorf("the other replica: thisUpdate %v, ETag %q; want %v, %q", other.ThisUpdate, b.ETag, first.ThisUpdate, a.ETag)
+	}
+	if resp, other := ask(f.a, crypto.SHA256); bytes.Equal(other.DER, a.DER) || other.ETag == a.ETag || resp.IssuerHash != crypto.SHA256 {
 		t.Error("a SHA-256 CertID got the SHA-1 CertID's answer")
 	}
 	if _, err := f.b.Revoke(ctx, "a1", 1, "op"); err != nil {
 		t.Fatal(err)
 	}
-	if resp, _ := ask(crypto.SHA1); resp.Status != ocsp.Revoked {
-		t.Fatalf("after the other replica revoked it: status %d, want revoked", resp.Status)
+	revoked, r := ask(f.a, crypto.SHA1)
+	if revoked.Status != ocsp.Revoked || r.ETag == a.ETag {
+		t.Fatalf("after the other replica revoked it: status %d, ETag %q (before %q); want revoked, another ETag", revoked.Status, r.ETag, a.ETag)
 	}
-	revoked, der := ask(crypto.SHA1)
-	f.now = f.now.Add(answerReuse)
-	if resp, again := ask(crypto.SHA1); bytes.Equal(again, der) || !resp.ThisUpdate.After(revoked.ThisUpdate) || resp.Status != ocsp.Revoked {
-		t.Errorf("asked after the reuse time: thisUpdate %v (before %v), status %d; want a newer revoked answer", resp.ThisUpdate, revoked.ThisUpdate, resp.Status)
+	f.now = f.now.Add(answerPeriod)
+	if resp, again := ask(f.a, crypto.SHA1); bytes.Equal(again.DER, r.DER) || !resp.ThisUpdate.After(revoked.ThisUpdate) || resp.Status != ocsp.Revoked {
+		t.Errorf("asked in the next period: thisUpdate %v (before %v), status %d; want a newer revoked answer", resp.ThisUpdate, revoked.ThisUpdate, resp.Status)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -549,8 +548,7 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
 	if r.Method != http.MethodPost && !resp.NextUpdate.IsZero() {
-		sum := sha256.Sum256(resp.DER)
-		serveCached(w, r, resp.DER, `"`+hex.EncodeToString(sum[:16])+`"`, resp.ThisUpdate, resp.NextUpdate)
+		serveCached(w, r, resp.DER, resp.ETag, resp.ThisUpdate, resp.NextUpdate)
 		return
 	}
 	w.Write(resp.DER)
