@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -128,9 +129,19 @@ func NewSCEP(cfg SCEPConfig) (*SCEP, error) {
 	return &SCEP{name: Name(cfg.URL), cfg: cfg, client: c, signer: cfg.Signer, timeout: timeout, inflight: make(chan struct{}, n)}, nil
 }
 
-// Name is how certificates obtained from the SCEP upstream at url are
+// Name is how certificates obtained from the SCEP upstream at raw are
 // marked.
-func Name(url string) string { return "scep:" + url }
+//
+// It is stored with every certificate the upstream issues and labels its
+// metrics, so a user and password in the URL (refused in configuration
+// since; a profile stored before may still hold them) are left out.
+func Name(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = nil
+		raw = u.String()
+	}
+	return "scep:" + raw
+}
 
 // Name is the upstream's name (see the function Name).
 func (u *SCEP) Name() string { return u.name }

@@ -226,3 +226,17 @@ func TestSCEPUpstreamMaxInFlight(t *testing.T) {
 		t.Fatalf("%d exchanges reached the upstream at once and %d were turned away as busy, want 2 and 1", most.Load(), busy)
 	}
 }
+
+// TestNameLeavesOutCredentials: an upstream's name is stored with every
+// certificate it issues and labels its metrics; a user and password in a
+// URL a profile stored before they were refused are not part of it.
+func TestNameLeavesOutCredentials(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://ra:s3cret@ca.example/certsrv/mscep/mscep.dll?x=1": "scep:https://ca.example/certsrv/mscep/mscep.dll?x=1",
+		"http://ca.example:8080/scep":                              "scep:http://ca.example:8080/scep",
+	} {
+		if got := upstream.Name(raw); got != want {
+			t.Errorf("Name(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
