@@ -23,6 +23,7 @@ import (
 	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/client"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/scep"
 	"github.com/scepd/scepd/internal/scep/cms"
 	"github.com/scepd/scepd/internal/slot"
 )
@@ -86,8 +87,12 @@ type SCEP struct {
 	// inflight holds a token per exchange in progress (MaxInFlight).
 	inflight chan struct{}
 
-	mu   sync.Mutex
-	disc *Discovery // cached after the first successful discovery
+	mu sync.Mutex
+	// disc is what the last discovery found, at discAt; asked again after
+	// DiscoveryTTL, and after an exchange that failed otherwise than by
+	// the upstream's answer (it may have renewed its RA certificate).
+	disc   *Discovery
+	discAt time.Time
 	// failures in a row, and until when the breaker is open.
 	failures  int
 	openUntil time.Time
@@ -203,11 +208,16 @@ func (u *SCEP) Discover(ctx context.Context) (*Discovery, error) {
 	return d, nil
 }
 
+// DiscoveryTTL is how long an upstream's GetCACaps and GetCACert answers
+// are used before they are asked again: an upstream renews its RA
+// certificate, and requests must be encrypted to the new one.
+const DiscoveryTTL = time.Hour
+
 func (u *SCEP) discovery(ctx context.Context) (*Discovery, error) {
 	u.mu.Lock()
-	d := u.disc
+	d, at := u.disc, u.discAt
 	u.mu.Unlock()
-	if d != nil {
+	if d != nil && u.cfg.Now().Sub(at) < DiscoveryTTL {
 		return d, nil
 	}
 	d, err := u.Discover(ctx)
@@ -215,9 +225,18 @@ func (u *SCEP) discovery(ctx context.Context) (*Discovery, error) {
 		return nil, err
 	}
 	u.mu.Lock()
-	u.disc = d
+	u.disc, u.discAt = d, u.cfg.Now()
 	u.mu.Unlock()
 	return d, nil
+}
+
+// forget drops discovery d, so that the next exchange asks again.
+func (u *SCEP) forget(d *Discovery) {
+	u.mu.Lock()
+	if u.disc == d {
+		u.disc = nil
+	}
+	u.mu.Unlock()
 }
 
 // Ready checks that the upstream answers (GetCACaps) within ctx.
@@ -320,9 +339,13 @@ func (u *SCEP) exchange(ctx context.Context, req enroll.IssueRequest, token []by
 	var f *client.Failure
 	if errors.As(err, &f) {
 		u.outcome(true) // it answered
+		if f.FailInfo == scep.BadMessageCheck || f.FailInfo == scep.BadAlg {
+			u.forget(d) // perhaps encrypted to an RA certificate it has replaced
+		}
 		return enroll.Issuance{}, &enroll.UpstreamError{Upstream: u.name, Reason: "refused: " + f.Error(), Refused: true, Err: err}
 	}
 	if err != nil {
+		u.forget(d)
 		return fail(short(err), err)
 	}
 	for _, c := range certs {
