@@ -22,8 +22,8 @@ func TestAnswersBounded(t *testing.T) {
 			t.Fatalf("%d answers kept after %d, want at most %d", len(a.m), i+1, maxAnswers)
 		}
 	}
-	for i := range maxAnswers {
-		a.put(key(int64(i), now), OCSPResponse{})
+	for i := int64(1 << 40); len(a.m) < maxAnswers; i++ { // full, with this period's
+		a.put(key(i, now), OCSPResponse{})
 	}
 	next := now.Add(answerPeriod)
 	a.put(key(-1, next), OCSPResponse{DER: []byte{1}})
