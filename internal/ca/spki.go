@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 
@@ -106,4 +107,19 @@ func int64Integer(v int64) []byte {
 		out = append(out, byte(v>>(8*i)))
 	}
 	return out
+}
+
+// KeyDigest is the SHA-256 of a public key's SubjectPublicKeyInfo as
+// MarshalPublicKey encodes it (one encoding per key, whatever encoding a
+// CSR or certificate carried); nil for none, or a key it cannot encode.
+func KeyDigest(pub crypto.PublicKey) []byte {
+	if pub == nil {
+		return nil
+	}
+	der, err := MarshalPublicKey(pub)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(der)
+	return sum[:]
 }

@@ -328,7 +328,7 @@ func TestMicromdmScepclient(t *testing.T) {
 		}
 		b, _ := os.ReadFile(filepath.Join(dir, "client.pem"))
 		first := parsePEM(t, b)
-		if out, err := cli(t, s, nil, "cert", "revoke", first.SerialNumber.Text(16), "--reason", "keyCompromise", "--data", s.DataDir); err != nil {
+		if out, err := cli(t, s, nil, "cert", "revoke", first.SerialNumber.Text(16), "--reason", "cessationOfOperation", "--data", s.DataDir); err != nil {
 			t.Fatalf("cert revoke: %v\n%s", err, out)
 		}
 		// Without client.pem scepclient sends a PKCSReq again, signed
@@ -356,6 +356,17 @@ func TestMicromdmScepclient(t *testing.T) {
 			t.Fatalf("scepclient got the revoked certificate %x back", first.SerialNumber)
 		}
 		opensslVerify(t, caPEM, filepath.Join(dir, "client.pem"))
+		// Revoked for key compromise: the key gets no certificate again.
+		if out, err := cli(t, s, nil, "cert", "revoke", second.SerialNumber.Text(16), "--reason", "keyCompromise", "--data", s.DataDir); err != nil {
+			t.Fatalf("cert revoke: %v\n%s", err, out)
+		}
+		fresh()
+		if out, err := run(t, dir, challenge, "mm-revoked-again"); err == nil || !strings.Contains(out, "badRequest") {
+			t.Fatalf("scepclient with a key revoked for compromise: %v\n%s", err, out)
+		}
+		if !s.LogContains("was revoked for key compromise: make a new key") {
+			t.Error("the refusal of a compromised key is not in the log")
+		}
 	})
 	if !s.LogContains("cipher=DES-CBC") || !strings.Contains(s.Log(), "digest=SHA-1") {
 		t.Errorf("expected scepclient to use DES-CBC with SHA-1")

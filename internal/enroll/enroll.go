@@ -40,7 +40,7 @@ type Store interface {
 	RecordPending(ctx context.Context, t store.Transaction, entityUser string, audit store.AuditEvent) error
 	RejectPending(ctx context.Context, profileID, transactionID, decidedBy, reason string, at time.Time, audit store.AuditEvent) error
 	SetUpstreamPoll(ctx context.Context, profileID, transactionID string, old, token []byte) error
-	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
+	KeyCompromised(ctx context.Context, keySHA256 []byte) (string, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
@@ -314,6 +314,14 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		}
 		return Result{}, s.policyRejection(ctx, p, r, err)
 	}
+	if why, err := s.compromised(ctx, r.CSR.PublicKey); err != nil {
+		return Result{}, err
+	} else if why != "" {
+		if res, ok, serr := stored(); ok {
+			return res, serr
+		}
+		return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "%s", why))
+	}
 	key := clientKey(p, r.RemoteAddr)
 	if s.failures.Blocked(key, now) {
 		if res, ok, serr := stored(); ok {
@@ -535,7 +543,7 @@ func (s *Service) hold(ctx context.Context, p *Profile, r Request, keyHash, oneT
 	}
 	tx := store.Transaction{ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusPending, PublicKeySHA256: keyHash,
 		CSRDER: storedCSR(r.CSR), ChallengeHash: oneTime, Expires: now.Add(ttl), Created: now, Updated: now, SenderNonce: r.SenderNonce,
-		ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renews}
+		ClientTransactionID: r.clientID, SignerKeySHA256: ca.KeyDigest(r.SignerKey), RenewsSerial: renews}
 	details := map[string]string{"profile": p.ID, "subject": r.CSR.Subject.String()}
 	maps.Copy(details, r.grantDetails)
 	if up.Pending {
@@ -808,6 +816,9 @@ func (s *Service) recheck(ctx context.Context, p *Profile, tx store.Transaction,
 	if old != nil && !p.Renewal.AllowSubjectChange && tmpl.Subject.String() != old.Subject {
 		return nil, nil, fmt.Sprintf("renewal must keep the subject %q (got %q)", old.Subject, tmpl.Subject.String()), nil
 	}
+	if why, err := s.compromised(ctx, csr.PublicKey); err != nil || why != "" {
+		return nil, nil, why, err
+	}
 	return tmpl, old, "", nil
 }
 
@@ -896,7 +907,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 		Transaction: store.Transaction{
 			ProfileID: p.ID, TransactionID: r.TransactionID, Status: store.StatusIssued,
 			PublicKeySHA256: keyHash, CSRDER: storedCSR(r.CSR), CertSerial: serial, Created: now, Updated: now,
-			ClientTransactionID: r.clientID, SignerKeySHA256: keyDigest(r.SignerKey), RenewsSerial: renewed,
+			ClientTransactionID: r.clientID, SignerKeySHA256: ca.KeyDigest(r.SignerKey), RenewsSerial: renewed,
 		},
 		Audit:         store.AuditEvent{Time: now, Actor: actor, Action: "enroll", Object: "certificate:" + serial, Outcome: "issued", Details: details},
 		ChallengeHash: oneTime,
@@ -1069,6 +1080,11 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if why := p.renewalRefusal(old, r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo, now); why != "" {
 		return refuse("%s", why)
 	}
+	if why, err := s.compromised(ctx, r.CSR.PublicKey); err != nil {
+		return Result{}, err
+	} else if why != "" {
+		return refuse("%s", why)
+	}
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {
 		return Result{}, s.policyRejection(ctx, p, r, err)
@@ -1080,6 +1096,21 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 		return s.hold(ctx, p, r, keyHash, nil, "", old.Serial, Issuance{}, now)
 	}
 	return s.issue(ctx, p, r, tmpl, keyHash, nil, old, false, now)
+}
+
+// compromised is why a request for key is refused when a certificate
+// for it was revoked for key compromise (its revocation recorded the key,
+// see store.KeyCompromised): another transactionID, subject or profile
+// does not make the key safe again. "" when none was.
+func (s *Service) compromised(ctx context.Context, key crypto.PublicKey) (string, error) {
+	serial, err := s.store.KeyCompromised(ctx, ca.KeyDigest(key))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("enroll: looking up compromised keys: %w", err)
+	}
+	return fmt.Sprintf("certificate %s, for this key, was revoked for key compromise: make a new key", serial), nil
 }
 
 // renewalRefusal is why the profile's renewal policy refuses renewing
@@ -1122,7 +1153,7 @@ func (s *Service) Poll(ctx context.Context, p *Profile, transactionID string, si
 	if strings.Contains(transactionID, qualifier) {
 		return Result{}, unknown // no client's ID: only a stored, qualified one
 	}
-	h := keyDigest(signer)
+	h := ca.KeyDigest(signer)
 	if h == nil {
 		return Result{}, unknown
 	}
@@ -1357,7 +1388,7 @@ func (s *Service) stored(ctx context.Context, p *Profile, r Request, keyHash []b
 	// signed by a key the stored request had (its CSR's, or the one that
 	// signed it), as a poll must (Poll), or a stranger replaying a
 	// device's transactionID with a copied key would hear its outcome.
-	if signer := keyDigest(r.SignerKey); signer == nil ||
+	if signer := ca.KeyDigest(r.SignerKey); signer == nil ||
 		!(bytes.Equal(signer, tx.PublicKeySHA256) || (tx.SignerKeySHA256 != nil && bytes.Equal(signer, tx.SignerKeySHA256))) {
 		return nil, s.rejected(ctx, p, r, reject(scep.BadRequest, "transactionID %q was already used by another requester", r.TransactionID))
 	}
@@ -1444,19 +1475,6 @@ func (s *Service) rejected(ctx context.Context, p *Profile, r Request, rej *Reje
 		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed", slog.String("error", err.Error()))
 	}
 	return rej
-}
-
-// keyDigest is the SHA-256 of a public key's PKIX encoding; nil for none.
-func keyDigest(pub crypto.PublicKey) []byte {
-	if pub == nil {
-		return nil
-	}
-	der, err := ca.MarshalPublicKey(pub)
-	if err != nil {
-		return nil
-	}
-	sum := sha256.Sum256(der)
-	return sum[:]
 }
 
 // storedCSR is the request as stored: without its challengePassword.

@@ -542,7 +542,7 @@ func TestLapsedCertificateIsNoAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	serial := fmt.Sprintf("%x", certOf(t, first).SerialNumber)
-	if err := st.RevokeCertificate(ctx, serial, ca.ReasonKeyCompromise, testNow(), store.AuditEvent{Time: testNow(), Actor: "t",
+	if err := st.RevokeCertificate(ctx, serial, ca.ReasonCessationOfOperation, testNow(), nil, store.AuditEvent{Time: testNow(), Actor: "t",
 		Action: "certificate.revoke", Object: "certificate:" + serial, Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
@@ -572,5 +572,56 @@ func TestLapsedCertificateIsNoAnswer(t *testing.T) {
 	}
 	if n := count(t, st); n != 3 {
 		t.Fatalf("%d certificates, want 3", n)
+	}
+}
+
+// TestCompromisedKeyRefused: once a certificate is revoked for key
+// compromise, no certificate is issued for its key again: not for the
+// same request, another transactionID or subject, another profile, nor
+// by approving a request held before.
+func TestCompromisedKeyRefused(t *testing.T) {
+	svc, p, st := setup(t)
+	q := second(t, st, p)
+	ctx := context.Background()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	req := func(txID, cn string) enroll.Request {
+		return enroll.Request{TransactionID: txID, CSR: keyCSR(t, key, cn), Password: password, SignerKey: &key.PublicKey}
+	}
+	first, err := svc.PKCSReq(ctx, p, req("t1", "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Manual = true
+	if held, err := svc.PKCSReq(ctx, q, req("t2", "dev-q")); err != nil || !held.Pending {
+		t.Fatalf("held request: %+v, %v", held, err)
+	}
+	serial := fmt.Sprintf("%x", certOf(t, first).SerialNumber)
+	if err := st.RevokeCertificate(ctx, serial, ca.ReasonKeyCompromise, testNow(), ca.KeyDigest(&key.PublicKey), store.AuditEvent{Time: testNow(),
+		Actor: "t", Action: "certificate.revoke", Object: "certificate:" + serial, Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	q.Manual = false
+	for _, tt := range []struct {
+		name    string
+		profile *enroll.Profile
+		req     enroll.Request
+	}{
+		{"the same request", p, req("t1", "dev")},
+		{"another transactionID and subject", p, req("t3", "other")},
+		{"another profile", q, req("t4", "dev")},
+	} {
+		res, err := svc.PKCSReq(ctx, tt.profile, tt.req)
+		if rej := rejection(err); rej == nil || res.DER != nil || !strings.Contains(rej.Reason, "revoked for key compromise") || !strings.Contains(rej.Reason, serial) {
+			t.Errorf("%s: %v, a certificate %v; want a rejection naming %s and key compromise", tt.name, err, res.DER != nil, serial)
+		}
+	}
+	if cert, err := svc.Approve(ctx, q, "t2", "op"); !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), "key compromise") {
+		t.Errorf("approving the request held before: issued %v, %v; want ErrNotApprovable", cert != nil, err)
+	}
+	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t5", CSR: csr(t, 2048, "dev"), Password: password}); err != nil {
+		t.Errorf("a new key: %v", err)
+	}
+	if n := count(t, st); n != 2 {
+		t.Fatalf("%d certificates, want 2", n)
 	}
 }

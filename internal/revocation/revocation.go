@@ -11,6 +11,8 @@ package revocation
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +30,7 @@ import (
 // Store is the persistence revocation needs.
 type Store interface {
 	GetCertificate(ctx context.Context, serial string) (store.Certificate, error)
-	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) error
+	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, keySHA256 []byte, audit store.AuditEvent) error
 	ListRevoked(ctx context.Context, caID string) ([]store.Revoked, error)
 	NextCRLNumber(ctx context.Context, caID string, gen, floor int64) (int64, error)
 	SaveCRL(ctx context.Context, c store.CRL) error
@@ -88,8 +90,22 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason int, actor s
 		return c, &UpstreamError{Serial: serial, Upstream: c.Upstream}
 	}
 	now := s.Now()
-	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",
-		Object: "certificate:" + serial, Outcome: "ok", Details: map[string]string{"profile": c.ProfileID, "reason": ca.ReasonName(reason), "subject": c.Subject}}); err != nil {
+	details := map[string]string{"profile": c.ProfileID, "reason": ca.ReasonName(reason), "subject": c.Subject}
+	var compromised []byte
+	if reason == ca.ReasonKeyCompromise {
+		// No certificate is issued for the key again (enroll refuses
+		// it), also when this one was revoked already for another reason.
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return c, fmt.Errorf("revoke %s: its certificate: %w", serial, err)
+		}
+		if compromised = ca.KeyDigest(cert.PublicKey); compromised == nil {
+			return c, fmt.Errorf("revoke %s: its key cannot be recorded as compromised (%T)", serial, cert.PublicKey)
+		}
+		details["key_sha256"] = hex.EncodeToString(compromised)
+	}
+	if err := s.Store.RevokeCertificate(ctx, serial, reason, now, compromised, store.AuditEvent{Time: now, Actor: actor, Action: "certificate.revoke",
+		Object: "certificate:" + serial, Outcome: "ok", Details: details}); err != nil {
 		return c, err
 	}
 	return s.Store.GetCertificate(ctx, serial)

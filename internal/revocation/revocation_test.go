@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -57,9 +59,16 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	for _, serial := range []string{"a1", "b2"} {
+		n, _ := new(big.Int).SetString(serial, 16)
+		leafKey, _ := ca.GenerateKey(ca.ECDSAP256)
+		der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: n, Subject: pkix.Name{CommonName: serial},
+			NotBefore: now, NotAfter: now.Add(time.Hour)}, root.Cert, leafKey.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := st.RecordIssued(ctx, store.Issued{
 			Certificate: store.Certificate{Serial: serial, ProfileID: "p", TransactionID: serial, Subject: "CN=" + serial, NotBefore: now,
-				NotAfter: now.Add(time.Hour), DER: []byte(serial), Status: store.CertValid, CAID: "root", Created: now},
+				NotAfter: now.Add(time.Hour), DER: der, Status: store.CertValid, CAID: "root", Created: now},
 			Transaction: store.Transaction{ProfileID: "p", TransactionID: serial, Status: store.StatusIssued, PublicKeySHA256: []byte(serial),
 				CSRDER: []byte{1}, CertSerial: serial, Created: now, Updated: now},
 			Audit: store.AuditEvent{Time: now, Actor: "t", Action: "enroll", Object: "certificate:" + serial, Outcome: "issued"},
@@ -111,7 +120,7 @@ func TestCRLFollowsStoreRevocations(t *testing.T) {
 	}
 
 	// Revoked in the store only, as enrollment's revoke_old does.
-	if err := f.st.RevokeCertificate(ctx, "a1", 4, f.now, store.AuditEvent{Time: f.now, Actor: "scepd", Action: "certificate.revoke",
+	if err := f.st.RevokeCertificate(ctx, "a1", 4, f.now, nil, store.AuditEvent{Time: f.now, Actor: "scepd", Action: "certificate.revoke",
 		Object: "certificate:a1", Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
@@ -404,5 +413,52 @@ func TestOCSPAnswerReused(t *testing.T) {
 	f.now = f.now.Add(answerPeriod)
 	if resp, again := ask(f.a, crypto.SHA1); bytes.Equal(again.DER, r.DER) || !resp.ThisUpdate.After(revoked.ThisUpdate) || resp.Status != ocsp.Revoked {
 		t.Errorf("asked in the next period: thisUpdate %v (before %v), status %d; want a newer revoked answer", resp.ThisUpdate, revoked.ThisUpdate, resp.Status)
+	}
+}
+
+// TestRevokeForKeyCompromise: a revocation for key compromise records the
+// certificate's key (as ca.KeyDigest encodes it), also for a certificate
+// revoked before for another reason, and says so in its audit event;
+// another reason records nothing.
+func TestRevokeForKeyCompromise(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	keyOf := func(serial string) []byte {
+		c, err := f.st.GetCertificate(ctx, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca.KeyDigest(cert.PublicKey)
+	}
+	if _, err := f.a.Revoke(ctx, "a1", ca.ReasonSuperseded, "op"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.KeyCompromised(ctx, keyOf("a1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a revocation as superseded recorded the key: %v", err)
+	}
+	for _, serial := range []string{"a1", "b2"} { // a1 revoked already
+		if _, err := f.b.Revoke(ctx, serial, ca.ReasonKeyCompromise, "op"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.st.KeyCompromised(ctx, keyOf(serial)); err != nil || got != serial {
+			t.Errorf("KeyCompromised(key of %s) = %q, %v", serial, got, err)
+		}
+	}
+	events, err := f.st.ListAudit(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range events {
+		if e.Object == "certificate:b2" && e.Details["reason"] == "keyCompromise" && e.Details["key_sha256"] == hex.EncodeToString(keyOf("b2")) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no audit event of b2's revocation naming its key: %+v", events)
 	}
 }

@@ -755,8 +755,15 @@ type Store interface {
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)
 	// RevokeCertificate marks a certificate revoked with its audit event
 	// and bumps its CA's revocation generation; revoking again changes
-	// nothing (the first time and reason stay).
-	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit AuditEvent) error
+	// nothing (the first time and reason stay). keySHA256, when set (a
+	// revocation for key compromise), records the certificate's key as
+	// compromised (see KeyCompromised), also when it was revoked already.
+	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, keySHA256 []byte, audit AuditEvent) error
+	// KeyCompromised returns the serial of the certificate whose
+	// revocation recorded the key with this SHA-256 (of its
+	// SubjectPublicKeyInfo as ca.MarshalPublicKey encodes it) as
+	// compromised; ErrNotFound when none did.
+	KeyCompromised(ctx context.Context, keySHA256 []byte) (string, error)
 	// ListRevoked returns a CA's revoked certificates for its CRL, ordered
 	// by serial.
 	ListRevoked(ctx context.Context, caID string) ([]Revoked, error)

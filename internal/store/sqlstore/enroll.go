@@ -351,22 +351,42 @@ func (s *Store) CertificateStats(ctx context.Context, now time.Time, within time
 	}, s.d.Time(now), s.d.Time(now.Add(within)))
 }
 
-// RevokeCertificate marks a certificate revoked.
-func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, audit store.AuditEvent) (err error) {
+// RevokeCertificate marks a certificate revoked; with keySHA256 its key
+// is recorded as compromised, also when it was revoked already.
+func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, keySHA256 []byte, audit store.AuditEvent) (err error) {
 	defer s.end("RevokeCertificate", time.Now(), &err)
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var status string
 		if err := s.row(ctx, tx, `SELECT status FROM certificates WHERE serial = $1`+s.d.ForUpdate, serial).Scan(&status); err != nil {
 			return fmt.Errorf("revoke %s: %w", serial, err)
 		}
-		if status == store.CertRevoked {
+		var stmts []Stmt
+		if keySHA256 != nil {
+			stmts = append(stmts, Stmt{Query: `INSERT INTO compromised_keys (key_sha256, serial, at) VALUES ($1, $2, $3) ON CONFLICT (key_sha256) DO NOTHING`,
+				Args: []any{keySHA256, serial, s.d.Time(at)}, What: "compromised key of " + serial})
+		}
+		if status != store.CertRevoked {
+			stmts = append(stmts, Stmt{Query: `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
+				Args: []any{store.CertRevoked, s.d.Time(at), reason, serial}, What: "revoke " + serial},
+				bumpGeneration(serial, "revoke "+serial))
+		}
+		if len(stmts) == 0 {
 			return nil
 		}
-		return s.appendAudits(ctx, tx, []Stmt{{Query: `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
-			Args: []any{store.CertRevoked, s.d.Time(at), reason, serial}, What: "revoke " + serial},
-			bumpGeneration(serial, "revoke "+serial)}, audit)
+		return s.appendAudits(ctx, tx, stmts, audit)
 	})
 }
+
+// KeyCompromised returns the serial of the certificate whose revocation
+// recorded keySHA256 as compromised; store.ErrNotFound when none did.
+func (s *Store) KeyCompromised(ctx context.Context, keySHA256 []byte) (serial string, err error) {
+	defer s.end("KeyCompromised", time.Now(), &err)
+	err = s.row(ctx, nil, qKeyCompromised, keySHA256).Scan(&serial)
+	return serial, err
+}
+
+// qKeyCompromised is asked before every issuance.
+const qKeyCompromised = `SELECT serial FROM compromised_keys WHERE key_sha256 = $1`
 
 // ListRevokedQuery reads a CA's revoked certificates for its CRL, from the
 // covering index certificates_revoked alone.

@@ -242,7 +242,7 @@ func runTx(ctx context.Context, db interface {
 }
 
 // Statements of the enrollment path, prepared when the dialect asks.
-var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert}
+var hotStatements = []string{qGetTransaction, qGetCertificate, qInsertCert, qInsertTx, qAuditHead, qAuditInsert, qKeyCompromised}
 
 // row runs q in tx (nil: on the database), prepared if it is hot.
 func (s *Store) row(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {

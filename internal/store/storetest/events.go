@@ -95,7 +95,7 @@ func testExpiryNotices(t *testing.T, s store.Store) {
 	if err := s.RecordIssued(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeCertificate(ctx, "05", 1, now, store.AuditEvent{Time: now, Actor: "op", Action: "certificate.revoke", Object: "certificate:05", Outcome: "ok"}); err != nil {
+	if err := s.RevokeCertificate(ctx, "05", 1, now, nil, store.AuditEvent{Time: now, Actor: "op", Action: "certificate.revoke", Object: "certificate:05", Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	serials := func(cs []store.Certificate) []string {

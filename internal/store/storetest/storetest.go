@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ExpiredRequestsAudited", testExpireAudited},
 		{"ExpiryRacesApproval", testExpireRacesApproval},
 		{"RevocationAndCRLs", testRevocationAndCRLs},
+		{"CompromisedKeys", testCompromisedKeys},
 		{"Entities", testEntities},
 		{"SinkLease", testSinkLease},
 		{"ExpiryNotices", testExpiryNotices},
@@ -1209,14 +1210,14 @@ func testRevocationAndCRLs(t *testing.T, s store.Store) {
 		t.Fatalf("RevocationGeneration before any revocation = %d, %v; want 0", g, err)
 	}
 	for _, serial := range []string{"01", "03"} {
-		if err := s.RevokeCertificate(ctx, serial, 4, when, ev); err != nil {
+		if err := s.RevokeCertificate(ctx, serial, 4, when, nil, ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RevokeCertificate(ctx, "01", 1, when.Add(time.Hour), ev); err != nil {
+	if err := s.RevokeCertificate(ctx, "01", 1, when.Add(time.Hour), nil, ev); err != nil {
 		t.Fatalf("revoking twice: %v", err)
 	}
-	if err := s.RevokeCertificate(ctx, "ff", 1, when, ev); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RevokeCertificate(ctx, "ff", 1, when, nil, ev); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoking an unknown serial: %v", err)
 	}
 	// Each revocation moves its CA's generation once; revoking again does not.
@@ -1393,5 +1394,58 @@ func verifyChain(t *testing.T, s store.Store, want int) {
 		if p := v.Next(events[i]); p != "" {
 			t.Fatal(p)
 		}
+	}
+}
+
+// testCompromisedKeys: a revocation for key compromise records the key, in
+// the revocation's transaction, also for a certificate revoked already
+// (its first reason stays); the record is found by the key alone.
+func testCompromisedKeys(t *testing.T, s store.Store) {
+	seed(t, s)
+	for i, serial := range []string{"01", "02", "03"} {
+		if err := s.RecordIssued(ctx, issued(serial, fmt.Sprint("k", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyA, keyB := bytes.Repeat([]byte{0xa}, 32), bytes.Repeat([]byte{0xb}, 32)
+	if _, err := s.KeyCompromised(ctx, keyA); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("KeyCompromised before any revocation: %v, want ErrNotFound", err)
+	}
+	ev := store.AuditEvent{Time: when, Actor: "op", Action: "certificate.revoke", Outcome: "ok"}
+	if err := s.RevokeCertificate(ctx, "01", 1, when, keyA, ev); err != nil {
+		t.Fatal(err)
+	}
+	if serial, err := s.KeyCompromised(ctx, keyA); err != nil || serial != "01" {
+		t.Fatalf("KeyCompromised(keyA) = %q, %v; want 01", serial, err)
+	}
+	// The same key again (another certificate of it): the first record stays.
+	if err := s.RevokeCertificate(ctx, "02", 1, when, keyA, ev); err != nil {
+		t.Fatal(err)
+	}
+	if serial, _ := s.KeyCompromised(ctx, keyA); serial != "01" {
+		t.Fatalf("KeyCompromised(keyA) after a second certificate of it = %q, want 01", serial)
+	}
+	// Revoked as superseded first, then found compromised.
+	if err := s.RevokeCertificate(ctx, "03", 4, when, nil, ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.KeyCompromised(ctx, keyB); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a revocation as superseded recorded a key: %v", err)
+	}
+	if err := s.RevokeCertificate(ctx, "03", 1, when.Add(time.Hour), keyB, ev); err != nil {
+		t.Fatal(err)
+	}
+	if serial, err := s.KeyCompromised(ctx, keyB); err != nil || serial != "03" {
+		t.Fatalf("KeyCompromised(keyB) after revoking 03 again for key compromise = %q, %v; want 03", serial, err)
+	}
+	if c, _ := s.GetCertificate(ctx, "03"); c.RevocationReason != 4 {
+		t.Fatalf("revocation reason of 03 = %d, want the first (4)", c.RevocationReason)
+	}
+	// Nothing is recorded for a serial that does not exist.
+	if err := s.RevokeCertificate(ctx, "ff", 1, when, bytes.Repeat([]byte{0xf}, 32), ev); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking an unknown serial: %v", err)
+	}
+	if _, err := s.KeyCompromised(ctx, bytes.Repeat([]byte{0xf}, 32)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a key recorded for an unknown serial: %v", err)
 	}
 }
