@@ -87,6 +87,12 @@ type Profile struct {
 	// still accepted until ChallengePrevUntil.
 	ChallengePrevHash  string
 	ChallengePrevUntil time.Time
+	// ChallengeEnvHash is the PHC-encoded hash of the SCEPD_CHALLENGE value
+	// last applied to the default profile's static challenge ("" when none
+	// was recorded: no environment value, or a row from before migration
+	// 0017). A start applies the environment's value only when it differs
+	// from this one, so that a challenge rotated since stays in force.
+	ChallengeEnvHash string
 	// ChallengeTTL is the lifetime of dynamic challenges.
 	ChallengeTTL time.Duration
 	// ChallengeMaxPending caps the unused, unexpired dynamic challenges.

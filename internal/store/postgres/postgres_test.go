@@ -50,6 +50,14 @@ func TestRenewalClientIDMigration(t *testing.T) {
 	})
 }
 
+func TestChallengeEnvHashMigration(t *testing.T) {
+	storetest.RunChallengeEnvHashMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
+		u := pgtest.Schema(t)
+		s := openURL(t, u, 4)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) store.Store { return openURL(t, u, 4) }
+	})
+}
+
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec, func(*testing.T) storetest.Keyed) {
 		u := pgtest.Schema(t)

@@ -58,6 +58,14 @@ func TestRenewalClientIDMigration(t *testing.T) {
 	})
 }
 
+func TestChallengeEnvHashMigration(t *testing.T) {
+	storetest.RunChallengeEnvHashMigration(t, func(t *testing.T) (store.Store, storetest.Exec, storetest.Reopen) {
+		path := filepath.Join(t.TempDir(), "scepd.db")
+		s := openAt(t, path)
+		return s, storetest.ExecOn(s.DB()), func(t *testing.T) store.Store { return openAt(t, path) }
+	})
+}
+
 func TestAuditTamper(t *testing.T) {
 	storetest.RunAuditTamper(t, func(t *testing.T) (storetest.Keyed, storetest.Exec, func(*testing.T) storetest.Keyed) {
 		path := filepath.Join(t.TempDir(), "scepd.db")

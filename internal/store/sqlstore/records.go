@@ -54,17 +54,17 @@ func (s *Store) ListCAs(ctx context.Context) (out []store.CA, err error) {
 
 const profileColumns = `id, ca_id, ra_cert_der, ra_key_ref, challenge_mode, challenge_hash, challenge_config, challenge_prev_hash, challenge_prev_until,
 	challenge_ttl_seconds, challenge_max_pending,
-	allow_des, include_ca_cert, ca_mode, full_chain, policy, lifecycle, next_ra_cert_der, next_ra_key_ref, source, created_at, updated_at, upstream`
+	allow_des, include_ca_cert, ca_mode, full_chain, policy, lifecycle, next_ra_cert_der, next_ra_key_ref, source, created_at, updated_at, upstream, challenge_env_hash`
 
 // CreateProfile stores a profile.
 func (s *Store) CreateProfile(ctx context.Context, p store.Profile) (err error) {
 	defer s.end("CreateProfile", time.Now(), &err)
 	_, err = s.exec(ctx, nil, `INSERT INTO profiles (`+profileColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`,
 		p.ID, p.CAID, p.RACertDER, p.RAKeyRef, p.ChallengeMode, p.ChallengeHash, jsonText(p.ChallengeConfig), p.ChallengePrevHash, s.nullTime(p.ChallengePrevUntil),
 		int64(p.ChallengeTTL/time.Second), p.ChallengeMaxPending,
 		p.AllowDES, p.IncludeCACert, p.CAMode, p.FullChain, jsonText(p.Policy), jsonText(p.Lifecycle), p.NextRACertDER, p.NextRAKeyRef,
-		p.Source, s.d.Time(p.Created), s.d.Time(updated(p)), jsonText(p.Upstream))
+		p.Source, s.d.Time(p.Created), s.d.Time(updated(p)), jsonText(p.Upstream), nullString(p.ChallengeEnvHash))
 	if err != nil {
 		return fmt.Errorf("create profile %q: %w", p.ID, err)
 	}
@@ -77,10 +77,10 @@ func (s *Store) UpdateProfile(ctx context.Context, p store.Profile) (err error) 
 	n, err := s.exec(ctx, nil, `UPDATE profiles SET ca_id = $1, ra_cert_der = $2, ra_key_ref = $3, challenge_mode = $4, challenge_hash = $5,
 		challenge_config = $6, challenge_prev_hash = $7, challenge_prev_until = $8, challenge_ttl_seconds = $9, challenge_max_pending = $10,
 		allow_des = $11, include_ca_cert = $12, ca_mode = $13, full_chain = $14, policy = $15, lifecycle = $16,
-		next_ra_cert_der = $17, next_ra_key_ref = $18, source = $19, updated_at = $20, upstream = $22 WHERE id = $21`,
+		next_ra_cert_der = $17, next_ra_key_ref = $18, source = $19, updated_at = $20, upstream = $22, challenge_env_hash = $23 WHERE id = $21`,
 		p.CAID, p.RACertDER, p.RAKeyRef, p.ChallengeMode, p.ChallengeHash, jsonText(p.ChallengeConfig), p.ChallengePrevHash, s.nullTime(p.ChallengePrevUntil),
 		int64(p.ChallengeTTL/time.Second), p.ChallengeMaxPending, p.AllowDES, p.IncludeCACert,
-		p.CAMode, p.FullChain, jsonText(p.Policy), jsonText(p.Lifecycle), p.NextRACertDER, p.NextRAKeyRef, p.Source, s.d.Time(updated(p)), p.ID, jsonText(p.Upstream))
+		p.CAMode, p.FullChain, jsonText(p.Policy), jsonText(p.Lifecycle), p.NextRACertDER, p.NextRAKeyRef, p.Source, s.d.Time(updated(p)), p.ID, jsonText(p.Upstream), nullString(p.ChallengeEnvHash))
 	if err != nil {
 		return fmt.Errorf("update profile %q: %w", p.ID, err)
 	}
@@ -94,9 +94,11 @@ func (s *Store) scanProfile(r scanner) (store.Profile, error) {
 	var p store.Profile
 	var policy, lifecycle, chcfg, upstream string
 	var ttl int64
+	var envHash sql.NullString
 	err := r.Scan(&p.ID, &p.CAID, &p.RACertDER, &p.RAKeyRef, &p.ChallengeMode, &p.ChallengeHash, &chcfg, &p.ChallengePrevHash, s.tm(&p.ChallengePrevUntil),
 		&ttl, &p.ChallengeMaxPending,
-		&p.AllowDES, &p.IncludeCACert, &p.CAMode, &p.FullChain, &policy, &lifecycle, &p.NextRACertDER, &p.NextRAKeyRef, &p.Source, s.tm(&p.Created), s.tm(&p.Updated), &upstream)
+		&p.AllowDES, &p.IncludeCACert, &p.CAMode, &p.FullChain, &policy, &lifecycle, &p.NextRACertDER, &p.NextRAKeyRef, &p.Source, s.tm(&p.Created), s.tm(&p.Updated), &upstream, &envHash)
+	p.ChallengeEnvHash = envHash.String
 	if upstream != "{}" {
 		p.Upstream = []byte(upstream)
 	}

@@ -63,3 +63,29 @@ func RunRenewalClientIDMigration(t *testing.T, newStore func(t *testing.T) (stor
 		t.Errorf("a lookup by the qualified ID: %v, want ErrNotFound", err)
 	}
 }
+
+// RunChallengeEnvHashMigration checks migration 0017: a profile row
+// written before it (no challenge_env_hash column) reads as recording no
+// environment hash, and one can be recorded after it. newStore returns an
+// empty store, raw access to its database and a way to open it again.
+func RunChallengeEnvHashMigration(t *testing.T, newStore func(t *testing.T) (store.Store, Exec, Reopen)) {
+	s, exec, reopen := newStore(t)
+	seed(t, s)
+	// The database as an earlier scepd left it.
+	exec(t, `ALTER TABLE profiles DROP COLUMN challenge_env_hash`)
+	exec(t, `DELETE FROM schema_migrations WHERE version = '0017_challenge_env_hash'`)
+	s.Close()
+	s = reopen(t)
+	defer s.Close()
+	p, err := s.GetProfile(ctx, "p1")
+	if err != nil || p.ChallengeEnvHash != "" || p.ChallengeHash != "$argon2id$x" {
+		t.Fatalf("after 0017, a profile from before reads environment hash %q, challenge %q (%v); want none, the challenge kept", p.ChallengeEnvHash, p.ChallengeHash, err)
+	}
+	p.ChallengeEnvHash = "$argon2id$env"
+	if err := s.UpdateProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.GetProfile(ctx, "p1"); err != nil || p.ChallengeEnvHash != "$argon2id$env" {
+		t.Errorf("after 0017, the recorded environment hash reads %q, %v", p.ChallengeEnvHash, err)
+	}
+}

@@ -89,7 +89,7 @@ func seed(t testing.TB, s store.Store) {
 		ChallengeMode: store.ChallengeStatic, ChallengeHash: "$argon2id$x", AllowDES: true, IncludeCACert: true, Created: when,
 		ChallengeTTL: 90 * time.Minute, ChallengeMaxPending: 7, CAMode: true, ChallengeConfig: []byte(`{"mode":"webhook"}`),
 		ChallengePrevHash: "$argon2id$old", ChallengePrevUntil: when.Add(time.Hour), FullChain: true, Policy: []byte(`{"validity":"720h"}`),
-		Source: store.SourceConfig, NextRACertDER: []byte{5}, NextRAKeyRef: "file:next"}); err != nil {
+		ChallengeEnvHash: "$argon2id$env", Source: store.SourceConfig, NextRACertDER: []byte{5}, NextRAKeyRef: "file:next"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -130,7 +130,8 @@ func testProfile(t *testing.T, s store.Store) {
 	if p.CAID != "ca1" || !p.AllowDES || !p.IncludeCACert || p.ChallengeHash != "$argon2id$x" || p.ChallengeMode != store.ChallengeStatic ||
 		p.ChallengeTTL != 90*time.Minute || p.ChallengeMaxPending != 7 || !p.CAMode || !p.FullChain ||
 		string(p.Policy) != `{"validity":"720h"}` || p.Source != store.SourceConfig || !bytes.Equal(p.NextRACertDER, []byte{5}) || p.NextRAKeyRef != "file:next" ||
-		string(p.ChallengeConfig) != `{"mode":"webhook"}` || p.ChallengePrevHash != "$argon2id$old" || !p.ChallengePrevUntil.Equal(when.Add(time.Hour).Truncate(time.Microsecond)) {
+		string(p.ChallengeConfig) != `{"mode":"webhook"}` || p.ChallengePrevHash != "$argon2id$old" || !p.ChallengePrevUntil.Equal(when.Add(time.Hour).Truncate(time.Microsecond)) ||
+		p.ChallengeEnvHash != "$argon2id$env" {
 		t.Errorf("GetProfile = %+v", p)
 	}
 	if err := s.CreateProfile(ctx, store.Profile{ID: "p1", CAID: "ca1", RACertDER: []byte{1}, RAKeyRef: "x", ChallengeMode: "none", Created: when}); !errors.Is(err, store.ErrConflict) {
@@ -139,14 +140,26 @@ func testProfile(t *testing.T, s store.Store) {
 	if err := s.CreateProfile(ctx, store.Profile{ID: "p0", CAID: "ca1", RACertDER: []byte{1}, RAKeyRef: "x", ChallengeMode: "none", Created: when}); err != nil {
 		t.Fatal(err)
 	}
+	if p0, err := s.GetProfile(ctx, "p0"); err != nil || p0.ChallengeEnvHash != "" {
+		t.Errorf("a profile without an environment hash reads %q, %v; want none", p0.ChallengeEnvHash, err)
+	}
 	sameInstant(t, "Updated", p.Updated, when)
 	p.ChallengeHash, p.AllowDES, p.Policy, p.Updated = "$argon2id$y", false, []byte(`{}`), when.Add(time.Hour)
 	if err := s.UpdateProfile(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetProfile(ctx, "p1")
-	if err != nil || got.ChallengeHash != "$argon2id$y" || got.AllowDES || string(got.Policy) != `{}` {
+	if err != nil || got.ChallengeHash != "$argon2id$y" || got.AllowDES || string(got.Policy) != `{}` || got.ChallengeEnvHash != "$argon2id$env" {
 		t.Errorf("after UpdateProfile: %+v, %v", got, err)
+	}
+	for _, env := range []string{"$argon2id$env2", ""} { // replaced, then cleared
+		got.ChallengeEnvHash = env
+		if err := s.UpdateProfile(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := s.GetProfile(ctx, "p1"); err != nil || again.ChallengeEnvHash != env {
+			t.Errorf("after UpdateProfile with ChallengeEnvHash %q: %q, %v", env, again.ChallengeEnvHash, err)
+		}
 	}
 	sameInstant(t, "Updated after update", got.Updated, when.Add(time.Hour))
 	if err := s.UpdateProfile(ctx, store.Profile{ID: "nope"}); !errors.Is(err, store.ErrNotFound) {
