@@ -72,6 +72,11 @@ type Result struct {
 
 // EnsureDefault creates the default CA and profile when missing, and
 // applies SCEPD_CHALLENGE and the challenge mode to the default profile.
+// SCEPD_CHALLENGE is applied when the profile is created and when its
+// value changed since it was last applied (the profile records a hash of
+// that value), not because the profile's challenge differs from it: a
+// challenge rotated since stays in force. A profile recording none (a row
+// from before migration 0017) gets the environment's value as before.
 // Replicas starting together race safely: the first row wins, the others
 // remove their key files and use it.
 func EnsureDefault(ctx context.Context, st Store, ks keys.Source, o Options) (Result, error) {
@@ -126,10 +131,48 @@ func EnsureDefault(ctx context.Context, st Store, ks keys.Source, o Options) (Re
 			return res, nil
 		}
 		p := existing
+		fromEnv := mode == store.ChallengeStatic && o.Challenge != ""
+		if fromEnv && existing.ChallengeMode == store.ChallengeStatic && existing.ChallengeHash != "" && existing.ChallengeEnvHash != "" {
+			// SCEPD_CHALLENGE is applied when it changes, not whenever it
+			// differs from the profile's: a challenge rotated since (API,
+			// CLI, console), e.g. because the environment's leaked, stays
+			// in force with its overlap. One argon2id verification.
+			if matchesHash(ctx, existing.ChallengeEnvHash, o.Challenge) {
+				if existing.ChallengeHash != existing.ChallengeEnvHash {
+					o.Log.Info("the default profile's challenge was changed since SCEPD_CHALLENGE was applied; keeping it, the environment's is not in force (set a new SCEPD_CHALLENGE to replace it)",
+						"profile", DefaultID)
+				}
+				return res, nil
+			}
+			if existing.ChallengeEnvHash == existing.ChallengeHash {
+				// The profile's challenge is the environment's previous
+				// value, which the new one does not match: replace it
+				// without verifying again (applyChallenge would).
+				p.ChallengeHash = ""
+			}
+		}
 		if err := applyChallenge(ctx, &p, spec.Challenge, Inline()); err != nil {
 			return res, err
 		}
+		// The environment's value now in force is recorded (as the
+		// profile's hash: it is a hash of that value); no environment
+		// value, nothing recorded.
+		p.ChallengeEnvHash = ""
+		if fromEnv {
+			p.ChallengeEnvHash = p.ChallengeHash
+		}
 		if p.ChallengeHash == existing.ChallengeHash && p.ChallengeMode == existing.ChallengeMode {
+			if p.ChallengeEnvHash != existing.ChallengeEnvHash {
+				// Unchanged challenge (a row from before the environment's
+				// hash was recorded, or one rotated to the new value):
+				// record the value without announcing a change, and change
+				// nothing else.
+				rec := existing
+				rec.ChallengeEnvHash = p.ChallengeEnvHash
+				if err := st.UpdateProfile(ctx, rec); err != nil {
+					return res, err
+				}
+			}
 			return res, nil
 		}
 		p.Updated = now
@@ -149,9 +192,29 @@ func EnsureDefault(ctx context.Context, st Store, ks keys.Source, o Options) (Re
 	if err != nil {
 		return res, err
 	}
+	if mode == store.ChallengeStatic && o.Challenge != "" {
+		// Recorded so that later starts apply SCEPD_CHALLENGE only when it
+		// changes. Until then a replica starting sees nothing recorded and
+		// applies it as before (the same value: nothing changes).
+		p.ChallengeEnvHash = p.ChallengeHash
+		if err := st.UpdateProfile(ctx, p); err != nil {
+			return res, err
+		}
+	}
 	o.Log.Info("created profile", "profile", p.ID, "ra_key", o.RAKeyType, "challenge", mode)
 	audit(ctx, st, now, "profile.create", "profile:"+DefaultID, map[string]string{"challenge_mode": mode})
 	return res, nil
+}
+
+// matchesHash says whether secret is the one an argon2id hash (PHC string)
+// was made from; an unreadable hash matches nothing.
+func matchesHash(ctx context.Context, hash, secret string) bool {
+	v, err := challenge.NewStatic(hash)
+	if err != nil {
+		return false
+	}
+	_, err = v.Validate(ctx, challenge.Request{Password: secret})
+	return err == nil
 }
 
 func raSubject(profile string) pkix.Name {

@@ -75,6 +75,169 @@ func TestEnsureDefault(t *testing.T) {
 	}
 }
 
+// rotateAsAPI rotates the default profile's static challenge as
+// POST /api/v1/profiles/default/challenge/rotate does (admin.RotateChallenge).
+func rotateAsAPI(t *testing.T, st Store, secret string, overlap time.Duration) store.Profile {
+	t.Helper()
+	ctx := context.Background()
+	p, err := st.GetProfile(ctx, DefaultID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := challenge.HashPassword(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p.ChallengePrevHash, p.ChallengePrevUntil = "", time.Time{}
+	if overlap > 0 {
+		p.ChallengePrevHash, p.ChallengePrevUntil = p.ChallengeHash, now.Add(overlap)
+	}
+	p.ChallengeHash, p.Updated = hash, now
+	if err := st.UpdateProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = st.GetProfile(ctx, DefaultID)
+	return p
+}
+
+// current says whether secret is the profile's current static challenge
+// (the overlap's previous one aside).
+func current(t *testing.T, p store.Profile, secret string) bool {
+	t.Helper()
+	return p.ChallengeHash != "" && matchesHash(context.Background(), p.ChallengeHash, secret)
+}
+
+// TestEnsureDefaultKeepsRotatedChallenge: SCEPD_CHALLENGE is applied when
+// the default profile is created and when its value changes, not whenever
+// it differs from the profile's: after a rotation through the API, a
+// restart with the same environment keeps the rotated challenge and its
+// overlap (and says so in the log, without a secret); a new environment
+// value replaces it.
+func TestEnsureDefaultKeepsRotatedChallenge(t *testing.T) {
+	ctx := context.Background()
+	st, ks := testStore(t)
+	var logged strings.Builder
+	o := Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Now: time.Now, Challenge: "env-secret-x",
+		Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	created, _ := st.GetProfile(ctx, DefaultID)
+	if !current(t, created, "env-secret-x") {
+		t.Fatal("created with SCEPD_CHALLENGE: it is not the profile's challenge")
+	}
+	if !matchesHash(ctx, created.ChallengeEnvHash, "env-secret-x") {
+		t.Errorf("created with SCEPD_CHALLENGE: the environment's hash is not recorded (%q)", created.ChallengeEnvHash)
+	}
+
+	rotated := rotateAsAPI(t, st, "rotated-secret-y", 24*time.Hour)
+	logged.Reset()
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.GetProfile(ctx, DefaultID)
+	if after.ChallengeHash != rotated.ChallengeHash || !current(t, after, "rotated-secret-y") || current(t, after, "env-secret-x") {
+		t.Fatal("a restart with the unchanged SCEPD_CHALLENGE put it back in force over the rotated challenge")
+	}
+	if after.ChallengePrevHash != rotated.ChallengePrevHash || after.ChallengePrevHash == "" || !after.ChallengePrevUntil.Equal(rotated.ChallengePrevUntil) {
+		t.Fatalf("a restart dropped the rotation's overlap: prev %q until %v, want %q until %v",
+			after.ChallengePrevHash, after.ChallengePrevUntil, rotated.ChallengePrevHash, rotated.ChallengePrevUntil)
+	}
+	if !after.Updated.Equal(rotated.Updated) {
+		t.Error("a restart with the unchanged SCEPD_CHALLENGE wrote the profile")
+	}
+	if n := strings.Count(logged.String(), "changed since SCEPD_CHALLENGE was applied"); n != 1 {
+		t.Errorf("the log says %d times that the environment's challenge is not in force, want once:\n%s", n, logged.String())
+	}
+	if strings.Contains(logged.String(), "env-secret-x") || strings.Contains(logged.String(), "rotated-secret-y") || strings.Contains(logged.String(), "argon2id") {
+		t.Errorf("a secret or hash in the log:\n%s", logged.String())
+	}
+
+	// A new environment value is applied (without an overlap, as before).
+	o.Challenge = "env-secret-z"
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	z, _ := st.GetProfile(ctx, DefaultID)
+	if !current(t, z, "env-secret-z") || current(t, z, "rotated-secret-y") || z.ChallengePrevHash != "" || !matchesHash(ctx, z.ChallengeEnvHash, "env-secret-z") {
+		t.Fatalf("a changed SCEPD_CHALLENGE was not applied and recorded: in force %v, rotated still in force %v, prev %q, environment's hash %q",
+			current(t, z, "env-secret-z"), current(t, z, "rotated-secret-y"), z.ChallengePrevHash, z.ChallengeEnvHash)
+	}
+	// And kept on the next start.
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := st.GetProfile(ctx, DefaultID); again.ChallengeHash != z.ChallengeHash || !again.Updated.Equal(z.Updated) {
+		t.Fatal("an unchanged SCEPD_CHALLENGE was applied again")
+	}
+
+	// Switched to dynamic and back to static with the same environment: the
+	// environment's value is applied again (the profile had none).
+	o.ChallengeMode = store.ChallengeDynamic
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	o.ChallengeMode = store.ChallengeStatic
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	if back, _ := st.GetProfile(ctx, DefaultID); back.ChallengeMode != store.ChallengeStatic || !current(t, back, "env-secret-z") {
+		t.Fatalf("back to static: the environment's challenge is not in force (mode %s)", back.ChallengeMode)
+	}
+}
+
+// TestEnsureDefaultBeforeEnvHash: a profile row from before the
+// environment's hash was recorded (migration 0017) gets SCEPD_CHALLENGE as
+// before on the first start (replacing a challenge rotated since, once),
+// which records it; from then on a rotation stays. A row whose challenge
+// already is the environment's only gets the hash recorded.
+func TestEnsureDefaultBeforeEnvHash(t *testing.T) {
+	ctx := context.Background()
+	st, ks := testStore(t)
+	o := Options{CAKeyType: ca.ECDSAP256, RAKeyType: ca.RSA2048, Now: time.Now, Challenge: "env-secret-x",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	forget := func() store.Profile { // as the row was before the migration
+		t.Helper()
+		p, _ := st.GetProfile(ctx, DefaultID)
+		p.ChallengeEnvHash = ""
+		if err := st.UpdateProfile(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	before := forget()
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := st.GetProfile(ctx, DefaultID)
+	if p.ChallengeHash != before.ChallengeHash || !p.Updated.Equal(before.Updated) || !matchesHash(ctx, p.ChallengeEnvHash, "env-secret-x") {
+		t.Errorf("the environment's challenge in force: want only its hash recorded; challenge changed %v, updated changed %v, environment's hash %q",
+			p.ChallengeHash != before.ChallengeHash, !p.Updated.Equal(before.Updated), p.ChallengeEnvHash)
+	}
+
+	forget()
+	rotateAsAPI(t, st, "rotated-secret-y", time.Hour)
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.GetProfile(ctx, DefaultID); !current(t, p, "env-secret-x") || !matchesHash(ctx, p.ChallengeEnvHash, "env-secret-x") {
+		t.Errorf("nothing recorded: SCEPD_CHALLENGE is not applied as before and recorded (in force %v, environment's hash %q)",
+			current(t, p, "env-secret-x"), p.ChallengeEnvHash)
+	}
+	rotated := rotateAsAPI(t, st, "rotated-secret-w", time.Hour)
+	if _, err := EnsureDefault(ctx, st, ks, o); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.GetProfile(ctx, DefaultID); p.ChallengeHash != rotated.ChallengeHash || p.ChallengePrevHash != rotated.ChallengePrevHash {
+		t.Fatal("once recorded, a restart still puts SCEPD_CHALLENGE back over a rotation")
+	}
+}
+
 // TestPasswordFilePrivate: a static challenge's password_file other users
 // may read is refused; one its owner's group may read is not (a systemd
 // credential).
