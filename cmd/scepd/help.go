@@ -44,8 +44,9 @@ func commands() []cmdNode {
 const serveEnvHelp = `
 Environment only (no flag):
   SCEPD_CHALLENGE, SCEPD_CHALLENGE_FILE
-                             without --config: the default profile's static challenge (8+ characters);
-                             default: generated and printed once at the first start
+                             without --config: the default profile's static challenge (8+ characters),
+                             applied when the profile is created and when the value changes (a challenge
+                             rotated since stays); default: generated and printed once at the first start
   SCEPD_ALLOW_DES=1          without --config: accept single-DES requests on the default profile (legacy devices)
   SCEPD_ALLOW_NEWER_SCHEMA=1 open a database a newer scepd migrated (going back without restoring a backup,
                              when that version's upgrading notes say this one runs on its schema); every command
