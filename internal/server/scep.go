@@ -151,8 +151,15 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, p *Profile, sta
 		return
 	}
 	o.msgType = msg.Type.String()
-	reply, err := s.decider.Decide(r.Context(), p.op, msg, r.RemoteAddr)
+	ctx, cancel := context.WithDeadline(r.Context(), start.Add(s.opts.AnswerWithin))
+	defer cancel()
+	reply, err := s.decider.Decide(ctx, p.op, msg, r.RemoteAddr)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
+			// Our deadline, not the client's hanging up: what it waited
+			// for (the database, a validator, an upstream) is away.
+			err = fmt.Errorf("%w: no decision within %v: %w", store.ErrUnavailable, s.opts.AnswerWithin, err)
+		}
 		o.outcome = "http-5xx"
 		if errors.Is(err, store.ErrUnavailable) {
 			o.outcome = "unavailable"

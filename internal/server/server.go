@@ -247,6 +247,12 @@ type Options struct {
 	MaxConcurrent int
 	MaxQueue      int
 	QueueWait     time.Duration
+	// AnswerWithin bounds a PKIOperation from its arrival: a decision
+	// still waiting then (a stalled database, a slow validator or
+	// upstream) is given up and answered 503 with Retry-After, which
+	// clients retry, instead of the connection closing under the
+	// HTTP server's write timeout. 0 means DefaultAnswerWithin.
+	AnswerWithin time.Duration
 	// Authorize checks API tokens on the MDM challenge endpoints.
 	Authorize Authorizer
 	// Audit records MDM challenge requests and lockouts.
@@ -311,6 +317,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 1024
+	}
+	if opts.AnswerWithin <= 0 {
+		opts.AnswerWithin = DefaultAnswerWithin
 	}
 	if opts.MDMAuthFailures == nil {
 		opts.MDMAuthFailures = ratelimit.NewWindow(enroll.DefaultMaxFailures, enroll.DefaultFailureWindow)
@@ -641,6 +650,14 @@ func writeOK(w http.ResponseWriter) {
 	fmt.Fprintln(w, "ok")
 }
 
+// writeTimeout bounds writing an answer, from the end of its request's
+// header (http.Server.WriteTimeout).
+const writeTimeout = 30 * time.Second
+
+// DefaultAnswerWithin is Options.AnswerWithin's default: time to write
+// the 503 before writeTimeout.
+const DefaultAnswerWithin = writeTimeout - 5*time.Second
+
 // NewHTTPServer wraps h in an http.Server with timeouts, so slow or idle
 // clients cannot hold connections open indefinitely.
 func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
@@ -649,7 +666,7 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
