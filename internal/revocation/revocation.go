@@ -52,9 +52,12 @@ type Service struct {
 	// signing lets one request per replica sign a stale CRL while the
 	// others wait for it instead of signing the same list again.
 	signing sync.Mutex
-	// answers are the OCSP answers signed lately, given again while
-	// what they say holds (answerReuse).
+	// answers are the OCSP answers of the current period (answerPeriod).
 	answers answers
+	// last is the CRL served last per CA, served again while the
+	// database is unavailable, until its nextUpdate.
+	lastMu sync.Mutex
+	last   map[string]store.CRL
 }
 
 // UpstreamError refuses revoking a certificate an upstream CA issued (RA
@@ -180,8 +183,28 @@ func (s *Service) Refresh(ctx context.Context, caID string) (store.CRL, error) {
 // half its lifetime has passed, or a certificate was revoked since it was
 // signed. The check costs two indexed reads. When signing fails (the key's
 // token is unreachable, say), the stored CRL is served until its
-// nextUpdate: still valid, and better than none.
+// nextUpdate: still valid, and better than none. So is the last CRL this
+// replica served while the database is unavailable.
 func (s *Service) CRL(ctx context.Context, caID string) (store.CRL, error) {
+	c, err := s.crl(ctx, caID)
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
+	if err == nil {
+		if s.last == nil {
+			s.last = make(map[string]store.CRL)
+		}
+		s.last[caID] = c
+		return c, nil
+	}
+	if last, ok := s.last[caID]; ok && errors.Is(err, store.ErrUnavailable) && s.Now().Before(last.NextUpdate) {
+		s.Log.Warn("the database is unavailable; serving the last CRL this replica served", "ca", caID, "number", last.Number,
+			"next_update", last.NextUpdate, "error", err.Error())
+		return last, nil
+	}
+	return c, err
+}
+
+func (s *Service) crl(ctx context.Context, caID string) (store.CRL, error) {
 	c, fresh, err := s.latest(ctx, caID)
 	if err != nil || fresh {
 		return c, err

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -460,5 +461,45 @@ func TestRevokeForKeyCompromise(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no audit event of b2's revocation naming its key: %+v", events)
+	}
+}
+
+// down is a store that can be made unavailable.
+type down struct {
+	Store
+	off bool
+}
+
+func (d *down) RevocationGeneration(ctx context.Context, caID string) (int64, error) {
+	if d.off {
+		return 0, fmt.Errorf("connection refused: %w", store.ErrUnavailable)
+	}
+	return d.Store.RevocationGeneration(ctx, caID)
+}
+
+// TestCRLWhileDatabaseDown: while the database is unavailable a replica
+// serves the last CRL it served, until its nextUpdate; a CRL it never
+// served, or one past its nextUpdate, is the error.
+func TestCRLWhileDatabaseDown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	db := &down{Store: f.st}
+	s := &Service{Store: db, CAs: f.a.CAs, Now: func() time.Time { return f.now }, Log: f.a.Log}
+	served, err := s.CRL(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.off = true
+	got, err := s.CRL(ctx, "root")
+	if err != nil || got.Number != served.Number || !bytes.Equal(got.DER, served.DER) {
+		t.Fatalf("with the database down: CRL %d, %v; want the one served before (%d)", got.Number, err, served.Number)
+	}
+	other := &Service{Store: db, CAs: f.a.CAs, Now: func() time.Time { return f.now }, Log: f.a.Log}
+	if _, err := other.CRL(ctx, "root"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a replica that served none: %v, want ErrUnavailable", err)
+	}
+	f.now = served.NextUpdate
+	if _, err := s.CRL(ctx, "root"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("at its nextUpdate: %v, want ErrUnavailable", err)
 	}
 }

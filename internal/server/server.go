@@ -552,6 +552,7 @@ func (s *Server) ocsp(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.opts.Revocation.OCSP(r.Context(), id, req)
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "OCSP failed", slog.String("ca", id), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "5")
 		http.Error(w, "OCSP temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
