@@ -379,12 +379,17 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		Observe:        func(p, t, o string, d time.Duration) { met.Observe(p, t, o, d) },
 		OnChallenge:    func(p, via string) { met.Challenge(p, via) },
 		OnLimit:        met.Limit,
-		Authorize: func(ctx context.Context, token, profile string) (string, bool, bool) {
+		Authorize: func(ctx context.Context, token, profile string) (string, bool, bool, error) {
 			a, err := admin.Authenticate(ctx, st, token)
-			if err != nil {
-				return "", false, false
+			if errors.Is(err, admin.ErrUnauthenticated) {
+				return "", false, false, nil
 			}
-			return a.Name, true, a.Allowed(admin.ActChallenge, profile)
+			if err != nil {
+				// The store's (unavailable or other): the token was not
+				// checked, and is no failed authentication.
+				return "", false, false, err
+			}
+			return a.Name, true, a.Allowed(admin.ActChallenge, profile), nil
 		},
 		Audit: func(ctx context.Context, action, object, outcome string, details map[string]string) {
 			if err := st.AppendAudit(ctx, store.AuditEvent{Time: time.Now(), Actor: "mdm", Action: action, Object: object, Outcome: outcome, Details: details}); err != nil {

@@ -28,8 +28,11 @@ type NDESPage struct {
 }
 
 // Authorizer checks an API token: whether it is a valid token at all (and
-// whose: actor), and whether it may mint challenges for the profile.
-type Authorizer func(ctx context.Context, token, profile string) (actor string, valid, allowed bool)
+// whose: actor), and whether it may mint challenges for the profile. An
+// error means the token could not be checked (the store is unavailable):
+// the caller is answered 503 and no failed authentication is counted, as
+// a valid token must not lock its MDM out during an outage.
+type Authorizer func(ctx context.Context, token, profile string) (actor string, valid, allowed bool, err error)
 
 // credentials returns the secret a caller presented: a Bearer token, or the
 // password of HTTP Basic (with its user name).
@@ -45,7 +48,9 @@ func credentials(r *http.Request) (user, secret string, ok bool) {
 
 // gate authenticates a caller of a challenge endpoint and answers for it
 // when it may not go on: 429 for a locked-out address (password not
-// checked), 401 (via unauthenticated) or 403. It reports whether to mint.
+// checked), 401 (via unauthenticated), 403, or 503 with Retry-After when
+// the credential could not be checked (a token while the store is
+// unavailable: not a failed authentication). It reports whether to mint.
 //
 // The lockout guards the password path only: a request with a valid API
 // token is served even from a locked-out address, so ten bad passwords
@@ -68,7 +73,12 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 	now := time.Now()
 	user, secret, ok := credentials(r)
 	if ok && secret != "" && !p.ndesUser(user) && s.opts.Authorize != nil {
-		if actor, valid, allowed := s.opts.Authorize(r.Context(), secret, p.ID()); valid {
+		actor, valid, allowed, err := s.opts.Authorize(r.Context(), secret, p.ID())
+		if err != nil {
+			s.uncheckable(w, r, p, endpoint, "API token", err)
+			return false
+		}
+		if valid {
 			if !allowed {
 				// Audited as the REST API audits a refusal: a valid token
 				// reaching beyond its role or profiles.
@@ -89,7 +99,10 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 		unauthenticated()
 		return false
 	}
-	if !s.passwordOK(r, p, user, secret) {
+	if valid, err := s.passwordOK(r, p, user, secret); err != nil {
+		s.uncheckable(w, r, p, endpoint, "password", err)
+		return false
+	} else if !valid {
 		if lim.Fail(key, now) {
 			s.limited(p, endpoint, "lockout")
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "repeated failed authentications on a challenge endpoint; address locked out",
@@ -102,6 +115,18 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, p *Profile, endpoi
 		return false
 	}
 	return true
+}
+
+// uncheckable answers 503 for a credential that could not be checked
+// (err: the store unavailable, the request cancelled), counting nothing:
+// the caller retries.
+func (s *Server) uncheckable(w http.ResponseWriter, r *http.Request, p *Profile, endpoint, what string, err error) {
+	if r.Context().Err() == nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "challenge endpoint: the "+what+" could not be checked",
+			slog.String("profile", p.ID()), slog.String("endpoint", endpoint), slog.String("remote", r.RemoteAddr), slog.String("error", err.Error()))
+	}
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 }
 
 func (s *Server) limited(p *Profile, endpoint, kind string) {
@@ -135,13 +160,18 @@ func (p *Profile) ndesUser(user string) bool {
 }
 
 // passwordOK checks the NDES page password (anything else that reaches it
-// is a missing or invalid credential).
-func (s *Server) passwordOK(r *http.Request, p *Profile, user, secret string) bool {
+// is a missing or invalid credential). The password is checked in memory,
+// not in the store; an error is a check that did not happen (the request
+// was cancelled waiting for its turn at the KDF), not a wrong password.
+func (s *Server) passwordOK(r *http.Request, p *Profile, user, secret string) (bool, error) {
 	if secret == "" || !p.ndesUser(user) {
-		return false
+		return false, nil
 	}
 	_, err := p.cfg.NDES.Password.Validate(r.Context(), challenge.Request{Password: secret})
-	return err == nil
+	if errors.Is(err, challenge.ErrInvalid) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // mint creates a one-time challenge for an MDM.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,13 @@ const ndesPassword = "ndes-admin-password"
 // mdmadmin, and "plain" without one. Its log is returned for reading.
 func newNDESServer(t *testing.T) (*httptest.Server, *sceptest.LogBuffer) {
 	t.Helper()
+	return newMDMServer(t, nil)
+}
+
+// newMDMServer is newNDESServer with the Jamf webhook on profile "ndes"
+// too, and API tokens checked by authorize.
+func newMDMServer(t *testing.T, authorize server.Authorizer) (*httptest.Server, *sceptest.LogBuffer) {
+	t.Helper()
 	ctx := context.Background()
 	st, ks := openStore(t)
 	now := time.Now()
@@ -34,7 +42,7 @@ func newNDESServer(t *testing.T) (*httptest.Server, *sceptest.LogBuffer) {
 	}
 	in := provision.Inputs{Getenv: func(string) string { return ndesPassword }}
 	for _, p := range []config.Profile{
-		{ID: "ndes", CA: "root", Challenge: config.Challenge{Mode: "dynamic", NDES: &config.NDES{Username: "mdmadmin", PasswordEnv: "NDES_PASSWORD"}}},
+		{ID: "ndes", CA: "root", Challenge: config.Challenge{Mode: "dynamic", Jamf: authorize != nil, NDES: &config.NDES{Username: "mdmadmin", PasswordEnv: "NDES_PASSWORD"}}},
 		{ID: "plain", CA: "root", Challenge: config.Challenge{Mode: "dynamic"}},
 	} {
 		if _, _, err := provision.UpsertProfile(ctx, st, ks, p, store.SourceAPI, in, now); err != nil {
@@ -47,7 +55,7 @@ func newNDESServer(t *testing.T) (*httptest.Server, *sceptest.LogBuffer) {
 	}
 	logged := &sceptest.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logged, nil))
-	srv, err := server.New(server.Options{Profiles: profiles.Profiles, CAs: profiles.CAs, DefaultProfile: "ndes", Enroller: enroll.New(st, time.Now, log), Logger: log})
+	srv, err := server.New(server.Options{Profiles: profiles.Profiles, CAs: profiles.CAs, DefaultProfile: "ndes", Enroller: enroll.New(st, time.Now, log), Logger: log, Authorize: authorize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,5 +197,78 @@ func TestWrongURLsLogged(t *testing.T) {
 	}
 	if after := logged.String(); after != before {
 		t.Errorf("logged for right URLs or a wrong method:\n%s", after[len(before):])
+	}
+}
+
+// TestTokenCheckUnavailable: while the store cannot check an API token,
+// the Jamf webhook and the NDES page answer 503 with Retry-After, not 401,
+// and count no failed authentication: eleven calls with a valid token
+// during an outage lock nothing out, and the same token works at once
+// when the store is back; so does the NDES password from that address.
+func TestTokenCheckUnavailable(t *testing.T) {
+	const token = "scepd_0123456789abcdef_valid"
+	var down atomic.Bool
+	down.Store(true)
+	hs, logged := newMDMServer(t, func(_ context.Context, tok, profile string) (string, bool, bool, error) {
+		if down.Load() {
+			return "", false, false, fmt.Errorf("admin: token lookup: %w", store.ErrUnavailable)
+		}
+		return "token:mdm", tok == token, tok == token, nil
+	})
+	jamf := func() (int, string) {
+		req, _ := http.NewRequest("POST", hs.URL+"/scep/ndes/jamf-challenge", strings.NewReader(`{"webhook":{"webhookEvent":"SCEPChallenge"},"event":{"device":{"serialNumber":"C02X"}}}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	ndes := func(path, auth string) (int, string) {
+		req, _ := http.NewRequest("GET", hs.URL+path, nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for i := range 11 {
+		if code, ra := jamf(); code != http.StatusServiceUnavailable || ra != "5" {
+			t.Fatalf("Jamf webhook %d during the outage: %d Retry-After %q, want 503 Retry-After 5", i+1, code, ra)
+		}
+		for _, path := range []string{"/scep/ndes/mscep_admin/", "/certsrv/mscep_admin/"} {
+			if code, ra := ndes(path, "Bearer "+token); code != http.StatusServiceUnavailable || ra != "5" {
+				t.Fatalf("NDES page %s %d during the outage: %d Retry-After %q, want 503 Retry-After 5", path, i+1, code, ra)
+			}
+		}
+	}
+	if strings.Contains(logged.String(), "locked out") {
+		t.Errorf("an outage locked the address out:\n%s", logged.String())
+	}
+	down.Store(false)
+	if code, _ := jamf(); code != http.StatusOK {
+		t.Errorf("Jamf webhook after the outage: %d, want 200", code)
+	}
+	for _, path := range []string{"/scep/ndes/mscep_admin/", "/certsrv/mscep_admin/"} {
+		if code, _ := ndes(path, "Bearer "+token); code != http.StatusOK {
+			t.Errorf("NDES page %s with the token after the outage: %d, want 200", path, code)
+		}
+		if code, _ := ndes(path, basic("mdmadmin", ndesPassword)); code != http.StatusOK {
+			t.Errorf("NDES page %s with the password after the outage: %d, want 200 (no lockout)", path, code)
+		}
+	}
+	// A token that is not valid still counts: ten lock the address out.
+	for i := range 10 {
+		if code, _ := ndes("/scep/ndes/mscep_admin/", "Bearer scepd_0123456789abcdef_wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("invalid token %d: %d, want 401", i+1, code)
+		}
+	}
+	if code, _ := ndes("/scep/ndes/mscep_admin/", basic("mdmadmin", ndesPassword)); code != http.StatusTooManyRequests {
+		t.Errorf("the password after ten invalid tokens: %d, want 429", code)
 	}
 }
