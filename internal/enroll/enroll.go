@@ -184,6 +184,8 @@ type Service struct {
 	OnLimit func(profile, kind string)
 
 	notes notifications
+	// unnotified: certificates whose validator was not told (see there).
+	unnotified unnotified
 }
 
 // DefaultMaxFailures and DefaultFailureWindow bound failed challenge
@@ -290,9 +292,12 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	// Elsewhere the common path does no lookup: the unique transaction
 	// row refuses the insert of a repeat (issueWith answers it then), and
 	// the refusals below look before they answer.
-	_, remote := p.Challenge.(challenge.Notifier)
+	notifier, remote := p.Challenge.(challenge.Notifier)
 	if r.Renewal || remote || p.Manual || p.Issuer != nil {
 		if res, err := s.resolve(ctx, p, &r, keyHash[:]); err != nil || res.DER != nil || res.Pending {
+			if remote && err == nil {
+				s.issuedLate(ctx, p, notifier, r, keyHash[:], res)
+			}
 			return res, err
 		}
 	}
@@ -333,7 +338,7 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 	}
 	// Validators (Intune, an operator's webhook) hear the transactionID the
 	// device sent, not the qualified one a reused ID is stored under.
-	creq := challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr, Signer: r.Signer}
+	creq := r.challengeRequest(p)
 	if remote {
 		// Intune or a webhook answers in its own time: commits do not
 		// wait for this request meanwhile (a local check is quick).
@@ -369,19 +374,124 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		return s.hold(ctx, p, r, keyHash[:], grant.OneTime, "", "", Issuance{}, now)
 	}
 	res, err := s.issueGranted(ctx, p, r, tmpl, keyHash[:], grant, now)
-	if n, ok := p.Challenge.(challenge.Notifier); ok {
+	if remote {
 		// Reported after the answer is decided, off the client's path.
-		s.notify(ctx, func(nctx context.Context) {
-			if err != nil {
-				n.Failed(nctx, creq, err.Error())
-			} else if res.DER != nil && !res.Replayed {
-				if cert, perr := res.Certificate(); perr == nil {
-					n.Issued(nctx, creq, cert)
-				}
+		// Failed only for a final refusal, with the reason the device
+		// hears: an internal error (the store unavailable, a cancelled
+		// request) is retried by the device, and its text is not for
+		// Microsoft or a webhook.
+		var rej *Rejection
+		var unc *unconfirmedError
+		switch {
+		case errors.As(err, &rej):
+			s.notify(ctx, func(nctx context.Context) { notifier.Failed(nctx, creq, rej.Reason) })
+		case errors.As(err, &unc):
+			// The commit may have gone through with its acknowledgement
+			// lost: the retry answered from the store reports it.
+			s.unnotified.add(unnotifiedKey(p, r, keyHash[:]), unc.serial, now)
+		case err == nil && res.DER != nil && res.Replayed:
+			// Another attempt of this request committed meanwhile.
+			s.issuedLate(ctx, p, notifier, r, keyHash[:], res)
+		case err == nil && res.DER != nil:
+			if cert, perr := res.Certificate(); perr == nil {
+				s.notify(ctx, func(nctx context.Context) { notifier.Issued(nctx, creq, cert) })
 			}
-		})
+		}
 	}
 	return res, err
+}
+
+// challengeRequest is what a validator hears of r: the transactionID the
+// device sent, not the qualified one a reused ID is stored under.
+func (r Request) challengeRequest(p *Profile) challenge.Request {
+	return challenge.Request{ProfileID: p.ID, TransactionID: r.clientID, Password: r.Password, CSR: r.CSR, RemoteAddr: r.RemoteAddr, Signer: r.Signer}
+}
+
+// unconfirmedError is a failure of RecordIssued that leaves open whether
+// the certificate was committed (the store unavailable, the request
+// cancelled: the acknowledgement may be what was lost).
+type unconfirmedError struct {
+	serial string
+	err    error
+}
+
+func (e *unconfirmedError) Error() string {
+	return fmt.Sprintf("enroll: storing certificate %s: %v", e.serial, e.err)
+}
+func (e *unconfirmedError) Unwrap() error { return e.err }
+
+// unnotifiedTTL bounds how long a retry may report a certificate whose
+// first attempt failed unconfirmed; unnotifiedMax bounds how many wait.
+const (
+	unnotifiedTTL = 24 * time.Hour
+	unnotifiedMax = 4096
+)
+
+// unnotified remembers, in this process only, the certificates a
+// remote-validated request (Intune, a webhook) tried to commit when the
+// commit's outcome was lost: its validator heard nothing. A retry the
+// store answers with that very certificate reports Issued, once. Lost on
+// restart, and not seen by another replica the retry reaches: Issued is
+// then not sent, as before; never sent twice, since only the attempt
+// that did not notify records the serial, and the retry takes it.
+type unnotified struct {
+	mu sync.Mutex
+	m  map[string]unnotifiedCert
+}
+
+type unnotifiedCert struct {
+	serial string
+	until  time.Time
+}
+
+func unnotifiedKey(p *Profile, r Request, keyHash []byte) string {
+	return p.ID + "\x00" + r.clientID + "\x00" + string(keyHash)
+}
+
+func (u *unnotified) add(key, serial string, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.m == nil {
+		u.m = make(map[string]unnotifiedCert)
+	}
+	if len(u.m) >= unnotifiedMax {
+		for k, c := range u.m {
+			if !now.Before(c.until) {
+				delete(u.m, k)
+			}
+		}
+		if len(u.m) >= unnotifiedMax {
+			return
+		}
+	}
+	u.m[key] = unnotifiedCert{serial: serial, until: now.Add(unnotifiedTTL)}
+}
+
+// take reports whether serial is the certificate remembered under key,
+// forgetting it.
+func (u *unnotified) take(key, serial string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	c, ok := u.m[key]
+	if !ok || c.serial != serial {
+		return false
+	}
+	delete(u.m, key)
+	return now.Before(c.until)
+}
+
+// issuedLate sends Issued for a retry answered from the store with the
+// certificate an earlier attempt here committed without notifying.
+func (s *Service) issuedLate(ctx context.Context, p *Profile, n challenge.Notifier, r Request, keyHash []byte, res Result) {
+	if res.DER == nil {
+		return
+	}
+	cert, err := res.Certificate()
+	if err != nil || !s.unnotified.take(unnotifiedKey(p, r, keyHash), cert.SerialNumber.Text(16), s.now()) {
+		return
+	}
+	creq := r.challengeRequest(p)
+	s.notify(ctx, func(nctx context.Context) { n.Issued(nctx, creq, cert) })
 }
 
 // notifyTimeout bounds one outcome notification.
@@ -963,7 +1073,7 @@ func (s *Service) record(ctx context.Context, p *Profile, r Request, got Issuanc
 			// expired meanwhile): nothing of this one was written.
 			return Result{}, s.rejected(ctx, p, r, reject(scep.BadRequest, "challenge password is missing or wrong"))
 		}
-		return Result{}, fmt.Errorf("enroll: storing certificate %s: %w", serial, err)
+		return Result{}, &unconfirmedError{serial: serial, err: err}
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "certificate issued",
 		slog.String("profile", p.ID), slog.String("transaction_id", r.TransactionID),

@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/scepd/scepd/internal/challenge"
 	"github.com/scepd/scepd/internal/enroll"
+	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/storetest"
 )
 
@@ -121,5 +125,139 @@ func TestRemoteCheckWithdrawsTheAnnouncement(t *testing.T) {
 	}
 	if made, settled := a.Made.Load(), a.Settled.Load(); made != 2 || settled != 2 {
 		t.Errorf("%d announced, %d settled; want 2 (before decryption, after the grant), both settled", made, settled)
+	}
+}
+
+// recordingNotifier allows every request and records the outcomes it is
+// told.
+type recordingNotifier struct {
+	mu      sync.Mutex
+	issued  []string // serials
+	reasons []string // of Failed
+}
+
+func (n *recordingNotifier) Validate(context.Context, challenge.Request) (challenge.Grant, error) {
+	return challenge.Grant{}, nil
+}
+
+func (n *recordingNotifier) Issued(_ context.Context, _ challenge.Request, cert *x509.Certificate) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.issued = append(n.issued, cert.SerialNumber.Text(16))
+}
+
+func (n *recordingNotifier) Failed(_ context.Context, _ challenge.Request, reason string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reasons = append(n.reasons, reason)
+}
+
+// failingRecord fails RecordIssued with err, having committed first when
+// commit is set (the acknowledgement lost), until fails runs out.
+type failingRecord struct {
+	enroll.Store
+	err    error
+	commit bool
+	fails  atomic.Int32
+}
+
+func (f *failingRecord) RecordIssued(ctx context.Context, rec store.Issued) error {
+	if f.fails.Add(-1) < 0 {
+		return f.Store.RecordIssued(ctx, rec)
+	}
+	if f.commit {
+		if err := f.Store.RecordIssued(ctx, rec); err != nil {
+			return err
+		}
+	}
+	return f.err
+}
+
+func notifying(t *testing.T, f *failingRecord) (*enroll.Service, *enroll.Profile, *recordingNotifier) {
+	t.Helper()
+	_, p, st := setup(t)
+	f.Store = st
+	svc := enroll.New(f, testNow, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	n := &recordingNotifier{}
+	p.Challenge = n
+	return svc, p, n
+}
+
+// TestUnavailableIsNotFailed: a granted request whose certificate cannot
+// be stored because the database is unavailable is no final outcome (the
+// device retries): its validator is not told Failed, nor the database's
+// error.
+func TestUnavailableIsNotFailed(t *testing.T) {
+	f := &failingRecord{err: fmt.Errorf("postgres: dial tcp db.internal:5432: user scepd: SQLSTATE 57P03: %w", store.ErrUnavailable)}
+	f.fails.Store(1)
+	svc, p, n := notifying(t, f)
+	if _, err := svc.PKCSReq(context.Background(), p, enroll.Request{TransactionID: "down", CSR: csr(t, 2048, "down")}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("PKCSReq: %v, want the store unavailable", err)
+	}
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.reasons) != 0 || len(n.issued) != 0 {
+		t.Fatalf("told Failed %q, Issued %q; want nothing", n.reasons, n.issued)
+	}
+}
+
+// TestRejectionFailedWithItsReason: a granted request refused for good
+// (here its senderNonce was used by another transaction) is reported
+// Failed with the reason the device hears, and nothing internal.
+func TestRejectionFailedWithItsReason(t *testing.T) {
+	f := &failingRecord{err: store.ErrNonceReused}
+	f.fails.Store(1)
+	svc, p, n := notifying(t, f)
+	_, err := svc.PKCSReq(context.Background(), p, enroll.Request{TransactionID: "replayed", CSR: csr(t, 2048, "replayed")})
+	var rej *enroll.Rejection
+	if !errors.As(err, &rej) {
+		t.Fatalf("PKCSReq: %v, want a rejection", err)
+	}
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.reasons) != 1 || n.reasons[0] != rej.Reason {
+		t.Fatalf("told Failed %q, want once with %q", n.reasons, rej.Reason)
+	}
+	for _, internal := range []string{"enrollment rejected", "store:", "enroll:"} {
+		if strings.Contains(n.reasons[0], internal) {
+			t.Errorf("the Failed reason %q holds %q", n.reasons[0], internal)
+		}
+	}
+}
+
+// TestIssuedAfterLostAcknowledgement: when the commit went through but
+// its acknowledgement was lost, the device's retry is answered with the
+// stored certificate and the validator is told Issued for it, once
+// however often the device asks again. When the commit did not go
+// through, the retry issues afresh and Issued is sent once too.
+func TestIssuedAfterLostAcknowledgement(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		t.Run(map[bool]string{true: "committed", false: "not committed"}[commit], func(t *testing.T) {
+			f := &failingRecord{err: store.ErrUnavailable, commit: commit}
+			f.fails.Store(1)
+			svc, p, n := notifying(t, f)
+			r := enroll.Request{TransactionID: "lost-ack", CSR: csr(t, 2048, "lost")}
+			r.SignerKey = r.CSR.PublicKey // self-signed with the CSR's key, as clients do
+			if _, err := svc.PKCSReq(context.Background(), p, r); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("first attempt: %v, want the store unavailable", err)
+			}
+			var serial string
+			for i := range 3 {
+				res, err := svc.PKCSReq(context.Background(), p, r)
+				if err != nil || res.DER == nil {
+					t.Fatalf("retry %d: %v, no certificate", i+1, err)
+				}
+				cert, _ := res.Certificate()
+				serial = cert.SerialNumber.Text(16)
+			}
+			if err := svc.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(n.issued) != 1 || n.issued[0] != serial || len(n.reasons) != 0 {
+				t.Fatalf("told Issued %q, Failed %q; want Issued once for %s", n.issued, n.reasons, serial)
+			}
+		})
 	}
 }
