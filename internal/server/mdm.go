@@ -227,6 +227,7 @@ func (s *Server) ndesAdmin(w http.ResponseWriter, r *http.Request, p *Profile) {
 	}
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "NDES admin: minting a challenge failed", slog.String("profile", p.ID()), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "5")
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -351,6 +352,7 @@ func (s *Server) jamfChallenge(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "Jamf webhook: minting a challenge failed", slog.String("profile", p.ID()), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "5")
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
