@@ -372,7 +372,7 @@ func runServer(ctx context.Context, cfg serveConfig, stdout io.Writer, log *slog
 		Enroller:       enroller,
 		Revocation:     rev,
 		Logger:         log,
-		Ready:          st.Ping,
+		Ready:          raw.Ready, // the database answers, would take a write, and writes are not failing
 		MaxConcurrent:  maxConcurrent(cfg),
 		QueueWait:      cfg.queueWait,
 		MaxQueue:       cfg.maxQueue,

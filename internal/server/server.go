@@ -235,7 +235,8 @@ type Options struct {
 	// MaxBody bounds request bodies; 0 means DefaultMaxBody.
 	MaxBody int64
 	// Ready reports whether the server can take requests (for /readyz):
-	// typically a database ping.
+	// typically the store's readiness (the database answers and takes
+	// writes). A *store.NotReadyError's Reason is shown in the answer.
 	Ready func(ctx context.Context) error
 	// MaxConcurrent bounds PKIOperations in progress (0: one per CPU:
 	// enrollment is CPU-bound, and more in flight only adds contention).
@@ -357,7 +358,7 @@ func (s *Server) Profile(id string) *Profile { return s.set.Load().byID[id] }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	// /healthz: the process is alive. /readyz: it can serve (the database
-	// answers); load balancers route on it.
+	// answers and takes writes); load balancers route on it.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeOK(w) })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	byName := func(w http.ResponseWriter, r *http.Request) { s.scep(w, r, r.PathValue("profile")) }
@@ -597,7 +598,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := s.opts.Ready(ctx); err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed", slog.String("error", err.Error()))
-			http.Error(w, "not ready: database unavailable", http.StatusServiceUnavailable)
+			// Anyone may ask: only a reason meant for them is shown, the
+			// driver's error (an address, a path) only in the log.
+			why := "database unavailable"
+			if nr, ok := errors.AsType[*store.NotReadyError](err); ok {
+				why = "database: " + nr.Reason
+			}
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 	}

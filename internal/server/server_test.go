@@ -57,6 +57,12 @@ func newServer(t testing.TB, caKey ca.KeyType) (*httptest.Server, store.Store) {
 // from ks.
 func newServerOn(t testing.TB, st store.Store, ks keys.Source, caKey ca.KeyType) *httptest.Server {
 	t.Helper()
+	return newServerWith(t, st, ks, caKey, func(*server.Options) {})
+}
+
+// newServerWith is newServerOn with the options changed by opt.
+func newServerWith(t testing.TB, st store.Store, ks keys.Source, caKey ca.KeyType, opt func(*server.Options)) *httptest.Server {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if _, err := provision.EnsureDefault(ctx, st, ks, provision.Options{CAKeyType: caKey, RAKeyType: ca.RSA2048, Challenge: challenge, Now: time.Now, Log: log}); err != nil {
@@ -66,7 +72,9 @@ func newServerOn(t testing.TB, st store.Store, ks keys.Source, caKey ca.KeyType)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Profiles: profiles.Profiles, CAs: profiles.CAs, DefaultProfile: "default", Enroller: enroll.New(st, time.Now, log), Logger: log, MaxConcurrent: 100})
+	o := server.Options{Profiles: profiles.Profiles, CAs: profiles.CAs, DefaultProfile: "default", Enroller: enroll.New(st, time.Now, log), Logger: log, MaxConcurrent: 100}
+	opt(&o)
+	srv, err := server.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

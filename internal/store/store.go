@@ -26,7 +26,8 @@ var (
 	// ErrChallengeSpent: the one-time challenge of an enrollment was used,
 	// expired or unknown when the enrollment committed; nothing was written.
 	ErrChallengeSpent = errors.New("store: one-time challenge already used or expired")
-	// ErrUnavailable: the database cannot be reached or is out of space;
+	// ErrUnavailable: the database cannot be reached, is out of space,
+	// does not take writes (a read-only standby) or timed out on a lock;
 	// the request may succeed later.
 	ErrUnavailable = errors.New("store: database unavailable")
 	// ErrNonceReused: another transaction was created by a message with the
@@ -898,6 +899,23 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// NotReadyError is why a store cannot take requests (readiness): Reason
+// in words anyone may read (no address, path or driver message: /readyz
+// shows it), Err the cause, for the log.
+type NotReadyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReadyError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReadyError) Unwrap() error { return e.Err }
 
 // Observer is told of every store call: the Store method's name, how long
 // it took and its error (nil on success). The metrics package times the

@@ -48,6 +48,12 @@ type Options struct {
 	// Schema says what to do with a schema behind this scepd's; the zero
 	// value migrates it.
 	Schema sqlstore.Schema
+	// ConnMaxLifetime replaces a connection this long after it was
+	// opened, and ConnMaxIdleTime one idle this long: after a failover,
+	// connections to the old primary (a standby now, or read-only) are
+	// replaced by ones to wherever the URL's host leads. 0 means 5 minutes
+	// and 1 minute.
+	ConnMaxLifetime, ConnMaxIdleTime time.Duration
 }
 
 // Dialect is how PostgreSQL stores times (timestamptz) and lists (arrays),
@@ -80,10 +86,30 @@ func Dialect() sqlstore.Dialect {
 		},
 		ForUpdate: " FOR UPDATE",
 		// Transaction-scoped: released at commit or rollback.
-		LockAudit: fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, lockAudit),
-		DayUTC:    `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
-		Batch:     batch,
+		LockAudit:  fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, lockAudit),
+		DayUTC:     `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+		Batch:      batch,
+		WriteProbe: writeProbe,
 	}
+}
+
+// writeProbe asks whether the server would take a write (see
+// sqlstore.Store.Ready): a standby (in recovery), or a server or database
+// whose transactions are read-only (default_transaction_read_only, as a
+// demoted primary may be), answers every write with SQLSTATE 25006.
+func writeProbe(ctx context.Context, db *sql.DB) error {
+	var recovery bool
+	var readOnly string
+	if err := db.QueryRowContext(ctx, `SELECT pg_is_in_recovery(), current_setting('transaction_read_only')`).Scan(&recovery, &readOnly); err != nil {
+		return err
+	}
+	switch {
+	case recovery:
+		return &store.NotReadyError{Reason: "read-only: the server is a standby (in recovery)", Err: store.ErrUnavailable}
+	case readOnly == "on":
+		return &store.NotReadyError{Reason: "read-only: transactions are read-only (default_transaction_read_only)", Err: store.ErrUnavailable}
+	}
+	return nil
 }
 
 // batch sends stmts as one pgx batch (a pipeline: one round trip once
@@ -125,7 +151,13 @@ func classify(err error) error {
 			return store.ErrConflict
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "53"),                                               // insufficient resources (disk full, too many connections)
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "57014": // shutdown, cannot connect now, statement timeout
+			strings.HasPrefix(pe.Code, "58"),                                               // system error (I/O error)
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "57014", // shutdown, cannot connect now, statement timeout
+			pe.Code == "25006", // read_only_sql_transaction: a standby, or a demoted primary
+			pe.Code == "25P03", // idle_in_transaction_session_timeout
+			pe.Code == "55P03", // lock_not_available (lock_timeout)
+			// The store retries neither: the client does, after Retry-After.
+			pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
 			return store.ErrUnavailable
 		}
 		return nil
@@ -156,11 +188,28 @@ func open(ctx context.Context, cfg *pgx.ConnConfig, o Options) (*Store, error) {
 	if _, set := cfg.RuntimeParams["statement_timeout"]; !set {
 		cfg.RuntimeParams["statement_timeout"] = fmt.Sprint(o.StatementTimeout.Milliseconds())
 	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = 5 * time.Minute
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		o.ConnMaxIdleTime = time.Minute
+	}
 	cfg.RuntimeParams["timezone"] = "UTC"
+	// A connection that found its server read-only is closed (the pool
+	// then opens another): after a failover, the next may reach the new
+	// primary. Other errors are handled as pgconn does (FATAL closes).
+	onPgError := cfg.OnPgError
+	cfg.OnPgError = func(c *pgconn.PgConn, pe *pgconn.PgError) bool {
+		if pe.Code == "25006" {
+			return false
+		}
+		return onPgError == nil || onPgError(c, pe)
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(int(o.MaxConns))
 	db.SetMaxIdleConns(int(o.MaxConns))
-	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
 	return sqlstore.Open(ctx, db, Dialect(), sqlstore.Migrations{Files: migrations,
 		Table:  `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`,
 		Lock:   fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, lockMigrate),

@@ -7,6 +7,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/base64"
 	"encoding/binary"
@@ -84,7 +85,48 @@ func Dialect() sqlstore.Dialect {
 		DayUTC:      "substr(created_at, 1, 10)",
 		GroupCommit: true,
 		PrepareHot:  true,
+		WriteProbe:  writeProbe,
 	}
+}
+
+// busyTimeout is how long a connection waits for a lock another holds
+// (busy_timeout, milliseconds); probeBusyTimeout is the write probe's.
+const (
+	busyTimeout      = 10000
+	probeBusyTimeout = 500
+)
+
+// writeProbe takes the write lock (BEGIN IMMEDIATE: _txlock) and rolls
+// back, writing nothing, waiting at most probeBusyTimeout for it: another
+// process holding it longer (a backup, the sqlite3 shell in a
+// transaction) makes every write wait, then fail. Its own connection's
+// busy timeout is set back after, or the connection is dropped.
+func writeProbe(ctx context.Context, db *sql.DB) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", probeBusyTimeout)); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout)); rerr != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // not back in the pool with the probe's timeout
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		var se *sqlite.Error
+		switch {
+		case errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY:
+			return &store.NotReadyError{Reason: "locked: another connection holds the write lock", Err: err}
+		case classify(err) == store.ErrUnavailable || errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY:
+			return &store.NotReadyError{Reason: "does not take writes", Err: err}
+		}
+		return err
+	}
+	return tx.Rollback()
 }
 
 // jsonColumn decodes a JSON text column into dst.
@@ -117,7 +159,8 @@ func classify(err error) error {
 		return store.ErrConflict
 	}
 	switch se.Code() & 0xff { // primary result code
-	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+		sqlite3.SQLITE_READONLY: // the file or its file system became read-only
 		return store.ErrUnavailable
 	}
 	return nil
@@ -155,7 +198,7 @@ func OpenSchema(ctx context.Context, path string, schema sqlstore.Schema) (*Stor
 	// memory (256 clients: 1-2 MiB less resident, no CPU difference
 	// measured).
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)", "cache_size(-512)"} {
+	for _, p := range []string{fmt.Sprintf("busy_timeout(%d)", busyTimeout), "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)", "temp_store(MEMORY)", "cache_size(-512)"} {
 		q.Add("_pragma", p)
 	}
 	if pageSize > 0 {

@@ -75,6 +75,12 @@ type Dialect struct {
 	// order (see Store.batch); nil: each statement is a round trip of
 	// its own (SQLite, in process).
 	Batch func(ctx context.Context, conn *sql.Conn, stmts []Stmt) error
+	// WriteProbe, when set, checks cheaply, without writing, that the
+	// database would take a write now (see Store.Ready): SQLite takes its
+	// write lock and lets go, PostgreSQL asks whether it is read-only. Its
+	// error is a *store.NotReadyError when the database answers but would
+	// not take the write.
+	WriteProbe func(ctx context.Context, db *sql.DB) error
 }
 
 // Store is a store.Store on a *sql.DB.
@@ -104,7 +110,9 @@ type Store struct {
 	// was keyed.
 	chainKeyed atomic.Bool
 	obs        store.Observer
-	qLatest    string
+	// writes is what the latest writes came to (see noteWrite, Ready).
+	writes  writeHealth
+	qLatest string
 	// migrated lists the migrations Open applied.
 	migrated []string
 }
@@ -161,6 +169,78 @@ func (s *Store) Ping(ctx context.Context) (err error) {
 	return s.db.PingContext(ctx)
 }
 
+// writeFailHold is how long after a write failed with ErrUnavailable
+// (none having succeeded since) Ready still fails for it: a replica that
+// load balancers took out of rotation gets no more writes to show the
+// database took them again, so it is offered traffic again after this
+// long, and a write that fails then takes it out again.
+const writeFailHold = 30 * time.Second
+
+// probeSkip: a write that succeeded this recently shows the database
+// takes writes, and Ready asks it nothing (under load, writes succeed all
+// the time and a probe would only compete with them).
+const probeSkip = time.Second
+
+// writeHealth is what the store's writes came to, in Unix nanoseconds (0:
+// never), kept by noteWrite: two atomic stores per write, so that
+// Ready costs the database nothing.
+type writeHealth struct {
+	// failingSince is when the first write failed with ErrUnavailable
+	// after the latest that succeeded; lastFailed when the latest such
+	// failure was; lastOK when the latest write succeeded.
+	failingSince, lastFailed, lastOK atomic.Int64
+}
+
+// noteWrite records a write's outcome (a write transaction, or a write
+// statement of its own): success, failure with ErrUnavailable, or
+// neither (a conflict, a row not found, a caller giving up), which
+// changes nothing.
+func (s *Store) noteWrite(err error) {
+	now := time.Now().UnixNano()
+	switch {
+	case err == nil:
+		s.writes.lastOK.Store(now)
+		if s.writes.failingSince.Load() != 0 {
+			s.writes.failingSince.Store(0)
+		}
+	case errors.Is(s.mapErr("write", err), store.ErrUnavailable):
+		s.writes.lastFailed.Store(now)
+		s.writes.failingSince.CompareAndSwap(0, now)
+	}
+}
+
+// WritesFailing says since when the store's writes have been failing with
+// ErrUnavailable, none having succeeded since, if one failed so within
+// writeFailHold before now.
+func (s *Store) WritesFailing(now time.Time) (since time.Time, failing bool) {
+	from := s.writes.failingSince.Load()
+	if from == 0 || now.Sub(time.Unix(0, s.writes.lastFailed.Load())) > writeFailHold {
+		return time.Time{}, false
+	}
+	return time.Unix(0, from).UTC(), true
+}
+
+// Ready reports whether the store can take requests, for /readyz, writing
+// nothing: not while its writes are failing with ErrUnavailable (see
+// WritesFailing), nor when the database does not answer or the dialect's
+// probe (Dialect.WriteProbe) says it would not take a write. A write that
+// succeeded within probeSkip answers for the database. Its error is a
+// *store.NotReadyError when it can say why in words anyone may read.
+func (s *Store) Ready(ctx context.Context) (err error) {
+	defer s.end("Ready", time.Now(), &err)
+	now := time.Now()
+	if since, failing := s.WritesFailing(now); failing {
+		return &store.NotReadyError{Reason: "writes failing since " + since.Format(time.RFC3339), Err: store.ErrUnavailable}
+	}
+	if now.Sub(time.Unix(0, s.writes.lastOK.Load())) < probeSkip {
+		return nil
+	}
+	if s.d.WriteProbe != nil {
+		return s.d.WriteProbe(ctx, s.db)
+	}
+	return s.db.PingContext(ctx)
+}
+
 // answers are the store's own errors, and a caller giving up: passed on as
 // they are. (A deadline that ran out is the dialect's to classify: the
 // database did not answer in time.)
@@ -195,7 +275,8 @@ func (s *Store) mapErr(op string, err error) error {
 
 // tx runs fn in a write transaction and commits it: in a group commit
 // when the dialect asks for one, else in a transaction of its own.
-func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) (err error) {
+	defer func() { s.noteWrite(err) }()
 	if s.group != nil {
 		// Waiting for the group's commit (another caller's group, then the
 		// fsync) is no CPU work of this server's: the request gives its
@@ -272,6 +353,9 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (in
 		res, err = tx.ExecContext(ctx, q, args...)
 	default:
 		res, err = s.db.ExecContext(ctx, q, args...)
+	}
+	if tx == nil {
+		s.noteWrite(err) // a write of its own, not a transaction's statement
 	}
 	if err != nil {
 		return 0, err
