@@ -30,6 +30,11 @@ var (
 	// does not take writes (a read-only standby) or timed out on a lock;
 	// the request may succeed later.
 	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrContention is ErrUnavailable for one transaction, not the
+	// database: it lost to a concurrent one (a deadlock, a serialization
+	// failure). The caller is answered as for ErrUnavailable (retry), but
+	// the database is not taken to be down (Ready).
+	ErrContention = fmt.Errorf("store: transaction lost to a concurrent one: %w", ErrUnavailable)
 	// ErrNonceReused: another transaction was created by a message with the
 	// same senderNonce; nothing was written.
 	ErrNonceReused = errors.New("store: senderNonce already used by another transaction")

@@ -155,10 +155,12 @@ func classify(err error) error {
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", pe.Code == "57014", // shutdown, cannot connect now, statement timeout
 			pe.Code == "25006", // read_only_sql_transaction: a standby, or a demoted primary
 			pe.Code == "25P03", // idle_in_transaction_session_timeout
-			pe.Code == "55P03", // lock_not_available (lock_timeout)
-			// The store retries neither: the client does, after Retry-After.
-			pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+			pe.Code == "55P03": // lock_not_available (lock_timeout)
 			return store.ErrUnavailable
+		case pe.Code == "40001", pe.Code == "40P01": // serialization_failure, deadlock_detected
+			// The store retries neither: the client does, after
+			// Retry-After. One transaction lost, not the database.
+			return store.ErrContention
 		}
 		return nil
 	}

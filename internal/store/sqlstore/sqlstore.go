@@ -203,6 +203,8 @@ func (s *Store) noteWrite(err error) {
 		if s.writes.failingSince.Load() != 0 {
 			s.writes.failingSince.Store(0)
 		}
+	case errors.Is(s.mapErr("write", err), store.ErrContention):
+		// One transaction lost to another: the database takes writes.
 	case errors.Is(s.mapErr("write", err), store.ErrUnavailable):
 		s.writes.lastFailed.Store(now)
 		s.writes.failingSince.CompareAndSwap(0, now)
