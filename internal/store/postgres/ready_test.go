@@ -98,8 +98,8 @@ func TestClassify(t *testing.T) {
 		"25006": store.ErrUnavailable, // read_only_sql_transaction
 		"25P03": store.ErrUnavailable, // idle_in_transaction_session_timeout
 		"55P03": store.ErrUnavailable, // lock_not_available
-		"40001": store.ErrContention, // serialization_failure: one transaction, not the database
-		"40P01": store.ErrContention, // deadlock_detected
+		"40001": store.ErrContention,  // serialization_failure: one transaction, not the database
+		"40P01": store.ErrContention,  // deadlock_detected
 		"23505": store.ErrConflict,
 		"42P01": nil, // undefined_table: a bug, not an outage
 		"22001": nil, // string_data_right_truncation

@@ -193,11 +193,15 @@ type writeHealth struct {
 
 // noteWrite records a write's outcome (a write transaction, or a write
 // statement of its own): success, failure with ErrUnavailable, or
-// neither (a conflict, a row not found, a caller giving up), which
-// changes nothing.
-func (s *Store) noteWrite(err error) {
+// neither (a conflict, a row not found, a caller that gave up or ran out
+// of its own time: ctx ended), which changes nothing.
+func (s *Store) noteWrite(ctx context.Context, err error) {
 	now := time.Now().UnixNano()
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// The caller's deadline or cancellation, not the database's
+		// answer (a database that stalls runs into statement timeouts
+		// and busy timeouts of its own).
 	case err == nil:
 		s.writes.lastOK.Store(now)
 		if s.writes.failingSince.Load() != 0 {
@@ -278,7 +282,7 @@ func (s *Store) mapErr(op string, err error) error {
 // tx runs fn in a write transaction and commits it: in a group commit
 // when the dialect asks for one, else in a transaction of its own.
 func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error) (err error) {
-	defer func() { s.noteWrite(err) }()
+	defer func() { s.noteWrite(ctx, err) }()
 	if s.group != nil {
 		// Waiting for the group's commit (another caller's group, then the
 		// fsync) is no CPU work of this server's: the request gives its
@@ -287,10 +291,20 @@ func (s *Store) tx(ctx context.Context, fn func(context.Context, *sql.Tx) error)
 		defer slot.Yield(ctx)()
 		return s.group.run(ctx, fn)
 	}
-	if s.d.Batch != nil {
-		return s.batchTx(ctx, fn)
+	run := func() error {
+		if s.d.Batch != nil {
+			return s.batchTx(ctx, fn)
+		}
+		return runTx(ctx, s.db, fn)
 	}
-	return runTx(ctx, s.db, fn)
+	err = run()
+	if err != nil && ctx.Err() == nil && errors.Is(s.mapErr("write", err), store.ErrContention) {
+		// Lost to a concurrent transaction (a deadlock, a serialization
+		// failure) and rolled back: once more, before a client hears 503
+		// (not every SCEP client retries one).
+		err = run()
+	}
+	return err
 }
 
 // Expect announces a write that will follow shortly with the returned
@@ -357,7 +371,7 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (in
 		res, err = s.db.ExecContext(ctx, q, args...)
 	}
 	if tx == nil {
-		s.noteWrite(err) // a write of its own, not a transaction's statement
+		s.noteWrite(ctx, err) // a write of its own, not a transaction's statement
 	}
 	if err != nil {
 		return 0, err
