@@ -915,6 +915,9 @@ func (s *Service) recheck(ctx context.Context, p *Profile, tx store.Transaction,
 		if why := p.renewalRefusal(old, oldCert.RawSubjectPublicKeyInfo, csr.RawSubjectPublicKeyInfo, now); why != "" {
 			return nil, nil, why, nil
 		}
+		if why, err := s.compromised(ctx, oldCert.PublicKey); err != nil || why != "" {
+			return nil, nil, why, err
+		}
 	}
 	evaluate := p.Policy.EvaluateVerified
 	if verify {
@@ -1190,10 +1193,14 @@ func (s *Service) renew(ctx context.Context, p *Profile, r Request, old *store.C
 	if why := p.renewalRefusal(old, r.Signer.RawSubjectPublicKeyInfo, r.CSR.RawSubjectPublicKeyInfo, now); why != "" {
 		return refuse("%s", why)
 	}
-	if why, err := s.compromised(ctx, r.CSR.PublicKey); err != nil {
-		return Result{}, err
-	} else if why != "" {
-		return refuse("%s", why)
+	// Neither the new key nor the one signing for it (another valid
+	// certificate of a key revoked for compromise elsewhere) may be one.
+	for _, key := range []crypto.PublicKey{r.CSR.PublicKey, r.Signer.PublicKey} {
+		if why, err := s.compromised(ctx, key); err != nil {
+			return Result{}, err
+		} else if why != "" {
+			return refuse("%s", why)
+		}
 	}
 	tmpl, err := p.Policy.Evaluate(r.CSR, p.CA.Cert, p.ID, now)
 	if err != nil {

@@ -591,6 +591,12 @@ func TestCompromisedKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another certificate of the same key (a second request under
+	// another transactionID), which stays valid.
+	sibling, err := svc.PKCSReq(ctx, p, req("t0", "dev-sibling"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	q.Manual = true
 	if held, err := svc.PKCSReq(ctx, q, req("t2", "dev-q")); err != nil || !held.Pending {
 		t.Fatalf("held request: %+v, %v", held, err)
@@ -615,13 +621,21 @@ func TestCompromisedKeyRefused(t *testing.T) {
 			t.Errorf("%s: %v, a certificate %v; want a rejection naming %s and key compromise", tt.name, err, res.DER != nil, serial)
 		}
 	}
+	// A renewal to a new key, signed with the sibling: the signing key is
+	// the compromised one.
+	newKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	res, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t6", CSR: keyCSR(t, newKey, "dev-sibling"), Renewal: true,
+		Signer: certOf(t, sibling), SignerKey: &key.PublicKey})
+	if rej := rejection(err); rej == nil || res.DER != nil || !strings.Contains(rej.Reason, "revoked for key compromise") {
+		t.Errorf("a renewal signed with another certificate of the compromised key: %v, a certificate %v; want a rejection", err, res.DER != nil)
+	}
 	if cert, err := svc.Approve(ctx, q, "t2", "op"); !errors.Is(err, enroll.ErrNotApprovable) || !strings.Contains(err.Error(), "key compromise") {
 		t.Errorf("approving the request held before: issued %v, %v; want ErrNotApprovable", cert != nil, err)
 	}
 	if _, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "t5", CSR: csr(t, 2048, "dev"), Password: password}); err != nil {
 		t.Errorf("a new key: %v", err)
 	}
-	if n := count(t, st); n != 2 {
-		t.Fatalf("%d certificates, want 2", n)
+	if n := count(t, st); n != 3 {
+		t.Fatalf("%d certificates, want 3", n)
 	}
 }

@@ -767,9 +767,10 @@ type Store interface {
 	CertificateStats(ctx context.Context, now time.Time, expiringWithin time.Duration) ([]CertificateStat, error)
 	// RevokeCertificate marks a certificate revoked with its audit event
 	// and bumps its CA's revocation generation; revoking again changes
-	// nothing (the first time and reason stay). keySHA256, when set (a
-	// revocation for key compromise), records the certificate's key as
-	// compromised (see KeyCompromised), also when it was revoked already.
+	// nothing (the first time and reason stay), except that keySHA256,
+	// set for a revocation for key compromise, records the certificate's
+	// key as compromised (see KeyCompromised) and makes reason the
+	// revocation's reason, also when it was revoked already.
 	RevokeCertificate(ctx context.Context, serial string, reason int, at time.Time, keySHA256 []byte, audit AuditEvent) error
 	// KeyCompromised returns the serial of the certificate whose
 	// revocation recorded the key with this SHA-256 (of its

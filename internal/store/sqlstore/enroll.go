@@ -357,7 +357,8 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 	defer s.end("RevokeCertificate", time.Now(), &err)
 	return s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var status string
-		if err := s.row(ctx, tx, `SELECT status FROM certificates WHERE serial = $1`+s.d.ForUpdate, serial).Scan(&status); err != nil {
+		var was int
+		if err := s.row(ctx, tx, `SELECT status, revocation_reason FROM certificates WHERE serial = $1`+s.d.ForUpdate, serial).Scan(&status, &was); err != nil {
 			return fmt.Errorf("revoke %s: %w", serial, err)
 		}
 		var stmts []Stmt
@@ -365,9 +366,17 @@ func (s *Store) RevokeCertificate(ctx context.Context, serial string, reason int
 			stmts = append(stmts, Stmt{Query: `INSERT INTO compromised_keys (key_sha256, serial, at) VALUES ($1, $2, $3) ON CONFLICT (key_sha256) DO NOTHING`,
 				Args: []any{keySHA256, serial, s.d.Time(at)}, What: "compromised key of " + serial})
 		}
-		if status != store.CertRevoked {
+		switch {
+		case status != store.CertRevoked:
 			stmts = append(stmts, Stmt{Query: `UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 WHERE serial = $4`,
 				Args: []any{store.CertRevoked, s.d.Time(at), reason, serial}, What: "revoke " + serial},
+				bumpGeneration(serial, "revoke "+serial))
+		case keySHA256 != nil && was != reason:
+			// Found compromised after a revocation for another reason:
+			// CRLs and OCSP say so from now on (RFC 5280 §5.3.1), the
+			// revocation time staying.
+			stmts = append(stmts, Stmt{Query: `UPDATE certificates SET revocation_reason = $1 WHERE serial = $2`,
+				Args: []any{reason, serial}, What: "revocation reason of " + serial},
 				bumpGeneration(serial, "revoke "+serial))
 		}
 		if len(stmts) == 0 {

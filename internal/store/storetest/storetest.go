@@ -1412,7 +1412,8 @@ func verifyChain(t *testing.T, s store.Store, want int) {
 
 // testCompromisedKeys: a revocation for key compromise records the key, in
 // the revocation's transaction, also for a certificate revoked already
-// (its first reason stays); the record is found by the key alone.
+// (its reason becomes keyCompromise, its time stays); the record is found
+// by the key alone.
 func testCompromisedKeys(t *testing.T, s store.Store) {
 	seed(t, s)
 	for i, serial := range []string{"01", "02", "03"} {
@@ -1451,8 +1452,8 @@ func testCompromisedKeys(t *testing.T, s store.Store) {
 	if serial, err := s.KeyCompromised(ctx, keyB); err != nil || serial != "03" {
 		t.Fatalf("KeyCompromised(keyB) after revoking 03 again for key compromise = %q, %v; want 03", serial, err)
 	}
-	if c, _ := s.GetCertificate(ctx, "03"); c.RevocationReason != 4 {
-		t.Fatalf("revocation reason of 03 = %d, want the first (4)", c.RevocationReason)
+	if c, _ := s.GetCertificate(ctx, "03"); c.RevocationReason != 1 || !c.RevokedAt.Equal(when.Truncate(time.Microsecond)) {
+		t.Fatalf("03 found compromised after its revocation as superseded: reason %d at %v, want keyCompromise (1) at the first time", c.RevocationReason, c.RevokedAt)
 	}
 	// Nothing is recorded for a serial that does not exist.
 	if err := s.RevokeCertificate(ctx, "ff", 1, when, bytes.Repeat([]byte{0xf}, 32), ev); !errors.Is(err, store.ErrNotFound) {
