@@ -92,3 +92,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestQueueWaitWithinAnswerDeadline: a queue wait at or past the answer
+// deadline (counted from a request's arrival) would leave a queued
+// request no time to be decided: refused at start.
+func TestQueueWaitWithinAnswerDeadline(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--queue-wait", "25s", "--data", filepath.Join(t.TempDir(), "data")}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "--queue-wait 25s: want less than 25s") {
+		t.Fatalf("exit %d, %q; want 2 and the reason", code, errb.String())
+	}
+}

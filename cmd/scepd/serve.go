@@ -83,7 +83,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.String("crypto", defaultEngine(), "where file-held private keys work: go, or openssl (binaries built with -tags openssl, where it is the default) (env SCEPD_CRYPTO; config crypto)")
 	fs.String("public-url", "", "base URL for AIA caIssuers and CA downloads, e.g. https://pki.example.com (env SCEPD_PUBLIC_URL)")
 	maxConcurrent := fs.Int("max-concurrent", envInt("SCEPD_MAX_CONCURRENT", 0), "PKIOperations processed at once; more get HTTP 503 with Retry-After; 0: one per CPU with SQLite, two per CPU with PostgreSQL (whose round trips leave a CPU idle) (env SCEPD_MAX_CONCURRENT)")
-	queueWait := fs.Duration("queue-wait", 10*time.Second, "how long a PKIOperation waits for a free slot before the 503")
+	queueWait := fs.Duration("queue-wait", 10*time.Second, "how long a PKIOperation waits for a free slot before the 503 (less than 25s, its whole time to an answer)")
 	maxQueue := fs.Int("max-queue", envInt("SCEPD_MAX_QUEUE", 1024), "PKIOperations that may wait for a slot; one more gets HTTP 503 with Retry-After at once (env SCEPD_MAX_QUEUE)")
 	challengeRate := fs.Float64("challenge-rate", envFloat("SCEPD_CHALLENGE_RATE", 10), "one-time challenges minted per second per profile (API, console, NDES page, Jamf webhook), on average; 0: unlimited (env SCEPD_CHALLENGE_RATE)")
 	challengeBurst := fs.Int("challenge-burst", envInt("SCEPD_CHALLENGE_BURST", 100), "challenges a profile may mint at once above its rate (env SCEPD_CHALLENGE_BURST)")
@@ -164,6 +164,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	idleTimeout, err := time.ParseDuration(setting(fs, "console-idle-timeout", "SCEPD_CONSOLE_IDLE_TIMEOUT", idleFile, "30m"))
 	if err != nil || idleTimeout <= 0 {
 		fmt.Fprintln(stderr, "scepd: --console-idle-timeout: want a positive duration such as 30m")
+		return 2
+	}
+	if *queueWait >= server.DefaultAnswerWithin {
+		// A request waiting that long for a slot is past its answer
+		// deadline (counted from its arrival) before it starts.
+		fmt.Fprintf(stderr, "scepd: --queue-wait %v: want less than %v, the time a PKIOperation has from its arrival to its answer\n", *queueWait, server.DefaultAnswerWithin)
 		return 2
 	}
 	cfg := serveConfig{

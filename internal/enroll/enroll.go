@@ -352,6 +352,13 @@ func (s *Service) PKCSReq(ctx context.Context, p *Profile, r Request) (Result, e
 		defer done()
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// The request's time ran out while the validator was asked
+			// (the server's answer deadline, the client gone): no
+			// verdict, so no refusal and no failure counted; the device
+			// is answered "retry".
+			return Result{}, fmt.Errorf("enroll: challenge: %w", errors.Join(ctx.Err(), err))
+		}
 		if errors.Is(err, challenge.ErrInvalid) {
 			// A retransmission whose one-time challenge its first copy spent.
 			if res, ok, serr := stored(); ok {
@@ -947,7 +954,10 @@ func (s *Service) issueWith(ctx context.Context, p *Profile, r Request, tmpl *x5
 	got, err := p.issuer().Issue(ctx, IssueRequest{ProfileID: p.ID, TransactionID: r.TransactionID, CSR: r.CSR, Template: tmpl})
 	var up *UpstreamError
 	if errors.As(err, &up) {
-		if fromPending {
+		if fromPending || ctx.Err() != nil {
+			// An approval's caller hears why; a request whose time ran
+			// out (the server's answer deadline) is answered "retry",
+			// not a refusal.
 			return Result{}, fmt.Errorf("enroll: %w", up)
 		}
 		if !up.Refused && p.HoldWhenUpstreamDown && p.Sealer != nil {

@@ -639,3 +639,64 @@ func TestCompromisedKeyRefused(t *testing.T) {
 		t.Fatalf("%d certificates, want 3", n)
 	}
 }
+
+// slowValidator answers when the request's context ends, as a webhook or
+// Intune cut off by the server's answer deadline does: with a refusal
+// (the validators turn a failed call into one).
+type slowValidator struct{}
+
+func (slowValidator) Validate(ctx context.Context, _ challenge.Request) (challenge.Grant, error) {
+	<-ctx.Done()
+	return challenge.Grant{}, &challenge.Rejected{Reason: "the validation service did not answer: " + ctx.Err().Error()}
+}
+
+// TestValidatorCutByDeadline: a request whose time runs out while its
+// validator is asked gets no verdict: not a refusal (FAILURE is final
+// for SCEP clients) and no failed attempt counted against its address;
+// the server answers it "retry" (503).
+func TestValidatorCutByDeadline(t *testing.T) {
+	svc, p, _ := setup(t)
+	p.Challenge = slowValidator{}
+	request := csr(t, 2048, "dev")
+	for i := range enroll.DefaultMaxFailures + 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: fmt.Sprint("slow-", i), CSR: request, Password: "x", RemoteAddr: "192.0.2.7:1000"})
+		cancel()
+		if rejection(err) != nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("attempt %d: %v; want the deadline, not a refusal", i, err)
+		}
+	}
+	// Not locked out: a check that answers is asked.
+	p.Challenge = challenge.None{}
+	if _, err := svc.PKCSReq(context.Background(), p, enroll.Request{TransactionID: "after", CSR: csr(t, 2048, "dev"), RemoteAddr: "192.0.2.7:1000"}); err != nil {
+		t.Fatalf("after the deadlines: %v; want issued (no failures counted)", err)
+	}
+}
+
+// slowUpstream answers when the request's context ends, as an upstream
+// CA cut off by the server's answer deadline does.
+type slowUpstream struct{}
+
+func (slowUpstream) Name() string { return "scep:https://ca.example/slow" }
+func (slowUpstream) Issue(ctx context.Context, _ enroll.IssueRequest) (enroll.Issuance, error) {
+	<-ctx.Done()
+	return enroll.Issuance{}, &enroll.UpstreamError{Upstream: "scep:https://ca.example/slow", Reason: "no answer within 20s", Err: ctx.Err()}
+}
+func (slowUpstream) Poll(ctx context.Context, req enroll.IssueRequest, _ []byte) (enroll.Issuance, error) {
+	return slowUpstream{}.Issue(ctx, req)
+}
+
+// TestUpstreamCutByDeadline: a request whose time runs out while the
+// upstream CA is asked is not refused (FAILURE is final for SCEP
+// clients): the server answers it "retry".
+func TestUpstreamCutByDeadline(t *testing.T) {
+	svc, p, _ := setup(t)
+	p.Challenge, p.Issuer = challenge.None{}, slowUpstream{}
+	request := csr(t, 2048, "dev")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := svc.PKCSReq(ctx, p, enroll.Request{TransactionID: "slow-upstream", CSR: request})
+	if rejection(err) != nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v; want the deadline, not a refusal", err)
+	}
+}
