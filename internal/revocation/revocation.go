@@ -339,6 +339,14 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 			return OCSPResponse{}, err
 		case c.Status == store.CertRevoked:
 			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt, c.RevocationReason
+			if at := c.RevokedAt.UTC().Truncate(time.Second); at.After(thisUpdate) {
+				// Revoked within this period: the answer is as of the
+				// revocation, later than the period's good answer (a
+				// cache keeping the newer of two keeps this one), and
+				// the same on every replica (the time is the database's).
+				thisUpdate = at
+				tmpl.ThisUpdate, tmpl.NextUpdate = at, at.Add(time.Hour)
+			}
 		default:
 			tmpl.Status = ocsp.Good
 		}

@@ -408,10 +408,14 @@ func TestOCSPAnswerReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked, r := ask(f.a, crypto.SHA1)
-	if revoked.Status != ocsp.Revoked || r.ETag == a.ETag {
-		t.Fatalf("after the other replica revoked it: status %d, ETag %q (before %q); want revoked, another ETag", revoked.Status, r.ETag, a.ETag)
+	if revoked.Status != ocsp.Revoked || r.ETag == a.ETag || !revoked.ThisUpdate.Equal(f.now.Truncate(time.Second)) || revoked.ThisUpdate.Before(revoked.RevokedAt) {
+		t.Fatalf("after the other replica revoked it: status %d, thisUpdate %v (revoked at %v), ETag %q (before %q); want revoked as of the revocation, another ETag",
+			revoked.Status, revoked.ThisUpdate, revoked.RevokedAt, r.ETag, a.ETag)
 	}
-	f.now = f.now.Add(answerPeriod)
+	if other, b := ask(f.b, crypto.SHA1); !other.ThisUpdate.Equal(revoked.ThisUpdate) || b.ETag != r.ETag {
+		t.Errorf("the other replica's revoked answer: thisUpdate %v, ETag %q; want %v, %q", other.ThisUpdate, b.ETag, revoked.ThisUpdate, r.ETag)
+	}
+	f.now = f.now.Add(2 * answerPeriod)
 	if resp, again := ask(f.a, crypto.SHA1); bytes.Equal(again.DER, r.DER) || !resp.ThisUpdate.After(revoked.ThisUpdate) || resp.Status != ocsp.Revoked {
 		t.Errorf("asked in the next period: thisUpdate %v (before %v), status %d; want a newer revoked answer", resp.ThisUpdate, revoked.ThisUpdate, resp.Status)
 	}
