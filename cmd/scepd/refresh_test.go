@@ -103,3 +103,36 @@ func TestQueueWaitWithinAnswerDeadline(t *testing.T) {
 		t.Fatalf("exit %d, %q; want 2 and the reason", code, errb.String())
 	}
 }
+
+// TestRefreshBacksOff: a reload that keeps failing (a profile this
+// replica cannot load) is tried less and less often, not at every tick:
+// each try unseals keys and logs an error.
+func TestRefreshBacksOff(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "scepd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var mu sync.Mutex
+	calls := 0
+	reload := func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		return errors.New("profile p: SCEPD_SECRET_X is not set")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		refreshProfiles(ctx, st, reload, slog.New(slog.DiscardHandler), 2*time.Millisecond, "never loaded")
+	}()
+	time.Sleep(300 * time.Millisecond) // 150 ticks
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if calls == 0 || calls > 10 {
+		t.Fatalf("%d reloads in 150 ticks of a reload that keeps failing, want a few (backing off)", calls)
+	}
+}

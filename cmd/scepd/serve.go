@@ -590,6 +590,7 @@ const profileRefresh = 15 * time.Second
 func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Context) error, log *slog.Logger, every time.Duration, loaded string) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	failures, next := 0, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -597,19 +598,29 @@ func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Co
 		case <-tick.C:
 		}
 		fp, err := profilesFingerprint(ctx, st)
-		if err != nil || fp == loaded {
+		if err != nil || fp == loaded || time.Now().Before(next) {
 			continue
 		}
 		if err := reload(ctx); err != nil {
-			if ctx.Err() == nil {
-				log.Error("reloading profiles failed; serving them as they were until a reload succeeds", "error", err.Error())
+			if ctx.Err() != nil {
+				return
 			}
+			// Tried again, less often the longer it fails (a load
+			// unseals keys: KDF work), at most maxReloadBackoff apart.
+			failures++
+			wait := min(every<<min(failures, 16), maxReloadBackoff)
+			next = time.Now().Add(wait)
+			log.Error("reloading profiles failed; serving them as they were until a reload succeeds", "error", err.Error(),
+				"failures", failures, "retry_in", wait.String())
 			continue
 		}
-		loaded = fp
+		loaded, failures, next = fp, 0, time.Time{}
 		log.Info("profiles reloaded")
 	}
 }
+
+// maxReloadBackoff bounds the wait between reloads that keep failing.
+const maxReloadBackoff = 5 * time.Minute
 
 // expirePending rejects pending requests nobody decided in time and
 // purges one-time challenges that expired unused.
