@@ -336,7 +336,7 @@ func TestQueue(t *testing.T) {
 		wantBusy bool
 	}{{"16", false}, {"2", true}} {
 		s := sceptest.Start(t, sceptest.Options{Env: []string{"SCEPD_CHALLENGE=" + challenge},
-			Args: []string{"--max-concurrent", "1", "--max-queue", c.queue, "--queue-wait", "1m"}})
+			Args: []string{"--max-concurrent", "1", "--max-queue", c.queue, "--queue-wait", "20s"}})
 		l := newLoad(t, []*sceptest.Server{s}, "queue-"+c.queue)
 		issued, failed := l.run(context.Background(), 36, 12, challenge)
 		for _, err := range failed {
