@@ -1,11 +1,12 @@
-// Package pgtest gives tests a private PostgreSQL schema, database or
-// server. Tests only.
+// Package pgtest gives tests a private PostgreSQL schema or database on
+// the server SCEPD_TEST_POSTGRES names. Tests only.
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -18,36 +19,7 @@ import (
 // test is skipped, except in CI, where it fails: CI must run this backend.
 func Schema(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("SCEPD_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("SCEPD_TEST_POSTGRES is not set in CI")
-		}
-		t.Skip("SCEPD_TEST_POSTGRES is not set (e.g. postgres://127.0.0.1:5432/test?sslmode=disable)")
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "scepd_test_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connecting to SCEPD_TEST_POSTGRES: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, schema := fresh(t, "CREATE SCHEMA %s", "DROP SCHEMA %s CASCADE")
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
@@ -60,6 +32,16 @@ func Schema(t testing.TB) string {
 // schema would share with every other test. Skipped like Schema.
 func Database(t testing.TB) (dbURL, name string) {
 	t.Helper()
+	u, name := fresh(t, "CREATE DATABASE %s", "DROP DATABASE %s WITH (FORCE)")
+	u.Path = "/" + name
+	return u.String(), name
+}
+
+// fresh creates an object with a random name on SCEPD_TEST_POSTGRES's
+// server (create and drop hold %s for the name), dropped when the test
+// ends, and returns the server's URL and the name.
+func fresh(t testing.TB, create, drop string) (*url.URL, string) {
+	t.Helper()
 	base := os.Getenv("SCEPD_TEST_POSTGRES")
 	if base == "" {
 		if os.Getenv("CI") != "" {
@@ -67,29 +49,28 @@ func Database(t testing.TB) (dbURL, name string) {
 		}
 		t.Skip("SCEPD_TEST_POSTGRES is not set (e.g. postgres://127.0.0.1:5432/test?sslmode=disable)")
 	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	name = "scepd_test_" + hex.EncodeToString(b)
+	name := "scepd_test_" + hex.EncodeToString(b)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		t.Fatalf("connecting to SCEPD_TEST_POSTGRES: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(create, name)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), base)
 		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Exec(context.Background(), fmt.Sprintf(drop, name))
 			c.Close(context.Background())
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String(), name
+	return u, name
 }
