@@ -585,8 +585,8 @@ const profileRefresh = 15 * time.Second
 // fingerprint of the profile rows with loaded, the one taken before what
 // is served was loaded, and reloads when they differ. A reload that fails
 // (the database a moment away, a profile this replica cannot load) is
-// tried again at every interval until one succeeds: meanwhile the replica
-// serves the profiles as they were, and says so.
+// tried again until one succeeds, less often the longer it fails:
+// meanwhile the replica serves the profiles as they were, and says so.
 func refreshProfiles(ctx context.Context, st store.Store, reload func(context.Context) error, log *slog.Logger, every time.Duration, loaded string) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()

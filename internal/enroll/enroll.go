@@ -474,6 +474,14 @@ func (u *unnotified) add(key, serial string, now time.Time) {
 	u.m[key] = unnotifiedCert{serial: serial, until: now.Add(unnotifiedTTL)}
 }
 
+// waiting reports whether a certificate is remembered under key.
+func (u *unnotified) waiting(key string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.m[key]
+	return ok
+}
+
 // take reports whether serial is the certificate remembered under key,
 // forgetting it.
 func (u *unnotified) take(key, serial string, now time.Time) bool {
@@ -490,11 +498,12 @@ func (u *unnotified) take(key, serial string, now time.Time) bool {
 // issuedLate sends Issued for a retry answered from the store with the
 // certificate an earlier attempt here committed without notifying.
 func (s *Service) issuedLate(ctx context.Context, p *Profile, n challenge.Notifier, r Request, keyHash []byte, res Result) {
-	if res.DER == nil {
-		return
+	key := unnotifiedKey(p, r, keyHash)
+	if res.DER == nil || !s.unnotified.waiting(key) {
+		return // the common retransmission: nothing to parse
 	}
 	cert, err := res.Certificate()
-	if err != nil || !s.unnotified.take(unnotifiedKey(p, r, keyHash), cert.SerialNumber.Text(16), s.now()) {
+	if err != nil || !s.unnotified.take(key, cert.SerialNumber.Text(16), s.now()) {
 		return
 	}
 	creq := r.challengeRequest(p)

@@ -207,11 +207,14 @@ func (s *Store) noteWrite(ctx context.Context, err error) {
 		if s.writes.failingSince.Load() != 0 {
 			s.writes.failingSince.Store(0)
 		}
-	case errors.Is(s.mapErr("write", err), store.ErrContention):
-		// One transaction lost to another: the database takes writes.
-	case errors.Is(s.mapErr("write", err), store.ErrUnavailable):
-		s.writes.lastFailed.Store(now)
-		s.writes.failingSince.CompareAndSwap(0, now)
+	default:
+		mapped := s.mapErr("write", err)
+		if errors.Is(mapped, store.ErrUnavailable) && !errors.Is(mapped, store.ErrContention) {
+			// (Contention is one transaction losing to another: the
+			// database takes writes.)
+			s.writes.lastFailed.Store(now)
+			s.writes.failingSince.CompareAndSwap(0, now)
+		}
 	}
 }
 
