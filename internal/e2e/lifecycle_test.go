@@ -424,6 +424,23 @@ func TestRevocationCRLAndOCSP(t *testing.T) {
 		crl.RevokedCertificateEntries[0].ReasonCode != 1 || crl.Number.Sign() <= 0 {
 		t.Fatalf("CRL entries %+v number %v", crl.RevokedCertificateEntries, crl.Number)
 	}
+	// A cache revalidating the CRL it holds (curl as the cache) hears 304
+	// Not Modified, without the CRL.
+	curl := sceptest.RequireTool(t, "curl", "curl")
+	crlURL := bad.cert.CRLDistributionPoints[0]
+	head, err := sceptest.Run(t, time.Minute, nil, "", curl, "-sS", "-D", "-", "-o", "/dev/null", crlURL)
+	etag := ""
+	for _, line := range strings.Split(head, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Etag: "); ok {
+			etag = v
+		}
+	}
+	if err != nil || etag == "" {
+		t.Fatalf("curl %s: %v, no ETag in\n%s", crlURL, err, head)
+	}
+	if code, err := sceptest.Run(t, time.Minute, nil, "", curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: "+etag, crlURL); err != nil || code != "304" {
+		t.Fatalf("curl -H 'If-None-Match: %s' %s: %v %q, want 304", etag, crlURL, err, code)
+	}
 	crlFile := filepath.Join(dir, "root.crl")
 	os.WriteFile(crlFile, crlDER, 0o644)
 	if out, err := sceptest.Run(t, time.Minute, nil, "", openssl, "crl", "-inform", "DER", "-in", crlFile, "-CAfile", rootPEM, "-noout", "-verify"); err != nil ||
