@@ -280,18 +280,9 @@ func (s *Service) OCSP(ctx context.Context, caID string, req []byte) (OCSPRespon
 	}
 	// The certificate, read once: picking among IDs of one CA needs it
 	// too.
-	var stored struct {
-		c    store.Certificate
-		err  error
-		read bool
-	}
-	certificate := func() (store.Certificate, error) {
-		if !stored.read {
-			stored.c, stored.err = s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
-			stored.read = true
-		}
-		return stored.c, stored.err
-	}
+	certificate := sync.OnceValues(func() (store.Certificate, error) {
+		return s.Store.GetCertificate(ctx, r.SerialNumber.Text(16))
+	})
 	if caID == "" {
 		var ids []string
 		for id, c := range s.CAs() {
