@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/scepd/scepd/internal/outbound"
 	"io/fs"
 	"net/url"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/scepd/scepd/internal/audit"
 	"github.com/scepd/scepd/internal/keys"
+	"github.com/scepd/scepd/internal/outbound"
 	"github.com/scepd/scepd/internal/store"
 	"github.com/scepd/scepd/internal/store/postgres"
 	"github.com/scepd/scepd/internal/store/sqlite"
@@ -141,13 +141,10 @@ func openRaw(ctx context.Context, f storeFlags) (*sqlstore.Store, error) {
 	case isPostgres(f.database):
 		return postgres.Open(ctx, f.database, postgres.Options{MaxConns: int32(f.dbMaxConns), Schema: schema})
 	case f.database == "", f.database == "sqlite":
-		return sqlite.OpenSchema(ctx, filepath.Join(f.dataDir, sqliteFile), schema)
+		return sqlite.OpenSchema(ctx, filepath.Join(f.dataDir, sqlite.FileName), schema)
 	}
 	return nil, fmt.Errorf("--database %q: want a postgres:// URL, or nothing for the embedded SQLite", outbound.Redact(f.database))
 }
-
-// sqliteFile is the SQLite database's file in the data directory.
-const sqliteFile = "scepd.db"
 
 func isPostgres(database string) bool {
 	return strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://")

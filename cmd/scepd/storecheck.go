@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/scepd/scepd/internal/outbound"
+	"github.com/scepd/scepd/internal/store/sqlite"
 )
 
 const storeUsage = `Usage:
@@ -81,7 +83,7 @@ func storeMigrate(f *adminFlags, stdout, stderr io.Writer) int {
 	// the wrong directory) would otherwise get a new one, "migrated".
 	target := outbound.Redact(sf.database)
 	if !isPostgres(sf.database) {
-		target = filepath.Join(sf.dataDir, sqliteFile)
+		target = filepath.Join(sf.dataDir, sqlite.FileName)
 		if _, err := os.Stat(target); err != nil {
 			fmt.Fprintf(stderr, "scepd store migrate: no scepd database at %s: name it with --data or --database\n", target)
 			return 1

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/scepd/scepd/internal/outbound"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scepd/scepd/internal/config"
+	"github.com/scepd/scepd/internal/outbound"
 	"github.com/scepd/scepd/internal/store"
 )
 

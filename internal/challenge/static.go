@@ -9,12 +9,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/scepd/scepd/internal/slot"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/scepd/scepd/internal/slot"
 )
 
 // MinStaticLength is the shortest static challenge accepted.

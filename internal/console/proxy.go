@@ -2,11 +2,12 @@ package console
 
 import (
 	"fmt"
-	"github.com/scepd/scepd/internal/outbound"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/scepd/scepd/internal/outbound"
 )
 
 // ParseProxies reads a comma-separated list of CIDRs or addresses of

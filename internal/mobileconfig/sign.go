@@ -5,8 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/scepd/scepd/internal/ca"
 
+	"github.com/scepd/scepd/internal/ca"
 	"github.com/scepd/scepd/internal/scep/cms"
 )
 

@@ -356,7 +356,7 @@ func (s *Server) Store() store.Store {
 	if db := s.database(); db != "" {
 		st, err = postgres.Open(context.Background(), db, postgres.Options{MaxConns: 2})
 	} else {
-		st, err = sqlite.Open(context.Background(), filepath.Join(s.DataDir, "scepd.db"))
+		st, err = sqlite.Open(context.Background(), filepath.Join(s.DataDir, sqlite.FileName))
 	}
 	if err != nil {
 		s.t.Fatal(err)

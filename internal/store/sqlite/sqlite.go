@@ -27,6 +27,9 @@ import (
 	"github.com/scepd/scepd/internal/store/sqlstore"
 )
 
+// FileName is the database's file in scepd's data directory.
+const FileName = "scepd.db"
+
 //go:embed migrations/*.sql
 var migrations embed.FS
 
